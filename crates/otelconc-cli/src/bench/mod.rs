@@ -1,0 +1,208 @@
+//! `otelconc bench`: every primitive beside its uninstrumented peers, in one process.
+//!
+//! Each suite yields cases; each case has variants, the first of which is the baseline.
+//! The harness builds one 2-worker tokio runtime, warms every variant up, then runs the
+//! variants of a case in turn for several rounds (rotating which goes first) and reports
+//! the median ns per operation of each, with its ratio to the baseline. Compare ratios
+//! from one run; absolute times on a shared machine move between runs.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::runtime::Runtime;
+
+mod providers;
+mod telemetry;
+
+pub(crate) use providers::BenchTelemetry;
+
+/// Arguments of `otelconc bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Suites to run (all when none is named).
+    #[arg(value_name = "SUITE")]
+    suites: Vec<String>,
+    /// Fewer operations and rounds: the whole run finishes in under 30 s.
+    #[arg(long)]
+    quick: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a suite's cases get to build their variants.
+pub(crate) struct Env {
+    /// Quick mode: the suite should scale its operation counts down.
+    pub(crate) quick: bool,
+    /// SDK providers with discarding exporters, shared by every variant that needs one.
+    pub(crate) telemetry: BenchTelemetry,
+}
+
+impl Env {
+    /// `full` operations normally, `full / 10` (at least 1,000) in quick mode.
+    pub(crate) fn ops(&self, full: u64) -> u64 {
+        if self.quick {
+            (full / 10).max(1_000)
+        } else {
+            full
+        }
+    }
+}
+
+/// Runs `ops` operations on the runtime and returns the time they took (setup and
+/// teardown outside the measured part are not counted).
+pub(crate) type RunFn = Box<dyn Fn(&Runtime, u64) -> Duration>;
+
+/// One way of doing a case's work.
+pub(crate) struct Variant {
+    pub(crate) name: &'static str,
+    pub(crate) run: RunFn,
+}
+
+impl Variant {
+    pub(crate) fn new(
+        name: &'static str,
+        run: impl Fn(&Runtime, u64) -> Duration + 'static,
+    ) -> Self {
+        Self {
+            name,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// A workload and the variants that do it; the first variant is the baseline.
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) ops: u64,
+    pub(crate) variants: Vec<Variant>,
+}
+
+/// A named family of cases.
+pub(crate) struct Suite {
+    pub(crate) name: &'static str,
+    pub(crate) cases: fn(&Env) -> Vec<Case>,
+}
+
+/// Every suite, in the order they run.
+fn suites() -> Vec<Suite> {
+    vec![Suite {
+        name: "telemetry",
+        cases: telemetry::cases,
+    }]
+}
+
+/// One result line.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Measurement {
+    pub(crate) suite: &'static str,
+    pub(crate) case: &'static str,
+    pub(crate) variant: &'static str,
+    pub(crate) ns_per_op: f64,
+    pub(crate) ops: u64,
+}
+
+#[derive(Debug)]
+struct UnknownSuite(String, Vec<&'static str>);
+
+impl fmt::Display for UnknownSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown bench suite {:?}; the suites are: {}",
+            self.0,
+            self.1.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownSuite {}
+
+pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let all = suites();
+    let names: Vec<&'static str> = all.iter().map(|s| s.name).collect();
+    for s in &args.suites {
+        if !names.contains(&s.as_str()) {
+            return Err(Box::new(UnknownSuite(s.clone(), names)));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let env = Env {
+        quick: args.quick,
+        telemetry: rt.block_on(async { BenchTelemetry::new() }),
+    };
+    let rounds = if args.quick { 3 } else { 5 };
+    for suite in all
+        .iter()
+        .filter(|s| args.suites.is_empty() || args.suites.iter().any(|n| n == s.name))
+    {
+        for case in (suite.cases)(&env) {
+            let results = measure(&rt, suite.name, &case, rounds);
+            if args.json {
+                for m in &results {
+                    println!("{}", serde_json::to_string(m)?);
+                }
+            } else {
+                print_table(&results);
+            }
+        }
+    }
+    env.telemetry.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn measure(rt: &Runtime, suite: &'static str, case: &Case, rounds: usize) -> Vec<Measurement> {
+    let warm = (case.ops / 10).max(100);
+    for v in &case.variants {
+        (v.run)(rt, warm);
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); case.variants.len()];
+    for round in 0..rounds {
+        let n = case.variants.len();
+        for k in 0..n {
+            let i = (round + k) % n;
+            let took = (case.variants[i].run)(rt, case.ops);
+            samples[i].push(took.as_nanos() as f64 / case.ops as f64);
+        }
+    }
+    case.variants
+        .iter()
+        .zip(samples)
+        .map(|(v, mut s)| {
+            s.sort_by(f64::total_cmp);
+            Measurement {
+                suite,
+                case: case.name,
+                variant: v.name,
+                ns_per_op: s[s.len() / 2],
+                ops: case.ops,
+            }
+        })
+        .collect()
+}
+
+fn print_table(results: &[Measurement]) {
+    let Some(base) = results.first() else { return };
+    println!(
+        "\n{} / {} ({} ops, median of rounds)",
+        base.suite, base.case, base.ops
+    );
+    println!(
+        "  {:<20} {:>12} {:>14} {:>9}",
+        "variant", "ns/op", "ops/s", "ratio"
+    );
+    for m in results {
+        println!(
+            "  {:<20} {:>12.1} {:>14.0} {:>8.2}x",
+            m.variant,
+            m.ns_per_op,
+            1e9 / m.ns_per_op,
+            m.ns_per_op / base.ns_per_op
+        );
+    }
+}

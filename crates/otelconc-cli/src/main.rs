@@ -1,0 +1,40 @@
+//! `otelconc`: runs a realistic workload through every otelconc primitive (`demo`) and
+//! measures what the instrumentation costs against uninstrumented peers (`bench`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod demo;
+
+/// otelconc: concurrency building blocks for tokio with OpenTelemetry built in.
+#[derive(Debug, Parser)]
+#[command(name = "otelconc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an event-ingestion workload through every primitive, with its telemetry.
+    Demo(demo::DemoArgs),
+    /// Measure what the instrumentation costs, against uninstrumented peers.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("otelconc: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Test support shared by the otelconc crates.
+//!
+//! - [`TestTelemetry`]: SDK tracer and meter providers wired to in-memory exporters, so a
+//!   test asserts telemetry from what an exporter received, not from internal counters.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod memory;
+
+pub use memory::{MetricsSnapshot, TestTelemetry, attr};
+pub use opentelemetry_sdk::trace::SpanData;

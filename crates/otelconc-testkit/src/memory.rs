@@ -1,0 +1,252 @@
+//! In-memory SDK providers for asserting telemetry in tests.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use otelconc::telemetry::Telemetry;
+
+/// Tracer and meter providers that export into memory.
+///
+/// Spans are exported as each one ends (simple processor); metrics when
+/// [`TestTelemetry::metrics`] forces a collection.
+pub struct TestTelemetry {
+    spans: InMemorySpanExporter,
+    metrics: InMemoryMetricExporter,
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+}
+
+impl fmt::Debug for TestTelemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TestTelemetry")
+    }
+}
+
+impl Default for TestTelemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestTelemetry {
+    /// Fresh providers with always-on sampling.
+    pub fn new() -> Self {
+        let spans = InMemorySpanExporter::default();
+        let metrics = InMemoryMetricExporter::default();
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let reader = PeriodicReader::builder(metrics.clone())
+            .with_interval(Duration::from_secs(3600))
+            .build();
+        let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
+        Self {
+            spans,
+            metrics,
+            tracer_provider,
+            meter_provider,
+        }
+    }
+
+    /// A [`Telemetry`] handle on these providers, for a primitive's builder.
+    pub fn telemetry(&self) -> Telemetry {
+        Telemetry::new(&self.meter_provider, &self.tracer_provider)
+    }
+
+    /// The SDK tracer provider.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.tracer_provider
+    }
+
+    /// The SDK meter provider.
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.meter_provider
+    }
+
+    /// A context holding a new sampled span `name` (kind internal), to `attach()` or pass
+    /// as a parent: the "submitter" of the work under test. End it with
+    /// `cx.span().end()` to see it among [`TestTelemetry::spans`].
+    pub fn root(&self, name: &'static str) -> Context {
+        let tracer = self.tracer_provider.tracer("otelconc-test");
+        let span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .start(&tracer);
+        Context::current().with_span(span)
+    }
+
+    /// Every span ended so far.
+    pub fn spans(&self) -> Vec<SpanData> {
+        self.spans.get_finished_spans().expect("in-memory exporter")
+    }
+
+    /// The ended spans named `name`.
+    pub fn spans_named(&self, name: &str) -> Vec<SpanData> {
+        self.spans()
+            .into_iter()
+            .filter(|s| s.name == name)
+            .collect()
+    }
+
+    /// Collects metrics now and returns the latest (cumulative) snapshot.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.reset();
+        self.meter_provider.force_flush().expect("metrics flush");
+        let mut all = self.metrics.get_finished_metrics().expect("metrics");
+        MetricsSnapshot(all.pop())
+    }
+}
+
+/// A key-value attribute, for the lookup methods of [`MetricsSnapshot`].
+pub fn attr(key: &'static str, value: impl Into<Value>) -> KeyValue {
+    KeyValue::new(key, value)
+}
+
+/// One collection of metrics.
+pub struct MetricsSnapshot(Option<ResourceMetrics>);
+
+impl fmt::Debug for MetricsSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+fn matches<'a>(point: impl Iterator<Item = &'a KeyValue>, want: &[KeyValue]) -> bool {
+    let have: Vec<&KeyValue> = point.collect();
+    want.iter()
+        .all(|w| have.iter().any(|h| h.key == w.key && h.value == w.value))
+}
+
+impl MetricsSnapshot {
+    fn metric(&self, name: &str) -> Option<&Metric> {
+        self.0
+            .as_ref()?
+            .scope_metrics()
+            .flat_map(|s| s.metrics())
+            .find(|m| m.name() == name)
+    }
+
+    /// Names of every metric with at least one data point.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.0
+            .iter()
+            .flat_map(|r| r.scope_metrics())
+            .flat_map(|s| s.metrics())
+            .map(|m| m.name().to_owned())
+            .collect()
+    }
+
+    /// The unit of metric `name`.
+    pub fn unit(&self, name: &str) -> Option<String> {
+        self.metric(name).map(|m| m.unit().to_owned())
+    }
+
+    /// The value of a counter, up-down counter or gauge (any number type, as `f64`),
+    /// summed over the data points whose attributes include all of `attrs`.
+    pub fn value(&self, name: &str, attrs: &[KeyValue]) -> Option<f64> {
+        fn sum<T: Copy>(d: &MetricData<T>, attrs: &[KeyValue], f: fn(T) -> f64) -> Option<f64> {
+            let vals: Vec<f64> = match d {
+                MetricData::Sum(s) => s
+                    .data_points()
+                    .filter(|p| matches(p.attributes(), attrs))
+                    .map(|p| f(p.value()))
+                    .collect(),
+                MetricData::Gauge(g) => g
+                    .data_points()
+                    .filter(|p| matches(p.attributes(), attrs))
+                    .map(|p| f(p.value()))
+                    .collect(),
+                _ => return None,
+            };
+            (!vals.is_empty()).then(|| vals.iter().sum())
+        }
+        // Test values are small, so the integer-to-float conversions are exact.
+        match self.metric(name)?.data() {
+            AggregatedMetrics::F64(d) => sum(d, attrs, |v| v),
+            AggregatedMetrics::U64(d) => sum(d, attrs, |v| v as f64),
+            AggregatedMetrics::I64(d) => sum(d, attrs, |v| v as f64),
+        }
+    }
+
+    /// The count and sum of a histogram over the data points whose attributes include
+    /// all of `attrs`.
+    pub fn histogram(&self, name: &str, attrs: &[KeyValue]) -> Option<(u64, f64)> {
+        let AggregatedMetrics::F64(MetricData::Histogram(h)) = self.metric(name)?.data() else {
+            return None;
+        };
+        let pts: Vec<_> = h
+            .data_points()
+            .filter(|p| matches(p.attributes(), attrs))
+            .collect();
+        (!pts.is_empty()).then(|| {
+            (
+                pts.iter().map(|p| p.count()).sum(),
+                pts.iter().map(|p| p.sum()).sum(),
+            )
+        })
+    }
+
+    /// The attribute sets of every data point of metric `name`.
+    pub fn attribute_sets(&self, name: &str) -> Vec<Vec<KeyValue>> {
+        fn sets<T>(d: &MetricData<T>) -> Vec<Vec<KeyValue>> {
+            match d {
+                MetricData::Sum(s) => s
+                    .data_points()
+                    .map(|p| p.attributes().cloned().collect())
+                    .collect(),
+                MetricData::Gauge(g) => g
+                    .data_points()
+                    .map(|p| p.attributes().cloned().collect())
+                    .collect(),
+                MetricData::Histogram(h) => h
+                    .data_points()
+                    .map(|p| p.attributes().cloned().collect())
+                    .collect(),
+                MetricData::ExponentialHistogram(h) => h
+                    .data_points()
+                    .map(|p| p.attributes().cloned().collect())
+                    .collect(),
+            }
+        }
+        match self.metric(name).map(|m| m.data()) {
+            Some(AggregatedMetrics::F64(d)) => sets(d),
+            Some(AggregatedMetrics::U64(d)) => sets(d),
+            Some(AggregatedMetrics::I64(d)) => sets(d),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl TestTelemetry {
+    /// Asserts that every metric collected now and every span ended so far is one the
+    /// catalogue ([`otelconc::telemetry::names`]) lists, with the catalogue's unit.
+    pub fn assert_all_cataloged(&self) {
+        let snapshot = self.metrics();
+        for name in snapshot.names() {
+            let spec = otelconc::telemetry::names::instruments()
+                .find(|i| i.name == name)
+                .unwrap_or_else(|| panic!("metric {name} is not in the catalogue"));
+            assert_eq!(
+                snapshot.unit(&name).as_deref(),
+                Some(spec.unit),
+                "unit of {name}"
+            );
+        }
+        for span in self.spans() {
+            if span.instrumentation_scope.name() != otelconc::telemetry::SCOPE_NAME {
+                continue;
+            }
+            assert!(
+                otelconc::telemetry::names::spans().any(|s| s.name == span.name),
+                "span {} is not in the catalogue",
+                span.name
+            );
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! [`Telemetry`]: the meter, tracer and span policy a primitive instance uses.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
+use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry::trace::{Link, SpanBuilder, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+
+use super::instruments::{Counter, Histogram, UpDownCounter};
+use super::names::{InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{SECONDS_BOUNDARIES, current_context, sampled_context};
+
+/// The instrumentation scope name every meter and tracer of this crate uses.
+pub const SCOPE_NAME: &str = "otelconc";
+
+/// When a primitive builds spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SpanPolicy {
+    /// Only for work inside a sampled trace (the default): outside one, no span is built
+    /// and no context is carried.
+    #[default]
+    Sampled,
+    /// For every operation; work outside any trace starts a new root span, which the
+    /// tracer provider's sampler then decides on.
+    Always,
+    /// Never; metrics only.
+    Never,
+}
+
+/// The meter, tracer and span policy a primitive instance uses.
+///
+/// Cloning is cheap (two `Arc`s). Every builder in this crate defaults to
+/// [`Telemetry::global`]; pass another one to inject providers (tests, or an application
+/// that keeps several providers).
+///
+/// # Examples
+/// ```
+/// use otelconc::telemetry::{SpanPolicy, Telemetry};
+/// let t = Telemetry::global().with_span_policy(SpanPolicy::Never);
+/// assert_eq!(t.span_policy(), SpanPolicy::Never);
+/// ```
+#[derive(Clone)]
+pub struct Telemetry {
+    meter: Meter,
+    tracer: Arc<BoxedTracer>,
+    spans: SpanPolicy,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("spans", &self.spans)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::global()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+impl Telemetry {
+    /// The global meter and tracer providers, as installed at the time of this call.
+    ///
+    /// Build primitives after the SDK is installed: a primitive built before keeps the
+    /// no-op instruments it got.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = otelconc::telemetry::Telemetry::global();
+    /// # let _ = t;
+    /// ```
+    pub fn global() -> Self {
+        Self {
+            meter: global::meter_with_scope(scope()),
+            tracer: Arc::new(global::tracer_provider().tracer_with_scope(scope())),
+            spans: SpanPolicy::default(),
+        }
+    }
+
+    /// Explicit providers, for tests or applications that do not use the globals.
+    ///
+    /// # Examples
+    /// ```
+    /// use opentelemetry::metrics::noop::NoopMeterProvider;
+    /// use opentelemetry::trace::noop::NoopTracerProvider;
+    /// let t = otelconc::telemetry::Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new());
+    /// # let _ = t;
+    /// ```
+    pub fn new<M, T>(meter_provider: &M, tracer_provider: &T) -> Self
+    where
+        M: MeterProvider + ?Sized,
+        T: ObjectSafeTracerProvider + ?Sized,
+    {
+        Self {
+            meter: meter_provider.meter_with_scope(scope()),
+            tracer: Arc::new(BoxedTracer::new(tracer_provider.boxed_tracer(scope()))),
+            spans: SpanPolicy::default(),
+        }
+    }
+
+    /// The same providers with another [`SpanPolicy`].
+    ///
+    /// # Examples
+    /// ```
+    /// use otelconc::telemetry::{SpanPolicy, Telemetry};
+    /// let t = Telemetry::global().with_span_policy(SpanPolicy::Always);
+    /// assert_eq!(t.span_policy(), SpanPolicy::Always);
+    /// ```
+    #[must_use]
+    pub fn with_span_policy(mut self, spans: SpanPolicy) -> Self {
+        self.spans = spans;
+        self
+    }
+
+    /// The span policy.
+    ///
+    /// # Examples
+    /// ```
+    /// use otelconc::telemetry::{SpanPolicy, Telemetry};
+    /// assert_eq!(Telemetry::global().span_policy(), SpanPolicy::Sampled);
+    /// ```
+    pub fn span_policy(&self) -> SpanPolicy {
+        self.spans
+    }
+
+    /// The meter, scoped `otelconc`.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = otelconc::telemetry::Telemetry::global();
+    /// let _meter = t.meter();
+    /// ```
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// The tracer, scoped `otelconc`.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = otelconc::telemetry::Telemetry::global();
+    /// let _tracer = t.tracer();
+    /// ```
+    pub fn tracer(&self) -> &BoxedTracer {
+        &self.tracer
+    }
+
+    /// The context new work should parent its span on, per the span policy, or `None`
+    /// when no span should be built: the one check before any span work.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = otelconc::telemetry::Telemetry::global();
+    /// assert!(t.span_parent().is_none()); // not inside a sampled trace
+    /// ```
+    pub fn span_parent(&self) -> Option<Context> {
+        match self.spans {
+            SpanPolicy::Sampled => sampled_context(),
+            SpanPolicy::Always => Some(current_context()),
+            SpanPolicy::Never => None,
+        }
+    }
+
+    /// Starts the span `spec` as a child of `parent` and returns `parent` with it active.
+    pub(crate) fn start_span(
+        &self,
+        spec: &SpanSpec,
+        parent: &Context,
+        attributes: Vec<KeyValue>,
+    ) -> Context {
+        let builder = SpanBuilder::from_name(spec.name)
+            .with_kind(spec.kind.clone())
+            .with_attributes(attributes);
+        let span = self.tracer.build_with_context(builder, parent);
+        parent.with_span(span)
+    }
+
+    /// Starts the span `spec` as a root-or-current-child that links to `links` (batches,
+    /// fan-in), and returns the current context with it active.
+    pub(crate) fn start_linked_span(
+        &self,
+        spec: &SpanSpec,
+        parent: &Context,
+        links: Vec<Link>,
+        attributes: Vec<KeyValue>,
+    ) -> Context {
+        let builder = SpanBuilder::from_name(spec.name)
+            .with_kind(spec.kind.clone())
+            .with_links(links)
+            .with_attributes(attributes);
+        let span = self.tracer.build_with_context(builder, parent);
+        parent.with_span(span)
+    }
+
+    /// A synchronous counter for `spec` with its attributes bound once.
+    pub(crate) fn counter(&self, spec: &'static InstrumentSpec, attrs: &[KeyValue]) -> Counter {
+        debug_assert_eq!(spec.kind, InstrumentKind::Counter, "{}", spec.name);
+        let c = self
+            .meter
+            .u64_counter(spec.name)
+            .with_unit(spec.unit)
+            .with_description(spec.description)
+            .build();
+        Counter::new(c, attrs)
+    }
+
+    /// A synchronous up-down counter for `spec` with its attributes bound once.
+    pub(crate) fn up_down_counter(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: &[KeyValue],
+    ) -> UpDownCounter {
+        debug_assert_eq!(spec.kind, InstrumentKind::UpDownCounter, "{}", spec.name);
+        let c = self
+            .meter
+            .i64_up_down_counter(spec.name)
+            .with_unit(spec.unit)
+            .with_description(spec.description)
+            .build();
+        UpDownCounter::new(c, attrs)
+    }
+
+    /// A histogram for `spec` with its attributes bound once; duration histograms (unit
+    /// `s`) get [`SECONDS_BOUNDARIES`].
+    pub(crate) fn histogram(&self, spec: &'static InstrumentSpec, attrs: &[KeyValue]) -> Histogram {
+        debug_assert_eq!(spec.kind, InstrumentKind::Histogram, "{}", spec.name);
+        let mut b = self
+            .meter
+            .f64_histogram(spec.name)
+            .with_unit(spec.unit)
+            .with_description(spec.description);
+        if spec.unit == "s" {
+            b = b.with_boundaries(SECONDS_BOUNDARIES.to_vec());
+        }
+        Histogram::new(b.build(), attrs)
+    }
+
+    /// An observable gauge for `spec` whose callback reports `observe()` when it returns
+    /// `Some`. The callback holds only what `observe` captures: capture a `Weak` so a
+    /// dropped primitive stops reporting (it then reports nothing).
+    pub(crate) fn observable_gauge(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    ) -> opentelemetry::metrics::ObservableGauge<i64> {
+        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
+        self.meter
+            .i64_observable_gauge(spec.name)
+            .with_unit(spec.unit)
+            .with_description(spec.description)
+            .with_callback(move |o| {
+                if let Some(v) = observe() {
+                    o.observe(v, &attrs);
+                }
+            })
+            .build()
+    }
+
+    /// An observable gauge with an `f64` value (see [`Telemetry::observable_gauge`]).
+    pub(crate) fn observable_gauge_f64(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> opentelemetry::metrics::ObservableGauge<f64> {
+        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
+        self.meter
+            .f64_observable_gauge(spec.name)
+            .with_unit(spec.unit)
+            .with_description(spec.description)
+            .with_callback(move |o| {
+                if let Some(v) = observe() {
+                    o.observe(v, &attrs);
+                }
+            })
+            .build()
+    }
+
+    /// An observable (monotonic) counter for `spec`, reading a cumulative total.
+    pub(crate) fn observable_counter(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<u64> + Send + Sync + 'static,
+    ) -> opentelemetry::metrics::ObservableCounter<u64> {
+        debug_assert_eq!(
+            spec.kind,
+            InstrumentKind::ObservableCounter,
+            "{}",
+            spec.name
+        );
+        self.meter
+            .u64_observable_counter(spec.name)
+            .with_unit(spec.unit)
+            .with_description(spec.description)
+            .with_callback(move |o| {
+                if let Some(v) = observe() {
+                    o.observe(v, &attrs);
+                }
+            })
+            .build()
+    }
+}
+
+/// Marks the span in `cx` as failed: error status with `message`, and an `exception`
+/// event carrying `exception.type` and `exception.message` (OTel semantic conventions).
+pub(crate) fn record_error(
+    cx: &Context,
+    kind: &'static str,
+    message: impl Into<Cow<'static, str>>,
+) {
+    let span = cx.span();
+    let message = message.into();
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", kind),
+            KeyValue::new("exception.message", message.clone()),
+        ],
+    );
+    span.set_status(Status::error(message));
+}

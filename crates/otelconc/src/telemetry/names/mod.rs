@@ -1,0 +1,159 @@
+//! Every instrument and span otelconc registers, and the attribute keys they use.
+//!
+//! Each primitive lists its own in a submodule (`INSTRUMENTS` and `SPANS`);
+//! [`instruments`] and [`spans`] chain them into the catalogue that `docs/telemetry.md`
+//! must equal. A primitive creates an instrument only from one of these specs.
+
+use opentelemetry::trace::SpanKind;
+
+pub mod channel;
+pub mod fan;
+pub mod group;
+pub mod pipeline;
+pub mod pool;
+pub mod rate;
+pub mod select;
+pub mod semaphore;
+
+/// Metric and span attribute: the name the user gave the primitive instance.
+pub const ATTR_NAME: &str = "otelconc.name";
+/// Metric attribute: how an operation ended, from a closed set per instrument.
+pub const ATTR_OUTCOME: &str = "otelconc.outcome";
+/// Metric attribute: why an operation was refused, from a closed set per instrument.
+pub const ATTR_REASON: &str = "otelconc.reason";
+/// Span attribute: seconds the item waited in a queue before this span began.
+pub const ATTR_QUEUE_WAIT: &str = "otelconc.queue_wait";
+
+/// The kind of a metric instrument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InstrumentKind {
+    /// Synchronous monotonic counter.
+    Counter,
+    /// Synchronous up-down counter.
+    UpDownCounter,
+    /// Synchronous histogram.
+    Histogram,
+    /// Asynchronous (callback) monotonic counter.
+    ObservableCounter,
+    /// Asynchronous (callback) up-down counter.
+    ObservableUpDownCounter,
+    /// Asynchronous (callback) gauge.
+    ObservableGauge,
+}
+
+impl InstrumentKind {
+    /// The name `docs/telemetry.md` uses for this kind.
+    ///
+    /// # Examples
+    /// ```
+    /// use otelconc::telemetry::InstrumentKind;
+    /// assert_eq!(InstrumentKind::ObservableGauge.as_str(), "observable gauge");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::UpDownCounter => "up-down counter",
+            Self::Histogram => "histogram",
+            Self::ObservableCounter => "observable counter",
+            Self::ObservableUpDownCounter => "observable up-down counter",
+            Self::ObservableGauge => "observable gauge",
+        }
+    }
+}
+
+/// One metric instrument: its name, kind, unit, attributes and meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstrumentSpec {
+    /// `otelconc.<primitive>.<measure>`.
+    pub name: &'static str,
+    /// Instrument kind.
+    pub kind: InstrumentKind,
+    /// UCUM unit.
+    pub unit: &'static str,
+    /// What it measures.
+    pub description: &'static str,
+    /// Attribute keys it is recorded with (closed set of values each).
+    pub attributes: &'static [&'static str],
+}
+
+/// One span: its name, kind, attributes and the rule for its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanSpec {
+    /// Span name.
+    pub name: &'static str,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Attribute keys it carries.
+    pub attributes: &'static [&'static str],
+    /// Which context is its parent (or what it links to).
+    pub parent: &'static str,
+}
+
+/// Every instrument the crate registers.
+///
+/// # Examples
+/// ```
+/// let names: Vec<_> = otelconc::telemetry::names::instruments().map(|i| i.name).collect();
+/// assert!(names.iter().all(|n| n.starts_with("otelconc.")));
+/// ```
+pub fn instruments() -> impl Iterator<Item = &'static InstrumentSpec> {
+    channel::INSTRUMENTS
+        .iter()
+        .chain(select::INSTRUMENTS)
+        .chain(pool::INSTRUMENTS)
+        .chain(pipeline::INSTRUMENTS)
+        .chain(fan::INSTRUMENTS)
+        .chain(group::INSTRUMENTS)
+        .chain(rate::INSTRUMENTS)
+        .chain(semaphore::INSTRUMENTS)
+}
+
+/// Every span the crate builds.
+///
+/// # Examples
+/// ```
+/// let n = otelconc::telemetry::names::spans().count();
+/// # let _ = n;
+/// ```
+pub fn spans() -> impl Iterator<Item = &'static SpanSpec> {
+    channel::SPANS
+        .iter()
+        .chain(select::SPANS)
+        .chain(pool::SPANS)
+        .chain(pipeline::SPANS)
+        .chain(fan::SPANS)
+        .chain(group::SPANS)
+        .chain(rate::SPANS)
+        .chain(semaphore::SPANS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_follow_the_convention() {
+        let mut seen = HashSet::new();
+        for i in super::instruments() {
+            assert!(seen.insert(i.name), "duplicate instrument {}", i.name);
+            assert!(i.name.starts_with("otelconc."), "{}", i.name);
+            assert!(!i.name.ends_with("_total"), "{}", i.name);
+            assert!(!i.unit.is_empty(), "{} has no unit", i.name);
+            assert!(
+                !i.unit.contains("ms"),
+                "{}: durations are in seconds",
+                i.name
+            );
+            assert!(
+                !i.attributes.iter().any(|a| a.ends_with(".id")),
+                "{}: ids go on spans, never on metrics",
+                i.name
+            );
+        }
+        let mut seen = HashSet::new();
+        for s in super::spans() {
+            assert!(seen.insert(s.name), "duplicate span {}", s.name);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Instruments and spans of the `semaphore` module.
+
+use super::{InstrumentSpec, SpanSpec};
+
+/// Every instrument this primitive registers.
+pub const INSTRUMENTS: &[InstrumentSpec] = &[];
+
+/// Every span this primitive builds.
+pub const SPANS: &[SpanSpec] = &[];
