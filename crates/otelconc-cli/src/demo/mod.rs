@@ -16,3 +16,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     println!("otelconc demo: {} events", args.events);
     Ok(ExitCode::SUCCESS)
 }
+
+mod events;
+mod faults;
+mod progress;
+mod signals;
+mod summary;

@@ -1,0 +1,174 @@
+//! Where demo events come from: a seeded generator, or a JSON-lines file.
+//!
+//! An event is any JSON object; the demo reads `id`, `user` and `kind` when they are
+//! there and carries every other field along.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::faults::Faults;
+
+/// One line as it arrived, before parsing.
+#[derive(Debug, Clone)]
+pub(crate) struct RawEvent {
+    /// Position in the input, from 0.
+    pub(crate) seq: u64,
+    pub(crate) line: String,
+}
+
+/// A parsed, validated event.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub(crate) seq: u64,
+    pub(crate) id: String,
+    pub(crate) user: String,
+    pub(crate) kind: String,
+    pub(crate) fields: Map<String, Value>,
+}
+
+/// Why a line is not an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Malformed(pub(crate) String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+const KINDS: &[&str] = &["page_view", "click", "purchase", "signup", "search"];
+
+/// `n` generated events; the ones [`Faults::malformed`] picks are broken on purpose.
+pub(crate) fn generate(n: u64, faults: Faults) -> impl Iterator<Item = RawEvent> {
+    (0..n).map(move |seq| {
+        let line = if faults.malformed(seq) {
+            // Truncated JSON, as a producer that crashed mid-write leaves it.
+            format!("{{\"id\":\"ev-{seq}\",\"user\":")
+        } else {
+            let r = faults.draw(seq, 0x5eed);
+            let kind = KINDS[(r % KINDS.len() as u64) as usize];
+            json!({
+                "id": format!("ev-{seq}"),
+                "user": format!("user-{}", (r >> 8) % 5_000),
+                "kind": kind,
+                "amount_cents": if kind == "purchase" { (r >> 20) % 100_000 } else { 0 },
+                "path": format!("/p/{}", (r >> 32) % 300),
+            })
+            .to_string()
+        };
+        RawEvent { seq, line }
+    })
+}
+
+/// The lines of a JSON-lines file, as events to parse; blank lines are skipped.
+pub(crate) fn read_file(path: &Path) -> io::Result<impl Iterator<Item = io::Result<RawEvent>>> {
+    let file = File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open --input {}: {e}", path.display()),
+        )
+    })?;
+    let mut seq = 0;
+    Ok(BufReader::new(file)
+        .lines()
+        .filter_map(move |line| match line {
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(line) => {
+                let ev = RawEvent { seq, line };
+                seq += 1;
+                Some(Ok(ev))
+            }
+            Err(e) => Some(Err(e)),
+        }))
+}
+
+/// Parses and validates one line: it must be a JSON object; `id`, `user` and `kind`,
+/// when present, must be strings (a missing id becomes `line-<seq>`).
+pub(crate) fn parse(raw: &RawEvent) -> Result<Event, Malformed> {
+    let value: Value = serde_json::from_str(&raw.line)
+        .map_err(|e| Malformed(format!("line {}: not JSON: {e}", raw.seq + 1)))?;
+    let Value::Object(mut fields) = value else {
+        return Err(Malformed(format!(
+            "line {}: not a JSON object",
+            raw.seq + 1
+        )));
+    };
+    let mut take = |key: &str, default: String| -> Result<String, Malformed> {
+        match fields.remove(key) {
+            None => Ok(default),
+            Some(Value::String(s)) => Ok(s),
+            Some(other) => Err(Malformed(format!(
+                "line {}: field {key:?} must be a string, got {other}",
+                raw.seq + 1
+            ))),
+        }
+    };
+    let id = take("id", format!("line-{}", raw.seq + 1))?;
+    let user = take("user", "anonymous".to_owned())?;
+    let kind = take("kind", "unknown".to_owned())?;
+    Ok(Event {
+        seq: raw.seq,
+        id,
+        user,
+        kind,
+        fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_events_parse_except_the_malformed_ones() {
+        let faults = Faults::new(7, 0.05);
+        let mut bad = 0;
+        for raw in generate(2_000, faults) {
+            match parse(&raw) {
+                Ok(ev) => assert_eq!(ev.id, format!("ev-{}", raw.seq)),
+                Err(_) => {
+                    assert!(faults.malformed(raw.seq));
+                    bad += 1;
+                }
+            }
+        }
+        assert!(bad > 0, "a 5% malformed rate over 2,000 events breaks some");
+    }
+
+    #[test]
+    fn same_seed_same_events() {
+        let a: Vec<String> = generate(100, Faults::new(1, 0.1)).map(|e| e.line).collect();
+        let b: Vec<String> = generate(100, Faults::new(1, 0.1)).map(|e| e.line).collect();
+        let c: Vec<String> = generate(100, Faults::new(2, 0.1)).map(|e| e.line).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let raw = |line: &str| RawEvent {
+            seq: 4,
+            line: line.to_owned(),
+        };
+        assert!(
+            parse(&raw("[1,2]"))
+                .unwrap_err()
+                .0
+                .contains("line 5: not a JSON object")
+        );
+        assert!(
+            parse(&raw("{\"user\": 3}"))
+                .unwrap_err()
+                .0
+                .contains("\"user\" must be a string")
+        );
+        let ev = parse(&raw("{\"anything\": true}")).unwrap();
+        assert_eq!((ev.id.as_str(), ev.kind.as_str()), ("line-5", "unknown"));
+        assert_eq!(ev.fields.get("anything"), Some(&Value::Bool(true)));
+    }
+}
