@@ -333,3 +333,92 @@ pub(crate) fn record_error(
     );
     span.set_status(Status::error(message));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    use super::*;
+    use crate::telemetry::names::ATTR_NAME;
+
+    static COUNT: InstrumentSpec = InstrumentSpec {
+        name: "otelconc.test.count",
+        kind: InstrumentKind::Counter,
+        unit: "{op}",
+        description: "test",
+        attributes: &[ATTR_NAME],
+    };
+    static WAIT: InstrumentSpec = InstrumentSpec {
+        name: "otelconc.test.wait",
+        kind: InstrumentKind::Histogram,
+        unit: "s",
+        description: "test",
+        attributes: &[ATTR_NAME],
+    };
+
+    #[test]
+    fn instruments_record_with_their_bound_attributes_and_second_buckets() {
+        let exporter = InMemoryMetricExporter::default();
+        let reader = PeriodicReader::builder(exporter.clone())
+            .with_interval(Duration::from_secs(3600))
+            .build();
+        let mp = SdkMeterProvider::builder().with_reader(reader).build();
+        let t = Telemetry::new(&mp, &SdkTracerProvider::builder().build());
+        let attrs = [KeyValue::new(ATTR_NAME, "a")];
+        let c = t.counter(&COUNT, &attrs);
+        let h = t.histogram(&WAIT, &attrs);
+        c.add(2);
+        c.add(3);
+        h.record(0.000_3);
+        mp.force_flush().unwrap();
+        let all = exporter.get_finished_metrics().unwrap();
+        let rm = all.last().unwrap();
+        let metrics: Vec<_> = rm.scope_metrics().flat_map(|s| s.metrics()).collect();
+        let count = metrics.iter().find(|m| m.name() == COUNT.name).unwrap();
+        let AggregatedMetrics::U64(MetricData::Sum(sum)) = count.data() else {
+            panic!("sum")
+        };
+        let p = sum.data_points().next().unwrap();
+        assert_eq!(p.value(), 5);
+        assert_eq!(p.attributes().cloned().collect::<Vec<_>>(), attrs.to_vec());
+        let wait = metrics.iter().find(|m| m.name() == WAIT.name).unwrap();
+        assert_eq!(wait.unit(), "s");
+        let AggregatedMetrics::F64(MetricData::Histogram(hist)) = wait.data() else {
+            panic!("hist")
+        };
+        let p = hist.data_points().next().unwrap();
+        assert_eq!(p.bounds().collect::<Vec<_>>(), SECONDS_BOUNDARIES.to_vec());
+        assert_eq!(p.count(), 1);
+    }
+
+    #[test]
+    fn record_error_sets_status_and_exception_event() {
+        let exporter = InMemorySpanExporter::default();
+        let tp = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let t = Telemetry::new(&SdkMeterProvider::builder().build(), &tp);
+        static SPAN: SpanSpec = SpanSpec {
+            name: "otelconc.test.work",
+            kind: opentelemetry::trace::SpanKind::Internal,
+            attributes: &[],
+            parent: "test",
+        };
+        let cx = t.start_span(&SPAN, &Context::new(), vec![]);
+        record_error(&cx, "panic", "boom");
+        cx.span().end();
+        let spans = exporter.get_finished_spans().unwrap();
+        assert_eq!(spans[0].status, Status::error("boom"));
+        let ev = &spans[0].events.events[0];
+        assert_eq!(ev.name, "exception");
+        assert!(
+            ev.attributes
+                .contains(&KeyValue::new("exception.message", "boom"))
+        );
+    }
+}
