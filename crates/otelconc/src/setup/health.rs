@@ -1,0 +1,247 @@
+//! Exporter wrappers that turn export failures into one warning per outage, and count.
+//!
+//! The SDK logs each failed export through its internal logs; with a collector down that
+//! is a line per batch, forever. These wrappers sit between the SDK's background threads
+//! and the real exporter: the first failure prints one line, later failures only
+//! increment a counter, and the first success after an outage prints one line again.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+
+/// Where warnings go (stderr unless the builder injected a sink).
+pub(crate) type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Export outcome counters shared by the trace and metric exporters of one setup.
+pub(crate) struct Health {
+    label: String,
+    pub(crate) sink: WarningSink,
+    down: AtomicBool,
+    pub(crate) failures: AtomicU64,
+    pub(crate) spans_ended: AtomicU64,
+    pub(crate) spans_exported: AtomicU64,
+    pub(crate) spans_failed: AtomicU64,
+    pub(crate) metric_exports: AtomicU64,
+}
+
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health")
+            .field("label", &self.label)
+            .field("down", &self.down.load(Ordering::Relaxed))
+            .field("failures", &self.failures.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Health {
+    pub(crate) fn new(label: String, sink: WarningSink) -> Self {
+        Self {
+            label,
+            sink,
+            down: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            spans_ended: AtomicU64::new(0),
+            spans_exported: AtomicU64::new(0),
+            spans_failed: AtomicU64::new(0),
+            metric_exports: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, result: &OTelSdkResult) {
+        match result {
+            Ok(()) => {
+                if self.down.swap(false, Ordering::AcqRel) {
+                    let failures = self.failures.load(Ordering::Relaxed);
+                    (self.sink)(&format!(
+                        "otelconc: telemetry export to {} recovered ({failures} failed exports so far)",
+                        self.label
+                    ));
+                }
+            }
+            // Exporting after shutdown is the SDK's bookkeeping, not an outage.
+            Err(OTelSdkError::AlreadyShutdown) => {}
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if !self.down.swap(true, Ordering::AcqRel) {
+                    (self.sink)(&format!(
+                        "otelconc: telemetry export to {} failing ({}); further failures are counted, not printed",
+                        self.label,
+                        reason(e)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A short cause for the warning line, from the exporter's (often long) error text.
+fn reason(e: &OTelSdkError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        "connection refused".to_owned()
+    } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("deadline")
+    {
+        "timed out".to_owned()
+    } else if let OTelSdkError::Timeout(d) = e {
+        format!("timed out after {d:?}")
+    } else {
+        let mut short: String = text.chars().take(200).collect();
+        if short.len() < text.len() {
+            short.push('…');
+        }
+        short
+    }
+}
+
+/// A tokio runtime owned by the exporters, shut down without blocking when the last
+/// exporter goes (dropping a `Runtime` inside async code would panic).
+#[derive(Debug)]
+pub(crate) struct OwnedRuntime {
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl OwnedRuntime {
+    pub(crate) fn new(runtime: tokio::runtime::Runtime) -> Self {
+        Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Runs `future` to completion on the runtime. Only called from the SDK's export
+    /// threads, which are never inside a runtime.
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Runs exports on the runtime the gRPC exporter was built in, or in place.
+#[derive(Debug, Clone)]
+pub(crate) enum Driver {
+    /// The exporter needs no runtime (HTTP with the blocking client, files).
+    Inline,
+    /// The exporter (tonic) needs this tokio runtime's reactor and timers.
+    Tokio(Arc<OwnedRuntime>),
+}
+
+/// A [`SpanExporter`] that reports outages once and counts outcomes.
+#[derive(Debug)]
+pub(crate) struct WatchedSpanExporter<E> {
+    pub(crate) inner: E,
+    pub(crate) health: Arc<Health>,
+    pub(crate) driver: Driver,
+}
+
+impl<E: SpanExporter> SpanExporter for WatchedSpanExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = match &self.driver {
+            Driver::Inline => self.inner.export(batch).await,
+            // Called on the SDK's batch thread, never inside a runtime: blocking is fine.
+            Driver::Tokio(rt) => rt.block_on(self.inner.export(batch)),
+        };
+        match &result {
+            Ok(()) => self.health.spans_exported.fetch_add(n, Ordering::Relaxed),
+            Err(_) => self.health.spans_failed.fetch_add(n, Ordering::Relaxed),
+        };
+        self.health.record(&result);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// A [`PushMetricExporter`] that reports outages once and counts outcomes.
+#[derive(Debug)]
+pub(crate) struct WatchedMetricExporter<E> {
+    pub(crate) inner: E,
+    pub(crate) health: Arc<Health>,
+    pub(crate) driver: Driver,
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for WatchedMetricExporter<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = match &self.driver {
+            Driver::Inline => self.inner.export(metrics).await,
+            Driver::Tokio(rt) => rt.block_on(self.inner.export(metrics)),
+        };
+        if result.is_ok() {
+            self.health.metric_exports.fetch_add(1, Ordering::Relaxed);
+        }
+        self.health.record(&result);
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+/// Counts ended spans in front of the batch processor, so that spans the processor
+/// dropped (queue full while the collector is down) can be reported.
+#[derive(Debug)]
+pub(crate) struct CountingProcessor<P> {
+    pub(crate) inner: P,
+    pub(crate) health: Arc<Health>,
+}
+
+impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.health.spans_ended.fetch_add(1, Ordering::Relaxed);
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
