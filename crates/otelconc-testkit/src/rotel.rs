@@ -166,7 +166,7 @@ impl fmt::Debug for Rotel {
 }
 
 /// Two distinct free loopback ports (bound, read, closed).
-fn free_ports() -> (u16, u16) {
+pub fn free_ports() -> (u16, u16) {
     let a = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let b = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let ports = (
@@ -192,7 +192,7 @@ impl Rotel {
         let binary = rotel_binary();
         let mut last_output = String::new();
         for _attempt in 0..5 {
-            match Self::try_start(&binary) {
+            match Self::try_start(&binary, free_ports()) {
                 Ok(rotel) => return rotel,
                 Err(output) => last_output = output,
             }
@@ -203,8 +203,19 @@ impl Rotel {
         );
     }
 
-    fn try_start(binary: &Path) -> Result<Rotel, String> {
-        let (grpc_port, http_port) = free_ports();
+    /// Starts rotel on the given loopback ports (e.g. ports an exporter already
+    /// failed to reach, to test recovery).
+    ///
+    /// # Panics
+    ///
+    /// When rotel is not installed or does not come up on those ports.
+    pub fn start_on(grpc_port: u16, http_port: u16) -> Rotel {
+        let binary = rotel_binary();
+        Self::try_start(&binary, (grpc_port, http_port))
+            .unwrap_or_else(|output| panic!("rotel did not start: {output}"))
+    }
+
+    fn try_start(binary: &Path, (grpc_port, http_port): (u16, u16)) -> Result<Rotel, String> {
         let grpc: SocketAddr = ([127, 0, 0, 1], grpc_port).into();
         let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
         let mut child = Command::new(binary)

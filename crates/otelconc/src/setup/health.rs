@@ -31,6 +31,9 @@ pub(crate) struct Health {
     pub(crate) spans_exported: AtomicU64,
     pub(crate) spans_failed: AtomicU64,
     pub(crate) metric_exports: AtomicU64,
+    /// The cause of the last transport failure, which the OTLP/HTTP exporter reduces to
+    /// "network error"; set by [`DiagnosingClient`].
+    transport_error: std::sync::Mutex<Option<String>>,
 }
 
 impl fmt::Debug for Health {
@@ -54,6 +57,7 @@ impl Health {
             spans_exported: AtomicU64::new(0),
             spans_failed: AtomicU64::new(0),
             metric_exports: AtomicU64::new(0),
+            transport_error: std::sync::Mutex::new(None),
         }
     }
 
@@ -72,11 +76,13 @@ impl Health {
             Err(OTelSdkError::AlreadyShutdown) => {}
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                let transport = self.transport_error.lock().ok().and_then(|mut t| t.take());
                 if !self.down.swap(true, Ordering::AcqRel) {
+                    let cause = transport.unwrap_or_else(|| e.to_string());
                     (self.sink)(&format!(
                         "otelconc: telemetry export to {} failing ({}); further failures are counted, not printed",
                         self.label,
-                        reason(e)
+                        reason(&cause)
                     ));
                 }
             }
@@ -85,16 +91,13 @@ impl Health {
 }
 
 /// A short cause for the warning line, from the exporter's (often long) error text.
-fn reason(e: &OTelSdkError) -> String {
-    let text = e.to_string();
+fn reason(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     if lower.contains("connection refused") {
         "connection refused".to_owned()
     } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("deadline")
     {
         "timed out".to_owned()
-    } else if let OTelSdkError::Timeout(d) = e {
-        format!("timed out after {d:?}")
     } else {
         let mut short: String = text.chars().take(200).collect();
         if short.len() < text.len() {
@@ -243,5 +246,70 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// The blocking reqwest client the OTLP/HTTP exporters use, remembering the cause of
+/// each transport error (connection refused, timeout, DNS...) for the warning line.
+#[derive(Debug)]
+pub(crate) struct DiagnosingClient {
+    pub(crate) inner: reqwest::blocking::Client,
+    pub(crate) health: Arc<Health>,
+}
+
+impl DiagnosingClient {
+    /// Builds the blocking client on its own thread: reqwest's blocking client starts a
+    /// runtime and must not be built inside one (the caller may be in `#[tokio::main]`).
+    pub(crate) fn build(timeout: Duration) -> Result<reqwest::blocking::Client, String> {
+        std::thread::Builder::new()
+            .name("otelconc-http-client".to_owned())
+            .spawn(move || {
+                reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| e.to_string())?
+            .join()
+            .map_err(|_| "building the HTTP client panicked".to_owned())?
+    }
+}
+
+impl opentelemetry_http::HttpClient for DiagnosingClient {
+    // What `#[async_trait]` expands to; written out to avoid a proc-macro dependency.
+    fn send_bytes<'life0, 'async_trait>(
+        &'life0 self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+                        opentelemetry_http::HttpError,
+                    >,
+                > + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let result = self.inner.send_bytes(request).await;
+            if let Err(e) = &result {
+                let mut chain = e.to_string();
+                let mut source = e.source();
+                while let Some(s) = source {
+                    chain.push_str(": ");
+                    chain.push_str(&s.to_string());
+                    source = s.source();
+                }
+                if let Ok(mut slot) = self.health.transport_error.lock() {
+                    *slot = Some(chain);
+                }
+            }
+            result
+        })
     }
 }

@@ -546,8 +546,17 @@ impl SetupBuilder {
                             opentelemetry_otlp::Protocol::HttpBinary
                         };
                         let headers: HashMap<String, String> = headers.iter().cloned().collect();
+                        let client = health::DiagnosingClient::build(*timeout)
+                            .map_err(|e| SetupError::Exporter(format!("the HTTP client: {e}")))?;
+                        let http_client = |client: &reqwest::blocking::Client| {
+                            health::DiagnosingClient {
+                                inner: client.clone(),
+                                health: health.clone(),
+                            }
+                        };
                         let spans = opentelemetry_otlp::SpanExporter::builder()
                             .with_http()
+                            .with_http_client(http_client(&client))
                             .with_protocol(wire)
                             .with_endpoint(traces_endpoint.clone())
                             .with_timeout(*timeout)
@@ -556,6 +565,7 @@ impl SetupBuilder {
                             .map_err(exporter_error)?;
                         let metric = opentelemetry_otlp::MetricExporter::builder()
                             .with_http()
+                            .with_http_client(http_client(&client))
                             .with_protocol(wire)
                             .with_endpoint(metrics_endpoint.clone())
                             .with_timeout(*timeout)
