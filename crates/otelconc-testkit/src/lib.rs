@@ -11,5 +11,5 @@ mod memory;
 pub mod rotel;
 
 pub use memory::{MetricsSnapshot, TestTelemetry, attr};
-pub use rotel::{Rotel, RotelMetric, RotelSpan};
 pub use opentelemetry_sdk::trace::SpanData;
+pub use rotel::{Rotel, RotelMetric, RotelSpan};

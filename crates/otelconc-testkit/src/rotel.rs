@@ -401,6 +401,19 @@ impl Rotel {
         n
     }
 
+    /// Replays `<dir>/traces.jsonl` into `/v1/traces` and `<dir>/metrics.jsonl` into
+    /// `/v1/metrics` (see [`Rotel::replay_jsonl`]); returns the line counts.
+    ///
+    /// # Panics
+    ///
+    /// As [`Rotel::replay_jsonl`], for either file.
+    pub fn replay_telemetry_dir(&self, dir: &Path) -> (usize, usize) {
+        (
+            self.replay_jsonl(&dir.join("traces.jsonl"), "/v1/traces"),
+            self.replay_jsonl(&dir.join("metrics.jsonl"), "/v1/metrics"),
+        )
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -552,15 +565,13 @@ pub fn parse_spans(output: &str) -> Vec<RotelSpan> {
             if !line.starts_with("     ->") {
                 section = Section::Other;
             }
-            if in_span {
-                if let (Some((k, v)), Some(s)) = (parse_field(line), spans.last_mut()) {
-                    match k {
-                        "Trace ID" => s.trace_id = v.to_owned(),
-                        "Parent ID" => s.parent_span_id = v.to_owned(),
-                        "ID" => s.span_id = v.to_owned(),
-                        "Name" => s.name = v.to_owned(),
-                        _ => {}
-                    }
+            if in_span && let (Some((k, v)), Some(s)) = (parse_field(line), spans.last_mut()) {
+                match k {
+                    "Trace ID" => s.trace_id = v.to_owned(),
+                    "Parent ID" => s.parent_span_id = v.to_owned(),
+                    "ID" => s.span_id = v.to_owned(),
+                    "Name" => s.name = v.to_owned(),
+                    _ => {}
                 }
             }
         }
@@ -599,14 +610,12 @@ pub fn parse_metrics(output: &str) -> Vec<RotelMetric> {
         } else if let Some((k, v)) = parse_attr(line) {
             if section == Section::Resource {
                 resource.push((k, v));
-            } else if in_descriptor {
-                if let Some(m) = metrics.last_mut() {
-                    match k.as_str() {
-                        "Name" => m.name = v,
-                        "Unit" => m.unit = v,
-                        "DataType" => m.data_type = v,
-                        _ => {}
-                    }
+            } else if in_descriptor && let Some(m) = metrics.last_mut() {
+                match k.as_str() {
+                    "Name" => m.name = v,
+                    "Unit" => m.unit = v,
+                    "DataType" => m.data_type = v,
+                    _ => {}
                 }
             }
         } else {

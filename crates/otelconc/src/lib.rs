@@ -33,6 +33,6 @@
 )]
 
 pub(crate) mod panic_payload;
-pub mod telemetry;
 #[cfg(feature = "setup")]
 pub mod setup;
+pub mod telemetry;

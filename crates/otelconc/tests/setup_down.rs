@@ -60,7 +60,11 @@ fn guard_for(protocol: &str, addr: SocketAddr) -> (TelemetryGuard, Lines) {
 }
 
 /// Runs `f` on a thread and panics if it has not returned within `bound`.
-fn within<T: Send + 'static>(what: &str, bound: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+fn within<T: Send + 'static>(
+    what: &str,
+    bound: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -115,7 +119,10 @@ fn collector_down(protocol: &str, addr: SocketAddr, reason: &str) {
     });
     if let Err(e) = &result {
         assert!(
-            matches!(e, setup::ShutdownError::Timeout(_) | setup::ShutdownError::Failed(_)),
+            matches!(
+                e,
+                setup::ShutdownError::Timeout(_) | setup::ShutdownError::Failed(_)
+            ),
             "{e:?}"
         );
     }
@@ -125,8 +132,16 @@ fn collector_down(protocol: &str, addr: SocketAddr, reason: &str) {
     let lines = lines.lock().unwrap().clone();
     assert_eq!(lines.len(), 1, "exactly one warning: {lines:#?}");
     let expected = format!("otelconc: telemetry export to http://{addr} failing ({reason})");
-    assert!(lines[0].starts_with(&expected), "{:?} should start with {expected:?}", lines[0]);
-    assert!(lines[0].ends_with("further failures are counted, not printed"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with(&expected),
+        "{:?} should start with {expected:?}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with("further failures are counted, not printed"),
+        "{}",
+        lines[0]
+    );
 }
 
 #[test]
@@ -161,18 +176,37 @@ fn recovery_prints_one_more_line_and_data_flows_again() {
     wait_until("the outage warning", || !lines.lock().unwrap().is_empty());
 
     let rotel = Rotel::start_on(grpc_port, http_port);
-    tracer.in_span("after-recovery", |_| {});
-    provider.force_flush().expect("export to the live collector");
-    rotel.expect("the span sent after recovery", Duration::from_secs(20), |spans, _| {
-        spans.iter().any(|s| s.name == "after-recovery")
+    // While down, one export per probe interval (1 s) reaches the destination; keep
+    // flushing until one does.
+    wait_until("the recovery line", || {
+        tracer.in_span("after-recovery", |_| {});
+        let _ = provider.force_flush();
+        let recovered = lines.lock().unwrap().len() == 2;
+        if !recovered {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        recovered
     });
+    rotel.expect(
+        "the span sent after recovery",
+        Duration::from_secs(20),
+        |spans, _| spans.iter().any(|s| s.name == "after-recovery"),
+    );
     let lines = lines.lock().unwrap().clone();
     assert_eq!(lines.len(), 2, "{lines:#?}");
-    assert!(lines[0].contains("failing (connection refused)"), "{}", lines[0]);
     assert!(
-        lines[1].starts_with(&format!("otelconc: telemetry export to http://{addr} recovered")),
+        lines[0].contains("failing (connection refused)"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "otelconc: telemetry export to http://{addr} recovered"
+        )),
         "{}",
         lines[1]
     );
-    guard.shutdown().expect("clean shutdown once the collector is up");
+    guard
+        .shutdown()
+        .expect("clean shutdown once the collector is up");
 }

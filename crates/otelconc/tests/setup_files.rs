@@ -22,17 +22,25 @@ fn temp_dir(name: &str) -> PathBuf {
 fn write_telemetry(dir: &PathBuf) -> (PathBuf, PathBuf) {
     let guard = setup::builder()
         .env_lookup(|k| match k {
-            "OTEL_RESOURCE_ATTRIBUTES" => Some("deployment.environment.name=test,team=a%20b".into()),
+            "OTEL_RESOURCE_ATTRIBUTES" => {
+                Some("deployment.environment.name=test,team=a%20b".into())
+            }
             _ => None,
         })
         .service_name("files-test")
         .files_dir(dir)
         .build()
         .expect("setup");
-    let Destination::Files { traces, metrics, .. } = guard.destination().clone() else {
+    let Destination::Files {
+        traces, metrics, ..
+    } = guard.destination().clone()
+    else {
         panic!("expected files, got {}", guard.destination());
     };
-    let tracer = guard.tracer_provider().expect("tracer").tracer("files-test-scope");
+    let tracer = guard
+        .tracer_provider()
+        .expect("tracer")
+        .tracer("files-test-scope");
     let mut root = tracer.start("root-op");
     root.set_attribute(KeyValue::new("count", 42_i64));
     root.set_attribute(KeyValue::new("big", i64::MAX));
@@ -46,17 +54,28 @@ fn write_telemetry(dir: &PathBuf) -> (PathBuf, PathBuf) {
     child.end();
     cx.span().end();
 
-    let meter = guard.meter_provider().expect("meter").meter("files-test-scope");
-    let counter = meter.u64_counter("files.test.events").with_unit("{event}").build();
+    let meter = guard
+        .meter_provider()
+        .expect("meter")
+        .meter("files-test-scope");
+    let counter = meter
+        .u64_counter("files.test.events")
+        .with_unit("{event}")
+        .build();
     counter.add(7, &[KeyValue::new("outcome", "ok")]);
-    let hist = meter.f64_histogram("files.test.duration").with_unit("s").build();
+    let hist = meter
+        .f64_histogram("files.test.duration")
+        .with_unit("s")
+        .build();
     hist.record(0.002, &[]);
     hist.record(0.3, &[]);
     let updown = meter.i64_up_down_counter("files.test.inflight").build();
     updown.add(-3, &[]);
     let gauge = meter.f64_gauge("files.test.level").build();
     gauge.record(1.5, &[]);
-    guard.shutdown_with_deadline(Duration::from_secs(10)).expect("shutdown");
+    guard
+        .shutdown_with_deadline(Duration::from_secs(10))
+        .expect("shutdown");
     (traces, metrics)
 }
 
@@ -69,11 +88,14 @@ fn lines(path: &PathBuf) -> Vec<Value> {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn is_u64_string(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| !s.is_empty() && s.parse::<u64>().is_ok())
+    v.as_str()
+        .is_some_and(|s| !s.is_empty() && s.parse::<u64>().is_ok())
 }
 
 /// Every object key in the document is lowerCamelCase (no `_`, starts lowercase).
@@ -85,7 +107,10 @@ fn assert_camel_case(v: &Value, path: &str) {
                     !k.contains('_') && k.starts_with(|c: char| c.is_ascii_lowercase()),
                     "key {k:?} at {path} is not lowerCamelCase"
                 );
-                assert!(!v.is_null(), "null at {path}.{k}: proto3 JSON omits unset fields");
+                assert!(
+                    !v.is_null(),
+                    "null at {path}.{k}: proto3 JSON omits unset fields"
+                );
                 assert_camel_case(v, &format!("{path}.{k}"));
             }
         }
@@ -112,27 +137,58 @@ fn trace_lines_follow_the_otlp_json_encoding() {
     for line in &lines {
         assert_camel_case(line, "$");
         let obj = line.as_object().expect("object");
-        assert_eq!(obj.keys().collect::<Vec<_>>(), ["resourceSpans"], "one request per line");
+        assert_eq!(
+            obj.keys().collect::<Vec<_>>(),
+            ["resourceSpans"],
+            "one request per line"
+        );
         for rs in line["resourceSpans"].as_array().expect("resourceSpans") {
             let resource = &rs["resource"];
-            assert_eq!(resource_attr(resource, "service.name").unwrap()["stringValue"], "files-test");
-            assert_eq!(resource_attr(resource, "team").unwrap()["stringValue"], "a b");
+            assert_eq!(
+                resource_attr(resource, "service.name").unwrap()["stringValue"],
+                "files-test"
+            );
+            assert_eq!(
+                resource_attr(resource, "team").unwrap()["stringValue"],
+                "a b"
+            );
             for ss in rs["scopeSpans"].as_array().expect("scopeSpans") {
                 assert_eq!(ss["scope"]["name"], "files-test-scope");
                 spans.extend(ss["spans"].as_array().expect("spans").iter().cloned());
             }
         }
     }
-    let root = spans.iter().find(|s| s["name"] == "root-op").expect("root span");
-    let child = spans.iter().find(|s| s["name"] == "child-op").expect("child span");
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "root-op")
+        .expect("root span");
+    let child = spans
+        .iter()
+        .find(|s| s["name"] == "child-op")
+        .expect("child span");
     for s in [root, child] {
-        assert!(is_hex(s["traceId"].as_str().unwrap(), 32), "hex trace id: {s}");
-        assert!(is_hex(s["spanId"].as_str().unwrap(), 16), "hex span id: {s}");
-        assert!(is_u64_string(&s["startTimeUnixNano"]), "fixed64 as string: {s}");
-        assert!(is_u64_string(&s["endTimeUnixNano"]), "fixed64 as string: {s}");
+        assert!(
+            is_hex(s["traceId"].as_str().unwrap(), 32),
+            "hex trace id: {s}"
+        );
+        assert!(
+            is_hex(s["spanId"].as_str().unwrap(), 16),
+            "hex span id: {s}"
+        );
+        assert!(
+            is_u64_string(&s["startTimeUnixNano"]),
+            "fixed64 as string: {s}"
+        );
+        assert!(
+            is_u64_string(&s["endTimeUnixNano"]),
+            "fixed64 as string: {s}"
+        );
         assert_eq!(s["kind"], 1, "enum as integer (SPAN_KIND_INTERNAL): {s}");
     }
-    assert!(root.get("parentSpanId").is_none(), "a root has no parent field: {root}");
+    assert!(
+        root.get("parentSpanId").is_none(),
+        "a root has no parent field: {root}"
+    );
     assert_eq!(child["parentSpanId"], root["spanId"]);
     assert_eq!(child["traceId"], root["traceId"]);
     assert_eq!(child["status"]["code"], 2, "STATUS_CODE_ERROR as integer");
@@ -149,7 +205,11 @@ fn trace_lines_follow_the_otlp_json_encoding() {
         .map(|a| (a["key"].as_str().unwrap(), &a["value"]))
         .collect();
     assert_eq!(attrs["count"]["intValue"], "42", "int64 as string");
-    assert_eq!(attrs["big"]["intValue"], i64::MAX.to_string(), "no precision lost");
+    assert_eq!(
+        attrs["big"]["intValue"],
+        i64::MAX.to_string(),
+        "no precision lost"
+    );
     assert_eq!(attrs["ok"]["boolValue"], true);
     assert_eq!(attrs["ratio"]["doubleValue"], 0.5);
     assert_eq!(attrs["who"]["stringValue"], "me");
@@ -178,7 +238,10 @@ fn metric_lines_follow_the_otlp_json_encoding() {
     }
     let events = &by_name["files.test.events"];
     assert_eq!(events["unit"], "{event}");
-    assert_eq!(events["sum"]["aggregationTemporality"], 2, "CUMULATIVE as integer");
+    assert_eq!(
+        events["sum"]["aggregationTemporality"], 2,
+        "CUMULATIVE as integer"
+    );
     assert_eq!(events["sum"]["isMonotonic"], true);
     let point = &events["sum"]["dataPoints"][0];
     assert_eq!(point["asInt"], "7", "int64 as string");
@@ -188,7 +251,10 @@ fn metric_lines_follow_the_otlp_json_encoding() {
 
     let inflight = &by_name["files.test.inflight"];
     assert_eq!(inflight["sum"]["dataPoints"][0]["asInt"], "-3");
-    assert!(inflight["sum"].get("isMonotonic").is_none(), "false is omitted");
+    assert!(
+        inflight["sum"].get("isMonotonic").is_none(),
+        "false is omitted"
+    );
 
     let hist = &by_name["files.test.duration"]["histogram"];
     assert_eq!(hist["aggregationTemporality"], 2);
@@ -196,12 +262,18 @@ fn metric_lines_follow_the_otlp_json_encoding() {
     assert_eq!(point["count"], "2", "fixed64 count as string");
     assert_eq!(point["sum"], 0.302);
     let buckets = point["bucketCounts"].as_array().unwrap();
-    assert!(buckets.iter().all(is_u64_string), "bucket counts as strings: {point}");
+    assert!(
+        buckets.iter().all(is_u64_string),
+        "bucket counts as strings: {point}"
+    );
     assert_eq!(
         buckets.len(),
         point["explicitBounds"].as_array().unwrap().len() + 1
     );
-    assert!(buckets.iter().any(|b| b == "0"), "zero buckets stay in the array");
+    assert!(
+        buckets.iter().any(|b| b == "0"),
+        "zero buckets stay in the array"
+    );
 
     let level = &by_name["files.test.level"]["gauge"];
     assert_eq!(level["dataPoints"][0]["asDouble"], 1.5);
@@ -234,10 +306,16 @@ fn a_real_collector_accepts_every_line() {
     let spans = rotel.spans();
     let root = spans.iter().find(|s| s.name == "root-op").unwrap();
     let child = spans.iter().find(|s| s.name == "child-op").unwrap();
-    assert_eq!(child.parent_span_id, root.span_id, "ids survive the round trip");
+    assert_eq!(
+        child.parent_span_id, root.span_id,
+        "ids survive the round trip"
+    );
     assert_eq!(child.trace_id, root.trace_id);
     assert_eq!(root.service_name(), Some("files-test"));
-    assert!(root.attributes.contains(&("count".to_owned(), "Int(42)".to_owned())));
+    assert!(
+        root.attributes
+            .contains(&("count".to_owned(), "Int(42)".to_owned()))
+    );
     for m in rotel.metrics() {
         assert_eq!(m.service_name(), Some("files-test"));
     }
@@ -264,5 +342,8 @@ fn no_endpoint_means_files_in_the_configured_dir() {
     guard.shutdown().expect("shutdown");
     assert!(dir.join("traces.jsonl").exists() && dir.join("metrics.jsonl").exists());
     let text = guard.destination().to_string();
-    assert!(text.contains("traces.jsonl") && text.contains("metrics.jsonl"), "{text}");
+    assert!(
+        text.contains("traces.jsonl") && text.contains("metrics.jsonl"),
+        "{text}"
+    );
 }

@@ -71,12 +71,19 @@ fn shutdown_flushes_and_is_idempotent() {
         .u64_counter("guard.test.count")
         .build()
         .add(1, &[]);
-    assert!(exported_span_names(&dir).is_empty(), "batched until flushed");
+    assert!(
+        exported_span_names(&dir).is_empty(),
+        "batched until flushed"
+    );
     guard.shutdown().expect("first shutdown");
     assert_eq!(exported_span_names(&dir), ["before-shutdown"; 3]);
     assert_eq!(metric_names(&dir), ["guard.test.count"]);
     let stats = guard.stats();
-    assert_eq!((stats.spans_ended, stats.spans_exported), (3, 3), "{stats:?}");
+    assert_eq!(
+        (stats.spans_ended, stats.spans_exported),
+        (3, 3),
+        "{stats:?}"
+    );
     assert_eq!(stats.metric_exports, 1);
 
     guard.shutdown().expect("second shutdown is a no-op");
@@ -85,7 +92,11 @@ fn shutdown_flushes_and_is_idempotent() {
         .expect("a no-op even with no time");
     tracer.in_span("after-shutdown", |_| {});
     drop(guard);
-    assert_eq!(exported_span_names(&dir), ["before-shutdown"; 3], "nothing after shutdown");
+    assert_eq!(
+        exported_span_names(&dir),
+        ["before-shutdown"; 3],
+        "nothing after shutdown"
+    );
     assert_eq!(metric_names(&dir).len(), 1, "no second flush on drop");
 }
 
@@ -106,7 +117,11 @@ fn concurrent_shutdowns_flush_once() {
     for t in threads {
         t.join().expect("no panic").expect("every caller gets Ok");
     }
-    assert_eq!(exported_span_names(&dir).len(), 100, "each span exactly once");
+    assert_eq!(
+        exported_span_names(&dir).len(),
+        100,
+        "each span exactly once"
+    );
 }
 
 #[test]
@@ -137,7 +152,11 @@ fn dropping_inside_a_tokio_runtime_does_not_panic() {
         .unwrap();
     rt.block_on(async {
         let guard = files(&dir).build().unwrap();
-        guard.tracer_provider().unwrap().tracer("t").in_span("in-async", |_| {});
+        guard
+            .tracer_provider()
+            .unwrap()
+            .tracer("t")
+            .in_span("in-async", |_| {});
         drop(guard);
     });
     assert_eq!(exported_span_names(&dir), ["in-async"]);
@@ -193,7 +212,11 @@ fn files_append_across_runs() {
     let dir = temp_dir("append");
     for name in ["first-run", "second-run"] {
         let guard = files(&dir).build().unwrap();
-        guard.tracer_provider().unwrap().tracer("t").in_span(name, |_| {});
+        guard
+            .tracer_provider()
+            .unwrap()
+            .tracer("t")
+            .in_span(name, |_| {});
         guard.shutdown().unwrap();
     }
     assert_eq!(exported_span_names(&dir), ["first-run", "second-run"]);

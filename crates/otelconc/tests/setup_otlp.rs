@@ -69,19 +69,28 @@ fn export_to_rotel(protocol: &str) {
     });
     let spans = rotel.spans();
     let root = spans.iter().find(|s| s.name == "otlp-root").expect("root");
-    let child = spans.iter().find(|s| s.name == "otlp-child").expect("child");
+    let child = spans
+        .iter()
+        .find(|s| s.name == "otlp-child")
+        .expect("child");
     assert_eq!(root.trace_id, root_ids.trace_id().to_string());
     assert_eq!(root.span_id, root_ids.span_id().to_string());
     assert_eq!(child.trace_id, root.trace_id);
     assert_eq!(child.parent_span_id, root.span_id);
     for s in [root, child] {
         assert_eq!(s.service_name(), Some(service.as_str()));
-        assert_eq!(attr(&s.resource, "deployment.environment.name"), Some("e2e"));
+        assert_eq!(
+            attr(&s.resource, "deployment.environment.name"),
+            Some("e2e")
+        );
         assert_eq!(attr(&s.resource, "otelconc.test"), Some("yes, really"));
     }
     for m in rotel.metrics() {
         assert_eq!(m.service_name(), Some(service.as_str()), "{m:?}");
-        assert_eq!(attr(&m.resource, "deployment.environment.name"), Some("e2e"));
+        assert_eq!(
+            attr(&m.resource, "deployment.environment.name"),
+            Some("e2e")
+        );
     }
 }
 

@@ -379,12 +379,14 @@ pub(crate) fn resolve(
             (None, None) => None,
         };
         let signal = |var: &'static str, path: &str| -> Result<Option<String>, SetupError> {
-            if code_endpoint.is_none() {
-                if let Some(v) = get(var) {
-                    return Ok(Some(check_url(var, &v)?));
-                }
+            if code_endpoint.is_none()
+                && let Some(v) = get(var)
+            {
+                return Ok(Some(check_url(var, &v)?));
             }
-            Ok(generic.as_ref().map(|base| signal_url(base, protocol, path)))
+            Ok(generic
+                .as_ref()
+                .map(|base| signal_url(base, protocol, path)))
         };
         let traces = signal(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "/v1/traces")?;
         let metrics = signal(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "/v1/metrics")?;

@@ -127,12 +127,12 @@ impl JsonLines {
     }
 
     fn flush(&self) -> OTelSdkResult {
-        if let Ok(mut guard) = self.file.lock() {
-            if let Some(file) = guard.as_mut() {
-                file.flush().map_err(|e| {
-                    OTelSdkError::InternalFailure(format!("flushing {}: {e}", self.path.display()))
-                })?;
-            }
+        if let Ok(mut guard) = self.file.lock()
+            && let Some(file) = guard.as_mut()
+        {
+            file.flush().map_err(|e| {
+                OTelSdkError::InternalFailure(format!("flushing {}: {e}", self.path.display()))
+            })?;
         }
         Ok(())
     }
@@ -181,7 +181,8 @@ impl SpanExporter for FileSpanExporter {
         let request = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
         };
-        self.out.write_line(&json_line(serde_json::to_value(&request))?)
+        self.out
+            .write_line(&json_line(serde_json::to_value(&request))?)
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
@@ -217,7 +218,8 @@ impl PushMetricExporter for FileMetricExporter {
             return Ok(());
         }
         let request = ExportMetricsServiceRequest::from(metrics);
-        self.out.write_line(&json_line(serde_json::to_value(&request))?)
+        self.out
+            .write_line(&json_line(serde_json::to_value(&request))?)
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -289,7 +289,17 @@ impl TelemetryGuard {
             )));
         }
         match rx.recv_timeout(deadline) {
-            Ok((traces, metrics)) => merge(traces, deadline).and(merge(metrics, deadline)),
+            Ok((traces, metrics)) => match merge(traces, deadline).and(merge(metrics, deadline)) {
+                // The SDK's text ("Failed to shutdown") does not say why; the exports do.
+                Err(ShutdownError::Failed(_)) if self.health.is_down() => {
+                    Err(ShutdownError::Failed(format!(
+                        "the final flush to {} failed ({} failed exports in all); unexported data is lost",
+                        self.health.label(),
+                        self.export_failures()
+                    )))
+                }
+                other => other,
+            },
             Err(mpsc::RecvTimeoutError::Timeout) => Err(ShutdownError::Timeout(deadline)),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::Failed(
                 "the shutdown thread panicked".to_owned(),
@@ -309,7 +319,7 @@ fn merge(result: OTelSdkResult, deadline: Duration) -> Result<(), ShutdownError>
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
-            eprintln!("otelconc: {e}");
+            (self.health.sink)(&format!("otelconc: {e}"));
         }
     }
 }

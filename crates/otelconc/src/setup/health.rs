@@ -4,11 +4,16 @@
 //! is a line per batch, forever. These wrappers sit between the SDK's background threads
 //! and the real exporter: the first failure prints one line, later failures only
 //! increment a counter, and the first success after an outage prints one line again.
+//!
+//! While the destination is down, at most one export per [`PROBE_INTERVAL`] reaches it;
+//! the others fail at once (counted as failures). Without this, each queued batch would
+//! sit through the exporter's retries and timeout, and a flush at shutdown against a
+//! refused or silent collector would use its whole deadline.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
@@ -18,6 +23,9 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 
+/// While down, how often an export is let through to probe the destination.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Where warnings go (stderr unless the builder injected a sink).
 pub(crate) type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -26,6 +34,10 @@ pub(crate) struct Health {
     label: String,
     pub(crate) sink: WarningSink,
     down: AtomicBool,
+    /// Time base of `last_attempt_ms`.
+    epoch: Instant,
+    /// When an export last reached the destination, in ms since `epoch`.
+    last_attempt_ms: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) spans_ended: AtomicU64,
     pub(crate) spans_exported: AtomicU64,
@@ -52,6 +64,8 @@ impl Health {
             label,
             sink,
             down: AtomicBool::new(false),
+            epoch: Instant::now(),
+            last_attempt_ms: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             spans_ended: AtomicU64::new(0),
             spans_exported: AtomicU64::new(0),
@@ -59,6 +73,38 @@ impl Health {
             metric_exports: AtomicU64::new(0),
             transport_error: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the last export failed.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// Where the exports go, as the warning lines name it.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `true` when the export should go to the destination: it is up, or the last
+    /// attempt is [`PROBE_INTERVAL`] old. Marks the attempt.
+    fn should_attempt(&self) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        if self.down.load(Ordering::Acquire) {
+            let last = self.last_attempt_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < PROBE_INTERVAL.as_millis() as u64 {
+                return false;
+            }
+        }
+        self.last_attempt_ms.store(now, Ordering::Relaxed);
+        true
+    }
+
+    fn skipped(&self) -> OTelSdkResult {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        Err(OTelSdkError::InternalFailure(format!(
+            "telemetry destination {} is down; export skipped",
+            self.label
+        )))
     }
 
     fn record(&self, result: &OTelSdkResult) {
@@ -158,6 +204,10 @@ pub(crate) struct WatchedSpanExporter<E> {
 impl<E: SpanExporter> SpanExporter for WatchedSpanExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let n = batch.len() as u64;
+        if !self.health.should_attempt() {
+            self.health.spans_failed.fetch_add(n, Ordering::Relaxed);
+            return self.health.skipped();
+        }
         let result = match &self.driver {
             Driver::Inline => self.inner.export(batch).await,
             // Called on the SDK's batch thread, never inside a runtime: blocking is fine.
@@ -194,6 +244,9 @@ pub(crate) struct WatchedMetricExporter<E> {
 
 impl<E: PushMetricExporter> PushMetricExporter for WatchedMetricExporter<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        if !self.health.should_attempt() {
+            return self.health.skipped();
+        }
         let result = match &self.driver {
             Driver::Inline => self.inner.export(metrics).await,
             Driver::Tokio(rt) => rt.block_on(self.inner.export(metrics)),

@@ -90,8 +90,8 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanExporter};
 
 pub use config::{
-    ALL_VARIABLES, Config, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_TELEMETRY_DIR,
-    DEFAULT_TIMEOUT, Export, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,
+    ALL_VARIABLES, Config, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_TELEMETRY_DIR, DEFAULT_TIMEOUT,
+    Export, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,
     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_METRIC_EXPORT_INTERVAL, OTEL_RESOURCE_ATTRIBUTES,
     OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
@@ -494,9 +494,8 @@ impl SetupBuilder {
                     metrics_endpoint: metrics_endpoint.clone(),
                     protocol: *protocol,
                 };
-                let exporter_error = |e: opentelemetry_otlp::ExporterBuildError| {
-                    SetupError::Exporter(e.to_string())
-                };
+                let exporter_error =
+                    |e: opentelemetry_otlp::ExporterBuildError| SetupError::Exporter(e.to_string());
                 match protocol {
                     Protocol::Grpc => {
                         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -548,12 +547,11 @@ impl SetupBuilder {
                         let headers: HashMap<String, String> = headers.iter().cloned().collect();
                         let client = health::DiagnosingClient::build(*timeout)
                             .map_err(|e| SetupError::Exporter(format!("the HTTP client: {e}")))?;
-                        let http_client = |client: &reqwest::blocking::Client| {
-                            health::DiagnosingClient {
+                        let http_client =
+                            |client: &reqwest::blocking::Client| health::DiagnosingClient {
                                 inner: client.clone(),
                                 health: health.clone(),
-                            }
-                        };
+                            };
                         let spans = opentelemetry_otlp::SpanExporter::builder()
                             .with_http()
                             .with_http_client(http_client(&client))
@@ -599,8 +597,8 @@ fn grpc_metadata(
             value: format!("{k}={v}"),
             accepted: "header names and values valid in HTTP/2 (gRPC metadata)".to_owned(),
         };
-        let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
-            .map_err(|_| bad())?;
+        let name =
+            http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|_| bad())?;
         let value = http::HeaderValue::from_str(v).map_err(|_| bad())?;
         map.append(name, value);
     }
