@@ -256,10 +256,16 @@ impl Rotel {
         };
         let start = Instant::now();
         loop {
-            if accepts(grpc) && accepts(http) {
-                return Ok(rotel);
-            }
             let exited = matches!(rotel.child.try_wait(), Ok(Some(_)));
+            // Both ports answer and rotel still runs: it (not some other process that
+            // took a port meanwhile) is listening, since it exits when it cannot bind.
+            if !exited && accepts(grpc) && accepts(http) {
+                std::thread::sleep(Duration::from_millis(50));
+                if matches!(rotel.child.try_wait(), Ok(None)) {
+                    return Ok(rotel);
+                }
+                continue;
+            }
             if exited || start.elapsed() > START_TIMEOUT {
                 let why = if exited {
                     "exited"

@@ -256,7 +256,6 @@ fn values_set_in_code_override_the_environment() {
         ("OTEL_TRACES_SAMPLER", "always_off"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "100"),
         ("OTEL_RESOURCE_ATTRIBUTES", "region=env,zone=z1"),
-        // Invalid values the code overrides are never read.
         ("OTELCONC_TELEMETRY_DIR", "env-dir"),
     ];
     let c = env(&vars)

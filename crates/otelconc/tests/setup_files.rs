@@ -316,9 +316,21 @@ fn a_real_collector_accepts_every_line() {
         root.attributes
             .contains(&("count".to_owned(), "Int(42)".to_owned()))
     );
-    for m in rotel.metrics() {
+    let metrics = rotel.metrics();
+    for m in &metrics {
         assert_eq!(m.service_name(), Some("files-test"));
     }
+    let kind = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.data_type.as_str())
+    };
+    assert_eq!(kind("files.test.events"), Some("Sum"));
+    assert_eq!(kind("files.test.inflight"), Some("Sum"));
+    assert_eq!(kind("files.test.level"), Some("Gauge"));
+    // rotel 0.0.1a15 decodes any OTLP/JSON histogram as `DataType: Empty` (also the
+    // body of opentelemetry-otlp's own http/json exporter), so only its name is checked.
 }
 
 #[test]

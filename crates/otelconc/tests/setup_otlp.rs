@@ -85,7 +85,21 @@ fn export_to_rotel(protocol: &str) {
         );
         assert_eq!(attr(&s.resource, "otelconc.test"), Some("yes, really"));
     }
-    for m in rotel.metrics() {
+    let metrics = rotel.metrics();
+    let kind = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.data_type.clone())
+    };
+    assert_eq!(kind("otlp.test.events").as_deref(), Some("Sum"));
+    // rotel 0.0.1a15 decodes histograms from OTLP/JSON as an empty metric (it prints
+    // `DataType: Empty` even for a hand-written, spec-conformant body), so the kind is
+    // only checked for the protobuf transports.
+    if protocol != "http/json" {
+        assert_eq!(kind("otlp.test.duration").as_deref(), Some("Histogram"));
+    }
+    for m in metrics {
         assert_eq!(m.service_name(), Some(service.as_str()), "{m:?}");
         assert_eq!(
             attr(&m.resource, "deployment.environment.name"),
@@ -107,4 +121,41 @@ fn exports_over_http_protobuf() {
 #[test]
 fn exports_over_http_json() {
     export_to_rotel(Protocol::HttpJson.as_str());
+}
+
+/// Installing from inside a tokio runtime (`#[tokio::main]`) works for every protocol,
+/// and dropping the guard there neither panics nor loses the flush: the gRPC exporter
+/// runs on the setup's own runtime, the HTTP client is built off the runtime.
+async fn from_inside_a_runtime(protocol: &str) {
+    let rotel = Rotel::start();
+    let endpoint = rotel.endpoint_for(protocol);
+    let protocol_owned = protocol.to_owned();
+    let guard = setup::builder()
+        .env_lookup(move |k| match k {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol_owned.clone()),
+            _ => None,
+        })
+        .service_name("in-runtime")
+        .build()
+        .expect("setup inside a runtime");
+    let tracer = guard.tracer_provider().unwrap().tracer("in-runtime");
+    tokio::task::yield_now().await;
+    tracer.in_span("inside-runtime", |_| {});
+    drop(guard);
+    rotel.expect("the span flushed by drop", WAIT, |spans, _| {
+        spans
+            .iter()
+            .any(|s| s.name == "inside-runtime" && s.service_name() == Some("in-runtime"))
+    });
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn grpc_from_inside_a_runtime() {
+    from_inside_a_runtime("grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_from_inside_a_runtime() {
+    from_inside_a_runtime("http/protobuf").await;
 }
