@@ -69,6 +69,10 @@ fn write_telemetry(dir: &PathBuf) -> (PathBuf, PathBuf) {
         .build();
     hist.record(0.002, &[]);
     hist.record(0.3, &[]);
+    meter
+        .f64_histogram("files.test.zero")
+        .build()
+        .record(0.0, &[]);
     let updown = meter.i64_up_down_counter("files.test.inflight").build();
     updown.add(-3, &[]);
     let gauge = meter.f64_gauge("files.test.level").build();
@@ -273,6 +277,14 @@ fn metric_lines_follow_the_otlp_json_encoding() {
     assert!(
         buckets.iter().any(|b| b == "0"),
         "zero buckets stay in the array"
+    );
+
+    // `sum`, `min` and `max` have explicit presence: a set 0 is written, not omitted.
+    let zero = &by_name["files.test.zero"]["histogram"]["dataPoints"][0];
+    assert_eq!(zero["count"], "1");
+    assert_eq!(
+        (&zero["sum"], &zero["min"], &zero["max"]),
+        (&0.0.into(), &0.0.into(), &0.0.into())
     );
 
     let level = &by_name["files.test.level"]["gauge"];

@@ -35,9 +35,10 @@ pub const TRACES_FILE: &str = "traces.jsonl";
 /// The metrics file name inside the telemetry directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
-/// Fields that are members of a protobuf `oneof`: proto3 JSON writes them even when they
-/// hold the default value (`"asInt": "0"`, `"boolValue": false`).
-const ONEOF_FIELDS: &[&str] = &[
+/// Fields with explicit presence, which proto3 JSON writes whenever they are set, even to
+/// the default value: `oneof` members (`"asInt": "0"`, `"boolValue": false`) and the
+/// `optional` histogram `sum` / `min` / `max` (`"min": 0.0`).
+const PRESENCE_FIELDS: &[&str] = &[
     "stringValue",
     "boolValue",
     "intValue",
@@ -52,14 +53,19 @@ const ONEOF_FIELDS: &[&str] = &[
     "histogram",
     "exponentialHistogram",
     "summary",
+    "min",
+    "max",
 ];
 
-/// Removes the fields proto3 JSON leaves out (null, `""`, `0`, `"0"`, `false`, `[]`),
-/// except `oneof` members; array elements are never removed.
+/// Removes the fields proto3 JSON leaves out: unset ones (null) and, except for fields
+/// with explicit presence, default values (`""`, `0`, `"0"`, `false`, `[]`). Array
+/// elements are never removed.
 pub(crate) fn normalize(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            map.retain(|key, v| ONEOF_FIELDS.contains(&key.as_str()) || !is_default(v));
+            map.retain(|key, v| {
+                !v.is_null() && (PRESENCE_FIELDS.contains(&key.as_str()) || !is_default(v))
+            });
             for v in map.values_mut() {
                 normalize(v);
             }
@@ -244,14 +250,14 @@ mod tests {
         let mut v = serde_json::json!({
             "a": 0, "b": "", "c": "0", "d": [], "e": null, "f": false,
             "asInt": "0", "boolValue": false, "bucketCounts": ["0", "1"],
-            "status": {}, "g": {"h": 0, "i": 1}
+            "status": {}, "g": {"h": 0, "i": 1}, "min": 0.0, "max": null
         });
         normalize(&mut v);
         assert_eq!(
             v,
             serde_json::json!({
                 "asInt": "0", "boolValue": false, "bucketCounts": ["0", "1"],
-                "status": {}, "g": {"i": 1}
+                "status": {}, "g": {"i": 1}, "min": 0.0
             })
         );
     }

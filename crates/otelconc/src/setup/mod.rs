@@ -38,6 +38,12 @@
 //! | `OTEL_SDK_DISABLED` | `true`: install nothing | `false` |
 //! | `OTELCONC_TELEMETRY_DIR` | directory of the local files | `./otelconc-telemetry` |
 //!
+//! Not handled here, but read from the process environment by the SDK and exporter
+//! crates themselves: the batch processor's `OTEL_BSP_*`, the per-signal
+//! `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_{HEADERS,COMPRESSION}` and
+//! `OTEL_EXPORTER_OTLP_COMPRESSION`. The per-signal `_PROTOCOL` and `_TIMEOUT` forms are
+//! not supported: the generic ones apply to both signals.
+//!
 //! # Where telemetry goes
 //!
 //! With an endpoint, OTLP over the configured protocol. Without one, the embedded
