@@ -41,11 +41,11 @@ fn hanging() -> SocketAddr {
     addr
 }
 
-fn guard_for(protocol: &str, addr: SocketAddr) -> (TelemetryGuard, Lines) {
+fn guard_for(protocol: &str, addr: SocketAddr, timeout_ms: u64) -> (TelemetryGuard, Lines) {
     let env = HashMap::from([
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "300".to_owned()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", timeout_ms.to_string()),
         ("OTEL_METRIC_EXPORT_INTERVAL", "200".to_owned()),
         ("OTEL_SERVICE_NAME", "down-test".to_owned()),
     ]);
@@ -81,9 +81,8 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn collector_down(protocol: &str, addr: SocketAddr, reason: &str) {
-    let (guard, lines) = guard_for(protocol, addr);
-    let guard = Arc::new(guard);
+/// Produces `n` spans (each with a counter add) in a tight loop on another thread.
+fn produce(guard: &TelemetryGuard, n: u64) -> u64 {
     let tracer = guard.tracer_provider().unwrap().tracer("down");
     let counter = guard
         .meter_provider()
@@ -91,44 +90,75 @@ fn collector_down(protocol: &str, addr: SocketAddr, reason: &str) {
         .meter("down")
         .u64_counter("down.test.events")
         .build();
-
-    // A tight loop: every span must be produced, none may wait for the collector.
-    let produced = within("the span producer", HANG, move || {
-        let mut n = 0_u64;
-        for _ in 0..SPANS {
+    within("the span producer", HANG, move || {
+        let mut produced = 0_u64;
+        for _ in 0..n {
             tracer.in_span("while-down", |_| counter.add(1, &[]));
-            n += 1;
+            produced += 1;
         }
-        n
-    });
-    assert_eq!(produced, SPANS);
-    wait_until("the first export failure", || guard.export_failures() > 0);
-    let stats = guard.stats();
-    assert_eq!(stats.spans_ended, SPANS, "{stats:?}");
-    assert!(
-        stats.spans_dropped() > 0,
-        "the full queue drops spans instead of blocking the producer: {stats:?}"
-    );
-    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+        produced
+    })
+}
 
-    // Shutdown returns by its deadline, whatever the collector does.
+/// A collector that accepts and never answers, with an export timeout far longer than
+/// the test: the first export is stuck for the whole test. Every span is still
+/// produced (the full batch queue drops instead of waiting), and shutdown returns by
+/// its deadline with `Timeout`.
+fn producer_never_waits_for_a_stuck_export(protocol: &str) {
+    let (guard, lines) = guard_for(protocol, hanging(), 10 * HANG.as_millis() as u64);
+    let guard = Arc::new(guard);
+    assert_eq!(produce(&guard, SPANS), SPANS);
+    let stats = guard.stats();
+    assert_eq!(
+        stats.failed_exports, 0,
+        "the first export is still stuck, so every span was produced meanwhile: {stats:?}"
+    );
+    assert_eq!(stats.spans_ended, SPANS);
+    assert_eq!(stats.spans_exported, 0);
+    assert!(lines.lock().unwrap().is_empty(), "nothing failed yet");
+
     let deadline = Duration::from_millis(500);
     let g = guard.clone();
     let result = within("shutdown_with_deadline", deadline * 20, move || {
         g.shutdown_with_deadline(deadline)
     });
-    if let Err(e) = &result {
-        assert!(
-            matches!(
-                e,
-                setup::ShutdownError::Timeout(_) | setup::ShutdownError::Failed(_)
-            ),
-            "{e:?}"
-        );
-    }
-    // Failures go on being counted (metrics every 200 ms, the flush at shutdown)...
-    assert!(guard.export_failures() >= 1);
-    // ...but only one line was ever printed.
+    assert_eq!(result, Err(setup::ShutdownError::Timeout(deadline)));
+    // A second call is a no-op even while the first flush is still stuck.
+    assert_eq!(guard.shutdown(), Ok(()));
+}
+
+#[test]
+fn stuck_http_export_never_blocks_the_producer() {
+    producer_never_waits_for_a_stuck_export("http/protobuf");
+}
+
+#[test]
+fn stuck_grpc_export_never_blocks_the_producer() {
+    producer_never_waits_for_a_stuck_export("grpc");
+}
+
+/// A down collector with a short export timeout: many exports fail, one line is
+/// printed, naming the destination and the cause; shutdown returns by its deadline.
+fn one_warning_per_outage(protocol: &str, addr: SocketAddr, reason: &str) {
+    let (guard, lines) = guard_for(protocol, addr, 300);
+    let guard = Arc::new(guard);
+    assert_eq!(produce(&guard, SPANS), SPANS);
+    // Spans and metrics (every 200 ms) keep failing; wait for several failures.
+    wait_until("three failed exports", || guard.export_failures() >= 3);
+    let stats = guard.stats();
+    assert_eq!(stats.spans_ended, SPANS, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+
+    let deadline = Duration::from_millis(500);
+    let g = guard.clone();
+    let result = within("shutdown_with_deadline", deadline * 20, move || {
+        g.shutdown_with_deadline(deadline)
+    });
+    assert!(
+        result.is_err(),
+        "the final flush cannot succeed: {result:?}"
+    );
+
     let lines = lines.lock().unwrap().clone();
     assert_eq!(lines.len(), 1, "exactly one warning: {lines:#?}");
     let expected = format!("otelconc: telemetry export to http://{addr} failing ({reason})");
@@ -146,29 +176,29 @@ fn collector_down(protocol: &str, addr: SocketAddr, reason: &str) {
 
 #[test]
 fn refused_http() {
-    collector_down("http/protobuf", refused(), "connection refused");
+    one_warning_per_outage("http/protobuf", refused(), "connection refused");
 }
 
 #[test]
 fn refused_grpc() {
-    collector_down("grpc", refused(), "connection refused");
+    one_warning_per_outage("grpc", refused(), "connection refused");
 }
 
 #[test]
 fn hanging_http() {
-    collector_down("http/json", hanging(), "timed out");
+    one_warning_per_outage("http/json", hanging(), "timed out");
 }
 
 #[test]
 fn hanging_grpc() {
-    collector_down("grpc", hanging(), "timed out");
+    one_warning_per_outage("grpc", hanging(), "timed out");
 }
 
 #[test]
 fn recovery_prints_one_more_line_and_data_flows_again() {
     let (grpc_port, http_port) = otelconc_testkit::rotel::free_ports();
     let addr: SocketAddr = ([127, 0, 0, 1], http_port).into();
-    let (guard, lines) = guard_for("http/protobuf", addr);
+    let (guard, lines) = guard_for("http/protobuf", addr, 300);
     let provider = guard.tracer_provider().unwrap().clone();
     let tracer = provider.tracer("recovery");
     tracer.in_span("before-collector", |_| {});

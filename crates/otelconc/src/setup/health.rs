@@ -1,9 +1,10 @@
 //! Exporter wrappers that turn export failures into one warning per outage, and count.
 //!
-//! The SDK logs each failed export through its internal logs; with a collector down that
-//! is a line per batch, forever. These wrappers sit between the SDK's background threads
-//! and the real exporter: the first failure prints one line, later failures only
-//! increment a counter, and the first success after an outage prints one line again.
+//! The SDK reports failed exports only through its internal logs, which otelconc leaves
+//! off: turned on, they print a line per failed batch, forever, while the collector is
+//! down. These wrappers sit between the SDK's background threads and the real exporter:
+//! the first failure prints one line, later failures only increment a counter, and the
+//! first success after an outage prints one line again.
 //!
 //! While the destination is down, at most one export per [`PROBE_INTERVAL`] reaches it;
 //! the others fail at once (counted as failures). Without this, each queued batch would
