@@ -230,3 +230,25 @@ fn an_unwritable_directory_is_an_error_naming_the_path() {
     assert!(matches!(err, setup::SetupError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
+
+#[test]
+fn the_configured_sampler_is_installed() {
+    use opentelemetry::trace::{TraceContextExt, Tracer as _};
+    for (sampler, sampled) in [("always_off", false), ("always_on", true)] {
+        let dir = temp_dir(sampler);
+        let guard = setup::builder()
+            .env_lookup(move |k| (k == "OTEL_TRACES_SAMPLER").then(|| sampler.to_owned()))
+            .files_dir(&dir)
+            .build()
+            .unwrap();
+        let tracer = guard.tracer_provider().unwrap().tracer("t");
+        let is_sampled = tracer.in_span("maybe", |cx| cx.span().span_context().is_sampled());
+        assert_eq!(is_sampled, sampled, "{sampler}");
+        guard.shutdown().unwrap();
+        assert_eq!(
+            exported_span_names(&dir).len(),
+            usize::from(sampled),
+            "{sampler}"
+        );
+    }
+}
