@@ -60,7 +60,11 @@
 //! reader's thread. The first failed export prints one warning (to stderr, or the
 //! builder's [`warning_sink`](SetupBuilder::warning_sink)); later failures are only
 //! counted ([`TelemetryGuard::export_failures`], [`TelemetryGuard::stats`]); the first
-//! success after an outage prints one line. [`TelemetryGuard::shutdown_with_deadline`]
+//! success after an outage prints one line. While the destination is down, at most one
+//! export per second goes to it (the others fail at once and are counted), so queued
+//! batches do not each wait out the exporter's retries and timeout; the first export
+//! after the collector is back goes through within about a second.
+//! [`TelemetryGuard::shutdown_with_deadline`]
 //! returns by its deadline however the collector behaves. The SDK's own internal logs
 //! are not used.
 //!
