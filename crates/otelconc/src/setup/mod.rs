@@ -62,8 +62,8 @@
 //! counted ([`TelemetryGuard::export_failures`], [`TelemetryGuard::stats`]); the first
 //! success after an outage prints one line. While the destination is down, at most one
 //! export per second goes to it (the others fail at once and are counted), so queued
-//! batches do not each wait out the exporter's retries and timeout; the first export
-//! after the collector is back goes through within about a second.
+//! batches do not each wait out the exporter's retries and timeout; once the collector
+//! is back, the first export a second or more after the last failed one reaches it.
 //! [`TelemetryGuard::shutdown_with_deadline`]
 //! returns by its deadline however the collector behaves. The SDK's own internal logs
 //! are not used.
