@@ -2,10 +2,14 @@
 //!
 //! - [`TestTelemetry`]: SDK tracer and meter providers wired to in-memory exporters, so a
 //!   test asserts telemetry from what an exporter received, not from internal counters.
+//! - [`rotel`]: the real collector `rotel` on free loopback ports, with parsers for what
+//!   it prints and a replayer for OTLP/JSON files.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod memory;
+pub mod rotel;
 
 pub use memory::{MetricsSnapshot, TestTelemetry, attr};
 pub use opentelemetry_sdk::trace::SpanData;
+pub use rotel::{Rotel, RotelMetric, RotelSpan};

@@ -15,6 +15,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
+//! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
 //! # Features
 //! - `tracing`: read the OpenTelemetry context of the current `tracing` span, when
@@ -32,4 +33,6 @@
 )]
 
 pub(crate) mod panic_payload;
+#[cfg(feature = "setup")]
+pub mod setup;
 pub mod telemetry;
