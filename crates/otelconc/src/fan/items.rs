@@ -1,6 +1,7 @@
 //! `fan_out_items`: many items through one async function at bounded concurrency, as a
 //! stream adapter (no task per item).
 
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll, ready};
 
 use futures_core::{Stream, TryFuture};
-use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
@@ -48,7 +49,7 @@ where
     Fut: TryFuture,
     Fut::Error: fmt::Display,
 {
-    type Output = Result<Fut::Ok, ItemError<Fut::Error>>;
+    type Output = (usize, Result<Fut::Ok, ItemError<Fut::Error>>);
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
@@ -72,7 +73,7 @@ where
             }
             span.span().end();
         }
-        Poll::Ready(out)
+        Poll::Ready((index, out))
     }
 }
 
@@ -201,10 +202,12 @@ impl<Fut: TryFuture> Future for MaybePanicked<Fut> {
 
 /// The results of [`fan_out_items`](super::fan_out_items), in input order.
 ///
-/// Keeps at most `concurrency` items' futures running; polls them inside the task that
-/// polls this stream (no task per item). Yields every item's result, errors included;
-/// stop early (for example with `try_collect`) and dropping the stream cancels the
-/// items still running.
+/// Keeps at most `concurrency` items' futures running (counting results that finished
+/// ahead of their turn); polls them inside the task that polls this stream (no task per
+/// item). Yields every item's result, errors included, in input order; stop early (for
+/// example with `try_collect`) and dropping the stream cancels the items still running.
+/// With [`fail_fast`](FanOutItems::fail_fast), the first error to happen is yielded at
+/// once and ends the stream.
 ///
 /// # Examples
 /// ```
@@ -221,7 +224,32 @@ where
     Fut::Error: fmt::Display,
 {
     source: Source<I, F>,
-    running: FuturesOrdered<Item<Fut>>,
+    running: FuturesUnordered<Item<Fut>>,
+    /// Results that completed ahead of an earlier item, smallest index on top.
+    ahead: BinaryHeap<Ahead<Result<Fut::Ok, ItemError<Fut::Error>>>>,
+    /// The index the stream yields next.
+    next_out: usize,
+    fail_fast: bool,
+}
+
+/// A result waiting for the items before it, ordered so the heap pops the smallest index.
+struct Ahead<T>(usize, T);
+
+impl<T> PartialEq for Ahead<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<T> Eq for Ahead<T> {}
+impl<T> PartialOrd for Ahead<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Ahead<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.cmp(&self.0)
+    }
 }
 
 /// The results of [`fan_out_items_unordered`](super::fan_out_items_unordered), in the
@@ -260,6 +288,8 @@ where
         f.debug_struct("FanOutItems")
             .field("concurrency", &self.source.limit)
             .field("running", &self.running.len())
+            .field("ahead", &self.ahead.len())
+            .field("fail_fast", &self.fail_fast)
             .field("started", &self.source.next_index)
             .finish_non_exhaustive()
     }
@@ -290,8 +320,37 @@ where
     pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Inner>) -> Self {
         Self {
             source: Source::new(items, limit, f, fan),
-            running: FuturesOrdered::new(),
+            running: FuturesUnordered::new(),
+            ahead: BinaryHeap::new(),
+            next_out: 0,
+            fail_fast: false,
         }
+    }
+
+    /// Yields the first error as soon as it happens, ahead of earlier items still
+    /// running, then ends: the items in flight are cancelled (dropped) and no new item
+    /// starts. Without it, an error waits for its turn in input order like every result.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::TryStreamExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out: Result<Vec<u64>, _> = otelconc::fan::fan_out_items([3600, 0], 2, |secs| async move {
+    ///     tokio::time::sleep(Duration::from_secs(secs)).await;
+    ///     if secs == 0 { Err("fast failure") } else { Ok(secs) }
+    /// })
+    /// .unwrap()
+    /// .fail_fast()
+    /// .try_collect()
+    /// .await; // returns at once, not after an hour
+    /// assert_eq!(out.unwrap_err().index(), 1);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn fail_fast(mut self) -> Self {
+        self.fail_fast = true;
+        self
     }
 }
 
@@ -311,7 +370,7 @@ where
 }
 
 // Neither form pins its fields in place: the futures live in heap nodes of
-// FuturesOrdered/FuturesUnordered, which are Unpin.
+// FuturesUnordered, and the heap holds only results; both are Unpin.
 impl<I: Iterator, F, Fut: TryFuture<Error: fmt::Display>> Unpin for FanOutItems<I, F, Fut> {}
 impl<I: Iterator, F, Fut: TryFuture<Error: fmt::Display>> Unpin for FanOutItemsUnordered<I, F, Fut> {}
 
@@ -326,24 +385,46 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        while this.running.len() < this.source.limit {
+        // Results waiting for their turn count against the limit, as in `buffered`.
+        while this.running.len() + this.ahead.len() < this.source.limit {
             match this.source.next_item() {
-                Some(item) => this.running.push_back(item),
+                Some(item) => this.running.push(item),
                 None => break,
             }
         }
-        match ready!(this.running.poll_next_unpin(cx)) {
-            Some(out) => {
-                this.source.count(&out);
-                Poll::Ready(Some(out))
+        loop {
+            if this.ahead.peek().is_some_and(|a| a.0 == this.next_out) {
+                if let Some(Ahead(_, out)) = this.ahead.pop() {
+                    this.next_out += 1;
+                    this.source.count(&out);
+                    return Poll::Ready(Some(out));
+                }
             }
-            // Empty after filling means the input is exhausted.
-            None => Poll::Ready(None),
+            match ready!(this.running.poll_next_unpin(cx)) {
+                Some((index, out)) if index == this.next_out => {
+                    this.next_out += 1;
+                    this.source.count(&out);
+                    return Poll::Ready(Some(out));
+                }
+                Some((_, out)) if this.fail_fast && out.is_err() => {
+                    this.source.count(&out);
+                    // Cancel-on-error: drop what runs, start nothing more.
+                    this.source.items = None;
+                    this.running.clear();
+                    this.ahead.clear();
+                    return Poll::Ready(Some(out));
+                }
+                Some((index, out)) => this.ahead.push(Ahead(index, out)),
+                // Every started item was yielded in order, and the input is exhausted
+                // (the fill above stops only at the limit or at the end).
+                None => return Poll::Ready(None),
+            }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.source.remaining_hint(self.running.len())
+        self.source
+            .remaining_hint(self.running.len() + self.ahead.len())
     }
 }
 
@@ -365,7 +446,7 @@ where
             }
         }
         match ready!(this.running.poll_next_unpin(cx)) {
-            Some(out) => {
+            Some((_, out)) => {
                 this.source.count(&out);
                 Poll::Ready(Some(out))
             }

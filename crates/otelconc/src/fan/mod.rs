@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | N workers on one input, all results or the first error, cancel on error | [`fan_out`], [`FanOut::run`] | the seed's `FanOut` (errgroup) |
 //! | `f` over many items, `concurrency` at a time, results in input order | [`fan_out_items`], [`FanOut::items`] | `futures`' `buffered` |
+//! | the same, all results or the first error as soon as it happens (cancel on error) | [`fan_out_items`]`(..)?.`[`fail_fast`](FanOutItems::fail_fast)`().try_collect()` | errgroup over items |
 //! | the same, results as they complete | [`fan_out_items_unordered`], [`FanOut::items_unordered`] | `buffer_unordered` |
 //! | many streams merged into one | [`fan_in`], [`FanIn::builder`] | the seed's `FanIn`, `select_all` |
 //!
@@ -14,8 +15,9 @@
 //! its items and dropping a fan-in aborts its merge tasks, so nothing runs unowned.
 //!
 //! # Cost
-//! `fan_out_items` is a stream adapter over `FuturesOrdered` / `FuturesUnordered`, the
-//! same machinery as `buffered` / `buffer_unordered`: no task per item. Per item it adds
+//! `fan_out_items` is a stream adapter over `FuturesUnordered` (plus a reorder heap for
+//! the ordered form), the same machinery as `buffered` / `buffer_unordered`: no task per
+//! item. Per item it adds
 //! a panic guard (free unless a panic happens), one bound counter add when the item's
 //! result is yielded, and nothing else: no timestamp, no allocation. The caller's context
 //! is checked once per call; only inside a sampled trace does each item get a span

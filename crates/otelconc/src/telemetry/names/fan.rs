@@ -14,12 +14,12 @@ pub const ATTR_INDEX: &str = "otelconc.fan_out.index";
 /// Span attribute: the number of workers of a `fan_out`.
 pub const ATTR_WORKERS: &str = "otelconc.fan_out.workers";
 
-/// Items of `fan_out_items` that ended, by outcome.
+/// Items of `fan_out_items` whose result the stream yielded, by outcome.
 pub const ITEMS: InstrumentSpec = InstrumentSpec {
     name: "otelconc.fan_out.items",
     kind: InstrumentKind::Counter,
     unit: "{item}",
-    description: "Items of fan_out_items that ended, by outcome (ok, error, panic)",
+    description: "Items of fan_out_items whose result was yielded, by outcome (ok, error, panic)",
     attributes: &[ATTR_NAME, ATTR_OUTCOME],
 };
 
