@@ -4,6 +4,7 @@
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll, ready};
@@ -16,13 +17,46 @@ use pin_project_lite::pin_project;
 
 use super::error::ItemError;
 use super::out::Inner;
-use crate::group::Guarded;
+use crate::panic_payload;
 use crate::telemetry::names::fan as names;
 use crate::telemetry::record_error;
+
+/// Where an item keeps its span: nowhere ([`NoSpan`], a zero-sized type, outside a
+/// sampled trace) or in an [`ItemSpan`]. A stream uses one or the other for all its
+/// items, so an untraced item future carries no span field at all.
+trait SpanSlot {
+    fn context(&self) -> Option<&Context>;
+    fn take(&mut self) -> Option<Context>;
+}
+
+/// No span: the item runs outside a sampled trace.
+struct NoSpan;
+
+impl SpanSlot for NoSpan {
+    #[inline(always)]
+    fn context(&self) -> Option<&Context> {
+        None
+    }
+    #[inline(always)]
+    fn take(&mut self) -> Option<Context> {
+        None
+    }
+}
 
 /// The span of one item, ended when the item ends or, if it is dropped unfinished,
 /// ended as cancelled.
 struct ItemSpan(Option<Context>);
+
+impl SpanSlot for ItemSpan {
+    #[inline]
+    fn context(&self) -> Option<&Context> {
+        self.0.as_ref()
+    }
+    #[inline]
+    fn take(&mut self) -> Option<Context> {
+        self.0.take()
+    }
+}
 
 impl Drop for ItemSpan {
     fn drop(&mut self) {
@@ -35,46 +69,143 @@ impl Drop for ItemSpan {
 
 pin_project! {
     /// One item's future: the user's future, polled under the item's span (when
-    /// sampled), with panics caught.
-    struct Item<Fut> {
+    /// sampled), with panics caught. Kept small: it is allocated once per item.
+    struct Item<Fut, S> {
         #[pin]
-        fut: Guarded<MaybePanicked<Fut>>,
+        fut: Fut,
         index: usize,
-        span: ItemSpan,
+        span: S,
     }
 }
 
-impl<Fut> Future for Item<Fut>
+impl<Fut, S> Future for Item<Fut, S>
 where
     Fut: TryFuture,
     Fut::Error: fmt::Display,
+    S: SpanSlot,
 {
     type Output = (usize, Result<Fut::Ok, ItemError<Fut::Error>>);
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let out = ready!(this.fut.poll(cx));
-        let index = *this.index;
-        let out = match out {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(error)) => Err(ItemError::Failed { index, error }),
-            Err(message) => Err(ItemError::Panicked { index, message }),
-        };
-        if let Some(span) = this.span.0.take() {
-            match &out {
-                Ok(_) => {}
-                Err(ItemError::Failed { error, .. }) => {
-                    record_error(&span, "error", error.to_string());
-                }
-                Err(ItemError::Panicked { message, .. }) => {
-                    record_error(&span, "panic", message.clone());
-                }
+        let fut = this.fut;
+        // After a panic the item is ready with the panic's message and its owner drops
+        // it without polling again, so no broken invariant of `fut` can be observed.
+        let polled = match this.span.context() {
+            Some(otel) => {
+                let _attached = otel.clone().attach();
+                catch_unwind(AssertUnwindSafe(|| fut.try_poll(cx)))
             }
-            span.span().end();
+            None => catch_unwind(AssertUnwindSafe(|| fut.try_poll(cx))),
+        };
+        let index = *this.index;
+        let out = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(v))) => Ok(v),
+            Ok(Poll::Ready(Err(error))) => Err(ItemError::Failed { index, error }),
+            Err(payload) => Err(ItemError::Panicked {
+                index,
+                message: panic_payload::message(&*payload),
+            }),
+        };
+        if let Some(span) = this.span.take() {
+            end_span(&span, &out);
         }
         Poll::Ready((index, out))
     }
+}
+
+type Out<Fut> = (
+    usize,
+    Result<<Fut as TryFuture>::Ok, ItemError<<Fut as TryFuture>::Error>>,
+);
+
+/// The items in flight: untraced or traced, fixed for the stream's life.
+enum Running<Fut> {
+    Plain(FuturesUnordered<Item<Fut, NoSpan>>),
+    Traced(FuturesUnordered<Item<Fut, ItemSpan>>),
+}
+
+impl<Fut> Running<Fut>
+where
+    Fut: TryFuture,
+    Fut::Error: fmt::Display,
+{
+    fn new(traced: bool) -> Self {
+        if traced {
+            Self::Traced(FuturesUnordered::new())
+        } else {
+            Self::Plain(FuturesUnordered::new())
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Self::Plain(r) => r.len(),
+            Self::Traced(r) => r.len(),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, item: Started<Fut>) {
+        match (self, item) {
+            (Self::Plain(r), Started::Plain(i)) => r.push(i),
+            (Self::Traced(r), Started::Traced(i)) => r.push(i),
+            // The source starts traced items exactly when the stream is traced.
+            (Self::Plain(r), Started::Traced(i)) => r.push(Item {
+                fut: i.fut,
+                index: i.index,
+                span: NoSpan,
+            }),
+            (Self::Traced(r), Started::Plain(i)) => r.push(Item {
+                fut: i.fut,
+                index: i.index,
+                span: ItemSpan(None),
+            }),
+        }
+    }
+
+    #[inline]
+    fn poll_next(&mut self, cx: &mut TaskCx<'_>) -> Poll<Option<Out<Fut>>> {
+        match self {
+            Self::Plain(r) => r.poll_next_unpin(cx),
+            Self::Traced(r) => r.poll_next_unpin(cx),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Self::Plain(r) => r.clear(),
+            Self::Traced(r) => r.clear(),
+        }
+    }
+}
+
+/// An item started by [`Source::next_item`].
+enum Started<Fut> {
+    Plain(Item<Fut, NoSpan>),
+    Traced(Item<Fut, ItemSpan>),
+}
+
+#[cold]
+#[inline(never)]
+fn end_span<R, E: fmt::Display>(span: &Context, out: &Result<R, ItemError<E>>) {
+    match out {
+        Ok(_) => {}
+        Err(ItemError::Failed { error, .. }) => record_error(span, "error", error.to_string()),
+        Err(ItemError::Panicked { message, .. }) => record_error(span, "panic", message.clone()),
+    }
+    span.span().end();
+}
+
+/// What [`Source::next_item`] found.
+enum Next<Fut> {
+    Item(Started<Fut>),
+    /// `f` itself panicked for the item at this index: it fails without a future.
+    Panicked(usize, String),
+    Exhausted,
 }
 
 /// What both stream forms share: the input, the function, the limit and telemetry.
@@ -86,6 +217,50 @@ struct Source<I, F> {
     /// The caller's context, when the call was made inside a sampled trace.
     parent: Option<Context>,
     fan: Arc<Inner>,
+    /// Results yielded since the last flush (any outcome).
+    yielded: u32,
+    /// Errors and panics among them: counted on the (cold) failure path only, so an
+    /// `ok` item costs one increment.
+    failed: u32,
+    panicked: u32,
+}
+
+/// Outcomes are added to the counters in batches of at most this many, and whenever the
+/// stream waits, ends or is dropped: a collection never misses more than the items the
+/// stream yielded since it last waited, and an item costs a local increment.
+const FLUSH_EVERY: u32 = 256;
+
+impl<I, F> Source<I, F> {
+    fn flush(&mut self) {
+        let yielded = std::mem::take(&mut self.yielded);
+        let error = std::mem::take(&mut self.failed);
+        let panic = std::mem::take(&mut self.panicked);
+        let ok = yielded.saturating_sub(error).saturating_sub(panic);
+        if ok > 0 {
+            self.fan.ok.add(u64::from(ok));
+        }
+        if error > 0 {
+            self.fan.error.add(u64::from(error));
+        }
+        if panic > 0 {
+            self.fan.panic.add(u64::from(panic));
+        }
+    }
+
+    /// Flushes the counts when the stream is about to wait or has ended.
+    #[inline]
+    fn flush_if<T>(&mut self, poll: Poll<Option<T>>) -> Poll<Option<T>> {
+        if !matches!(poll, Poll::Ready(Some(_))) {
+            self.flush();
+        }
+        poll
+    }
+}
+
+impl<I, F> Drop for Source<I, F> {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl<I, F, Fut, R, E> Source<I, F>
@@ -102,63 +277,84 @@ where
             next_index: 0,
             parent: fan.telemetry.span_parent(),
             fan,
+            yielded: 0,
+            failed: 0,
+            panicked: 0,
         }
     }
 
-    /// The next item's future, or `None` when the input is exhausted.
+    /// The next item's future.
     #[inline]
-    fn next_item(&mut self) -> Option<Item<Fut>> {
-        let item = self.items.as_mut()?.next();
-        let Some(item) = item else {
+    fn next_item(&mut self) -> Next<Fut> {
+        let Some(item) = self.items.as_mut().and_then(Iterator::next) else {
             self.items = None;
-            return None;
+            return Next::Exhausted;
         };
         let index = self.next_index;
         self.next_index += 1;
-        let Some(parent) = &self.parent else {
-            return Some(Item {
-                fut: Guarded::new(self.build(item), None),
+        if self.parent.is_some() {
+            return self.next_traced(item, index);
+        }
+        let f = &mut self.f;
+        match catch_unwind(AssertUnwindSafe(|| f(item))) {
+            Ok(fut) => Next::Item(Started::Plain(Item {
+                fut,
                 index,
-                span: ItemSpan(None),
-            });
-        };
-        let cx = self.fan.telemetry.start_span(
+                span: NoSpan,
+            })),
+            Err(payload) => Next::Panicked(index, panic_payload::message(&*payload)),
+        }
+    }
+
+    /// [`Source::next_item`] inside a sampled trace: the item gets its span, and `f`
+    /// runs under it.
+    #[inline(never)]
+    fn next_traced(&mut self, item: I::Item, index: usize) -> Next<Fut> {
+        let parent = self.parent.clone().unwrap_or_default();
+        let span = self.fan.telemetry.start_span(
             &names::ITEM,
-            parent,
+            &parent,
             vec![
                 self.fan.name.clone(),
                 KeyValue::new(names::ATTR_INDEX, i64::try_from(index).unwrap_or(i64::MAX)),
             ],
         );
-        let fut = {
-            let _attached = cx.clone().attach();
-            self.build(item)
-        };
-        Some(Item {
-            fut: Guarded::new(fut, Some(cx.clone())),
-            index,
-            span: ItemSpan(Some(cx)),
-        })
-    }
-
-    /// Calls `f`; a panic in `f` itself becomes the item's failure.
-    #[inline]
-    fn build(&mut self, item: I::Item) -> MaybePanicked<Fut> {
         let f = &mut self.f;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))) {
-            Ok(fut) => MaybePanicked::Fut { fut },
-            Err(payload) => MaybePanicked::Panicked {
-                message: Some(crate::panic_payload::message(&*payload)),
-            },
+        let built = {
+            let _attached = span.clone().attach();
+            catch_unwind(AssertUnwindSafe(|| f(item)))
+        };
+        match built {
+            Ok(fut) => Next::Item(Started::Traced(Item {
+                fut,
+                index,
+                span: ItemSpan(Some(span)),
+            })),
+            Err(payload) => {
+                let message = panic_payload::message(&*payload);
+                record_error(&span, "panic", message.clone());
+                span.span().end();
+                Next::Panicked(index, message)
+            }
         }
     }
 
     #[inline]
-    fn count(&self, out: &Result<R, ItemError<E>>) {
-        match out {
-            Ok(_) => self.fan.ok.add(1),
-            Err(ItemError::Failed { .. }) => self.fan.error.add(1),
-            Err(ItemError::Panicked { .. }) => self.fan.panic.add(1),
+    fn count(&mut self, out: &Result<R, ItemError<E>>) {
+        if let Err(e) = out {
+            self.count_failure(e);
+        }
+        self.yielded += 1;
+        if self.yielded >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    #[cold]
+    fn count_failure(&mut self, e: &ItemError<E>) {
+        match e {
+            ItemError::Failed { .. } => self.failed += 1,
+            ItemError::Panicked { .. } => self.panicked += 1,
         }
     }
 
@@ -171,32 +367,6 @@ where
             lo.saturating_add(running),
             hi.and_then(|h| h.checked_add(running)),
         )
-    }
-}
-
-pin_project! {
-    /// The future `f` returned, or the panic of `f` itself (re-raised on first poll,
-    /// where [`Guarded`] catches it as the item's failure).
-    #[project = MaybePanickedProj]
-    enum MaybePanicked<Fut> {
-        Fut { #[pin] fut: Fut },
-        Panicked { message: Option<String> },
-    }
-}
-
-impl<Fut: TryFuture> Future for MaybePanicked<Fut> {
-    type Output = Result<Fut::Ok, Fut::Error>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            MaybePanickedProj::Fut { fut } => fut.try_poll(cx),
-            MaybePanickedProj::Panicked { message } => {
-                // Re-raise inside Guarded, which turns it into this item's failure
-                // without running the panic hook a second time.
-                std::panic::resume_unwind(Box::new(message.take().unwrap_or_default()))
-            }
-        }
     }
 }
 
@@ -224,7 +394,7 @@ where
     Fut::Error: fmt::Display,
 {
     source: Source<I, F>,
-    running: FuturesUnordered<Item<Fut>>,
+    running: Running<Fut>,
     /// Results that completed ahead of an earlier item, smallest index on top.
     ahead: BinaryHeap<Ahead<Result<Fut::Ok, ItemError<Fut::Error>>>>,
     /// The index the stream yields next.
@@ -275,7 +445,7 @@ where
     Fut::Error: fmt::Display,
 {
     source: Source<I, F>,
-    running: FuturesUnordered<Item<Fut>>,
+    running: Running<Fut>,
 }
 
 impl<I, F, Fut> fmt::Debug for FanOutItems<I, F, Fut>
@@ -318,13 +488,24 @@ where
     E: fmt::Display,
 {
     pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Inner>) -> Self {
+        let source = Source::new(items, limit, f, fan);
+        let traced = source.parent.is_some();
         Self {
-            source: Source::new(items, limit, f, fan),
-            running: FuturesUnordered::new(),
+            source,
+            running: Running::new(traced),
             ahead: BinaryHeap::new(),
             next_out: 0,
             fail_fast: false,
         }
+    }
+
+    /// Cancel-on-error: drops what runs, starts nothing more, and hands `out` back.
+    fn fail(&mut self, out: Result<R, ItemError<E>>) -> Result<R, ItemError<E>> {
+        self.source.count(&out);
+        self.source.items = None;
+        self.running.clear();
+        self.ahead.clear();
+        out
     }
 
     /// Yields the first error as soon as it happens, ahead of earlier items still
@@ -362,9 +543,11 @@ where
     E: fmt::Display,
 {
     pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Inner>) -> Self {
+        let source = Source::new(items, limit, f, fan);
+        let traced = source.parent.is_some();
         Self {
-            source: Source::new(items, limit, f, fan),
-            running: FuturesUnordered::new(),
+            source,
+            running: Running::new(traced),
         }
     }
 }
@@ -385,11 +568,37 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let poll = this.poll_inner(cx);
+        this.source.flush_if(poll)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.source
+            .remaining_hint(self.running.len() + self.ahead.len())
+    }
+}
+
+impl<I, F, Fut, R, E> FanOutItems<I, F, Fut>
+where
+    I: Iterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Display,
+{
+    fn poll_inner(&mut self, cx: &mut TaskCx<'_>) -> Poll<Option<Result<R, ItemError<E>>>> {
+        let this = self;
         // Results waiting for their turn count against the limit, as in `buffered`.
         while this.running.len() + this.ahead.len() < this.source.limit {
             match this.source.next_item() {
-                Some(item) => this.running.push(item),
-                None => break,
+                Next::Item(item) => this.running.push(item),
+                Next::Panicked(index, message) => {
+                    let out = Err(ItemError::Panicked { index, message });
+                    if this.fail_fast {
+                        return Poll::Ready(Some(this.fail(out)));
+                    }
+                    this.ahead.push(Ahead(index, out));
+                }
+                Next::Exhausted => break,
             }
         }
         loop {
@@ -400,19 +609,14 @@ where
                     return Poll::Ready(Some(out));
                 }
             }
-            match ready!(this.running.poll_next_unpin(cx)) {
+            match ready!(this.running.poll_next(cx)) {
                 Some((index, out)) if index == this.next_out => {
                     this.next_out += 1;
                     this.source.count(&out);
                     return Poll::Ready(Some(out));
                 }
                 Some((_, out)) if this.fail_fast && out.is_err() => {
-                    this.source.count(&out);
-                    // Cancel-on-error: drop what runs, start nothing more.
-                    this.source.items = None;
-                    this.running.clear();
-                    this.ahead.clear();
-                    return Poll::Ready(Some(out));
+                    return Poll::Ready(Some(this.fail(out)));
                 }
                 Some((index, out)) => this.ahead.push(Ahead(index, out)),
                 // Every started item was yielded in order, and the input is exhausted
@@ -420,11 +624,6 @@ where
                 None => return Poll::Ready(None),
             }
         }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.source
-            .remaining_hint(self.running.len() + self.ahead.len())
     }
 }
 
@@ -439,22 +638,43 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let poll = this.poll_inner(cx);
+        this.source.flush_if(poll)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.source
+            .remaining_hint(self.running.len())
+    }
+}
+
+impl<I, F, Fut, R, E> FanOutItemsUnordered<I, F, Fut>
+where
+    I: Iterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Display,
+{
+    fn poll_inner(&mut self, cx: &mut TaskCx<'_>) -> Poll<Option<Result<R, ItemError<E>>>> {
+        let this = self;
         while this.running.len() < this.source.limit {
             match this.source.next_item() {
-                Some(item) => this.running.push(item),
-                None => break,
+                Next::Item(item) => this.running.push(item),
+                Next::Panicked(index, message) => {
+                    // `f` itself panicked: this item's result is ready now.
+                    let out = Err(ItemError::Panicked { index, message });
+                    this.source.count(&out);
+                    return Poll::Ready(Some(out));
+                }
+                Next::Exhausted => break,
             }
         }
-        match ready!(this.running.poll_next_unpin(cx)) {
+        match ready!(this.running.poll_next(cx)) {
             Some((_, out)) => {
                 this.source.count(&out);
                 Poll::Ready(Some(out))
             }
             None => Poll::Ready(None),
         }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.source.remaining_hint(self.running.len())
     }
 }
