@@ -55,7 +55,10 @@ async fn zero_concurrency_or_capacity_is_rejected_with_a_clear_error() {
     assert!(fan_out_items_unordered([1u8], 0, f).is_err());
     assert!(FanOut::new("x").items([1u8], 0, f).is_err());
     let err = FanIn::<u8>::builder("x").capacity(0).build().unwrap_err();
-    assert!(err.to_string().contains("capacity must be at least 1"), "{err}");
+    assert!(
+        err.to_string().contains("capacity must be at least 1"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,19 +125,31 @@ async fn the_first_error_stops_the_run_and_cancels_the_items_in_flight() {
             error: "item 2 is bad".to_owned()
         }
     );
-    assert_eq!(alive.load(Ordering::SeqCst), 0, "an item outlived the stream");
-    assert!(started.load(Ordering::SeqCst) <= 5, "items kept starting after the error");
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        0,
+        "an item outlived the stream"
+    );
+    assert!(
+        started.load(Ordering::SeqCst) <= 5,
+        "items kept starting after the error"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_fail_fast_errors_keep_their_place_in_input_order() {
-    let out: Vec<Result<u64, ItemError<String>>> = fan_out_items([30u64, 0, 10], 3, |d| async move {
-        sleep(Duration::from_millis(d)).await;
-        if d == 0 { Err("instant failure".to_owned()) } else { Ok(d) }
-    })
-    .unwrap()
-    .collect()
-    .await;
+    let out: Vec<Result<u64, ItemError<String>>> =
+        fan_out_items([30u64, 0, 10], 3, |d| async move {
+            sleep(Duration::from_millis(d)).await;
+            if d == 0 {
+                Err("instant failure".to_owned())
+            } else {
+                Ok(d)
+            }
+        })
+        .unwrap()
+        .collect()
+        .await;
     assert_eq!(
         out,
         [
@@ -183,9 +198,11 @@ async fn a_panicking_item_fails_with_its_message() {
 
 #[tokio::test(start_paused = true)]
 async fn fan_out_returns_every_result_or_every_error_and_cancels_on_error() {
-    let out = fan_out(10u64, 3, |x, i, _token| async move { Ok::<_, String>(x * i as u64) })
-        .await
-        .unwrap();
+    let out = fan_out(10u64, 3, |x, i, _token| async move {
+        Ok::<_, String>(x * i as u64)
+    })
+    .await
+    .unwrap();
     assert_eq!(out, [0, 10, 20]);
     assert!(
         fan_out(1u8, 0, |x, _, _| async move { Ok::<_, String>(x) })
@@ -214,7 +231,10 @@ async fn fan_out_returns_every_result_or_every_error_and_cancels_on_error() {
     errors.sort();
     assert_eq!(
         errors,
-        ["task 1 failed: worker 1 failed", "task 3 panicked: worker 3 panicked"]
+        [
+            "task 1 failed: worker 1 failed",
+            "task 3 panicked: worker 3 panicked"
+        ]
     );
     assert!(matches!(err.first(), TaskError::Panicked { index: 3, .. }));
 }
@@ -290,11 +310,20 @@ async fn fan_in_memory_stays_bounded_when_the_consumer_is_slow() {
 
 #[tokio::test]
 async fn a_panicking_input_reaches_the_consumer() {
-    let bad = stream::iter(0..3).map(|i| if i == 2 { panic!("input broke at {i}") } else { i });
+    let bad = stream::iter(0..3).map(|i| {
+        if i == 2 {
+            panic!("input broke at {i}")
+        } else {
+            i
+        }
+    });
     let mut out = fan_in([bad]);
     let mut got = Vec::new();
     let panic = loop {
-        match std::panic::AssertUnwindSafe(out.next()).catch_unwind().await {
+        match std::panic::AssertUnwindSafe(out.next())
+            .catch_unwind()
+            .await
+        {
             Ok(Some(m)) => got.push(m.into_inner()),
             Ok(None) => panic!("the input's panic was swallowed"),
             Err(p) => break p,
@@ -319,7 +348,11 @@ async fn item_spans_are_children_of_the_caller_and_items_are_counted_by_outcome(
     let root = tt.root("request");
     let out: Vec<_> = async {
         fan.items(0..4u32, 2, |i| async move {
-            if i == 3 { Err(format!("item {i} too big")) } else { Ok(i) }
+            if i == 3 {
+                Err(format!("item {i} too big"))
+            } else {
+                Ok(i)
+            }
         })
         .unwrap()
         .collect()
@@ -373,7 +406,10 @@ async fn fan_out_workers_are_children_of_the_fan_out_span() {
     root.span().end();
     let parent = tt.spans_named("otelconc.fan_out");
     assert_eq!(parent.len(), 1);
-    assert_eq!(parent[0].parent_span_id, root.span().span_context().span_id());
+    assert_eq!(
+        parent[0].parent_span_id,
+        root.span().span_context().span_id()
+    );
     let workers = tt.spans_named("otelconc.group.task");
     assert_eq!(workers.len(), 3);
     assert!(

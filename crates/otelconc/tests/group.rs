@@ -156,7 +156,10 @@ async fn with_a_limit_spawn_waits_for_a_slot_and_try_spawn_refuses() {
     assert!(matches!(refused, TrySpawnError::Full(_)), "{refused}");
     // spawn waits while both slots are taken...
     let waited = tokio::time::timeout(Duration::from_secs(5), group.spawn(async { Ok(()) })).await;
-    assert!(waited.is_err(), "spawn returned while the limit was reached");
+    assert!(
+        waited.is_err(),
+        "spawn returned while the limit was reached"
+    );
     // ...and starts the task once one ends.
     tx0.send(()).unwrap();
     group.spawn(async { Ok(()) }).await.unwrap();
@@ -234,7 +237,11 @@ async fn shutdown_lets_tasks_finish_within_grace_then_aborts_the_rest() {
         .await
         .unwrap();
     let err = group.shutdown(Duration::from_secs(1)).await.unwrap_err();
-    assert_eq!(alive.load(Ordering::SeqCst), 0, "shutdown returned with a task alive");
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        0,
+        "shutdown returned with a task alive"
+    );
     assert_eq!(err.len(), 1);
     assert_eq!(err.first(), &TaskError::Cancelled { index: 1 });
 }
@@ -242,10 +249,8 @@ async fn shutdown_lets_tasks_finish_within_grace_then_aborts_the_rest() {
 #[tokio::test]
 async fn the_parent_token_cancels_the_group() {
     let parent = tokio_util::sync::CancellationToken::new();
-    let mut group: TaskGroup<(), String> = TaskGroup::builder()
-        .parent_token(&parent)
-        .build()
-        .unwrap();
+    let mut group: TaskGroup<(), String> =
+        TaskGroup::builder().parent_token(&parent).build().unwrap();
     let token = group.token();
     group
         .spawn(async move {
@@ -260,10 +265,8 @@ async fn the_parent_token_cancels_the_group() {
 
     // Never the other way round: a failing group leaves its parent alone.
     let parent = tokio_util::sync::CancellationToken::new();
-    let mut group: TaskGroup<(), String> = TaskGroup::builder()
-        .parent_token(&parent)
-        .build()
-        .unwrap();
+    let mut group: TaskGroup<(), String> =
+        TaskGroup::builder().parent_token(&parent).build().unwrap();
     group.spawn(async { Err("x".to_owned()) }).await.unwrap();
     assert!(group.wait().await.is_err());
     assert!(!parent.is_cancelled());
@@ -367,8 +370,5 @@ async fn aborted_and_panicked_tasks_are_counted_and_their_spans_end() {
             "{outcome}"
         );
     }
-    assert_eq!(
-        m.value("otelconc.group.tasks.running", &[name]),
-        Some(0.0)
-    );
+    assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
 }

@@ -182,7 +182,7 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
             took
         })
     };
-    let all = vec![
+    vec![
         Case {
             name: "items-unordered",
             ops: env.ops(1_000_000),
@@ -218,6 +218,5 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
                 Variant::new("otelconc-metrics", group(t.metrics())),
             ],
         },
-    ];
-    all
+    ]
 }

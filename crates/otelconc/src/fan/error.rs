@@ -76,14 +76,9 @@ impl<E: fmt::Display> fmt::Display for ItemError<E> {
     }
 }
 
-impl<E: Error + 'static> Error for ItemError<E> {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::Failed { error, .. } => Some(error),
-            Self::Panicked { .. } => None,
-        }
-    }
-}
+/// Any `E` that prints (`String`, `&str`, `anyhow::Error`, ...) makes an error type, so
+/// `?` works without wrapping; the message includes `E`'s own.
+impl<E: fmt::Debug + fmt::Display> Error for ItemError<E> {}
 
 /// A concurrency or capacity of 0 was passed: rejected up front, because it could never
 /// make progress (the `futures` crate's `buffered(0)` hangs forever instead).

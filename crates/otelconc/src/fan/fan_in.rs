@@ -367,7 +367,12 @@ impl<T: Send + 'static> FanInBuilder<T> {
 
 /// One input's merge task: pull, hand over, count; stop when the input ends, the
 /// output is gone, or the input panics (reported to the output).
-async fn merge<T>(mut stream: BoxInput<T>, input: usize, tx: mpsc::Sender<Msg<T>>, merged: Counter) {
+async fn merge<T>(
+    mut stream: BoxInput<T>,
+    input: usize,
+    tx: mpsc::Sender<Msg<T>>,
+    merged: Counter,
+) {
     loop {
         let next = Guarded::new(stream.next(), None).await;
         let msg = match next {

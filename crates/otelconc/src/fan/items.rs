@@ -359,10 +359,7 @@ where
     }
 
     fn remaining_hint(&self, running: usize) -> (usize, Option<usize>) {
-        let (lo, hi) = self
-            .items
-            .as_ref()
-            .map_or((0, Some(0)), |i| i.size_hint());
+        let (lo, hi) = self.items.as_ref().map_or((0, Some(0)), |i| i.size_hint());
         (
             lo.saturating_add(running),
             hi.and_then(|h| h.checked_add(running)),
@@ -555,7 +552,10 @@ where
 // Neither form pins its fields in place: the futures live in heap nodes of
 // FuturesUnordered, and the heap holds only results; both are Unpin.
 impl<I: Iterator, F, Fut: TryFuture<Error: fmt::Display>> Unpin for FanOutItems<I, F, Fut> {}
-impl<I: Iterator, F, Fut: TryFuture<Error: fmt::Display>> Unpin for FanOutItemsUnordered<I, F, Fut> {}
+impl<I: Iterator, F, Fut: TryFuture<Error: fmt::Display>> Unpin
+    for FanOutItemsUnordered<I, F, Fut>
+{
+}
 
 impl<I, F, Fut, R, E> Stream for FanOutItems<I, F, Fut>
 where
@@ -643,8 +643,7 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.source
-            .remaining_hint(self.running.len())
+        self.source.remaining_hint(self.running.len())
     }
 }
 

@@ -52,9 +52,9 @@ impl<E> TaskError<E> {
     /// ```
     pub fn index(&self) -> usize {
         match self {
-            Self::Failed { index, .. } | Self::Panicked { index, .. } | Self::Cancelled { index } => {
-                *index
-            }
+            Self::Failed { index, .. }
+            | Self::Panicked { index, .. }
+            | Self::Cancelled { index } => *index,
         }
     }
 
@@ -84,14 +84,9 @@ impl<E: fmt::Display> fmt::Display for TaskError<E> {
     }
 }
 
-impl<E: Error + 'static> Error for TaskError<E> {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::Failed { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
+/// Any `E` that prints (`String`, `&str`, `anyhow::Error`, ...) makes an error type, so
+/// `?` works without wrapping; the message includes `E`'s own.
+impl<E: fmt::Debug + fmt::Display> Error for TaskError<E> {}
 
 /// Every task error of a group, first failure first.
 ///
@@ -222,11 +217,8 @@ impl<E: fmt::Display> fmt::Display for GroupError<E> {
     }
 }
 
-impl<E: Error + 'static> Error for GroupError<E> {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.first)
-    }
-}
+/// Any `E` that prints makes an error type (see [`TaskError`]).
+impl<E: fmt::Debug + fmt::Display> Error for GroupError<E> {}
 
 /// [`TaskGroup::spawn`](super::TaskGroup::spawn) refused the task because the group's
 /// token fired: the task was not started and is handed back.
@@ -318,8 +310,12 @@ impl<F> fmt::Debug for TrySpawnError<F> {
 impl<F> fmt::Display for TrySpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Full(_) => f.write_str("every slot of the task group's limit is taken; the task was not started"),
-            Self::Cancelled(_) => f.write_str("the task group is cancelled; the task was not started"),
+            Self::Full(_) => f.write_str(
+                "every slot of the task group's limit is taken; the task was not started",
+            ),
+            Self::Cancelled(_) => {
+                f.write_str("the task group is cancelled; the task was not started")
+            }
         }
     }
 }

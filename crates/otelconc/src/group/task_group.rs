@@ -530,7 +530,10 @@ where
                 &p,
                 vec![
                     self.name.clone(),
-                    KeyValue::new(names::ATTR_TASK_INDEX, i64::try_from(index).unwrap_or(i64::MAX)),
+                    KeyValue::new(
+                        names::ATTR_TASK_INDEX,
+                        i64::try_from(index).unwrap_or(i64::MAX),
+                    ),
                 ],
             )
         });
