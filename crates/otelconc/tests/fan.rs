@@ -475,3 +475,43 @@ async fn fan_in_links_each_item_to_its_producer_and_counts_by_input() {
     assert_eq!(merged("traced"), Some(2.0));
     tt.assert_all_cataloged();
 }
+
+#[tokio::test(start_paused = true)]
+async fn items_cancelled_by_fail_fast_end_their_spans_and_are_counted() {
+    let tt = TestTelemetry::new();
+    let fan = FanOut::builder("batch").telemetry(tt.telemetry()).build();
+    let root = tt.root("request");
+    let out: Result<Vec<u64>, _> = async {
+        fan.items(0..10u64, 3, |i| async move {
+            if i == 1 {
+                return Err("bad item".to_owned());
+            }
+            sleep(Duration::from_secs(3600)).await;
+            Ok(i)
+        })
+        .unwrap()
+        .fail_fast()
+        .try_collect()
+        .await
+    }
+    .with_context(root.clone())
+    .await;
+    assert_eq!(out.unwrap_err().index(), 1);
+    let spans = tt.spans_named("otelconc.fan_out.item");
+    // Items 0, 1 and 2 started; 0 and 2 were cancelled, 1 failed: all three ended.
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| matches!(s.status, Status::Error { .. }))
+    );
+    // The stream was dropped right after the error: its counts were flushed.
+    let m = tt.metrics();
+    assert_eq!(
+        m.value(
+            "otelconc.fan_out.items",
+            &[attr(ATTR_NAME, "batch"), attr(ATTR_OUTCOME, "error")]
+        ),
+        Some(1.0)
+    );
+}

@@ -313,7 +313,7 @@ async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "fetch");
     assert_eq!(
-        m.value("otelconc.group.tasks.started", &[name.clone()]),
+        m.value("otelconc.group.tasks.started", std::slice::from_ref(&name)),
         Some(3.0)
     );
     let finished = |outcome: &'static str| {
@@ -325,7 +325,7 @@ async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
     assert_eq!(finished("ok"), Some(2.0));
     assert_eq!(finished("error"), Some(1.0));
     assert_eq!(
-        m.value("otelconc.group.tasks.running", &[name.clone()]),
+        m.value("otelconc.group.tasks.running", std::slice::from_ref(&name)),
         Some(0.0)
     );
     tt.assert_all_cataloged();

@@ -486,7 +486,7 @@ impl<T: Send + 'static> FanIn<T> {
         if self.telemetry.span_policy() == SpanPolicy::Never {
             return None;
         }
-        let parent = self.telemetry.span_parent().unwrap_or_else(Context::new);
+        let parent = self.telemetry.span_parent().unwrap_or_default();
         let mut attrs = vec![self.name.clone()];
         attrs.extend(self.labels.get(input).cloned());
         Some(self.telemetry.start_linked_span(

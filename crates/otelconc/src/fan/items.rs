@@ -116,10 +116,11 @@ where
     }
 }
 
-type Out<Fut> = (
-    usize,
-    Result<<Fut as TryFuture>::Ok, ItemError<<Fut as TryFuture>::Error>>,
-);
+/// An item's result.
+type Res<Fut> = Result<<Fut as TryFuture>::Ok, ItemError<<Fut as TryFuture>::Error>>;
+
+/// An item's index and result.
+type Out<Fut> = (usize, Res<Fut>);
 
 /// The items in flight: untraced or traced, fixed for the stream's life.
 enum Running<Fut> {
@@ -393,7 +394,7 @@ where
     source: Source<I, F>,
     running: Running<Fut>,
     /// Results that completed ahead of an earlier item, smallest index on top.
-    ahead: BinaryHeap<Ahead<Result<Fut::Ok, ItemError<Fut::Error>>>>,
+    ahead: BinaryHeap<Ahead<Res<Fut>>>,
     /// The index the stream yields next.
     next_out: usize,
     fail_fast: bool,
@@ -602,12 +603,12 @@ where
             }
         }
         loop {
-            if this.ahead.peek().is_some_and(|a| a.0 == this.next_out) {
-                if let Some(Ahead(_, out)) = this.ahead.pop() {
-                    this.next_out += 1;
-                    this.source.count(&out);
-                    return Poll::Ready(Some(out));
-                }
+            if this.ahead.peek().is_some_and(|a| a.0 == this.next_out)
+                && let Some(Ahead(_, out)) = this.ahead.pop()
+            {
+                this.next_out += 1;
+                this.source.count(&out);
+                return Poll::Ready(Some(out));
             }
             match ready!(this.running.poll_next(cx)) {
                 Some((index, out)) if index == this.next_out => {
