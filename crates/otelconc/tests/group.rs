@@ -372,3 +372,42 @@ async fn aborted_and_panicked_tasks_are_counted_and_their_spans_end() {
     }
     assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
 }
+
+#[tokio::test]
+async fn tasks_aborted_before_their_first_poll_are_still_accounted_for() {
+    let tt = TestTelemetry::new();
+    let mut group: TaskGroup<(), String> = TaskGroup::builder()
+        .name("unstarted")
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    async {
+        for _ in 0..3 {
+            group.spawn(async { Ok(()) }).await.unwrap();
+        }
+    }
+    .with_context(root)
+    .await;
+    // On this current-thread runtime none of them has run yet: dropping the group
+    // aborts them before their first poll.
+    drop(group);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        tt.spans_named("otelconc.group.task").len(),
+        3,
+        "every span ended"
+    );
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "unstarted");
+    assert_eq!(
+        m.value(
+            "otelconc.group.tasks.finished",
+            &[name.clone(), attr(ATTR_OUTCOME, "cancelled")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
+}

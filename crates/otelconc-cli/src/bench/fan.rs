@@ -1,14 +1,15 @@
 //! Suite `fan`: `fan_out_items` against `futures`' `buffer_unordered` (unordered form)
 //! and `buffered` (ordered form), 1,000,000 trivial items at concurrency 64; the cost
-//! of a per-item span inside a sampled trace; and `TaskGroup` spawns against a bare
-//! `JoinSet`.
+//! of a per-item span inside a sampled trace; `fan_in` of 4 inputs against the seed's
+//! hand-written form (a task per input into one `tokio::sync::mpsc`); and `TaskGroup`
+//! spawns against a bare `JoinSet`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use otelconc::fan::FanOut;
+use otelconc::fan::{FanIn, FanOut};
 use otelconc::group::TaskGroup;
 use otelconc::telemetry::Telemetry;
 use tokio::runtime::Runtime;
@@ -156,6 +157,65 @@ fn group(telemetry: Telemetry) -> impl Fn(&Runtime, u64) -> Duration + 'static {
     }
 }
 
+const INPUTS: u64 = 4;
+const FAN_IN_CAPACITY: usize = 32;
+
+/// The seed's fan-in by hand: a task per input forwarding into one bounded channel.
+fn mpsc_fan_in(rt: &Runtime, ops: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(FAN_IN_CAPACITY);
+        let mut tasks = JoinSet::new();
+        for input in 0..INPUTS {
+            let tx = tx.clone();
+            tasks.spawn(async move {
+                let mut s = stream::iter((0..ops / INPUTS).map(move |i| i + input));
+                while let Some(v) = s.next().await {
+                    if tx.send(v).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut total = 0u64;
+        while let Some(v) = rx.recv().await {
+            total = total.wrapping_add(v);
+        }
+        let took = start.elapsed();
+        black_box(total);
+        took
+    })
+}
+
+fn otelconc_fan_in(telemetry: Telemetry) -> impl Fn(&Runtime, u64) -> Duration + 'static {
+    move |rt, ops| {
+        let telemetry = telemetry.clone();
+        rt.block_on(async move {
+            let start = Instant::now();
+            let mut builder = FanIn::builder("bench")
+                .telemetry(telemetry)
+                .capacity(FAN_IN_CAPACITY);
+            for input in 0..INPUTS {
+                builder = builder.input(
+                    "input",
+                    stream::iter((0..ops / INPUTS).map(move |i| i + input)),
+                );
+            }
+            let total = match builder.build() {
+                Ok(out) => {
+                    out.fold(0u64, |acc, m| async move { acc.wrapping_add(*m) })
+                        .await
+                }
+                Err(_) => 0,
+            };
+            let took = start.elapsed();
+            black_box(total);
+            took
+        })
+    }
+}
+
 pub(crate) fn cases(env: &Env) -> Vec<Case> {
     let t = &env.telemetry;
     let nosdk = FanOut::builder("bench").telemetry(t.nosdk()).build();
@@ -207,6 +267,15 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
             variants: vec![
                 Variant::new("buffer_unordered", buffer_unordered),
                 Variant::new("otelconc-traced", in_trace),
+            ],
+        },
+        Case {
+            name: "fan-in-4-inputs",
+            ops: env.ops(1_000_000),
+            variants: vec![
+                Variant::new("tasks+mpsc", mpsc_fan_in),
+                Variant::new("otelconc-nosdk", otelconc_fan_in(t.nosdk())),
+                Variant::new("otelconc-metrics", otelconc_fan_in(t.metrics())),
             ],
         },
         Case {

@@ -1,18 +1,17 @@
 //! [`TaskGroup`]: errgroup done right.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use tokio::task::{Id, JoinError, JoinSet};
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{BuildError, GroupError, SpawnError, TaskError, TrySpawnError};
@@ -53,6 +52,9 @@ impl Metrics {
 /// What the group's tasks share.
 struct Shared {
     cell: Arc<CauseCell>,
+    /// Indexes of tasks dropped before they finished (aborted), written by their
+    /// guards: the cold path, so no per-task map from task id to index is needed.
+    aborted: Mutex<Vec<usize>>,
     /// Orders failures: the order they happened in, across tasks.
     failures: AtomicU64,
     metrics: Metrics,
@@ -72,9 +74,12 @@ struct Failure<E> {
 }
 
 /// Ends the task's bookkeeping whether it finishes or is aborted mid-poll.
+/// Built before the task is spawned and moved into it, so it is dropped (and does its
+/// bookkeeping) even when the task is aborted before its first poll.
 struct TaskGuard {
     shared: Arc<Shared>,
     span: Option<Context>,
+    index: usize,
     done: bool,
 }
 
@@ -96,6 +101,12 @@ impl Drop for TaskGuard {
         self.shared.metrics.running.add(-1);
         if !self.done {
             self.shared.metrics.cancelled.add(1);
+            // While unwinding, the join error reports the panic instead.
+            if !std::thread::panicking()
+                && let Ok(mut aborted) = self.shared.aborted.lock()
+            {
+                aborted.push(self.index);
+            }
             if let Some(cx) = self.span.take() {
                 record_error(&cx, "cancelled", "task aborted before it finished");
                 cx.span().end();
@@ -146,7 +157,6 @@ impl Drop for TaskGuard {
 /// ```
 pub struct TaskGroup<T, E> {
     tasks: JoinSet<Done<T, E>>,
-    ids: HashMap<Id, usize>,
     results: Vec<Option<T>>,
     failures: Vec<Failure<E>>,
     shared: Arc<Shared>,
@@ -289,12 +299,12 @@ where
         };
         let shared = Arc::new(Shared {
             cell: Arc::new(CauseCell::new(token)),
+            aborted: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
             metrics: Metrics::new(&telemetry, &name),
         });
         Ok(TaskGroup {
             tasks: JoinSet::new(),
-            ids: HashMap::new(),
             results: Vec::new(),
             failures: Vec::new(),
             shared,
@@ -540,14 +550,16 @@ where
         let shared = self.shared.clone();
         shared.metrics.started.add(1);
         shared.metrics.running.add(1);
-        let handle = self.tasks.spawn(async move {
+        let run_cx = span.clone();
+        let guard = TaskGuard {
+            shared,
+            span,
+            index,
+            done: false,
+        };
+        self.tasks.spawn(async move {
             let _permit = permit;
-            let run_cx = span.clone();
-            let mut guard = TaskGuard {
-                shared,
-                span,
-                done: false,
-            };
+            let mut guard = guard;
             let result = match Guarded::new(task, run_cx).await {
                 Ok(Ok(value)) => {
                     guard.finish(|m| &m.ok, None);
@@ -585,51 +597,62 @@ where
             };
             Done { index, result }
         });
-        self.ids.insert(handle.id(), index);
     }
 
-    /// Collects the tasks that ended, so a long-lived group holds no finished task.
+    /// Collects the tasks that ended, so a long-lived group does not keep finished
+    /// tasks: every 32 spawns, which keeps the JoinSet's lock off most spawns.
     fn reap(&mut self) {
-        while let Some(joined) = self.tasks.try_join_next_with_id() {
+        if self.results.len() % 32 != 0 {
+            return;
+        }
+        while let Some(joined) = self.tasks.try_join_next() {
             self.record(joined);
         }
     }
 
-    fn record(&mut self, joined: Result<(Id, Done<T, E>), JoinError>) {
+    fn record(&mut self, joined: Result<Done<T, E>, JoinError>) {
         match joined {
-            Ok((id, done)) => {
-                self.ids.remove(&id);
-                match done.result {
-                    Ok(value) => {
-                        if let Some(slot) = self.results.get_mut(done.index) {
-                            *slot = Some(value);
-                        }
+            Ok(done) => match done.result {
+                Ok(value) => {
+                    if let Some(slot) = self.results.get_mut(done.index) {
+                        *slot = Some(value);
                     }
-                    Err(failure) => self.failures.push(failure),
                 }
-            }
-            Err(err) => {
-                let index = self.ids.remove(&err.id()).unwrap_or(usize::MAX);
+                Err(failure) => self.failures.push(failure),
+            },
+            // An aborted task's guard recorded its index (see `outcome`). A panic can
+            // only escape the task from otelconc's own bookkeeping, not from the user's
+            // future (caught by `Guarded`); its index is unknown.
+            Err(err) if err.is_panic() => {
                 let seq = self.shared.failures.fetch_add(1, Ordering::Relaxed);
-                // Panics are caught inside the task, so a join error is an abort.
-                let error = if err.is_panic() {
-                    TaskError::Panicked {
-                        index,
-                        message: crate::panic_payload::message(&*err.into_panic()),
-                    }
-                } else {
-                    TaskError::Cancelled { index }
-                };
                 self.failures.push(Failure {
                     fired: false,
                     seq,
-                    error,
+                    error: TaskError::Panicked {
+                        index: usize::MAX,
+                        message: crate::panic_payload::message(&*err.into_panic()),
+                    },
                 });
             }
+            Err(_) => {}
         }
     }
 
     fn outcome(&mut self) -> Result<Vec<T>, GroupError<E>> {
+        let aborted = self
+            .shared
+            .aborted
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default();
+        for index in aborted {
+            let seq = self.shared.failures.fetch_add(1, Ordering::Relaxed);
+            self.failures.push(Failure {
+                fired: false,
+                seq,
+                error: TaskError::Cancelled { index },
+            });
+        }
         let mut failures = std::mem::take(&mut self.failures);
         failures.sort_by_key(|f| (!f.fired, f.seq));
         let errors = failures.into_iter().map(|f| f.error).collect();
@@ -667,7 +690,7 @@ where
     /// # }
     /// ```
     pub async fn wait(mut self) -> Result<Vec<T>, GroupError<E>> {
-        while let Some(joined) = self.tasks.join_next_with_id().await {
+        while let Some(joined) = self.tasks.join_next().await {
             self.record(joined);
         }
         self.shared.cell.fire(CancelCause::Finished);
@@ -700,14 +723,14 @@ where
     pub async fn shutdown(mut self, grace: Duration) -> Result<Vec<T>, GroupError<E>> {
         self.shared.cell.fire(CancelCause::Shutdown);
         let drained = tokio::time::timeout(grace, async {
-            while let Some(joined) = self.tasks.join_next_with_id().await {
+            while let Some(joined) = self.tasks.join_next().await {
                 self.record(joined);
             }
         })
         .await;
         if drained.is_err() {
             self.tasks.abort_all();
-            while let Some(joined) = self.tasks.join_next_with_id().await {
+            while let Some(joined) = self.tasks.join_next().await {
                 self.record(joined);
             }
         }
