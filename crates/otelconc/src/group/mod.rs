@@ -16,11 +16,15 @@
 //!   [`TaskGroup::spawn`] stops waiting for a slot when the group is cancelled.
 //!
 //! # Cost
-//! A task costs a tokio spawn plus two bound counter adds and an up-down counter pair
-//! (a few ns each with the SDK), and one hash-map entry while it runs. Outside a sampled
-//! trace no span is built and no context is carried. Building a group creates and binds
-//! its six instruments: a few µs with an SDK, so keep a group for a batch of tasks, not
-//! one per tiny task. `fan_out` in the `fan` bench suite spawns through a group.
+//! A task costs a tokio spawn plus a bound counter add at start and end and an up-down
+//! counter pair (a few ns each with the SDK), the task's panic guard, and a slot for its
+//! value. Outside a sampled trace no span is built and no context is carried. Finished
+//! tasks are reaped every 32 spawns. Measured with `otelconc bench fan` (case
+//! `group-spawn`: 200,000 trivial tasks spawned then waited for, ratios within one run):
+//! 1.1–1.5x a bare `JoinSet` without an SDK and 1.2–1.45x with SDK metrics, i.e. a few
+//! hundred ns per task on top of the ~0.7–1 µs of the spawn itself. Building a group
+//! creates and binds its six instruments: a few µs with an SDK, so keep a group for a
+//! batch of tasks, not one per tiny task.
 //!
 //! # Telemetry
 //! | what | kind | attributes |

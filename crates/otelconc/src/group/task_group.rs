@@ -602,7 +602,7 @@ where
     /// Collects the tasks that ended, so a long-lived group does not keep finished
     /// tasks: every 32 spawns, which keeps the JoinSet's lock off most spawns.
     fn reap(&mut self) {
-        if self.results.len() % 32 != 0 {
+        if !self.results.len().is_multiple_of(32) {
             return;
         }
         while let Some(joined) = self.tasks.try_join_next() {
