@@ -411,3 +411,16 @@ async fn tasks_aborted_before_their_first_poll_are_still_accounted_for() {
     );
     assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
 }
+
+#[test]
+fn a_zero_limit_is_rejected_with_a_clear_error() {
+    let err = TaskGroup::<(), String>::builder()
+        .limit(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task group limit must be at least 1 (a limit of 0 would never start a task); \
+         leave it unset for no limit"
+    );
+}
