@@ -14,6 +14,8 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`group`] | [`group::TaskGroup`]: fallible tasks that succeed or fail together, errgroup done right |
+//! | [`fan`] | fan-out (one input to N workers, many items at bounded concurrency) and fan-in (many streams into one) |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
@@ -32,6 +34,8 @@
     unreachable_pub
 )]
 
+pub mod fan;
+pub mod group;
 pub(crate) mod panic_payload;
 #[cfg(feature = "setup")]
 pub mod setup;

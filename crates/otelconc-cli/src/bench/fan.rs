@@ -1,0 +1,291 @@
+//! Suite `fan`: `fan_out_items` against `futures`' `buffer_unordered` (unordered form)
+//! and `buffered` (ordered form), 1,000,000 trivial items at concurrency 64; the cost
+//! of a per-item span inside a sampled trace; `fan_in` of 4 inputs against the seed's
+//! hand-written form (a task per input into one `tokio::sync::mpsc`); and `TaskGroup`
+//! spawns against a bare `JoinSet`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use otelconc::fan::{FanIn, FanOut};
+use otelconc::group::TaskGroup;
+use otelconc::telemetry::Telemetry;
+use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
+
+use super::{Case, Env, Variant};
+
+const CONCURRENCY: usize = 64;
+
+/// The per-item work: ready at once, so the measurement is the adapter's own cost.
+#[inline]
+async fn work(x: u64) -> Result<u64, Infallible> {
+    Ok(x.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn sum(acc: u64, x: u64) -> futures::future::Ready<Result<u64, Infallible>> {
+    futures::future::ready(Ok(acc.wrapping_add(x)))
+}
+
+fn buffer_unordered(rt: &Runtime, ops: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let total = stream::iter(0..ops)
+            .map(work)
+            .buffer_unordered(CONCURRENCY)
+            .try_fold(0, sum)
+            .await;
+        let took = start.elapsed();
+        black_box(total).ok();
+        took
+    })
+}
+
+fn buffered(rt: &Runtime, ops: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let total = stream::iter(0..ops)
+            .map(work)
+            .buffered(CONCURRENCY)
+            .try_fold(0, sum)
+            .await;
+        let took = start.elapsed();
+        black_box(total).ok();
+        took
+    })
+}
+
+fn otelconc_unordered(fan: &FanOut) -> impl Fn(&Runtime, u64) -> Duration + 'static {
+    let fan = fan.clone();
+    move |rt, ops| {
+        rt.block_on(async {
+            let start = Instant::now();
+            let total = match fan.items_unordered(0..ops, CONCURRENCY, work) {
+                Ok(s) => s
+                    .try_fold(0, |acc, x| sum(acc, x).map_ok_infallible())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let took = start.elapsed();
+            black_box(total).ok();
+            took
+        })
+    }
+}
+
+fn otelconc_ordered(fan: &FanOut) -> impl Fn(&Runtime, u64) -> Duration + 'static {
+    let fan = fan.clone();
+    move |rt, ops| {
+        rt.block_on(async {
+            let start = Instant::now();
+            let total = match fan.items(0..ops, CONCURRENCY, work) {
+                Ok(s) => s
+                    .try_fold(0, |acc, x| sum(acc, x).map_ok_infallible())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let took = start.elapsed();
+            black_box(total).ok();
+            took
+        })
+    }
+}
+
+/// `try_fold` over a stream whose error is `ItemError<Infallible>` needs the fold's
+/// future to fail with that error type too.
+trait MapOkInfallible {
+    fn map_ok_infallible<E>(self) -> futures::future::Ready<Result<u64, E>>;
+}
+
+impl MapOkInfallible for futures::future::Ready<Result<u64, Infallible>> {
+    fn map_ok_infallible<E>(self) -> futures::future::Ready<Result<u64, E>> {
+        match self.into_inner() {
+            Ok(v) => futures::future::ready(Ok(v)),
+            Err(never) => match never {},
+        }
+    }
+}
+
+fn join_set(rt: &Runtime, ops: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut set = JoinSet::new();
+        for i in 0..ops {
+            set.spawn(work(i));
+        }
+        let mut total = 0u64;
+        while let Some(r) = set.join_next().await {
+            if let Ok(Ok(v)) = r {
+                total = total.wrapping_add(v);
+            }
+        }
+        let took = start.elapsed();
+        black_box(total);
+        took
+    })
+}
+
+fn group(telemetry: Telemetry) -> impl Fn(&Runtime, u64) -> Duration + 'static {
+    move |rt, ops| {
+        let telemetry = telemetry.clone();
+        rt.block_on(async move {
+            let start = Instant::now();
+            let built = TaskGroup::builder()
+                .name("bench")
+                .telemetry(telemetry)
+                .build();
+            let Ok(mut g) = built else {
+                return start.elapsed();
+            };
+            for i in 0..ops {
+                if g.spawn(work(i)).await.is_err() {
+                    break;
+                }
+            }
+            let total = g
+                .wait()
+                .await
+                .map(|v| v.into_iter().fold(0u64, u64::wrapping_add));
+            let took = start.elapsed();
+            black_box(total).ok();
+            took
+        })
+    }
+}
+
+const INPUTS: u64 = 4;
+const FAN_IN_CAPACITY: usize = 32;
+
+/// The seed's fan-in by hand: a task per input forwarding into one bounded channel.
+fn mpsc_fan_in(rt: &Runtime, ops: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(FAN_IN_CAPACITY);
+        let mut tasks = JoinSet::new();
+        for input in 0..INPUTS {
+            let tx = tx.clone();
+            tasks.spawn(async move {
+                let mut s = stream::iter((0..ops / INPUTS).map(move |i| i + input));
+                while let Some(v) = s.next().await {
+                    if tx.send(v).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut total = 0u64;
+        while let Some(v) = rx.recv().await {
+            total = total.wrapping_add(v);
+        }
+        let took = start.elapsed();
+        black_box(total);
+        took
+    })
+}
+
+fn otelconc_fan_in(telemetry: Telemetry) -> impl Fn(&Runtime, u64) -> Duration + 'static {
+    move |rt, ops| {
+        let telemetry = telemetry.clone();
+        rt.block_on(async move {
+            let start = Instant::now();
+            let mut builder = FanIn::builder("bench")
+                .telemetry(telemetry)
+                .capacity(FAN_IN_CAPACITY);
+            for input in 0..INPUTS {
+                builder = builder.input(
+                    "input",
+                    stream::iter((0..ops / INPUTS).map(move |i| i + input)),
+                );
+            }
+            let total = match builder.build() {
+                Ok(out) => {
+                    out.fold(0u64, |acc, m| async move { acc.wrapping_add(*m) })
+                        .await
+                }
+                Err(_) => 0,
+            };
+            let took = start.elapsed();
+            black_box(total);
+            took
+        })
+    }
+}
+
+pub(crate) fn cases(env: &Env) -> Vec<Case> {
+    let t = &env.telemetry;
+    let nosdk = FanOut::builder("bench").telemetry(t.nosdk()).build();
+    let metrics = FanOut::builder("bench").telemetry(t.metrics()).build();
+    let traced = FanOut::builder("bench").telemetry(t.traced()).build();
+    let root = t.sampled_root();
+    let in_trace = move |rt: &Runtime, ops: u64| {
+        rt.block_on(async {
+            let start = Instant::now();
+            let items = {
+                // The caller is inside a sampled trace: every item gets a span.
+                let _attached = root.clone().attach();
+                traced.items_unordered(0..ops, CONCURRENCY, work)
+            };
+            let total = match items {
+                Ok(s) => s
+                    .try_fold(0, |acc, x| sum(acc, x).map_ok_infallible())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let took = start.elapsed();
+            black_box(total).ok();
+            took
+        })
+    };
+    vec![
+        Case {
+            name: "items-unordered",
+            ops: env.ops(1_000_000),
+            variants: vec![
+                Variant::new("buffer_unordered", buffer_unordered),
+                Variant::new("otelconc-nosdk", otelconc_unordered(&nosdk)),
+                Variant::new("otelconc-metrics", otelconc_unordered(&metrics)),
+            ],
+        },
+        Case {
+            name: "items-ordered",
+            ops: env.ops(1_000_000),
+            variants: vec![
+                Variant::new("buffered", buffered),
+                Variant::new("otelconc-nosdk", otelconc_ordered(&nosdk)),
+                Variant::new("otelconc-metrics", otelconc_ordered(&metrics)),
+            ],
+        },
+        Case {
+            name: "items-in-sampled-trace",
+            ops: env.ops(100_000),
+            variants: vec![
+                Variant::new("buffer_unordered", buffer_unordered),
+                Variant::new("otelconc-traced", in_trace),
+            ],
+        },
+        Case {
+            name: "fan-in-4-inputs",
+            ops: env.ops(1_000_000),
+            variants: vec![
+                Variant::new("tasks+mpsc", mpsc_fan_in),
+                Variant::new("otelconc-nosdk", otelconc_fan_in(t.nosdk())),
+                Variant::new("otelconc-metrics", otelconc_fan_in(t.metrics())),
+            ],
+        },
+        Case {
+            name: "group-spawn",
+            ops: env.ops(200_000),
+            variants: vec![
+                Variant::new("joinset", join_set),
+                Variant::new("otelconc-nosdk", group(t.nosdk())),
+                Variant::new("otelconc-metrics", group(t.metrics())),
+            ],
+        },
+    ]
+}
