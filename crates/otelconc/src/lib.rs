@@ -8,7 +8,7 @@
 //! queue.
 //!
 //! The crate depends on the `opentelemetry` API crate only. Install an SDK (for example
-//! with the [`setup`] module behind the `setup` feature) to export anything; without one,
+//! with the `setup` module behind the `setup` feature) to export anything; without one,
 //! every instrument is a no-op and the primitives cost what their uninstrumented peers
 //! cost.
 //!
