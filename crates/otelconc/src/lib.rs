@@ -14,6 +14,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`pool`] | a resizable worker pool: async jobs, panic isolation, timeouts, shutdown with a report |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //!
 //! # Features
@@ -32,4 +33,5 @@
 )]
 
 pub(crate) mod panic_payload;
+pub mod pool;
 pub mod telemetry;
