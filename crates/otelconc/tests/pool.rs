@@ -20,16 +20,25 @@ async fn invalid_configuration_is_rejected_with_a_clear_error() {
     let e = WorkerPool::builder("p").workers(0).build().unwrap_err();
     assert_eq!(e, ConfigError::ZeroWorkers { pool: "p".into() });
     assert!(e.to_string().contains("workers must be at least 1"));
-    let e = WorkerPool::builder("p").queue_capacity(0).build().unwrap_err();
+    let e = WorkerPool::builder("p")
+        .queue_capacity(0)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("queue capacity must be at least 1"));
     let e = WorkerPool::builder("p")
         .job_timeout(Duration::ZERO)
         .build()
         .unwrap_err();
-    assert!(e.to_string().contains("job timeout must be longer than zero"));
+    assert!(
+        e.to_string()
+            .contains("job timeout must be longer than zero")
+    );
     let e = WorkerPool::builder("p").outcomes(0).build().unwrap_err();
     assert!(matches!(e, ConfigError::ZeroOutcomes { .. }));
-    let e = WorkerPool::builder("p").timing_sample(0).build().unwrap_err();
+    let e = WorkerPool::builder("p")
+        .timing_sample(0)
+        .build()
+        .unwrap_err();
     assert!(matches!(e, ConfigError::ZeroSample { .. }));
     let p = pool("p", 1, 1);
     assert!(matches!(p.resize(0), Err(ConfigError::ZeroWorkers { .. })));
@@ -127,9 +136,9 @@ async fn timed_out_job_is_an_error_and_its_token_fires() {
     seen_rx.await.expect("the job's token fired on timeout");
     // The next job on the same worker gets a token that has not fired.
     let h = p
-        .submit_handle(|token: otelconc::pool::CancellationToken| async move {
-            token.is_cancelled()
-        })
+        .submit_handle(
+            |token: otelconc::pool::CancellationToken| async move { token.is_cancelled() },
+        )
         .await
         .unwrap();
     assert_eq!(h.await, Ok(false));
@@ -464,7 +473,10 @@ async fn try_submit_on_a_full_queue_hands_the_job_back() {
         .unwrap_err();
     assert!(back.is_full());
     let job = back.into_inner();
-    assert_eq!(job.into_inner()(otelconc::pool::CancellationToken::new()).await, 9);
+    assert_eq!(
+        job.into_inner()(otelconc::pool::CancellationToken::new()).await,
+        9
+    );
     // A submit cancelled while waiting for space did not enqueue its job.
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
@@ -509,5 +521,9 @@ async fn outcomes_stream_never_stalls_workers_when_unread() {
         assert_eq!(o.name.as_deref(), Some("job"));
         got.push(o.result);
     }
-    assert_eq!(got.len(), 2, "the buffer keeps the first outcomes; the stream ends");
+    assert_eq!(
+        got.len(),
+        2,
+        "the buffer keeps the first outcomes; the stream ends"
+    );
 }

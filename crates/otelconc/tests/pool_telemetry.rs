@@ -64,12 +64,12 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     assert_eq!(jobs.len(), 3);
     for s in &jobs {
         assert_eq!(s.parent_span_id, root_span.span_context.span_id());
-        assert_eq!(
-            s.span_context.trace_id(),
-            root_span.span_context.trace_id()
-        );
+        assert_eq!(s.span_context.trace_id(), root_span.span_context.trace_id());
         assert!(attr_of(s, ATTR_QUEUE_WAIT).is_some(), "queue wait on {s:?}");
-        assert_eq!(attr_of(s, ATTR_NAME).map(|v| v.as_str()), Some("tel".into()));
+        assert_eq!(
+            attr_of(s, ATTR_NAME).map(|v| v.as_str()),
+            Some("tel".into())
+        );
     }
     let named = |n: &str| {
         jobs.iter()
@@ -92,7 +92,10 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
         .iter()
         .find(|e| e.name == "exception")
         .expect("exception event");
-    assert!(ev.attributes.contains(&KeyValue::new("exception.type", "panic")));
+    assert!(
+        ev.attributes
+            .contains(&KeyValue::new("exception.type", "panic"))
+    );
     let t_span = jobs
         .iter()
         .find(|s| attr_of(s, "otelconc.pool.job.name").is_none())
@@ -134,7 +137,7 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     );
     // Every job is timed with timing_sample(1); the timed-out one ran 1 s.
     let (n, _) = m
-        .histogram("otelconc.pool.job.duration", &[name.clone()])
+        .histogram("otelconc.pool.job.duration", std::slice::from_ref(&name))
         .unwrap();
     assert_eq!(n, report.accepted());
     let (n, sum) = m
@@ -145,7 +148,7 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
         .unwrap();
     assert_eq!((n, sum), (1, 1.0));
     let (n, _) = m
-        .histogram("otelconc.pool.queue.wait", &[name.clone()])
+        .histogram("otelconc.pool.queue.wait", std::slice::from_ref(&name))
         .unwrap();
     assert_eq!(n, report.accepted());
     // No metric carries an id.

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry::context::FutureExt as _;
@@ -65,7 +66,7 @@ fn hand_written(rt: &Runtime, ops: u64, work: Work) -> Duration {
     in_runtime(rt, async move {
         let start = Instant::now();
         let (jobs_tx, jobs_rx) = async_channel::bounded::<BoxJob>(QUEUE);
-        let (res_tx, res_rx) = async_channel::unbounded::<()>();
+        let (res_tx, res_rx) = async_channel::bounded::<()>(QUEUE);
         let mut workers = Vec::with_capacity(WORKERS);
         for _ in 0..WORKERS {
             let (rx, tx) = (jobs_rx.clone(), res_tx.clone());
@@ -217,11 +218,13 @@ fn seed_style(rt: &Runtime, ops: u64, work: Work, env: &SeedEnv) -> Duration {
     in_runtime(rt, async move {
         let start = Instant::now();
         let (jobs_tx, jobs_rx) = async_channel::bounded::<(String, BoxJob)>(QUEUE);
-        let (res_tx, res_rx) = async_channel::unbounded::<(String, Duration)>();
+        let (res_tx, res_rx) = async_channel::bounded::<(String, Duration)>(QUEUE);
+        // The seed's plain atomics: active workers, total and successful jobs.
+        let counts = Arc::new([AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)]);
         let mut workers = Vec::with_capacity(WORKERS);
         for worker_id in 0..WORKERS {
             let (rx, tx) = (jobs_rx.clone(), res_tx.clone());
-            let (tracer, hist) = (tracer.clone(), hist.clone());
+            let (tracer, hist, counts) = (tracer.clone(), hist.clone(), counts.clone());
             workers.push(tokio::spawn(async move {
                 let worker_span = tracer
                     .span_builder("workerpool.worker")
@@ -232,6 +235,7 @@ fn seed_style(rt: &Runtime, ops: u64, work: Work, env: &SeedEnv) -> Duration {
                     .start(&tracer);
                 let worker_cx = Context::current().with_span(worker_span);
                 while let Ok((id, job)) = rx.recv().await {
+                    counts[0].fetch_add(1, Ordering::Relaxed);
                     let mut span = tracer
                         .span_builder("workerpool.execute_job")
                         .with_attributes([
@@ -241,6 +245,7 @@ fn seed_style(rt: &Runtime, ops: u64, work: Work, env: &SeedEnv) -> Duration {
                         ])
                         .start_with_context(&tracer, &worker_cx);
                     let t0 = Instant::now();
+                    counts[1].fetch_add(1, Ordering::Relaxed);
                     job.await;
                     let took = t0.elapsed();
                     hist.record(
@@ -250,13 +255,12 @@ fn seed_style(rt: &Runtime, ops: u64, work: Work, env: &SeedEnv) -> Duration {
                             KeyValue::new("job.id", id.clone()),
                         ],
                     );
+                    counts[2].fetch_add(1, Ordering::Relaxed);
                     span.set_status(opentelemetry::trace::Status::Ok);
                     span.set_attribute(KeyValue::new("job.success", true));
-                    span.set_attribute(KeyValue::new(
-                        "job.duration_ms",
-                        took.as_millis() as f64,
-                    ));
+                    span.set_attribute(KeyValue::new("job.duration_ms", took.as_millis() as f64));
                     span.end();
+                    counts[0].fetch_sub(1, Ordering::Relaxed);
                     if tx.send((id, took)).await.is_err() {
                         break;
                     }
@@ -347,7 +351,9 @@ fn case(env: &Env, name: &'static str, work: Work) -> Case {
                     Await::Report,
                 )
             }),
-            Variant::new("seed-style", move |rt, ops| seed_style(rt, ops, work, &seed)),
+            Variant::new("seed-style", move |rt, ops| {
+                seed_style(rt, ops, work, &seed)
+            }),
         ],
     }
 }

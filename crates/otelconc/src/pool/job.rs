@@ -145,10 +145,11 @@ impl<J: Job> Named<J> {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::pool::Named;
-    /// let job = Named::new("reindex", 5_u8);
-    /// # fn is_job<J: otelconc::pool::Job>(_: &Named<J>) {}
-    /// # let _ = &job;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use otelconc::pool::{CancellationToken, Named};
+    /// let job = Named::new("reindex", |_token| async { 5 });
+    /// assert_eq!(job.into_inner()(CancellationToken::new()).await, 5);
+    /// # });
     /// ```
     pub fn into_inner(self) -> J {
         self.job
@@ -190,20 +191,19 @@ impl<T: Send + 'static> Reply<T> for oneshot::Sender<Result<T, JobError>> {
     }
 }
 
+/// A job's name and id.
+pub(crate) type Meta = (Option<Cow<'static, str>>, Option<Cow<'static, str>>);
+
 /// A queued job with its type erased, in one allocation.
 pub(crate) trait ErasedJob: Send {
     /// Starts the job on the first call, then polls it; `Ready` once the output is
     /// stored (it is delivered by [`ErasedJob::deliver`]).
-    fn poll_run(
-        self: Pin<&mut Self>,
-        token: &CancellationToken,
-        cx: &mut Context<'_>,
-    ) -> Poll<()>;
+    fn poll_run(self: Pin<&mut Self>, token: &CancellationToken, cx: &mut Context<'_>) -> Poll<()>;
     /// Delivers the stored output on `Ok`, or the error instead; only the first call
     /// has an effect.
     fn deliver(self: Pin<&mut Self>, result: Result<(), JobError>);
     /// The job's name and id, while it has not started.
-    fn meta(&self) -> (Option<Cow<'static, str>>, Option<Cow<'static, str>>);
+    fn meta(&self) -> Meta;
     /// The job itself, for handing back on a refused submit (boxed `J`).
     fn into_job(self: Pin<Box<Self>>) -> Box<dyn Any + Send>;
 }
@@ -250,11 +250,7 @@ where
     F: Future<Output = J::Output> + Send + 'static,
     R: Reply<J::Output>,
 {
-    fn poll_run(
-        self: Pin<&mut Self>,
-        token: &CancellationToken,
-        cx: &mut Context<'_>,
-    ) -> Poll<()> {
+    fn poll_run(self: Pin<&mut Self>, token: &CancellationToken, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         if let Some(job) = this.job.take() {
             this.fut.set(Some((this.start)(job, token.clone())));
@@ -284,7 +280,7 @@ where
         }
     }
 
-    fn meta(&self) -> (Option<Cow<'static, str>>, Option<Cow<'static, str>>) {
+    fn meta(&self) -> Meta {
         match &self.job {
             Some(j) => (j.name(), j.id()),
             None => (None, None),

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use pin_project_lite::pin_project;
 
 use super::error::JobError;
 
@@ -34,41 +33,46 @@ pub struct Outcome {
     pub result: Result<(), JobError>,
 }
 
-pin_project! {
-    /// A stream of [`Outcome`]s, from [`WorkerPool::outcomes`](super::WorkerPool::outcomes).
-    ///
-    /// The buffer is bounded (the builder's `outcomes(capacity)`). A worker never waits on
-    /// it: when the buffer is full the outcome is dropped and counted in
-    /// `otelconc.pool.outcomes.dropped` and [`Stats::outcomes_dropped`](super::Stats). So when
-    /// nobody reads the stream, the first `capacity` outcomes stay buffered and every later
-    /// one is dropped and counted; workers run at full speed either way. Every clone receives
-    /// a share of the outcomes (each outcome goes to one reader). The stream ends after the
-    /// pool has shut down and the buffer is read.
-    ///
-    /// # Examples
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use futures::StreamExt;
-    /// use otelconc::pool::WorkerPool;
-    /// let pool = WorkerPool::builder("p").outcomes(16).build()?;
-    /// let mut outcomes = pool.outcomes().expect("enabled in the builder");
-    /// pool.submit(|_t| async {}).await?;
-    /// assert!(outcomes.next().await.unwrap().result.is_ok());
-    /// # pool.shutdown(std::time::Duration::from_secs(1)).await;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    #[derive(Clone)]
-    #[must_use = "streams do nothing unless polled"]
-    pub struct Outcomes {
-        #[pin]
-        rx: async_channel::Receiver<Outcome>,
+/// A stream of [`Outcome`]s, from [`WorkerPool::outcomes`](super::WorkerPool::outcomes).
+///
+/// The buffer is bounded (the builder's `outcomes(capacity)`). A worker never waits on
+/// it: when the buffer is full the outcome is dropped and counted in
+/// `otelconc.pool.outcomes.dropped` and [`Stats::outcomes_dropped`](super::Stats). So when
+/// nobody reads the stream, the first `capacity` outcomes stay buffered and every later
+/// one is dropped and counted; workers run at full speed either way. Every clone receives
+/// a share of the outcomes (each outcome goes to one reader). The stream ends after the
+/// pool has shut down and the buffer is read.
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use futures::StreamExt;
+/// use otelconc::pool::WorkerPool;
+/// let pool = WorkerPool::builder("p").outcomes(16).build()?;
+/// let mut outcomes = pool.outcomes().expect("enabled in the builder");
+/// pool.submit(|_t| async {}).await?;
+/// assert!(outcomes.next().await.unwrap().result.is_ok());
+/// # pool.shutdown(std::time::Duration::from_secs(1)).await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct Outcomes {
+    // Boxed so `Outcomes` is `Unpin` (the receiver holds an event listener).
+    rx: Pin<Box<async_channel::Receiver<Outcome>>>,
+}
+
+impl Clone for Outcomes {
+    fn clone(&self) -> Self {
+        Self {
+            rx: Box::pin((*self.rx).clone()),
+        }
     }
 }
 
 impl Outcomes {
     pub(crate) fn new(rx: async_channel::Receiver<Outcome>) -> Self {
-        Self { rx }
+        Self { rx: Box::pin(rx) }
     }
 
     /// Waits for the next outcome; `None` once the pool has shut down and the buffer is
@@ -147,7 +151,7 @@ impl fmt::Debug for Outcomes {
 impl Stream for Outcomes {
     type Item = Outcome;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
-        self.project().rx.poll_next(cx)
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
+        self.rx.as_mut().poll_next(cx)
     }
 }

@@ -1,7 +1,6 @@
 //! The state workers and handles share, the worker loop, and the pool's telemetry.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::cell::Cell as StdCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::error::JobError;
-use super::job::ErasedJob;
+use super::job::{ErasedJob, Meta};
 use super::outcome::Outcome;
 use super::stats::{ShutdownReport, Stats};
 use crate::telemetry::names::pool as names;
@@ -141,7 +140,10 @@ pub(crate) struct Shared {
     pub(crate) telemetry: Telemetry,
     duration: [Histogram; 4],
     wait: [Histogram; 4],
-    pub(crate) outcomes: Option<(async_channel::Sender<Outcome>, async_channel::Receiver<Outcome>)>,
+    pub(crate) outcomes: Option<(
+        async_channel::Sender<Outcome>,
+        async_channel::Receiver<Outcome>,
+    )>,
     root: CancellationToken,
     tracker: TaskTracker,
     rt: tokio::runtime::Handle,
@@ -387,8 +389,8 @@ impl Shared {
         }
         let workers = w.active;
         drop(w);
-        let rejected = self.counters.rejected_full.load(Relaxed)
-            + self.counters.rejected_closed.load(Relaxed);
+        let rejected =
+            self.counters.rejected_full.load(Relaxed) + self.counters.rejected_closed.load(Relaxed);
         Stats {
             workers,
             busy,
@@ -429,11 +431,7 @@ impl Shared {
         max.as_secs_f64()
     }
 
-    fn push_outcome(
-        &self,
-        meta: Option<(Option<Cow<'static, str>>, Option<Cow<'static, str>>)>,
-        result: Result<(), JobError>,
-    ) {
+    fn push_outcome(&self, meta: Option<Meta>, result: Result<(), JobError>) {
         let (Some((tx, _)), Some((name, id))) = (&self.outcomes, meta) else {
             return;
         };
@@ -442,14 +440,12 @@ impl Shared {
         }
     }
 
-    fn start_span(
-        &self,
-        parent: &Context,
-        meta: &(Option<Cow<'static, str>>, Option<Cow<'static, str>>),
-        wait: Option<Duration>,
-    ) -> Context {
+    fn start_span(&self, parent: &Context, meta: &Meta, wait: Option<Duration>) -> Context {
         let mut attrs = Vec::with_capacity(4);
-        attrs.push(KeyValue::new(ATTR_NAME, StringValue::from(self.name.clone())));
+        attrs.push(KeyValue::new(
+            ATTR_NAME,
+            StringValue::from(self.name.clone()),
+        ));
         if let Some(n) = &meta.0 {
             attrs.push(KeyValue::new(names::ATTR_JOB_NAME, n.clone()));
         }
@@ -494,7 +490,7 @@ struct InFlight<'a> {
     slot: &'a WorkerSlot,
     cell: Option<Pin<Box<dyn ErasedJob>>>,
     cx: Option<Context>,
-    meta: Option<(Option<Cow<'static, str>>, Option<Cow<'static, str>>)>,
+    meta: Option<Meta>,
     /// (queued at, started at) for timed jobs.
     times: Option<(Instant, Instant)>,
 }
@@ -539,12 +535,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn run_job(
-    shared: &Shared,
-    slot: &WorkerSlot,
-    token: &mut CancellationToken,
-    env: Envelope,
-) {
+async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationToken, env: Envelope) {
     let Envelope {
         cell,
         parent,
@@ -582,9 +573,7 @@ async fn run_job(
         };
         match caught {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(payload)) => Err(JobError::Panicked(crate::panic_payload::message(
-                &*payload,
-            ))),
+            Ok(Err(payload)) => Err(JobError::Panicked(crate::panic_payload::message(&*payload))),
             Err(_elapsed) => Err(JobError::TimedOut),
         }
     };
@@ -625,6 +614,9 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
     shared.exited(&slot);
 }
 
+type StatFn = fn(&Stats) -> u64;
+type CounterFn = fn(&SubmitCounters) -> u64;
+
 fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>> {
     let t = &shared.telemetry;
     let name = || KeyValue::new(ATTR_NAME, StringValue::from(shared.name.clone()));
@@ -633,7 +625,7 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         let w: Weak<Shared> = Arc::downgrade(shared);
         move || w.upgrade().map(|s| f(&s.stats()))
     };
-    let jobs: [(&'static str, fn(&Stats) -> u64); 5] = [
+    let jobs: [(&'static str, StatFn); 5] = [
         ("ok", |s| s.completed),
         ("panicked", |s| s.panicked),
         ("timed_out", |s| s.timed_out),
@@ -652,7 +644,7 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         vec![name()],
         stat(|s| s.submitted),
     )));
-    let reasons: [(&'static str, fn(&SubmitCounters) -> u64); 2] = [
+    let reasons: [(&'static str, CounterFn); 2] = [
         ("full", |c| c.rejected_full.load(Relaxed)),
         ("closed", |c| c.rejected_closed.load(Relaxed)),
     ];
