@@ -1,10 +1,14 @@
 //! `otelconc::pool`: behaviour users rely on (jobs, failures, resize, shutdown).
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use otelconc::pool::{ConfigError, JobError, Named, TrySubmitError, WorkerPool};
+use otelconc::pool::{
+    CancellationToken, ConfigError, Job, JobError, Named, TrySubmitError, WorkerPool,
+};
 use tokio::sync::{Barrier, Notify, oneshot};
 
 fn pool(name: &str, workers: usize, capacity: usize) -> WorkerPool {
@@ -122,7 +126,7 @@ async fn timed_out_job_is_an_error_and_its_token_fires() {
         .unwrap();
     let (seen_tx, seen_rx) = oneshot::channel();
     let h = p
-        .submit_handle(move |token: otelconc::pool::CancellationToken| async move {
+        .submit_handle(move |token: CancellationToken| async move {
             // Work the job handed elsewhere learns of the timeout through the token.
             tokio::spawn(async move {
                 token.cancelled().await;
@@ -136,9 +140,7 @@ async fn timed_out_job_is_an_error_and_its_token_fires() {
     seen_rx.await.expect("the job's token fired on timeout");
     // The next job on the same worker gets a token that has not fired.
     let h = p
-        .submit_handle(
-            |token: otelconc::pool::CancellationToken| async move { token.is_cancelled() },
-        )
+        .submit_handle(|token: CancellationToken| async move { token.is_cancelled() })
         .await
         .unwrap();
     assert_eq!(h.await, Ok(false));
@@ -153,7 +155,7 @@ async fn abort_cancels_running_jobs_and_drops_queued_ones() {
     let s2 = started.clone();
     let (tok_tx, tok_rx) = oneshot::channel();
     let running = p
-        .submit_handle(move |token: otelconc::pool::CancellationToken| async move {
+        .submit_handle(move |token: CancellationToken| async move {
             let _ = tok_tx.send(token);
             s2.notify_one();
             std::future::pending::<()>().await;
@@ -446,7 +448,7 @@ async fn submit_after_close_is_a_closed_error_and_queued_jobs_still_run() {
     let err = p.submit(|_t| async { 1 }).await.unwrap_err();
     assert_eq!(err.to_string(), "the worker pool is closed");
     let job = err.into_inner();
-    assert_eq!(job(otelconc::pool::CancellationToken::new()).await, 1);
+    assert_eq!(job(CancellationToken::new()).await, 1);
     assert!(p.try_submit(|_t| async {}).unwrap_err().is_closed());
     assert!(p.submit_handle(|_t| async {}).await.is_err());
     assert!(matches!(p.resize(4), Err(ConfigError::Closed { .. })));
@@ -473,10 +475,7 @@ async fn try_submit_on_a_full_queue_hands_the_job_back() {
         .unwrap_err();
     assert!(back.is_full());
     let job = back.into_inner();
-    assert_eq!(
-        job.into_inner()(otelconc::pool::CancellationToken::new()).await,
-        9
-    );
+    assert_eq!(job.into_inner()(CancellationToken::new()).await, 9);
     // A submit cancelled while waiting for space did not enqueue its job.
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
@@ -526,4 +525,36 @@ async fn outcomes_stream_never_stalls_workers_when_unread() {
         2,
         "the buffer keeps the first outcomes; the stream ends"
     );
+}
+
+struct BadName;
+
+impl Job for BadName {
+    type Output = u8;
+
+    fn run(self, _token: CancellationToken) -> impl Future<Output = u8> + Send + 'static {
+        async { 3 }
+    }
+
+    fn name(&self) -> Option<Cow<'static, str>> {
+        panic!("name() is user code too")
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_jobs_name_does_not_kill_the_worker() {
+    let p = WorkerPool::builder("p")
+        .workers(1)
+        .outcomes(4)
+        .build()
+        .unwrap();
+    let outcomes = p.outcomes().unwrap();
+    assert_eq!(p.submit_handle(BadName).await.unwrap().await, Ok(3));
+    assert_eq!(
+        p.submit_handle(|_t| async { 4 }).await.unwrap().await,
+        Ok(4)
+    );
+    let first = outcomes.recv().await.unwrap();
+    assert_eq!((first.name, first.result), (None, Ok(())));
+    assert_eq!(p.shutdown(Duration::from_secs(5)).await.completed, 2);
 }

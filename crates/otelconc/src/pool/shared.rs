@@ -342,9 +342,11 @@ impl Shared {
     fn abort_now(&self) {
         self.aborted.store(true, Relaxed);
         self.root.cancel();
-        for (_, task) in &lock(&self.workers).live {
+        let mut w = lock(&self.workers);
+        for (_, task) in &w.live {
             task.abort();
         }
+        w.active = 0;
     }
 
     pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
@@ -361,7 +363,7 @@ impl Shared {
         while let Ok(env) = self.rx.try_recv() {
             self.not_started.fetch_add(1, Relaxed);
             let mut cell = env.cell;
-            let meta = self.outcomes.as_ref().map(|_| cell.meta());
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*cell));
             cell.as_mut().deliver(Err(JobError::Rejected));
             self.push_outcome(meta, Err(JobError::Rejected));
             drop_quietly(cell);
@@ -459,6 +461,11 @@ impl Shared {
     }
 }
 
+/// A job's name and id; a panic in the job's `name` or `id` leaves them out.
+fn meta_of(cell: &dyn ErasedJob) -> Meta {
+    std::panic::catch_unwind(AssertUnwindSafe(|| cell.meta())).unwrap_or((None, None))
+}
+
 /// Drops a job's cell; a panic in the job's destructor is caught so the worker survives.
 fn drop_quietly(cell: Pin<Box<dyn ErasedJob>>) {
     let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(cell)));
@@ -544,7 +551,7 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
     slot.busy.store(true, Relaxed);
     bump(&slot.started);
     let times = enqueued.map(|q| (q, Instant::now()));
-    let meta = (parent.is_some() || shared.outcomes.is_some()).then(|| cell.meta());
+    let meta = (parent.is_some() || shared.outcomes.is_some()).then(|| meta_of(&*cell));
     let cx = match (&parent, &meta) {
         (Some(p), Some(m)) => Some(shared.start_span(p, m, times.map(|(q, s)| s - q))),
         _ => None,
