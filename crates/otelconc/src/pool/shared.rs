@@ -51,6 +51,9 @@ fn bump(c: &AtomicU64) {
 #[repr(align(128))]
 pub(crate) struct WorkerSlot {
     id: u64,
+    /// The pool's name for span attributes, in an `Arc` of this worker's own: cloning a
+    /// shared one per span would bounce its reference count between workers.
+    name_attr: KeyValue,
     retire: AtomicBool,
     wake: Notify,
     busy: AtomicBool,
@@ -62,9 +65,10 @@ pub(crate) struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    fn new(id: u64) -> Self {
+    fn new(id: u64, name: &str) -> Self {
         Self {
             id,
+            name_attr: KeyValue::new(ATTR_NAME, StringValue::from(Arc::<str>::from(name))),
             retire: AtomicBool::new(false),
             wake: Notify::new(),
             busy: AtomicBool::new(false),
@@ -273,7 +277,7 @@ impl Shared {
     /// Starts `n` more workers. Call with the workers lock held.
     fn spawn_workers(self: &Arc<Self>, w: &mut Workers, n: usize) {
         for _ in 0..n {
-            let slot = Arc::new(WorkerSlot::new(w.next_id));
+            let slot = Arc::new(WorkerSlot::new(w.next_id, &self.name));
             w.next_id += 1;
             let task = self
                 .tracker
@@ -442,12 +446,15 @@ impl Shared {
         }
     }
 
-    fn start_span(&self, parent: &Context, meta: &Meta, wait: Option<Duration>) -> Context {
+    fn start_span(
+        &self,
+        slot: &WorkerSlot,
+        parent: &Context,
+        meta: &Meta,
+        wait: Option<Duration>,
+    ) -> Context {
         let mut attrs = Vec::with_capacity(4);
-        attrs.push(KeyValue::new(
-            ATTR_NAME,
-            StringValue::from(self.name.clone()),
-        ));
+        attrs.push(slot.name_attr.clone());
         if let Some(n) = &meta.0 {
             attrs.push(KeyValue::new(names::ATTR_JOB_NAME, n.clone()));
         }
@@ -553,7 +560,7 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
     let times = enqueued.map(|q| (q, Instant::now()));
     let meta = (parent.is_some() || shared.outcomes.is_some()).then(|| meta_of(&*cell));
     let cx = match (&parent, &meta) {
-        (Some(p), Some(m)) => Some(shared.start_span(p, m, times.map(|(q, s)| s - q))),
+        (Some(p), Some(m)) => Some(shared.start_span(slot, p, m, times.map(|(q, s)| s - q))),
         _ => None,
     };
     let mut job = InFlight {
