@@ -11,14 +11,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::SdkTracer;
 use otelconc::pool::{CancellationToken, WorkerPool};
 use otelconc::telemetry::Telemetry;
 use tokio::runtime::Runtime;
@@ -31,11 +32,16 @@ const QUEUE: usize = 1024;
 
 type BoxJob = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// The tracer of `Work::Span` jobs (set when the cases are built).
+static FLOOR_TRACER: OnceLock<SdkTracer> = OnceLock::new();
+
 /// What each job does.
 #[derive(Clone, Copy)]
 enum Work {
     Noop,
     Yield,
+    /// Start and end one bare SDK span: the floor under `otelconc-traced`.
+    Span,
 }
 
 impl Work {
@@ -43,6 +49,7 @@ impl Work {
         match self {
             Self::Noop => Box::pin(async {}),
             Self::Yield => Box::pin(tokio::task::yield_now()),
+            Self::Span => Box::pin(async { bare_span() }),
         }
     }
 
@@ -50,7 +57,14 @@ impl Work {
         match self {
             Self::Noop => {}
             Self::Yield => tokio::task::yield_now().await,
+            Self::Span => bare_span(),
         }
+    }
+}
+
+fn bare_span() {
+    if let Some(t) = FLOOR_TRACER.get() {
+        t.start("floor").end();
     }
 }
 
@@ -301,7 +315,7 @@ fn seed_style(rt: &Runtime, ops: u64, work: Work, env: &SeedEnv) -> Duration {
 }
 
 struct SeedEnv {
-    tracer: opentelemetry_sdk::trace::SdkTracer,
+    tracer: SdkTracer,
     hist: opentelemetry::metrics::Histogram<f64>,
 }
 
@@ -321,44 +335,56 @@ fn case(env: &Env, name: &'static str, work: Work) -> Case {
     let (m2, m3) = (metrics.clone(), metrics.clone());
     let traced = env.telemetry.traced();
     let root = env.telemetry.sampled_root();
+    let m4 = metrics.clone();
+    // Quick mode: a few seconds for the whole suite.
+    let ops = if env.quick { FULL / 25 } else { FULL };
+    let mut variants = vec![
+        Variant::new("hand-written", move |rt, ops| hand_written(rt, ops, work)),
+        Variant::new("spawn-semaphore", move |rt, ops| {
+            spawn_semaphore(rt, ops, work)
+        }),
+        Variant::new("otelconc-nosdk", move |rt, ops| {
+            otelconc_pool(rt, ops, work, nosdk.clone(), None, Await::Report)
+        }),
+        Variant::new("otelconc-metrics", move |rt, ops| {
+            otelconc_pool(rt, ops, work, metrics.clone(), None, Await::Report)
+        }),
+        Variant::new("otelconc-outcomes", move |rt, ops| {
+            otelconc_pool(rt, ops, work, m2.clone(), None, Await::Outcomes)
+        }),
+        Variant::new("otelconc-handles", move |rt, ops| {
+            otelconc_pool(rt, ops, work, m3.clone(), None, Await::Handles)
+        }),
+        Variant::new("otelconc-traced", move |rt, ops| {
+            otelconc_pool(
+                rt,
+                ops,
+                work,
+                traced.clone(),
+                Some(root.clone()),
+                Await::Report,
+            )
+        }),
+        Variant::new("seed-style", move |rt, ops| {
+            seed_style(rt, ops, work, &seed)
+        }),
+    ];
+    if matches!(work, Work::Noop) {
+        // What `otelconc-traced` cannot go below: the metrics pool plus one bare SDK span
+        // per job (no context carried, no attributes).
+        variants.push(Variant::new("metrics+bare-span", move |rt, ops| {
+            otelconc_pool(rt, ops, Work::Span, m4.clone(), None, Await::Report)
+        }));
+    }
     Case {
         name,
-        ops: env.ops(FULL),
-        variants: vec![
-            Variant::new("hand-written", move |rt, ops| hand_written(rt, ops, work)),
-            Variant::new("spawn-semaphore", move |rt, ops| {
-                spawn_semaphore(rt, ops, work)
-            }),
-            Variant::new("otelconc-nosdk", move |rt, ops| {
-                otelconc_pool(rt, ops, work, nosdk.clone(), None, Await::Report)
-            }),
-            Variant::new("otelconc-metrics", move |rt, ops| {
-                otelconc_pool(rt, ops, work, metrics.clone(), None, Await::Report)
-            }),
-            Variant::new("otelconc-outcomes", move |rt, ops| {
-                otelconc_pool(rt, ops, work, m2.clone(), None, Await::Outcomes)
-            }),
-            Variant::new("otelconc-handles", move |rt, ops| {
-                otelconc_pool(rt, ops, work, m3.clone(), None, Await::Handles)
-            }),
-            Variant::new("otelconc-traced", move |rt, ops| {
-                otelconc_pool(
-                    rt,
-                    ops,
-                    work,
-                    traced.clone(),
-                    Some(root.clone()),
-                    Await::Report,
-                )
-            }),
-            Variant::new("seed-style", move |rt, ops| {
-                seed_style(rt, ops, work, &seed)
-            }),
-        ],
+        ops,
+        variants,
     }
 }
 
 pub(crate) fn cases(env: &Env) -> Vec<Case> {
+    let _ = FLOOR_TRACER.set(env.telemetry.sdk_tracer_provider().tracer("pool-floor"));
     vec![
         case(env, "noop-jobs", Work::Noop),
         case(env, "yield-once-jobs", Work::Yield),

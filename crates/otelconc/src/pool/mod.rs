@@ -59,7 +59,21 @@
 //! Measured with `otelconc bench pool` (1,000,000 no-op jobs, 4 workers, queue 1,024, on
 //! a 2-thread runtime; ratios from one run, see the crate's bench for absolute numbers):
 //!
-//! COSTS_TABLE
+//! | variant | no-op jobs | jobs that `yield_now()` once |
+//! |---|---|---|
+//! | hand-written: 4 tasks on an `async-channel` of boxed futures, results channel (baseline) | 1.00x | 1.00x |
+//! | `tokio::spawn` per job + `Semaphore` + `JoinSet` | 2.21x | 1.18x |
+//! | `WorkerPool`, no SDK installed | 0.72x | 1.11x |
+//! | `WorkerPool`, SDK metrics | 0.84x | 0.95x |
+//! | ... plus the outcomes stream, drained | 1.13x | 1.17x |
+//! | ... plus a [`JobHandle`] per job, awaited | 1.17x | 1.25x |
+//! | `WorkerPool`, SDK metrics and traces, every submit inside a sampled trace | 2.12x | 1.54x |
+//! | seed-style (two spans and fresh-attribute metrics per job, a pool-long worker span) | 5.23x | 2.94x |
+//!
+//! The baseline ran at about 550 ns per no-op job on a loaded 2-core machine. Traced
+//! jobs cost what one SDK span costs on top of the metrics variant: the bench's
+//! "metrics pool whose jobs each start and end a bare SDK span" case lands at the same
+//! time as the traced variant, so the pool adds nothing measurable to the span itself.
 //!
 //! The hot path is lean by construction: one allocation per job (the type-erased job and
 //! room for its future, in one box), one queue operation each way, per-worker counters
@@ -75,7 +89,7 @@
 //! (for example `deadpool` for objects, or thread pools) neither take async jobs with
 //! cancellation tokens nor report per-job outcomes through shutdown. This module is
 //! `async-channel` (the MPMC queue) plus `tokio-util`'s `TaskTracker` (owning the
-//! workers) and about 500 lines of accounting.
+//! workers) and a few hundred lines of accounting.
 //!
 //! # Telemetry
 //! All instruments carry `otelconc.name` (the pool's name); none carries an id.
