@@ -29,11 +29,13 @@ use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REA
 use crate::telemetry::{Histogram, Telemetry, record_error};
 
 /// A queued job: the erased job, the submitter's context when it was sampled, and the
-/// time it was queued when this job is timed.
+/// time it was queued when that is recorded (for the span's queue wait, or because the
+/// job is in the histograms' 1-in-N sample: `timed`).
 pub(crate) struct Envelope {
     pub(crate) cell: Pin<Box<dyn ErasedJob>>,
     pub(crate) parent: Option<Context>,
     pub(crate) enqueued: Option<Instant>,
+    pub(crate) timed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -218,11 +220,12 @@ impl Shared {
     }
 
     /// Wraps a job for the queue: the submitter's context when sampled, and a timestamp
-    /// when this job is timed (sampled trace, or the 1-in-N sample).
+    /// when one is recorded (the span's queue wait, or the 1-in-N histogram sample).
     #[inline]
     pub(crate) fn envelope(&self, cell: Pin<Box<dyn ErasedJob>>) -> Envelope {
         let parent = self.telemetry.span_parent();
-        let enqueued = if parent.is_some() || self.tick() {
+        let timed = self.tick();
+        let enqueued = if timed || parent.is_some() {
             Some(Instant::now())
         } else {
             None
@@ -231,6 +234,7 @@ impl Shared {
             cell,
             parent,
             enqueued,
+            timed,
         }
     }
 
@@ -554,15 +558,18 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
         cell,
         parent,
         enqueued,
+        timed,
     } = env;
     slot.busy.store(true, Relaxed);
     bump(&slot.started);
-    let times = enqueued.map(|q| (q, Instant::now()));
+    let started = enqueued.map(|q| (q, Instant::now()));
     let meta = (parent.is_some() || shared.outcomes.is_some()).then(|| meta_of(&*cell));
     let cx = match (&parent, &meta) {
-        (Some(p), Some(m)) => Some(shared.start_span(slot, p, m, times.map(|(q, s)| s - q))),
+        (Some(p), Some(m)) => Some(shared.start_span(slot, p, m, started.map(|(q, s)| s - q))),
         _ => None,
     };
+    // Traced jobs outside the sample skip the histograms: their span has the times.
+    let times = started.filter(|_| timed);
     let mut job = InFlight {
         shared,
         slot,
