@@ -78,10 +78,11 @@
 //! The hot path is lean by construction: one allocation per job (the type-erased job and
 //! room for its future, in one box), one queue operation each way, per-worker counters
 //! (plain stores on a cache line only that worker writes, read by observable
-//! instruments), and no clock read unless the job is timed. A job is timed (three clock
-//! reads, two bound-histogram records) when it is inside a sampled trace or is the 1 in
-//! N of the builder's `timing_sample` (default 16), so the histograms are a documented
-//! sample and the `otelconc.pool.jobs` counter is exact. No results channel is needed:
+//! instruments), and no clock read unless one is recorded. A job is timed for the
+//! histograms (three clock reads, two bound-histogram records) when it is the 1 in N of
+//! the builder's `timing_sample` (default 16), so the histograms are a documented sample
+//! and the `otelconc.pool.jobs` counter is exact. A job inside a sampled trace takes two
+//! clock reads for its span's queue wait. No results channel is needed:
 //! [`WorkerPool::shutdown`] reports every accepted job. A [`JobHandle`] adds a oneshot
 //! channel per job; a per-job timeout adds a timer.
 //!
@@ -98,7 +99,7 @@
 //! |---|---|
 //! | `otelconc.pool.jobs` (`otelconc.outcome` = ok, panicked, timed_out, cancelled, not_started) | jobs that ended |
 //! | `otelconc.pool.submitted`, `otelconc.pool.rejected` (`otelconc.reason` = full, closed) | intake |
-//! | `otelconc.pool.job.duration`, `otelconc.pool.queue.wait` (s, by outcome) | run time and queue wait, sampled 1 in N plus every traced job |
+//! | `otelconc.pool.job.duration`, `otelconc.pool.queue.wait` (s, by outcome) | run time and queue wait of a 1-in-N sample of jobs (`timing_sample`, default 16) |
 //! | `otelconc.pool.queue.depth`, `otelconc.pool.workers`, `otelconc.pool.busy`, `otelconc.pool.utilization` | observed at collection |
 //! | `otelconc.pool.job.max_age` (s) | how long the longest-running job has run, measured from the first collection that saw it running (no per-job clock read), so it trails by up to one collection interval |
 //! | `otelconc.pool.outcomes.dropped` | outcomes the stream's full buffer dropped |

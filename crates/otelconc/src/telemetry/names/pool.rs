@@ -43,12 +43,12 @@ pub const REJECTED: InstrumentSpec = InstrumentSpec {
     attributes: &[ATTR_NAME, ATTR_REASON],
 };
 
-/// Run time of a job (1-in-N sample, plus every job inside a sampled trace).
+/// Run time of a job (a 1-in-N sample of jobs, the builder's `timing_sample`).
 pub const JOB_DURATION: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pool.job.duration",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a job ran, by outcome; a 1-in-N sample of jobs plus every job inside a sampled trace",
+    description: "Time a job ran, by outcome; a 1-in-N sample of jobs (the pool's timing_sample, default 16)",
     attributes: &[ATTR_NAME, ATTR_OUTCOME],
 };
 
