@@ -158,6 +158,9 @@ pub(crate) struct Shared {
     not_started: AtomicU64,
     outcomes_dropped: AtomicU64,
     aborted: AtomicBool,
+    /// Held while a shutdown drains the queue and reads the final counts, so concurrent
+    /// shutdowns report the same numbers.
+    finishing: Mutex<()>,
     /// For the max-age gauge: per worker, the job sequence number last seen running and
     /// when it was first seen.
     seen_running: Mutex<HashMap<u64, (u64, Instant)>>,
@@ -211,6 +214,7 @@ impl Shared {
             not_started: AtomicU64::new(0),
             outcomes_dropped: AtomicU64::new(0),
             aborted: AtomicBool::new(false),
+            finishing: Mutex::new(()),
             seen_running: Mutex::new(HashMap::new()),
             observables: Mutex::new(Vec::new()),
         });
@@ -368,6 +372,7 @@ impl Shared {
         }
         // Workers exit only once the queue is empty, unless aborted: what is left never
         // started.
+        let _finishing = lock(&self.finishing);
         while let Ok(env) = self.rx.try_recv() {
             self.not_started.fetch_add(1, Relaxed);
             let mut cell = env.cell;

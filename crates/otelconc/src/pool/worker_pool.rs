@@ -363,7 +363,8 @@ impl WorkerPool {
     /// Idempotent and safe to call concurrently with submits and with itself: every call
     /// returns once the pool is down, with the same final counts. A job that blocks its
     /// thread without awaiting cannot be dropped until it returns, so such a job can hold
-    /// this past `deadline`.
+    /// this past `deadline`. Called from inside one of the pool's own jobs, it waits for
+    /// that job too, so the deadline passes and that job ends up cancelled.
     ///
     /// # Cancel safety
     /// Cancel-safe: dropping the future leaves the pool closed and draining; call again
