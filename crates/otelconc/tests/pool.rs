@@ -1,7 +1,6 @@
 //! `otelconc::pool`: behaviour users rely on (jobs, failures, resize, shutdown).
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -532,8 +531,8 @@ struct BadName;
 impl Job for BadName {
     type Output = u8;
 
-    fn run(self, _token: CancellationToken) -> impl Future<Output = u8> + Send + 'static {
-        async { 3 }
+    async fn run(self, _token: CancellationToken) -> u8 {
+        3
     }
 
     fn name(&self) -> Option<Cow<'static, str>> {

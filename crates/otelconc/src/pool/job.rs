@@ -17,7 +17,8 @@ use super::error::JobError;
 /// A unit of work a [`WorkerPool`](super::WorkerPool) runs.
 ///
 /// Every `FnOnce(CancellationToken) -> impl Future` closure is a job; implement the trait
-/// yourself (or wrap a closure in [`Named`]) when the job should carry a name and an id.
+/// yourself (`run` may be an `async fn`), or wrap a closure in [`Named`], when the job
+/// should carry a name and an id.
 /// Both go on the job's span only, never on metrics.
 ///
 /// The token passed to [`Job::run`] fires when the job times out, when the pool aborts,
@@ -30,16 +31,14 @@ use super::error::JobError;
 /// # Examples
 /// ```
 /// use std::borrow::Cow;
-/// use std::future::Future;
-/// use otelconc::pool::Job;
-/// use tokio_util::sync::CancellationToken;
+/// use otelconc::pool::{CancellationToken, Job};
 ///
 /// struct Resize { image: u64 }
 ///
 /// impl Job for Resize {
 ///     type Output = u64;
-///     fn run(self, _token: CancellationToken) -> impl Future<Output = u64> + Send + 'static {
-///         async move { self.image * 2 }
+///     async fn run(self, _token: CancellationToken) -> u64 {
+///         self.image * 2
 ///     }
 ///     fn name(&self) -> Option<Cow<'static, str>> { Some("resize".into()) }
 ///     fn id(&self) -> Option<Cow<'static, str>> { Some(self.image.to_string().into()) }
