@@ -201,3 +201,53 @@ async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
     assert_eq!(m.value("otelconc.pool.busy", &name), Some(0.0));
     assert_eq!(m.value("otelconc.pool.job.max_age", &name), Some(0.0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_cancelled_by_the_shutdown_deadline_still_ends_its_span() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("cancel")
+        .workers(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    let (running, queued) = async {
+        let running = p
+            .submit_handle(|_t| std::future::pending::<()>())
+            .await
+            .unwrap();
+        let queued = p.submit_handle(|_t| async {}).await.unwrap();
+        (running, queued)
+    }
+    .with_context(root.clone())
+    .await;
+    tokio::task::yield_now().await;
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!((report.cancelled, report.never_started), (1, 1));
+    assert_eq!(running.await, Err(JobError::Cancelled));
+    assert_eq!(queued.await, Err(JobError::Rejected));
+    // The running job's span ended, as an error; the queued job never started a span.
+    let spans = tt.spans_named("otelconc.pool.job");
+    assert_eq!(spans.len(), 1);
+    assert!(matches!(spans[0].status, Status::Error { .. }));
+    assert_eq!(
+        spans[0].parent_span_id,
+        root.span().span_context().span_id()
+    );
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "cancel");
+    assert_eq!(
+        m.value(
+            "otelconc.pool.jobs",
+            &[name.clone(), attr(ATTR_OUTCOME, "cancelled")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "otelconc.pool.jobs",
+            &[name, attr(ATTR_OUTCOME, "not_started")]
+        ),
+        Some(1.0)
+    );
+}
