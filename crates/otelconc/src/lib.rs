@@ -16,6 +16,7 @@
 //! |---|---|
 //! | [`group`] | [`group::TaskGroup`]: fallible tasks that succeed or fail together, errgroup done right |
 //! | [`fan`] | fan-out (one input to N workers, many items at bounded concurrency) and fan-in (many streams into one) |
+//! | [`pool`] | a resizable worker pool: async jobs, panic isolation, timeouts, shutdown with a report |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
@@ -37,6 +38,7 @@
 pub mod fan;
 pub mod group;
 pub(crate) mod panic_payload;
+pub mod pool;
 #[cfg(feature = "setup")]
 pub mod setup;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use clap::Args;
 use tokio::runtime::Runtime;
 
 mod fan;
+mod pool;
 mod providers;
 mod telemetry;
 
@@ -87,18 +88,18 @@ pub(crate) struct Suite {
     pub(crate) cases: fn(&Env) -> Vec<Case>,
 }
 
-/// Every suite, in the order they run.
+/// Every suite, in the order they run: (name, cases).
+const SUITES: &[(&str, fn(&Env) -> Vec<Case>)] = &[
+    ("telemetry", telemetry::cases),
+    ("pool", pool::cases),
+    ("fan", fan::cases),
+];
+
 fn suites() -> Vec<Suite> {
-    vec![
-        Suite {
-            name: "telemetry",
-            cases: telemetry::cases,
-        },
-        Suite {
-            name: "fan",
-            cases: fan::cases,
-        },
-    ]
+    SUITES
+        .iter()
+        .map(|&(name, cases)| Suite { name, cases })
+        .collect()
 }
 
 /// One result line.

@@ -1,9 +1,142 @@
 //! Instruments and spans of the `pool` module.
 
+use opentelemetry::trace::SpanKind;
+
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON, InstrumentKind};
 use super::{InstrumentSpec, SpanSpec};
 
+/// Span attribute: the name a [`Job`](crate::pool::Job) gives itself.
+pub const ATTR_JOB_NAME: &str = "otelconc.pool.job.name";
+/// Span attribute: the id a [`Job`](crate::pool::Job) gives itself (spans only, never
+/// metrics).
+pub const ATTR_JOB_ID: &str = "otelconc.pool.job.id";
+
+/// `otelconc.outcome` values of [`JOBS`], [`JOB_DURATION`] and [`QUEUE_WAIT`].
+pub const OUTCOMES: &[&str] = &["ok", "panicked", "timed_out", "cancelled", "not_started"];
+/// `otelconc.reason` values of [`REJECTED`].
+pub const REJECT_REASONS: &[&str] = &["full", "closed"];
+
+/// Jobs that ended, by outcome.
+pub const JOBS: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.jobs",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{job}",
+    description: "Jobs that ended, by outcome (ok, panicked, timed_out, cancelled, not_started)",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+};
+
+/// Jobs the pool accepted.
+pub const SUBMITTED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.submitted",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{job}",
+    description: "Jobs the pool accepted into its queue",
+    attributes: &[ATTR_NAME],
+};
+
+/// Jobs the pool refused.
+pub const REJECTED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.rejected",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{job}",
+    description: "Jobs the pool refused, by reason (full: try_submit on a full queue; closed)",
+    attributes: &[ATTR_NAME, ATTR_REASON],
+};
+
+/// Run time of a job (a 1-in-N sample of jobs, the builder's `timing_sample`).
+pub const JOB_DURATION: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.job.duration",
+    kind: InstrumentKind::Histogram,
+    unit: "s",
+    description: "Time a job ran, by outcome; a 1-in-N sample of jobs (the pool's timing_sample, default 16)",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+};
+
+/// Time a job waited in the queue (same sample as [`JOB_DURATION`]).
+pub const QUEUE_WAIT: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.queue.wait",
+    kind: InstrumentKind::Histogram,
+    unit: "s",
+    description: "Time a job waited in the queue before a worker took it, by outcome; same sample as otelconc.pool.job.duration",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+};
+
+/// Jobs waiting in the queue.
+pub const QUEUE_DEPTH: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.queue.depth",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "{job}",
+    description: "Jobs waiting in the queue",
+    attributes: &[ATTR_NAME],
+};
+
+/// Configured workers.
+pub const WORKERS: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.workers",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "{worker}",
+    description: "Workers the pool is configured to run",
+    attributes: &[ATTR_NAME],
+};
+
+/// Workers running a job.
+pub const BUSY: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.busy",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "{worker}",
+    description: "Workers running a job at collection time",
+    attributes: &[ATTR_NAME],
+};
+
+/// Busy workers over configured workers.
+pub const UTILIZATION: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.utilization",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "1",
+    description: "Busy workers divided by configured workers, at collection time",
+    attributes: &[ATTR_NAME],
+};
+
+/// Age of the longest-running job.
+pub const MAX_JOB_AGE: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.job.max_age",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "s",
+    description: "How long the longest-running job has been running, as seen by collections (0 when idle); spots stuck jobs",
+    attributes: &[ATTR_NAME],
+};
+
+/// Outcomes the outcomes stream dropped because its buffer was full.
+pub const OUTCOMES_DROPPED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pool.outcomes.dropped",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{job}",
+    description: "Job outcomes not delivered to the outcomes stream because its buffer was full (nobody read it fast enough)",
+    attributes: &[ATTR_NAME],
+};
+
+/// One span per job.
+pub const JOB_SPAN: SpanSpec = SpanSpec {
+    name: "otelconc.pool.job",
+    kind: SpanKind::Internal,
+    attributes: &[ATTR_NAME, ATTR_JOB_NAME, ATTR_JOB_ID, ATTR_QUEUE_WAIT],
+    parent: "the submitter's context, captured at submit (only when sampled); never a worker or pool span",
+};
+
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[];
+pub const INSTRUMENTS: &[InstrumentSpec] = &[
+    JOBS,
+    SUBMITTED,
+    REJECTED,
+    JOB_DURATION,
+    QUEUE_WAIT,
+    QUEUE_DEPTH,
+    WORKERS,
+    BUSY,
+    UTILIZATION,
+    MAX_JOB_AGE,
+    OUTCOMES_DROPPED,
+];
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[];
+pub const SPANS: &[SpanSpec] = &[JOB_SPAN];

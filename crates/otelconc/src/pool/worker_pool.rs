@@ -1,0 +1,438 @@
+//! [`WorkerPool`]: the handle users submit to and shut down.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::builder::Builder;
+use super::error::{ConfigError, SubmitError, TrySubmitError};
+use super::handle::JobHandle;
+use super::job::{Job, erase, recover};
+use super::outcome::Outcomes;
+use super::shared::{Envelope, Shared};
+use super::stats::{ShutdownReport, Stats};
+
+/// A fixed set of workers running [`Job`]s from a bounded queue, with telemetry built in.
+///
+/// Cloning is cheap and every clone drives the same pool. When the last clone is dropped
+/// the pool closes (as [`WorkerPool::close`]): queued jobs still run, then the workers
+/// exit. Call [`WorkerPool::shutdown`] to wait for that and get a report.
+///
+/// See the [module docs](super) for costs and telemetry.
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use otelconc::pool::WorkerPool;
+///
+/// let pool = WorkerPool::builder("emails").workers(2).build()?;
+/// let handle = pool.submit_handle(|_token| async { "sent" }).await?;
+/// assert_eq!(handle.await?, "sent");
+/// let report = pool.shutdown(Duration::from_secs(5)).await;
+/// assert_eq!(report.completed, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct WorkerPool {
+    inner: Arc<Owner>,
+}
+
+/// Closes the pool when the last user handle goes (workers hold `Shared`, not this).
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("name", &self.inner.shared.name)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    /// A builder for a pool named `name` (the `otelconc.name` attribute of its telemetry).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("reports").workers(1).build()?;
+    /// # Ok::<(), otelconc::pool::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name)
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self {
+            inner: Arc::new(Owner { shared }),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Queues `job`, waiting for space while the queue is full. Its output is dropped;
+    /// how it ended shows in [`WorkerPool::stats`], the metrics and, if enabled,
+    /// [`WorkerPool::outcomes`].
+    ///
+    /// Costs one allocation (the job) plus the queue operation; inside a sampled trace it
+    /// also carries the submitter's context, and the job's span is its child.
+    ///
+    /// A job that submits to its own pool waits like any submitter: when every worker
+    /// does that while the queue is full, nothing drains the queue until the per-job
+    /// timeout ends those jobs (`TimedOut`) or a shutdown deadline cancels them. Jobs
+    /// that enqueue follow-up work should use [`WorkerPool::try_submit`] and handle
+    /// `Full`.
+    ///
+    /// # Errors
+    /// [`SubmitError`] with the job when the pool is closed (also while waiting).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: if the future is dropped before it resolves, the job was not queued
+    /// (it is dropped with the future).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// pool.submit(|_token| async { println!("hello from a worker") }).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn submit<J: Job>(&self, job: J) -> Result<(), SubmitError<J>> {
+        let s = self.shared();
+        let env = s.envelope(erase(job, ()));
+        self.send(env).await.map_err(SubmitError)
+    }
+
+    /// Queues `job` and returns a handle that resolves to its output or its
+    /// [`JobError`](super::JobError). Waits for space while the queue is full.
+    ///
+    /// Costs what [`WorkerPool::submit`] costs plus a oneshot channel.
+    ///
+    /// # Errors
+    /// [`SubmitError`] with the job when the pool is closed.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: if the future is dropped before it resolves, the job was not queued.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// let h = pool.submit_handle(|_token| async { 2 + 2 }).await?;
+    /// assert_eq!(h.await?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn submit_handle<J: Job>(
+        &self,
+        job: J,
+    ) -> Result<JobHandle<J::Output>, SubmitError<J>> {
+        let (tx, rx) = oneshot::channel();
+        let env = self.shared().envelope(erase(job, tx));
+        self.send(env).await.map_err(SubmitError)?;
+        Ok(JobHandle::new(rx))
+    }
+
+    async fn send<J: Job>(&self, env: Envelope) -> Result<(), J> {
+        let s = self.shared();
+        match s.tx.send(env).await {
+            Ok(()) => {
+                s.accepted();
+                Ok(())
+            }
+            Err(e) => {
+                s.refused(false);
+                Err(recovered(e.0))
+            }
+        }
+    }
+
+    /// Queues `job` if there is space now.
+    ///
+    /// # Errors
+    /// [`TrySubmitError::Full`] or [`TrySubmitError::Closed`], each with the job.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use otelconc::pool::{TrySubmitError, WorkerPool};
+    /// let pool = WorkerPool::builder("p").build()?;
+    /// match pool.try_submit(|_token| async {}) {
+    ///     Ok(()) => {}
+    ///     Err(TrySubmitError::Full(_job)) => { /* shed load, or retry later */ }
+    ///     Err(TrySubmitError::Closed(_job)) => { /* shutting down */ }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn try_submit<J: Job>(&self, job: J) -> Result<(), TrySubmitError<J>> {
+        let env = self.shared().envelope(erase(job, ()));
+        self.try_send(env)
+    }
+
+    /// Queues `job` if there is space now, and returns a handle to its output.
+    ///
+    /// # Errors
+    /// [`TrySubmitError::Full`] or [`TrySubmitError::Closed`], each with the job.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// let h = pool.try_submit_handle(|_token| async { 1 })?;
+    /// assert_eq!(h.await?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn try_submit_handle<J: Job>(
+        &self,
+        job: J,
+    ) -> Result<JobHandle<J::Output>, TrySubmitError<J>> {
+        let (tx, rx) = oneshot::channel();
+        let env = self.shared().envelope(erase(job, tx));
+        self.try_send(env)?;
+        Ok(JobHandle::new(rx))
+    }
+
+    fn try_send<J: Job>(&self, env: Envelope) -> Result<(), TrySubmitError<J>> {
+        let s = self.shared();
+        match s.tx.try_send(env) {
+            Ok(()) => {
+                s.accepted();
+                Ok(())
+            }
+            Err(async_channel::TrySendError::Full(e)) => {
+                s.refused(true);
+                Err(TrySubmitError::Full(recovered(e)))
+            }
+            Err(async_channel::TrySendError::Closed(e)) => {
+                s.refused(false);
+                Err(TrySubmitError::Closed(recovered(e)))
+            }
+        }
+    }
+
+    /// The outcomes stream, when enabled with the builder's `outcomes(capacity)`.
+    ///
+    /// See [`Outcomes`] for what happens when nobody reads it.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// assert!(pool.outcomes().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn outcomes(&self) -> Option<Outcomes> {
+        self.shared()
+            .outcomes
+            .as_ref()
+            .map(|(_, rx)| Outcomes::new(rx.clone()))
+    }
+
+    /// A snapshot of the pool's counts.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").workers(2).build()?;
+    /// assert_eq!(pool.stats().workers, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared().stats()
+    }
+
+    /// The pool's name.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// assert_eq!(pool.name(), "p");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// Sets the number of workers. Growing starts workers at once; shrinking lets the
+    /// surplus workers finish the job they are running and exit without taking another.
+    /// No job is lost or run twice: jobs stay in the queue until exactly one worker takes
+    /// them.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroWorkers`] for 0, [`ConfigError::Closed`] after
+    /// [`WorkerPool::close`].
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").workers(2).build()?;
+    /// pool.resize(6)?;
+    /// assert_eq!(pool.stats().workers, 6);
+    /// pool.resize(1)?;
+    /// assert_eq!(pool.stats().workers, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn resize(&self, workers: usize) -> Result<(), ConfigError> {
+        let s = self.shared();
+        if workers == 0 {
+            return Err(ConfigError::ZeroWorkers {
+                pool: s.name.to_string(),
+            });
+        }
+        if s.resize(workers) {
+            Ok(())
+        } else {
+            Err(ConfigError::Closed {
+                pool: s.name.to_string(),
+            })
+        }
+    }
+
+    /// Stops intake: every later submit fails with a `Closed` error (never a panic).
+    /// Queued jobs still run. Returns `true` if this call closed the pool.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// assert!(pool.close());
+    /// assert!(!pool.close());
+    /// assert!(pool.submit(|_t| async {}).await.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn close(&self) -> bool {
+        self.shared().close()
+    }
+
+    /// Whether the pool is closed.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// assert!(!pool.is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared().is_closed()
+    }
+
+    /// Jobs waiting in the queue now.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// assert_eq!(pool.queued(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.shared().queued()
+    }
+
+    /// Closes the pool, lets the workers drain the queue until `deadline`, then cancels
+    /// what still runs (token fired, future dropped: `Cancelled`) and drops what never
+    /// started (`Rejected`). Returns when every worker task has exited.
+    ///
+    /// Idempotent and safe to call concurrently with submits and with itself: every call
+    /// returns once the pool is down, with the same final counts. A job that blocks its
+    /// thread without awaiting cannot be dropped until it returns, so such a job can hold
+    /// this past `deadline`. Called from inside one of the pool's own jobs, it waits for
+    /// that job too, so the deadline passes and that job ends up cancelled.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future leaves the pool closed and draining; call again
+    /// (or [`WorkerPool::abort`]) to wait for the end.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// for _ in 0..10 {
+    ///     pool.submit(|_t| async {}).await?;
+    /// }
+    /// let report = pool.shutdown(Duration::from_secs(5)).await;
+    /// assert_eq!(report.accepted(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.shared().shutdown(deadline).await
+    }
+
+    /// [`WorkerPool::shutdown`] with the builder's `shutdown_deadline` (default 30 s).
+    ///
+    /// # Cancel safety
+    /// As [`WorkerPool::shutdown`].
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// let report = pool.graceful_shutdown().await;
+    /// assert_eq!(report.accepted(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn graceful_shutdown(&self) -> ShutdownReport {
+        let deadline = self.shared().deadline;
+        self.shared().shutdown(deadline).await
+    }
+
+    /// Stops at once: closes the pool, cancels running jobs, drops queued ones, and
+    /// returns when every worker task has exited (as `shutdown(Duration::ZERO)`).
+    ///
+    /// # Cancel safety
+    /// As [`WorkerPool::shutdown`]; the abort itself has happened once this is first
+    /// polled.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// let report = pool.abort().await;
+    /// assert!(pool.is_closed());
+    /// # let _ = report;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn abort(&self) -> ShutdownReport {
+        self.shared().shutdown(Duration::ZERO).await
+    }
+}
+
+/// The job back out of a refused envelope. It never started, so it is always there.
+fn recovered<J: Job>(env: Envelope) -> J {
+    match recover::<J>(env.cell) {
+        Some(job) => job,
+        // A refused envelope was never polled; its job is always present.
+        None => unreachable!("a refused job is handed back before it starts"),
+    }
+}

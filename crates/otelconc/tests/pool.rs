@@ -1,0 +1,559 @@
+//! `otelconc::pool`: behaviour users rely on (jobs, failures, resize, shutdown).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use otelconc::pool::{
+    CancellationToken, ConfigError, Job, JobError, Named, TrySubmitError, WorkerPool,
+};
+use tokio::sync::{Barrier, Notify, oneshot};
+
+fn pool(name: &str, workers: usize, capacity: usize) -> WorkerPool {
+    WorkerPool::builder(name)
+        .workers(workers)
+        .queue_capacity(capacity)
+        .build()
+        .expect("valid configuration")
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_rejected_with_a_clear_error() {
+    let e = WorkerPool::builder("p").workers(0).build().unwrap_err();
+    assert_eq!(e, ConfigError::ZeroWorkers { pool: "p".into() });
+    assert!(e.to_string().contains("workers must be at least 1"));
+    let e = WorkerPool::builder("p")
+        .queue_capacity(0)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("queue capacity must be at least 1"));
+    let e = WorkerPool::builder("p")
+        .job_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("job timeout must be longer than zero")
+    );
+    let e = WorkerPool::builder("p").outcomes(0).build().unwrap_err();
+    assert!(matches!(e, ConfigError::ZeroOutcomes { .. }));
+    let e = WorkerPool::builder("p")
+        .timing_sample(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, ConfigError::ZeroSample { .. }));
+    let p = pool("p", 1, 1);
+    assert!(matches!(p.resize(0), Err(ConfigError::ZeroWorkers { .. })));
+}
+
+#[test]
+fn building_outside_a_runtime_is_an_error_not_a_panic() {
+    let e = WorkerPool::builder("p").build().unwrap_err();
+    assert_eq!(e, ConfigError::NoRuntime { pool: "p".into() });
+}
+
+#[tokio::test]
+async fn handles_resolve_to_outputs_and_fire_and_forget_jobs_run() {
+    let p = pool("p", 2, 8);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5 {
+        let ran = ran.clone();
+        p.submit(move |_t| async move {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    }
+    let h = p.submit_handle(|_t| async { "out" }).await.unwrap();
+    assert_eq!(h.await, Ok("out"));
+    let h = p.try_submit_handle(|_t| async { 7 }).unwrap();
+    assert_eq!(h.await, Ok(7));
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 5);
+    assert_eq!(report.completed, 7);
+    assert_eq!(report.accepted(), 7);
+    assert_eq!(p.stats().submitted, 7);
+}
+
+#[tokio::test]
+async fn panicking_job_is_an_error_and_capacity_is_unchanged() {
+    let p = pool("p", 3, 16);
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        handles.push(
+            p.submit_handle(move |_t| async move {
+                if i < 10 {
+                    panic!("job {i} failed");
+                }
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.await, Err(JobError::Panicked(format!("job {i} failed"))));
+    }
+    // Three jobs that can only finish together: proves all three workers still run.
+    let barrier = Arc::new(Barrier::new(3));
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let b = barrier.clone();
+        handles.push(
+            p.submit_handle(move |_t| async move {
+                b.wait().await;
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    for h in handles {
+        assert_eq!(h.await, Ok(()));
+    }
+    let s = p.stats();
+    assert_eq!((s.workers, s.panicked, s.failed, s.completed), (3, 3, 3, 3));
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.completed, report.failed), (3, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_out_job_is_an_error_and_its_token_fires() {
+    let p = WorkerPool::builder("p")
+        .workers(1)
+        .job_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (seen_tx, seen_rx) = oneshot::channel();
+    let h = p
+        .submit_handle(move |token: CancellationToken| async move {
+            // Work the job handed elsewhere learns of the timeout through the token.
+            tokio::spawn(async move {
+                token.cancelled().await;
+                let _ = seen_tx.send(());
+            });
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.await, Err(JobError::TimedOut));
+    seen_rx.await.expect("the job's token fired on timeout");
+    // The next job on the same worker gets a token that has not fired.
+    let h = p
+        .submit_handle(|token: CancellationToken| async move { token.is_cancelled() })
+        .await
+        .unwrap();
+    assert_eq!(h.await, Ok(false));
+    let s = p.stats();
+    assert_eq!((s.timed_out, s.failed, s.completed), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_cancels_running_jobs_and_drops_queued_ones() {
+    let p = pool("p", 1, 8);
+    let started = Arc::new(Notify::new());
+    let s2 = started.clone();
+    let (tok_tx, tok_rx) = oneshot::channel();
+    let running = p
+        .submit_handle(move |token: CancellationToken| async move {
+            let _ = tok_tx.send(token);
+            s2.notify_one();
+            std::future::pending::<()>().await;
+        })
+        .await
+        .unwrap();
+    started.notified().await;
+    let queued = p.submit_handle(|_t| async { 1 }).await.unwrap();
+    let report = p.abort().await;
+    assert_eq!(running.await, Err(JobError::Cancelled));
+    assert_eq!(queued.await, Err(JobError::Rejected));
+    assert!(tok_rx.await.unwrap().is_cancelled());
+    assert_eq!((report.cancelled, report.never_started), (1, 1));
+    assert_eq!(report.accepted(), 2);
+    assert!(report.deadline_passed);
+    assert_eq!(p.stats().busy, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_the_queue_when_the_deadline_allows() {
+    let p = pool("p", 1, 16);
+    for _ in 0..10 {
+        p.submit(|_t| tokio::time::sleep(Duration::from_millis(100)))
+            .await
+            .unwrap();
+    }
+    let report = p.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(report.completed, 10);
+    assert_eq!(report.accepted(), 10);
+    assert!(!report.deadline_passed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_while_jobs_are_queued_and_the_deadline_passes() {
+    let p = pool("p", 1, 8);
+    let mut handles = Vec::new();
+    for _ in 0..5 {
+        handles.push(
+            p.submit_handle(|_t| tokio::time::sleep(Duration::from_secs(10)))
+                .await
+                .unwrap(),
+        );
+    }
+    // Job 1 ends at 10 s, job 2 is running at 15 s, jobs 3 to 5 never start.
+    let report = p.shutdown(Duration::from_secs(15)).await;
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await);
+    }
+    assert_eq!(
+        results,
+        vec![
+            Ok(()),
+            Err(JobError::Cancelled),
+            Err(JobError::Rejected),
+            Err(JobError::Rejected),
+            Err(JobError::Rejected),
+        ]
+    );
+    assert_eq!(
+        (
+            report.completed,
+            report.failed,
+            report.cancelled,
+            report.never_started
+        ),
+        (1, 0, 1, 3)
+    );
+    assert!(report.deadline_passed);
+    let s = p.stats();
+    assert_eq!(
+        s.submitted,
+        s.completed + s.failed + s.cancelled + s.not_started
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_twice_and_concurrently_gives_one_answer() {
+    let p = pool("p", 2, 8);
+    for _ in 0..6 {
+        p.submit(|_t| tokio::time::sleep(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+    let (a, b, c, d) = tokio::join!(
+        p.shutdown(Duration::from_secs(60)),
+        p.shutdown(Duration::from_millis(1500)),
+        p.graceful_shutdown(),
+        async {
+            p.close();
+            p.close()
+        }
+    );
+    assert!(!d, "the pool was already closed");
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(a.accepted(), 6);
+    // The 1.5 s deadline passed with two jobs running and two queued.
+    assert_eq!(
+        (a.completed, a.cancelled, a.never_started),
+        (2, 2, 2),
+        "{a:?}"
+    );
+    assert_eq!(p.shutdown(Duration::from_secs(1)).await, a);
+    assert_eq!(p.abort().await, a);
+}
+
+#[test]
+fn ten_thousand_submits_racing_shutdown_are_each_accounted_for_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let p = pool("race", 4, 64);
+        let probe = Arc::new(());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut submitters = tokio::task::JoinSet::new();
+        for i in 0..10_000_u32 {
+            let p = p.clone();
+            let probe = probe.clone();
+            let ran = ran.clone();
+            submitters.spawn(async move {
+                let job = move |_t| async move {
+                    let _probe = probe;
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    if i % 4 == 0 {
+                        // Slow enough that the short deadline finds jobs running and queued.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                match p.submit_handle(job).await {
+                    Ok(h) => Some(h.await),
+                    Err(_closed) => None,
+                }
+            });
+        }
+        tokio::task::yield_now().await;
+        let (r1, r2) = tokio::join!(
+            p.shutdown(Duration::from_millis(5)),
+            p.shutdown(Duration::from_secs(30))
+        );
+        assert_eq!(r1, r2);
+        let (mut ok, mut cancelled, mut rejected, mut refused) = (0, 0, 0, 0);
+        while let Some(res) = submitters.join_next().await {
+            match res.expect("no submitter panicked") {
+                Some(Ok(())) => ok += 1,
+                Some(Err(JobError::Cancelled)) => cancelled += 1,
+                Some(Err(JobError::Rejected)) => rejected += 1,
+                Some(Err(e)) => panic!("unexpected {e}"),
+                None => refused += 1,
+            }
+        }
+        assert_eq!(ok + cancelled + rejected + refused, 10_000);
+        assert_eq!(r1.completed, ok);
+        assert_eq!(r1.cancelled, cancelled);
+        assert_eq!(r1.never_started, rejected);
+        assert_eq!(r1.failed, 0);
+        let s = p.stats();
+        assert_eq!(s.submitted, ok + cancelled + rejected);
+        assert_eq!(s.rejected, refused);
+        assert_eq!(ran.load(Ordering::SeqCst) as u64, ok + cancelled);
+        // No job (queued or running) is still held anywhere.
+        assert_eq!(Arc::strong_count(&probe), 1);
+    });
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_task_of_the_pool_is_alive_after_shutdown() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let p = pool("p", 4, 8);
+    p.resize(6).unwrap();
+    p.resize(2).unwrap();
+    for _ in 0..20 {
+        p.submit(|_t| tokio::task::yield_now()).await.unwrap();
+    }
+    assert!(metrics.num_alive_tasks() > before);
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 20);
+    assert_eq!(metrics.num_alive_tasks(), before);
+
+    let p = pool("p", 3, 8);
+    p.submit(|_t| std::future::pending::<()>()).await.unwrap();
+    tokio::task::yield_now().await;
+    let report = p.abort().await;
+    assert_eq!(report.cancelled, 1);
+    assert_eq!(metrics.num_alive_tasks(), before);
+}
+
+#[test]
+fn resize_under_load_loses_and_duplicates_nothing() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        const JOBS: usize = 5_000;
+        let p = pool("resize", 2, 32);
+        let runs: Arc<Vec<AtomicU32>> = Arc::new((0..JOBS).map(|_| AtomicU32::new(0)).collect());
+        let resizer = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                for n in [8, 1, 4, 2, 6, 1, 3].iter().cycle().take(200) {
+                    p.resize(*n).unwrap();
+                    tokio::task::yield_now().await;
+                }
+                p.resize(3).unwrap();
+            })
+        };
+        for i in 0..JOBS {
+            let runs = runs.clone();
+            p.submit(move |_t| async move {
+                runs[i].fetch_add(1, Ordering::SeqCst);
+                if i % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+        }
+        resizer.await.unwrap();
+        assert_eq!(p.stats().workers, 3);
+        let report = p.shutdown(Duration::from_secs(30)).await;
+        assert_eq!(report.completed, JOBS as u64);
+        assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1));
+    });
+}
+
+/// A job that submits to its own full pool does not deadlock it. `try_submit` hands the
+/// job back with `Full`; a waiting `submit` is ended by the per-job timeout (documented
+/// on `WorkerPool::submit`), and the job it was submitting was never queued.
+#[tokio::test(start_paused = true)]
+async fn job_submitting_to_its_own_full_pool_does_not_deadlock() {
+    let p = WorkerPool::builder("self")
+        .workers(1)
+        .queue_capacity(1)
+        .job_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let follow_up_ran = Arc::new(AtomicUsize::new(0));
+    let never_ran = Arc::new(AtomicUsize::new(0));
+    let inner = p.clone();
+    let (f, n) = (follow_up_ran.clone(), never_ran.clone());
+    let (full_tx, full_rx) = oneshot::channel();
+    let h = p
+        .submit_handle(move |_t| async move {
+            let f2 = f.clone();
+            inner
+                .try_submit(move |_t| async move {
+                    f2.fetch_add(1, Ordering::SeqCst);
+                })
+                .expect("one free slot");
+            // The queue is full now and the only worker is this job.
+            let second = inner.try_submit(move |_t| async move {
+                f.fetch_add(1, Ordering::SeqCst);
+            });
+            let _ = full_tx.send(matches!(second, Err(TrySubmitError::Full(_))));
+            let _ = inner
+                .submit(move |_t| async move {
+                    n.fetch_add(1, Ordering::SeqCst);
+                })
+                .await;
+        })
+        .await
+        .unwrap();
+    assert!(full_rx.await.unwrap(), "try_submit handed the job back");
+    assert_eq!(h.await, Err(JobError::TimedOut));
+    let report = p.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(follow_up_ran.load(Ordering::SeqCst), 1);
+    assert_eq!(never_ran.load(Ordering::SeqCst), 0);
+    assert_eq!((report.completed, report.failed), (1, 1));
+    assert_eq!(report.accepted(), 2);
+}
+
+#[tokio::test]
+async fn submit_after_close_is_a_closed_error_and_queued_jobs_still_run() {
+    let p = pool("p", 1, 8);
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    let first = p
+        .submit_handle(move |_t| async move { g.notified().await })
+        .await
+        .unwrap();
+    let queued = p.submit_handle(|_t| async { 5 }).await.unwrap();
+    assert!(p.close());
+    assert!(p.is_closed());
+    let err = p.submit(|_t| async { 1 }).await.unwrap_err();
+    assert_eq!(err.to_string(), "the worker pool is closed");
+    let job = err.into_inner();
+    assert_eq!(job(CancellationToken::new()).await, 1);
+    assert!(p.try_submit(|_t| async {}).unwrap_err().is_closed());
+    assert!(p.submit_handle(|_t| async {}).await.is_err());
+    assert!(matches!(p.resize(4), Err(ConfigError::Closed { .. })));
+    gate.notify_one();
+    assert_eq!(first.await, Ok(()));
+    assert_eq!(queued.await, Ok(5));
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 2);
+    assert_eq!(p.stats().rejected, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_submit_on_a_full_queue_hands_the_job_back() {
+    let p = pool("p", 1, 1);
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    p.submit(move |_t| async move { g.notified().await })
+        .await
+        .unwrap();
+    tokio::task::yield_now().await; // the worker takes it
+    p.try_submit(|_t| async {}).unwrap();
+    let back = p
+        .try_submit(Named::new("n", |_t| async { 9 }).with_id("1"))
+        .unwrap_err();
+    assert!(back.is_full());
+    let job = back.into_inner();
+    assert_eq!(job.into_inner()(CancellationToken::new()).await, 9);
+    // A submit cancelled while waiting for space did not enqueue its job.
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(1),
+        p.submit(move |_t| async move {
+            r.fetch_add(1, Ordering::SeqCst);
+        }),
+    )
+    .await;
+    assert!(waited.is_err(), "the queue stayed full");
+    assert_eq!(p.queued(), 1);
+    gate.notify_one();
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 2);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(p.stats().rejected, 1);
+}
+
+#[tokio::test]
+async fn outcomes_stream_never_stalls_workers_when_unread() {
+    let p = WorkerPool::builder("o")
+        .workers(2)
+        .outcomes(2)
+        .build()
+        .unwrap();
+    let outcomes = p.outcomes().unwrap();
+    for i in 0..10 {
+        p.submit(Named::new("job", move |_t| async move {
+            if i == 0 {
+                panic!("first");
+            }
+        }))
+        .await
+        .unwrap();
+    }
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.accepted(), 10);
+    assert_eq!(p.stats().outcomes_dropped, 8);
+    let mut got = Vec::new();
+    while let Some(o) = outcomes.recv().await {
+        assert_eq!(o.name.as_deref(), Some("job"));
+        got.push(o.result);
+    }
+    assert_eq!(
+        got.len(),
+        2,
+        "the buffer keeps the first outcomes; the stream ends"
+    );
+}
+
+struct BadName;
+
+impl Job for BadName {
+    type Output = u8;
+
+    async fn run(self, _token: CancellationToken) -> u8 {
+        3
+    }
+
+    fn name(&self) -> Option<Cow<'static, str>> {
+        panic!("name() is user code too")
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_jobs_name_does_not_kill_the_worker() {
+    let p = WorkerPool::builder("p")
+        .workers(1)
+        .outcomes(4)
+        .build()
+        .unwrap();
+    let outcomes = p.outcomes().unwrap();
+    assert_eq!(p.submit_handle(BadName).await.unwrap().await, Ok(3));
+    assert_eq!(
+        p.submit_handle(|_t| async { 4 }).await.unwrap().await,
+        Ok(4)
+    );
+    let first = outcomes.recv().await.unwrap();
+    assert_eq!((first.name, first.result), (None, Ok(())));
+    assert_eq!(p.shutdown(Duration::from_secs(5)).await.completed, 2);
+}

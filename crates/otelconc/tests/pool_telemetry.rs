@@ -1,0 +1,253 @@
+//! `otelconc::pool` telemetry, as an in-memory exporter receives it.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{Status, TraceContextExt};
+use otelconc::pool::{CancellationToken, JobError, Named, WorkerPool};
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON};
+use otelconc_testkit::{SpanData, TestTelemetry, attr};
+
+fn attr_of<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+#[tokio::test(start_paused = true)]
+async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("tel")
+        .workers(2)
+        .queue_capacity(8)
+        .job_timeout(Duration::from_secs(1))
+        .timing_sample(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+
+    let root = tt.root("submitter");
+    let (ok, panicked, timed_out) = async {
+        let ok = p
+            .submit_handle(Named::new("ok", |_t| async { 1 }).with_id("id-1"))
+            .await
+            .unwrap();
+        let panicked = p
+            .submit_handle(Named::new("panics", |_t| async { panic!("kaboom") }))
+            .await
+            .unwrap();
+        let timed_out = p
+            .submit_handle(|_t| tokio::time::sleep(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        (ok, panicked, timed_out)
+    }
+    .with_context(root.clone())
+    .await;
+    assert_eq!(ok.await, Ok(1));
+    assert_eq!(panicked.await, Err(JobError::Panicked("kaboom".into())));
+    assert_eq!(timed_out.await, Err(JobError::TimedOut));
+    // Outside any trace: no span, still counted.
+    for _ in 0..3 {
+        p.submit(|_t| async {}).await.unwrap();
+    }
+    assert!(p.try_submit(|_t| async {}).is_ok());
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert!(p.submit(|_t| async {}).await.is_err());
+    root.span().end();
+
+    // One span per traced job, each a child of the submitter's span.
+    let root_span = tt.spans_named("submitter").pop().expect("root ended");
+    let jobs = tt.spans_named("otelconc.pool.job");
+    assert_eq!(jobs.len(), 3);
+    for s in &jobs {
+        assert_eq!(s.parent_span_id, root_span.span_context.span_id());
+        assert_eq!(s.span_context.trace_id(), root_span.span_context.trace_id());
+        assert!(attr_of(s, ATTR_QUEUE_WAIT).is_some(), "queue wait on {s:?}");
+        assert_eq!(
+            attr_of(s, ATTR_NAME).map(|v| v.as_str()),
+            Some("tel".into())
+        );
+    }
+    let named = |n: &str| {
+        jobs.iter()
+            .find(|s| {
+                attr_of(s, "otelconc.pool.job.name").map(|v| v.as_str().into_owned())
+                    == Some(n.to_owned())
+            })
+            .unwrap_or_else(|| panic!("span of job {n}"))
+    };
+    let ok_span = named("ok");
+    assert_eq!(
+        attr_of(ok_span, "otelconc.pool.job.id").map(|v| v.as_str().into_owned()),
+        Some("id-1".to_owned())
+    );
+    assert!(!matches!(ok_span.status, Status::Error { .. }));
+    let p_span = named("panics");
+    assert!(matches!(&p_span.status, Status::Error { description } if description == "kaboom"));
+    let ev = p_span
+        .events
+        .iter()
+        .find(|e| e.name == "exception")
+        .expect("exception event");
+    assert!(
+        ev.attributes
+            .contains(&KeyValue::new("exception.type", "panic"))
+    );
+    let t_span = jobs
+        .iter()
+        .find(|s| attr_of(s, "otelconc.pool.job.name").is_none())
+        .unwrap();
+    assert!(matches!(t_span.status, Status::Error { .. }));
+    // No span lives as long as a worker or the pool: every otelconc span is a job span.
+    assert!(
+        tt.spans()
+            .iter()
+            .filter(|s| s.instrumentation_scope.name() == "otelconc")
+            .all(|s| s.name == "otelconc.pool.job")
+    );
+
+    // Counters match the report.
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "tel");
+    let count = |outcome: &'static str| {
+        m.value(
+            "otelconc.pool.jobs",
+            &[name.clone(), attr(ATTR_OUTCOME, outcome)],
+        )
+        .unwrap_or(0.0) as u64
+    };
+    assert_eq!((report.completed, report.failed), (5, 2));
+    assert_eq!(count("ok"), report.completed);
+    assert_eq!(count("panicked") + count("timed_out"), report.failed);
+    assert_eq!(count("cancelled"), report.cancelled);
+    assert_eq!(count("not_started"), report.never_started);
+    assert_eq!(
+        m.value("otelconc.pool.submitted", std::slice::from_ref(&name)),
+        Some(report.accepted() as f64)
+    );
+    assert_eq!(
+        m.value(
+            "otelconc.pool.rejected",
+            &[name.clone(), attr(ATTR_REASON, "closed")]
+        ),
+        Some(1.0)
+    );
+    // Every job is timed with timing_sample(1); the timed-out one ran 1 s.
+    let (n, _) = m
+        .histogram("otelconc.pool.job.duration", std::slice::from_ref(&name))
+        .unwrap();
+    assert_eq!(n, report.accepted());
+    let (n, sum) = m
+        .histogram(
+            "otelconc.pool.job.duration",
+            &[name.clone(), attr(ATTR_OUTCOME, "timed_out")],
+        )
+        .unwrap();
+    assert_eq!((n, sum), (1, 1.0));
+    let (n, _) = m
+        .histogram("otelconc.pool.queue.wait", std::slice::from_ref(&name))
+        .unwrap();
+    assert_eq!(n, report.accepted());
+    // No metric carries an id.
+    for set in m.attribute_sets("otelconc.pool.jobs") {
+        assert!(set.iter().all(|kv| !kv.key.as_str().ends_with(".id")));
+    }
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("gauges")
+        .workers(2)
+        .queue_capacity(4)
+        .outcomes(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    p.submit(move |token: CancellationToken| async move {
+        let _ = started_tx.send(());
+        token.cancelled().await;
+    })
+    .await
+    .unwrap();
+    started_rx.await.unwrap();
+    let name = [attr(ATTR_NAME, "gauges")];
+    let m = tt.metrics();
+    assert_eq!(m.value("otelconc.pool.busy", &name), Some(1.0));
+    assert_eq!(m.value("otelconc.pool.workers", &name), Some(2.0));
+    assert_eq!(m.value("otelconc.pool.utilization", &name), Some(0.5));
+    assert_eq!(m.value("otelconc.pool.queue.depth", &name), Some(0.0));
+    // The age counts from the first collection that saw the job running, so after a
+    // 20 ms pause it is at least 20 ms.
+    std::thread::sleep(Duration::from_millis(20));
+    let age = tt
+        .metrics()
+        .value("otelconc.pool.job.max_age", &name)
+        .unwrap();
+    assert!(age >= 0.02, "age {age}");
+    // Outcomes nobody reads: the buffer holds one, the rest are counted as dropped.
+    for _ in 0..3 {
+        p.submit(|_t| async {}).await.unwrap();
+    }
+    let report = p.abort().await;
+    assert_eq!(report.accepted(), 4);
+    let m = tt.metrics();
+    assert_eq!(m.value("otelconc.pool.outcomes.dropped", &name), Some(3.0));
+    assert_eq!(m.value("otelconc.pool.busy", &name), Some(0.0));
+    assert_eq!(m.value("otelconc.pool.job.max_age", &name), Some(0.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_cancelled_by_the_shutdown_deadline_still_ends_its_span() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("cancel")
+        .workers(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    let (running, queued) = async {
+        let running = p
+            .submit_handle(|_t| std::future::pending::<()>())
+            .await
+            .unwrap();
+        let queued = p.submit_handle(|_t| async {}).await.unwrap();
+        (running, queued)
+    }
+    .with_context(root.clone())
+    .await;
+    tokio::task::yield_now().await;
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!((report.cancelled, report.never_started), (1, 1));
+    assert_eq!(running.await, Err(JobError::Cancelled));
+    assert_eq!(queued.await, Err(JobError::Rejected));
+    // The running job's span ended, as an error; the queued job never started a span.
+    let spans = tt.spans_named("otelconc.pool.job");
+    assert_eq!(spans.len(), 1);
+    assert!(matches!(spans[0].status, Status::Error { .. }));
+    assert_eq!(
+        spans[0].parent_span_id,
+        root.span().span_context().span_id()
+    );
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "cancel");
+    assert_eq!(
+        m.value(
+            "otelconc.pool.jobs",
+            &[name.clone(), attr(ATTR_OUTCOME, "cancelled")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "otelconc.pool.jobs",
+            &[name, attr(ATTR_OUTCOME, "not_started")]
+        ),
+        Some(1.0)
+    );
+}
