@@ -4,7 +4,6 @@
 use opentelemetry::Context;
 use opentelemetry::trace::{
     Span, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
-    TracerProvider,
 };
 use otelconc::telemetry::{SpanPolicy, current_context, is_sampled, sampled_context};
 use otelconc_testkit::TestTelemetry;
@@ -91,6 +90,7 @@ fn injected_tracer_exports_to_the_injected_provider() {
 #[cfg(feature = "tracing")]
 #[test]
 fn the_current_tracing_span_is_the_context_when_bridged() {
+    use opentelemetry::trace::TracerProvider;
     use tracing_subscriber::layer::SubscriberExt;
 
     let tt = TestTelemetry::new();

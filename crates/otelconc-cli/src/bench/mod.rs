@@ -82,14 +82,17 @@ pub(crate) struct Case {
     pub(crate) variants: Vec<Variant>,
 }
 
+/// Builds a suite's cases.
+pub(crate) type CasesFn = fn(&Env) -> Vec<Case>;
+
 /// A named family of cases.
 pub(crate) struct Suite {
     pub(crate) name: &'static str,
-    pub(crate) cases: fn(&Env) -> Vec<Case>,
+    pub(crate) cases: CasesFn,
 }
 
 /// Every suite, in the order they run: (name, cases).
-const SUITES: &[(&str, fn(&Env) -> Vec<Case>)] = &[
+const SUITES: &[(&str, CasesFn)] = &[
     ("telemetry", telemetry::cases),
     ("pool", pool::cases),
     ("fan", fan::cases),
