@@ -14,6 +14,8 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
+//! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //!
 //! # Features
@@ -32,4 +34,6 @@
 )]
 
 pub(crate) mod panic_payload;
+pub mod rate;
+pub mod semaphore;
 pub mod telemetry;

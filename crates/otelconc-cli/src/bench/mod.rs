@@ -14,6 +14,7 @@ use clap::Args;
 use tokio::runtime::Runtime;
 
 mod providers;
+mod rate;
 mod telemetry;
 
 pub(crate) use providers::BenchTelemetry;
@@ -88,10 +89,16 @@ pub(crate) struct Suite {
 
 /// Every suite, in the order they run.
 fn suites() -> Vec<Suite> {
-    vec![Suite {
-        name: "telemetry",
-        cases: telemetry::cases,
-    }]
+    vec![
+        Suite {
+            name: "telemetry",
+            cases: telemetry::cases,
+        },
+        Suite {
+            name: "rate",
+            cases: rate::cases,
+        },
+    ]
 }
 
 /// One result line.
