@@ -15,6 +15,7 @@ use tokio::runtime::Runtime;
 
 mod providers;
 mod rate;
+mod semaphore;
 mod telemetry;
 
 pub(crate) use providers::BenchTelemetry;
@@ -97,6 +98,10 @@ fn suites() -> Vec<Suite> {
         Suite {
             name: "rate",
             cases: rate::cases,
+        },
+        Suite {
+            name: "semaphore",
+            cases: semaphore::cases,
         },
     ]
 }

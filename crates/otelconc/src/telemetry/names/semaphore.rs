@@ -17,9 +17,10 @@ pub const REASON_CANCELLED: &str = "cancelled";
 
 /// Outcome of a wait: the permits were granted.
 pub const OUTCOME_OK: &str = "ok";
-/// Outcome of a wait: the waiting future was dropped first, or the total shrank below
-/// the request.
+/// Outcome of a wait: the waiting future was dropped first.
 pub const OUTCOME_CANCELLED: &str = "cancelled";
+/// Outcome of a wait: the semaphore shrank below the request while it waited.
+pub const OUTCOME_REFUSED: &str = "refused";
 
 /// Permits granted.
 pub const ADMITTED: InstrumentSpec = InstrumentSpec {
@@ -44,7 +45,7 @@ pub const WAIT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.semaphore.wait",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Seconds a caller waited for permits, recorded only when it had to wait, by outcome (ok, cancelled)",
+    description: "Seconds a caller waited for permits, recorded only when it had to wait, by outcome (ok, cancelled, refused)",
     attributes: &[ATTR_NAME, ATTR_OUTCOME],
 };
 
