@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
-use otelconc::rate::{
-    Clock, ConfigError, ExceedsBurst, Rate, RateLimiter, TryAcquireError,
-};
+use otelconc::rate::{Clock, ConfigError, ExceedsBurst, Rate, RateLimiter, TryAcquireError};
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use otelconc_testkit::{TestTelemetry, attr};
 use tokio::time::{Instant, advance, sleep};
@@ -217,7 +215,10 @@ fn bad_rates_and_bursts_are_refused_at_construction() {
         build(Rate::per_second(0.0), 1),
         Err(ConfigError::RateNotPositive(0.0))
     );
-    assert_eq!(build(Rate::per_second(f64::NAN), 1), Err(ConfigError::RateNan));
+    assert_eq!(
+        build(Rate::per_second(f64::NAN), 1),
+        Err(ConfigError::RateNan)
+    );
     assert_eq!(
         build(Rate::per_second(f64::INFINITY), 1),
         Err(ConfigError::RateInfinite)
@@ -356,10 +357,16 @@ async fn a_thousand_random_cancellations_leak_no_token() {
     );
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "cancel");
-    assert_eq!(m.value("otelconc.rate.waiters", &[name.clone()]), Some(0.0));
+    assert_eq!(
+        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
     // Every wait was either cancelled (tokens given back) or aborted before it started
     // (nothing taken); none was admitted.
-    assert_eq!(m.value("otelconc.rate.admitted", &[name.clone()]), Some(10.0));
+    assert_eq!(
+        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        Some(10.0)
+    );
     let cancelled = m
         .value(
             "otelconc.rate.refused",
@@ -383,8 +390,16 @@ async fn metrics_count_grants_refusals_and_real_waits() {
     assert!(l.try_acquire().is_err());
     assert!(l.try_acquire_n(3).is_err());
     let m = tt.metrics();
-    assert_eq!(m.histogram("otelconc.rate.wait", &[name.clone()]), None);
-    assert!(m.value("otelconc.rate.tokens", &[name.clone()]).expect("gauge").abs() < 1e-9);
+    assert_eq!(
+        m.histogram("otelconc.rate.wait", std::slice::from_ref(&name)),
+        None
+    );
+    assert!(
+        m.value("otelconc.rate.tokens", std::slice::from_ref(&name))
+            .expect("gauge")
+            .abs()
+            < 1e-9
+    );
 
     let waiter = tokio::spawn({
         let l = l.clone();
@@ -392,12 +407,21 @@ async fn metrics_count_grants_refusals_and_real_waits() {
     });
     tokio::task::yield_now().await;
     let m = tt.metrics();
-    assert_eq!(m.value("otelconc.rate.waiters", &[name.clone()]), Some(1.0));
-    assert_eq!(m.value("otelconc.rate.tokens", &[name.clone()]), Some(-2.0));
+    assert_eq!(
+        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.tokens", std::slice::from_ref(&name)),
+        Some(-2.0)
+    );
     waiter.await.expect("no panic").expect("within the burst");
 
     let m = tt.metrics();
-    assert_eq!(m.value("otelconc.rate.admitted", &[name.clone()]), Some(4.0));
+    assert_eq!(
+        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        Some(4.0)
+    );
     let refused = |reason: &'static str| {
         m.value(
             "otelconc.rate.refused",
@@ -407,7 +431,10 @@ async fn metrics_count_grants_refusals_and_real_waits() {
     assert_eq!(refused("rate_limited"), Some(1.0));
     assert_eq!(refused("exceeds_burst"), Some(3.0));
     assert_eq!(refused("cancelled"), Some(0.0));
-    assert_eq!(m.value("otelconc.rate.waiters", &[name.clone()]), Some(0.0));
+    assert_eq!(
+        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
     let (count, sum) = m
         .histogram(
             "otelconc.rate.wait",
@@ -431,7 +458,10 @@ async fn unlimited_reports_no_tokens_gauge() {
     }
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "free");
-    assert_eq!(m.value("otelconc.rate.admitted", &[name.clone()]), Some(10.0));
+    assert_eq!(
+        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        Some(10.0)
+    );
     assert_eq!(m.value("otelconc.rate.tokens", &[name]), None);
     drop(l);
     // A dropped limiter stops reporting.

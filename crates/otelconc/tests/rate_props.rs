@@ -103,7 +103,8 @@ async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<()
                 }
             }
             Op::SetRate(i) => {
-                l.set_rate(Rate::per_second(RATES[i])).map_err(|e| e.to_string())?;
+                l.set_rate(Rate::per_second(RATES[i]))
+                    .map_err(|e| e.to_string())?;
                 rates.push((now, RATES[i]));
             }
             Op::SetBurst(b) => {
@@ -165,7 +166,10 @@ async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<()
             sum += u64::from(g[j].1);
             // A waiter's recorded time is up to 1 ms after it was really granted.
             let from = if g[i..=j].iter().any(|x| x.2) {
-                g[i].0.checked_sub(Duration::from_millis(1)).unwrap_or(start).max(start)
+                g[i].0
+                    .checked_sub(Duration::from_millis(1))
+                    .unwrap_or(start)
+                    .max(start)
             } else {
                 g[i].0
             };
@@ -233,7 +237,8 @@ fn lock_free_state_holds_under_threads_and_rate_changes() {
             for k in 0..changes {
                 let r = if k % 2 == 0 { R_LOW } else { R_HIGH };
                 l.set_rate(Rate::per_second(r)).unwrap();
-                l.set_burst(if k % 3 == 0 { B_MAX / 2 } else { B_MAX }).unwrap();
+                l.set_burst(if k % 3 == 0 { B_MAX / 2 } else { B_MAX })
+                    .unwrap();
                 std::thread::yield_now();
             }
             stop.store(true, Ordering::Relaxed);

@@ -65,13 +65,22 @@ async fn more_than_the_total_fails_at_once_with_a_clear_error() {
         TryAcquireError::ExceedsTotal(want)
     );
     let msg = want.to_string();
-    assert!(msg.contains("5 permits") && msg.contains("4 in total"), "{msg}");
+    assert!(
+        msg.contains("5 permits") && msg.contains("4 in total"),
+        "{msg}"
+    );
     // Even while others hold permits, it fails rather than waits.
     let _held = sem.acquire(4).await.expect("all of them");
     assert_eq!(sem.acquire(5).await.unwrap_err(), want);
-    assert_eq!(sem.try_acquire(1).unwrap_err(), TryAcquireError::Unavailable);
+    assert_eq!(
+        sem.try_acquire(1).unwrap_err(),
+        TryAcquireError::Unavailable
+    );
     // n == 0 always passes.
-    assert_eq!(sem.acquire(0).await.expect("nothing asked").num_permits(), 0);
+    assert_eq!(
+        sem.acquire(0).await.expect("nothing asked").num_permits(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -116,7 +125,10 @@ async fn a_large_waiter_at_the_head_holds_back_smaller_ones() {
     // One permit is free, and the waiter asking for 1 could use it, but the waiter
     // asking for 4 is first in line.
     assert!(order.lock().expect("lock").is_empty());
-    assert_eq!(sem.try_acquire(1).unwrap_err(), TryAcquireError::Unavailable);
+    assert_eq!(
+        sem.try_acquire(1).unwrap_err(),
+        TryAcquireError::Unavailable
+    );
     drop(held);
     for t in tasks {
         t.await.expect("no panic");
@@ -189,8 +201,14 @@ async fn a_thousand_random_cancellations_never_leak_a_permit() {
     assert_eq!(sem.try_acquire(8).expect("all free").num_permits(), 8);
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "leak");
-    assert_eq!(m.value("otelconc.semaphore.waiters", &[name.clone()]), Some(0.0));
-    assert_eq!(m.value("otelconc.semaphore.in_use", &[name.clone()]), Some(0.0));
+    assert_eq!(
+        m.value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
     let cancelled = m
         .value(
             "otelconc.semaphore.refused",
@@ -255,10 +273,22 @@ async fn metrics_count_grants_refusals_permits_and_real_waits() {
     assert!(sem.try_acquire(2).is_err()); // unavailable
     assert!(sem.try_acquire(4).is_err()); // exceeds the total
     let m = tt.metrics();
-    assert_eq!(m.histogram("otelconc.semaphore.wait", &[name.clone()]), None);
-    assert_eq!(m.value("otelconc.semaphore.in_use", &[name.clone()]), Some(2.0));
-    assert_eq!(m.value("otelconc.semaphore.available", &[name.clone()]), Some(1.0));
-    assert_eq!(m.value("otelconc.semaphore.limit", &[name.clone()]), Some(3.0));
+    assert_eq!(
+        m.histogram("otelconc.semaphore.wait", std::slice::from_ref(&name)),
+        None
+    );
+    assert_eq!(
+        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.value("otelconc.semaphore.available", std::slice::from_ref(&name)),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.semaphore.limit", std::slice::from_ref(&name)),
+        Some(3.0)
+    );
 
     let waiter = tokio::spawn({
         let sem = sem.clone();
@@ -267,14 +297,17 @@ async fn metrics_count_grants_refusals_permits_and_real_waits() {
     settle().await;
     assert_eq!(
         tt.metrics()
-            .value("otelconc.semaphore.waiters", &[name.clone()]),
+            .value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
         Some(1.0)
     );
     drop(a);
     assert_eq!(waiter.await.expect("no panic"), Ok(3));
 
     let m = tt.metrics();
-    assert_eq!(m.value("otelconc.semaphore.admitted", &[name.clone()]), Some(5.0));
+    assert_eq!(
+        m.value("otelconc.semaphore.admitted", std::slice::from_ref(&name)),
+        Some(5.0)
+    );
     let refused = |reason: &'static str| {
         m.value(
             "otelconc.semaphore.refused",
@@ -284,8 +317,14 @@ async fn metrics_count_grants_refusals_permits_and_real_waits() {
     assert_eq!(refused("unavailable"), Some(2.0));
     assert_eq!(refused("exceeds_total"), Some(4.0));
     assert_eq!(refused("cancelled"), Some(0.0));
-    assert_eq!(m.value("otelconc.semaphore.waiters", &[name.clone()]), Some(0.0));
-    assert_eq!(m.value("otelconc.semaphore.in_use", &[name.clone()]), Some(0.0));
+    assert_eq!(
+        m.value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
     let (count, sum) = m
         .histogram(
             "otelconc.semaphore.wait",
@@ -311,7 +350,11 @@ async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
     let root_id = root.span().span_context().span_id();
 
     // No wait inside the trace: no span.
-    let held = sem.acquire(1).with_context(root.clone()).await.expect("free");
+    let held = sem
+        .acquire(1)
+        .with_context(root.clone())
+        .await
+        .expect("free");
     // A wait outside any trace: no span.
     let outside = tokio::spawn({
         let sem = sem.clone();

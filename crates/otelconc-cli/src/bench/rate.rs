@@ -14,7 +14,7 @@ use tokio::runtime::Runtime;
 
 use super::{Case, Env, Variant};
 
-const FULL: u64 = 2_000_000;
+const FULL: u64 = 10_000_000;
 /// Effectively unlimited: one token per nanosecond, a billion in the bucket.
 const FAST: u32 = 1_000_000_000;
 

@@ -12,8 +12,8 @@ use tokio::runtime::Runtime;
 
 use super::{Case, Env, Variant};
 
-const FULL_TRY: u64 = 2_000_000;
-const FULL_CONTENDED: u64 = 200_000;
+const FULL_TRY: u64 = 5_000_000;
+const FULL_CONTENDED: u64 = 400_000;
 const TASKS: u64 = 64;
 const PERMITS: u32 = 4;
 

@@ -108,9 +108,7 @@ impl Epoch {
             Kind::Monotonic(c) => c.delta_as_nanos(self.raw, c.raw()),
             Kind::Tokio => {
                 let _guard = match &self.runtime {
-                    Some(rt) if tokio::runtime::Handle::try_current().is_err() => {
-                        Some(rt.enter())
-                    }
+                    Some(rt) if tokio::runtime::Handle::try_current().is_err() => Some(rt.enter()),
                     _ => None,
                 };
                 tokio::time::Instant::now()

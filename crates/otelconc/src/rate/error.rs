@@ -42,9 +42,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::RateNan => f.write_str("rate limiter: the rate is NaN"),
-            Self::RateInfinite => f.write_str(
-                "rate limiter: the rate is infinite; use Rate::Unlimited for no limit",
-            ),
+            Self::RateInfinite => {
+                f.write_str("rate limiter: the rate is infinite; use Rate::Unlimited for no limit")
+            }
             Self::RateNotPositive(r) => write!(
                 f,
                 "rate limiter: the rate must be positive events per second, got {r}"
@@ -53,9 +53,9 @@ impl fmt::Display for ConfigError {
                 f,
                 "rate limiter: the rate {r}/s is above 1e9 events per second; use Rate::Unlimited for no limit"
             ),
-            Self::BurstZero => {
-                f.write_str("rate limiter: the burst must be at least 1 (a burst of 0 admits nothing)")
-            }
+            Self::BurstZero => f.write_str(
+                "rate limiter: the burst must be at least 1 (a burst of 0 admits nothing)",
+            ),
             Self::WindowTooLong { rate, burst } => write!(
                 f,
                 "rate limiter: a burst of {burst} at {rate}/s takes longer than 208 days to refill"

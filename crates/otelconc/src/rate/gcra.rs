@@ -184,12 +184,10 @@ impl Gcra {
             }
             let new = (tat.max(now) + n * p.period).min(MAX_NS);
             let packed = pack(new, generation);
-            match self.word.compare_exchange_weak(
-                word,
-                packed,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .word
+                .compare_exchange_weak(word, packed, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Ok((new.saturating_sub(p.tau()).max(now), packed)),
                 Err(current) => word = current,
             }

@@ -140,10 +140,12 @@ impl Shared {
 ///
 /// # Examples
 /// ```
-/// use otelconc::rate::{Rate, RateLimiter};
+/// use otelconc::rate::{Clock, Rate, RateLimiter};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let limiter = RateLimiter::new("outbound-api", Rate::per_second(10.0), 5)?;
+/// let limiter = RateLimiter::builder("outbound-api", Rate::per_second(10.0), 5)
+///     .clock(Clock::tokio()) // follows tokio::time::pause()
+///     .build()?;
 /// for _ in 0..5 {
 ///     limiter.try_acquire()?; // the burst passes at once
 /// }
@@ -296,10 +298,7 @@ impl Builder {
                 }),
                 changed: Notify::new(),
                 name: name.clone(),
-                wait_ok: t.histogram(
-                    &names::WAIT,
-                    &[name_kv.clone(), outcome(names::OUTCOME_OK)],
-                ),
+                wait_ok: t.histogram(&names::WAIT, &[name_kv.clone(), outcome(names::OUTCOME_OK)]),
                 wait_cancelled: t.histogram(
                     &names::WAIT,
                     &[name_kv.clone(), outcome(names::OUTCOME_CANCELLED)],
@@ -440,10 +439,12 @@ impl RateLimiter {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::rate::{Rate, RateLimiter};
+    /// use otelconc::rate::{Clock, Rate, RateLimiter};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), otelconc::rate::ConfigError> {
-    /// let limiter = RateLimiter::new("api", Rate::per_second(2.0), 1)?;
+    /// let limiter = RateLimiter::builder("api", Rate::per_second(2.0), 1)
+    ///     .clock(Clock::tokio()) // follows tokio::time::pause()
+    ///     .build()?;
     /// let start = tokio::time::Instant::now();
     /// limiter.acquire().await;
     /// limiter.acquire().await;
@@ -467,10 +468,12 @@ impl RateLimiter {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::rate::{Rate, RateLimiter};
+    /// use otelconc::rate::{Clock, Rate, RateLimiter};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let limiter = RateLimiter::new("api", Rate::per_second(10.0), 5)?;
+    /// let limiter = RateLimiter::builder("api", Rate::per_second(10.0), 5)
+    ///     .clock(Clock::tokio()) // follows tokio::time::pause()
+    ///     .build()?;
     /// limiter.acquire_n(5).await?;
     /// assert!(limiter.acquire_n(6).await.is_err()); // never possible: fails at once
     /// # Ok(())
@@ -537,11 +540,13 @@ impl RateLimiter {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::rate::{Rate, RateLimiter};
+    /// use otelconc::rate::{Clock, Rate, RateLimiter};
     /// use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let limiter = RateLimiter::new("api", Rate::per_second(10.0), 1)?;
+    /// let limiter = RateLimiter::builder("api", Rate::per_second(10.0), 1)
+    ///     .clock(Clock::tokio()) // follows tokio::time::pause()
+    ///     .build()?;
     /// limiter.try_acquire()?;
     /// let r = limiter.reserve_n(1)?;
     /// assert_eq!(r.delay(), Duration::from_millis(100));
@@ -710,10 +715,12 @@ impl RateLimiter {
 ///
 /// # Examples
 /// ```
-/// use otelconc::rate::{Rate, RateLimiter};
+/// use otelconc::rate::{Clock, Rate, RateLimiter};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let limiter = RateLimiter::new("api", Rate::per_second(10.0), 2)?;
+/// let limiter = RateLimiter::builder("api", Rate::per_second(10.0), 2)
+///     .clock(Clock::tokio()) // follows tokio::time::pause()
+///     .build()?;
 /// let r = limiter.reserve_n(2)?;
 /// assert!(r.delay().is_zero());
 /// r.wait().await; // returns at once
@@ -759,11 +766,13 @@ impl Reservation<'_> {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::rate::{Rate, RateLimiter};
+    /// use otelconc::rate::{Clock, Rate, RateLimiter};
     /// use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let limiter = RateLimiter::new("api", Rate::per_second(1.0), 1)?;
+    /// let limiter = RateLimiter::builder("api", Rate::per_second(1.0), 1)
+    ///     .clock(Clock::tokio()) // follows tokio::time::pause()
+    ///     .build()?;
     /// let first = limiter.reserve_n(1)?;
     /// let second = limiter.reserve_n(1)?;
     /// assert_eq!((first.delay(), second.delay()), (Duration::ZERO, Duration::from_secs(1)));
@@ -789,10 +798,12 @@ impl Reservation<'_> {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::rate::{Rate, RateLimiter};
+    /// use otelconc::rate::{Clock, Rate, RateLimiter};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let limiter = RateLimiter::new("api", Rate::per_second(1.0), 1)?;
+    /// let limiter = RateLimiter::builder("api", Rate::per_second(1.0), 1)
+    ///     .clock(Clock::tokio()) // follows tokio::time::pause()
+    ///     .build()?;
     /// limiter.reserve_n(1)?.cancel();
     /// assert_eq!(limiter.tokens(), 1.0);
     /// # Ok(())
@@ -845,10 +856,12 @@ impl Reservation<'_> {
     ///
     /// # Examples
     /// ```
-    /// use otelconc::rate::{Rate, RateLimiter};
+    /// use otelconc::rate::{Clock, Rate, RateLimiter};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let limiter = RateLimiter::new("api", Rate::per_second(10.0), 1)?;
+    /// let limiter = RateLimiter::builder("api", Rate::per_second(10.0), 1)
+    ///     .clock(Clock::tokio()) // follows tokio::time::pause()
+    ///     .build()?;
     /// limiter.try_acquire()?;
     /// let start = tokio::time::Instant::now();
     /// limiter.reserve_n(1)?.wait().await;

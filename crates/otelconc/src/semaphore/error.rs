@@ -24,9 +24,9 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ZeroPermits => f.write_str(
-                "semaphore: 0 permits; a semaphore must start with at least 1 permit",
-            ),
+            Self::ZeroPermits => {
+                f.write_str("semaphore: 0 permits; a semaphore must start with at least 1 permit")
+            }
             Self::TooManyPermits { total } => write!(
                 f,
                 "semaphore: {total} permits in total is more than the maximum, {}",

@@ -169,7 +169,11 @@ impl Drop for WaitGuard<'_> {
             .waiting
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
                 let left = (w >> 32).saturating_sub(1);
-                Some(if left == 0 { 0 } else { (left << 32) | (w & LOW) })
+                Some(if left == 0 {
+                    0
+                } else {
+                    (left << 32) | (w & LOW)
+                })
             });
         let outcome = self.outcome.unwrap_or_else(|| {
             s.refused_cancelled

@@ -72,7 +72,7 @@ pub const IN_USE: InstrumentSpec = InstrumentSpec {
     name: "otelconc.semaphore.in_use",
     kind: InstrumentKind::ObservableGauge,
     unit: "{permit}",
-    description: "Permits held by guards now",
+    description: "Permits taken now: the total minus the free ones (held by guards, or set aside for the waiter at the head of the queue)",
     attributes: &[ATTR_NAME],
 };
 
