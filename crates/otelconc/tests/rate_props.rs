@@ -93,12 +93,14 @@ async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<()
                     let before = l.tokens();
                     h.r.cancel();
                     let back = l.tokens() - before;
-                    if back < f64::from(h.n) - 1e-9 {
+                    if back <= 1e-9 {
                         // Not given back: the tokens were the holder's from its due time.
-                        if back.abs() > 1e-9 {
-                            return Err(format!("partial give-back {back} of {}", h.n));
-                        }
                         grants.lock().unwrap().push((h.due, h.n, false));
+                    } else if back < f64::from(h.n) - 1e-9
+                        && (l.tokens() - f64::from(l.burst())).abs() > 1e-9
+                    {
+                        // Less than all of them only when the bucket is full.
+                        return Err(format!("partial give-back {back} of {}", h.n));
                     }
                 }
             }
@@ -187,7 +189,7 @@ async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn admitted_tokens_never_exceed_what_the_bucket_allows(
@@ -233,7 +235,7 @@ fn lock_free_state_holds_under_threads_and_rate_changes() {
     let changer = {
         let (l, stop) = (l.clone(), stop.clone());
         std::thread::spawn(move || {
-            let changes = 2_000u64;
+            let changes = 1_000u64;
             for k in 0..changes {
                 let r = if k % 2 == 0 { R_LOW } else { R_HIGH };
                 l.set_rate(Rate::per_second(r)).unwrap();

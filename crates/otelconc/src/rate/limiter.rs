@@ -819,20 +819,31 @@ impl Reservation<'_> {
         let n = u64::from(self.n);
         let mut list = s.list();
         let now = s.now_ns();
+        // Whether waits queued behind this one moved up (and must re-time).
         let moved = match self.id {
             Some(id) => {
                 let due = list.entries.remove(&id).map_or(0, |e| e.due);
-                s.gcra.give_back(n, due, now).inspect(|&back| {
-                    for (_, e) in list.entries.range_mut(id + 1..) {
-                        e.due = e.due.saturating_sub(back).max(now);
+                match s.gcra.give_back(n, due, now) {
+                    Some(back) => {
+                        let mut later = list.entries.range_mut(id + 1..).peekable();
+                        let any = later.peek().is_some();
+                        for (_, e) in later {
+                            e.due = e.due.saturating_sub(back).max(now);
+                        }
+                        any
                     }
-                })
+                    None => false,
+                }
             }
-            None => s.gcra.undo(n, self.word),
+            // Granted at once: nothing queued behind it that it could move.
+            None => {
+                let _ = s.gcra.undo(n, self.word);
+                false
+            }
         };
         drop(list);
         s.refused_cancelled.fetch_add(n, Ordering::Relaxed);
-        if moved.is_some() {
+        if moved {
             s.changed.notify_waiters();
         }
     }
