@@ -43,7 +43,10 @@
 //! ratio to `tokio::sync::Semaphore` in the same run; the machine was shared, so each
 //! cell is the median of three runs):
 //!
-//! COSTTABLE
+//! | case | `tokio::sync::Semaphore` | otelconc, no SDK | otelconc, SDK metrics |
+//! |---|---|---|---|
+//! | `try_acquire(1)` + release, 1 task | 1.00 (28-47 ns) | 0.74x | 0.71x |
+//! | 64 tasks contending for 4 permits (acquire, yield, release) | 1.00 (360-570 ns) | 1.10x | 1.17x |
 //!
 //! An acquire that does not wait adds one counter add on a per-thread stripe (no locked
 //! instruction). A wait adds two atomic updates of the waiter word, two reads of the
