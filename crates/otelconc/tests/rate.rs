@@ -523,3 +523,34 @@ async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
     assert_eq!(count, 1);
     tt.assert_all_cataloged();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_executed_work_leaves_the_limiter_consistent() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("panicky", Rate::per_second(10.0), 1)
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid");
+    let task = tokio::spawn({
+        let l = l.clone();
+        async move {
+            l.execute(|| async { panic!("user code failed") }).await;
+        }
+    });
+    assert!(task.await.expect_err("the task panicked").is_panic());
+    // The token was spent (the work started); nothing else is affected.
+    assert!(l.tokens().abs() < 1e-9);
+    let start = Instant::now();
+    assert_eq!(l.execute(|| async { 7 }).await, 7);
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    let m = tt.metrics();
+    assert_eq!(
+        m.value("otelconc.rate.waiters", &[attr(ATTR_NAME, "panicky")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.admitted", &[attr(ATTR_NAME, "panicky")]),
+        Some(2.0)
+    );
+}

@@ -460,3 +460,89 @@ fn permits_are_conserved_under_threads_and_resizes() {
         assert_eq!(u64::from(sem.available_permits()), total);
     });
 }
+
+/// Waiters that never time out, while another task shrinks and grows the semaphore
+/// and finally shrinks it as far as it will go: every waiter still completes, because
+/// the total never drops below a waiting request (a stranded waiter would hang here
+/// and trip the timeout).
+#[test]
+fn shrinking_never_strands_a_waiter() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let sem = Semaphore::new("strand", 8).expect("valid");
+        let mut tasks = Vec::new();
+        for seed in 1..=8u64 {
+            let sem = sem.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng(seed * 0x51_7cc1_b727);
+                let (mut ok, mut refused) = (0u32, 0u32);
+                for _ in 0..300 {
+                    let n = 1 + rng.below(4) as u32;
+                    match sem.acquire(n).await {
+                        Ok(p) => {
+                            ok += 1;
+                            yield_now().await;
+                            if rng.below(10) == 0 {
+                                p.forget(); // shrinks too, unless a waiter needs them
+                            }
+                        }
+                        Err(_) => refused += 1, // above the total at the time of the call
+                    }
+                }
+                (ok, refused)
+            }));
+        }
+        let resizer = tokio::spawn({
+            let sem = sem.clone();
+            async move {
+                for k in 0..300u32 {
+                    if k % 2 == 0 {
+                        let _ = sem.forget_permits(3);
+                    } else {
+                        sem.add_permits(4).expect("fits");
+                    }
+                    yield_now().await;
+                }
+                // Then shrink as far as it goes, again and again, while they wait.
+                for _ in 0..3_000 {
+                    let _ = sem.forget_permits(u32::MAX);
+                    yield_now().await;
+                }
+            }
+        });
+        let all = async {
+            let mut served = 0;
+            for t in tasks {
+                served += t.await.expect("no panic").0;
+            }
+            resizer.await.expect("no panic");
+            served
+        };
+        let served = tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("a waiter was stranded");
+        assert!(served > 0);
+        assert_eq!(sem.available_permits(), sem.total_permits());
+        let _ = sem.forget_permits(u32::MAX);
+        assert_eq!(sem.total_permits(), 0);
+    });
+}
+
+#[tokio::test]
+async fn a_panic_while_holding_permits_gives_them_back() {
+    let sem = Semaphore::new("panicky", 3).expect("valid");
+    let task = tokio::spawn({
+        let sem = sem.clone();
+        async move {
+            let _p = sem.acquire_owned(3).await.expect("free");
+            panic!("user code failed while holding the permits");
+        }
+    });
+    assert!(task.await.expect_err("the task panicked").is_panic());
+    assert_eq!(sem.available_permits(), 3);
+    assert_eq!(sem.try_acquire(3).expect("all back").num_permits(), 3);
+}
