@@ -14,7 +14,7 @@ use std::fmt;
 pub enum ConfigError {
     /// A semaphore built with no permits could never grant one.
     ZeroPermits,
-    /// The total would exceed `u32::MAX` permits.
+    /// The total would exceed `u32::MAX` permits (or tokio's limit, on 32-bit targets).
     TooManyPermits {
         /// The total asked for.
         total: u64,
@@ -29,8 +29,8 @@ impl fmt::Display for ConfigError {
             }
             Self::TooManyPermits { total } => write!(
                 f,
-                "semaphore: {total} permits in total is more than the maximum, {}",
-                u32::MAX
+                "semaphore: {total} permits in total is more than the maximum ({} here)",
+                (u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS)
             ),
         }
     }

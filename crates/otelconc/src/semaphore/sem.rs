@@ -1,8 +1,10 @@
 //! [`Semaphore`], its builder and its permits.
 
 use std::fmt;
+use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
@@ -14,6 +16,11 @@ use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Histogram, Telemetry};
 
 const LOW: u64 = u32::MAX as u64;
+
+/// The largest total: `u32::MAX`, or tokio's limit where that is lower (32-bit).
+fn max_total() -> u64 {
+    (u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS) as u64
+}
 
 struct Inner {
     sem: tokio::sync::Semaphore,
@@ -107,13 +114,21 @@ impl Inner {
 
     /// Waits for `n` permits; the caller wraps them in a guard.
     async fn take(&self, n: u32) -> Result<(), ExceedsTotal> {
-        if let Ok(p) = self.sem.try_acquire_many(n) {
-            p.forget();
-            self.counts.add_a(u64::from(n));
-            return Ok(());
-        }
         if let Some(e) = self.exceeds(n) {
             return Err(self.refuse_total(e));
+        }
+        // One acquire future for the whole call: its first poll grants the permits
+        // when they are free (tokio's own fast path, nothing tried twice), otherwise
+        // it queues, and from then on it holds our place in the FIFO queue.
+        let acquire = self.sem.acquire_many(n);
+        tokio::pin!(acquire);
+        if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(acquire.as_mut().poll(cx))).await {
+            // The semaphore is never closed, so acquiring cannot fail.
+            if let Ok(p) = r {
+                p.forget(); // released by our guard
+            }
+            self.counts.add_a(u64::from(n));
+            return Ok(());
         }
         // A real wait: now (and only now) time it, count it, and trace it.
         let span = self.telemetry.span_parent().map(|parent| {
@@ -144,7 +159,7 @@ impl Inner {
             return Err(self.refuse_total(e));
         }
         // The semaphore is never closed, so acquiring cannot fail.
-        if let Ok(p) = self.sem.acquire_many(n).await {
+        if let Ok(p) = acquire.await {
             p.forget(); // released by our guard
         }
         self.counts.add_a(u64::from(n));
@@ -265,7 +280,8 @@ impl Builder {
     /// Builds the semaphore with all its permits free.
     ///
     /// # Errors
-    /// [`ConfigError::ZeroPermits`] for 0 permits.
+    /// [`ConfigError::ZeroPermits`] for 0 permits; [`ConfigError::TooManyPermits`] above
+    /// tokio's limit (only possible on 32-bit targets).
     ///
     /// # Examples
     /// ```
@@ -275,6 +291,11 @@ impl Builder {
     pub fn build(self) -> Result<Semaphore, ConfigError> {
         if self.permits == 0 {
             return Err(ConfigError::ZeroPermits);
+        }
+        if u64::from(self.permits) > max_total() {
+            return Err(ConfigError::TooManyPermits {
+                total: u64::from(self.permits),
+            });
         }
         let t = self.telemetry.unwrap_or_else(Telemetry::global);
         let name_kv = KeyValue::new(ATTR_NAME, self.name.to_string());
@@ -499,8 +520,8 @@ impl Semaphore {
     /// Adds `n` permits to the total (and frees them), waking waiters they satisfy.
     ///
     /// # Errors
-    /// [`ConfigError::TooManyPermits`] when the total would pass `u32::MAX`; nothing
-    /// changes then.
+    /// [`ConfigError::TooManyPermits`] when the total would pass `u32::MAX` (or tokio's
+    /// limit, on 32-bit targets); nothing changes then.
     ///
     /// # Examples
     /// ```
@@ -515,7 +536,7 @@ impl Semaphore {
         s.total
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                 let new = t + u64::from(n);
-                (new <= u64::from(u32::MAX)).then_some(new)
+                (new <= max_total()).then_some(new)
             })
             .map_err(|t| ConfigError::TooManyPermits {
                 total: t + u64::from(n),
