@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use super::{Case, Env, Variant};
 
 const FULL_TRY: u64 = 5_000_000;
-const FULL_CONTENDED: u64 = 400_000;
+const FULL_CONTENDED: u64 = 1_000_000;
 const TASKS: u64 = 64;
 const PERMITS: u32 = 4;
 

@@ -41,12 +41,16 @@
 //! # Cost
 //! Measured with `otelconc bench semaphore` (2-worker runtime, ns per operation as a
 //! ratio to `tokio::sync::Semaphore` in the same run; the machine was shared, so each
-//! cell is the median of three runs):
+//! cell is the median of five runs):
 //!
 //! | case | `tokio::sync::Semaphore` | otelconc, no SDK | otelconc, SDK metrics |
 //! |---|---|---|---|
-//! | `try_acquire(1)` + release, 1 task | 1.00 (28-47 ns) | 0.74x | 0.71x |
-//! | 64 tasks contending for 4 permits (acquire, yield, release) | 1.00 (360-570 ns) | 1.10x | 1.17x |
+//! | `try_acquire(1)` + release, 1 task | 1.00 (41-60 ns) | 0.80x | 0.83x |
+//! | 64 tasks contending for 4 permits (acquire, yield, release) | 1.00 (640-970 ns) | 1.10x | 1.21x |
+//!
+//! (Five runs; the contended ratios ranged 0.88-1.30x, the machine being shared. In the
+//! contended case every acquire waits, so every one pays the wait's telemetry: with the
+//! SDK, mostly the histogram record.)
 //!
 //! An acquire that does not wait adds one counter add on a per-thread stripe (no locked
 //! instruction). A wait adds two atomic updates of the waiter word, two reads of the
