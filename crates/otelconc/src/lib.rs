@@ -17,6 +17,8 @@
 //! | [`group`] | [`group::TaskGroup`]: fallible tasks that succeed or fail together, errgroup done right |
 //! | [`fan`] | fan-out (one input to N workers, many items at bounded concurrency) and fan-in (many streams into one) |
 //! | [`pool`] | a resizable worker pool: async jobs, panic isolation, timeouts, shutdown with a report |
+//! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
+//! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
@@ -39,6 +41,8 @@ pub mod fan;
 pub mod group;
 pub(crate) mod panic_payload;
 pub mod pool;
+pub mod rate;
+pub mod semaphore;
 #[cfg(feature = "setup")]
 pub mod setup;
 pub mod telemetry;

@@ -16,6 +16,8 @@ use tokio::runtime::Runtime;
 mod fan;
 mod pool;
 mod providers;
+mod rate;
+mod semaphore;
 mod telemetry;
 
 pub(crate) use providers::BenchTelemetry;
@@ -96,6 +98,8 @@ const SUITES: &[(&str, CasesFn)] = &[
     ("telemetry", telemetry::cases),
     ("pool", pool::cases),
     ("fan", fan::cases),
+    ("rate", rate::cases),
+    ("semaphore", semaphore::cases),
 ];
 
 fn suites() -> Vec<Suite> {

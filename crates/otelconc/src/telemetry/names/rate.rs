@@ -1,9 +1,80 @@
 //! Instruments and spans of the `rate` module.
 
-use super::{InstrumentSpec, SpanSpec};
+use opentelemetry::trace::SpanKind;
+
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON, InstrumentKind, InstrumentSpec, SpanSpec};
+
+/// Span attribute: how many tokens the waiting call asked for.
+pub const ATTR_REQUESTED: &str = "otelconc.rate.requested";
+
+/// `otelconc.rate.refused` reason: the bucket did not hold enough tokens (`try_acquire`).
+pub const REASON_RATE_LIMITED: &str = "rate_limited";
+/// `otelconc.rate.refused` reason: the call asked for more tokens than the burst.
+pub const REASON_EXCEEDS_BURST: &str = "exceeds_burst";
+/// `otelconc.rate.refused` reason: a wait or reservation was cancelled and gave its
+/// tokens back.
+pub const REASON_CANCELLED: &str = "cancelled";
+
+/// Outcome of a wait: the tokens were granted.
+pub const OUTCOME_OK: &str = "ok";
+/// Outcome of a wait: the waiting future was dropped first.
+pub const OUTCOME_CANCELLED: &str = "cancelled";
+
+/// Tokens granted.
+pub const ADMITTED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.rate.admitted",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{token}",
+    description: "Tokens granted by the rate limiter (try_acquire, acquire, committed reservations)",
+    attributes: &[ATTR_NAME],
+};
+
+/// Tokens refused, by reason.
+pub const REFUSED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.rate.refused",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{token}",
+    description: "Tokens refused by the rate limiter, by reason (rate_limited, exceeds_burst, cancelled)",
+    attributes: &[ATTR_NAME, ATTR_REASON],
+};
+
+/// Time callers waited for their tokens.
+pub const WAIT: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.rate.wait",
+    kind: InstrumentKind::Histogram,
+    unit: "s",
+    description: "Seconds a caller waited for tokens, recorded only when it had to wait, by outcome (ok, cancelled)",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+};
+
+/// Callers waiting now.
+pub const WAITERS: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.rate.waiters",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "{call}",
+    description: "Callers waiting for tokens now",
+    attributes: &[ATTR_NAME],
+};
+
+/// Tokens in the bucket now.
+pub const TOKENS: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.rate.tokens",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "{token}",
+    description: "Tokens in the bucket now (negative while reservations are pending; not reported when unlimited)",
+    attributes: &[ATTR_NAME],
+};
+
+/// A caller's wait for tokens.
+pub const WAIT_SPAN: SpanSpec = SpanSpec {
+    name: "otelconc.rate.wait",
+    kind: SpanKind::Internal,
+    attributes: &[ATTR_NAME, ATTR_REQUESTED, ATTR_OUTCOME],
+    parent: "the caller's context; built only when the caller has to wait inside a sampled trace",
+};
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[];
+pub const INSTRUMENTS: &[InstrumentSpec] = &[ADMITTED, REFUSED, WAIT, WAITERS, TOKENS];
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[];
+pub const SPANS: &[SpanSpec] = &[WAIT_SPAN];

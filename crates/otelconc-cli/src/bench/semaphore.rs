@@ -1,0 +1,129 @@
+//! Suite `semaphore`: the weighted semaphore against `tokio::sync::Semaphore`, on the
+//! uncontended try-acquire/release loop and with 64 tasks contending for 4 permits
+//! (each holds its permit across a yield, so most acquires really wait).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otelconc::semaphore::Semaphore;
+use otelconc::telemetry::Telemetry;
+use tokio::runtime::Runtime;
+
+use super::{Case, Env, Variant};
+
+const FULL_TRY: u64 = 5_000_000;
+const FULL_CONTENDED: u64 = 1_000_000;
+const TASKS: u64 = 64;
+const PERMITS: u32 = 4;
+
+fn otelconc(name: &'static str, t: Telemetry, permits: u32) -> Semaphore {
+    Semaphore::builder(name, permits)
+        .telemetry(t)
+        .build()
+        .expect("non-zero permits")
+}
+
+fn try_loop(env: &Env) -> Case {
+    let tokio_sem = Arc::new(tokio::sync::Semaphore::new(1));
+    let nosdk = otelconc("otelconc-nosdk", env.telemetry.nosdk(), 1);
+    let metrics = otelconc("otelconc-metrics", env.telemetry.metrics(), 1);
+    let ours = |name: &'static str, sem: Semaphore| {
+        Variant::new(name, move |rt: &Runtime, ops| {
+            let sem = sem.clone();
+            rt.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..ops {
+                    drop(black_box(sem.try_acquire(1)));
+                }
+                start.elapsed()
+            })
+        })
+    };
+    Case {
+        name: "try-acquire-release",
+        ops: env.ops(FULL_TRY),
+        variants: vec![
+            Variant::new("tokio-semaphore", move |rt, ops| {
+                let sem = tokio_sem.clone();
+                rt.block_on(async move {
+                    let start = Instant::now();
+                    for _ in 0..ops {
+                        drop(black_box(sem.try_acquire_many(1)));
+                    }
+                    start.elapsed()
+                })
+            }),
+            ours("otelconc-nosdk", nosdk),
+            ours("otelconc-metrics", metrics),
+        ],
+    }
+}
+
+/// Runs `ops` acquire/yield/release rounds over [`TASKS`] tasks.
+fn contend<F, Fut>(rt: &Runtime, ops: u64, round: F) -> Duration
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    rt.block_on(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let round = round.clone();
+                tokio::spawn(async move {
+                    for _ in 0..ops / TASKS {
+                        round().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            // A panicking variant is a bench bug; its time is meaningless anyway.
+            let _ = t.await;
+        }
+        start.elapsed()
+    })
+}
+
+fn contended(env: &Env) -> Case {
+    let tokio_sem = Arc::new(tokio::sync::Semaphore::new(PERMITS as usize));
+    let nosdk = otelconc("otelconc-nosdk", env.telemetry.nosdk(), PERMITS);
+    let metrics = otelconc("otelconc-metrics", env.telemetry.metrics(), PERMITS);
+    let ours = |name: &'static str, sem: Semaphore| {
+        Variant::new(name, move |rt: &Runtime, ops| {
+            let sem = sem.clone();
+            contend(rt, ops, move || {
+                let sem = sem.clone();
+                async move {
+                    let p = sem.acquire(1).await;
+                    tokio::task::yield_now().await;
+                    drop(p);
+                }
+            })
+        })
+    };
+    Case {
+        name: "contended-64tasks-4permits",
+        ops: env.ops(FULL_CONTENDED),
+        variants: vec![
+            Variant::new("tokio-semaphore", move |rt, ops| {
+                let sem = tokio_sem.clone();
+                contend(rt, ops, move || {
+                    let sem = sem.clone();
+                    async move {
+                        let p = sem.acquire_many(1).await;
+                        tokio::task::yield_now().await;
+                        drop(p);
+                    }
+                })
+            }),
+            ours("otelconc-nosdk", nosdk),
+            ours("otelconc-metrics", metrics),
+        ],
+    }
+}
+
+pub(crate) fn cases(env: &Env) -> Vec<Case> {
+    vec![try_loop(env), contended(env)]
+}

@@ -1,0 +1,105 @@
+//! A rate limiter in front of an outbound API: callers wait their turn, a probe that
+//! must not wait is refused, the rate is raised at runtime, and the telemetry this
+//! produced is printed from an in-memory exporter.
+//!
+//! Run with `cargo run -p otelconc --example rate_limit`.
+
+use std::time::{Duration, Instant};
+
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::TraceContextExt;
+use otelconc::rate::{Rate, RateLimiter};
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc_testkit::{TestTelemetry, attr};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // In-memory exporters stand in for an OTLP endpoint.
+    let tt = TestTelemetry::new();
+    // 20 calls a second, bursts of up to 5.
+    let api = RateLimiter::builder("outbound-api", Rate::per_second(20.0), 5)
+        .telemetry(tt.telemetry())
+        .build()?;
+
+    let start = Instant::now();
+    let request = tt.root("handle-request"); // the caller's (sampled) trace
+    let mut callers = Vec::new();
+    for caller in 0..3 {
+        let api = api.clone();
+        callers.push(tokio::spawn(
+            async move {
+                for _ in 0..5 {
+                    api.acquire().await; // waits only when the bucket is empty
+                }
+                caller
+            }
+            .with_context(request.clone()),
+        ));
+    }
+    // A health probe must never wait: it asks without blocking.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    match api.try_acquire() {
+        Ok(()) => println!("probe: passed"),
+        Err(e) => println!("probe: refused, {e}"),
+    }
+    // Traffic is quiet elsewhere: raise the rate; the callers waiting now speed up.
+    api.set_rate(Rate::per_second(100.0))?;
+    for c in callers {
+        c.await?;
+    }
+    request.span().end();
+    println!(
+        "15 calls through in {:?} (tokens left: {:.1})\n",
+        start.elapsed(),
+        api.tokens()
+    );
+
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "outbound-api");
+    let v = |metric: &str, extra: Vec<opentelemetry::KeyValue>| {
+        let mut attrs = vec![name.clone()];
+        attrs.extend(extra);
+        m.value(metric, &attrs).unwrap_or(0.0)
+    };
+    println!("metrics:");
+    println!(
+        "  otelconc.rate.admitted  {}",
+        v("otelconc.rate.admitted", vec![])
+    );
+    for reason in ["rate_limited", "exceeds_burst", "cancelled"] {
+        let n = v("otelconc.rate.refused", vec![attr(ATTR_REASON, reason)]);
+        println!("  otelconc.rate.refused   {n} ({reason})");
+    }
+    if let Some((count, sum)) = m.histogram(
+        "otelconc.rate.wait",
+        &[name.clone(), attr(ATTR_OUTCOME, "ok")],
+    ) {
+        println!(
+            "  otelconc.rate.wait      {count} waits, {:.1} ms on average",
+            sum / count as f64 * 1e3
+        );
+    }
+    println!(
+        "  otelconc.rate.waiters   {}",
+        v("otelconc.rate.waiters", vec![])
+    );
+    println!(
+        "  otelconc.rate.tokens    {:.1}",
+        v("otelconc.rate.tokens", vec![])
+    );
+
+    let root = tt.spans_named("handle-request");
+    let waits = tt.spans_named("otelconc.rate.wait");
+    let children = waits
+        .iter()
+        .filter(|s| {
+            root.first()
+                .is_some_and(|r| s.parent_span_id == r.span_context.span_id())
+        })
+        .count();
+    println!(
+        "\nspans: {} otelconc.rate.wait spans (only calls that waited), {children} of them children of handle-request",
+        waits.len()
+    );
+    Ok(())
+}

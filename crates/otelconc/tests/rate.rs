@@ -1,0 +1,556 @@
+//! The rate limiter: exact admission counts on tokio's paused clock, waits, rate changes,
+//! cancellation, bad input, telemetry.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::TraceContextExt;
+use otelconc::rate::{Clock, ConfigError, ExceedsBurst, Rate, RateLimiter, TryAcquireError};
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc_testkit::{TestTelemetry, attr};
+use tokio::time::{Instant, advance, sleep};
+
+fn limiter(rate: f64, burst: u32) -> RateLimiter {
+    RateLimiter::builder("test", Rate::per_second(rate), burst)
+        .clock(Clock::tokio())
+        .build()
+        .expect("valid limiter")
+}
+
+fn drain(l: &RateLimiter) -> u64 {
+    let mut n = 0;
+    while l.try_acquire().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// A tiny deterministic generator (xorshift64*), so "random" tests replay exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_acquire_admits_rate_times_ten_plus_burst_over_ten_simulated_seconds() {
+    for (rate, burst) in [(100.0, 10), (1.0, 1), (50.0, 200), (1000.0, 1)] {
+        let l = limiter(rate, burst);
+        let mut admitted = 0u64;
+        // Poll every millisecond for 10 s, taking all that is there each time.
+        for _ in 0..10_000 {
+            admitted += drain(&l);
+            advance(Duration::from_millis(1)).await;
+        }
+        admitted += drain(&l);
+        let expected = rate as u64 * 10 + u64::from(burst);
+        assert!(
+            admitted.abs_diff(expected) <= 1,
+            "rate {rate} burst {burst}: admitted {admitted}, expected {expected}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn acquire_admits_rate_times_ten_plus_burst_over_ten_simulated_seconds() {
+    let l = limiter(20.0, 5);
+    let admitted = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (l, admitted) = (l.clone(), admitted.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                l.acquire().await;
+                if start.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+                admitted.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("no panic");
+    }
+    let admitted = admitted.load(Ordering::Relaxed);
+    assert!(admitted.abs_diff(20 * 10 + 5) <= 1, "admitted {admitted}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn burst_after_idle_never_exceeds_the_burst() {
+    let l = limiter(100.0, 7);
+    assert_eq!(drain(&l), 7);
+    advance(Duration::from_secs(3600)).await;
+    assert_eq!(l.tokens(), 7.0);
+    assert_eq!(drain(&l), 7);
+    // Rate changes while idle do not let more through either.
+    advance(Duration::from_secs(60)).await;
+    l.set_rate(Rate::per_second(1.0)).expect("valid");
+    l.set_rate(Rate::Unlimited).expect("valid");
+    l.set_rate(Rate::per_second(1000.0)).expect("valid");
+    advance(Duration::from_secs(60)).await;
+    assert_eq!(drain(&l), 7);
+    // A bigger burst later fills up to the new burst, not beyond.
+    l.set_burst(9).expect("valid");
+    advance(Duration::from_secs(60)).await;
+    assert_eq!(drain(&l), 9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_rate_mid_wait_retimes_the_waiters() {
+    let l = limiter(1.0, 1);
+    drain(&l);
+    let start = Instant::now();
+    let waiter = tokio::spawn({
+        let l = l.clone();
+        async move {
+            l.acquire().await;
+            start.elapsed()
+        }
+    });
+    advance(Duration::from_millis(10)).await;
+    // 990 ms were left at 1/s; at 10/s that is 99 ms.
+    l.set_rate(Rate::per_second(10.0)).expect("valid");
+    assert_eq!(waiter.await.expect("no panic"), Duration::from_millis(109));
+
+    // Lowering the rate makes waiters wait longer.
+    drain(&l);
+    let start = Instant::now();
+    let waiter = tokio::spawn({
+        let l = l.clone();
+        async move {
+            l.acquire().await;
+            start.elapsed()
+        }
+    });
+    advance(Duration::from_millis(50)).await;
+    l.set_rate(Rate::per_second(1.0)).expect("valid");
+    assert_eq!(waiter.await.expect("no panic"), Duration::from_millis(550));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unlimited_releases_every_waiter_at_once() {
+    let l = limiter(1.0, 2);
+    drain(&l);
+    let start = Instant::now();
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let l = l.clone();
+            tokio::spawn(async move { l.acquire_n(2).await })
+        })
+        .collect();
+    advance(Duration::from_millis(5)).await;
+    l.set_rate(Rate::Unlimited).expect("valid");
+    for w in waiters {
+        w.await.expect("no panic").expect("within the burst");
+    }
+    assert_eq!(start.elapsed(), Duration::from_millis(5));
+    assert!(l.try_acquire_n(2).is_ok());
+    assert_eq!(l.tokens(), f64::INFINITY);
+    // Back to a limit: a full bucket.
+    l.set_rate(Rate::per_second(1.0)).expect("valid");
+    assert_eq!(drain(&l), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_are_served_first_come_first_served() {
+    let l = limiter(10.0, 3);
+    drain(&l);
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, n) in [3u32, 1, 2, 1].into_iter().enumerate() {
+        let (l, order) = (l.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            l.acquire_n(n).await.expect("within the burst");
+            order.lock().expect("lock").push(i);
+        }));
+        tokio::task::yield_now().await; // each starts waiting in turn
+    }
+    // While they wait, non-blocking calls do not jump the queue.
+    advance(Duration::from_millis(100)).await;
+    assert!(l.try_acquire().is_err());
+    for t in tasks {
+        t.await.expect("no panic");
+    }
+    assert_eq!(*order.lock().expect("lock"), vec![0, 1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_than_the_burst_fails_at_once_with_a_clear_error() {
+    let l = limiter(1.0, 4);
+    let start = Instant::now();
+    let want = ExceedsBurst {
+        requested: 5,
+        burst: 4,
+    };
+    assert_eq!(l.acquire_n(5).await, Err(want));
+    assert_eq!(l.reserve_n(5).unwrap_err(), want);
+    assert_eq!(l.try_acquire_n(5), Err(TryAcquireError::ExceedsBurst(want)));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let msg = want.to_string();
+    assert!(msg.contains('5') && msg.contains("burst is 4"), "{msg}");
+    // Nothing was taken.
+    assert_eq!(l.tokens(), 4.0);
+    assert!(l.try_acquire_n(0).is_ok());
+}
+
+#[test]
+fn bad_rates_and_bursts_are_refused_at_construction() {
+    let build = |r: Rate, b: u32| RateLimiter::new("bad", r, b).map(|_| ());
+    assert_eq!(
+        build(Rate::per_second(-1.0), 1),
+        Err(ConfigError::RateNotPositive(-1.0))
+    );
+    assert_eq!(
+        build(Rate::per_second(0.0), 1),
+        Err(ConfigError::RateNotPositive(0.0))
+    );
+    assert_eq!(
+        build(Rate::per_second(f64::NAN), 1),
+        Err(ConfigError::RateNan)
+    );
+    assert_eq!(
+        build(Rate::per_second(f64::INFINITY), 1),
+        Err(ConfigError::RateInfinite)
+    );
+    assert_eq!(
+        build(Rate::per_second(f64::NEG_INFINITY), 1),
+        Err(ConfigError::RateInfinite)
+    );
+    assert_eq!(
+        build(Rate::per_second(2e9), 1),
+        Err(ConfigError::RateTooHigh(2e9))
+    );
+    assert_eq!(build(Rate::per_second(1.0), 0), Err(ConfigError::BurstZero));
+    assert_eq!(build(Rate::Unlimited, 0), Err(ConfigError::BurstZero));
+    assert!(matches!(
+        build(Rate::per_second(1e-6), 1_000),
+        Err(ConfigError::WindowTooLong { .. })
+    ));
+    assert_eq!(build(Rate::Unlimited, 1), Ok(()));
+    assert_eq!(build(Rate::per_second(1e9), u32::MAX), Ok(()));
+    let msg = ConfigError::RateInfinite.to_string();
+    assert!(msg.contains("Rate::Unlimited"), "{msg}");
+    // Runtime changes are checked the same way and leave the limiter as it was.
+    let l = RateLimiter::new("bad", Rate::per_second(5.0), 2).expect("valid");
+    assert_eq!(
+        l.set_rate(Rate::per_second(f64::NAN)),
+        Err(ConfigError::RateNan)
+    );
+    assert_eq!(l.set_burst(0), Err(ConfigError::BurstZero));
+    assert_eq!((l.rate(), l.burst()), (Rate::per_second(5.0), 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_wait_gives_its_tokens_back_and_the_queue_moves_up() {
+    let l = limiter(10.0, 5);
+    drain(&l);
+    // First in line: 5 tokens (due in 500 ms); second: 1 token (due in 600 ms).
+    let first = tokio::spawn({
+        let l = l.clone();
+        async move { l.acquire_n(5).await }
+    });
+    tokio::task::yield_now().await;
+    let start = Instant::now();
+    let second = tokio::spawn({
+        let l = l.clone();
+        async move {
+            l.acquire().await;
+            start.elapsed()
+        }
+    });
+    tokio::task::yield_now().await;
+    assert!((l.tokens() + 6.0).abs() < 1e-9, "tokens {}", l.tokens());
+    advance(Duration::from_millis(20)).await;
+    first.abort();
+    assert!(first.await.is_err());
+    // The 5 tokens came back: the second waiter is due 100 ms after start.
+    assert_eq!(second.await.expect("no panic"), Duration::from_millis(100));
+    assert!(l.tokens().abs() < 1e-9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reservations_report_their_delay_and_cancel() {
+    let l = limiter(10.0, 2);
+    let now = l.reserve_n(2).expect("within the burst");
+    assert_eq!(now.delay(), Duration::ZERO);
+    drop(now); // committed
+    assert!(l.tokens().abs() < 1e-9);
+    let later = l.reserve_n(1).expect("within the burst");
+    assert_eq!(later.delay(), Duration::from_millis(100));
+    let latest = l.reserve_n(2).expect("within the burst");
+    assert_eq!(latest.delay(), Duration::from_millis(300));
+    later.cancel();
+    assert_eq!(latest.delay(), Duration::from_millis(200));
+    l.set_rate(Rate::per_second(20.0)).expect("valid");
+    assert_eq!(latest.delay(), Duration::from_millis(100));
+    let start = Instant::now();
+    latest.wait().await;
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert!(l.try_acquire().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn execute_waits_then_runs() {
+    let l = limiter(2.0, 1);
+    let start = Instant::now();
+    let a = l.execute(|| async { 1 }).await;
+    let b = l.execute(|| async { 2 }).await;
+    assert_eq!((a, b), (1, 2));
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+}
+
+/// 1,000 tasks wait for random amounts and are cancelled at random times, in random
+/// order; none completes (the rate is one token an hour). Afterwards the bucket holds
+/// exactly what an untouched twin holds: no token leaked, none invented.
+#[tokio::test(start_paused = true)]
+async fn a_thousand_random_cancellations_leak_no_token() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("cancel", Rate::per_second(1.0 / 3600.0), 10)
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid");
+    let twin = limiter(1.0 / 3600.0, 10);
+    l.try_acquire_n(10).expect("full bucket");
+    twin.try_acquire_n(10).expect("full bucket");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut tasks = Vec::new();
+    let mut asked = 0u64;
+    for _ in 0..1000 {
+        let n = 1 + rng.below(10) as u32;
+        asked += u64::from(n);
+        let cancel_after = Duration::from_micros(rng.below(1_000_000));
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = l.acquire_n(n) => panic!("no wait can complete"),
+                () = sleep(cancel_after) => {}
+            }
+        }));
+        if rng.below(3) == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Some are aborted instead of timing out, at a random point.
+    for t in tasks.iter().step_by(7) {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert!(
+        (l.tokens() - twin.tokens()).abs() < 1e-6,
+        "{} vs {}",
+        l.tokens(),
+        twin.tokens()
+    );
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "cancel");
+    assert_eq!(
+        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
+    // Every wait was either cancelled (tokens given back) or aborted before it started
+    // (nothing taken); none was admitted.
+    assert_eq!(
+        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        Some(10.0)
+    );
+    let cancelled = m
+        .value(
+            "otelconc.rate.refused",
+            &[name.clone(), attr(ATTR_REASON, "cancelled")],
+        )
+        .unwrap_or(0.0);
+    assert!(cancelled > 0.0 && cancelled <= asked as f64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_count_grants_refusals_and_real_waits() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("api", Rate::per_second(10.0), 2)
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid");
+    let name = attr(ATTR_NAME, "api");
+    l.try_acquire().expect("full");
+    l.acquire().await; // no wait: the bucket had a token
+    assert!(l.try_acquire().is_err());
+    assert!(l.try_acquire_n(3).is_err());
+    let m = tt.metrics();
+    assert_eq!(
+        m.histogram("otelconc.rate.wait", std::slice::from_ref(&name)),
+        None
+    );
+    assert!(
+        m.value("otelconc.rate.tokens", std::slice::from_ref(&name))
+            .expect("gauge")
+            .abs()
+            < 1e-9
+    );
+
+    let waiter = tokio::spawn({
+        let l = l.clone();
+        async move { l.acquire_n(2).await }
+    });
+    tokio::task::yield_now().await;
+    let m = tt.metrics();
+    assert_eq!(
+        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.tokens", std::slice::from_ref(&name)),
+        Some(-2.0)
+    );
+    waiter.await.expect("no panic").expect("within the burst");
+
+    let m = tt.metrics();
+    assert_eq!(
+        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        Some(4.0)
+    );
+    let refused = |reason: &'static str| {
+        m.value(
+            "otelconc.rate.refused",
+            &[name.clone(), attr(ATTR_REASON, reason)],
+        )
+    };
+    assert_eq!(refused("rate_limited"), Some(1.0));
+    assert_eq!(refused("exceeds_burst"), Some(3.0));
+    assert_eq!(refused("cancelled"), Some(0.0));
+    assert_eq!(
+        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
+    let (count, sum) = m
+        .histogram(
+            "otelconc.rate.wait",
+            &[name.clone(), attr(ATTR_OUTCOME, "ok")],
+        )
+        .expect("one wait");
+    assert_eq!(count, 1);
+    assert!((sum - 0.2).abs() < 1e-9, "waited {sum} s");
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test(start_paused = true)]
+async fn unlimited_reports_no_tokens_gauge() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("free", Rate::Unlimited, 1)
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid");
+    for _ in 0..10 {
+        l.try_acquire().expect("unlimited");
+    }
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "free");
+    assert_eq!(
+        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        Some(10.0)
+    );
+    assert_eq!(m.value("otelconc.rate.tokens", &[name]), None);
+    drop(l);
+    // A dropped limiter stops reporting.
+    assert_eq!(tt.metrics().value("otelconc.rate.admitted", &[]), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("traced", Rate::per_second(10.0), 1)
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid");
+    // Outside a trace: no span even though it waits.
+    l.acquire().await;
+    l.acquire().await;
+    assert!(tt.spans_named("otelconc.rate.wait").is_empty());
+
+    let root = tt.root("caller");
+    let root_id = root.span().span_context().span_id();
+    // Inside a sampled trace: a wait gets a span, a pass-through does not.
+    advance(Duration::from_secs(1)).await;
+    l.acquire().with_context(root.clone()).await; // token there: no wait, no span
+    l.acquire().with_context(root.clone()).await; // waits 100 ms
+    // A cancelled wait ends its span too.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(10),
+        l.acquire().with_context(root.clone()),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    root.span().end();
+
+    let spans = tt.spans_named("otelconc.rate.wait");
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    for s in &spans {
+        assert_eq!(s.parent_span_id, root_id);
+        assert_eq!(
+            s.span_context.trace_id(),
+            root.span().span_context().trace_id()
+        );
+    }
+    let outcome = |s: &otelconc_testkit::SpanData| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == ATTR_OUTCOME)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(outcome(&spans[0]).as_deref(), Some("ok"));
+    assert_eq!(outcome(&spans[1]).as_deref(), Some("cancelled"));
+    let (count, _) = tt
+        .metrics()
+        .histogram(
+            "otelconc.rate.wait",
+            &[attr(ATTR_NAME, "traced"), attr(ATTR_OUTCOME, "cancelled")],
+        )
+        .expect("cancelled wait recorded");
+    assert_eq!(count, 1);
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_executed_work_leaves_the_limiter_consistent() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("panicky", Rate::per_second(10.0), 1)
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid");
+    let task = tokio::spawn({
+        let l = l.clone();
+        async move {
+            l.execute(|| async { panic!("user code failed") }).await;
+        }
+    });
+    assert!(task.await.expect_err("the task panicked").is_panic());
+    // The token was spent (the work started); nothing else is affected.
+    assert!(l.tokens().abs() < 1e-9);
+    let start = Instant::now();
+    assert_eq!(l.execute(|| async { 7 }).await, 7);
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    let m = tt.metrics();
+    assert_eq!(
+        m.value("otelconc.rate.waiters", &[attr(ATTR_NAME, "panicky")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.admitted", &[attr(ATTR_NAME, "panicky")]),
+        Some(2.0)
+    );
+}
