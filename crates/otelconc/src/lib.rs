@@ -14,6 +14,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`pipeline`] | streaming pipelines of named stages (own concurrency, bounded buffers, ordered or not, per-item traces), sequential chains and parallel chains |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //!
 //! # Features
@@ -32,4 +33,5 @@
 )]
 
 pub(crate) mod panic_payload;
+pub mod pipeline;
 pub mod telemetry;

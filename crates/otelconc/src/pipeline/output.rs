@@ -1,0 +1,471 @@
+//! The two ends of a run: [`PipelineSender`] and [`PipelineStream`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_core::Stream;
+use opentelemetry::Context;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::stage::{Envelope, ItemTrace, RunShared};
+use super::{PipelineError, SendError};
+use crate::telemetry::Telemetry;
+
+/// Feeds one run of a [`Pipeline`](super::Pipeline) started with
+/// [`Pipeline::start`](super::Pipeline::start). Clone it to feed from several tasks; the
+/// run's input ends when every clone is dropped.
+///
+/// # Examples
+/// ```
+/// use futures::StreamExt;
+/// use otelconc::pipeline::Pipeline;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let p = Pipeline::builder("p")
+///     .stage("id", 1, 4, |x: u8| async move { Ok::<_, std::io::Error>(x) })
+///     .build()
+///     .unwrap();
+/// let (tx, out) = p.start();
+/// tokio::spawn(async move {
+///     for i in 0..3 {
+///         tx.send(i).await.unwrap();
+///     }
+/// });
+/// assert_eq!(out.count().await, 3);
+/// # }
+/// ```
+pub struct PipelineSender<In> {
+    tx: Sender<Envelope<In>>,
+    seq: Arc<AtomicU64>,
+    window: Option<Arc<Semaphore>>,
+    telemetry: Telemetry,
+}
+
+impl<In> Clone for PipelineSender<In> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            seq: self.seq.clone(),
+            window: self.window.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+}
+
+impl<In> fmt::Debug for PipelineSender<In> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineSender")
+            .field("queued", &self.tx.len())
+            .field("closed", &self.tx.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+fn sent_value<In>(env: Envelope<In>) -> In {
+    // The sender puts a value in every envelope it sends; only stage workers send
+    // value-less ones (tombstones), and never through this channel.
+    env.value
+        .expect("an envelope from PipelineSender always holds its item")
+}
+
+impl<In> PipelineSender<In> {
+    pub(crate) fn new(
+        tx: Sender<Envelope<In>>,
+        window: Option<Arc<Semaphore>>,
+        telemetry: Telemetry,
+    ) -> Self {
+        Self {
+            tx,
+            seq: Arc::new(AtomicU64::new(0)),
+            window,
+            telemetry,
+        }
+    }
+
+    /// Sends `item` into the pipeline, waiting while the first stage's queue is full (or,
+    /// for ordered output, while the pipeline holds as many items as it can). When the
+    /// current context is inside a sampled trace, the item carries it, and the first
+    /// stage's span is its child.
+    ///
+    /// # Errors
+    /// [`SendError`] with the item when the run has stopped (failed, cancelled, or its
+    /// output dropped).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if the future is dropped before it completes, the item was not sent
+    /// (it is dropped with the future).
+    ///
+    /// # Examples
+    /// ```
+    /// use futures::StreamExt;
+    /// use otelconc::pipeline::Pipeline;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let p = Pipeline::builder("p")
+    ///     .stage("id", 1, 4, |x: u8| async move { Ok::<_, std::io::Error>(x) })
+    ///     .build()
+    ///     .unwrap();
+    /// let (tx, out) = p.start();
+    /// drop(out); // stops the run
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(tx.send(1).await.unwrap_err().into_inner(), 1);
+    /// # }
+    /// ```
+    pub async fn send(&self, item: In) -> Result<(), SendError<In>> {
+        let origin = self.telemetry.span_parent();
+        self.send_with(item, origin.as_ref()).await
+    }
+
+    pub(crate) async fn send_with(
+        &self,
+        item: In,
+        origin: Option<&Context>,
+    ) -> Result<(), SendError<In>> {
+        let trace = origin.map(|cx| {
+            Box::new(ItemTrace {
+                cx: cx.clone(),
+                enqueued: Instant::now(),
+            })
+        });
+        match &self.window {
+            None => {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                let env = Envelope {
+                    seq,
+                    trace,
+                    value: Some(item),
+                };
+                self.tx
+                    .send(env)
+                    .await
+                    .map_err(|e| SendError(sent_value(e.0)))
+            }
+            Some(window) => {
+                match window.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return Err(SendError(item)),
+                }
+                // Sequence number and enqueue happen together, without an await between,
+                // so a cancelled send never leaves a gap the sink would wait on. The
+                // queue holds `window` items, so it has room for every admitted one.
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                let env = Envelope {
+                    seq,
+                    trace,
+                    value: Some(item),
+                };
+                match self.tx.try_send(env) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Closed(env) | TrySendError::Full(env)) => {
+                        Err(SendError(sent_value(env)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the run has stopped taking input.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Pipeline;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let p = Pipeline::builder("p")
+    ///     .stage("id", 1, 4, |x: u8| async move { Ok::<_, std::io::Error>(x) })
+    ///     .build()
+    ///     .unwrap();
+    /// let (tx, out) = p.start();
+    /// assert!(!tx.is_closed());
+    /// out.stop().await;
+    /// assert!(tx.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+enum Slot<T> {
+    Empty,
+    Skipped,
+    Ready(T),
+}
+
+/// The sink side of ordered output: puts items back in input order.
+struct Reorder<T> {
+    next: u64,
+    ring: VecDeque<Slot<T>>,
+    window: Arc<Semaphore>,
+    unreleased: usize,
+    batch: usize,
+}
+
+impl<T> Reorder<T> {
+    fn insert(&mut self, seq: u64, value: Option<T>) {
+        let Some(idx) = seq
+            .checked_sub(self.next)
+            .and_then(|d| usize::try_from(d).ok())
+        else {
+            return;
+        };
+        if idx >= self.ring.len() {
+            self.ring.resize_with(idx + 1, || Slot::Empty);
+        }
+        self.ring[idx] = match value {
+            Some(v) => Slot::Ready(v),
+            None => Slot::Skipped,
+        };
+    }
+
+    /// The next item in order, if it has arrived: `Some(Some(v))` an item,
+    /// `Some(None)` a skipped one.
+    fn pop(&mut self) -> Option<Option<T>> {
+        if matches!(self.ring.front(), None | Some(Slot::Empty)) {
+            return None;
+        }
+        let slot = self.ring.pop_front()?;
+        self.next += 1;
+        self.unreleased += 1;
+        if self.unreleased >= self.batch {
+            self.release();
+        }
+        match slot {
+            Slot::Ready(v) => Some(Some(v)),
+            _ => Some(None),
+        }
+    }
+
+    fn release(&mut self) {
+        if self.unreleased > 0 {
+            self.window.add_permits(self.unreleased);
+            self.unreleased = 0;
+        }
+    }
+}
+
+/// The output of one pipeline run: a stream of each item's result.
+///
+/// With [`ErrorPolicy::FailFast`](super::ErrorPolicy::FailFast) the first failure is
+/// yielded as `Err` and the stream ends (items still in flight are dropped). With
+/// [`ErrorPolicy::Skip`](super::ErrorPolicy::Skip) failed items are counted
+/// ([`skipped`](Self::skipped)) and never yielded. If the pipeline's cancellation
+/// token fires, the stream ends with [`PipelineError::Cancelled`].
+///
+/// Dropping the stream stops the run: every stage task is aborted (any item in flight
+/// is dropped, and its stage span ends with an error status). Use
+/// [`stop`](Self::stop) to also wait until every task has ended.
+///
+/// # Examples
+/// ```
+/// use futures::{StreamExt, stream};
+/// use otelconc::pipeline::{ErrorPolicy, Pipeline};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let p = Pipeline::builder("p")
+///     .stage("parse", 1, 4, |s: &'static str| async move { s.parse::<u8>() })
+///     .on_error(ErrorPolicy::Skip)
+///     .build()
+///     .unwrap();
+/// let mut out = p.run(stream::iter(["1", "x", "3"]));
+/// let mut got = Vec::new();
+/// while let Some(r) = out.next().await {
+///     got.push(r.unwrap());
+/// }
+/// assert_eq!(got, [1, 3]);
+/// assert_eq!(out.skipped(), 1);
+/// # }
+/// ```
+#[must_use = "streams do nothing unless polled; dropping this stops the pipeline run"]
+pub struct PipelineStream<Out, E> {
+    rx: Pin<Box<Receiver<Envelope<Out>>>>,
+    run: Arc<RunShared<E>>,
+    tracker: TaskTracker,
+    reorder: Option<Reorder<Out>>,
+    done: bool,
+}
+
+impl<Out, E> fmt::Debug for PipelineStream<Out, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineStream")
+            .field("ordered", &self.reorder.is_some())
+            .field("done", &self.done)
+            .field("tasks", &self.tracker.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Out, E> PipelineStream<Out, E> {
+    pub(crate) fn new(
+        rx: Receiver<Envelope<Out>>,
+        run: Arc<RunShared<E>>,
+        tracker: TaskTracker,
+        ordered: bool,
+        batch: usize,
+    ) -> Self {
+        let reorder = match (&run.window, ordered) {
+            (Some(window), true) => Some(Reorder {
+                next: 0,
+                ring: VecDeque::new(),
+                window: window.clone(),
+                unreleased: 0,
+                batch,
+            }),
+            _ => None,
+        };
+        Self {
+            rx: Box::pin(rx),
+            run,
+            tracker,
+            reorder,
+            done: false,
+        }
+    }
+
+    /// How many items failed and were skipped so far
+    /// ([`ErrorPolicy::Skip`](super::ErrorPolicy::Skip)).
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Pipeline;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let p = Pipeline::builder("p")
+    ///     .stage("id", 1, 4, |x: u8| async move { Ok::<_, std::io::Error>(x) })
+    ///     .build()
+    ///     .unwrap();
+    /// let (_tx, out) = p.start();
+    /// assert_eq!(out.skipped(), 0);
+    /// # }
+    /// ```
+    pub fn skipped(&self) -> u64 {
+        self.run.skipped.load(Ordering::Relaxed)
+    }
+
+    /// The tasks of this run (input feeder, stage workers, stop watcher). The tracker is
+    /// closed, so its `wait()` resolves once every one of them has ended.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Pipeline;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let p = Pipeline::builder("p")
+    ///     .stage("id", 2, 4, |x: u8| async move { Ok::<_, std::io::Error>(x) })
+    ///     .build()
+    ///     .unwrap();
+    /// let (_tx, out) = p.start();
+    /// let tasks = out.tasks();
+    /// assert_eq!(tasks.len(), 3); // two workers and the watcher
+    /// drop(out);
+    /// tasks.wait().await;
+    /// assert!(tasks.is_empty());
+    /// # }
+    /// ```
+    pub fn tasks(&self) -> TaskTracker {
+        self.tracker.clone()
+    }
+
+    /// Stops the run (as dropping the stream does) and waits until every one of its
+    /// tasks has ended.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the run is stopped at the first poll; dropping the future only
+    /// stops the waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Pipeline;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let p = Pipeline::builder("p")
+    ///     .stage("id", 2, 4, |x: u8| async move { Ok::<_, std::io::Error>(x) })
+    ///     .build()
+    ///     .unwrap();
+    /// let (_tx, out) = p.start();
+    /// let tasks = out.tasks();
+    /// out.stop().await;
+    /// assert!(tasks.is_empty());
+    /// # }
+    /// ```
+    pub async fn stop(self) {
+        let tracker = self.tracker.clone();
+        drop(self);
+        tracker.wait().await;
+    }
+
+    fn finish(&mut self) -> Option<Result<Out, PipelineError<E>>> {
+        self.done = true;
+        self.run.token.cancel();
+        let error = self
+            .run
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match error {
+            Some(e) => Some(Err(e)),
+            None if self.run.parent.as_ref().is_some_and(|t| t.is_cancelled()) => {
+                Some(Err(PipelineError::Cancelled))
+            }
+            None => None,
+        }
+    }
+}
+
+// Nothing in the stream is ever pinned structurally: the receiver is boxed and the
+// reorder buffer holds items by value.
+impl<Out, E> Unpin for PipelineStream<Out, E> {}
+
+impl<Out, E> Stream for PipelineStream<Out, E> {
+    type Item = Result<Out, PipelineError<E>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            if this.run.failed.load(Ordering::Acquire) {
+                return Poll::Ready(this.finish());
+            }
+            if let Some(r) = &mut this.reorder {
+                match r.pop() {
+                    Some(Some(v)) => return Poll::Ready(Some(Ok(v))),
+                    Some(None) => continue,
+                    None => {}
+                }
+            }
+            match this.rx.as_mut().poll_next(cx) {
+                Poll::Ready(Some(env)) => match &mut this.reorder {
+                    None => {
+                        if let Some(v) = env.value {
+                            return Poll::Ready(Some(Ok(v)));
+                        }
+                    }
+                    Some(r) => r.insert(env.seq, env.value),
+                },
+                Poll::Ready(None) => return Poll::Ready(this.finish()),
+                Poll::Pending => {
+                    if let Some(r) = &mut this.reorder {
+                        r.release();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<Out, E> Drop for PipelineStream<Out, E> {
+    fn drop(&mut self) {
+        self.run.token.cancel();
+    }
+}
