@@ -125,7 +125,11 @@ async fn unordered_output_does_not_wait_for_slow_items() {
         .map(|r| r.unwrap())
         .collect()
         .await;
-    assert_eq!(got.last(), Some(&0), "the slow item comes out last: {got:?}");
+    assert_eq!(
+        got.last(),
+        Some(&0),
+        "the slow item comes out last: {got:?}"
+    );
 }
 
 #[test]
@@ -141,7 +145,10 @@ fn zero_concurrency_buffer_or_interval_is_rejected_with_a_clear_error() {
         err.to_string(),
         "pipeline \"p\", stage \"b\": concurrency must be at least 1"
     );
-    let err = Pipeline::builder("p").stage("a", 2, 0, f).build().unwrap_err();
+    let err = Pipeline::builder("p")
+        .stage("a", 2, 0, f)
+        .build()
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "pipeline \"p\", stage \"a\": buffer must be at least 1"
@@ -151,7 +158,10 @@ fn zero_concurrency_buffer_or_interval_is_rejected_with_a_clear_error() {
         .input_buffer(0)
         .build()
         .unwrap_err();
-    assert_eq!(err.to_string(), "pipeline \"p\": input buffer must be at least 1");
+    assert_eq!(
+        err.to_string(),
+        "pipeline \"p\": input buffer must be at least 1"
+    );
     let err = Pipeline::builder("p")
         .stage("a", 1, 1, f)
         .time_every(0)
@@ -163,7 +173,10 @@ fn zero_concurrency_buffer_or_interval_is_rejected_with_a_clear_error() {
         .unwrap_err();
     assert_eq!(err.reason(), "a pipeline needs at least one stage");
     let err = Chain::<u64, Infallible>::builder("c").build().unwrap_err();
-    assert_eq!(err.to_string(), "pipeline \"c\": a chain needs at least one stage");
+    assert_eq!(
+        err.to_string(),
+        "pipeline \"c\": a chain needs at least one stage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +217,10 @@ async fn fail_fast_yields_the_error_and_stops_every_task() {
     tasks.wait().await;
     assert!(tasks.is_empty());
     assert_eq!(live.count(), 0, "no stage future left");
-    assert!(dropped.load(Ordering::SeqCst), "the input stream was dropped");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the input stream was dropped"
+    );
     // The input is infinite: the run stopped pulling it.
     let n = pulled.load(Ordering::SeqCst);
     tokio::task::yield_now().await;
@@ -220,7 +236,11 @@ async fn skip_policy_drops_failed_items_counts_them_and_keeps_order() {
                 if n % 2 == 1 { Err("odd") } else { Ok(n) }
             })
             .stage("third-fails", 2, 2, |n: u64| async move {
-                if n % 3 == 0 && n > 0 { Err("third") } else { Ok(n) }
+                if n.is_multiple_of(3) && n > 0 {
+                    Err("third")
+                } else {
+                    Ok(n)
+                }
             })
             .on_error(ErrorPolicy::Skip)
             .ordered(ordered)
@@ -233,7 +253,7 @@ async fn skip_policy_drops_failed_items_counts_them_and_keeps_order() {
             got.push(r.unwrap());
         }
         let want: Vec<u64> = (0..60)
-            .filter(|n| n % 2 == 0 && !(n % 3 == 0 && *n > 0))
+            .filter(|n: &u64| n.is_multiple_of(2) && !(n.is_multiple_of(3) && *n > 0))
             .collect();
         if !ordered {
             got.sort_unstable();
@@ -247,7 +267,11 @@ async fn skip_policy_drops_failed_items_counts_them_and_keeps_order() {
         let v = |stage: &'static str, outcome: &'static str| {
             m.value(
                 "otelconc.pipeline.stage.processed",
-                &[name.clone(), attr(ATTR_STAGE, stage), attr(ATTR_OUTCOME, outcome)],
+                &[
+                    name.clone(),
+                    attr(ATTR_STAGE, stage),
+                    attr(ATTR_OUTCOME, outcome),
+                ],
             )
         };
         assert_eq!(v("odd-fails", "error"), Some(30.0));
@@ -328,13 +352,15 @@ async fn with_a_slow_sink_every_buffer_stays_within_its_capacity() {
     // plus the one item the feeder holds while it waits to send.
     let bound = 3 + (2 + 3) + (1 + 2) + 1;
     let mut out = pipeline.run(counted_input(pulled.clone(), dropped));
-    let mut consumed = 0;
     let mut max_in_flight = 0;
     let mut max_depth = HashMap::new();
-    for _ in 0..40 {
+    for consumed in 0..40 {
         tokio::time::sleep(Duration::from_millis(50)).await; // the slow sink
         let in_flight = pulled.load(Ordering::SeqCst) - consumed;
-        assert!(in_flight <= bound, "{in_flight} items in flight, bound {bound}");
+        assert!(
+            in_flight <= bound,
+            "{in_flight} items in flight, bound {bound}"
+        );
         max_in_flight = max_in_flight.max(in_flight);
         let m = tt.metrics();
         for (stage, cap) in [("a", 3.0), ("b", 2.0)] {
@@ -349,7 +375,6 @@ async fn with_a_slow_sink_every_buffer_stays_within_its_capacity() {
             *e = e.max(depth);
         }
         out.next().await.unwrap().unwrap();
-        consumed += 1;
     }
     // The pipeline really was full (so the assertions above were tested at the limit).
     assert_eq!(max_in_flight, bound);
@@ -395,7 +420,10 @@ async fn dropping_the_output_mid_stream_leaves_no_task_or_stage_future_alive() {
     tasks.wait().await;
     assert!(tasks.is_empty());
     assert_eq!(live.count(), 0, "every stage future was dropped");
-    assert!(dropped.load(Ordering::SeqCst), "the input stream was dropped");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the input stream was dropped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,7 +452,10 @@ async fn cancelling_the_token_stops_the_run_and_refuses_input() {
     }
     assert_eq!(out.next().await.unwrap().unwrap(), 0);
     token.cancel();
-    assert!(matches!(out.next().await, Some(Err(PipelineError::Cancelled))));
+    assert!(matches!(
+        out.next().await,
+        Some(Err(PipelineError::Cancelled))
+    ));
     assert!(out.next().await.is_none());
     tasks.wait().await;
     assert_eq!(live.count(), 0);
@@ -484,16 +515,25 @@ async fn stage_metrics_count_every_item_and_time_it() {
         );
         let mut ok = attrs.to_vec();
         ok.push(attr(ATTR_OUTCOME, "ok"));
-        assert_eq!(m.value("otelconc.pipeline.stage.processed", &ok), Some(500.0));
+        assert_eq!(
+            m.value("otelconc.pipeline.stage.processed", &ok),
+            Some(500.0)
+        );
         let (count, sum) = m
             .histogram("otelconc.pipeline.stage.duration", &attrs)
             .unwrap();
         assert_eq!(count, 500);
         assert!(sum >= 0.0);
         // The run is over: its buffers are gone and report nothing.
-        assert_eq!(m.value("otelconc.pipeline.stage.buffer.depth", &attrs), Some(0.0));
+        assert_eq!(
+            m.value("otelconc.pipeline.stage.buffer.depth", &attrs),
+            Some(0.0)
+        );
     }
-    assert_eq!(m.unit("otelconc.pipeline.stage.duration").as_deref(), Some("s"));
+    assert_eq!(
+        m.unit("otelconc.pipeline.stage.duration").as_deref(),
+        Some("s")
+    );
     tt.assert_all_cataloged();
 }
 
@@ -506,10 +546,16 @@ async fn stage_duration_is_sampled_one_in_n_per_worker() {
         .telemetry(tt.telemetry())
         .build()
         .unwrap();
-    assert_eq!(pipeline.run(stream::iter(0..1_000_u64)).count().await, 1_000);
+    assert_eq!(
+        pipeline.run(stream::iter(0..1_000_u64)).count().await,
+        1_000
+    );
     let (count, _) = tt
         .metrics()
-        .histogram("otelconc.pipeline.stage.duration", &[attr(ATTR_STAGE, "only")])
+        .histogram(
+            "otelconc.pipeline.stage.duration",
+            &[attr(ATTR_STAGE, "only")],
+        )
         .unwrap();
     assert_eq!(count, 100);
 }
@@ -553,10 +599,17 @@ async fn one_items_stage_spans_form_a_parent_chain_in_one_trace() {
     let spans = tt.spans();
     for seq in 0..10 {
         let chain = item_spans(&spans, seq);
-        let names: Vec<&Value> = chain.iter().map(|s| attr_of(s, ATTR_STAGE).unwrap()).collect();
+        let names: Vec<&Value> = chain
+            .iter()
+            .map(|s| attr_of(s, ATTR_STAGE).unwrap())
+            .collect();
         assert_eq!(
             names,
-            [&Value::from("parse"), &Value::from("square"), &Value::from("format")],
+            [
+                &Value::from("parse"),
+                &Value::from("square"),
+                &Value::from("format")
+            ],
             "item {seq}"
         );
         let mut parent: SpanId = root_span.span_id();
@@ -594,14 +647,20 @@ async fn each_sent_item_is_traced_from_its_own_senders_context() {
     for (seq, root) in [(0, &r1), (2, &r2)] {
         let chain = item_spans(&spans, seq);
         assert_eq!(chain.len(), 2);
-        assert_eq!(chain[0].parent_span_id, root.span().span_context().span_id());
+        assert_eq!(
+            chain[0].parent_span_id,
+            root.span().span_context().span_id()
+        );
         assert_eq!(chain[1].parent_span_id, chain[0].span_context.span_id());
         assert_eq!(
             chain[1].span_context.trace_id(),
             root.span().span_context().trace_id()
         );
     }
-    assert!(item_spans(&spans, 1).is_empty(), "unsampled item has no span");
+    assert!(
+        item_spans(&spans, 1).is_empty(),
+        "unsampled item has no span"
+    );
 }
 
 #[tokio::test]
@@ -644,8 +703,14 @@ async fn a_failed_items_stage_span_has_error_status_and_an_exception_event() {
         let s = &chain[0];
         assert_eq!(s.status, Status::error(msg));
         let ev = s.events.iter().find(|e| e.name == "exception").unwrap();
-        assert!(ev.attributes.contains(&KeyValue::new("exception.type", kind)));
-        assert!(ev.attributes.contains(&KeyValue::new("exception.message", msg)));
+        assert!(
+            ev.attributes
+                .contains(&KeyValue::new("exception.type", kind))
+        );
+        assert!(
+            ev.attributes
+                .contains(&KeyValue::new("exception.message", msg))
+        );
     }
 }
 
@@ -682,7 +747,11 @@ async fn chain_runs_stages_in_order_and_stops_at_the_first_failure() {
     let r = ran_last.clone();
     let chain = Chain::builder("checkout")
         .stage("validate", |n: i64| async move {
-            if n < 0 { Err(format!("negative {n}")) } else { Ok(n) }
+            if n < 0 {
+                Err(format!("negative {n}"))
+            } else {
+                Ok(n)
+            }
         })
         .stage("price", |n: i64| async move {
             assert!(n != 13, "unlucky");
@@ -699,8 +768,14 @@ async fn chain_runs_stages_in_order_and_stops_at_the_first_failure() {
     let e = chain.execute(-1).await.unwrap_err();
     assert_eq!(e.to_string(), "stage \"validate\" failed: negative -1");
     let e = chain.execute(13).await.unwrap_err();
-    assert!(matches!(&e, PipelineError::Panic { stage, message } if &**stage == "price" && message == "unlucky"));
-    assert_eq!(ran_last.load(Ordering::SeqCst), 1, "later stages did not run");
+    assert!(
+        matches!(&e, PipelineError::Panic { stage, message } if &**stage == "price" && message == "unlucky")
+    );
+    assert_eq!(
+        ran_last.load(Ordering::SeqCst),
+        1,
+        "later stages did not run"
+    );
     let m = tt.metrics();
     let v = |stage: &'static str, outcome: &'static str| {
         m.value(
@@ -712,8 +787,11 @@ async fn chain_runs_stages_in_order_and_stops_at_the_first_failure() {
     assert_eq!(v("validate", "error"), Some(1.0));
     assert_eq!(v("price", "panic"), Some(1.0));
     assert_eq!(
-        m.histogram("otelconc.pipeline.stage.duration", &[attr(ATTR_STAGE, "tax")])
-            .map(|h| h.0),
+        m.histogram(
+            "otelconc.pipeline.stage.duration",
+            &[attr(ATTR_STAGE, "tax")]
+        )
+        .map(|h| h.0),
         Some(1)
     );
 }
@@ -736,11 +814,17 @@ async fn chain_stage_spans_form_a_parent_chain_under_the_caller() {
         .build()
         .unwrap();
     let root = tt.root("caller");
-    assert_eq!(chain.execute(0).with_context(root.clone()).await.unwrap(), 2);
+    assert_eq!(
+        chain.execute(0).with_context(root.clone()).await.unwrap(),
+        2
+    );
     let mut spans = tt.spans_named("otelconc.pipeline.stage");
     spans.sort_by_key(|s| s.start_time);
     assert_eq!(spans.len(), 2);
-    assert_eq!(spans[0].parent_span_id, root.span().span_context().span_id());
+    assert_eq!(
+        spans[0].parent_span_id,
+        root.span().span_context().span_id()
+    );
     assert_eq!(spans[1].parent_span_id, spans[0].span_context.span_id());
     assert_eq!(attr_of(&spans[1], ATTR_STAGE), Some(&Value::from("two")));
     let user = tt.spans_named("user-work");
@@ -757,7 +841,9 @@ async fn parallel_returns_every_chains_result_and_every_error() {
     };
     let failing = |name: &'static str, msg: &'static str| {
         Chain::builder(name)
-            .stage("fail", move |_n: u32| async move { Err::<u32, _>(msg.to_owned()) })
+            .stage("fail", move |_n: u32| async move {
+                Err::<u32, _>(msg.to_owned())
+            })
             .build()
             .unwrap()
     };
@@ -776,13 +862,22 @@ async fn parallel_returns_every_chains_result_and_every_error() {
         .filter_map(Result::err)
         .filter_map(PipelineError::into_stage_error)
         .collect();
-    assert_eq!(errors, ["first", "second"], "every error, not only the first");
+    assert_eq!(
+        errors,
+        ["first", "second"],
+        "every error, not only the first"
+    );
 }
 
 #[tokio::test]
 async fn a_pipeline_runs_again_and_runs_at_once() {
     let pipeline = Pipeline::builder("again")
-        .stage("inc", 2, 2, |n: u64| async move { Ok::<_, Infallible>(n + 1) })
+        .stage(
+            "inc",
+            2,
+            2,
+            |n: u64| async move { Ok::<_, Infallible>(n + 1) },
+        )
         .ordered(true)
         .build()
         .unwrap();

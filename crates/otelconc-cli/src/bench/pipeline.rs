@@ -85,7 +85,12 @@ fn build(telemetry: Telemetry) -> Pipeline<u64, u64, Infallible> {
     }
 }
 
-fn otelconc(rt: &Runtime, pipeline: &Pipeline<u64, u64, Infallible>, ops: u64, cx: Option<&Context>) -> Duration {
+fn otelconc(
+    rt: &Runtime,
+    pipeline: &Pipeline<u64, u64, Infallible>,
+    ops: u64,
+    cx: Option<&Context>,
+) -> Duration {
     let body = async move {
         let start = Instant::now();
         let mut out = pipeline.run(stream::iter(0..ops));
@@ -120,7 +125,9 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
             ops: env.ops(FULL),
             variants: vec![
                 Variant::new("hand-written", hand_written),
-                Variant::new("otelconc-nosdk", move |rt, ops| otelconc(rt, &nosdk, ops, None)),
+                Variant::new("otelconc-nosdk", move |rt, ops| {
+                    otelconc(rt, &nosdk, ops, None)
+                }),
                 Variant::new("otelconc-metrics", move |rt, ops| {
                     otelconc(rt, &metrics, ops, None)
                 }),

@@ -140,7 +140,11 @@ impl BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.stage {
-            Some(s) => write!(f, "pipeline {:?}, stage {s:?}: {}", self.pipeline, self.reason),
+            Some(s) => write!(
+                f,
+                "pipeline {:?}, stage {s:?}: {}",
+                self.pipeline, self.reason
+            ),
             None => write!(f, "pipeline {:?}: {}", self.pipeline, self.reason),
         }
     }

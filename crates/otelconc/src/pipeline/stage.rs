@@ -57,7 +57,10 @@ where
     F: Fn(I) -> Fut + ?Sized,
     Fut: Future<Output = Result<O, E>>,
 {
-    match AssertUnwindSafe(async { f(input).await }).catch_unwind().await {
+    match AssertUnwindSafe(async { f(input).await })
+        .catch_unwind()
+        .await
+    {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Failure::Error(e)),
         Err(payload) => Err(Failure::Panic(panic_payload::message(&*payload))),
@@ -65,6 +68,9 @@ where
 }
 
 type Probe = Box<dyn Fn() -> Option<usize> + Send + Sync>;
+
+/// Reads one outcome's counter of a stage.
+type OutcomeField = fn(&StageState) -> &AtomicU64;
 
 /// One stage's counters, histogram and buffer probes, shared by every run of its
 /// pipeline (or every call of its chain).
@@ -118,10 +124,12 @@ impl StageState {
         });
         let mut counters = Vec::with_capacity(4);
         let w = Arc::downgrade(&state);
-        counters.push(telemetry.observable_counter(&RECEIVED, attrs.clone(), move || {
-            w.upgrade().map(|s| s.received.load(Ordering::Relaxed))
-        }));
-        let outcomes: [(&'static str, fn(&StageState) -> &AtomicU64); 3] = [
+        counters.push(
+            telemetry.observable_counter(&RECEIVED, attrs.clone(), move || {
+                w.upgrade().map(|s| s.received.load(Ordering::Relaxed))
+            }),
+        );
+        let outcomes: [(&'static str, OutcomeField); 3] = [
             ("ok", |s| &s.ok),
             ("error", |s| &s.error),
             ("panic", |s| &s.panic),
@@ -180,7 +188,10 @@ impl StageState {
         attrs.push(self.name_kv.clone());
         attrs.push(self.stage_kv.clone());
         if let Some(seq) = seq {
-            attrs.push(KeyValue::new(ATTR_SEQ, i64::try_from(seq).unwrap_or(i64::MAX)));
+            attrs.push(KeyValue::new(
+                ATTR_SEQ,
+                i64::try_from(seq).unwrap_or(i64::MAX),
+            ));
         }
         if let Some(w) = queue_wait {
             attrs.push(KeyValue::new(ATTR_QUEUE_WAIT, w));
@@ -210,7 +221,11 @@ impl SpanGuard {
 impl Drop for SpanGuard {
     fn drop(&mut self) {
         if let Some(cx) = self.0.take() {
-            record_error(&cx, "cancelled", "the pipeline stopped while this stage ran");
+            record_error(
+                &cx,
+                "cancelled",
+                "the pipeline stopped while this stage ran",
+            );
             cx.span().end();
         }
     }
