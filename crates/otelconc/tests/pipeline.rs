@@ -574,12 +574,18 @@ fn item_spans(spans: &[SpanData], seq: i64) -> Vec<SpanData> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_items_stage_spans_form_a_parent_chain_in_one_trace() {
+    for ordered in [false, true] {
+        item_span_chain(ordered).await;
+    }
+}
+
+async fn item_span_chain(ordered: bool) {
     let tt = TestTelemetry::new();
     let pipeline = Pipeline::builder("traced")
         .stage("parse", 2, 4, |s: String| async move { s.parse::<u64>() })
         .stage("square", 2, 4, |n: u64| async move { Ok(n * n) })
         .stage("format", 1, 4, |n: u64| async move { Ok(format!("{n}")) })
-        .ordered(true)
+        .ordered(ordered)
         .telemetry(tt.telemetry())
         .build()
         .unwrap();

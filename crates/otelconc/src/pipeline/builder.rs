@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
-use async_channel::Receiver;
+use async_channel::{Receiver, Sender};
 use futures_core::Stream;
 use futures_util::StreamExt as _;
 use opentelemetry::context::FutureExt as _;
@@ -13,14 +13,63 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::output::{PipelineSender, PipelineStream};
-use super::stage::{Envelope, Registrations, RunShared, Shared, StageState, worker};
+use super::output::{OutputRx, PipelineSender, PipelineStream};
+use super::stage::{
+    Carrier, Ordered, Registrations, RunShared, Shared, StageState, Unordered, worker,
+};
 use super::{BuildError, ErrorPolicy};
 use crate::telemetry::Telemetry;
 
 /// Builds the stage tasks of one run: takes the run's input channel, returns its output.
-type Connect<In, Out, E> =
-    Arc<dyn Fn(Receiver<Envelope<In>>, &Launch<E>) -> Receiver<Envelope<Out>> + Send + Sync>;
+type Connect<C, In, Out, E> = Arc<
+    dyn Fn(Receiver<<C as Carrier>::Env<In>>, &Launch<E>) -> Receiver<<C as Carrier>::Env<Out>>
+        + Send
+        + Sync,
+>;
+
+/// The stage tasks of both output modes; the mode is picked at `build`.
+struct Connects<In, Out, E> {
+    unordered: Connect<Unordered, In, Out, E>,
+    ordered: Connect<Ordered, In, Out, E>,
+}
+
+/// `prev`, then one more stage.
+fn connect_stage<C, In, Mid, O, E, F, Fut>(
+    prev: Connect<C, In, Mid, E>,
+    index: usize,
+    concurrency: usize,
+    buffer: usize,
+    f: Arc<F>,
+) -> Connect<C, In, O, E>
+where
+    C: Carrier,
+    C::Env<Mid>: Send + 'static,
+    C::Env<O>: Send + 'static,
+    In: Send + 'static,
+    Mid: Send + 'static,
+    O: Send + 'static,
+    E: fmt::Display + Send + 'static,
+    F: Fn(Mid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+{
+    Arc::new(move |rx, launch: &Launch<E>| {
+        let input = prev(rx, launch);
+        let (tx, out) = async_channel::bounded(buffer);
+        let stage = launch.shared.stages[index].clone();
+        stage.add_probe(out.downgrade());
+        for _ in 0..concurrency {
+            launch.spawn(worker::<C, _, _, _, _, _>(
+                input.clone(),
+                tx.clone(),
+                f.clone(),
+                stage.clone(),
+                launch.shared.clone(),
+                launch.run.clone(),
+            ));
+        }
+        out
+    })
+}
 
 /// One run being started: where its tasks are spawned and registered.
 pub(crate) struct Launch<E> {
@@ -66,7 +115,7 @@ pub const DEFAULT_TIME_EVERY: u32 = 64;
 pub struct PipelineBuilder<In, Out, E> {
     name: Arc<str>,
     stages: Vec<StageConfig>,
-    connect: Connect<In, Out, E>,
+    connect: Connects<In, Out, E>,
     ordered: bool,
     policy: ErrorPolicy,
     telemetry: Option<Telemetry>,
@@ -120,25 +169,23 @@ where
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
         let index = self.stages.len();
-        let prev = self.connect;
         let f = Arc::new(f);
-        let connect: Connect<In, O, E> = Arc::new(move |rx, launch: &Launch<E>| {
-            let input = prev(rx, launch);
-            let (tx, out) = async_channel::bounded(buffer);
-            let stage = launch.shared.stages[index].clone();
-            stage.add_probe(out.downgrade());
-            for _ in 0..concurrency {
-                launch.spawn(worker(
-                    input.clone(),
-                    tx.clone(),
-                    f.clone(),
-                    stage.clone(),
-                    launch.shared.clone(),
-                    launch.run.clone(),
-                ));
-            }
-            out
-        });
+        let connect = Connects {
+            unordered: connect_stage::<Unordered, _, _, _, _, _, _>(
+                self.connect.unordered,
+                index,
+                concurrency,
+                buffer,
+                f.clone(),
+            ),
+            ordered: connect_stage::<Ordered, _, _, _, _, _, _>(
+                self.connect.ordered,
+                index,
+                concurrency,
+                buffer,
+                f,
+            ),
+        };
         let mut stages = self.stages;
         stages.push(StageConfig {
             name: name.into(),
@@ -317,10 +364,10 @@ where
                 telemetry,
                 stages: states,
                 policy: self.policy,
-                ordered: self.ordered,
                 time_every: self.time_every,
             }),
             connect: self.connect,
+            ordered: self.ordered,
             input_buffer,
             window,
             token: self.token,
@@ -359,7 +406,8 @@ where
 pub struct Pipeline<In, Out, E> {
     name: Arc<str>,
     shared: Arc<Shared>,
-    connect: Connect<In, Out, E>,
+    connect: Connects<In, Out, E>,
+    ordered: bool,
     input_buffer: usize,
     window: usize,
     token: Option<CancellationToken>,
@@ -371,7 +419,7 @@ impl<In, Out, E> fmt::Debug for Pipeline<In, Out, E> {
         f.debug_struct("Pipeline")
             .field("name", &self.name)
             .field("stages", &self.shared.stages.len())
-            .field("ordered", &self.shared.ordered)
+            .field("ordered", &self.ordered)
             .field("policy", &self.shared.policy)
             .finish_non_exhaustive()
     }
@@ -397,7 +445,10 @@ where
         PipelineBuilder {
             name: name.into(),
             stages: Vec::new(),
-            connect: Arc::new(|rx, _| rx),
+            connect: Connects {
+                unordered: Arc::new(|rx, _| rx),
+                ordered: Arc::new(|rx, _| rx),
+            },
             ordered: false,
             policy: ErrorPolicy::FailFast,
             telemetry: None,
@@ -454,8 +505,17 @@ where
     /// # }
     /// ```
     pub fn start(&self) -> (PipelineSender<In>, PipelineStream<Out, E>) {
-        let (launch, sender, out) = self.launch();
-        (sender, self.finish(launch, out))
+        if self.ordered {
+            let (launch, tx, out) = self.launch::<Ordered>(&self.connect.ordered, self.window);
+            let window = launch.run.window.clone();
+            let sender = PipelineSender::ordered(tx, window, self.shared.telemetry.clone());
+            (sender, self.finish(launch, OutputRx::Ordered(out)))
+        } else {
+            let (launch, tx, out) =
+                self.launch::<Unordered>(&self.connect.unordered, self.input_buffer);
+            let sender = PipelineSender::unordered(tx, self.shared.telemetry.clone());
+            (sender, self.finish(launch, OutputRx::Unordered(out)))
+        }
     }
 
     /// Runs the pipeline over `input` and returns its output stream. A task pulls
@@ -489,32 +549,34 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        let (launch, sender, out) = self.launch();
         let origin = self.shared.telemetry.span_parent();
-        let feed = async move |origin: Option<opentelemetry::Context>| {
-            let mut input = std::pin::pin!(input);
-            while let Some(item) = input.next().await {
-                if sender.send_with(item, origin.as_ref()).await.is_err() {
-                    break;
-                }
-            }
-        };
-        match origin {
-            Some(cx) => launch.spawn(feed(Some(cx.clone())).with_context(cx)),
-            None => launch.spawn(feed(None)),
+        if self.ordered {
+            let (launch, tx, out) = self.launch::<Ordered>(&self.connect.ordered, self.window);
+            let window = launch.run.window.clone();
+            let sender = PipelineSender::ordered(tx, window, self.shared.telemetry.clone());
+            spawn_feeder(&launch, sender, input, origin);
+            self.finish(launch, OutputRx::Ordered(out))
+        } else {
+            let (launch, tx, out) =
+                self.launch::<Unordered>(&self.connect.unordered, self.input_buffer);
+            let sender = PipelineSender::unordered(tx, self.shared.telemetry.clone());
+            spawn_feeder(&launch, sender, input, origin);
+            self.finish(launch, OutputRx::Unordered(out))
         }
-        self.finish(launch, out)
     }
 
-    fn launch(&self) -> (Launch<E>, PipelineSender<In>, Receiver<Envelope<Out>>) {
+    fn launch<C: Carrier>(
+        &self,
+        connect: &Connect<C, In, Out, E>,
+        input_capacity: usize,
+    ) -> (Launch<E>, Sender<C::Env<In>>, Receiver<C::Env<Out>>) {
         let token = match &self.token {
             Some(t) => t.child_token(),
             None => CancellationToken::new(),
         };
-        let window = self
-            .shared
-            .ordered
-            .then(|| Arc::new(Semaphore::new(self.window)));
+        // Ordered input admits at most `window` items at once (one permit each); its
+        // queue holds `window` items, so it has room for every admitted one.
+        let window = self.ordered.then(|| Arc::new(Semaphore::new(self.window)));
         let run = Arc::new(RunShared {
             token,
             parent: self.token.clone(),
@@ -522,27 +584,19 @@ where
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
             skipped: AtomicU64::new(0),
-            window: window.clone(),
+            window,
         });
         let launch = Launch {
             shared: self.shared.clone(),
             run,
             tracker: TaskTracker::new(),
         };
-        // Ordered input admits at most `window` items at once (one permit each), so
-        // a queue of `window` never fills and sequence numbers are never skipped.
-        let cap = if window.is_some() {
-            self.window
-        } else {
-            self.input_buffer
-        };
-        let (tx, rx) = async_channel::bounded(cap);
-        let out = (self.connect)(rx, &launch);
-        let sender = PipelineSender::new(tx, window, self.shared.telemetry.clone());
-        (launch, sender, out)
+        let (tx, rx) = async_channel::bounded(input_capacity);
+        let out = connect(rx, &launch);
+        (launch, tx, out)
     }
 
-    fn finish(&self, launch: Launch<E>, out: Receiver<Envelope<Out>>) -> PipelineStream<Out, E> {
+    fn finish(&self, launch: Launch<E>, out: OutputRx<Out>) -> PipelineStream<Out, E> {
         // The watcher is spawned last, so it sees every other task's abort handle.
         let run = launch.run.clone();
         launch.tracker.spawn(async move {
@@ -551,6 +605,34 @@ where
         });
         launch.tracker.close();
         let batch = (self.window / 8).max(1);
-        PipelineStream::new(out, launch.run, launch.tracker, self.shared.ordered, batch)
+        PipelineStream::new(out, launch.run, launch.tracker, batch)
+    }
+}
+
+/// Spawns the task that pulls `input` into the run. Items are numbered here (one
+/// feeder, so a plain counter) and carry `origin` as their trace parent.
+fn spawn_feeder<In, S, E>(
+    launch: &Launch<E>,
+    sender: PipelineSender<In>,
+    input: S,
+    origin: Option<opentelemetry::Context>,
+) where
+    In: Send + 'static,
+    S: Stream<Item = In> + Send + 'static,
+{
+    let with_context = origin.clone();
+    let feed = async move {
+        let mut input = std::pin::pin!(input);
+        let mut seq = 0_u64;
+        while let Some(item) = input.next().await {
+            if sender.send_with(item, seq, origin.as_ref()).await.is_err() {
+                break;
+            }
+            seq += 1;
+        }
+    };
+    match with_context {
+        Some(cx) => launch.spawn(feed.with_context(cx)),
+        None => launch.spawn(feed),
     }
 }

@@ -14,7 +14,7 @@ use opentelemetry::Context;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use super::stage::{Envelope, ItemTrace, RunShared};
+use super::stage::{ItemTrace, OrderedEnv, RunShared, UnorderedEnv};
 use super::{PipelineError, SendError};
 use crate::telemetry::Telemetry;
 
@@ -42,10 +42,23 @@ use crate::telemetry::Telemetry;
 /// # }
 /// ```
 pub struct PipelineSender<In> {
-    tx: Sender<Envelope<In>>,
+    tx: Tx<In>,
     seq: Arc<AtomicU64>,
-    window: Option<Arc<Semaphore>>,
     telemetry: Telemetry,
+}
+
+enum Tx<In> {
+    Unordered(Sender<UnorderedEnv<In>>),
+    Ordered(Sender<OrderedEnv<In>>, Arc<Semaphore>),
+}
+
+impl<In> Clone for Tx<In> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Unordered(tx) => Self::Unordered(tx.clone()),
+            Self::Ordered(tx, w) => Self::Ordered(tx.clone(), w.clone()),
+        }
+    }
 }
 
 impl<In> Clone for PipelineSender<In> {
@@ -53,7 +66,6 @@ impl<In> Clone for PipelineSender<In> {
         Self {
             tx: self.tx.clone(),
             seq: self.seq.clone(),
-            window: self.window.clone(),
             telemetry: self.telemetry.clone(),
         }
     }
@@ -62,29 +74,30 @@ impl<In> Clone for PipelineSender<In> {
 impl<In> fmt::Debug for PipelineSender<In> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineSender")
-            .field("queued", &self.tx.len())
-            .field("closed", &self.tx.is_closed())
+            .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }
 }
 
-fn sent_value<In>(env: Envelope<In>) -> In {
-    // The sender puts a value in every envelope it sends; only stage workers send
-    // value-less ones (tombstones), and never through this channel.
-    env.value
-        .expect("an envelope from PipelineSender always holds its item")
-}
+impl<In: Send + 'static> PipelineSender<In> {
+    pub(crate) fn unordered(tx: Sender<UnorderedEnv<In>>, telemetry: Telemetry) -> Self {
+        Self {
+            tx: Tx::Unordered(tx),
+            seq: Arc::new(AtomicU64::new(0)),
+            telemetry,
+        }
+    }
 
-impl<In> PipelineSender<In> {
-    pub(crate) fn new(
-        tx: Sender<Envelope<In>>,
+    /// `window` is the run's admission semaphore (present in ordered runs).
+    pub(crate) fn ordered(
+        tx: Sender<OrderedEnv<In>>,
         window: Option<Arc<Semaphore>>,
         telemetry: Telemetry,
     ) -> Self {
+        let window = window.unwrap_or_else(|| Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)));
         Self {
-            tx,
+            tx: Tx::Ordered(tx, window),
             seq: Arc::new(AtomicU64::new(0)),
-            window,
             telemetry,
         }
     }
@@ -120,57 +133,35 @@ impl<In> PipelineSender<In> {
     /// ```
     pub async fn send(&self, item: In) -> Result<(), SendError<In>> {
         let origin = self.telemetry.span_parent();
-        self.send_with(item, origin.as_ref()).await
-    }
-
-    pub(crate) async fn send_with(
-        &self,
-        item: In,
-        origin: Option<&Context>,
-    ) -> Result<(), SendError<In>> {
-        let trace = origin.map(|cx| {
-            Box::new(ItemTrace {
-                cx: cx.clone(),
-                enqueued: Instant::now(),
-            })
-        });
-        match &self.window {
-            None => {
+        match &self.tx {
+            Tx::Unordered(tx) => {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                let env = Envelope {
-                    seq,
-                    trace,
-                    value: Some(item),
-                };
-                self.tx
-                    .send(env)
-                    .await
-                    .map_err(|e| SendError(sent_value(e.0)))
+                send_unordered(tx, item, seq, origin.as_ref()).await
             }
-            Some(window) => {
-                match window.acquire().await {
-                    Ok(permit) => permit.forget(),
-                    Err(_) => return Err(SendError(item)),
-                }
-                // Sequence number and enqueue happen together, without an await between,
-                // so a cancelled send never leaves a gap the sink would wait on. The
-                // queue holds `window` items, so it has room for every admitted one.
-                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                let env = Envelope {
-                    seq,
-                    trace,
-                    value: Some(item),
-                };
-                match self.tx.try_send(env) {
-                    Ok(()) => Ok(()),
-                    Err(TrySendError::Closed(env) | TrySendError::Full(env)) => {
-                        Err(SendError(sent_value(env)))
-                    }
-                }
+            Tx::Ordered(tx, window) => {
+                send_ordered(tx, window, &self.seq, None, item, origin.as_ref()).await
             }
         }
     }
 
+    /// Sends `item` numbered `seq` (the caller is the only sender: the feeder of
+    /// [`Pipeline::run`](super::Pipeline::run)).
+    pub(crate) async fn send_with(
+        &self,
+        item: In,
+        seq: u64,
+        origin: Option<&Context>,
+    ) -> Result<(), SendError<In>> {
+        match &self.tx {
+            Tx::Unordered(tx) => send_unordered(tx, item, seq, origin).await,
+            Tx::Ordered(tx, window) => {
+                send_ordered(tx, window, &self.seq, Some(seq), item, origin).await
+            }
+        }
+    }
+}
+
+impl<In> PipelineSender<In> {
     /// Whether the run has stopped taking input.
     ///
     /// # Examples
@@ -189,7 +180,64 @@ impl<In> PipelineSender<In> {
     /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &self.tx {
+            Tx::Unordered(tx) => tx.is_closed(),
+            Tx::Ordered(tx, _) => tx.is_closed(),
+        }
+    }
+}
+
+fn trace_of(origin: Option<&Context>, seq: u64) -> Option<Box<ItemTrace>> {
+    origin.map(|cx| {
+        Box::new(ItemTrace {
+            cx: cx.clone(),
+            enqueued: Instant::now(),
+            seq,
+        })
+    })
+}
+
+async fn send_unordered<In: Send + 'static>(
+    tx: &Sender<UnorderedEnv<In>>,
+    item: In,
+    seq: u64,
+    origin: Option<&Context>,
+) -> Result<(), SendError<In>> {
+    let env = UnorderedEnv {
+        trace: trace_of(origin, seq),
+        value: item,
+    };
+    tx.send(env).await.map_err(|e| SendError(e.0.value))
+}
+
+/// Takes a permit of the admission window, then numbers and enqueues the item with no
+/// await in between, so a cancelled send never leaves a gap the sink would wait on.
+/// `seq` is given by a single feeder, else taken from the shared counter.
+async fn send_ordered<In: Send + 'static>(
+    tx: &Sender<OrderedEnv<In>>,
+    window: &Semaphore,
+    counter: &AtomicU64,
+    seq: Option<u64>,
+    item: In,
+    origin: Option<&Context>,
+) -> Result<(), SendError<In>> {
+    match window.acquire().await {
+        Ok(permit) => permit.forget(),
+        Err(_) => return Err(SendError(item)),
+    }
+    let seq = seq.unwrap_or_else(|| counter.fetch_add(1, Ordering::Relaxed));
+    let env = OrderedEnv {
+        seq,
+        trace: trace_of(origin, seq),
+        value: Some(item),
+    };
+    // The queue holds as many items as the window admits, so it is never full here.
+    match tx.try_send(env) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Closed(env) | TrySendError::Full(env)) => match env.value {
+            Some(v) => Err(SendError(v)),
+            None => unreachable!("the sender always sends a value"),
+        },
     }
 }
 
@@ -285,17 +333,27 @@ impl<T> Reorder<T> {
 /// ```
 #[must_use = "streams do nothing unless polled; dropping this stops the pipeline run"]
 pub struct PipelineStream<Out, E> {
-    rx: Pin<Box<Receiver<Envelope<Out>>>>,
+    rx: Rx<Out>,
     run: Arc<RunShared<E>>,
     tracker: TaskTracker,
-    reorder: Option<Reorder<Out>>,
     done: bool,
+}
+
+/// The last stage's output channel, as a run's mode produces it.
+pub(crate) enum OutputRx<Out> {
+    Unordered(Receiver<UnorderedEnv<Out>>),
+    Ordered(Receiver<OrderedEnv<Out>>),
+}
+
+enum Rx<Out> {
+    Unordered(Pin<Box<Receiver<UnorderedEnv<Out>>>>),
+    Ordered(Pin<Box<Receiver<OrderedEnv<Out>>>>, Reorder<Out>),
 }
 
 impl<Out, E> fmt::Debug for PipelineStream<Out, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineStream")
-            .field("ordered", &self.reorder.is_some())
+            .field("ordered", &matches!(self.rx, Rx::Ordered(..)))
             .field("done", &self.done)
             .field("tasks", &self.tracker.len())
             .finish_non_exhaustive()
@@ -304,27 +362,34 @@ impl<Out, E> fmt::Debug for PipelineStream<Out, E> {
 
 impl<Out, E> PipelineStream<Out, E> {
     pub(crate) fn new(
-        rx: Receiver<Envelope<Out>>,
+        rx: OutputRx<Out>,
         run: Arc<RunShared<E>>,
         tracker: TaskTracker,
-        ordered: bool,
         batch: usize,
     ) -> Self {
-        let reorder = match (&run.window, ordered) {
-            (Some(window), true) => Some(Reorder {
-                next: 0,
-                ring: VecDeque::new(),
-                window: window.clone(),
-                unreleased: 0,
-                batch,
-            }),
-            _ => None,
+        let rx = match rx {
+            OutputRx::Unordered(rx) => Rx::Unordered(Box::pin(rx)),
+            OutputRx::Ordered(rx) => {
+                let window = run
+                    .window
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(Semaphore::new(0)));
+                Rx::Ordered(
+                    Box::pin(rx),
+                    Reorder {
+                        next: 0,
+                        ring: VecDeque::new(),
+                        window,
+                        unreleased: 0,
+                        batch,
+                    },
+                )
+            }
         };
         Self {
-            rx: Box::pin(rx),
+            rx,
             run,
             tracker,
-            reorder,
             done: false,
         }
     }
@@ -436,28 +501,26 @@ impl<Out, E> Stream for PipelineStream<Out, E> {
             if this.run.failed.load(Ordering::Acquire) {
                 return Poll::Ready(this.finish());
             }
-            if let Some(r) = &mut this.reorder {
-                match r.pop() {
-                    Some(Some(v)) => return Poll::Ready(Some(Ok(v))),
-                    Some(None) => continue,
-                    None => {}
-                }
-            }
-            match this.rx.as_mut().poll_next(cx) {
-                Poll::Ready(Some(env)) => match &mut this.reorder {
-                    None => {
-                        if let Some(v) = env.value {
-                            return Poll::Ready(Some(Ok(v)));
+            match &mut this.rx {
+                Rx::Unordered(rx) => match rx.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(env)) => return Poll::Ready(Some(Ok(env.value))),
+                    Poll::Ready(None) => return Poll::Ready(this.finish()),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Rx::Ordered(rx, r) => {
+                    match r.pop() {
+                        Some(Some(v)) => return Poll::Ready(Some(Ok(v))),
+                        Some(None) => continue,
+                        None => {}
+                    }
+                    match rx.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(env)) => r.insert(env.seq, env.value),
+                        Poll::Ready(None) => return Poll::Ready(this.finish()),
+                        Poll::Pending => {
+                            r.release();
+                            return Poll::Pending;
                         }
                     }
-                    Some(r) => r.insert(env.seq, env.value),
-                },
-                Poll::Ready(None) => return Poll::Ready(this.finish()),
-                Poll::Pending => {
-                    if let Some(r) = &mut this.reorder {
-                        r.release();
-                    }
-                    return Poll::Pending;
                 }
             }
         }

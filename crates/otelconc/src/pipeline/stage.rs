@@ -29,19 +29,119 @@ use crate::telemetry::{Histogram, Telemetry, record_error};
 /// (it also adds them whenever it is about to wait for input, and when it stops).
 const FLUSH_EVERY: u32 = 64;
 
-/// The trace an item carries: the context its next span is a child of, and when it was
-/// put in the queue the next stage reads. Present only for items in a sampled trace.
+/// The trace an item carries: the context its next span is a child of, when it was
+/// put in the queue the next stage reads, and its sequence number. Present only for
+/// items in a sampled trace.
 pub(crate) struct ItemTrace {
     pub(crate) cx: Context,
     pub(crate) enqueued: Instant,
+    pub(crate) seq: u64,
 }
 
-/// An item between two stages. `value: None` is a tombstone: an item skipped upstream,
-/// forwarded only in ordered mode so the sink can move past its sequence number.
-pub(crate) struct Envelope<T> {
+/// An item taken out of its carrier. `value: None` is a skipped item's marker
+/// (ordered mode only), which the sink needs to move past `seq`.
+pub(crate) struct Opened<T> {
     pub(crate) seq: u64,
     pub(crate) trace: Option<Box<ItemTrace>>,
     pub(crate) value: Option<T>,
+}
+
+/// How items travel between stages. Each output mode has its own carrier so that
+/// unordered items carry no sequence number and no skip marker: what crosses a
+/// channel is kept as small as the mode allows (for `u64` items, 16 bytes unordered
+/// against 8 for the bare value), because every byte of a queue slot is memory
+/// traffic between the cores running neighbouring stages.
+pub(crate) trait Carrier: Send + Sync + 'static {
+    /// What crosses a channel.
+    type Env<T>;
+    /// Wraps an item.
+    fn item<T: Send + 'static>(seq: u64, trace: Option<Box<ItemTrace>>, value: T) -> Self::Env<T>;
+    /// The marker of a skipped item, for modes that need one.
+    fn skipped<T: Send + 'static>(seq: u64) -> Option<Self::Env<T>>;
+    /// Unwraps an item.
+    fn open<T: Send + 'static>(env: Self::Env<T>) -> Opened<T>;
+}
+
+/// The carrier of unordered runs: the value, and its trace when sampled (which holds
+/// the sequence number for the span).
+pub(crate) struct Unordered;
+
+/// An unordered item.
+pub(crate) struct UnorderedEnv<T> {
+    pub(crate) trace: Option<Box<ItemTrace>>,
+    pub(crate) value: T,
+}
+
+impl Carrier for Unordered {
+    type Env<T> = UnorderedEnv<T>;
+
+    #[inline]
+    fn item<T: Send + 'static>(
+        seq: u64,
+        mut trace: Option<Box<ItemTrace>>,
+        value: T,
+    ) -> Self::Env<T> {
+        if let Some(t) = &mut trace {
+            t.seq = seq;
+        }
+        UnorderedEnv { trace, value }
+    }
+
+    #[inline]
+    fn skipped<T: Send + 'static>(_seq: u64) -> Option<Self::Env<T>> {
+        None
+    }
+
+    #[inline]
+    fn open<T: Send + 'static>(env: Self::Env<T>) -> Opened<T> {
+        Opened {
+            seq: env.trace.as_ref().map_or(0, |t| t.seq),
+            trace: env.trace,
+            value: Some(env.value),
+        }
+    }
+}
+
+/// The carrier of ordered runs: every item has its sequence number, and skipped items
+/// travel on as markers.
+pub(crate) struct Ordered;
+
+/// An ordered item, or (`value: None`) a skipped item's marker.
+pub(crate) struct OrderedEnv<T> {
+    pub(crate) seq: u64,
+    pub(crate) trace: Option<Box<ItemTrace>>,
+    pub(crate) value: Option<T>,
+}
+
+impl Carrier for Ordered {
+    type Env<T> = OrderedEnv<T>;
+
+    #[inline]
+    fn item<T: Send + 'static>(seq: u64, trace: Option<Box<ItemTrace>>, value: T) -> Self::Env<T> {
+        OrderedEnv {
+            seq,
+            trace,
+            value: Some(value),
+        }
+    }
+
+    #[inline]
+    fn skipped<T: Send + 'static>(seq: u64) -> Option<Self::Env<T>> {
+        Some(OrderedEnv {
+            seq,
+            trace: None,
+            value: None,
+        })
+    }
+
+    #[inline]
+    fn open<T: Send + 'static>(env: Self::Env<T>) -> Opened<T> {
+        Opened {
+            seq: env.seq,
+            trace: env.trace,
+            value: env.value,
+        }
+    }
 }
 
 /// A failed stage call.
@@ -270,7 +370,6 @@ pub(crate) struct Shared {
     pub(crate) telemetry: Telemetry,
     pub(crate) stages: Vec<Arc<StageState>>,
     pub(crate) policy: ErrorPolicy,
-    pub(crate) ordered: bool,
     pub(crate) time_every: u32,
 }
 
@@ -320,14 +419,19 @@ impl<E> RunShared<E> {
 
 /// One of a stage's `concurrency` workers: takes items from the stage's input, runs
 /// the stage function, and sends results to the stage's output buffer.
-pub(crate) async fn worker<I, O, E, F, Fut>(
-    rx: Receiver<Envelope<I>>,
-    tx: Sender<Envelope<O>>,
+pub(crate) async fn worker<C, I, O, E, F, Fut>(
+    rx: Receiver<C::Env<I>>,
+    tx: Sender<C::Env<O>>,
     f: Arc<F>,
     stage: Arc<StageState>,
     shared: Arc<Shared>,
     run: Arc<RunShared<E>>,
 ) where
+    C: Carrier,
+    C::Env<I>: Send,
+    C::Env<O>: Send,
+    I: Send + 'static,
+    O: Send + 'static,
     F: Fn(I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
@@ -354,15 +458,12 @@ pub(crate) async fn worker<I, O, E, F, Fut>(
             }
             Err(TryRecvError::Closed) => break,
         };
-        let Envelope { seq, trace, value } = env;
+        let Opened { seq, trace, value } = C::open(env);
         let Some(value) = value else {
-            // A tombstone (ordered mode): pass it on so the sink can move past `seq`.
-            let skip = Envelope {
-                seq,
-                trace: None,
-                value: None,
-            };
-            if tx.send(skip).await.is_err() {
+            // A skipped item's marker (ordered mode): pass it on to the sink.
+            if let Some(skip) = C::skipped(seq)
+                && tx.send(skip).await.is_err()
+            {
                 break;
             }
             continue;
@@ -398,12 +499,7 @@ pub(crate) async fn worker<I, O, E, F, Fut>(
         match result {
             Ok(v) => {
                 counts.ok += 1;
-                let out = Envelope {
-                    seq,
-                    trace,
-                    value: Some(v),
-                };
-                match tx.try_send(out) {
+                match tx.try_send(C::item(seq, trace, v)) {
                     Ok(()) => {}
                     Err(async_channel::TrySendError::Full(out)) => {
                         // About to wait for the next stage: publish the counts first.
@@ -440,15 +536,10 @@ pub(crate) async fn worker<I, O, E, F, Fut>(
                     }
                     ErrorPolicy::Skip => {
                         run.skipped.fetch_add(1, Ordering::Relaxed);
-                        if shared.ordered {
-                            let skip = Envelope {
-                                seq,
-                                trace: None,
-                                value: None,
-                            };
-                            if tx.send(skip).await.is_err() {
-                                break;
-                            }
+                        if let Some(skip) = C::skipped(seq)
+                            && tx.send(skip).await.is_err()
+                        {
+                            break;
                         }
                     }
                 }
