@@ -27,6 +27,13 @@ type Connect<C, In, Out, E> = Arc<
         + Sync,
 >;
 
+/// A run whose stage tasks are spawned: its launch state, input and output channels.
+type Launched<C, In, Out, E> = (
+    Launch<E>,
+    Sender<<C as Carrier>::Env<In>>,
+    Receiver<<C as Carrier>::Env<Out>>,
+);
+
 /// The stage tasks of both output modes; the mode is picked at `build`.
 struct Connects<In, Out, E> {
     unordered: Connect<Unordered, In, Out, E>,
@@ -569,7 +576,7 @@ where
         &self,
         connect: &Connect<C, In, Out, E>,
         input_capacity: usize,
-    ) -> (Launch<E>, Sender<C::Env<In>>, Receiver<C::Env<Out>>) {
+    ) -> Launched<C, In, Out, E> {
         let token = match &self.token {
             Some(t) => t.child_token(),
             None => CancellationToken::new(),
