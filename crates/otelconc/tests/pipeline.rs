@@ -181,6 +181,12 @@ fn zero_concurrency_buffer_or_interval_is_rejected_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_fast_yields_the_error_and_stops_every_task() {
+    for ordered in [false, true] {
+        fail_fast(ordered).await;
+    }
+}
+
+async fn fail_fast(ordered: bool) {
     let pulled = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicBool::new(false));
     let live = Live::default();
@@ -198,6 +204,7 @@ async fn fail_fast_yields_the_error_and_stops_every_task() {
             }
         })
         .stage("pass", 2, 4, |n: u64| async move { Ok(n) })
+        .ordered(ordered)
         .build()
         .unwrap();
     let mut out = pipeline.run(counted_input(pulled.clone(), dropped.clone()));
@@ -892,4 +899,14 @@ async fn a_pipeline_runs_again_and_runs_at_once() {
     let (a, b): (Vec<u64>, Vec<u64>) = futures::join!(a.collect(), b.collect());
     assert_eq!(a, (1..=50).collect::<Vec<_>>());
     assert_eq!(b, (101..=150).collect::<Vec<_>>());
+}
+
+#[test]
+fn pipelines_and_their_ends_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Pipeline<String, u64, std::io::Error>>();
+    send::<otelconc::pipeline::PipelineStream<u64, std::io::Error>>();
+    send_sync::<otelconc::pipeline::PipelineSender<String>>();
+    send_sync::<Chain<String, std::io::Error>>();
 }

@@ -131,7 +131,7 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
                 Variant::new("otelconc-metrics", move |rt, ops| {
                     otelconc(rt, &metrics, ops, None)
                 }),
-                Variant::new("otelconc-traced-unsampled", move |rt, ops| {
+                Variant::new("otelconc-unsampled", move |rt, ops| {
                     // The tracer SDK installed, but the items are not in a sampled trace.
                     otelconc(rt, &traced_out, ops, None)
                 }),

@@ -99,6 +99,11 @@ struct StageConfig {
 }
 
 /// The default of [`PipelineBuilder::time_every`]: one item in 64 per worker is timed.
+///
+/// # Examples
+/// ```
+/// assert_eq!(otelconc::pipeline::DEFAULT_TIME_EVERY, 64);
+/// ```
 pub const DEFAULT_TIME_EVERY: u32 = 64;
 
 /// Builds a [`Pipeline`]: its stages, ordering, error policy and telemetry.
