@@ -910,3 +910,33 @@ fn pipelines_and_their_ends_can_move_between_threads() {
     send_sync::<otelconc::pipeline::PipelineSender<String>>();
     send_sync::<Chain<String, std::io::Error>>();
 }
+
+#[tokio::test]
+async fn a_panicking_input_stream_fails_the_run_instead_of_ending_it() {
+    let pipeline = Pipeline::builder("bad-input")
+        .stage("id", 2, 2, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .build()
+        .unwrap();
+    let input = stream::iter(0..10_u64).map(|n| {
+        assert!(n != 5, "input broke at {n}");
+        n
+    });
+    let mut out = pipeline.run(input);
+    let tasks = out.tasks();
+    let mut oks = 0;
+    let err = loop {
+        match out.next().await.expect("the run reports the panic") {
+            Ok(_) => oks += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(oks <= 5);
+    assert!(
+        matches!(&err, PipelineError::Panic { stage, message } if &**stage == otelconc::pipeline::INPUT_STAGE && message == "input broke at 5"),
+        "{err:?}"
+    );
+    assert!(futures::stream::FusedStream::is_terminated(&out));
+    assert!(out.next().await.is_none());
+    drop(out);
+    tasks.wait().await;
+}

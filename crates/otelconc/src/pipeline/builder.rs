@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender};
 use futures_core::Stream;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use opentelemetry::context::FutureExt as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use super::output::{OutputRx, PipelineSender, PipelineStream};
 use super::stage::{
     Carrier, Ordered, Registrations, RunShared, Shared, StageState, Unordered, worker,
 };
-use super::{BuildError, ErrorPolicy};
+use super::{BuildError, ErrorPolicy, PipelineError};
 use crate::telemetry::Telemetry;
 
 /// Builds the stage tasks of one run: takes the run's input channel, returns its output.
@@ -97,6 +98,15 @@ struct StageConfig {
     concurrency: usize,
     buffer: usize,
 }
+
+/// The stage name in the [`PipelineError::Panic`] of a run whose input stream panicked
+/// (see [`Pipeline::run`]).
+///
+/// # Examples
+/// ```
+/// assert_eq!(otelconc::pipeline::INPUT_STAGE, "(input)");
+/// ```
+pub const INPUT_STAGE: &str = "(input)";
 
 /// The default of [`PipelineBuilder::time_every`]: one item in 64 per worker is timed.
 ///
@@ -534,7 +544,8 @@ where
     /// `input`; every item's trace starts from the context current here (when sampled).
     ///
     /// Nothing is pulled faster than the stages take it: the input waits when the
-    /// first stage's queue is full.
+    /// first stage's queue is full. If polling `input` panics, the run fails with
+    /// [`PipelineError::Panic`] for the stage [`INPUT_STAGE`].
     ///
     /// # Panics
     /// Outside a tokio runtime (the stage tasks are spawned on the current one).
@@ -622,7 +633,9 @@ where
 }
 
 /// Spawns the task that pulls `input` into the run. Items are numbered here (one
-/// feeder, so a plain counter) and carry `origin` as their trace parent.
+/// feeder, so a plain counter) and carry `origin` as their trace parent. A panic while
+/// pulling `input` fails the run with [`PipelineError::Panic`] for the stage
+/// [`INPUT_STAGE`], rather than ending the input early as if it were complete.
 fn spawn_feeder<In, S, E>(
     launch: &Launch<E>,
     sender: PipelineSender<In>,
@@ -631,8 +644,12 @@ fn spawn_feeder<In, S, E>(
 ) where
     In: Send + 'static,
     S: Stream<Item = In> + Send + 'static,
+    E: Send + 'static,
 {
     let with_context = origin.clone();
+    // Keeps the input open until a panic is recorded, so the run cannot look complete.
+    let keep_open = sender.clone();
+    let run = launch.run.clone();
     let feed = async move {
         let mut input = std::pin::pin!(input);
         let mut seq = 0_u64;
@@ -642,6 +659,15 @@ fn spawn_feeder<In, S, E>(
             }
             seq += 1;
         }
+    };
+    let feed = async move {
+        if let Err(payload) = AssertUnwindSafe(feed).catch_unwind().await {
+            run.fail(PipelineError::Panic {
+                stage: Arc::from(INPUT_STAGE),
+                message: crate::panic_payload::message(&*payload),
+            });
+        }
+        drop(keep_open);
     };
     match with_context {
         Some(cx) => launch.spawn(feed.with_context(cx)),

@@ -128,7 +128,7 @@ mod error;
 mod output;
 mod stage;
 
-pub use builder::{DEFAULT_TIME_EVERY, Pipeline, PipelineBuilder};
+pub use builder::{DEFAULT_TIME_EVERY, INPUT_STAGE, Pipeline, PipelineBuilder};
 pub use chain::{Chain, ChainBuilder, Parallel};
 pub use error::{BuildError, PipelineError, SendError};
 pub use output::{PipelineSender, PipelineStream};

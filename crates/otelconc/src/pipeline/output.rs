@@ -485,6 +485,12 @@ impl<Out, E> PipelineStream<Out, E> {
     }
 }
 
+impl<Out, E> futures_core::FusedStream for PipelineStream<Out, E> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 // Nothing in the stream is ever pinned structurally: the receiver is boxed and the
 // reorder buffer holds items by value.
 impl<Out, E> Unpin for PipelineStream<Out, E> {}
