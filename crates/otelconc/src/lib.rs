@@ -19,6 +19,7 @@
 //! | [`pool`] | a resizable worker pool: async jobs, panic isolation, timeouts, shutdown with a report |
 //! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
 //! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
+//! | [`pipeline`] | streaming pipelines of named stages (own concurrency, bounded buffers, ordered or not, per-item traces), sequential chains and parallel chains |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
@@ -40,6 +41,7 @@
 pub mod fan;
 pub mod group;
 pub(crate) mod panic_payload;
+pub mod pipeline;
 pub mod pool;
 pub mod rate;
 pub mod semaphore;

@@ -14,6 +14,7 @@ use clap::Args;
 use tokio::runtime::Runtime;
 
 mod fan;
+mod pipeline;
 mod pool;
 mod providers;
 mod rate;
@@ -97,6 +98,7 @@ pub(crate) struct Suite {
 const SUITES: &[(&str, CasesFn)] = &[
     ("telemetry", telemetry::cases),
     ("pool", pool::cases),
+    ("pipeline", pipeline::cases),
     ("fan", fan::cases),
     ("rate", rate::cases),
     ("semaphore", semaphore::cases),

@@ -1,9 +1,61 @@
 //! Instruments and spans of the `pipeline` module.
 
-use super::{InstrumentSpec, SpanSpec};
+use opentelemetry::trace::SpanKind;
+
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, InstrumentKind, InstrumentSpec, SpanSpec};
+
+/// Metric and span attribute: the name of the pipeline stage.
+pub const ATTR_STAGE: &str = "otelconc.stage";
+/// Span attribute: the item's sequence number in its pipeline run (0-based, input order).
+pub const ATTR_SEQ: &str = "otelconc.pipeline.seq";
+
+/// `otelconc.pipeline.stage.received`: items a stage took from its input.
+pub const RECEIVED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pipeline.stage.received",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{item}",
+    description: "Items a pipeline stage took from its input",
+    attributes: &[ATTR_NAME, ATTR_STAGE],
+};
+
+/// `otelconc.pipeline.stage.processed`: items a stage finished, by outcome
+/// (`ok`, `error`, `panic`).
+pub const PROCESSED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pipeline.stage.processed",
+    kind: InstrumentKind::ObservableCounter,
+    unit: "{item}",
+    description: "Items a pipeline stage finished, by outcome (ok, error, panic)",
+    attributes: &[ATTR_NAME, ATTR_STAGE, ATTR_OUTCOME],
+};
+
+/// `otelconc.pipeline.stage.duration`: time a stage spent on one item (sampled).
+pub const DURATION: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pipeline.stage.duration",
+    kind: InstrumentKind::Histogram,
+    unit: "s",
+    description: "Time a pipeline stage spent on one item (1 in N items, plus every item in a sampled trace)",
+    attributes: &[ATTR_NAME, ATTR_STAGE],
+};
+
+/// `otelconc.pipeline.stage.buffer.depth`: items waiting in a stage's output buffer.
+pub const BUFFER_DEPTH: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.pipeline.stage.buffer.depth",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "{item}",
+    description: "Items waiting in a pipeline stage's output buffer",
+    attributes: &[ATTR_NAME, ATTR_STAGE],
+};
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[];
+pub const INSTRUMENTS: &[InstrumentSpec] = &[RECEIVED, PROCESSED, DURATION, BUFFER_DEPTH];
+
+/// `otelconc.pipeline.stage`: one stage working on one item.
+pub const STAGE_SPAN: SpanSpec = SpanSpec {
+    name: "otelconc.pipeline.stage",
+    kind: SpanKind::Internal,
+    attributes: &[ATTR_NAME, ATTR_STAGE, ATTR_SEQ, ATTR_QUEUE_WAIT],
+    parent: "the item's previous stage span; for the first stage, the context where the item entered (send, run or execute)",
+};
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[];
+pub const SPANS: &[SpanSpec] = &[STAGE_SPAN];

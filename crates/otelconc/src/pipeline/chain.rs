@@ -1,0 +1,391 @@
+//! The seed's simple forms: [`Chain`] (a sequential `T -> T` stage chain) and
+//! [`Parallel`] (several chains over one input).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::future::{BoxFuture, join_all};
+use opentelemetry::context::FutureExt as _;
+
+use super::stage::{Failure, Registrations, SpanGuard, StageState, call};
+use super::{BuildError, PipelineError};
+use crate::telemetry::Telemetry;
+
+type StageFn<T, E> = Box<dyn Fn(T) -> BoxFuture<'static, Result<T, E>> + Send + Sync>;
+
+/// Builds a [`Chain`].
+///
+/// # Examples
+/// ```
+/// use otelconc::pipeline::Chain;
+/// let chain = Chain::builder("normalize")
+///     .stage("trim", |s: String| async move { Ok::<_, std::io::Error>(s.trim().to_owned()) })
+///     .stage("lower", |s: String| async move { Ok(s.to_lowercase()) })
+///     .build()
+///     .unwrap();
+/// # let _ = chain;
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ChainBuilder<T, E> {
+    name: Arc<str>,
+    stages: Vec<(Arc<str>, StageFn<T, E>)>,
+    telemetry: Option<Telemetry>,
+}
+
+impl<T, E> fmt::Debug for ChainBuilder<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainBuilder")
+            .field("name", &self.name)
+            .field("stages", &self.stages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> ChainBuilder<T, E>
+where
+    T: Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    /// Appends a stage named `name` that runs `f`.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Chain;
+    /// let b = Chain::builder("c").stage("inc", |x: u32| async move { Ok::<_, std::io::Error>(x + 1) });
+    /// # let _ = b;
+    /// ```
+    pub fn stage<F, Fut>(mut self, name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let f: StageFn<T, E> = Box::new(move |x| Box::pin(f(x)));
+        self.stages.push((name.into(), f));
+        self
+    }
+
+    /// Where instruments and spans go (default [`Telemetry::global`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Chain;
+    /// let b = Chain::builder("c")
+    ///     .stage("inc", |x: u32| async move { Ok::<_, std::io::Error>(x + 1) })
+    ///     .telemetry(otelconc::telemetry::Telemetry::global());
+    /// # let _ = b;
+    /// ```
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// Creates the chain's instruments.
+    ///
+    /// # Errors
+    /// [`BuildError`] when the chain has no stage.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Chain;
+    /// let err = Chain::<u32, std::io::Error>::builder("c").build().unwrap_err();
+    /// assert_eq!(err.reason(), "a chain needs at least one stage");
+    /// ```
+    pub fn build(self) -> Result<Chain<T, E>, BuildError> {
+        if self.stages.is_empty() {
+            return Err(BuildError {
+                pipeline: self.name,
+                stage: None,
+                reason: "a chain needs at least one stage",
+            });
+        }
+        let telemetry = self.telemetry.unwrap_or_else(Telemetry::global);
+        let mut stages = Vec::with_capacity(self.stages.len());
+        let mut registrations = Vec::with_capacity(self.stages.len());
+        for (name, f) in self.stages {
+            let (state, reg) = StageState::new(&telemetry, &self.name, &name, false);
+            stages.push((state, f));
+            registrations.push(reg);
+        }
+        Ok(Chain {
+            name: self.name,
+            stages,
+            telemetry,
+            _registrations: registrations,
+        })
+    }
+}
+
+/// A sequential chain of `T -> T` stages: [`execute`](Chain::execute) runs one input
+/// through every stage in turn, on the calling task. The seed's `Pipeline`.
+///
+/// Use it for a fixed sequence of steps on one value; use [`Pipeline`](super::Pipeline)
+/// for a stream of items. Each stage call is timed into
+/// `otelconc.pipeline.stage.duration` and counted like a pipeline stage's; inside a
+/// sampled trace each stage gets a span, the first a child of the caller's context and
+/// each next one a child of the previous.
+///
+/// # Examples
+/// ```
+/// use otelconc::pipeline::Chain;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let chain = Chain::builder("normalize")
+///     .stage("trim", |s: String| async move { Ok::<_, std::io::Error>(s.trim().to_owned()) })
+///     .stage("lower", |s: String| async move { Ok(s.to_lowercase()) })
+///     .build()
+///     .unwrap();
+/// assert_eq!(chain.execute("  Hello ".into()).await.unwrap(), "hello");
+/// # }
+/// ```
+pub struct Chain<T, E> {
+    name: Arc<str>,
+    stages: Vec<(Arc<StageState>, StageFn<T, E>)>,
+    telemetry: Telemetry,
+    _registrations: Vec<Registrations>,
+}
+
+impl<T, E> fmt::Debug for Chain<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chain")
+            .field("name", &self.name)
+            .field("stages", &self.stages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Chain<T, E>
+where
+    T: Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    /// A builder for a chain named `name`.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Chain;
+    /// let c = Chain::builder("c")
+    ///     .stage("inc", |x: u32| async move { Ok::<_, std::io::Error>(x + 1) })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = c;
+    /// ```
+    pub fn builder(name: impl Into<Arc<str>>) -> ChainBuilder<T, E> {
+        ChainBuilder {
+            name: name.into(),
+            stages: Vec::new(),
+            telemetry: None,
+        }
+    }
+
+    /// The chain's name.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::Chain;
+    /// let c = Chain::builder("c")
+    ///     .stage("inc", |x: u32| async move { Ok::<_, std::io::Error>(x + 1) })
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(c.name(), "c");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `input` through every stage in order and returns the last stage's output.
+    ///
+    /// # Errors
+    /// The first stage failure: [`PipelineError::Stage`] for an error the stage returned,
+    /// [`PipelineError::Panic`] (with the panic message) for a stage that panicked. The
+    /// stages after it do not run.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops the input and stops at the stage it was in (that
+    /// stage's span ends with an error status saying so).
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::{Chain, PipelineError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let c = Chain::builder("c")
+    ///     .stage("check", |x: u32| async move { if x > 9 { Err("too big") } else { Ok(x) } })
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(c.execute(3).await.unwrap(), 3);
+    /// assert_eq!(c.execute(12).await.unwrap_err().stage(), Some("check"));
+    /// # }
+    /// ```
+    pub async fn execute(&self, input: T) -> Result<T, PipelineError<E>> {
+        let mut parent = self.telemetry.span_parent();
+        let mut value = input;
+        for (stage, f) in &self.stages {
+            stage.received.fetch_add(1, Ordering::Relaxed);
+            let start = Instant::now();
+            let result = match parent.take() {
+                None => call(&**f, value).await,
+                Some(p) => {
+                    let cx = stage.start_span(&self.telemetry, &p, None, None);
+                    let guard = SpanGuard(Some(cx.clone()));
+                    let r = call(&**f, value).with_context(cx.clone()).await;
+                    guard.finish(&r);
+                    parent = Some(cx);
+                    r
+                }
+            };
+            stage.duration.record(start.elapsed().as_secs_f64());
+            match result {
+                Ok(v) => {
+                    stage.ok.fetch_add(1, Ordering::Relaxed);
+                    value = v;
+                }
+                Err(Failure::Error(error)) => {
+                    stage.error.fetch_add(1, Ordering::Relaxed);
+                    return Err(PipelineError::Stage {
+                        stage: stage.name.clone(),
+                        error,
+                    });
+                }
+                Err(Failure::Panic(message)) => {
+                    stage.panic.fetch_add(1, Ordering::Relaxed);
+                    return Err(PipelineError::Panic {
+                        stage: stage.name.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// Several [`Chain`]s over one input: [`execute`](Parallel::execute) runs them all at
+/// once and returns every chain's result, successes and failures alike (the seed kept
+/// only the first error).
+///
+/// The chains run concurrently on the calling task (like `join_all`): nothing is
+/// spawned, so nothing outlives the call. For CPU-heavy stages, move the work to
+/// `spawn_blocking` inside the stage.
+///
+/// # Examples
+/// ```
+/// use otelconc::pipeline::{Chain, Parallel};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let double = Chain::builder("double")
+///     .stage("x2", |x: u32| async move { Ok::<_, String>(x * 2) })
+///     .build()
+///     .unwrap();
+/// let fail = Chain::builder("fail")
+///     .stage("no", |_x: u32| async move { Err::<u32, _>("nope".to_owned()) })
+///     .build()
+///     .unwrap();
+/// let all = Parallel::new("both").chain(double).chain(fail);
+/// let results = all.execute(21).await;
+/// assert_eq!(results[0].as_ref().unwrap(), &42);
+/// assert_eq!(results[1].as_ref().unwrap_err().stage(), Some("no"));
+/// # }
+/// ```
+pub struct Parallel<T, E> {
+    name: Arc<str>,
+    chains: Vec<Chain<T, E>>,
+}
+
+impl<T, E> fmt::Debug for Parallel<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parallel")
+            .field("name", &self.name)
+            .field("chains", &self.chains)
+            .finish()
+    }
+}
+
+impl<T, E> Parallel<T, E>
+where
+    T: Clone + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    /// An empty set of chains named `name`.
+    ///
+    /// # Examples
+    /// ```
+    /// let p = otelconc::pipeline::Parallel::<u32, String>::new("p");
+    /// assert_eq!(p.len(), 0);
+    /// ```
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            chains: Vec::new(),
+        }
+    }
+
+    /// Adds a chain; results come back in the order chains were added.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::{Chain, Parallel};
+    /// let c = Chain::builder("c")
+    ///     .stage("id", |x: u32| async move { Ok::<_, String>(x) })
+    ///     .build()
+    ///     .unwrap();
+    /// let p = Parallel::new("p").chain(c);
+    /// assert_eq!(p.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn chain(mut self, chain: Chain<T, E>) -> Self {
+        self.chains.push(chain);
+        self
+    }
+
+    /// How many chains there are.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(otelconc::pipeline::Parallel::<u8, String>::new("p").is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// Whether there is no chain.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(otelconc::pipeline::Parallel::<u8, String>::new("p").is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty()
+    }
+
+    /// Runs a clone of `input` through every chain at once and returns each chain's
+    /// result, in the order the chains were added.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops every chain at the stage it was in.
+    ///
+    /// # Examples
+    /// ```
+    /// # use otelconc::pipeline::{Chain, Parallel};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let inc = Chain::builder("inc")
+    ///     .stage("inc", |x: u32| async move { Ok::<_, String>(x + 1) })
+    ///     .build()
+    ///     .unwrap();
+    /// let results = Parallel::new("p").chain(inc).execute(1).await;
+    /// assert_eq!(results.into_iter().collect::<Result<Vec<_>, _>>().unwrap(), [2]);
+    /// # }
+    /// ```
+    pub async fn execute(&self, input: T) -> Vec<Result<T, PipelineError<E>>> {
+        let cx = crate::telemetry::current_context();
+        join_all(
+            self.chains
+                .iter()
+                .map(|c| c.execute(input.clone()).with_context(cx.clone())),
+        )
+        .await
+    }
+}

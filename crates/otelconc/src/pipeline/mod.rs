@@ -1,0 +1,152 @@
+//! Streaming pipelines of named stages, plus the seed's simple sequential and parallel
+//! forms.
+//!
+//! Use a [`Pipeline`] if you want a stream of items to flow through several async steps
+//! (parse, enrich, store...), each step with its own concurrency, memory bounded end to
+//! end, and a trace per item that shows every step it went through. Use a [`Chain`] for
+//! a fixed sequence of `T -> T` steps on one value, and [`Parallel`] to run several
+//! chains over one input and get every result and every error back.
+//!
+//! # How a pipeline runs
+//! ```text
+//!  input ──▶ [input queue] ──▶ stage 1 ×c1 ──▶ [buffer b1] ──▶ stage 2 ×c2 ──▶ [buffer b2] ──▶ output stream
+//! ```
+//! - Each stage is `concurrency` worker tasks pulling from the stage's input queue (an
+//!   `async-channel`, so an idle worker takes the next item), each running the stage's
+//!   `async fn(In) -> Result<Out, E>` on one item at a time and sending the result to
+//!   the stage's bounded buffer, which is the next stage's input. The input queue of
+//!   the first stage holds [`input_buffer`](PipelineBuilder::input_buffer) items
+//!   (default: the first stage's buffer).
+//! - **Backpressure end to end**: a full buffer makes the stage before it wait, up to
+//!   the input, which then waits too (the input stream is not polled, or
+//!   [`PipelineSender::send`] waits). At most `input_buffer + Σ (concurrency + buffer)`
+//!   items are inside a run at once, whatever the consumer's speed.
+//! - **Ordered output** ([`ordered(true)`](PipelineBuilder::ordered)): items carry a
+//!   sequence number and the output stream puts them back in input order. The input
+//!   admits at most the bound above (a semaphore permit per item, returned as items
+//!   leave), so the reorder buffer never holds more than that either. Unordered output
+//!   (the default) skips all of this.
+//! - **Errors** ([`ErrorPolicy`]): `FailFast` (default) stops the run at the first
+//!   failed item and the stream yields that error; `Skip` drops failed items, counts
+//!   them ([`PipelineStream::skipped`] and the `processed` metric) and goes on. A panic
+//!   in a stage fails its item like an error, with the panic message
+//!   ([`PipelineError::Panic`]).
+//! - **Stopping**: dropping the [`PipelineStream`], cancelling the pipeline's
+//!   [`cancellation_token`](PipelineBuilder::cancellation_token), or a fail-fast error
+//!   aborts every task of the run (input feeder and stage workers) at once; items in
+//!   flight are dropped. [`PipelineStream::stop`] does the same and waits until every
+//!   task has ended; [`PipelineStream::tasks`] is the run's (closed) `TaskTracker`.
+//!   No task outlives its run.
+//! - Bad configuration (zero concurrency, buffer, input buffer or timing interval, no
+//!   stage) is refused by [`PipelineBuilder::build`] with a [`BuildError`] that names the
+//!   stage: nothing hangs the way `buffered(0)` does.
+//!
+//! # Telemetry
+//! Metrics, per stage (attributes `otelconc.name` = the pipeline, `otelconc.stage`):
+//! - `otelconc.pipeline.stage.received` (observable counter): items the stage took in;
+//! - `otelconc.pipeline.stage.processed` (observable counter, `otelconc.outcome` =
+//!   `ok` | `error` | `panic`): items it finished;
+//! - `otelconc.pipeline.stage.duration` (histogram, s): time in the stage function, for
+//!   one item in [`time_every`](PipelineBuilder::time_every) (default 64) per worker
+//!   plus every item in a sampled trace ([`Chain`] times every call);
+//! - `otelconc.pipeline.stage.buffer.depth` (observable gauge): items waiting in the
+//!   stage's output buffer, summed over the pipeline's live runs.
+//!
+//! Spans: inside a sampled trace, every stage makes an `otelconc.pipeline.stage` span
+//! per item. **Parent chain**: the first stage's span is a child of the context where
+//! the item entered (the caller of [`PipelineSender::send`], [`Pipeline::run`] or
+//! [`Chain::execute`]); every later stage's span is a child of the previous stage's
+//! span of the same item, so one item's spans form a chain in one trace that reads in
+//! the order the item went. Each carries the item's sequence number
+//! (`otelconc.pipeline.seq`) and the time it waited in the queue before the stage took
+//! it (`otelconc.queue_wait`); a failure sets the error status and an `exception`
+//! event. The stage function runs with its span current, so its own spans nest under
+//! it. Outside a sampled trace no span is made and no context is carried.
+//!
+//! # What it costs
+//! The stage plumbing is what a hand-written pipeline does: worker tasks joined by
+//! bounded `async-channel`s, nothing else on the path. What crosses a channel is the
+//! item plus one pointer-sized trace slot (`None` outside a sampled trace); ordered
+//! runs add an 8-byte sequence number and a semaphore permit per item. Per item and
+//! stage the telemetry is a few plain additions (workers count on their own stack and
+//! add to the stage's atomics every 64 items or whenever they are about to wait, so
+//! readings are exact whenever the pipeline is idle) and, for one item in 64, two
+//! clock reads and a bound histogram record. Inside a sampled trace each stage adds
+//! one span per item.
+//!
+//! Measured with `otelconc bench pipeline` (1,000,000 `u64` through 3 trivial stages,
+//! concurrency 2, buffers 1024, unordered, on a 2-worker runtime; ns per item, median
+//! of 5 rounds, on a shared 2-core machine):
+//!
+//! | variant | ns/item | vs hand-written |
+//! |---|---|---|
+//! | hand-written (async-channel + tokio tasks) | 521 | 1.00x |
+//! | otelconc, no SDK | 581 | 1.11x |
+//! | otelconc, metrics SDK | 574 | 1.10x |
+//! | otelconc, tracer + metrics SDK, items not sampled | 578 | 1.11x |
+//! | otelconc, every item in a sampled trace (3 spans per item; 100,000 items) | 2,012 | 5.3x |
+//!
+//! Three runs in a row gave 0.85x-1.11x (no SDK) and 1.07x-1.10x (metrics) while other
+//! builds shared the machine. Measured in process CPU time instead of wall time, the
+//! gap is ~1.14x, about half of it the trace slot: a hand-written pipeline moving
+//! 16-byte items instead of bare `u64`s is itself ~1.05x-1.08x, since every byte of a
+//! queue slot is memory traffic between the cores running neighbouring stages.
+//!
+//! # Why this is hand-written
+//! `futures::StreamExt::buffered`/`buffer_unordered` give one stage's concurrency on one
+//! task, with no per-stage buffers, no per-item traces, and a hang on `buffered(0)`; no
+//! crate offers typed multi-stage pipelines with per-stage worker tasks, bounded
+//! buffers, ordering and structured shutdown on tokio. The parts that exist are used:
+//! `async-channel` for the queues, `tokio_util::task::TaskTracker` for owned tasks.
+//!
+//! # Examples
+//! ```
+//! use futures::{StreamExt, stream};
+//! use otelconc::pipeline::{ErrorPolicy, Pipeline};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let pipeline = Pipeline::builder("ingest")
+//!     .stage("parse", 4, 256, |line: String| async move { line.trim().parse::<u64>() })
+//!     .stage("scale", 2, 256, |n: u64| async move { Ok(n * 10) })
+//!     .ordered(true)
+//!     .on_error(ErrorPolicy::Skip)
+//!     .build()
+//!     .expect("valid configuration");
+//! let lines = ["1", "2", "oops", "4"].map(String::from);
+//! let out: Vec<u64> = pipeline
+//!     .run(stream::iter(lines))
+//!     .filter_map(|r| async move { r.ok() })
+//!     .collect()
+//!     .await;
+//! assert_eq!(out, [10, 20, 40]);
+//! # }
+//! ```
+
+mod builder;
+mod chain;
+mod error;
+mod output;
+mod stage;
+
+pub use builder::{DEFAULT_TIME_EVERY, INPUT_STAGE, Pipeline, PipelineBuilder};
+pub use chain::{Chain, ChainBuilder, Parallel};
+pub use error::{BuildError, PipelineError, SendError};
+pub use output::{PipelineSender, PipelineStream};
+
+/// What a failed item (a stage returned an error or panicked) does to a pipeline run.
+///
+/// # Examples
+/// ```
+/// use otelconc::pipeline::ErrorPolicy;
+/// assert_eq!(ErrorPolicy::default(), ErrorPolicy::FailFast);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ErrorPolicy {
+    /// Stop the run: every task is aborted, items in flight are dropped, and the output
+    /// stream yields the error and ends.
+    #[default]
+    FailFast,
+    /// Drop the failed item, count it, and go on.
+    Skip,
+}
