@@ -14,6 +14,8 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`channel`] | bounded and unbounded MPMC channels; messages carry their producer's trace |
+//! | [`select`] | first-of-N, all-of-N and timeouts over channels, cancellable by drop or token |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //!
 //! # Features
@@ -31,5 +33,7 @@
     unreachable_pub
 )]
 
+pub mod channel;
 pub(crate) mod panic_payload;
+pub mod select;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::runtime::Runtime;
 
+mod channel;
 mod providers;
 mod telemetry;
 
@@ -88,10 +89,16 @@ pub(crate) struct Suite {
 
 /// Every suite, in the order they run.
 fn suites() -> Vec<Suite> {
-    vec![Suite {
-        name: "telemetry",
-        cases: telemetry::cases,
-    }]
+    vec![
+        Suite {
+            name: "telemetry",
+            cases: telemetry::cases,
+        },
+        Suite {
+            name: "channel",
+            cases: channel::cases,
+        },
+    ]
 }
 
 /// One result line.

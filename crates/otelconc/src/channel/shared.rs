@@ -1,0 +1,357 @@
+//! State shared by every handle of one channel: telemetry, per-handle counts, and the
+//! event that wakes senders waiting through `send_lossless`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use event_listener::Event;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
+
+use crate::telemetry::names::{self, channel as spec};
+use crate::telemetry::{Histogram, Telemetry, record_error};
+
+/// One message in 64 per sender handle carries a send timestamp for the queue-time
+/// histogram (plus every message sent inside a sampled trace).
+pub(super) const SAMPLE_EVERY: u64 = 64;
+
+/// Outcome slots of [`Counts`], in the order of `SEND_OUTCOMES` / `RECV_OUTCOMES`.
+pub(super) const OK: usize = 0;
+/// `full` for sends, `empty` for receives.
+pub(super) const REFUSED: usize = 1;
+pub(super) const CLOSED: usize = 2;
+pub(super) const TIMEOUT: usize = 3;
+pub(super) const CANCELLED: usize = 4;
+
+/// What travels beside a message only when it is sampled or traced.
+pub(super) struct Meta {
+    /// The producer span's context (`None` for a message sampled only for queue time).
+    pub(super) cx: Option<Context>,
+    pub(super) sent_at: Instant,
+}
+
+/// What the underlying channel carries: the message plus, for 1 in 64 messages and for
+/// messages sent inside a sampled trace, a boxed [`Meta`]. One pointer wide beside `T`,
+/// and `None` (no allocation) for every other message.
+pub(super) struct Env<T> {
+    pub(super) value: T,
+    pub(super) meta: Option<Box<Meta>>,
+}
+
+/// Counts of one handle, by outcome. Each handle owns one, padded to its own cache
+/// lines, so producers and consumers on different threads never contend on a counter.
+#[repr(align(128))]
+#[derive(Default)]
+pub(super) struct Counts([AtomicU64; 5]);
+
+impl Counts {
+    #[inline]
+    pub(super) fn add(&self, outcome: usize, n: u64) {
+        self.0[outcome].fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(super) fn get(&self, outcome: usize) -> u64 {
+        self.0[outcome].load(Ordering::Relaxed)
+    }
+}
+
+/// The live handles' counts plus the totals of handles already dropped.
+#[derive(Default)]
+pub(super) struct Registry {
+    live: Vec<Arc<Counts>>,
+    retired: [u64; 5],
+}
+
+impl Registry {
+    pub(super) fn register(&mut self) -> Arc<Counts> {
+        let c = Arc::new(Counts::default());
+        self.live.push(c.clone());
+        c
+    }
+
+    pub(super) fn retire(&mut self, c: &Arc<Counts>) {
+        if let Some(i) = self.live.iter().position(|x| Arc::ptr_eq(x, c)) {
+            self.live.swap_remove(i);
+            for (k, r) in self.retired.iter_mut().enumerate() {
+                *r += c.get(k);
+            }
+        }
+    }
+
+    fn total(&self, outcome: usize) -> u64 {
+        self.retired[outcome] + self.live.iter().map(|c| c.get(outcome)).sum::<u64>()
+    }
+}
+
+pub(super) struct Shared {
+    pub(super) name: KeyValue,
+    pub(super) telemetry: Telemetry,
+    pub(super) send_wait: Histogram,
+    pub(super) recv_wait: Histogram,
+    pub(super) queue_time: Histogram,
+    pub(super) senders: Mutex<Registry>,
+    pub(super) receivers: Mutex<Registry>,
+    /// Woken when space frees up or the channel closes, for `send_lossless` waiters.
+    pub(super) space: Event,
+    /// How many `send_lossless` futures are waiting on `space`.
+    pub(super) space_waiters: AtomicUsize,
+    /// Live `Receiver` handles; the last one to drop closes the channel.
+    pub(super) receiver_handles: AtomicUsize,
+    /// Start an `otelconc.channel.send` span per traced send.
+    pub(super) producer_spans: bool,
+    /// Messages in the channel, for the depth gauge. It holds a receiver of the
+    /// channel (not counted in `receiver_handles`), so it lives exactly as long as the
+    /// handles do; the gauge callbacks hold only a `Weak<Shared>`, so a dropped channel
+    /// is freed, queued messages included, even while the meter lives on.
+    len: Box<dyn Fn() -> usize + Send + Sync>,
+    capacity: Option<usize>,
+}
+
+fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    // A panic while holding the lock cannot leave the counts inconsistent (every update
+    // is one push, one swap_remove or additions), so a poisoned lock is still good.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(super) fn new<T: Send + 'static>(
+        name: String,
+        telemetry: Telemetry,
+        producer_spans: bool,
+        rx: &async_channel::Receiver<Env<T>>,
+    ) -> Arc<Self> {
+        let keep = rx.clone();
+        // An `Arc<str>` value: cloning the attribute for a span allocates nothing.
+        let name = KeyValue::new(names::ATTR_NAME, Arc::<str>::from(name));
+        let attrs = [name.clone()];
+        Arc::new(Self {
+            send_wait: telemetry.histogram(&spec::SEND_WAIT, &attrs),
+            recv_wait: telemetry.histogram(&spec::RECV_WAIT, &attrs),
+            queue_time: telemetry.histogram(&spec::QUEUE_TIME, &attrs),
+            name,
+            telemetry,
+            senders: Mutex::default(),
+            receivers: Mutex::default(),
+            space: Event::new(),
+            space_waiters: AtomicUsize::new(0),
+            receiver_handles: AtomicUsize::new(1),
+            producer_spans,
+            len: Box::new(move || keep.len()),
+            capacity: rx.capacity(),
+        })
+    }
+
+    /// Registers the observable instruments. Callbacks hold only weak references, so a
+    /// dropped channel stops reporting.
+    pub(super) fn register_observers(self: &Arc<Self>) {
+        let t = &self.telemetry;
+        for (side, instrument, outcomes) in [
+            (0, &spec::SENT, spec::SEND_OUTCOMES),
+            (1, &spec::RECEIVED, spec::RECV_OUTCOMES),
+        ] {
+            for (k, outcome) in outcomes.iter().enumerate() {
+                let weak: Weak<Self> = Arc::downgrade(self);
+                let attrs = vec![
+                    self.name.clone(),
+                    KeyValue::new(names::ATTR_OUTCOME, *outcome),
+                ];
+                t.observable_counter(instrument, attrs, move || {
+                    let s = weak.upgrade()?;
+                    let reg = if side == 0 { &s.senders } else { &s.receivers };
+                    Some(lock(reg).total(k))
+                });
+            }
+        }
+        let weak = Arc::downgrade(self);
+        t.observable_gauge(&spec::DEPTH, vec![self.name.clone()], move || {
+            let len = (weak.upgrade()?.len)();
+            Some(i64::try_from(len).unwrap_or(i64::MAX))
+        });
+        if let Some(cap) = self.capacity {
+            let weak = Arc::downgrade(self);
+            let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+            t.observable_gauge(&spec::CAPACITY, vec![self.name.clone()], move || {
+                weak.upgrade().map(|_| cap)
+            });
+        }
+    }
+
+    pub(super) fn send_counts(&self) -> Arc<Counts> {
+        lock(&self.senders).register()
+    }
+
+    pub(super) fn recv_counts(&self) -> Arc<Counts> {
+        lock(&self.receivers).register()
+    }
+
+    pub(super) fn retire_sender(&self, c: &Arc<Counts>) {
+        lock(&self.senders).retire(c);
+    }
+
+    pub(super) fn retire_receiver(&self, c: &Arc<Counts>) {
+        lock(&self.receivers).retire(c);
+    }
+
+    /// After `n` messages left the channel: wake as many `send_lossless` waiters.
+    ///
+    /// The load is `SeqCst` and the queue's pop is a `SeqCst` read-modify-write, while a
+    /// waiter increments `space_waiters` (`SeqCst`) before it retries its push: either
+    /// this load sees the waiter, or the waiter's retry sees the freed slot.
+    #[inline]
+    pub(super) fn freed(&self, n: usize) {
+        if self.space_waiters.load(Ordering::SeqCst) != 0 {
+            self.space.notify_additional(n);
+        }
+    }
+
+    /// Wakes every `send_lossless` waiter: the channel closed.
+    pub(super) fn closed(&self) {
+        self.space.notify(usize::MAX);
+    }
+
+    /// The envelope of `value` sent from a handle whose ok-count is `sent`: inside a
+    /// sampled trace the sender's context (or its producer span's) and a timestamp; a
+    /// timestamp for 1 in 64; else nothing.
+    #[inline]
+    pub(super) fn envelope<T>(&self, value: T, sent: u64) -> Env<T> {
+        let meta = match self.telemetry.span_parent() {
+            Some(parent) => Some(self.traced_meta(parent)),
+            None if sent % SAMPLE_EVERY == 0 => Some(Box::new(Meta {
+                cx: None,
+                sent_at: Instant::now(),
+            })),
+            None => None,
+        };
+        Env { value, meta }
+    }
+
+    #[cold]
+    fn traced_meta(&self, parent: Context) -> Box<Meta> {
+        let cx = if self.producer_spans {
+            self.telemetry
+                .start_span(&spec::SEND_SPAN, &parent, vec![self.name.clone()])
+        } else {
+            parent
+        };
+        Box::new(Meta {
+            cx: Some(cx),
+            sent_at: Instant::now(),
+        })
+    }
+
+    /// The context to end after the send, when this message has a producer span.
+    #[inline]
+    pub(super) fn producer_of<T>(&self, env: &Env<T>) -> Option<Context> {
+        if self.producer_spans {
+            env.meta.as_ref().and_then(|m| m.cx.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Queue time of a message that carried metadata; returns it for span attributes.
+    #[cold]
+    pub(super) fn arrived(&self, meta: &Meta) -> Duration {
+        let waited = meta.sent_at.elapsed();
+        self.queue_time.record(waited.as_secs_f64());
+        waited
+    }
+
+    /// Starts the consumer span of a traced message, child of its producer span.
+    #[cold]
+    pub(super) fn consumer_span(&self, producer: &Context, waited: Duration) -> Context {
+        self.telemetry.start_span(
+            &spec::RECEIVE_SPAN,
+            producer,
+            vec![
+                self.name.clone(),
+                KeyValue::new(names::ATTR_QUEUE_WAIT, waited.as_secs_f64()),
+            ],
+        )
+    }
+}
+
+/// Ends a producer span; a failed send marks it as an error first.
+#[cold]
+pub(super) fn end_producer(cx: Context, failure: Option<&'static str>) {
+    if let Some(kind) = failure {
+        record_error(&cx, kind, format!("send failed: {kind}"));
+    }
+    cx.span().end();
+}
+
+pin_project_lite::pin_project! {
+    /// Runs a channel operation's future; if it has to wait (returns `Pending`), times
+    /// the wait into `histogram`, and counts `dropped_as` if it is dropped while
+    /// waiting. A future that completes on its first poll costs no timestamp.
+    pub(super) struct Waited<'a, F> {
+        #[pin]
+        pub(super) fut: F,
+        pub(super) since: Option<Instant>,
+        pub(super) histogram: &'a Histogram,
+        pub(super) counts: &'a Counts,
+        pub(super) dropped_as: &'a AtomicUsize,
+        pub(super) done: bool,
+    }
+
+    impl<F> PinnedDrop for Waited<'_, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done && this.since.is_some() {
+                this.counts.add(this.dropped_as.load(Ordering::Relaxed), 1);
+            }
+        }
+    }
+}
+
+impl<'a, F> Waited<'a, F> {
+    pub(super) fn new(
+        fut: F,
+        histogram: &'a Histogram,
+        counts: &'a Counts,
+        dropped_as: &'a AtomicUsize,
+    ) -> Self {
+        Self {
+            fut,
+            since: None,
+            histogram,
+            counts,
+            dropped_as,
+            done: false,
+        }
+    }
+}
+
+impl<F: Future> Future for Waited<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Ready(v) => {
+                *this.done = true;
+                if let Some(since) = this.since {
+                    this.histogram.record(since.elapsed().as_secs_f64());
+                }
+                Poll::Ready(v)
+            }
+            Poll::Pending => {
+                if this.since.is_none() {
+                    *this.since = Some(Instant::now());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The outcome a plain dropped wait counts as.
+pub(super) static AS_CANCELLED: AtomicUsize = AtomicUsize::new(CANCELLED);
