@@ -2,7 +2,6 @@
 //! producer and one consumer (`1p1c`) or four of each (`4p4c`), raw and instrumented.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
@@ -52,6 +51,7 @@ macro_rules! mpmc {
                 #[allow(clippy::let_unit_value)]
                 let $ctx = ctx_all.clone();
                 tasks.push(tokio::spawn(async move {
+                    let _ = &$ctx;
                     let mut sum = 0u64;
                     while let Some(v) = $recv {
                         sum = sum.wrapping_add(v);
@@ -211,24 +211,6 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         if p == 1 && c == 1 {
             variants.push(Variant::new("tokio-mpsc", tokio_mpsc));
         }
-        variants.push(Variant::new("x-env16", move |rt, ops| {
-            mpmc!(rt, ops, p, c, (tx, rx) = async_channel::bounded::<(u64, Option<Box<u8>>)>(CAPACITY),
-                send(tx, i) { let _ = tx.send((i, None)).await; },
-                recv(rx) { rx.recv().await.ok().map(|v| v.0) })
-        }));
-        variants.push(Variant::new("x-count", move |rt, ops| {
-            mpmc!(rt, ops, p, c, (tx, rx) = async_channel::bounded::<u64>(CAPACITY),
-                ctx(cnt = Arc::new(std::sync::atomic::AtomicU64::new(0))),
-                send(tx, i) { let _ = tx.send(i).await; cnt.fetch_add(1, std::sync::atomic::Ordering::Relaxed); },
-                recv(rx) { let r = rx.recv().await.ok(); cnt.fetch_add(1, std::sync::atomic::Ordering::Relaxed); r })
-        }));
-        let tt = env.telemetry.nosdk();
-        variants.push(Variant::new("x-check", move |rt, ops| {
-            mpmc!(rt, ops, p, c, (tx, rx) = async_channel::bounded::<u64>(CAPACITY),
-                ctx(t = tt.clone()),
-                send(tx, i) { black_box(t.span_parent()); let _ = tx.send(i).await; },
-                recv(rx) { rx.recv().await.ok() })
-        }));
         variants.push(Variant::new("otelconc-nosdk", move |rt, ops| {
             otelconc(rt, ops, p, c, &nosdk)
         }));

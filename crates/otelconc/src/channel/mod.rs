@@ -24,7 +24,7 @@
 //!
 //! # Shape
 //! [`bounded`] and [`unbounded`] (or [`builder`] to inject a
-//! [`Telemetry`](crate::telemetry::Telemetry)) return a [`Sender`] and a [`Receiver`];
+//! [`Telemetry`]) return a [`Sender`] and a [`Receiver`];
 //! both are `Clone`, every message goes to exactly one receiver. The method families
 //! are tokio's: `send / try_send / send_timeout / send_lossless / blocking_send`,
 //! `recv / try_recv / recv_timeout / recv_many / recv_blocking`, `close() -> bool /
@@ -83,12 +83,20 @@
 //! - `otelconc.channel.queue_time`: seconds in the channel, for 1 message in 64 per
 //!   sender handle plus every message sent inside a sampled trace.
 //!
-//! Spans, only inside a sampled trace: `otelconc.channel.send` (PRODUCER, child of the
-//! sender's context) around each send; [`Receiver::recv_traced`] gives the message with
-//! an `otelconc.channel.receive` span (CONSUMER, child of the producer span, queue wait
-//! as `otelconc.queue_wait`); [`Receiver::recv_many_traced`] gives a batch with an
-//! `otelconc.channel.receive_batch` span (CONSUMER) linking to every traced message.
-//! Outside a sampled trace no span is built and no context travels.
+//! Spans, only inside a sampled trace (outside one no span is built and no context
+//! travels):
+//! - a message sent inside a sampled trace carries the sender's context;
+//! - [`Receiver::recv_traced`] gives the message with an `otelconc.channel.receive` span
+//!   (CONSUMER, child of the sender's span, queue wait as `otelconc.queue_wait`) to
+//!   process it in; plain [`Receiver::recv`] returns `T` and builds no span;
+//! - [`Receiver::recv_many_traced`] gives a batch with an
+//!   `otelconc.channel.receive_batch` span (CONSUMER) linking to every traced message;
+//! - with [`Builder::producer_spans`], each traced send also gets an
+//!   `otelconc.channel.send` span (PRODUCER) and the consumer span becomes its child.
+//!   It is off by default so a traced message costs one span, not two.
+//!
+//! The counters and gauges report while any handle of the channel is alive; a dropped
+//! channel stops reporting (its callbacks hold only a weak reference).
 //!
 //! # Cost, and why it is built this way
 //! It is `async-channel` underneath: a well-kept MPMC channel with `Sync` handles and a

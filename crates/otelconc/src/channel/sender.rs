@@ -454,15 +454,17 @@ impl<T> SendLossless<'_, T> {
         }
         let env = self.env.take()?;
         self.sender.counts.add(outcome, 1);
-        if self.sender.shared.producer_spans {
-            if let Some(cx) = env.meta.and_then(|m| m.cx) {
-                let kind = if outcome == TIMEOUT {
-                    "timeout"
-                } else {
-                    "cancelled"
-                };
-                end_producer(cx, Some(kind));
-            }
+        if let Some(cx) = env
+            .meta
+            .and_then(|m| m.cx)
+            .filter(|_| self.sender.shared.producer_spans)
+        {
+            let kind = if outcome == TIMEOUT {
+                "timeout"
+            } else {
+                "cancelled"
+            };
+            end_producer(cx, Some(kind));
         }
         Some(env.value)
     }

@@ -223,7 +223,7 @@ impl Shared {
     pub(super) fn envelope<T>(&self, value: T, sent: u64) -> Env<T> {
         let meta = match self.telemetry.span_parent() {
             Some(parent) => Some(self.traced_meta(parent)),
-            None if sent % SAMPLE_EVERY == 0 => Some(Box::new(Meta {
+            None if sent.is_multiple_of(SAMPLE_EVERY) => Some(Box::new(Meta {
                 cx: None,
                 sent_at: Instant::now(),
             })),

@@ -31,8 +31,8 @@
 //! only dropping the `all` future itself drops them.
 //!
 //! # Fairness and inputs
-//! Inputs are borrowed, never mutated or reordered. [`first`] polls them starting at a
-//! rotating index so that a busy first input cannot starve the others. [`all`] returns
+//! Inputs are borrowed, never mutated or reordered. [`first`] polls them starting at an
+//! index that rotates with each call (per thread) so that a busy first input cannot starve the others. [`all`] returns
 //! the values in input order.
 //!
 //! # Cost and telemetry
@@ -40,10 +40,10 @@
 //! their own: the channels they read count and trace every message (a message taken by
 //! [`first`] or [`all`] is received as by [`Receiver::recv`]).
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -225,7 +225,10 @@ fn recv_futures<'a, T: Send + 'a>(
         .collect()
 }
 
-static ROTATE: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Where the next [`first`] on this thread starts polling.
+    static ROTATE: Cell<usize> = const { Cell::new(0) };
+}
 
 async fn first_until<'a, T: Send + 'a>(
     inputs: impl IntoIterator<Item = &'a Receiver<T>>,
@@ -236,7 +239,11 @@ async fn first_until<'a, T: Send + 'a>(
     let start = if n == 0 {
         0
     } else {
-        ROTATE.fetch_add(1, Ordering::Relaxed) % n
+        ROTATE.with(|r| {
+            let start = r.get();
+            r.set(start.wrapping_add(1));
+            start % n
+        })
     };
     let mut stop = std::pin::pin!(stop);
     std::future::poll_fn(|cx| {

@@ -80,12 +80,13 @@ pub const INSTRUMENTS: &[InstrumentSpec] = &[
     SENT, RECEIVED, DEPTH, CAPACITY, SEND_WAIT, RECV_WAIT, QUEUE_TIME,
 ];
 
-/// The producer side of a message sent inside a sampled trace.
+/// The producer side of a message sent inside a sampled trace, when the channel was
+/// built with `producer_spans(true)`.
 pub const SEND_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.send",
     kind: SpanKind::Producer,
     attributes: &[ATTR_NAME],
-    parent: "the sender's context",
+    parent: "the sender's context (only with `producer_spans(true)`)",
 };
 
 /// The consumer side of one message (`recv_traced` and friends).
@@ -93,7 +94,7 @@ pub const RECEIVE_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.receive",
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_QUEUE_WAIT],
-    parent: "the message's `otelconc.channel.send` span",
+    parent: "the sender's span, or its `otelconc.channel.send` span with `producer_spans(true)`",
 };
 
 /// The consumer side of a `recv_many_traced` batch.
@@ -101,7 +102,7 @@ pub const RECEIVE_BATCH_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.receive_batch",
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_BATCH_SIZE],
-    parent: "the receiver's current context; links to each traced message's `otelconc.channel.send` span",
+    parent: "the receiver's current context; links to each traced message's sender (or `otelconc.channel.send`) span",
 };
 
 /// Every span this primitive builds.
