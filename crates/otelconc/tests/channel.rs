@@ -353,8 +353,19 @@ impl Tally {
 /// N producers and M consumers with random cancellation and timeouts on both sides:
 /// every message a send reported as sent is received exactly once (count, checksum,
 /// and no duplicate value), and every message is sent.
-async fn storm(producers: u64, consumers: u64, per_producer: u64, capacity: usize, seed: u64) {
-    let (tx, rx) = channel::bounded::<u64>("storm", capacity);
+async fn storm(
+    producers: u64,
+    consumers: u64,
+    per_producer: u64,
+    capacity: usize,
+    seed: u64,
+    tt: Option<&otelconc_testkit::TestTelemetry>,
+) {
+    let mut builder = channel::builder("storm");
+    if let Some(tt) = tt {
+        builder = builder.telemetry(tt.telemetry());
+    }
+    let (tx, rx) = builder.bounded::<u64>(capacity);
     let received = Arc::new(Tally::default());
     let seen = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let mut tasks = Vec::new();
@@ -479,13 +490,18 @@ async fn storm(producers: u64, consumers: u64, per_producer: u64, capacity: usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producers_and_consumers_with_random_cancellation_lose_and_duplicate_nothing() {
     for seed in [1, 7, 42] {
-        storm(4, 3, 2_000, 4, seed).await;
+        storm(4, 3, 2_000, 4, seed, None).await;
     }
+    // Again with an SDK, so every wait is also timed and counted.
+    let tt = otelconc_testkit::TestTelemetry::new();
+    storm(4, 3, 2_000, 4, 5, Some(&tt)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn random_cancellation_on_virtual_time_loses_and_duplicates_nothing() {
     for seed in [3, 11] {
-        storm(3, 4, 1_000, 2, seed).await;
+        storm(3, 4, 1_000, 2, seed, None).await;
     }
+    let tt = otelconc_testkit::TestTelemetry::new();
+    storm(3, 4, 1_000, 2, 13, Some(&tt)).await;
 }

@@ -151,18 +151,18 @@ async fn waits_are_recorded_only_when_an_operation_really_waited() {
 }
 
 #[tokio::test]
-async fn queue_time_is_sampled_one_in_64_per_sender() {
+async fn queue_time_is_sampled_one_in_256_per_sender() {
     let tt = TestTelemetry::new();
     let (tx, rx) = channel::builder("orders")
         .telemetry(tt.telemetry())
         .unbounded::<u32>();
-    for i in 0..130 {
+    for i in 0..520 {
         tx.send(i).await.unwrap();
     }
     let tx2 = tx.clone();
     tx2.send(1000).await.unwrap(); // a new handle's first message is sampled
     let mut buf = Vec::new();
-    while rx.recv_many(&mut buf, 1000).await > 0 && buf.len() < 131 {}
+    while rx.recv_many(&mut buf, 1000).await > 0 && buf.len() < 521 {}
     let (n, _) = tt
         .metrics()
         .histogram(spec::QUEUE_TIME.name, &[attr(names::ATTR_NAME, "orders")])

@@ -115,7 +115,15 @@ fn traced(
     c: u64,
     t: &Telemetry,
     root: &opentelemetry::Context,
+    consumer_spans: bool,
 ) -> Duration {
+    if !consumer_spans {
+        return mpmc!(rt, ops, p, c,
+            (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
+            ctx(root = root.clone()),
+            send(tx, i) { let _ = tx.send(i).with_context(root.clone()).await; },
+            recv(rx) { rx.recv().await.ok() });
+    }
     mpmc!(rt, ops, p, c,
     (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
     ctx(root = root.clone()),
@@ -203,7 +211,8 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         let nosdk = env.telemetry.nosdk();
         let metrics = env.telemetry.metrics();
         let traced_t = env.telemetry.traced();
-        let (root1, root2) = (root.clone(), root.clone());
+        let (root1, root2, root3) = (root.clone(), root.clone(), root.clone());
+        let traced_plain = env.telemetry.traced();
         let seed_s = seed_ops.clone();
         let mut variants = vec![Variant::new("async-channel", move |rt, ops| {
             raw(rt, ops, p, c)
@@ -219,7 +228,11 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         }));
         // Traced variants do a small fraction of the work: each message costs microseconds.
         variants.push(Variant::new("otelconc-traced", move |rt, ops| {
-            traced(rt, (ops / 20).max(1), p, c, &traced_t, &root1) * 20
+            traced(rt, (ops / 20).max(1), p, c, &traced_t, &root1, true) * 20
+        }));
+        // Traced sends, plain `recv`: the context travels, no span is built.
+        variants.push(Variant::new("otelconc-traced-recv", move |rt, ops| {
+            traced(rt, (ops / 20).max(1), p, c, &traced_plain, &root3, false) * 20
         }));
         variants.push(Variant::new("seed-style", move |rt, ops| {
             seed(rt, (ops / 20).max(1), p, c, &seed_s, &root2) * 20

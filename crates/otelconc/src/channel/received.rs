@@ -91,15 +91,16 @@ impl<T> Received<T> {
         self.cx.as_ref()
     }
 
-    /// How long the message waited in the channel, when it was timed (sent inside a
-    /// sampled trace, or one of the 1-in-64 sampled messages).
+    /// How long the message waited in the channel, when it was timed: sent inside a
+    /// sampled trace, or one of the 1-in-256 messages sampled for the queue-time metric
+    /// (only when an SDK reads the metrics).
     ///
     /// # Examples
     /// ```
     /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
-    /// tx.try_send(2).unwrap(); // a sender's first message is always timed
+    /// tx.try_send(2).unwrap();
     /// # let msg = tokio::runtime::Runtime::new().unwrap().block_on(rx.recv_traced()).unwrap();
-    /// assert!(msg.queue_wait().is_some());
+    /// assert!(msg.queue_wait().is_none()); // no SDK, no trace: nothing was timed
     /// ```
     pub fn queue_wait(&self) -> Option<Duration> {
         self.queue_wait

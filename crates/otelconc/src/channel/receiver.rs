@@ -110,13 +110,17 @@ impl<T> Receiver<T> {
 
     async fn recv_env(&self, dropped_as: &AtomicUsize) -> Result<Env<T>, RecvError> {
         let shared = &*self.shared;
-        let received = Waited::new(
-            self.inner.recv(),
-            &shared.recv_wait,
-            &self.counts,
-            dropped_as,
-        )
-        .await;
+        let received = if self.counts.is_on() {
+            Waited::new(
+                self.inner.recv(),
+                &shared.recv_wait,
+                &self.counts,
+                dropped_as,
+            )
+            .await
+        } else {
+            self.inner.recv().await
+        };
         received.map_err(|_| {
             self.counts.add(CLOSED, 1);
             RecvError
@@ -264,9 +268,11 @@ impl<T> Receiver<T> {
             Ok(env) => Ok(env),
             Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             Err(async_channel::TryRecvError::Empty) => {
-                let start = Instant::now();
+                let start = self.counts.sample_wait().then(Instant::now);
                 let r = self.inner.recv_blocking().map_err(|_| RecvError);
-                self.shared.recv_wait.record(start.elapsed().as_secs_f64());
+                if let Some(start) = start {
+                    self.shared.recv_wait.record(start.elapsed().as_secs_f64());
+                }
                 r
             }
         };

@@ -66,7 +66,7 @@ impl<T> Drop for Sender<T> {
 impl<T> Sender<T> {
     #[inline]
     fn envelope(&self, value: T) -> Env<T> {
-        self.shared.envelope(value, self.counts.get(OK))
+        self.shared.envelope(value, &self.counts)
     }
 
     /// Sends `value`, waiting for space if the channel is full.
@@ -99,13 +99,17 @@ impl<T> Sender<T> {
         let env = self.envelope(value);
         let producer = self.shared.producer_of(&env);
         let shared = &*self.shared;
-        let sent = Waited::new(
-            self.inner.send(env),
-            &shared.send_wait,
-            &self.counts,
-            &AS_CANCELLED,
-        )
-        .await;
+        let sent = if self.counts.is_on() {
+            Waited::new(
+                self.inner.send(env),
+                &shared.send_wait,
+                &self.counts,
+                &AS_CANCELLED,
+            )
+            .await
+        } else {
+            self.inner.send(env).await
+        };
         match sent {
             Ok(()) => {
                 self.counts.add(OK, 1);
@@ -234,7 +238,8 @@ impl<T> Sender<T> {
             value: Some(value),
             env: None,
             listener: None,
-            waiting_since: None,
+            waiting: false,
+            since: None,
         }
     }
 
@@ -260,9 +265,11 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(env)) => Err(env),
             Err(async_channel::TrySendError::Full(env)) => {
-                let start = Instant::now();
+                let start = self.counts.sample_wait().then(Instant::now);
                 let r = self.inner.send_blocking(env).map_err(|e| e.0);
-                self.shared.send_wait.record(start.elapsed().as_secs_f64());
+                if let Some(start) = start {
+                    self.shared.send_wait.record(start.elapsed().as_secs_f64());
+                }
                 r
             }
         };
@@ -418,7 +425,10 @@ pub struct SendLossless<'a, T> {
     /// The message after the first poll, until it is in the channel.
     env: Option<Env<T>>,
     listener: Option<EventListener>,
-    waiting_since: Option<Instant>,
+    /// Registered in `space_waiters`.
+    waiting: bool,
+    /// When the wait began, for one wait in 64.
+    since: Option<Instant>,
 }
 
 // The message is never pinned: it moves into the channel by value.
@@ -428,7 +438,7 @@ impl<T> fmt::Debug for SendLossless<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendLossless")
             .field("pending", &(self.value.is_some() || self.env.is_some()))
-            .field("waiting", &self.waiting_since.is_some())
+            .field("waiting", &self.waiting)
             .finish()
     }
 }
@@ -471,7 +481,8 @@ impl<T> SendLossless<'_, T> {
 
     fn stop_waiting(&mut self) {
         self.listener = None;
-        if self.waiting_since.take().is_some() {
+        self.since = None;
+        if std::mem::take(&mut self.waiting) {
             self.sender
                 .shared
                 .space_waiters
@@ -503,7 +514,7 @@ impl<T> Future for SendLossless<'_, T> {
             let producer = this.sender.shared.producer_of(&env);
             match this.sender.inner.try_send(env) {
                 Ok(()) => {
-                    if let Some(since) = this.waiting_since {
+                    if let Some(since) = this.since {
                         let waited = since.elapsed().as_secs_f64();
                         this.sender.shared.send_wait.record(waited);
                     }
@@ -526,12 +537,15 @@ impl<T> Future for SendLossless<'_, T> {
                     this.env = Some(env);
                     match this.listener.as_mut() {
                         None => {
-                            if this.waiting_since.is_none() {
+                            if !this.waiting {
                                 this.sender
                                     .shared
                                     .space_waiters
                                     .fetch_add(1, Ordering::SeqCst);
-                                this.waiting_since = Some(Instant::now());
+                                this.waiting = true;
+                                if this.sender.counts.sample_wait() {
+                                    this.since = Some(Instant::now());
+                                }
                             }
                             // Listen, then try again: a slot freed in between is seen
                             // by the retry, a slot freed later by the listener.

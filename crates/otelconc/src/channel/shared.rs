@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -17,9 +17,14 @@ use opentelemetry::{Context, KeyValue};
 use crate::telemetry::names::{self, channel as spec};
 use crate::telemetry::{Histogram, Telemetry, record_error};
 
-/// One message in 64 per sender handle carries a send timestamp for the queue-time
+/// One message in 256 per sender handle carries a send timestamp for the queue-time
 /// histogram (plus every message sent inside a sampled trace).
-pub(super) const SAMPLE_EVERY: u64 = 64;
+pub(super) const SAMPLE_EVERY: u64 = 256;
+
+/// One wait in 64 per handle is timed for the wait histograms: a timestamp costs 20 to
+/// 100 ns here, as much as a whole channel operation, and in a busy channel nearly
+/// every operation of the slower side waits briefly.
+pub(super) const SAMPLE_WAITS: u64 = 64;
 
 /// Outcome slots of [`Counts`], in the order of `SEND_OUTCOMES` / `RECV_OUTCOMES`.
 pub(super) const OK: usize = 0;
@@ -36,7 +41,7 @@ pub(super) struct Meta {
     pub(super) sent_at: Instant,
 }
 
-/// What the underlying channel carries: the message plus, for 1 in 64 messages and for
+/// What the underlying channel carries: the message plus, for 1 in 256 messages and for
 /// messages sent inside a sampled trace, a boxed [`Meta`]. One pointer wide beside `T`,
 /// and `None` (no allocation) for every other message.
 pub(super) struct Env<T> {
@@ -46,19 +51,51 @@ pub(super) struct Env<T> {
 
 /// Counts of one handle, by outcome. Each handle owns one, padded to its own cache
 /// lines, so producers and consumers on different threads never contend on a counter.
+///
+/// When nothing observes the channel's metrics (no SDK: the meter dropped the
+/// callbacks), `on` is false and nothing is counted, sampled or timed.
 #[repr(align(128))]
 #[derive(Default)]
-pub(super) struct Counts([AtomicU64; 5]);
+pub(super) struct Counts {
+    on: bool,
+    by_outcome: [AtomicU64; 5],
+    /// Operations of this handle that had to wait, for the 1-in-64 wait sample.
+    waits: AtomicU64,
+}
 
 impl Counts {
+    /// Whether anything reads these counts.
+    #[inline]
+    pub(super) fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Notes one more wait; `true` if this one should be timed.
+    #[inline]
+    pub(super) fn sample_wait(&self) -> bool {
+        self.on
+            && self
+                .waits
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SAMPLE_WAITS)
+    }
+
+    /// Whether this is the sampled message of its 1 in [`SAMPLE_EVERY`].
+    #[inline]
+    pub(super) fn sample_message(&self) -> bool {
+        self.on && self.get(OK).is_multiple_of(SAMPLE_EVERY)
+    }
+
     #[inline]
     pub(super) fn add(&self, outcome: usize, n: u64) {
-        self.0[outcome].fetch_add(n, Ordering::Relaxed);
+        if self.on {
+            self.by_outcome[outcome].fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     #[inline]
     pub(super) fn get(&self, outcome: usize) -> u64 {
-        self.0[outcome].load(Ordering::Relaxed)
+        self.by_outcome[outcome].load(Ordering::Relaxed)
     }
 }
 
@@ -70,8 +107,11 @@ pub(super) struct Registry {
 }
 
 impl Registry {
-    pub(super) fn register(&mut self) -> Arc<Counts> {
-        let c = Arc::new(Counts::default());
+    pub(super) fn register(&mut self, on: bool) -> Arc<Counts> {
+        let c = Arc::new(Counts {
+            on,
+            ..Counts::default()
+        });
         self.live.push(c.clone());
         c
     }
@@ -104,6 +144,11 @@ pub(super) struct Shared {
     pub(super) space_waiters: AtomicUsize,
     /// Live `Receiver` handles; the last one to drop closes the channel.
     pub(super) receiver_handles: AtomicUsize,
+    /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
+    observed: AtomicBool,
+    /// Whether the tracer builds real spans (see [`tracer_is_real`]); without one no
+    /// context is captured or carried.
+    traced: bool,
     /// Start an `otelconc.channel.send` span per traced send.
     pub(super) producer_spans: bool,
     /// Messages in the channel, for the depth gauge. It holds a receiver of the
@@ -130,6 +175,7 @@ impl Shared {
         let keep = rx.clone();
         // An `Arc<str>` value: cloning the attribute for a span allocates nothing.
         let name = KeyValue::new(names::ATTR_NAME, Arc::<str>::from(name));
+        let traced = tracer_is_real(&telemetry);
         let attrs = [name.clone()];
         Arc::new(Self {
             send_wait: telemetry.histogram(&spec::SEND_WAIT, &attrs),
@@ -142,6 +188,8 @@ impl Shared {
             space: Event::new(),
             space_waiters: AtomicUsize::new(0),
             receiver_handles: AtomicUsize::new(1),
+            observed: AtomicBool::new(false),
+            traced,
             producer_spans,
             len: Box::new(move || keep.len()),
             capacity: rx.capacity(),
@@ -150,19 +198,27 @@ impl Shared {
 
     /// Registers the observable instruments. Callbacks hold only weak references, so a
     /// dropped channel stops reporting.
+    ///
+    /// A meter without an SDK drops the callbacks at once: a probe captured by one of
+    /// them tells whether anything will ever read the counts. If not, handles count,
+    /// sample and time nothing (`Counts::on`), so the channel costs what async-channel
+    /// costs.
     pub(super) fn register_observers(self: &Arc<Self>) {
         let t = &self.telemetry;
+        let probe = Arc::new(());
         for (side, instrument, outcomes) in [
             (0, &spec::SENT, spec::SEND_OUTCOMES),
             (1, &spec::RECEIVED, spec::RECV_OUTCOMES),
         ] {
             for (k, outcome) in outcomes.iter().enumerate() {
                 let weak: Weak<Self> = Arc::downgrade(self);
+                let held = probe.clone();
                 let attrs = vec![
                     self.name.clone(),
                     KeyValue::new(names::ATTR_OUTCOME, *outcome),
                 ];
                 t.observable_counter(instrument, attrs, move || {
+                    let _ = &held;
                     let s = weak.upgrade()?;
                     let reg = if side == 0 { &s.senders } else { &s.receivers };
                     Some(lock(reg).total(k))
@@ -181,14 +237,16 @@ impl Shared {
                 weak.upgrade().map(|_| cap)
             });
         }
+        self.observed
+            .store(Arc::strong_count(&probe) > 1, Ordering::Relaxed);
     }
 
     pub(super) fn send_counts(&self) -> Arc<Counts> {
-        lock(&self.senders).register()
+        lock(&self.senders).register(self.observed.load(Ordering::Relaxed))
     }
 
     pub(super) fn recv_counts(&self) -> Arc<Counts> {
-        lock(&self.receivers).register()
+        lock(&self.receivers).register(self.observed.load(Ordering::Relaxed))
     }
 
     pub(super) fn retire_sender(&self, c: &Arc<Counts>) {
@@ -216,14 +274,19 @@ impl Shared {
         self.space.notify(usize::MAX);
     }
 
-    /// The envelope of `value` sent from a handle whose ok-count is `sent`: inside a
+    /// The envelope of `value` sent from the handle owning `counts`: inside a
     /// sampled trace the sender's context (or its producer span's) and a timestamp; a
-    /// timestamp for 1 in 64; else nothing.
+    /// timestamp for 1 in 256 (when metrics are observed); else nothing.
     #[inline]
-    pub(super) fn envelope<T>(&self, value: T, sent: u64) -> Env<T> {
-        let meta = match self.telemetry.span_parent() {
+    pub(super) fn envelope<T>(&self, value: T, counts: &Counts) -> Env<T> {
+        let parent = if self.traced {
+            self.telemetry.span_parent()
+        } else {
+            None
+        };
+        let meta = match parent {
             Some(parent) => Some(self.traced_meta(parent)),
-            None if sent.is_multiple_of(SAMPLE_EVERY) => Some(Box::new(Meta {
+            None if counts.sample_message() => Some(Box::new(Meta {
                 cx: None,
                 sent_at: Instant::now(),
             })),
@@ -278,6 +341,35 @@ impl Shared {
     }
 }
 
+/// Whether `telemetry`'s tracer is backed by an SDK (or any tracer that makes spans).
+///
+/// Probes with a child of a remote parent that is *not* sampled: a parent-based SDK
+/// sampler (the default) drops it, so nothing is exported, but the SDK still gives it
+/// a fresh span id; the no-op tracer hands back the parent's own span context.
+fn tracer_is_real(telemetry: &Telemetry) -> bool {
+    use opentelemetry::trace::{
+        Span as _, SpanBuilder, SpanContext, SpanId, TraceFlags, TraceId, TraceState, Tracer as _,
+    };
+    if telemetry.span_policy() == crate::telemetry::SpanPolicy::Never {
+        return false;
+    }
+    let parent = SpanContext::new(
+        TraceId::from(0x6f74_656c_636f_6e63_u128),
+        SpanId::from(0x0070_726f_6265_u64),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    );
+    let parent_id = parent.span_id();
+    let cx = Context::new().with_remote_span_context(parent);
+    let span = telemetry
+        .tracer()
+        .build_with_context(SpanBuilder::from_name("otelconc.probe"), &cx);
+    let real = span.span_context().span_id() != parent_id;
+    drop(span);
+    real
+}
+
 /// Ends a producer span; a failed send marks it as an error first.
 #[cold]
 pub(super) fn end_producer(cx: Context, failure: Option<&'static str>) {
@@ -289,11 +381,13 @@ pub(super) fn end_producer(cx: Context, failure: Option<&'static str>) {
 
 pin_project_lite::pin_project! {
     /// Runs a channel operation's future; if it has to wait (returns `Pending`), times
-    /// the wait into `histogram`, and counts `dropped_as` if it is dropped while
-    /// waiting. A future that completes on its first poll costs no timestamp.
+    /// the wait into `histogram` (one wait in 64 per handle), and counts `dropped_as` if
+    /// it is dropped while waiting. A future that completes on its first poll costs no
+    /// timestamp.
     pub(super) struct Waited<'a, F> {
         #[pin]
         pub(super) fut: F,
+        pub(super) waiting: bool,
         pub(super) since: Option<Instant>,
         pub(super) histogram: &'a Histogram,
         pub(super) counts: &'a Counts,
@@ -304,7 +398,7 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Waited<'_, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.done && this.since.is_some() {
+            if !*this.done && *this.waiting {
                 this.counts.add(this.dropped_as.load(Ordering::Relaxed), 1);
             }
         }
@@ -320,6 +414,7 @@ impl<'a, F> Waited<'a, F> {
     ) -> Self {
         Self {
             fut,
+            waiting: false,
             since: None,
             histogram,
             counts,
@@ -344,8 +439,11 @@ impl<F: Future> Future for Waited<'_, F> {
                 Poll::Ready(v)
             }
             Poll::Pending => {
-                if this.since.is_none() {
-                    *this.since = Some(Instant::now());
+                if !*this.waiting {
+                    *this.waiting = true;
+                    if this.counts.sample_wait() {
+                        *this.since = Some(Instant::now());
+                    }
                 }
                 Poll::Pending
             }

@@ -53,7 +53,7 @@ pub const SEND_WAIT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.send.wait",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a send waited for space, recorded only for sends that had to wait",
+    description: "Time a send waited for space: only sends that had to wait, 1 wait in 64 per handle",
     attributes: &[ATTR_NAME],
 };
 
@@ -62,7 +62,7 @@ pub const RECV_WAIT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.recv.wait",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a receive waited for a message, recorded only for receives that had to wait",
+    description: "Time a receive waited for a message: only receives that had to wait, 1 wait in 64 per handle",
     attributes: &[ATTR_NAME],
 };
 
@@ -71,7 +71,7 @@ pub const QUEUE_TIME: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.queue_time",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a message spent in the channel, for 1 in 64 messages per sender plus every message sent inside a sampled trace",
+    description: "Time a message spent in the channel, for 1 message in 256 per sender handle plus every message sent inside a sampled trace",
     attributes: &[ATTR_NAME],
 };
 
