@@ -16,7 +16,7 @@ use opentelemetry::trace::Link;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
 use super::received::{Received, ReceivedBatch};
 use super::shared::{
-    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, OK, REFUSED, Shared, TIMEOUT, Waited,
+    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, REFUSED, Shared, TIMEOUT, Waited,
 };
 use crate::telemetry::names::channel as spec;
 
@@ -78,11 +78,12 @@ impl<T> Clone for Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Unwraps one message that left the channel: counts it, wakes a lossless sender,
-    /// records queue time if it was sampled.
+    /// Unwraps one message that left the channel: wakes a lossless sender, records
+    /// queue time if it was sampled. (Successful receives are not counted here: the
+    /// exported count is derived as sent minus depth, which saves a locked add per
+    /// message.)
     #[inline]
     fn take(&self, env: Env<T>) -> T {
-        self.counts.add(OK, 1);
         self.shared.freed(1);
         if let Some(meta) = env.meta {
             self.shared.arrived(&meta);
@@ -92,7 +93,6 @@ impl<T> Receiver<T> {
 
     /// Like [`take`](Self::take), keeping the producer's context as a consumer span.
     fn take_traced(&self, env: Env<T>) -> Received<T> {
-        self.counts.add(OK, 1);
         self.shared.freed(1);
         let (cx, queue_wait) = match env.meta {
             Some(meta) => {
@@ -356,7 +356,6 @@ impl<T> Receiver<T> {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(env) = next.take() {
-            self.counts.add(OK, 1);
             if let Some(meta) = env.meta {
                 self.shared.arrived(&meta);
                 if let Some(cx) = meta.cx {

@@ -144,6 +144,8 @@ pub(super) struct Shared {
     pub(super) space_waiters: AtomicUsize,
     /// Live `Receiver` handles; the last one to drop closes the channel.
     pub(super) receiver_handles: AtomicUsize,
+    /// The last `received{outcome=ok}` reported, to keep the derived count monotonic.
+    received_ok: AtomicU64,
     /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
     observed: AtomicBool,
     /// Whether the tracer builds real spans (see [`tracer_is_real`]); without one no
@@ -189,6 +191,7 @@ impl Shared {
             space_waiters: AtomicUsize::new(0),
             receiver_handles: AtomicUsize::new(1),
             observed: AtomicBool::new(false),
+            received_ok: AtomicU64::new(0),
             traced,
             producer_spans,
             len: Box::new(move || keep.len()),
@@ -220,8 +223,11 @@ impl Shared {
                 t.observable_counter(instrument, attrs, move || {
                     let _ = &held;
                     let s = weak.upgrade()?;
-                    let reg = if side == 0 { &s.senders } else { &s.receivers };
-                    Some(lock(reg).total(k))
+                    Some(match (side, k) {
+                        (1, OK) => s.received_ok(),
+                        (0, _) => lock(&s.senders).total(k),
+                        _ => lock(&s.receivers).total(k),
+                    })
                 });
             }
         }
@@ -239,6 +245,19 @@ impl Shared {
         }
         self.observed
             .store(Arc::strong_count(&probe) > 1, Ordering::Relaxed);
+    }
+
+    /// Messages received so far: sent minus still queued. Every message that leaves
+    /// the channel leaves through a receiver (the channel itself lives as long as this
+    /// state), so this is exact when the channel is quiet; while messages move it can
+    /// only lag (a send is counted just after its push, and `sent` is read before the
+    /// depth), never run ahead, and it is kept monotonic.
+    fn received_ok(&self) -> u64 {
+        let sent = lock(&self.senders).total(OK);
+        let queued = (self.len)() as u64;
+        let estimate = sent.saturating_sub(queued);
+        let last = self.received_ok.fetch_max(estimate, Ordering::Relaxed);
+        last.max(estimate)
     }
 
     pub(super) fn send_counts(&self) -> Arc<Counts> {
