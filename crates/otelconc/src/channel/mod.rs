@@ -127,6 +127,7 @@
 //! only while a lossless sender is actually waiting (one atomic load otherwise).
 
 mod error;
+mod inner;
 mod received;
 mod receiver;
 mod sender;
@@ -318,13 +319,24 @@ impl Builder {
         if self.name.is_empty() {
             return Err(BuildError::EmptyName);
         }
-        let (tx, rx) = match capacity {
-            Some(c) => async_channel::bounded(c),
-            None => async_channel::unbounded(),
-        };
         let telemetry = self.telemetry.unwrap_or_else(Telemetry::global);
-        let shared: Arc<Shared> = Shared::new(self.name, telemetry, self.producer_spans, &rx);
+        let shared: Arc<Shared> = Shared::new(self.name, telemetry, self.producer_spans, capacity);
         shared.register_observers();
+        let (tx, rx) = if shared.is_observed() {
+            let (tx, rx) = match capacity {
+                Some(c) => async_channel::bounded(c),
+                None => async_channel::unbounded(),
+            };
+            shared.set_len(&rx);
+            (inner::Tx::Env(tx), inner::Rx::Env { rx })
+        } else {
+            let (tx, rx) = match capacity {
+                Some(c) => async_channel::bounded(c),
+                None => async_channel::unbounded(),
+            };
+            shared.set_len(&rx);
+            (inner::Tx::Bare(tx), inner::Rx::Bare { rx })
+        };
         let sender = Sender {
             inner: tx,
             counts: shared.send_counts(),

@@ -14,6 +14,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::Link;
 
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
+use super::inner::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::shared::{
     AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, REFUSED, Shared, TIMEOUT, Waited,
@@ -36,7 +37,7 @@ pin_project_lite::pin_project! {
 /// ```
     pub struct Receiver<T> {
         #[pin]
-        pub(super) inner: async_channel::Receiver<Env<T>>,
+        pub(super) inner: Rx<T>,
         pub(super) shared: Arc<Shared>,
         pub(super) counts: Arc<Counts>,
     }
@@ -110,16 +111,12 @@ impl<T> Receiver<T> {
 
     async fn recv_env(&self, dropped_as: &AtomicUsize) -> Result<Env<T>, RecvError> {
         let shared = &*self.shared;
-        let received = if self.counts.is_on() {
-            Waited::new(
-                self.inner.recv(),
-                &shared.recv_wait,
-                &self.counts,
-                dropped_as,
-            )
-            .await
-        } else {
-            self.inner.recv().await
+        let received = match &self.inner {
+            Rx::Bare { rx } => rx.recv().await.map(|value| Env { value, meta: None }),
+            Rx::Env { rx } if self.counts.is_on() => {
+                Waited::new(rx.recv(), &shared.recv_wait, &self.counts, dropped_as).await
+            }
+            Rx::Env { rx } => rx.recv().await,
         };
         received.map_err(|_| {
             self.counts.add(CLOSED, 1);
@@ -152,6 +149,16 @@ impl<T> Receiver<T> {
     /// # });
     /// ```
     pub async fn recv(&self) -> Result<T, RecvError> {
+        if let Rx::Bare { rx } = &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            return match rx.recv().await {
+                Ok(v) => {
+                    self.shared.freed(1);
+                    Ok(v)
+                }
+                Err(_) => Err(RecvError),
+            };
+        }
         let env = self.recv_env(&AS_CANCELLED).await?;
         Ok(self.take(env))
     }
@@ -269,7 +276,7 @@ impl<T> Receiver<T> {
             Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             Err(async_channel::TryRecvError::Empty) => {
                 let start = self.counts.sample_wait().then(Instant::now);
-                let r = self.inner.recv_blocking().map_err(|_| RecvError);
+                let r = self.inner.recv_blocking();
                 if let Some(start) = start {
                     self.shared.recv_wait.record(start.elapsed().as_secs_f64());
                 }
@@ -505,7 +512,7 @@ impl<T> Stream for Receiver<T> {
     type Item = T;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
-        match self.as_mut().project().inner.poll_next(cx) {
+        match self.as_mut().project().inner.poll_next_env(cx) {
             Poll::Ready(Some(env)) => Poll::Ready(Some(self.take(env))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use event_listener::EventListener;
 
 use super::error::{SendError, SendTimeoutError, TrySendError};
+use super::inner::Tx;
 use super::shared::{
     AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, OK, REFUSED, Shared, TIMEOUT, Waited,
     end_producer,
@@ -31,7 +32,7 @@ use super::shared::{
 /// # });
 /// ```
 pub struct Sender<T> {
-    pub(super) inner: async_channel::Sender<Env<T>>,
+    pub(super) inner: Tx<T>,
     pub(super) shared: Arc<Shared>,
     pub(super) counts: Arc<Counts>,
 }
@@ -96,19 +97,18 @@ impl<T> Sender<T> {
     /// # });
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let tx = match &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            Tx::Bare(tx) => return tx.send(value).await.map_err(|e| SendError(e.0)),
+            Tx::Env(tx) => tx,
+        };
         let env = self.envelope(value);
         let producer = self.shared.producer_of(&env);
         let shared = &*self.shared;
         let sent = if self.counts.is_on() {
-            Waited::new(
-                self.inner.send(env),
-                &shared.send_wait,
-                &self.counts,
-                &AS_CANCELLED,
-            )
-            .await
+            Waited::new(tx.send(env), &shared.send_wait, &self.counts, &AS_CANCELLED).await
         } else {
-            self.inner.send(env).await
+            tx.send(env).await
         };
         match sent {
             Ok(()) => {
@@ -266,7 +266,7 @@ impl<T> Sender<T> {
             Err(async_channel::TrySendError::Closed(env)) => Err(env),
             Err(async_channel::TrySendError::Full(env)) => {
                 let start = self.counts.sample_wait().then(Instant::now);
-                let r = self.inner.send_blocking(env).map_err(|e| e.0);
+                let r = self.inner.send_blocking(env);
                 if let Some(start) = start {
                     self.shared.send_wait.record(start.elapsed().as_secs_f64());
                 }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -73,11 +73,15 @@ impl Counts {
     /// Notes one more wait; `true` if this one should be timed.
     #[inline]
     pub(super) fn sample_wait(&self) -> bool {
-        self.on
-            && self
-                .waits
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(SAMPLE_WAITS)
+        if !self.on {
+            return false;
+        }
+        // Only picks which waits to time: a plain load and store (no locked add) is
+        // enough, and if two threads share this handle a lost update only shifts the
+        // sample.
+        let n = self.waits.load(Ordering::Relaxed);
+        self.waits.store(n.wrapping_add(1), Ordering::Relaxed);
+        n.is_multiple_of(SAMPLE_WAITS)
     }
 
     /// Whether this is the sampled message of its 1 in [`SAMPLE_EVERY`].
@@ -157,7 +161,7 @@ pub(super) struct Shared {
     /// channel (not counted in `receiver_handles`), so it lives exactly as long as the
     /// handles do; the gauge callbacks hold only a `Weak<Shared>`, so a dropped channel
     /// is freed, queued messages included, even while the meter lives on.
-    len: Box<dyn Fn() -> usize + Send + Sync>,
+    len: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
     capacity: Option<usize>,
 }
 
@@ -168,13 +172,12 @@ fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
 }
 
 impl Shared {
-    pub(super) fn new<T: Send + 'static>(
+    pub(super) fn new(
         name: String,
         telemetry: Telemetry,
         producer_spans: bool,
-        rx: &async_channel::Receiver<Env<T>>,
+        capacity: Option<usize>,
     ) -> Arc<Self> {
-        let keep = rx.clone();
         // An `Arc<str>` value: cloning the attribute for a span allocates nothing.
         let name = KeyValue::new(names::ATTR_NAME, Arc::<str>::from(name));
         let traced = tracer_is_real(&telemetry);
@@ -194,8 +197,8 @@ impl Shared {
             received_ok: AtomicU64::new(0),
             traced,
             producer_spans,
-            len: Box::new(move || keep.len()),
-            capacity: rx.capacity(),
+            len: OnceLock::new(),
+            capacity,
         })
     }
 
@@ -233,7 +236,7 @@ impl Shared {
         }
         let weak = Arc::downgrade(self);
         t.observable_gauge(&spec::DEPTH, vec![self.name.clone()], move || {
-            let len = (weak.upgrade()?.len)();
+            let len = (weak.upgrade()?.len.get()?)();
             Some(i64::try_from(len).unwrap_or(i64::MAX))
         });
         if let Some(cap) = self.capacity {
@@ -254,10 +257,24 @@ impl Shared {
     /// depth), never run ahead, and it is kept monotonic.
     fn received_ok(&self) -> u64 {
         let sent = lock(&self.senders).total(OK);
-        let queued = (self.len)() as u64;
+        let queued = self.len.get().map_or(0, |len| len()) as u64;
         let estimate = sent.saturating_sub(queued);
         let last = self.received_ok.fetch_max(estimate, Ordering::Relaxed);
         last.max(estimate)
+    }
+
+    /// Whether the channel must carry envelopes: an SDK reads its metrics (queue-time
+    /// samples travel with the message) or its tracer makes spans (contexts travel).
+    pub(super) fn is_observed(&self) -> bool {
+        self.observed.load(Ordering::Relaxed) || self.traced
+    }
+
+    /// Gives the depth gauge its channel: a receiver kept here (not counted in
+    /// `receiver_handles`), so it lives exactly as long as the handles do.
+    pub(super) fn set_len<M: Send + 'static>(&self, rx: &async_channel::Receiver<M>) {
+        let keep = rx.clone();
+        // Set once, right after construction; a second call cannot happen.
+        let _ = self.len.set(Box::new(move || keep.len()));
     }
 
     pub(super) fn send_counts(&self) -> Arc<Counts> {
