@@ -151,13 +151,15 @@ impl<T> Receiver<T> {
     pub async fn recv(&self) -> Result<T, RecvError> {
         if let Rx::Bare { rx } = &self.inner {
             // Nothing observes this channel: it is async-channel.
-            return match rx.recv().await {
-                Ok(v) => {
-                    self.shared.freed(1);
-                    Ok(v)
-                }
-                Err(_) => Err(RecvError),
+            let got = match rx.try_recv() {
+                Ok(v) => Ok(v),
+                Err(async_channel::TryRecvError::Empty) => rx.recv().await.map_err(|_| RecvError),
+                Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             };
+            if got.is_ok() {
+                self.shared.freed(1);
+            }
+            return got;
         }
         let env = self.recv_env(&AS_CANCELLED).await?;
         Ok(self.take(env))

@@ -99,7 +99,15 @@ impl<T> Sender<T> {
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         let tx = match &self.inner {
             // Nothing observes this channel: it is async-channel.
-            Tx::Bare(tx) => return tx.send(value).await.map_err(|e| SendError(e.0)),
+            Tx::Bare(tx) => {
+                return match tx.try_send(value) {
+                    Ok(()) => Ok(()),
+                    Err(async_channel::TrySendError::Full(v)) => {
+                        tx.send(v).await.map_err(|e| SendError(e.0))
+                    }
+                    Err(async_channel::TrySendError::Closed(v)) => Err(SendError(v)),
+                };
+            }
             Tx::Env(tx) => tx,
         };
         let env = self.envelope(value);
