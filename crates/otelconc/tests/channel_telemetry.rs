@@ -332,3 +332,26 @@ async fn a_dropped_channel_frees_its_queued_messages_while_the_meter_lives_on() 
     );
     let _ = tt.metrics();
 }
+
+#[tokio::test]
+async fn every_consumer_span_ends_however_the_message_is_let_go() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(8);
+    let root = tt.root("submitter");
+    for i in 0..3 {
+        tx.send(i).with_context(root.clone()).await.unwrap();
+    }
+    root.span().end();
+    drop(rx.recv_traced().await.unwrap()); // dropped unprocessed
+    assert_eq!(rx.recv_traced().await.unwrap().into_inner(), 1);
+    let (v, cx) = rx.recv_traced().await.unwrap().into_parts();
+    assert_eq!(v, 2);
+    assert_eq!(tt.spans_named(spec::RECEIVE_SPAN.name).len(), 2);
+    drop(cx); // the last holder of the third span's context
+    let spans = tt.spans_named(spec::RECEIVE_SPAN.name);
+    assert_eq!(spans.len(), 3, "every consumer span ended");
+    let root_id = tt.spans_named("submitter")[0].span_context.span_id();
+    assert!(spans.iter().all(|s| s.parent_span_id == root_id));
+}
