@@ -20,6 +20,8 @@
 //! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
 //! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
 //! | [`pipeline`] | streaming pipelines of named stages (own concurrency, bounded buffers, ordered or not, per-item traces), sequential chains and parallel chains |
+//! | [`channel`] | bounded and unbounded MPMC channels; messages carry their producer's trace |
+//! | [`select`] | first-of-N, all-of-N and timeouts over channels, cancellable by drop or token |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
@@ -38,12 +40,15 @@
     unreachable_pub
 )]
 
+pub mod channel;
 pub mod fan;
 pub mod group;
+pub(crate) mod panic_payload;
 pub(crate) mod panic_payload;
 pub mod pipeline;
 pub mod pool;
 pub mod rate;
+pub mod select;
 pub mod semaphore;
 #[cfg(feature = "setup")]
 pub mod setup;

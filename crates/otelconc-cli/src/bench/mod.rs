@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::runtime::Runtime;
 
+mod channel;
 mod fan;
 mod pipeline;
 mod pool;
@@ -97,6 +98,7 @@ pub(crate) struct Suite {
 /// Every suite, in the order they run: (name, cases).
 const SUITES: &[(&str, CasesFn)] = &[
     ("telemetry", telemetry::cases),
+    ("channel", channel::cases),
     ("pool", pool::cases),
     ("pipeline", pipeline::cases),
     ("fan", fan::cases),

@@ -1,0 +1,247 @@
+//! Suite `channel`: u64 messages through a bounded channel of capacity 1024, one
+//! producer and one consumer (`1p1c`) or four of each (`4p4c`), raw and instrumented.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::metrics::{Counter, Histogram, MeterProvider};
+use opentelemetry::trace::{Span, Tracer, TracerProvider};
+use opentelemetry_sdk::trace::SdkTracer;
+use otelconc::telemetry::Telemetry;
+
+use super::{Case, Env, Variant};
+
+const CAPACITY: usize = 1024;
+
+/// Runs `p` producers sending `ops` messages in all and `c` consumers receiving until
+/// the channel closes; returns the time from the first send to the last receive.
+macro_rules! mpmc {
+    ($rt:expr, $ops:expr, $p:expr, $c:expr, ($tx:ident, $rx:ident) = $make:expr,
+     send($stx:ident, $i:ident) $send:block, recv($srx:ident) $recv:block) => {
+        mpmc!($rt, $ops, $p, $c, ($tx, $rx) = $make, ctx(_unused = ()),
+            send($stx, $i) $send, recv($srx) $recv)
+    };
+    ($rt:expr, $ops:expr, $p:expr, $c:expr, ($tx:ident, $rx:ident) = $make:expr,
+     ctx($ctx:ident = $ctxe:expr),
+     send($stx:ident, $i:ident) $send:block, recv($srx:ident) $recv:block) => {{
+        let ctx_all = $ctxe;
+        let ops: u64 = $ops;
+        let (p, c): (u64, u64) = ($p, $c);
+        $rt.block_on(async {
+            let ($tx, $rx) = $make;
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for k in 0..p {
+                let $stx = $tx.clone();
+                #[allow(clippy::let_unit_value)]
+                let $ctx = ctx_all.clone();
+                let n = ops / p + u64::from(k < ops % p);
+                tasks.push(tokio::spawn(async move {
+                    for $i in 0..n {
+                        $send
+                    }
+                    0u64
+                }));
+            }
+            drop($tx);
+            for _ in 0..c {
+                let $srx = $rx.clone();
+                #[allow(clippy::let_unit_value)]
+                let $ctx = ctx_all.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _ = &$ctx;
+                    let mut sum = 0u64;
+                    while let Some(v) = $recv {
+                        sum = sum.wrapping_add(v);
+                    }
+                    sum
+                }));
+            }
+            drop($rx);
+            let mut total = 0u64;
+            for t in tasks {
+                total = total.wrapping_add(t.await.unwrap_or(0));
+            }
+            let took = start.elapsed();
+            black_box(total);
+            took
+        })
+    }};
+}
+
+fn raw(rt: &tokio::runtime::Runtime, ops: u64, p: u64, c: u64) -> Duration {
+    mpmc!(rt, ops, p, c, (tx, rx) = async_channel::bounded::<u64>(CAPACITY),
+        send(tx, i) { let _ = tx.send(i).await; },
+        recv(rx) { rx.recv().await.ok() })
+}
+
+fn tokio_mpsc(rt: &tokio::runtime::Runtime, ops: u64) -> Duration {
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(CAPACITY);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..ops {
+                let _ = tx.send(i).await;
+            }
+        });
+        let consumer = tokio::spawn(async move {
+            let mut sum = 0u64;
+            while let Some(v) = rx.recv().await {
+                sum = sum.wrapping_add(v);
+            }
+            sum
+        });
+        let _ = producer.await;
+        let sum = consumer.await.unwrap_or(0);
+        let took = start.elapsed();
+        black_box(sum);
+        took
+    })
+}
+
+fn otelconc(rt: &tokio::runtime::Runtime, ops: u64, p: u64, c: u64, t: &Telemetry) -> Duration {
+    mpmc!(rt, ops, p, c,
+        (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
+        send(tx, i) { let _ = tx.send(i).await; },
+        recv(rx) { rx.recv().await.ok() })
+}
+
+fn traced(
+    rt: &tokio::runtime::Runtime,
+    ops: u64,
+    p: u64,
+    c: u64,
+    t: &Telemetry,
+    root: &opentelemetry::Context,
+    consumer_spans: bool,
+) -> Duration {
+    if !consumer_spans {
+        return mpmc!(rt, ops, p, c,
+            (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
+            ctx(root = root.clone()),
+            send(tx, i) { let _ = tx.send(i).with_context(root.clone()).await; },
+            recv(rx) { rx.recv().await.ok() });
+    }
+    mpmc!(rt, ops, p, c,
+    (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
+    ctx(root = root.clone()),
+    send(tx, i) { let _ = tx.send(i).with_context(root.clone()).await; },
+    recv(rx) {
+        // The consumer side processes each message in its CONSUMER span.
+        match rx.recv_traced().await {
+            Ok(m) => Some(m.into_inner()),
+            Err(_) => None,
+        }
+    })
+}
+
+/// What the seed does per operation: a span, plus a counter and a histogram recorded
+/// with attribute lists built on the spot.
+#[derive(Clone)]
+struct Seed {
+    tracer: SdkTracer,
+    counter: Counter<u64>,
+    histogram: Histogram<f64>,
+}
+
+impl Seed {
+    fn op(&self, op: &'static str, start: Instant) {
+        let mut span = self.tracer.start(op);
+        span.set_attribute(KeyValue::new("channel.name", "bench"));
+        self.counter.add(
+            1,
+            &[
+                KeyValue::new("channel.name", "bench"),
+                KeyValue::new("operation", op),
+            ],
+        );
+        self.histogram.record(
+            start.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new("channel.name", "bench"),
+                KeyValue::new("operation", op),
+            ],
+        );
+        span.end();
+    }
+}
+
+fn seed(
+    rt: &tokio::runtime::Runtime,
+    ops: u64,
+    p: u64,
+    c: u64,
+    s: &Seed,
+    root: &opentelemetry::Context,
+) -> Duration {
+    mpmc!(rt, ops, p, c, (tx, rx) = async_channel::bounded::<u64>(CAPACITY),
+    ctx(s = (s.clone(), root.clone())),
+    send(tx, i) {
+        let (s, root) = &s;
+        let t0 = Instant::now();
+        let _ = tx.send(i).await;
+        let _g = root.clone().attach();
+        s.op("channel.send", t0);
+    },
+    recv(rx) {
+        let t0 = Instant::now();
+        let r = rx.recv().await.ok();
+        if r.is_some() {
+            s.0.op("channel.receive", t0);
+        }
+        r
+    })
+}
+
+pub(crate) fn cases(env: &Env) -> Vec<Case> {
+    let meter = env.telemetry.sdk_meter_provider().meter("otelconc-bench");
+    let seed_ops = Seed {
+        tracer: env.telemetry.sdk_tracer_provider().tracer("otelconc-bench"),
+        counter: meter.u64_counter("bench.channel.messages").build(),
+        histogram: meter
+            .f64_histogram("bench.channel.duration")
+            .with_unit("s")
+            .build(),
+    };
+    let root = env.telemetry.sampled_root();
+    let mut cases = Vec::new();
+    for (name, p, c, full) in [("1p1c", 1, 1, 2_000_000), ("4p4c", 4, 4, 2_000_000)] {
+        let nosdk = env.telemetry.nosdk();
+        let metrics = env.telemetry.metrics();
+        let traced_t = env.telemetry.traced();
+        let (root1, root2, root3) = (root.clone(), root.clone(), root.clone());
+        let traced_plain = env.telemetry.traced();
+        let seed_s = seed_ops.clone();
+        let mut variants = vec![Variant::new("async-channel", move |rt, ops| {
+            raw(rt, ops, p, c)
+        })];
+        if p == 1 && c == 1 {
+            variants.push(Variant::new("tokio-mpsc", tokio_mpsc));
+        }
+        variants.push(Variant::new("otelconc-nosdk", move |rt, ops| {
+            otelconc(rt, ops, p, c, &nosdk)
+        }));
+        variants.push(Variant::new("otelconc-metrics", move |rt, ops| {
+            otelconc(rt, ops, p, c, &metrics)
+        }));
+        // Traced variants do a small fraction of the work: each message costs microseconds.
+        variants.push(Variant::new("otelconc-traced", move |rt, ops| {
+            traced(rt, (ops / 20).max(1), p, c, &traced_t, &root1, true) * 20
+        }));
+        // Traced sends, plain `recv`: the context travels, no span is built.
+        variants.push(Variant::new("otelconc-traced-recv", move |rt, ops| {
+            traced(rt, (ops / 20).max(1), p, c, &traced_plain, &root3, false) * 20
+        }));
+        variants.push(Variant::new("seed-style", move |rt, ops| {
+            seed(rt, (ops / 20).max(1), p, c, &seed_s, &root2) * 20
+        }));
+        cases.push(Case {
+            name,
+            ops: env.ops(full),
+            variants,
+        });
+    }
+    cases
+}

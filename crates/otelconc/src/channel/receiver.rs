@@ -1,0 +1,523 @@
+//! The receiving half.
+
+use std::fmt;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use futures_core::Stream;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::Link;
+
+use super::error::{RecvError, RecvTimeoutError, TryRecvError};
+use super::inner::Rx;
+use super::received::{Received, ReceivedBatch};
+use super::shared::{
+    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, REFUSED, Shared, TIMEOUT, Waited,
+};
+use crate::telemetry::names::channel as spec;
+
+pin_project_lite::pin_project! {
+/// The receiving half of a channel. Clone it for more consumers: each message goes to
+/// exactly one of them.
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 8);
+/// let rx2 = rx.clone();
+/// tx.send(1).await.unwrap();
+/// tx.send(2).await.unwrap();
+/// assert_eq!(rx.recv().await.unwrap() + rx2.recv().await.unwrap(), 3);
+/// # });
+/// ```
+    pub struct Receiver<T> {
+        #[pin]
+        pub(super) inner: Rx<T>,
+        pub(super) shared: Arc<Shared>,
+        pub(super) counts: Arc<Counts>,
+    }
+
+    impl<T> PinnedDrop for Receiver<T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.shared.retire_receiver(this.counts);
+            if this.shared.receiver_handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // The last receiver: close now (the channel would close when `inner`
+                // drops) and wake `send_lossless` waiters so they get their message back.
+                this.inner.close();
+                this.shared.closed();
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("name", &self.shared.name.value)
+            .field("len", &self.inner.len())
+            .field("capacity", &self.inner.capacity())
+            .field("closed", &self.inner.is_closed())
+            .finish()
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.shared.receiver_handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            counts: self.shared.recv_counts(),
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Unwraps one message that left the channel: wakes a lossless sender, records
+    /// queue time if it was sampled. (Successful receives are not counted here: the
+    /// exported count is derived as sent minus depth, which saves a locked add per
+    /// message.)
+    #[inline]
+    fn take(&self, env: Env<T>) -> T {
+        self.shared.freed(1);
+        if let Some(meta) = env.meta {
+            self.shared.arrived(&meta);
+        }
+        env.value
+    }
+
+    /// Like [`take`](Self::take), keeping the producer's context as a consumer span.
+    fn take_traced(&self, env: Env<T>) -> Received<T> {
+        self.shared.freed(1);
+        let (cx, queue_wait) = match env.meta {
+            Some(meta) => {
+                let waited = self.shared.arrived(&meta);
+                let cx = meta
+                    .cx
+                    .as_ref()
+                    .map(|producer| self.shared.consumer_span(producer, waited));
+                (cx, Some(waited))
+            }
+            None => (None, None),
+        };
+        Received::new(env.value, cx, queue_wait)
+    }
+
+    async fn recv_env(&self, dropped_as: &AtomicUsize) -> Result<Env<T>, RecvError> {
+        let shared = &*self.shared;
+        let received = match &self.inner {
+            Rx::Bare { rx } => rx.recv().await.map(|value| Env { value, meta: None }),
+            Rx::Env { rx } if self.counts.is_on() => {
+                Waited::new(rx.recv(), &shared.recv_wait, &self.counts, dropped_as).await
+            }
+            Rx::Env { rx } => rx.recv().await,
+        };
+        received.map_err(|_| {
+            self.counts.add(CLOSED, 1);
+            RecvError
+        })
+    }
+
+    /// Receives the next message, waiting until one is ready.
+    ///
+    /// A message sent inside a sampled trace carries its producer's context; this form
+    /// drops it (the queue time is still recorded). Use
+    /// [`recv_traced`](Self::recv_traced) to process the message in a consumer span.
+    ///
+    /// # Errors
+    /// [`RecvError`] once the channel is closed and empty.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a message is taken from the channel only in the poll that returns
+    /// it, so dropping the future (in `select!`, on a timeout) loses nothing; the next
+    /// receive gets the message.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (tx, rx) = otelconc::channel::bounded::<&str>("jobs", 1);
+    /// tx.send("hello").await.unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.recv().await, Ok("hello"));
+    /// assert!(rx.recv().await.is_err());
+    /// # });
+    /// ```
+    pub async fn recv(&self) -> Result<T, RecvError> {
+        if let Rx::Bare { rx } = &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            let got = match rx.try_recv() {
+                Ok(v) => Ok(v),
+                Err(async_channel::TryRecvError::Empty) => rx.recv().await.map_err(|_| RecvError),
+                Err(async_channel::TryRecvError::Closed) => Err(RecvError),
+            };
+            if got.is_ok() {
+                self.shared.freed(1);
+            }
+            return got;
+        }
+        let env = self.recv_env(&AS_CANCELLED).await?;
+        Ok(self.take(env))
+    }
+
+    /// Receives the next message with its trace: when it was sent inside a sampled
+    /// trace, [`Received`] holds an `otelconc.channel.receive` span (kind CONSUMER,
+    /// child of the producer's `otelconc.channel.send` span, with the queue wait as an
+    /// attribute) that ends when the `Received` is dropped.
+    ///
+    /// # Errors
+    /// [`RecvError`] once the channel is closed and empty.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, like [`recv`](Self::recv).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.send(3).await.unwrap();
+    /// let msg = rx.recv_traced().await.unwrap();
+    /// assert!(msg.context().is_none()); // not sent inside a sampled trace
+    /// let value = msg.in_span(|v| async move { v * 2 }).await;
+    /// assert_eq!(value, 6);
+    /// # });
+    /// ```
+    pub async fn recv_traced(&self) -> Result<Received<T>, RecvError> {
+        let env = self.recv_env(&AS_CANCELLED).await?;
+        Ok(self.take_traced(env))
+    }
+
+    /// Receives a message if one is ready, without waiting.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Closed`] (closed and empty).
+    ///
+    /// # Examples
+    /// ```
+    /// use otelconc::channel::{bounded, TryRecvError};
+    /// let (tx, rx) = bounded::<u32>("jobs", 1);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.inner.try_recv() {
+            Ok(env) => Ok(self.take(env)),
+            Err(async_channel::TryRecvError::Empty) => {
+                self.counts.add(REFUSED, 1);
+                Err(TryRecvError::Empty)
+            }
+            Err(async_channel::TryRecvError::Closed) => {
+                self.counts.add(CLOSED, 1);
+                Err(TryRecvError::Closed)
+            }
+        }
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or [`RecvTimeoutError::Closed`] once the channel
+    /// is closed and empty.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, like [`recv`](Self::recv): on timeout nothing was taken.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use otelconc::channel::{bounded, RecvTimeoutError};
+    /// let (_tx, rx) = bounded::<u32>("jobs", 1);
+    /// let r = rx.recv_timeout(Duration::from_millis(1)).await;
+    /// assert_eq!(r, Err(RecvTimeoutError::Timeout));
+    /// # });
+    /// ```
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        // A wait dropped by the timeout counts as `timeout`; a recv_timeout future
+        // dropped by its caller as `cancelled`.
+        let dropped_as = AtomicUsize::new(CANCELLED);
+        let result = {
+            let mut fut = pin!(self.recv_env(&dropped_as));
+            match tokio::time::timeout(timeout, fut.as_mut()).await {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    dropped_as.store(TIMEOUT, Ordering::Relaxed);
+                    None
+                }
+            }
+        };
+        match result {
+            Some(Ok(env)) => Ok(self.take(env)),
+            Some(Err(RecvError)) => Err(RecvTimeoutError::Closed),
+            None => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// Receives from synchronous code, blocking the thread until a message is ready.
+    ///
+    /// Do not call it from async code: it blocks the runtime's thread.
+    ///
+    /// # Errors
+    /// [`RecvError`] once the channel is closed and empty.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// std::thread::spawn(move || tx.blocking_send(4));
+    /// assert_eq!(rx.recv_blocking(), Ok(4));
+    /// ```
+    pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        let env = match self.inner.try_recv() {
+            Ok(env) => Ok(env),
+            Err(async_channel::TryRecvError::Closed) => Err(RecvError),
+            Err(async_channel::TryRecvError::Empty) => {
+                let start = self.counts.sample_wait().then(Instant::now);
+                let r = self.inner.recv_blocking();
+                if let Some(start) = start {
+                    self.shared.recv_wait.record(start.elapsed().as_secs_f64());
+                }
+                r
+            }
+        };
+        match env {
+            Ok(env) => Ok(self.take(env)),
+            Err(e) => {
+                self.counts.add(CLOSED, 1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits for at least one message, then takes up to `limit` that are ready,
+    /// appending them to `buf`; returns how many it took.
+    ///
+    /// Returns 0 only when `limit` is 0 or the channel is closed and empty.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it waits like [`recv`](Self::recv) and takes the rest without
+    /// waiting, so a dropped future has taken nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 8);
+    /// for i in 0..5 { tx.send(i).await.unwrap(); }
+    /// let mut buf = Vec::new();
+    /// assert_eq!(rx.recv_many(&mut buf, 3).await, 3);
+    /// assert_eq!(buf, [0, 1, 2]);
+    /// # });
+    /// ```
+    pub async fn recv_many(&self, buf: &mut Vec<T>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let Ok(first) = self.recv_env(&AS_CANCELLED).await else {
+            return 0;
+        };
+        buf.push(self.take(first));
+        let mut n = 1;
+        while n < limit {
+            match self.inner.try_recv() {
+                Ok(env) => {
+                    buf.push(self.take(env));
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        n
+    }
+
+    /// [`recv_many`](Self::recv_many) with the batch's trace: when any message of the
+    /// batch was sent inside a sampled trace, the returned [`ReceivedBatch`] holds an
+    /// `otelconc.channel.receive_batch` span (kind CONSUMER, child of the current
+    /// context) that links to each such message's producer span and ends when the
+    /// batch is dropped.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, like [`recv_many`](Self::recv_many).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 8);
+    /// tx.send(1).await.unwrap();
+    /// let mut buf = Vec::new();
+    /// let batch = rx.recv_many_traced(&mut buf, 8).await;
+    /// assert_eq!(batch.len(), 1);
+    /// assert!(batch.context().is_none()); // nothing was traced
+    /// # });
+    /// ```
+    pub async fn recv_many_traced(&self, buf: &mut Vec<T>, limit: usize) -> ReceivedBatch {
+        if limit == 0 {
+            return ReceivedBatch::new(0, None);
+        }
+        let Ok(first) = self.recv_env(&AS_CANCELLED).await else {
+            return ReceivedBatch::new(0, None);
+        };
+        let mut links = Vec::new();
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(env) = next.take() {
+            if let Some(meta) = env.meta {
+                self.shared.arrived(&meta);
+                if let Some(cx) = meta.cx {
+                    use opentelemetry::trace::TraceContextExt;
+                    links.push(Link::with_context(cx.span().span_context().clone()));
+                }
+            }
+            buf.push(env.value);
+            n += 1;
+            if n < limit {
+                next = self.inner.try_recv().ok();
+            }
+        }
+        self.shared.freed(n);
+        let cx = (!links.is_empty()).then(|| {
+            let parent = crate::telemetry::current_context();
+            self.shared.telemetry.start_linked_span(
+                &spec::RECEIVE_BATCH_SPAN,
+                &parent,
+                links,
+                vec![
+                    self.shared.name.clone(),
+                    KeyValue::new(spec::ATTR_BATCH_SIZE, n as i64),
+                ],
+            )
+        });
+        ReceivedBatch::new(n, cx)
+    }
+
+    /// Closes the channel for every handle; returns `true` if this call closed it.
+    ///
+    /// Messages already in the channel can still be received.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.try_send(1).unwrap();
+    /// assert!(rx.close());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// assert!(rx.try_recv().is_err());
+    /// ```
+    pub fn close(&self) -> bool {
+        let closed = self.inner.close();
+        self.shared.closed();
+        closed
+    }
+
+    /// Whether the channel is closed.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// drop(tx);
+    /// assert!(rx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Messages in the channel now.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 4);
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the channel is empty.
+    ///
+    /// # Examples
+    /// ```
+    /// let (_tx, rx) = otelconc::channel::bounded::<u32>("jobs", 4);
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Whether the channel is full (never, for an unbounded channel).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.try_send(1).unwrap();
+    /// assert!(rx.is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    /// The capacity, or `None` for an unbounded channel.
+    ///
+    /// # Examples
+    /// ```
+    /// let (_tx, rx) = otelconc::channel::unbounded::<u32>("jobs");
+    /// assert_eq!(rx.capacity(), None);
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.inner.capacity()
+    }
+
+    /// Live sender handles.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 4);
+    /// drop(tx);
+    /// assert_eq!(rx.sender_count(), 0);
+    /// ```
+    pub fn sender_count(&self) -> usize {
+        self.inner.sender_count()
+    }
+
+    /// Live receiver handles.
+    ///
+    /// # Examples
+    /// ```
+    /// let (_tx, rx) = otelconc::channel::bounded::<u32>("jobs", 4);
+    /// let _rx2 = rx.clone();
+    /// assert_eq!(rx.receiver_count(), 2);
+    /// ```
+    pub fn receiver_count(&self) -> usize {
+        self.shared.receiver_handles.load(Ordering::Relaxed)
+    }
+}
+
+/// Messages until the channel is closed and empty; cancel safe like
+/// [`Receiver::recv`]. Waits through the stream are not recorded in
+/// `otelconc.channel.recv.wait`.
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use futures::StreamExt;
+/// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 4);
+/// tx.send(1).await.unwrap();
+/// tx.send(2).await.unwrap();
+/// drop(tx);
+/// assert_eq!(rx.collect::<Vec<_>>().await, [1, 2]);
+/// # });
+/// ```
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        match self.as_mut().project().inner.poll_next_env(cx) {
+            Poll::Ready(Some(env)) => Poll::Ready(Some(self.take(env))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

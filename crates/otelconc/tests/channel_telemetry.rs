@@ -1,0 +1,357 @@
+//! What the channel reports, read from the in-memory exporters: counts equal to the
+//! real counts, depth and capacity right, spans only inside sampled traces and with the
+//! right parents.
+
+use std::time::Duration;
+
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{Context, Value};
+use otelconc::channel::{self, RecvTimeoutError, SendTimeoutError, TryRecvError};
+use otelconc::telemetry::names::{self, channel as spec};
+use otelconc_testkit::{SpanData, TestTelemetry, attr};
+
+fn value(tt: &TestTelemetry, name: &str, outcome: Option<&'static str>) -> Option<f64> {
+    let m = tt.metrics();
+    match outcome {
+        Some(o) => m.value(
+            name,
+            &[
+                attr(names::ATTR_NAME, "orders"),
+                attr(names::ATTR_OUTCOME, o),
+            ],
+        ),
+        None => m.value(name, &[attr(names::ATTR_NAME, "orders")]),
+    }
+}
+
+fn attr_of<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+#[tokio::test(start_paused = true)]
+async fn counts_depth_and_capacity_equal_what_happened() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(3);
+    let tx2 = tx.clone();
+    tx.send(1).await.unwrap();
+    tx2.send(2).await.unwrap();
+    tx.try_send(3).unwrap();
+    assert!(tx.try_send(4).unwrap_err().is_full());
+    assert!(matches!(
+        tx.send_timeout(5, Duration::from_millis(1)).await,
+        Err(SendTimeoutError::Timeout(5))
+    ));
+    let mut lossless = tx.send_lossless(6);
+    tokio::select! {
+        _ = &mut lossless => unreachable!("full"),
+        _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+    }
+    assert_eq!(lossless.cancel(), Some(6));
+    // A plain send dropped while waiting.
+    let _ = tokio::time::timeout(Duration::from_millis(1), tx.send(7)).await;
+
+    assert_eq!(value(&tt, spec::DEPTH.name, None), Some(3.0));
+    assert_eq!(value(&tt, spec::CAPACITY.name, None), Some(3.0));
+
+    assert_eq!(rx.recv().await, Ok(1));
+    let rx2 = rx.clone();
+    assert_eq!(rx2.try_recv(), Ok(2));
+    assert_eq!(value(&tt, spec::DEPTH.name, None), Some(1.0));
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_many(&mut buf, 10).await, 1);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(1)).await,
+        Err(RecvTimeoutError::Timeout)
+    );
+    let _ = tokio::time::timeout(Duration::from_millis(1), rx2.recv()).await;
+    drop(rx2); // its counts must survive it
+    drop(tx2);
+    tx.close();
+    assert!(tx.send(8).await.is_err());
+    assert!(rx.recv().await.is_err());
+
+    for (outcome, want) in [
+        ("ok", 3.0),
+        ("full", 1.0),
+        ("timeout", 1.0),
+        ("cancelled", 2.0),
+        ("closed", 1.0),
+    ] {
+        assert_eq!(
+            value(&tt, spec::SENT.name, Some(outcome)),
+            Some(want),
+            "sent {outcome}"
+        );
+    }
+    for (outcome, want) in [
+        ("ok", 3.0),
+        ("empty", 1.0),
+        ("timeout", 1.0),
+        ("cancelled", 1.0),
+        ("closed", 1.0),
+    ] {
+        assert_eq!(
+            value(&tt, spec::RECEIVED.name, Some(outcome)),
+            Some(want),
+            "received {outcome}"
+        );
+    }
+    assert_eq!(value(&tt, spec::DEPTH.name, None), Some(0.0));
+    // Waits: the timed-out, cancelled sends and receives and the `recv_many`... each
+    // waited; none of the immediate operations did.
+    let m = tt.metrics();
+    let attrs = [attr(names::ATTR_NAME, "orders")];
+    let (send_waits, _) = m
+        .histogram(spec::SEND_WAIT.name, &attrs)
+        .unwrap_or_default();
+    assert_eq!(send_waits, 0, "no send that waited ever completed");
+    let (recv_waits, _) = m
+        .histogram(spec::RECV_WAIT.name, &attrs)
+        .unwrap_or_default();
+    assert_eq!(recv_waits, 0, "no receive that waited ever completed");
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_are_recorded_only_when_an_operation_really_waited() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(1);
+    let consumer = tokio::spawn(async move {
+        let first = rx.recv().await; // waits 2 s for the first message
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let second = rx.recv().await; // ready
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        (first, second, rx.recv().await) // ready: the blocked send went in meanwhile
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tx.send(1).await.unwrap(); // no wait
+    tokio::time::sleep(Duration::from_secs(1)).await; // t = 3 s
+    tx.send(2).await.unwrap(); // no wait: the consumer took 1
+    tx.send(3).await.unwrap(); // waits for space until t = 5 s
+    let (a, b, c) = consumer.await.unwrap();
+    assert_eq!((a, b, c), (Ok(1), Ok(2), Ok(3)));
+
+    let m = tt.metrics();
+    let attrs = [attr(names::ATTR_NAME, "orders")];
+    let (n, sum) = m.histogram(spec::SEND_WAIT.name, &attrs).unwrap();
+    assert_eq!(n, 1);
+    assert!((1.9..=2.1).contains(&sum), "send waited {sum} s");
+    let (n, sum) = m.histogram(spec::RECV_WAIT.name, &attrs).unwrap();
+    assert_eq!(n, 1);
+    assert!((1.9..=2.1).contains(&sum), "recv waited {sum} s");
+}
+
+#[tokio::test]
+async fn queue_time_is_sampled_one_in_256_per_sender() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .unbounded::<u32>();
+    for i in 0..520 {
+        tx.send(i).await.unwrap();
+    }
+    let tx2 = tx.clone();
+    tx2.send(1000).await.unwrap(); // a new handle's first message is sampled
+    let mut buf = Vec::new();
+    while rx.recv_many(&mut buf, 1000).await > 0 && buf.len() < 521 {}
+    let (n, _) = tt
+        .metrics()
+        .histogram(spec::QUEUE_TIME.name, &[attr(names::ATTR_NAME, "orders")])
+        .unwrap();
+    assert_eq!(
+        n, 4,
+        "messages 0, 64 and 128 of the first sender, 0 of the second"
+    );
+}
+
+#[tokio::test]
+async fn outside_a_sampled_trace_no_span_is_built() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .producer_spans(true)
+        .bounded::<u32>(4);
+    tx.send(1).await.unwrap();
+    let msg = rx.recv_traced().await.unwrap();
+    assert!(msg.context().is_none());
+    drop(msg);
+    assert!(tt.spans().is_empty());
+}
+
+#[tokio::test]
+async fn the_consumer_span_is_a_child_of_the_sender() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(4);
+    let root = tt.root("submitter");
+    tx.send(7).with_context(root.clone()).await.unwrap();
+    root.span().end();
+    // Received from a task with no trace of its own: the span still joins the sender's.
+    let got = tokio::spawn(async move {
+        let msg = rx.recv_traced().await.unwrap();
+        assert!(msg.queue_wait().is_some());
+        msg.in_span(|v| async move {
+            assert!(Context::current().has_active_span());
+            v
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, 7);
+
+    let root_span = &tt.spans_named("submitter")[0];
+    let consumer = tt.spans_named(spec::RECEIVE_SPAN.name);
+    assert_eq!(consumer.len(), 1);
+    let consumer = &consumer[0];
+    assert_eq!(consumer.span_kind, SpanKind::Consumer);
+    assert_eq!(
+        consumer.span_context.trace_id(),
+        root_span.span_context.trace_id()
+    );
+    assert_eq!(consumer.parent_span_id, root_span.span_context.span_id());
+    assert!(attr_of(consumer, names::ATTR_QUEUE_WAIT).is_some());
+    assert_eq!(
+        attr_of(consumer, names::ATTR_NAME),
+        Some(&Value::from("orders"))
+    );
+    assert!(tt.spans_named(spec::SEND_SPAN.name).is_empty());
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn with_producer_spans_the_chain_is_sender_producer_consumer() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .producer_spans(true)
+        .bounded::<u32>(4);
+    let root = tt.root("submitter");
+    tx.send(1).with_context(root.clone()).await.unwrap();
+    root.span().end();
+    // Plain recv drops the context: no consumer span.
+    assert_eq!(rx.recv().await, Ok(1));
+    tx.send(2).with_context(root.clone()).await.unwrap();
+    let msg = rx.recv_traced().await.unwrap();
+    assert_eq!(msg.into_inner(), 2);
+
+    let root_span = &tt.spans_named("submitter")[0];
+    let producers = tt.spans_named(spec::SEND_SPAN.name);
+    assert_eq!(producers.len(), 2, "one producer span per traced send");
+    for p in &producers {
+        assert_eq!(p.span_kind, SpanKind::Producer);
+        assert_eq!(p.parent_span_id, root_span.span_context.span_id());
+    }
+    let consumers = tt.spans_named(spec::RECEIVE_SPAN.name);
+    assert_eq!(consumers.len(), 1);
+    assert_eq!(
+        consumers[0].parent_span_id,
+        producers[1].span_context.span_id()
+    );
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn a_batch_span_links_to_every_traced_message() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(8);
+    let a = tt.root("a");
+    let b = tt.root("b");
+    tx.send(1).with_context(a.clone()).await.unwrap();
+    tx.send(2).await.unwrap(); // untraced
+    tx.send(3).with_context(b.clone()).await.unwrap();
+    a.span().end();
+    b.span().end();
+    let mut buf = Vec::new();
+    let batch = rx.recv_many_traced(&mut buf, 8).await;
+    assert_eq!((batch.len(), buf.as_slice()), (3, &[1, 2, 3][..]));
+    assert!(batch.context().is_some());
+    drop(batch);
+
+    let spans = tt.spans_named(spec::RECEIVE_BATCH_SPAN.name);
+    assert_eq!(spans.len(), 1);
+    let batch = &spans[0];
+    assert_eq!(batch.span_kind, SpanKind::Consumer);
+    let linked: Vec<_> = batch
+        .links
+        .iter()
+        .map(|l| l.span_context.span_id())
+        .collect();
+    let want = [
+        tt.spans_named("a")[0].span_context.span_id(),
+        tt.spans_named("b")[0].span_context.span_id(),
+    ];
+    assert_eq!(linked, want);
+    assert_eq!(attr_of(batch, spec::ATTR_BATCH_SIZE), Some(&Value::I64(3)));
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn a_dropped_channel_stops_reporting() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(2);
+    tx.send(1).await.unwrap();
+    assert_eq!(value(&tt, spec::DEPTH.name, None), Some(1.0));
+    drop((tx, rx));
+    assert_eq!(value(&tt, spec::DEPTH.name, None), None);
+    assert_eq!(value(&tt, spec::SENT.name, Some("ok")), None);
+}
+
+#[tokio::test]
+async fn a_dropped_channel_frees_its_queued_messages_while_the_meter_lives_on() {
+    let tt = TestTelemetry::new();
+    let token = std::sync::Arc::new(());
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<std::sync::Arc<()>>(4);
+    for _ in 0..3 {
+        tx.send(token.clone()).await.unwrap();
+    }
+    assert_eq!(value(&tt, spec::DEPTH.name, None), Some(3.0));
+    drop(rx);
+    assert_eq!(std::sync::Arc::strong_count(&token), 4, "still queued");
+    drop(tx);
+    assert_eq!(
+        std::sync::Arc::strong_count(&token),
+        1,
+        "the metric callbacks must not keep the channel alive"
+    );
+    let _ = tt.metrics();
+}
+
+#[tokio::test]
+async fn every_consumer_span_ends_however_the_message_is_let_go() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(8);
+    let root = tt.root("submitter");
+    for i in 0..3 {
+        tx.send(i).with_context(root.clone()).await.unwrap();
+    }
+    root.span().end();
+    drop(rx.recv_traced().await.unwrap()); // dropped unprocessed
+    assert_eq!(rx.recv_traced().await.unwrap().into_inner(), 1);
+    let (v, cx) = rx.recv_traced().await.unwrap().into_parts();
+    assert_eq!(v, 2);
+    assert_eq!(tt.spans_named(spec::RECEIVE_SPAN.name).len(), 2);
+    drop(cx); // the last holder of the third span's context
+    let spans = tt.spans_named(spec::RECEIVE_SPAN.name);
+    assert_eq!(spans.len(), 3, "every consumer span ended");
+    let root_id = tt.spans_named("submitter")[0].span_context.span_id();
+    assert!(spans.iter().all(|s| s.parent_span_id == root_id));
+}
