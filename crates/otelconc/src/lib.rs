@@ -14,14 +14,14 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`group`] | [`group::TaskGroup`]: fallible tasks that succeed or fail together, errgroup done right |
-//! | [`fan`] | fan-out (one input to N workers, many items at bounded concurrency) and fan-in (many streams into one) |
-//! | [`pool`] | a resizable worker pool: async jobs, panic isolation, timeouts, shutdown with a report |
-//! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
-//! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
-//! | [`pipeline`] | streaming pipelines of named stages (own concurrency, bounded buffers, ordered or not, per-item traces), sequential chains and parallel chains |
 //! | [`channel`] | bounded and unbounded MPMC channels; messages carry their producer's trace |
 //! | [`select`] | first-of-N, all-of-N and timeouts over channels, cancellable by drop or token |
+//! | [`pool`] | a resizable worker pool: async jobs, panic isolation, timeouts, shutdown with a report |
+//! | [`pipeline`] | streaming pipelines of named stages (own concurrency, bounded buffers, ordered or not, per-item traces), sequential chains and parallel chains |
+//! | [`fan`] | fan-out (one input to N workers, many items at bounded concurrency) and fan-in (many streams into one) |
+//! | [`group`] | [`group::TaskGroup`]: fallible tasks that succeed or fail together, errgroup done right |
+//! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
+//! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
@@ -43,7 +43,6 @@
 pub mod channel;
 pub mod fan;
 pub mod group;
-pub(crate) mod panic_payload;
 pub(crate) mod panic_payload;
 pub mod pipeline;
 pub mod pool;
