@@ -380,3 +380,21 @@ fn counts_stay_exact_when_one_handle_is_shared_by_threads() {
     assert_eq!(value(&tt, spec::SENT.name, Some("ok")), Some(40_000.0));
     assert_eq!(value(&tt, spec::RECEIVED.name, Some("ok")), Some(40_000.0));
 }
+
+#[tokio::test]
+async fn with_no_sdk_nothing_is_carried_even_inside_a_trace() {
+    use opentelemetry::metrics::noop::NoopMeterProvider;
+    use opentelemetry::trace::noop::NoopTracerProvider;
+    let tt = TestTelemetry::new();
+    let t =
+        otelconc::telemetry::Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new());
+    let (tx, rx) = channel::builder("orders").telemetry(t).bounded::<u32>(4);
+    let root = tt.root("submitter");
+    tx.send(1).with_context(root.clone()).await.unwrap();
+    let msg = rx.recv_traced().await.unwrap();
+    assert!(
+        msg.context().is_none(),
+        "a no-op tracer: no context travels"
+    );
+    assert!(msg.queue_wait().is_none(), "no meter: nothing is timed");
+}
