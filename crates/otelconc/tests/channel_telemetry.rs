@@ -355,3 +355,46 @@ async fn every_consumer_span_ends_however_the_message_is_let_go() {
     let root_id = tt.spans_named("submitter")[0].span_context.span_id();
     assert!(spans.iter().all(|s| s.parent_span_id == root_id));
 }
+
+#[test]
+fn counts_stay_exact_when_one_handle_is_shared_by_threads() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .unbounded::<u32>();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            // One handle, used by reference from four threads at once.
+            s.spawn(|| {
+                for i in 0..10_000 {
+                    tx.try_send(i).unwrap();
+                }
+            });
+        }
+    });
+    let mut n = 0;
+    while rx.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 40_000);
+    assert_eq!(value(&tt, spec::SENT.name, Some("ok")), Some(40_000.0));
+    assert_eq!(value(&tt, spec::RECEIVED.name, Some("ok")), Some(40_000.0));
+}
+
+#[tokio::test]
+async fn with_no_sdk_nothing_is_carried_even_inside_a_trace() {
+    use opentelemetry::metrics::noop::NoopMeterProvider;
+    use opentelemetry::trace::noop::NoopTracerProvider;
+    let tt = TestTelemetry::new();
+    let t =
+        otelconc::telemetry::Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new());
+    let (tx, rx) = channel::builder("orders").telemetry(t).bounded::<u32>(4);
+    let root = tt.root("submitter");
+    tx.send(1).with_context(root.clone()).await.unwrap();
+    let msg = rx.recv_traced().await.unwrap();
+    assert!(
+        msg.context().is_none(),
+        "a no-op tracer: no context travels"
+    );
+    assert!(msg.queue_wait().is_none(), "no meter: nothing is timed");
+}
