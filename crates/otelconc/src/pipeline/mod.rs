@@ -86,11 +86,13 @@
 //! | otelconc, tracer + metrics SDK, items not sampled | 578 | 1.11x |
 //! | otelconc, every item in a sampled trace (3 spans per item; 100,000 items) | 2,012 | 5.3x |
 //!
-//! Three runs in a row gave 0.85x-1.11x (no SDK) and 1.07x-1.10x (metrics) while other
-//! builds shared the machine. Measured in process CPU time instead of wall time, the
-//! gap is ~1.14x, about half of it the trace slot: a hand-written pipeline moving
-//! 16-byte items instead of bare `u64`s is itself ~1.05x-1.08x, since every byte of a
-//! queue slot is memory traffic between the cores running neighbouring stages.
+//! Over six runs while other builds shared the machine the ratios ranged 1.03x-1.15x
+//! (no SDK) and 1.07x-1.14x (metrics SDK). Measured in process CPU time instead of wall
+//! time the gap is ~1.09x-1.14x, and about half of it is the trace slot: a
+//! hand-written pipeline moving 16-byte items instead of bare `u64`s is itself
+//! ~1.04x-1.08x, since every byte of a queue slot is memory traffic between the cores
+//! running neighbouring stages. Catching panics, the batched counters and the
+//! histogram sampling measured within noise of nothing.
 //!
 //! # Why this is hand-written
 //! `futures::StreamExt::buffered`/`buffer_unordered` give one stage's concurrency on one
