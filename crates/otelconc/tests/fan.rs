@@ -421,6 +421,55 @@ async fn fan_out_workers_are_children_of_the_fan_out_span() {
 }
 
 #[tokio::test]
+async fn a_consumer_outside_any_trace_continues_each_items_trace_through_the_fan_in() {
+    let tt = TestTelemetry::new();
+    let producer_a = tt.root("producer-a");
+    let producer_b = tt.root("producer-b");
+    let traced = stream::iter(vec![
+        Traced::with_context(1, Some(producer_a.clone())),
+        Traced::with_context(2, Some(producer_b.clone())),
+    ]);
+    let mut out = FanIn::builder("merge")
+        .telemetry(tt.telemetry())
+        .traced_input("traced", traced)
+        .build()
+        .unwrap();
+    let mut received = 0;
+    while let Some(m) = out.next().await {
+        let producer = m.producer_context().expect("traced item").clone();
+        let receive = m
+            .context()
+            .expect("a receive span")
+            .span()
+            .span_context()
+            .clone();
+        assert_eq!(
+            receive.trace_id(),
+            producer.span().span_context().trace_id(),
+            "the receive span is in the item's own trace"
+        );
+        received += 1;
+    }
+    assert_eq!(received, 2);
+    let spans = tt.spans_named("otelconc.fan_in.receive");
+    assert_eq!(spans.len(), 2);
+    for p in [&producer_a, &producer_b] {
+        let sc = p.span().span_context().clone();
+        let s = spans
+            .iter()
+            .find(|s| s.parent_span_id == sc.span_id())
+            .expect("a receive span whose parent is the producer");
+        assert_eq!(s.span_context.trace_id(), sc.trace_id());
+        assert!(
+            s.links
+                .links
+                .iter()
+                .any(|l| l.span_context.span_id() == sc.span_id())
+        );
+    }
+}
+
+#[tokio::test]
 async fn fan_in_links_each_item_to_its_producer_and_counts_by_input() {
     let tt = TestTelemetry::new();
     let producer_a = tt.root("producer-a");

@@ -413,8 +413,9 @@ async fn merge<T>(
 /// [`fan_in`]): its cardinality is the number of distinct input names, so give inputs
 /// names from a small set rather than fanning in thousands of indexed inputs. An item
 /// produced inside a sampled trace gets a consumer span `otelconc.fan_in.receive` when
-/// received, linked to the producer's context and a child of the consumer's context
-/// (a new root when the consumer is not in a sampled trace); see [`Merged`].
+/// received, linked to the producer's context and a child of the consumer's context;
+/// when the consumer is not in a sampled trace it is a child of the producer's context
+/// instead, so the item's trace runs on through the fan-in; see [`Merged`].
 ///
 /// # Examples
 /// ```
@@ -486,7 +487,13 @@ impl<T: Send + 'static> FanIn<T> {
         if self.telemetry.span_policy() == SpanPolicy::Never {
             return None;
         }
-        let parent = self.telemetry.span_parent().unwrap_or_default();
+        // Inside the consumer's own sampled trace the span belongs there and links to the
+        // producer; a consumer outside any trace continues the producer's trace instead,
+        // so the item's trace runs on through the fan-in.
+        let parent = self
+            .telemetry
+            .span_parent()
+            .unwrap_or_else(|| producer.clone());
         let mut attrs = vec![self.name.clone()];
         attrs.extend(self.labels.get(input).cloned());
         Some(self.telemetry.start_linked_span(

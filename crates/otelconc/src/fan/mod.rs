@@ -49,7 +49,7 @@
 //! | `otelconc.fan_in.items` | counter | `otelconc.name`, `otelconc.fan_in.input` (bounded by the inputs passed) |
 //! | `otelconc.fan_out` | span, child of the caller | `otelconc.name`, `otelconc.fan_out.workers` |
 //! | `otelconc.fan_out.item` | span, child of the caller of `fan_out_items` | `otelconc.name`, `otelconc.fan_out.index` |
-//! | `otelconc.fan_in.receive` | consumer span, linked to the producer | `otelconc.name`, `otelconc.fan_in.input` |
+//! | `otelconc.fan_in.receive` | consumer span, linked to the producer; its child when the consumer is in no sampled trace | `otelconc.name`, `otelconc.fan_in.input` |
 //!
 //! `fan_out` workers run as tasks of a group named like the fan-out, so they are counted
 //! by the `otelconc.group.tasks.*` metrics and traced as `otelconc.group.task` spans,

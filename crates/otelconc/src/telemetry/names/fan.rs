@@ -56,7 +56,7 @@ pub const RECEIVE: SpanSpec = SpanSpec {
     name: "otelconc.fan_in.receive",
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_INPUT],
-    parent: "the consumer's context (a new root outside a sampled trace); links to the item's producer context",
+    parent: "the consumer's context when it is in a sampled trace, else the item's producer context; always links to the producer context",
 };
 
 /// Every span this primitive builds.
