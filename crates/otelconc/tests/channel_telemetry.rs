@@ -398,3 +398,46 @@ async fn with_no_sdk_nothing_is_carried_even_inside_a_trace() {
     );
     assert!(msg.queue_wait().is_none(), "no meter: nothing is timed");
 }
+
+#[tokio::test]
+async fn building_channels_exports_nothing_even_under_an_always_on_sampler() {
+    use opentelemetry::metrics::noop::NoopMeterProvider;
+    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let t = otelconc::telemetry::Telemetry::new(&NoopMeterProvider::new(), &provider);
+    for i in 0..5 {
+        let _ = otelconc::channel::builder(format!("c{i}"))
+            .telemetry(t.clone())
+            .bounded::<u8>(4);
+    }
+    assert!(
+        exporter.get_finished_spans().unwrap().is_empty(),
+        "building a channel must not export anything"
+    );
+
+    // The tracer is still recognised as real: a traced message gets a consumer span.
+    let (tx, rx) = otelconc::channel::builder("traced")
+        .telemetry(t)
+        .bounded::<u8>(4);
+    let tracer = provider.tracer("test");
+    let root = opentelemetry::Context::current().with_span(tracer.start("root"));
+    {
+        let _g = root.clone().attach();
+        tx.send(1).await.unwrap();
+    }
+    rx.recv_traced().await.unwrap().in_span(|_| async {}).await;
+    root.span().end();
+    let names: Vec<_> = exporter
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(names, ["otelconc.channel.receive", "root"]);
+}

@@ -419,9 +419,10 @@ impl Shared {
 
 /// Whether `telemetry`'s tracer is backed by an SDK (or any tracer that makes spans).
 ///
-/// Probes with a child of a remote parent that is *not* sampled: a parent-based SDK
-/// sampler (the default) drops it, so nothing is exported, but the SDK still gives it
-/// a fresh span id; the no-op tracer hands back the parent's own span context.
+/// Probes with a child of a remote parent under a *telemetry-suppressed* context: the
+/// SDK records nothing there, whatever its sampler, and hands back an empty span
+/// context, while the no-op tracer hands back the parent's own span context. Nothing
+/// is ever exported by the probe.
 fn tracer_is_real(telemetry: &Telemetry) -> bool {
     use opentelemetry::trace::{
         Span as _, SpanBuilder, SpanContext, SpanId, TraceFlags, TraceId, TraceState, Tracer as _,
@@ -437,7 +438,9 @@ fn tracer_is_real(telemetry: &Telemetry) -> bool {
         TraceState::default(),
     );
     let parent_id = parent.span_id();
-    let cx = Context::new().with_remote_span_context(parent);
+    let cx = Context::new()
+        .with_remote_span_context(parent)
+        .with_telemetry_suppressed();
     let span = telemetry
         .tracer()
         .build_with_context(SpanBuilder::from_name("otelconc.probe"), &cx);
