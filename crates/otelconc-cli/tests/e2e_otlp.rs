@@ -1,6 +1,12 @@
 //! End to end: the `otelconc demo` program against the real collector (rotel), with each
 //! OTLP protocol and with the embedded file default, asserted from what rotel printed.
+//!
+//! The demo's trace of one event must follow it across every primitive: the ingest
+//! channel, each pipeline stage, the three lookups (with their semaphore and rate
+//! limiter waits when they waited), the pool job, the fan-in and the sink write, in one
+//! trace with no orphan span.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -8,9 +14,7 @@ use std::time::Duration;
 use otelconc_testkit::Rotel;
 use otelconc_testkit::rotel::{RotelMetric, RotelSpan, attr};
 
-const WAIT: Duration = Duration::from_secs(30);
-/// Few enough events that no span is dropped even by a debug build (3 spans each).
-const EVENTS: &str = "200";
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Every variable the program reads, so the caller's environment cannot leak in.
 const OTEL_VARS: &[&str] = &[
@@ -29,9 +33,21 @@ const OTEL_VARS: &[&str] = &[
     "OTELCONC_TELEMETRY_DIR",
 ];
 
+/// A metric of every primitive the demo runs through.
+const PRIMITIVE_METRICS: &[&str] = &[
+    "otelconc.channel.sent",
+    "otelconc.pipeline.stage.processed",
+    "otelconc.group.tasks.finished",
+    "otelconc.semaphore.admitted",
+    "otelconc.rate.admitted",
+    "otelconc.pool.jobs",
+    "otelconc.fan_in.items",
+    "otelconc.demo.event.duration",
+];
+
 fn demo_command(envs: &[(&str, String)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_otelconc"));
-    cmd.arg("demo").args(["--events", EVENTS]).args(args);
+    cmd.arg("demo").args(args);
     for var in OTEL_VARS {
         cmd.env_remove(var);
     }
@@ -51,35 +67,125 @@ fn demo(envs: &[(&str, String)], args: &[&str]) -> Output {
     out
 }
 
-fn demo_telemetry_arrived(spans: &[RotelSpan], metrics: &[RotelMetric]) -> bool {
-    [
-        "otelconc.demo.event",
-        "otelconc.demo.parse",
-        "otelconc.demo.store",
-    ]
-    .iter()
-    .all(|n| spans.iter().filter(|s| s.name == *n).count() == 200)
-        && ["otelconc.demo.events", "otelconc.demo.event.duration"]
-            .iter()
-            .all(|n| metrics.iter().any(|m| m.name == *n))
+/// How many events ended as written, from the program's report.
+fn succeeded(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("succeeded"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no 'succeeded' line in the report:\n{stdout}"))
 }
 
-fn assert_traces_follow_the_work(spans: &[RotelSpan]) {
-    let roots: Vec<_> = spans
+fn metrics_arrived(metrics: &[RotelMetric]) -> bool {
+    PRIMITIVE_METRICS
         .iter()
-        .filter(|s| s.name == "otelconc.demo.event")
+        .all(|n| metrics.iter().any(|m| m.name == *n))
+}
+
+/// The spans of each trace, by trace id.
+fn traces(spans: &[RotelSpan]) -> BTreeMap<&str, Vec<&RotelSpan>> {
+    let mut by: BTreeMap<&str, Vec<&RotelSpan>> = BTreeMap::new();
+    for s in spans {
+        by.entry(s.trace_id.as_str()).or_default().push(s);
+    }
+    by
+}
+
+/// Traces of events that were written, complete: the root and the sink write are in.
+fn complete_event_traces(spans: &[RotelSpan]) -> Vec<Vec<&RotelSpan>> {
+    traces(spans)
+        .into_values()
+        .filter(|t| {
+            t.iter().any(|s| s.name == "demo.event") && t.iter().any(|s| s.name == "sink write")
+        })
+        .collect()
+}
+
+fn parent_of<'a>(trace: &[&'a RotelSpan], s: &RotelSpan) -> Option<&'a RotelSpan> {
+    trace
+        .iter()
+        .copied()
+        .find(|p| p.span_id == s.parent_span_id)
+}
+
+/// One written event's trace holds every step of its way, in one parent chain.
+fn assert_event_trace(trace: &[&RotelSpan]) {
+    let names: BTreeSet<&str> = trace.iter().map(|s| s.name.as_str()).collect();
+    for want in [
+        "demo.event",
+        "otelconc.channel.receive",
+        "otelconc.pipeline.stage",
+        "otelconc.group.task",
+        "lookup users",
+        "lookup geo",
+        "lookup fraud",
+        "otelconc.pool.job",
+        "otelconc.fan_in.receive",
+        "sink write",
+    ] {
+        assert!(
+            names.contains(want),
+            "{want} missing from the trace: {names:?}"
+        );
+    }
+    let stages: BTreeSet<&str> = trace
+        .iter()
+        .filter(|s| s.name == "otelconc.pipeline.stage")
+        .filter_map(|s| attr(&s.attributes, "otelconc.stage"))
         .collect();
-    assert_eq!(roots.len(), 200, "one root span per event");
-    assert!(roots.iter().all(|r| r.parent_span_id.is_empty()));
-    for child in spans.iter().filter(|s| s.name != "otelconc.demo.event") {
-        let parent = roots
-            .iter()
-            .find(|r| r.span_id == child.parent_span_id)
-            .unwrap_or_else(|| panic!("{} has no event parent: {child:?}", child.name));
-        assert_eq!(parent.trace_id, child.trace_id);
+    assert_eq!(stages, BTreeSet::from(["parse", "enrich", "process"]));
+    // No orphans: every parent a span names is a span of this trace.
+    for s in trace {
+        if !s.parent_span_id.is_empty() {
+            assert!(
+                parent_of(trace, s).is_some(),
+                "orphan {} in {trace:#?}",
+                s.name
+            );
+        }
+    }
+    let roots: Vec<_> = trace
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(roots.len(), 1, "one root per event trace");
+    assert_eq!(roots[0].name, "demo.event");
+    // Waits hang off the lookup that waited; the pool job off the process stage.
+    for s in trace {
+        let parent = parent_of(trace, s).map(|p| p.name.as_str());
+        match s.name.as_str() {
+            "otelconc.semaphore.wait" | "otelconc.rate.wait" => {
+                assert!(
+                    parent.is_some_and(|p| p.starts_with("lookup ")),
+                    "{} under {parent:?}",
+                    s.name
+                )
+            }
+            "otelconc.pool.job" => assert_eq!(parent, Some("otelconc.pipeline.stage")),
+            n if n.starts_with("lookup ") => assert_eq!(parent, Some("otelconc.group.task")),
+            _ => {}
+        }
     }
 }
 
+fn assert_demo_traces(spans: &[RotelSpan]) {
+    let complete = complete_event_traces(spans);
+    assert!(
+        !complete.is_empty(),
+        "no complete event trace among {} spans",
+        spans.len()
+    );
+    for t in &complete {
+        assert_event_trace(t);
+    }
+    assert!(
+        spans.iter().any(|s| s.name == "otelconc.semaphore.wait"),
+        "the connections semaphore made some lookup wait"
+    );
+}
+
+/// The demo against rotel over `protocol`: one written event's whole trace, metrics of
+/// every primitive, `service.name` and resource attributes on everything.
 fn export_with(protocol: &str) {
     let rotel = Rotel::start();
     let service = format!("otelconc-e2e-{}", protocol.replace('/', "-"));
@@ -88,21 +194,29 @@ fn export_with(protocol: &str) {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.endpoint_for(protocol)),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
             ("OTEL_SERVICE_NAME", service.clone()),
+            ("OTEL_TRACES_SAMPLER", "traceidratio".to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.03".to_owned()),
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "deployment.environment.name=e2e,vcs.ref=main%2Fx".to_owned(),
             ),
         ],
-        &[],
+        &["--quick"],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("OTLP ({protocol})")),
         "the program says where telemetry goes: {stdout}"
     );
-    rotel.expect("the demo's spans and metrics", WAIT, demo_telemetry_arrived);
+    assert!(succeeded(&stdout) > 0);
+    rotel.expect("metrics of every primitive", WAIT, |_, m| {
+        metrics_arrived(m)
+    });
+    rotel.expect("a complete event trace", WAIT, |spans, _| {
+        !complete_event_traces(spans).is_empty()
+    });
     let spans = rotel.spans();
-    assert_traces_follow_the_work(&spans);
+    assert_demo_traces(&spans);
     for s in &spans {
         assert_eq!(s.service_name(), Some(service.as_str()), "{s:?}");
         assert_eq!(
@@ -135,17 +249,30 @@ fn demo_exports_over_http_json() {
     export_with("http/json");
 }
 
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otelconc-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 #[test]
 fn demo_without_endpoint_writes_files_a_collector_accepts() {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("otelconc-e2e-files-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("files");
     let out = demo(
-        &[(
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "deployment.environment.name=files".to_owned(),
-        )],
-        &["--telemetry-dir", dir.to_str().expect("utf-8 temp dir")],
+        &[
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=files".to_owned(),
+            ),
+            ("OTEL_TRACES_SAMPLER", "traceidratio".to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1".to_owned()),
+        ],
+        &[
+            "--events",
+            "300",
+            "--telemetry-dir",
+            dir.to_str().expect("utf-8 temp dir"),
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("traces.jsonl"), "{stdout}");
@@ -154,13 +281,12 @@ fn demo_without_endpoint_writes_files_a_collector_accepts() {
     let rotel = Rotel::start();
     let (trace_lines, metric_lines) = rotel.replay_telemetry_dir(&dir);
     assert!(trace_lines >= 1 && metric_lines >= 1);
-    rotel.expect(
-        "the replayed spans and metrics",
-        WAIT,
-        demo_telemetry_arrived,
-    );
+    rotel.expect("the replayed metrics", WAIT, |_, m| metrics_arrived(m));
+    rotel.expect("a complete replayed event trace", WAIT, |spans, _| {
+        !complete_event_traces(spans).is_empty()
+    });
     let spans = rotel.spans();
-    assert_traces_follow_the_work(&spans);
+    assert_demo_traces(&spans);
     for s in &spans {
         assert_eq!(
             s.service_name(),
@@ -176,21 +302,22 @@ fn demo_without_endpoint_writes_files_a_collector_accepts() {
 
 #[test]
 fn the_telemetry_dir_can_come_from_the_environment() {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("otelconc-e2e-envdir-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("envdir");
     demo(
         &[("OTELCONC_TELEMETRY_DIR", dir.display().to_string())],
-        &[],
+        &["--events", "50"],
     );
     assert!(dir.join("traces.jsonl").is_file() && dir.join("metrics.jsonl").is_file());
 }
 
 #[test]
 fn an_invalid_variable_fails_the_program_with_a_message_naming_it() {
-    let out = demo_command(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "udp".to_owned())], &[])
-        .output()
-        .expect("run otelconc");
+    let out = demo_command(
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "udp".to_owned())],
+        &["--events", "10"],
+    )
+    .output()
+    .expect("run otelconc");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -402,7 +402,7 @@ async fn with_no_sdk_nothing_is_carried_even_inside_a_trace() {
 #[tokio::test]
 async fn building_channels_exports_nothing_even_under_an_always_on_sampler() {
     use opentelemetry::metrics::noop::NoopMeterProvider;
-    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
 
     let exporter = InMemorySpanExporter::default();

@@ -22,11 +22,22 @@ pub(crate) struct RawEvent {
 /// A parsed, validated event.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
-    pub(crate) seq: u64,
     pub(crate) id: String,
     pub(crate) user: String,
     pub(crate) kind: String,
     pub(crate) fields: Map<String, Value>,
+}
+
+impl Event {
+    /// A placeholder left behind when an event moves into a job.
+    pub(crate) fn empty() -> Self {
+        Self {
+            id: String::new(),
+            user: String::new(),
+            kind: String::new(),
+            fields: Map::new(),
+        }
+    }
 }
 
 /// Why a line is not an event.
@@ -66,7 +77,9 @@ pub(crate) fn generate(n: u64, faults: Faults) -> impl Iterator<Item = RawEvent>
 }
 
 /// The lines of a JSON-lines file, as events to parse; blank lines are skipped.
-pub(crate) fn read_file(path: &Path) -> io::Result<impl Iterator<Item = io::Result<RawEvent>>> {
+pub(crate) fn read_file(
+    path: &Path,
+) -> io::Result<impl Iterator<Item = io::Result<RawEvent>> + use<>> {
     let file = File::open(path).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -112,7 +125,6 @@ pub(crate) fn parse(raw: &RawEvent) -> Result<Event, Malformed> {
     let user = take("user", "anonymous".to_owned())?;
     let kind = take("kind", "unknown".to_owned())?;
     Ok(Event {
-        seq: raw.seq,
         id,
         user,
         kind,

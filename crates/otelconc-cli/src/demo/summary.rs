@@ -80,12 +80,10 @@ fn attrs<'a>(it: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> Attrs {
 }
 
 impl Snapshot {
+    /// Takes in one collection. A series (metric and attributes) keeps the last value it
+    /// was seen with: a primitive that was dropped stops reporting, and its final counts
+    /// must not vanish from the summary.
     fn absorb(&mut self, rm: &ResourceMetrics) {
-        let peaks = std::mem::take(&mut self.peaks);
-        *self = Snapshot {
-            peaks,
-            ..Snapshot::default()
-        };
         for m in rm.scope_metrics().flat_map(|s| s.metrics()) {
             let name = m.name().to_owned();
             match m.data() {
@@ -106,7 +104,7 @@ impl Snapshot {
                 if !s.is_monotonic() {
                     self.note_peaks(name, &pts);
                 }
-                self.sums.insert(name.to_owned(), pts);
+                upsert(self.sums.entry(name.to_owned()).or_default(), pts);
             }
             MetricData::Gauge(g) => {
                 let pts: Vec<(Attrs, f64)> = g
@@ -114,7 +112,7 @@ impl Snapshot {
                     .map(|p| (attrs(p.attributes()), f(p.value())))
                     .collect();
                 self.note_peaks(name, &pts);
-                self.gauges.insert(name.to_owned(), pts);
+                upsert(self.gauges.entry(name.to_owned()).or_default(), pts);
             }
             MetricData::Histogram(h) => {
                 let pts = h
@@ -133,7 +131,7 @@ impl Snapshot {
                         )
                     })
                     .collect();
-                self.hists.insert(name.to_owned(), pts);
+                upsert(self.hists.entry(name.to_owned()).or_default(), pts);
             }
             MetricData::ExponentialHistogram(_) => {}
         }
@@ -224,6 +222,16 @@ impl Snapshot {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+/// Replaces the points of `series` that `new` has again, and adds the others.
+fn upsert<V>(series: &mut Vec<(Attrs, V)>, new: Vec<(Attrs, V)>) {
+    for (attrs, v) in new {
+        match series.iter_mut().find(|(a, _)| *a == attrs) {
+            Some(slot) => slot.1 = v,
+            None => series.push((attrs, v)),
+        }
     }
 }
 

@@ -1,0 +1,167 @@
+//! The closing report: where every accepted event ended, the end-to-end latency, and a
+//! table per primitive, all from the metrics the exporter was sent.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use otelconc::telemetry::names::{self, InstrumentKind};
+
+use super::summary::{Snapshot, bar_chart, dur};
+use super::workload::{Accounting, Report};
+
+/// The primitives, in the order an event meets them.
+const PRIMITIVES: &[&str] = &[
+    "channel",
+    "pipeline",
+    "group",
+    "semaphore",
+    "rate",
+    "pool",
+    "fan_out",
+    "fan_in",
+];
+
+pub(crate) fn render(acct: &Accounting, run: &Report, snap: &Snapshot) -> String {
+    let mut out = String::new();
+    let secs = run.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let accepted = get(&acct.accepted);
+    let succeeded = get(&acct.succeeded);
+    let failed = acct.failed();
+    let cancelled = accepted.saturating_sub(succeeded + failed);
+    let _ = writeln!(
+        out,
+        "\n== events ({:.2} s{})",
+        secs,
+        if run.aborted { ", aborted" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "  accepted         {accepted:>9}   {:>10.0} events/s",
+        accepted as f64 / secs
+    );
+    let _ = writeln!(out, "  succeeded        {succeeded:>9}");
+    let _ = writeln!(out, "  failed           {failed:>9}");
+    for (label, c) in [
+        ("malformed", &acct.malformed),
+        ("lookup failed", &acct.lookup_failed),
+        ("job panicked", &acct.job_panicked),
+        ("job failed", &acct.job_failed),
+        ("write timed out", &acct.write_timed_out),
+    ] {
+        let _ = writeln!(out, "    {label:<15}{:>9}", get(c));
+    }
+    let _ = writeln!(out, "  cancelled        {cancelled:>9}");
+    let _ = writeln!(
+        out,
+        "  accepted = succeeded + failed + cancelled: {accepted} = {succeeded} + {failed} + {cancelled}"
+    );
+    let _ = writeln!(out, "  writes retried   {:>9}", get(&acct.write_retried));
+
+    if snap.sums.is_empty() && snap.hists.is_empty() {
+        let _ = writeln!(out, "\n(no metrics were collected: telemetry is disabled)");
+        return out;
+    }
+    if let Some(h) = snap.hist("otelconc.demo.event.duration", &[("demo.outcome", "ok")]) {
+        let q = |p| h.quantile(p).map_or("-".to_owned(), dur);
+        let _ = writeln!(
+            out,
+            "\n== end-to-end latency of written events: p50 {}  p90 {}  p99 {}  max {}",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            h.max.map_or("-".to_owned(), dur)
+        );
+        out.push_str(&bar_chart(&h, 40));
+    }
+    for prim in PRIMITIVES {
+        out.push_str(&primitive(snap, prim, secs));
+    }
+    out
+}
+
+/// The block of one primitive: per instance, every counter by its closed attributes,
+/// every histogram's count, p50 and p99, and every gauge's peak.
+fn primitive(snap: &Snapshot, prim: &str, secs: f64) -> String {
+    let prefix = format!("otelconc.{prim}.");
+    let mut out = String::new();
+    let specs: Vec<_> = names::instruments()
+        .filter(|i| i.name.starts_with(&prefix))
+        .collect();
+    for instance in snap.values_of(&prefix, names::ATTR_NAME) {
+        let _ = writeln!(out, "\n== {prim} \"{instance}\"");
+        let me = [(names::ATTR_NAME, instance.as_str())];
+        for spec in &specs {
+            let measure = spec.name.trim_start_matches(&prefix);
+            match spec.kind {
+                InstrumentKind::Counter | InstrumentKind::ObservableCounter => {
+                    let total = snap.total(spec.name, &me);
+                    if total == 0.0 {
+                        continue;
+                    }
+                    let by = breakdown(snap, spec.name, &instance);
+                    let _ = writeln!(
+                        out,
+                        "  {measure:<22} {total:>10.0}  {:>9.0}/s  {by}",
+                        total / secs
+                    );
+                }
+                InstrumentKind::Histogram => {
+                    let Some(h) = snap.hist(spec.name, &me) else {
+                        continue;
+                    };
+                    if h.count == 0 {
+                        continue;
+                    }
+                    let q = |p| match h.quantile(p) {
+                        Some(v) if spec.unit == "s" => dur(v),
+                        Some(v) => format!("{v:.1}"),
+                        None => "-".to_owned(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {measure:<22} {:>10}  p50 {:>9}  p99 {:>9}",
+                        h.count,
+                        q(0.5),
+                        q(0.99)
+                    );
+                }
+                _ => {
+                    if let Some(peak) = snap.peak(spec.name, &me) {
+                        let _ = writeln!(out, "  {measure:<22} peak {peak:>5.0}");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `outcome=ok 10, outcome=full 2`: a counter's points of one instance by their other
+/// attributes.
+fn breakdown(snap: &Snapshot, metric: &str, instance: &str) -> String {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for (attrs, v) in snap.sums.get(metric).into_iter().flatten() {
+        if !attrs
+            .iter()
+            .any(|(k, val)| k == names::ATTR_NAME && val == instance)
+        {
+            continue;
+        }
+        let label: Vec<String> = attrs
+            .iter()
+            .filter(|(k, _)| k != names::ATTR_NAME)
+            .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+            .collect();
+        *by.entry(label.join(",")).or_default() += v;
+    }
+    if by.len() <= 1 && by.keys().all(String::is_empty) {
+        return String::new();
+    }
+    by.iter()
+        .filter(|(_, v)| **v > 0.0)
+        .map(|(k, v)| format!("{k} {v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,292 @@
+//! `otelconc demo`: flags, accounting, reproducibility and the graceful stop.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// A demo run with telemetry going to a private directory (no endpoint in the env).
+fn demo_command(tag: &str, args: &[&str]) -> Command {
+    let dir = std::env::temp_dir().join(format!("otelconc-demo-{tag}-{}", std::process::id()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_otelconc"));
+    cmd.arg("demo").args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("OTELCONC_TELEMETRY_DIR", dir);
+    cmd
+}
+
+fn run(tag: &str, args: &[&str]) -> Output {
+    demo_command(tag, args).output().expect("run otelconc")
+}
+
+/// The counts of the report's "events" block, by label.
+fn counts(stdout: &str) -> std::collections::BTreeMap<String, u64> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("== events"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("=="))
+        .filter_map(|l| {
+            let l = l.trim();
+            let split = l.find(|c: char| c.is_ascii_digit())?;
+            let (label, rest) = l.split_at(split);
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            Some((label.trim().to_owned(), n))
+        })
+        .collect()
+}
+
+/// accepted = succeeded + failed (by kind) + cancelled, as the report states it.
+fn assert_accounted(stdout: &str) -> std::collections::BTreeMap<String, u64> {
+    let c = counts(stdout);
+    let get = |k: &str| {
+        *c.get(k)
+            .unwrap_or_else(|| panic!("no {k:?} in {c:?}\n{stdout}"))
+    };
+    let kinds = [
+        "malformed",
+        "lookup failed",
+        "job panicked",
+        "job failed",
+        "write timed out",
+    ];
+    assert_eq!(
+        get("failed"),
+        kinds.iter().map(|k| get(k)).sum::<u64>(),
+        "{stdout}"
+    );
+    assert_eq!(
+        get("accepted"),
+        get("succeeded") + get("failed") + get("cancelled"),
+        "{stdout}"
+    );
+    c
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_message_naming_the_flag() {
+    for (args, needle) in [
+        (&["--workers", "0"][..], "--workers must be 1 to 1024"),
+        (
+            &["--concurrency", "0"][..],
+            "--concurrency must be 1 to 10000",
+        ),
+        (&["--rate=-5"][..], "--rate must be a positive number"),
+        (&["--rate", "NaN"][..], "--rate must be a positive number"),
+        (
+            &["--failure-rate", "1.5"][..],
+            "--failure-rate must be between 0 and 1",
+        ),
+        (
+            &["--duration", "0"][..],
+            "--duration must be a positive number of seconds",
+        ),
+        (&["--events", "0"][..], "--events must be at least 1"),
+        (
+            &["--events", "5", "--input", "x.jsonl"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = run("flags", args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_default_quick_run_shows_every_error_path_and_accounts_for_every_event() {
+    let out = run("quick", &["--quick"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let c = assert_accounted(&stdout);
+    assert_eq!(c["accepted"], 2_000);
+    for kind in ["malformed", "lookup failed", "job panicked"] {
+        assert!(
+            c[kind] > 0,
+            "a default run shows the {kind} path:\n{stdout}"
+        );
+    }
+    for block in [
+        "== channel \"ingest\"",
+        "== pipeline \"ingest-shard-0\"",
+        "== group \"lookups\"",
+        "== semaphore \"downstream-connections\"",
+        "== rate \"downstream-quota\"",
+        "== pool \"cpu\"",
+        "== fan_in \"results\"",
+        "end-to-end latency of written events",
+    ] {
+        assert!(
+            stdout.contains(block),
+            "{block} missing from the summary:\n{stdout}"
+        );
+    }
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !stderr.contains("panicked at"),
+        "injected panics stay quiet: {stderr}"
+    );
+}
+
+#[test]
+fn input_files_are_read_and_every_line_is_accounted_for() {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("otelconc-input-{}.jsonl", std::process::id()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    for i in 0..40 {
+        writeln!(
+            f,
+            "{{\"id\": \"e{i}\", \"user\": \"u{}\", \"extra\": [1, 2]}}",
+            i % 3
+        )
+        .unwrap();
+    }
+    writeln!(f).unwrap(); // blank lines are skipped
+    writeln!(f, "not json").unwrap();
+    writeln!(f, "[1, 2, 3]").unwrap();
+    writeln!(f, "{{\"user\": 7}}").unwrap();
+    drop(f);
+    let out = run(
+        "input",
+        &["--input", path.to_str().unwrap(), "--failure-rate", "0"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let c = assert_accounted(&stdout);
+    assert_eq!(c["accepted"], 43);
+    assert_eq!(c["malformed"], 3);
+    assert_eq!(c["succeeded"], 40);
+}
+
+#[test]
+fn a_missing_input_file_is_an_error_that_names_it() {
+    let out = run("missing", &["--input", "/nonexistent/events.jsonl"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/events.jsonl"), "{stderr}");
+}
+
+#[test]
+fn the_same_seed_injects_the_same_faults() {
+    let faults = |seed: &str| {
+        let out = run(
+            "seed",
+            &["--events", "600", "--seed", seed, "--failure-rate", "0.05"],
+        );
+        assert!(out.status.success());
+        let c = counts(&String::from_utf8(out.stdout).unwrap());
+        (c["malformed"], c["lookup failed"], c["job panicked"])
+    };
+    assert_eq!(faults("7"), faults("7"));
+    assert_ne!(faults("7"), faults("8"));
+}
+
+/// Starts a long, rate-limited run and waits until it has started working.
+fn start_long_run(tag: &str, args: &[&str]) -> std::process::Child {
+    let mut child = demo_command(tag, &[&["--events", "1000000"][..], args].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start otelconc");
+    // Wait for a progress line that shows events done: work is under way.
+    let mut out = BufReader::new(child.stdout.as_mut().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no progress: {seen}");
+        let done = line
+            .strip_prefix("progress: ")
+            .and_then(|r| r.split('/').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if done.is_some_and(|n| n > 0) {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    child
+}
+
+fn interrupt(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn ctrl_c_stops_intake_drains_and_accounts_for_every_accepted_event() {
+    // Fast enough that the backlog (channels and stage buffers) drains well within
+    // the deadline.
+    let child = start_long_run("sigint", &["--rate", "20000", "--drain-deadline", "120"]);
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let c = assert_accounted(&stdout);
+    assert!(
+        c["accepted"] > 0 && c["accepted"] < 1_000_000,
+        "intake ran, then stopped early: {c:?}"
+    );
+    assert_eq!(
+        c["cancelled"], 0,
+        "a drain within the deadline finishes everything: {c:?}"
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("stopping intake")
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_aborts_and_still_accounts_for_every_accepted_event() {
+    // Slow enough that the backlog cannot drain before the second Ctrl-C.
+    let mut child = start_long_run("sigint2", &["--rate", "300", "--drain-deadline", "120"]);
+    interrupt(&child);
+    // The second signal only after the first was seen (signals may coalesce).
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("stopping intake") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no stop message: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    interrupt(&child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let c = assert_accounted(&stdout);
+    assert!(c["accepted"] > 0, "{c:?}");
+    assert!(rest.contains("aborting"), "{rest}");
+    assert!(stdout.contains("aborted"), "{stdout}");
+    assert!(
+        c["cancelled"] > 0,
+        "events in flight at the abort are cancelled: {c:?}"
+    );
+}
