@@ -59,6 +59,9 @@ pub(crate) struct DemoArgs {
     /// Downstream connections (the semaphore) and events enriched at once per shard.
     #[arg(long, value_name = "N", default_value_t = 32)]
     concurrency: usize,
+    /// Sink writers (and connections of the simulated store they write to).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    writers: usize,
     /// Probability of each injected fault (malformed event, failing lookup, panicking
     /// job, stalled write), 0 to 1.
     #[arg(long, value_name = "P", default_value_t = 0.01)]
@@ -116,6 +119,12 @@ impl DemoArgs {
                 self.concurrency
             )));
         }
+        if !(1..=1_024).contains(&self.writers) {
+            return Err(BadFlag(format!(
+                "--writers must be 1 to 1024, got {}",
+                self.writers
+            )));
+        }
         if !(self.rate.is_finite() && self.rate > 0.0) {
             return Err(BadFlag(format!(
                 "--rate must be a positive number of lookups per second, got {}",
@@ -139,8 +148,9 @@ impl DemoArgs {
             workers: self.workers,
             rate: self.rate,
             concurrency: self.concurrency,
+            writers: self.writers,
             faults: Faults::new(self.seed, self.failure_rate),
-            write_timeout: Duration::from_millis(20),
+            write_timeout: Duration::from_millis(100),
             drain_deadline: seconds("--drain-deadline", self.drain_deadline)?,
         };
         Ok((settings, duration))
@@ -179,7 +189,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         .default_service_name("otelconc")
         .with_metric_reader(
             PeriodicReader::builder(summary.clone())
-                .with_interval(Duration::from_millis(250))
+                .with_interval(Duration::from_millis(500))
                 .build(),
         );
     if std::env::var_os(setup::OTEL_TRACES_SAMPLER).is_none() {

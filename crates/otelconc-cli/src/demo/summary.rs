@@ -61,12 +61,15 @@ impl Hist {
     }
 }
 
-/// One collection, flattened: metric name -> data points.
+/// The data points of one metric, by their attributes.
+pub(crate) type Series<V> = BTreeMap<Attrs, V>;
+
+/// Every collection so far, flattened: metric name -> data points.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot {
-    pub(crate) sums: BTreeMap<String, Vec<(Attrs, f64)>>,
-    pub(crate) gauges: BTreeMap<String, Vec<(Attrs, f64)>>,
-    pub(crate) hists: BTreeMap<String, Vec<(Attrs, Hist)>>,
+    pub(crate) sums: BTreeMap<String, Series<f64>>,
+    pub(crate) gauges: BTreeMap<String, Series<f64>>,
+    pub(crate) hists: BTreeMap<String, Series<Hist>>,
     /// Highest value seen across collections, per gauge / up-down counter point.
     pub(crate) peaks: BTreeMap<(String, Attrs), f64>,
 }
@@ -226,13 +229,8 @@ impl Snapshot {
 }
 
 /// Replaces the points of `series` that `new` has again, and adds the others.
-fn upsert<V>(series: &mut Vec<(Attrs, V)>, new: Vec<(Attrs, V)>) {
-    for (attrs, v) in new {
-        match series.iter_mut().find(|(a, _)| *a == attrs) {
-            Some(slot) => slot.1 = v,
-            None => series.push((attrs, v)),
-        }
-    }
+fn upsert<V>(series: &mut Series<V>, new: Vec<(Attrs, V)>) {
+    series.extend(new);
 }
 
 fn matches(a: &Attrs, want: &[(&str, &str)]) -> bool {

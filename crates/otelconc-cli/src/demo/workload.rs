@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) rate: f64,
     pub(crate) concurrency: usize,
+    /// Sink workers, and connections of the simulated store.
+    pub(crate) writers: usize,
     pub(crate) faults: Faults,
     pub(crate) write_timeout: Duration,
     pub(crate) drain_deadline: Duration,
@@ -277,12 +279,12 @@ pub(crate) async fn run(
     tasks.spawn(forward(merged, writes_tx));
     let (device_tx, device_rx) = channel::bounded::<WriteRequest>("store-requests", 64);
     let keep_more = (writes_rx.clone(), device_rx.clone());
-    for _ in 0..4 {
+    for _ in 0..run.settings.writers {
         tasks.spawn(device(run.clone(), device_rx.clone()));
     }
     drop(device_rx);
     let mut keep_acks = Vec::new();
-    for w in 0..4 {
+    for w in 0..run.settings.writers {
         let acks = channel::bounded::<Ack>(format!("store-acks-{w}"), 16);
         keep_acks.push(acks.1.clone());
         tasks.spawn(sink_worker(
