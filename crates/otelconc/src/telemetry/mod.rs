@@ -23,6 +23,16 @@
 //! - Durations are `f64` seconds, recorded into histograms with [`SECONDS_BOUNDARIES`].
 //! - Attributes are built once per primitive instance; nothing allocates per operation
 //!   for telemetry, and timestamps are taken only where they are recorded.
+//!
+//! # Instance names
+//! Give each live instance of a primitive its own name (a small, fixed set: one per
+//! component, not one per request). Counts that are read at collection time (the
+//! observable counters and gauges of `channel`, `pool`, `pipeline`, `rate` and
+//! `semaphore`) are reported per instance, and the SDK keeps the *last* observation of
+//! an attribute set: two live instances with the same name overwrite each other's
+//! values instead of adding up. A dropped instance stops reporting; its counts since
+//! the last collection are not exported, so flush the meter provider before dropping
+//! primitives at shutdown.
 
 mod context;
 mod handle;
