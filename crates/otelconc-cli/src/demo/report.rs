@@ -10,6 +10,10 @@ use otelconc::telemetry::names::{self, InstrumentKind};
 use super::summary::{Snapshot, bar_chart, dur};
 use super::workload::{Accounting, Report};
 
+/// Instances shown per primitive (the store's acknowledgement channels are one per
+/// writer).
+const MAX_INSTANCES: usize = 8;
+
 /// The primitives, in the order an event meets them.
 const PRIMITIVES: &[&str] = &[
     "channel",
@@ -89,7 +93,29 @@ fn primitive(snap: &Snapshot, prim: &str, secs: f64) -> String {
     let specs: Vec<_> = names::instruments()
         .filter(|i| i.name.starts_with(&prefix))
         .collect();
-    for instance in snap.values_of(&prefix, names::ATTR_NAME) {
+    // Busiest first: the sum of an instance's counters.
+    let activity = |instance: &str| -> f64 {
+        specs
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    InstrumentKind::Counter | InstrumentKind::ObservableCounter
+                )
+            })
+            .map(|s| snap.total(s.name, &[(names::ATTR_NAME, instance)]))
+            .sum()
+    };
+    let mut instances = snap.values_of(&prefix, names::ATTR_NAME);
+    instances.sort_by(|a, b| activity(b).total_cmp(&activity(a)).then(a.cmp(b)));
+    if instances.len() > MAX_INSTANCES {
+        let _ = writeln!(
+            out,
+            "\n== {prim}: {} instances; the {MAX_INSTANCES} busiest",
+            instances.len()
+        );
+    }
+    for instance in instances.into_iter().take(MAX_INSTANCES) {
         let _ = writeln!(out, "\n== {prim} \"{instance}\"");
         let me = [(names::ATTR_NAME, instance.as_str())];
         for spec in &specs {

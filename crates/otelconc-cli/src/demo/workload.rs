@@ -501,19 +501,21 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
         .name("lookups")
         .build()
         .map_err(|e| e.to_string())?;
-    for (which, service) in ["users", "geo", "fraud"].into_iter().enumerate() {
+    let services = [
+        ("users", "lookup users"),
+        ("geo", "lookup geo"),
+        ("fraud", "lookup fraud"),
+    ];
+    for (which, (service, name)) in services.into_iter().enumerate() {
         let run = run.clone();
         let seq = item.seq;
         let token = group.token();
         let lookup = async move {
-            let span = run
-                .inst
-                .tracer
-                .span_builder(format!("lookup {service}"))
-                .with_kind(SpanKind::Client)
-                .with_attributes([KeyValue::new("demo.service", service)])
-                .start(&run.inst.tracer);
-            let cx = Context::current_with_span(span);
+            let span = ClientSpan::start(
+                &run.inst.tracer,
+                name,
+                [KeyValue::new("demo.service", service)],
+            );
             let result = async {
                 let _permit = run.connections.acquire(1).await.map_err(|e| e.to_string())?;
                 run.quota.acquire().await;
@@ -528,12 +530,12 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
                     Ok(seq.wrapping_mul(31).wrapping_add(which as u64))
                 }
             }
-            .with_context(cx.clone())
+            .with_context(span.context())
             .await;
             if let Err(e) = &result {
-                cx.span().set_status(Status::error(e.clone()));
+                span.error(e.clone());
             }
-            cx.span().end();
+            span.end();
             result
         };
         group
@@ -601,6 +603,58 @@ async fn forward(mut merged: FanIn<Item<u64>>, tx: Sender<Item<u64>>) {
 /// A store acknowledgement: (event sequence number, attempt).
 type Ack = (u64, u64);
 
+/// A client span of a simulated downstream call, built only when the event is in a
+/// sampled trace: the rule the library itself follows, so an unsampled event pays for
+/// no span at all. Without one, every method does nothing and work runs under the
+/// current context.
+struct ClientSpan(Option<Context>);
+
+impl ClientSpan {
+    fn start(
+        tracer: &BoxedTracer,
+        name: &'static str,
+        attributes: impl IntoIterator<Item = KeyValue>,
+    ) -> Self {
+        Self(otelconc::telemetry::sampled_context().map(|parent| {
+            let span = tracer
+                .span_builder(name)
+                .with_kind(SpanKind::Client)
+                .with_attributes(attributes)
+                .start_with_context(tracer, &parent);
+            parent.with_span(span)
+        }))
+    }
+
+    /// The context to run the call under.
+    fn context(&self) -> Context {
+        self.0.clone().unwrap_or_else(Context::current)
+    }
+
+    fn attribute(&self, kv: KeyValue) {
+        if let Some(cx) = &self.0 {
+            cx.span().set_attribute(kv);
+        }
+    }
+
+    fn event(&self, name: &'static str, kv: KeyValue) {
+        if let Some(cx) = &self.0 {
+            cx.span().add_event(name, vec![kv]);
+        }
+    }
+
+    fn error(&self, message: String) {
+        if let Some(cx) = &self.0 {
+            cx.span().set_status(Status::error(message));
+        }
+    }
+
+    fn end(&self) {
+        if let Some(cx) = &self.0 {
+            cx.span().end();
+        }
+    }
+}
+
 /// A request to the simulated store: write `item` as attempt `attempt`, acknowledge
 /// on `ack`.
 struct WriteRequest {
@@ -658,13 +712,8 @@ async fn write(
     ack_tx: &Sender<Ack>,
     ack_rx: &Receiver<Ack>,
 ) -> Result<(), ()> {
-    let span = run
-        .inst
-        .tracer
-        .span_builder("sink write")
-        .with_kind(SpanKind::Client)
-        .start(&run.inst.tracer);
-    let cx = Context::current_with_span(span);
+    let span = ClientSpan::start(&run.inst.tracer, "sink write", []);
+    let cx = span.context();
     for attempt in 0..2 {
         let req = WriteRequest {
             seq: item.seq,
@@ -672,7 +721,7 @@ async fn write(
             ack: ack_tx.clone(),
         };
         if store.send(req).with_context(cx.clone()).await.is_err() {
-            cx.span().end();
+            span.end();
             return Err(());
         }
         let deadline = Instant::now() + run.settings.write_timeout;
@@ -680,9 +729,8 @@ async fn write(
             let left = deadline.saturating_duration_since(Instant::now());
             match select::first_timeout([ack_rx], left).await {
                 Ok(sel) if sel.value == (item.seq, attempt) => {
-                    cx.span()
-                        .set_attribute(KeyValue::new("demo.write.attempts", attempt as i64 + 1));
-                    cx.span().end();
+                    span.attribute(KeyValue::new("demo.write.attempts", attempt as i64 + 1));
+                    span.end();
                     run.succeed(&item);
                     return Ok(());
                 }
@@ -691,16 +739,16 @@ async fn write(
                 Err(_) => break,
             }
         }
-        cx.span().add_event(
+        span.event(
             "write timed out",
-            vec![KeyValue::new("demo.write.attempt", attempt as i64)],
+            KeyValue::new("demo.write.attempt", attempt as i64),
         );
         if attempt == 0 {
             run.acct.write_retried.fetch_add(1, Ordering::Relaxed);
         }
     }
-    cx.span().set_status(Status::error("write timed out twice"));
-    cx.span().end();
+    span.error("write timed out twice".to_owned());
+    span.end();
     run.fail(
         &item,
         FailKind::WriteTimeout,
