@@ -218,11 +218,13 @@ fn start_long_run(tag: &str, args: &[&str]) -> std::process::Child {
     child
 }
 
+/// Sends SIGINT, as Ctrl-C does (through the shell's builtin `kill`, which every
+/// machine has).
 fn interrupt(child: &std::process::Child) {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    let ok = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
-        .expect("kill");
+        .expect("sh");
     assert!(ok.success());
 }
 
