@@ -207,17 +207,9 @@ impl Snapshot {
         let mut out: Vec<String> = self
             .sums
             .iter()
-            .map(|(n, p)| (n, p.iter().map(|(a, _)| a).collect::<Vec<_>>()))
-            .chain(
-                self.gauges
-                    .iter()
-                    .map(|(n, p)| (n, p.iter().map(|(a, _)| a).collect())),
-            )
-            .chain(
-                self.hists
-                    .iter()
-                    .map(|(n, p)| (n, p.iter().map(|(a, _)| a).collect())),
-            )
+            .map(|(n, p)| (n, p.keys().collect::<Vec<_>>()))
+            .chain(self.gauges.iter().map(|(n, p)| (n, p.keys().collect())))
+            .chain(self.hists.iter().map(|(n, p)| (n, p.keys().collect())))
             .filter(|(n, _)| n.starts_with(prefix))
             .flat_map(|(_, attrs)| attrs)
             .flat_map(|a| a.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()))
