@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every runner's output is kept here too, to count what ran for the closing line.
+runs="$(mktemp)"
+trap 'rm -f "$runs"' EXIT
+
 step "installing the test collector (rotel) if missing"
 OTELCONC_ROTEL="$(scripts/install-rotel.sh)"
 export OTELCONC_ROTEL
@@ -30,16 +34,16 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 step "tests (every crate, all features)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-features --no-fail-fast
+  cargo nextest run --workspace --all-features --no-fail-fast 2>&1 | tee -a "$runs"
 else
-  cargo test --workspace --all-features --no-fail-fast
+  cargo test --workspace --all-features --no-fail-fast 2>&1 | tee -a "$runs"
 fi
 
 step "tests of the library without optional features (unbound-instrument path)"
-cargo test -p otelconc --tests --no-fail-fast
+cargo test -p otelconc --tests --no-fail-fast 2>&1 | tee -a "$runs"
 
 step "doctests"
-cargo test --workspace --all-features --doc
+cargo test --workspace --all-features --doc 2>&1 | tee -a "$runs"
 
 step "examples run"
 for ex in $(cd crates/otelconc/examples 2>/dev/null && ls *.rs 2>/dev/null | sed 's/\.rs$//'); do
@@ -47,5 +51,11 @@ for ex in $(cd crates/otelconc/examples 2>/dev/null && ls *.rs 2>/dev/null | sed
   cargo run -q -p otelconc --all-features --example "$ex" >/dev/null
 done
 
+# Count what the runners reported: nextest's summary lines and libtest's result lines.
+passed=$(awk '
+  /tests run: [0-9]+ passed/ { for (i = 1; i <= NF; i++) if ($i == "passed," || $i == "passed") { n += $(i-1) } }
+  /^test result: ok\. [0-9]+ passed/ { n += $4 }
+  END { print n + 0 }' "$runs")
 echo
 echo "all gates passed"
+echo "tests: ${passed} passed, 0 failed"
