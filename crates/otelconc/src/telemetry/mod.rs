@@ -32,7 +32,11 @@
 //! an attribute set: two live instances with the same name overwrite each other's
 //! values instead of adding up. A dropped instance stops reporting; its counts since
 //! the last collection are not exported, so flush the meter provider before dropping
-//! primitives at shutdown.
+//! primitives at shutdown. The SDK never unregisters an observable callback: a dropped
+//! instance's callbacks stay registered (reporting nothing) as long as the meter
+//! provider lives, which is why these primitives are meant to be built per component.
+//! `group::TaskGroup` and the `fan` helpers, which are built per request, use
+//! synchronous instruments only.
 
 mod context;
 mod handle;
