@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::metrics::Histogram;
+use opentelemetry::metrics::BoundHistogram;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use otelconc::channel::{self, Receiver, Sender};
@@ -124,9 +124,9 @@ impl std::error::Error for Failed {}
 /// The demo's own instruments and tracer.
 struct Instruments {
     tracer: BoxedTracer,
-    latency: Histogram<f64>,
-    ok: [KeyValue; 1],
-    failed: [KeyValue; 1],
+    /// `otelconc.demo.event.duration`, bound once per outcome.
+    latency_ok: BoundHistogram<f64>,
+    latency_failed: BoundHistogram<f64>,
 }
 
 /// What flows through the pipeline: the event and what it needs to end its trace.
@@ -169,25 +169,28 @@ impl Run {
             FailKind::JobFailed => &self.acct.job_failed,
             FailKind::WriteTimeout => &self.acct.write_timed_out,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.inst
-            .latency
-            .record(item.started.elapsed().as_secs_f64(), &self.inst.failed);
-        let span = item.root.span();
-        span.set_attribute(KeyValue::new("demo.outcome", kind.as_str()));
-        span.set_status(Status::error(message));
-        span.end();
+        item.root.span().set_status(Status::error(message));
+        self.finish(item, counter, &self.inst.latency_failed, kind.as_str());
         Failed(kind)
     }
 
     /// Ends an event as written.
     fn succeed<T>(&self, item: &Item<T>) {
-        self.acct.succeeded.fetch_add(1, Ordering::Relaxed);
-        self.inst
-            .latency
-            .record(item.started.elapsed().as_secs_f64(), &self.inst.ok);
+        self.finish(item, &self.acct.succeeded, &self.inst.latency_ok, "ok");
+    }
+
+    /// Counts an ended event, records its end-to-end time and ends its root span.
+    fn finish<T>(
+        &self,
+        item: &Item<T>,
+        counter: &AtomicU64,
+        latency: &BoundHistogram<f64>,
+        outcome: &'static str,
+    ) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        latency.record(item.started.elapsed().as_secs_f64());
         let span = item.root.span();
-        span.set_attribute(KeyValue::new("demo.outcome", "ok"));
+        span.set_attribute(KeyValue::new("demo.outcome", outcome));
         span.end();
     }
 }
@@ -222,16 +225,16 @@ pub(crate) async fn run(
 ) -> Result<Report, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let meter = opentelemetry::global::meter("otelconc-demo");
+    let latency = meter
+        .f64_histogram("otelconc.demo.event.duration")
+        .with_unit("s")
+        .with_description("End-to-end time of an event, intake to sink write, by outcome")
+        .with_boundaries(otelconc::telemetry::SECONDS_BOUNDARIES.to_vec())
+        .build();
     let inst = Instruments {
         tracer: opentelemetry::global::tracer("otelconc-demo"),
-        latency: meter
-            .f64_histogram("otelconc.demo.event.duration")
-            .with_unit("s")
-            .with_description("End-to-end time of an event, intake to sink write, by outcome")
-            .with_boundaries(otelconc::telemetry::SECONDS_BOUNDARIES.to_vec())
-            .build(),
-        ok: [KeyValue::new("demo.outcome", "ok")],
-        failed: [KeyValue::new("demo.outcome", "failed")],
+        latency_ok: latency.bind(&[KeyValue::new("demo.outcome", "ok")]),
+        latency_failed: latency.bind(&[KeyValue::new("demo.outcome", "failed")]),
     };
     let run = Arc::new(Run {
         connections: Semaphore::new("downstream-connections", settings.concurrency as u32)?,
@@ -279,17 +282,22 @@ pub(crate) async fn run(
     tasks.spawn(forward(merged, writes_tx));
     let (device_tx, device_rx) = channel::bounded::<WriteRequest>("store-requests", 64);
     let keep_more = (writes_rx.clone(), device_rx.clone());
+    // One acknowledgement channel per writer; the store's connections answer on the
+    // writer's own channel, through handles cloned here once.
+    let (ack_txs, ack_rxs): (Vec<Sender<Ack>>, Vec<Receiver<Ack>>) = (0..run.settings.writers)
+        .map(|w| channel::bounded::<Ack>(format!("store-acks-{w}"), 16))
+        .unzip();
+    let ack_txs: Arc<[Sender<Ack>]> = ack_txs.into();
     for _ in 0..run.settings.writers {
-        tasks.spawn(device(run.clone(), device_rx.clone()));
+        tasks.spawn(device(run.clone(), device_rx.clone(), ack_txs.clone()));
     }
+    drop(ack_txs);
     drop(device_rx);
-    let mut keep_acks = Vec::new();
-    for w in 0..run.settings.writers {
-        let acks = channel::bounded::<Ack>(format!("store-acks-{w}"), 16);
-        keep_acks.push(acks.1.clone());
+    for (writer, acks) in ack_rxs.iter().enumerate() {
         tasks.spawn(sink_worker(
             run.clone(),
-            acks,
+            writer,
+            acks.clone(),
             writes_rx.clone(),
             device_tx.clone(),
         ));
@@ -331,7 +339,7 @@ pub(crate) async fn run(
     // Every primitive is still alive here: the final collection sees all of them.
     tokio::task::spawn_blocking(flush).await?;
     keep.clear();
-    drop((keep_more, keep_acks, shards, run));
+    drop((keep_more, ack_rxs, shards, run));
     Ok(Report {
         elapsed,
         aborted,
@@ -655,17 +663,17 @@ impl ClientSpan {
     }
 }
 
-/// A request to the simulated store: write `item` as attempt `attempt`, acknowledge
-/// on `ack`.
+/// A request to the simulated store: write event `seq` as attempt `attempt`, and
+/// acknowledge to writer `writer`.
 struct WriteRequest {
     seq: u64,
     attempt: u64,
-    ack: Sender<Ack>,
+    writer: usize,
 }
 
 /// One connection of the simulated store: writes take a few hundred microseconds, or
 /// stall past the write timeout when the fault plan says so.
-async fn device(run: Arc<Run>, rx: Receiver<WriteRequest>) {
+async fn device(run: Arc<Run>, rx: Receiver<WriteRequest>, acks: Arc<[Sender<Ack>]>) {
     while let Ok(req) = rx.recv().await {
         let stall = run.settings.faults.write_stalls(req.seq, req.attempt);
         let latency = if stall {
@@ -680,7 +688,7 @@ async fn device(run: Arc<Run>, rx: Receiver<WriteRequest>) {
         };
         tokio::time::sleep(latency).await;
         // The writer may have given up on this attempt; a late ack is dropped there.
-        let _ = req.ack.try_send((req.seq, req.attempt));
+        let _ = acks[req.writer].try_send((req.seq, req.attempt));
     }
 }
 
@@ -688,14 +696,15 @@ async fn device(run: Arc<Run>, rx: Receiver<WriteRequest>) {
 /// `select::first_timeout`; a timed-out write is retried once, then counted.
 async fn sink_worker(
     run: Arc<Run>,
-    (ack_tx, ack_rx): (Sender<Ack>, Receiver<Ack>),
+    writer: usize,
+    acks: Receiver<Ack>,
     rx: Receiver<Item<u64>>,
     store: Sender<WriteRequest>,
 ) {
     while let Ok(received) = rx.recv_traced().await {
         let root = received.get_ref().root.clone();
         let done = received
-            .in_span(|item| write(&run, item, &store, &ack_tx, &ack_rx))
+            .in_span(|item| write(&run, item, &store, writer, &acks))
             .with_context(root)
             .await;
         if done.is_err() {
@@ -709,8 +718,8 @@ async fn write(
     run: &Run,
     item: Item<u64>,
     store: &Sender<WriteRequest>,
-    ack_tx: &Sender<Ack>,
-    ack_rx: &Receiver<Ack>,
+    writer: usize,
+    acks: &Receiver<Ack>,
 ) -> Result<(), ()> {
     let span = ClientSpan::start(&run.inst.tracer, "sink write", []);
     let cx = span.context();
@@ -718,7 +727,7 @@ async fn write(
         let req = WriteRequest {
             seq: item.seq,
             attempt,
-            ack: ack_tx.clone(),
+            writer,
         };
         if store.send(req).with_context(cx.clone()).await.is_err() {
             span.end();
@@ -727,7 +736,7 @@ async fn write(
         let deadline = Instant::now() + run.settings.write_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match select::first_timeout([ack_rx], left).await {
+            match select::first_timeout([acks], left).await {
                 Ok(sel) if sel.value == (item.seq, attempt) => {
                     span.attribute(KeyValue::new("demo.write.attempts", attempt as i64 + 1));
                     span.end();

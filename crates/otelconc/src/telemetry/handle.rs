@@ -180,15 +180,11 @@ impl Telemetry {
         parent: &Context,
         attributes: Vec<KeyValue>,
     ) -> Context {
-        let builder = SpanBuilder::from_name(spec.name)
-            .with_kind(spec.kind.clone())
-            .with_attributes(attributes);
-        let span = self.tracer.build_with_context(builder, parent);
-        parent.with_span(span)
+        self.start_linked_span(spec, parent, Vec::new(), attributes)
     }
 
-    /// Starts the span `spec` as a root-or-current-child that links to `links` (batches,
-    /// fan-in), and returns the current context with it active.
+    /// Starts the span `spec` as a child of `parent` that links to `links` (batches,
+    /// fan-in), and returns `parent` with it active.
     pub(crate) fn start_linked_span(
         &self,
         spec: &SpanSpec,
@@ -196,10 +192,12 @@ impl Telemetry {
         links: Vec<Link>,
         attributes: Vec<KeyValue>,
     ) -> Context {
-        let builder = SpanBuilder::from_name(spec.name)
+        let mut builder = SpanBuilder::from_name(spec.name)
             .with_kind(spec.kind.clone())
-            .with_links(links)
             .with_attributes(attributes);
+        if !links.is_empty() {
+            builder = builder.with_links(links);
+        }
         let span = self.tracer.build_with_context(builder, parent);
         parent.with_span(span)
     }
