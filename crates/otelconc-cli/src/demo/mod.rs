@@ -216,22 +216,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
             });
         }
         let progress_stop = tokio_util::sync::CancellationToken::new();
-        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let shown = tokio::spawn(progress::show(
-            done.clone(),
+            acct.clone(),
             expected,
             progress_stop.clone(),
         ));
-        let counter = {
-            let (acct, done) = (acct.clone(), done.clone());
-            let s = progress_stop.clone();
-            tokio::spawn(async move {
-                while !s.is_cancelled() {
-                    done.store(acct.finished(), Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        };
         let flush = move || {
             if let Some(mp) = meter_provider {
                 // A failed flush shows up in the guard's export statistics.
@@ -248,7 +237,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         )
         .await;
         progress_stop.cancel();
-        let _ = tokio::join!(shown, counter);
+        let _ = shown.await;
         stop.abort.cancel();
         r
     });

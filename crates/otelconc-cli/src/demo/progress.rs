@@ -2,14 +2,16 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-/// Shows `done` out of `total` (None when the total is unknown) until `stop` fires.
-pub(crate) async fn show(done: Arc<AtomicU64>, total: Option<u64>, stop: CancellationToken) {
+use super::workload::Accounting;
+
+/// Shows the events that ended out of `total` (None when the total is unknown) until
+/// `stop` fires.
+pub(crate) async fn show(done: Arc<Accounting>, total: Option<u64>, stop: CancellationToken) {
     if std::io::stdout().is_terminal() {
         bar(done, total, stop).await;
     } else {
@@ -17,7 +19,7 @@ pub(crate) async fn show(done: Arc<AtomicU64>, total: Option<u64>, stop: Cancell
     }
 }
 
-async fn bar(done: Arc<AtomicU64>, total: Option<u64>, stop: CancellationToken) {
+async fn bar(done: Arc<Accounting>, total: Option<u64>, stop: CancellationToken) {
     let pb = match total {
         Some(t) => ProgressBar::new(t).with_style(
             ProgressStyle::with_template(
@@ -31,24 +33,24 @@ async fn bar(done: Arc<AtomicU64>, total: Option<u64>, stop: CancellationToken) 
         ),
     };
     loop {
-        pb.set_position(done.load(Ordering::Relaxed));
+        pb.set_position(done.finished());
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
-    pb.set_position(done.load(Ordering::Relaxed));
+    pb.set_position(done.finished());
     pb.finish_and_clear();
 }
 
-async fn lines(done: Arc<AtomicU64>, total: Option<u64>, stop: CancellationToken) {
+async fn lines(done: Arc<Accounting>, total: Option<u64>, stop: CancellationToken) {
     let start = Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
-        let n = done.load(Ordering::Relaxed);
+        let n = done.finished();
         let rate = n as f64 / start.elapsed().as_secs_f64();
         match total {
             Some(t) => println!(
