@@ -150,6 +150,17 @@ pub(crate) enum Failure<E> {
     Panic(String),
 }
 
+impl<E> Failure<E> {
+    /// The run error this failure of `stage` becomes.
+    pub(crate) fn into_error(self, stage: &Arc<str>) -> PipelineError<E> {
+        let stage = stage.clone();
+        match self {
+            Self::Error(error) => PipelineError::Stage { stage, error },
+            Self::Panic(message) => PipelineError::Panic { stage, message },
+        }
+    }
+}
+
 /// Calls the stage function; a panic (while building or polling its future) becomes
 /// [`Failure::Panic`] with the panic message.
 pub(crate) async fn call<I, O, E, F, Fut>(f: &F, input: I) -> Result<O, Failure<E>>
@@ -512,22 +523,11 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
                 }
             }
             Err(failure) => {
-                let error = match failure {
-                    Failure::Error(error) => {
-                        counts.error += 1;
-                        PipelineError::Stage {
-                            stage: stage.name.clone(),
-                            error,
-                        }
-                    }
-                    Failure::Panic(message) => {
-                        counts.panic += 1;
-                        PipelineError::Panic {
-                            stage: stage.name.clone(),
-                            message,
-                        }
-                    }
-                };
+                match failure {
+                    Failure::Error(_) => counts.error += 1,
+                    Failure::Panic(_) => counts.panic += 1,
+                }
+                let error = failure.into_error(&stage.name);
                 match shared.policy {
                     ErrorPolicy::FailFast => {
                         counts.flush();
