@@ -500,10 +500,13 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
                 let guard = SpanGuard(Some(cx.clone()));
                 let start = Instant::now();
                 let r = call(&*f, value).with_context(cx.clone()).await;
-                stage.duration.record(start.elapsed().as_secs_f64());
+                // One clock read ends the stage's time and starts the item's wait for
+                // the next stage.
+                let end = Instant::now();
+                stage.duration.record((end - start).as_secs_f64());
                 guard.finish(&r);
                 tr.cx = cx;
-                tr.enqueued = Instant::now();
+                tr.enqueued = end;
                 (r, Some(tr))
             }
         };
