@@ -527,17 +527,8 @@ where
     /// # }
     /// ```
     pub fn start(&self) -> (PipelineSender<In>, PipelineStream<Out, E>) {
-        if self.ordered {
-            let (launch, tx, out) = self.launch::<Ordered>(&self.connect.ordered, self.window);
-            let window = launch.run.window.clone();
-            let sender = PipelineSender::ordered(tx, window, self.shared.telemetry.clone());
-            (sender, self.finish(launch, OutputRx::Ordered(out)))
-        } else {
-            let (launch, tx, out) =
-                self.launch::<Unordered>(&self.connect.unordered, self.input_buffer);
-            let sender = PipelineSender::unordered(tx, self.shared.telemetry.clone());
-            (sender, self.finish(launch, OutputRx::Unordered(out)))
-        }
+        let (launch, sender, out) = self.open();
+        (sender, self.finish(launch, out))
     }
 
     /// Runs the pipeline over `input` and returns its output stream. A task pulls
@@ -573,18 +564,24 @@ where
         S: Stream<Item = In> + Send + 'static,
     {
         let origin = self.shared.telemetry.span_parent();
+        let (launch, sender, out) = self.open();
+        spawn_feeder(&launch, sender, input, origin);
+        self.finish(launch, out)
+    }
+
+    /// Launches a run in the pipeline's mode (ordered or not): its stage tasks, the
+    /// sender of its input and the receiver of its output.
+    fn open(&self) -> (Launch<E>, PipelineSender<In>, OutputRx<Out>) {
+        let telemetry = self.shared.telemetry.clone();
         if self.ordered {
             let (launch, tx, out) = self.launch::<Ordered>(&self.connect.ordered, self.window);
-            let window = launch.run.window.clone();
-            let sender = PipelineSender::ordered(tx, window, self.shared.telemetry.clone());
-            spawn_feeder(&launch, sender, input, origin);
-            self.finish(launch, OutputRx::Ordered(out))
+            let sender = PipelineSender::ordered(tx, launch.run.window.clone(), telemetry);
+            (launch, sender, OutputRx::Ordered(out))
         } else {
             let (launch, tx, out) =
                 self.launch::<Unordered>(&self.connect.unordered, self.input_buffer);
-            let sender = PipelineSender::unordered(tx, self.shared.telemetry.clone());
-            spawn_feeder(&launch, sender, input, origin);
-            self.finish(launch, OutputRx::Unordered(out))
+            let sender = PipelineSender::unordered(tx, telemetry);
+            (launch, sender, OutputRx::Unordered(out))
         }
     }
 

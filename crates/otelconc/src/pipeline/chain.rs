@@ -242,19 +242,13 @@ where
                     stage.ok.fetch_add(1, Ordering::Relaxed);
                     value = v;
                 }
-                Err(Failure::Error(error)) => {
-                    stage.error.fetch_add(1, Ordering::Relaxed);
-                    return Err(PipelineError::Stage {
-                        stage: stage.name.clone(),
-                        error,
-                    });
-                }
-                Err(Failure::Panic(message)) => {
-                    stage.panic.fetch_add(1, Ordering::Relaxed);
-                    return Err(PipelineError::Panic {
-                        stage: stage.name.clone(),
-                        message,
-                    });
+                Err(failure) => {
+                    let count = match failure {
+                        Failure::Error(_) => &stage.error,
+                        Failure::Panic(_) => &stage.panic,
+                    };
+                    count.fetch_add(1, Ordering::Relaxed);
+                    return Err(failure.into_error(&stage.name));
                 }
             }
         }

@@ -150,6 +150,17 @@ pub(crate) enum Failure<E> {
     Panic(String),
 }
 
+impl<E> Failure<E> {
+    /// The run error this failure of `stage` becomes.
+    pub(crate) fn into_error(self, stage: &Arc<str>) -> PipelineError<E> {
+        let stage = stage.clone();
+        match self {
+            Self::Error(error) => PipelineError::Stage { stage, error },
+            Self::Panic(message) => PipelineError::Panic { stage, message },
+        }
+    }
+}
+
 /// Calls the stage function; a panic (while building or polling its future) becomes
 /// [`Failure::Panic`] with the panic message.
 pub(crate) async fn call<I, O, E, F, Fut>(f: &F, input: I) -> Result<O, Failure<E>>
@@ -489,10 +500,13 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
                 let guard = SpanGuard(Some(cx.clone()));
                 let start = Instant::now();
                 let r = call(&*f, value).with_context(cx.clone()).await;
-                stage.duration.record(start.elapsed().as_secs_f64());
+                // One clock read ends the stage's time and starts the item's wait for
+                // the next stage.
+                let end = Instant::now();
+                stage.duration.record((end - start).as_secs_f64());
                 guard.finish(&r);
                 tr.cx = cx;
-                tr.enqueued = Instant::now();
+                tr.enqueued = end;
                 (r, Some(tr))
             }
         };
@@ -512,22 +526,11 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
                 }
             }
             Err(failure) => {
-                let error = match failure {
-                    Failure::Error(error) => {
-                        counts.error += 1;
-                        PipelineError::Stage {
-                            stage: stage.name.clone(),
-                            error,
-                        }
-                    }
-                    Failure::Panic(message) => {
-                        counts.panic += 1;
-                        PipelineError::Panic {
-                            stage: stage.name.clone(),
-                            message,
-                        }
-                    }
-                };
+                match failure {
+                    Failure::Error(_) => counts.error += 1,
+                    Failure::Panic(_) => counts.panic += 1,
+                }
+                let error = failure.into_error(&stage.name);
                 match shared.policy {
                     ErrorPolicy::FailFast => {
                         counts.flush();
