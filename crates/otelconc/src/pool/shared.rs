@@ -120,7 +120,7 @@ struct SubmitCounters {
     rejected_closed: AtomicU64,
 }
 
-/// Outcome indexes of the histograms.
+/// Outcome indexes of the histograms, in the order of `names::OUTCOMES`.
 const OK: usize = 0;
 const PANICKED: usize = 1;
 const TIMED_OUT: usize = 2;
@@ -181,13 +181,8 @@ impl Shared {
                 KeyValue::new(ATTR_OUTCOME, outcome),
             ]
         };
-        let hists = |spec| {
-            [
-                t.histogram(spec, &attrs("ok")),
-                t.histogram(spec, &attrs("panicked")),
-                t.histogram(spec, &attrs("timed_out")),
-                t.histogram(spec, &attrs("cancelled")),
-            ]
+        let hists = |spec| -> [Histogram; 4] {
+            std::array::from_fn(|i| t.histogram(spec, &attrs(names::OUTCOMES[i])))
         };
         let shared = Arc::new(Self {
             name: cfg.name.clone(),
@@ -651,14 +646,15 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         let w: Weak<Shared> = Arc::downgrade(shared);
         move || w.upgrade().map(|s| f(&s.stats()))
     };
-    let jobs: [(&'static str, StatFn); 5] = [
-        ("ok", |s| s.completed),
-        ("panicked", |s| s.panicked),
-        ("timed_out", |s| s.timed_out),
-        ("cancelled", |s| s.cancelled),
-        ("not_started", |s| s.not_started),
+    // In the order of `names::OUTCOMES`.
+    let jobs: [StatFn; 5] = [
+        |s| s.completed,
+        |s| s.panicked,
+        |s| s.timed_out,
+        |s| s.cancelled,
+        |s| s.not_started,
     ];
-    for (outcome, f) in jobs {
+    for (&outcome, f) in names::OUTCOMES.iter().zip(jobs) {
         out.push(Box::new(t.observable_counter(
             &names::JOBS,
             vec![name(), KeyValue::new(ATTR_OUTCOME, outcome)],
@@ -670,11 +666,12 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         vec![name()],
         stat(|s| s.submitted),
     )));
-    let reasons: [(&'static str, CounterFn); 2] = [
-        ("full", |c| c.rejected_full.load(Relaxed)),
-        ("closed", |c| c.rejected_closed.load(Relaxed)),
+    // In the order of `names::REJECT_REASONS`.
+    let reasons: [CounterFn; 2] = [
+        |c| c.rejected_full.load(Relaxed),
+        |c| c.rejected_closed.load(Relaxed),
     ];
-    for (reason, f) in reasons {
+    for (&reason, f) in names::REJECT_REASONS.iter().zip(reasons) {
         let w = Arc::downgrade(shared);
         out.push(Box::new(t.observable_counter(
             &names::REJECTED,
