@@ -370,11 +370,8 @@ impl Shared {
         let _finishing = lock(&self.finishing);
         while let Ok(env) = self.rx.try_recv() {
             self.not_started.fetch_add(1, Relaxed);
-            let mut cell = env.cell;
-            let meta = self.outcomes.as_ref().map(|_| meta_of(&*cell));
-            cell.as_mut().deliver(Err(JobError::Rejected));
-            self.push_outcome(meta, Err(JobError::Rejected));
-            drop_quietly(cell);
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*env.cell));
+            self.settle(env.cell, meta, Err(JobError::Rejected));
         }
         if let Some((tx, _)) = &self.outcomes {
             tx.close();
@@ -439,6 +436,19 @@ impl Shared {
         }
         *seen = next;
         max.as_secs_f64()
+    }
+
+    /// The end of every job, run or not: its handle gets `result`, then the outcomes
+    /// stream (when `meta` was taken for it), then the job is dropped.
+    fn settle(
+        &self,
+        mut cell: Pin<Box<dyn ErasedJob>>,
+        meta: Option<Meta>,
+        result: Result<(), JobError>,
+    ) {
+        cell.as_mut().deliver(result.clone());
+        self.push_outcome(meta, result);
+        drop_quietly(cell);
     }
 
     fn push_outcome(&self, meta: Option<Meta>, result: Result<(), JobError>) {
@@ -515,7 +525,7 @@ struct InFlight<'a> {
 
 impl InFlight<'_> {
     fn finish(&mut self, result: Result<(), JobError>) {
-        let Some(mut cell) = self.cell.take() else {
+        let Some(cell) = self.cell.take() else {
             return;
         };
         let (idx, counter) = match &result {
@@ -539,9 +549,7 @@ impl InFlight<'_> {
             }
             cx.span().end();
         }
-        cell.as_mut().deliver(result.clone());
-        self.shared.push_outcome(self.meta.take(), result);
-        drop_quietly(cell);
+        self.shared.settle(cell, self.meta.take(), result);
         self.slot.busy.store(false, Relaxed);
     }
 }
