@@ -646,14 +646,21 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
 type StatFn = fn(&Stats) -> u64;
 type CounterFn = fn(&SubmitCounters) -> u64;
 
+/// An observable callback reading `f` of the pool while it lives; it holds only a `Weak`,
+/// so a dropped pool reports nothing.
+fn reader<T>(
+    shared: &Arc<Shared>,
+    f: impl Fn(&Shared) -> T + Send + Sync + 'static,
+) -> impl Fn() -> Option<T> + Send + Sync + 'static {
+    let w: Weak<Shared> = Arc::downgrade(shared);
+    move || w.upgrade().map(|s| f(&s))
+}
+
 fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>> {
     let t = &shared.telemetry;
     let name = || KeyValue::new(ATTR_NAME, StringValue::from(shared.name.clone()));
     let mut out: Vec<Box<dyn Any + Send + Sync>> = Vec::new();
-    let stat = |f: fn(&Stats) -> u64| {
-        let w: Weak<Shared> = Arc::downgrade(shared);
-        move || w.upgrade().map(|s| f(&s.stats()))
-    };
+    let stat = |f: StatFn| reader(shared, move |s| f(&s.stats()));
     // In the order of `names::OUTCOMES`.
     let jobs: [StatFn; 5] = [
         |s| s.completed,
@@ -680,11 +687,10 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         |c| c.rejected_closed.load(Relaxed),
     ];
     for (&reason, f) in names::REJECT_REASONS.iter().zip(reasons) {
-        let w = Arc::downgrade(shared);
         out.push(Box::new(t.observable_counter(
             &names::REJECTED,
             vec![name(), KeyValue::new(ATTR_REASON, reason)],
-            move || w.upgrade().map(|s| f(&s.counters)),
+            reader(shared, move |s| f(&s.counters)),
         )));
     }
     out.push(Box::new(t.observable_counter(
@@ -693,11 +699,9 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         stat(|s| s.outcomes_dropped),
     )));
     let gauge = |f: fn(&Stats) -> usize| {
-        let w: Weak<Shared> = Arc::downgrade(shared);
-        move || {
-            w.upgrade()
-                .map(|s| i64::try_from(f(&s.stats())).unwrap_or(i64::MAX))
-        }
+        reader(shared, move |s| {
+            i64::try_from(f(&s.stats())).unwrap_or(i64::MAX)
+        })
     };
     out.push(Box::new(t.observable_gauge(
         &names::QUEUE_DEPTH,
@@ -714,26 +718,22 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         vec![name()],
         gauge(|s| s.busy),
     )));
-    let w = Arc::downgrade(shared);
     out.push(Box::new(t.observable_gauge_f64(
         &names::UTILIZATION,
         vec![name()],
-        move || {
-            w.upgrade().map(|s| {
-                let st = s.stats();
-                if st.workers == 0 {
-                    0.0
-                } else {
-                    st.busy as f64 / st.workers as f64
-                }
-            })
-        },
+        reader(shared, |s| {
+            let st = s.stats();
+            if st.workers == 0 {
+                0.0
+            } else {
+                st.busy as f64 / st.workers as f64
+            }
+        }),
     )));
-    let w = Arc::downgrade(shared);
     out.push(Box::new(t.observable_gauge_f64(
         &names::MAX_JOB_AGE,
         vec![name()],
-        move || w.upgrade().map(|s| s.max_age()),
+        reader(shared, Shared::max_age),
     )));
     out
 }
