@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
-use opentelemetry::{Context, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -129,9 +129,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn labels<'a>(attrs: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> String {
     attrs
         .filter(|kv| kv.key.as_str() != "otelconc.name")
-        .map(|kv| match &kv.value {
-            Value::String(s) => format!("{}={} ", kv.key, s),
-            v => format!("{}={} ", kv.key, v),
-        })
+        .map(|kv| format!("{}={} ", kv.key, kv.value))
         .collect()
 }

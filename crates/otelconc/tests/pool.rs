@@ -18,6 +18,13 @@ fn pool(name: &str, workers: usize, capacity: usize) -> WorkerPool {
         .expect("valid configuration")
 }
 
+/// Queues `n` jobs that each sleep for `each`.
+async fn submit_sleeps(p: &WorkerPool, n: usize, each: Duration) {
+    for _ in 0..n {
+        p.submit(move |_t| tokio::time::sleep(each)).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn invalid_configuration_is_rejected_with_a_clear_error() {
     let e = WorkerPool::builder("p").workers(0).build().unwrap_err();
@@ -176,11 +183,7 @@ async fn abort_cancels_running_jobs_and_drops_queued_ones() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_drains_the_queue_when_the_deadline_allows() {
     let p = pool("p", 1, 16);
-    for _ in 0..10 {
-        p.submit(|_t| tokio::time::sleep(Duration::from_millis(100)))
-            .await
-            .unwrap();
-    }
+    submit_sleeps(&p, 10, Duration::from_millis(100)).await;
     let report = p.shutdown(Duration::from_secs(60)).await;
     assert_eq!(report.completed, 10);
     assert_eq!(report.accepted(), 10);
@@ -234,11 +237,7 @@ async fn shutdown_while_jobs_are_queued_and_the_deadline_passes() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_twice_and_concurrently_gives_one_answer() {
     let p = pool("p", 2, 8);
-    for _ in 0..6 {
-        p.submit(|_t| tokio::time::sleep(Duration::from_secs(1)))
-            .await
-            .unwrap();
-    }
+    submit_sleeps(&p, 6, Duration::from_secs(1)).await;
     let (a, b, c, d) = tokio::join!(
         p.shutdown(Duration::from_secs(60)),
         p.shutdown(Duration::from_millis(1500)),

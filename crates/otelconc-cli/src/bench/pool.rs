@@ -23,6 +23,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 use otelconc::pool::{CancellationToken, WorkerPool};
 use otelconc::telemetry::Telemetry;
 use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 
 use super::{Case, Env, Variant};
 
@@ -74,6 +75,27 @@ fn in_runtime(rt: &Runtime, body: impl Future<Output = Duration> + Send + 'stati
     rt.block_on(async move { tokio::spawn(body).await.expect("bench variant panicked") })
 }
 
+/// The end of a results-channel pool: drains `ops` results, joins the producer and the
+/// workers, checks every job reported, and returns the time since `start`.
+async fn finish<T>(
+    start: Instant,
+    ops: u64,
+    results: &async_channel::Receiver<T>,
+    producer: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+) -> Duration {
+    let mut got = 0;
+    while got < ops && results.recv().await.is_ok() {
+        got += 1;
+    }
+    let _ = producer.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    assert_eq!(got, ops);
+    start.elapsed()
+}
+
 /// The seed's pool without telemetry: 4 tasks looping `recv().await` on an
 /// async-channel of boxed futures, sending each output on a results channel.
 fn hand_written(rt: &Runtime, ops: u64, work: Work) -> Duration {
@@ -101,16 +123,7 @@ fn hand_written(rt: &Runtime, ops: u64, work: Work) -> Duration {
                 }
             }
         });
-        let mut got = 0;
-        while got < ops && res_rx.recv().await.is_ok() {
-            got += 1;
-        }
-        let _ = producer.await;
-        for w in workers {
-            let _ = w.await;
-        }
-        assert_eq!(got, ops);
-        start.elapsed()
+        finish(start, ops, &res_rx, producer, workers).await
     })
 }
 
@@ -301,16 +314,7 @@ fn seed_style(rt: &Runtime, ops: u64, work: Work, env: &SeedEnv) -> Duration {
                 }
             }
         });
-        let mut got = 0;
-        while got < ops && res_rx.recv().await.is_ok() {
-            got += 1;
-        }
-        let _ = producer.await;
-        for w in workers {
-            let _ = w.await;
-        }
-        assert_eq!(got, ops);
-        start.elapsed()
+        finish(start, ops, &res_rx, producer, workers).await
     })
 }
 

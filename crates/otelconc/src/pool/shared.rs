@@ -120,7 +120,7 @@ struct SubmitCounters {
     rejected_closed: AtomicU64,
 }
 
-/// Outcome indexes of the histograms.
+/// Outcome indexes of the histograms, in the order of `names::OUTCOMES`.
 const OK: usize = 0;
 const PANICKED: usize = 1;
 const TIMED_OUT: usize = 2;
@@ -181,13 +181,8 @@ impl Shared {
                 KeyValue::new(ATTR_OUTCOME, outcome),
             ]
         };
-        let hists = |spec| {
-            [
-                t.histogram(spec, &attrs("ok")),
-                t.histogram(spec, &attrs("panicked")),
-                t.histogram(spec, &attrs("timed_out")),
-                t.histogram(spec, &attrs("cancelled")),
-            ]
+        let hists = |spec| -> [Histogram; 4] {
+            std::array::from_fn(|i| t.histogram(spec, &attrs(names::OUTCOMES[i])))
         };
         let shared = Arc::new(Self {
             name: cfg.name.clone(),
@@ -375,11 +370,8 @@ impl Shared {
         let _finishing = lock(&self.finishing);
         while let Ok(env) = self.rx.try_recv() {
             self.not_started.fetch_add(1, Relaxed);
-            let mut cell = env.cell;
-            let meta = self.outcomes.as_ref().map(|_| meta_of(&*cell));
-            cell.as_mut().deliver(Err(JobError::Rejected));
-            self.push_outcome(meta, Err(JobError::Rejected));
-            drop_quietly(cell);
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*env.cell));
+            self.settle(env.cell, meta, Err(JobError::Rejected));
         }
         if let Some((tx, _)) = &self.outcomes {
             tx.close();
@@ -444,6 +436,19 @@ impl Shared {
         }
         *seen = next;
         max.as_secs_f64()
+    }
+
+    /// The end of every job, run or not: its handle gets `result`, then the outcomes
+    /// stream (when `meta` was taken for it), then the job is dropped.
+    fn settle(
+        &self,
+        mut cell: Pin<Box<dyn ErasedJob>>,
+        meta: Option<Meta>,
+        result: Result<(), JobError>,
+    ) {
+        cell.as_mut().deliver(result.clone());
+        self.push_outcome(meta, result);
+        drop_quietly(cell);
     }
 
     fn push_outcome(&self, meta: Option<Meta>, result: Result<(), JobError>) {
@@ -520,7 +525,7 @@ struct InFlight<'a> {
 
 impl InFlight<'_> {
     fn finish(&mut self, result: Result<(), JobError>) {
-        let Some(mut cell) = self.cell.take() else {
+        let Some(cell) = self.cell.take() else {
             return;
         };
         let (idx, counter) = match &result {
@@ -544,9 +549,7 @@ impl InFlight<'_> {
             }
             cx.span().end();
         }
-        cell.as_mut().deliver(result.clone());
-        self.shared.push_outcome(self.meta.take(), result);
-        drop_quietly(cell);
+        self.shared.settle(cell, self.meta.take(), result);
         self.slot.busy.store(false, Relaxed);
     }
 }
@@ -643,22 +646,30 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
 type StatFn = fn(&Stats) -> u64;
 type CounterFn = fn(&SubmitCounters) -> u64;
 
+/// An observable callback reading `f` of the pool while it lives; it holds only a `Weak`,
+/// so a dropped pool reports nothing.
+fn reader<T>(
+    shared: &Arc<Shared>,
+    f: impl Fn(&Shared) -> T + Send + Sync + 'static,
+) -> impl Fn() -> Option<T> + Send + Sync + 'static {
+    let w: Weak<Shared> = Arc::downgrade(shared);
+    move || w.upgrade().map(|s| f(&s))
+}
+
 fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>> {
     let t = &shared.telemetry;
     let name = || KeyValue::new(ATTR_NAME, StringValue::from(shared.name.clone()));
     let mut out: Vec<Box<dyn Any + Send + Sync>> = Vec::new();
-    let stat = |f: fn(&Stats) -> u64| {
-        let w: Weak<Shared> = Arc::downgrade(shared);
-        move || w.upgrade().map(|s| f(&s.stats()))
-    };
-    let jobs: [(&'static str, StatFn); 5] = [
-        ("ok", |s| s.completed),
-        ("panicked", |s| s.panicked),
-        ("timed_out", |s| s.timed_out),
-        ("cancelled", |s| s.cancelled),
-        ("not_started", |s| s.not_started),
+    let stat = |f: StatFn| reader(shared, move |s| f(&s.stats()));
+    // In the order of `names::OUTCOMES`.
+    let jobs: [StatFn; 5] = [
+        |s| s.completed,
+        |s| s.panicked,
+        |s| s.timed_out,
+        |s| s.cancelled,
+        |s| s.not_started,
     ];
-    for (outcome, f) in jobs {
+    for (&outcome, f) in names::OUTCOMES.iter().zip(jobs) {
         out.push(Box::new(t.observable_counter(
             &names::JOBS,
             vec![name(), KeyValue::new(ATTR_OUTCOME, outcome)],
@@ -670,16 +681,16 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         vec![name()],
         stat(|s| s.submitted),
     )));
-    let reasons: [(&'static str, CounterFn); 2] = [
-        ("full", |c| c.rejected_full.load(Relaxed)),
-        ("closed", |c| c.rejected_closed.load(Relaxed)),
+    // In the order of `names::REJECT_REASONS`.
+    let reasons: [CounterFn; 2] = [
+        |c| c.rejected_full.load(Relaxed),
+        |c| c.rejected_closed.load(Relaxed),
     ];
-    for (reason, f) in reasons {
-        let w = Arc::downgrade(shared);
+    for (&reason, f) in names::REJECT_REASONS.iter().zip(reasons) {
         out.push(Box::new(t.observable_counter(
             &names::REJECTED,
             vec![name(), KeyValue::new(ATTR_REASON, reason)],
-            move || w.upgrade().map(|s| f(&s.counters)),
+            reader(shared, move |s| f(&s.counters)),
         )));
     }
     out.push(Box::new(t.observable_counter(
@@ -688,11 +699,9 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         stat(|s| s.outcomes_dropped),
     )));
     let gauge = |f: fn(&Stats) -> usize| {
-        let w: Weak<Shared> = Arc::downgrade(shared);
-        move || {
-            w.upgrade()
-                .map(|s| i64::try_from(f(&s.stats())).unwrap_or(i64::MAX))
-        }
+        reader(shared, move |s| {
+            i64::try_from(f(&s.stats())).unwrap_or(i64::MAX)
+        })
     };
     out.push(Box::new(t.observable_gauge(
         &names::QUEUE_DEPTH,
@@ -709,26 +718,22 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         vec![name()],
         gauge(|s| s.busy),
     )));
-    let w = Arc::downgrade(shared);
     out.push(Box::new(t.observable_gauge_f64(
         &names::UTILIZATION,
         vec![name()],
-        move || {
-            w.upgrade().map(|s| {
-                let st = s.stats();
-                if st.workers == 0 {
-                    0.0
-                } else {
-                    st.busy as f64 / st.workers as f64
-                }
-            })
-        },
+        reader(shared, |s| {
+            let st = s.stats();
+            if st.workers == 0 {
+                0.0
+            } else {
+                st.busy as f64 / st.workers as f64
+            }
+        }),
     )));
-    let w = Arc::downgrade(shared);
     out.push(Box::new(t.observable_gauge_f64(
         &names::MAX_JOB_AGE,
         vec![name()],
-        move || w.upgrade().map(|s| s.max_age()),
+        reader(shared, Shared::max_age),
     )));
     out
 }
