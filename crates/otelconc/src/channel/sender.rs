@@ -17,7 +17,7 @@ use super::error::{SendError, SendTimeoutError, TrySendError};
 use super::inner::Tx;
 use super::shared::{
     AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, OK, REFUSED, Shared, TIMEOUT, Waited,
-    end_producer,
+    end_producer, timed_blocking,
 };
 
 /// The sending half of a channel. Clone it for more producers.
@@ -270,12 +270,9 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(env)) => Err(env),
             Err(async_channel::TrySendError::Full(env)) => {
-                let start = self.counts.sample_wait().then(Instant::now);
-                let r = self.inner.send_blocking(env);
-                if let Some(start) = start {
-                    self.shared.send_wait.record(start.elapsed().as_secs_f64());
-                }
-                r
+                timed_blocking(&self.shared.send_wait, &self.counts, || {
+                    self.inner.send_blocking(env)
+                })
             }
         };
         self.finish(if result.is_ok() { OK } else { CLOSED }, producer);
