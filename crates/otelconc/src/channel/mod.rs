@@ -352,17 +352,11 @@ impl Builder {
         let shared: Arc<Shared> = Shared::new(self.name, telemetry, self.producer_spans, capacity);
         shared.register_observers();
         let (tx, rx) = if shared.is_observed() {
-            let (tx, rx) = match capacity {
-                Some(c) => async_channel::bounded(c),
-                None => async_channel::unbounded(),
-            };
+            let (tx, rx) = raw_channel(capacity);
             shared.set_len(&rx);
             (inner::Tx::Env(tx), inner::Rx::Env { rx })
         } else {
-            let (tx, rx) = match capacity {
-                Some(c) => async_channel::bounded(c),
-                None => async_channel::unbounded(),
-            };
+            let (tx, rx) = raw_channel(capacity);
             shared.set_len(&rx);
             (inner::Tx::Bare(tx), inner::Rx::Bare { rx })
         };
@@ -377,5 +371,15 @@ impl Builder {
             shared,
         };
         Ok((sender, receiver))
+    }
+}
+
+/// The underlying async-channel pair: bounded to `capacity`, or unbounded.
+fn raw_channel<M>(
+    capacity: Option<usize>,
+) -> (async_channel::Sender<M>, async_channel::Receiver<M>) {
+    match capacity {
+        Some(c) => async_channel::bounded(c),
+        None => async_channel::unbounded(),
     }
 }

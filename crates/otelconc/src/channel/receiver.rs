@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use futures_core::Stream;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::Link;
@@ -17,7 +15,7 @@ use super::error::{RecvError, RecvTimeoutError, TryRecvError};
 use super::inner::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::shared::{
-    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, REFUSED, Shared, TIMEOUT, Waited,
+    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, REFUSED, Shared, TIMEOUT, Waited, timed_blocking,
 };
 use crate::telemetry::names::channel as spec;
 
@@ -277,12 +275,9 @@ impl<T> Receiver<T> {
             Ok(env) => Ok(env),
             Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             Err(async_channel::TryRecvError::Empty) => {
-                let start = self.counts.sample_wait().then(Instant::now);
-                let r = self.inner.recv_blocking();
-                if let Some(start) = start {
-                    self.shared.recv_wait.record(start.elapsed().as_secs_f64());
-                }
-                r
+                timed_blocking(&self.shared.recv_wait, &self.counts, || {
+                    self.inner.recv_blocking()
+                })
             }
         };
         match env {

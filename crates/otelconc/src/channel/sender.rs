@@ -11,12 +11,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use event_listener::EventListener;
+use opentelemetry::Context;
 
 use super::error::{SendError, SendTimeoutError, TrySendError};
 use super::inner::Tx;
 use super::shared::{
     AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, OK, REFUSED, Shared, TIMEOUT, Waited,
-    end_producer,
+    end_producer, timed_blocking,
 };
 
 /// The sending half of a channel. Clone it for more producers.
@@ -70,6 +71,16 @@ impl<T> Sender<T> {
         self.shared.envelope(value, &self.counts)
     }
 
+    /// Counts a finished send by `outcome` and ends its producer span, if it has one
+    /// (marked as an error unless the outcome is `OK`).
+    #[inline]
+    fn finish(&self, outcome: usize, producer: Option<Context>) {
+        self.counts.add(outcome, 1);
+        if let Some(cx) = producer {
+            end_producer(cx, outcome);
+        }
+    }
+
     /// Sends `value`, waiting for space if the channel is full.
     ///
     /// Inside a sampled trace this starts an `otelconc.channel.send` span (kind
@@ -120,17 +131,11 @@ impl<T> Sender<T> {
         };
         match sent {
             Ok(()) => {
-                self.counts.add(OK, 1);
-                if let Some(cx) = producer {
-                    end_producer(cx, None);
-                }
+                self.finish(OK, producer);
                 Ok(())
             }
             Err(async_channel::SendError(env)) => {
-                self.counts.add(CLOSED, 1);
-                if let Some(cx) = producer {
-                    end_producer(cx, Some("closed"));
-                }
+                self.finish(CLOSED, producer);
                 Err(SendError(env.value))
             }
         }
@@ -162,15 +167,7 @@ impl<T> Sender<T> {
                 (CLOSED, Err(TrySendError::Closed(env.value)))
             }
         };
-        self.counts.add(outcome, 1);
-        if let Some(cx) = producer {
-            let failure = match outcome {
-                OK => None,
-                REFUSED => Some("full"),
-                _ => Some("closed"),
-            };
-            end_producer(cx, failure);
-        }
+        self.finish(outcome, producer);
         result
     }
 
@@ -273,22 +270,12 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(env)) => Err(env),
             Err(async_channel::TrySendError::Full(env)) => {
-                let start = self.counts.sample_wait().then(Instant::now);
-                let r = self.inner.send_blocking(env);
-                if let Some(start) = start {
-                    self.shared.send_wait.record(start.elapsed().as_secs_f64());
-                }
-                r
+                timed_blocking(&self.shared.send_wait, &self.counts, || {
+                    self.inner.send_blocking(env)
+                })
             }
         };
-        let (outcome, failure) = match result {
-            Ok(()) => (OK, None),
-            Err(_) => (CLOSED, Some("closed")),
-        };
-        self.counts.add(outcome, 1);
-        if let Some(cx) = producer {
-            end_producer(cx, failure);
-        }
+        self.finish(if result.is_ok() { OK } else { CLOSED }, producer);
         result.map_err(|env| SendError(env.value))
     }
 
@@ -406,9 +393,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.receiver_count(), 0);
     /// ```
     pub fn receiver_count(&self) -> usize {
-        self.shared
-            .receiver_handles
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.shared.receiver_handles.load(Ordering::Relaxed)
     }
 }
 
@@ -471,19 +456,11 @@ impl<T> SendLossless<'_, T> {
             return Some(v);
         }
         let env = self.env.take()?;
-        self.sender.counts.add(outcome, 1);
-        if let Some(cx) = env
+        let producer = env
             .meta
             .and_then(|m| m.cx)
-            .filter(|_| self.sender.shared.producer_spans)
-        {
-            let kind = if outcome == TIMEOUT {
-                "timeout"
-            } else {
-                "cancelled"
-            };
-            end_producer(cx, Some(kind));
-        }
+            .filter(|_| self.sender.shared.producer_spans);
+        self.sender.finish(outcome, producer);
         Some(env.value)
     }
 
@@ -527,18 +504,12 @@ impl<T> Future for SendLossless<'_, T> {
                         this.sender.shared.send_wait.record(waited);
                     }
                     this.stop_waiting();
-                    this.sender.counts.add(OK, 1);
-                    if let Some(p) = producer {
-                        end_producer(p, None);
-                    }
+                    this.sender.finish(OK, producer);
                     return Poll::Ready(Ok(()));
                 }
                 Err(async_channel::TrySendError::Closed(env)) => {
                     this.stop_waiting();
-                    this.sender.counts.add(CLOSED, 1);
-                    if let Some(p) = producer {
-                        end_producer(p, Some("closed"));
-                    }
+                    this.sender.finish(CLOSED, producer);
                     return Poll::Ready(Err(SendError(env.value)));
                 }
                 Err(async_channel::TrySendError::Full(env)) => {

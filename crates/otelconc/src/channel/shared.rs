@@ -449,10 +449,27 @@ fn tracer_is_real(telemetry: &Telemetry) -> bool {
     real
 }
 
-/// Ends a producer span; a failed send marks it as an error first.
+/// Runs a blocking wait of the handle owning `counts`, timing it into `histogram` when
+/// it is that handle's sampled wait (one in 64).
+pub(super) fn timed_blocking<R>(
+    histogram: &Histogram,
+    counts: &Counts,
+    wait: impl FnOnce() -> R,
+) -> R {
+    let start = counts.sample_wait().then(Instant::now);
+    let r = wait();
+    if let Some(start) = start {
+        histogram.record(start.elapsed().as_secs_f64());
+    }
+    r
+}
+
+/// Ends a producer span; a send that did not end in `OK` marks it as an error first,
+/// of the kind its outcome is named in `SEND_OUTCOMES` (`full`, `closed`, ...).
 #[cold]
-pub(super) fn end_producer(cx: Context, failure: Option<&'static str>) {
-    if let Some(kind) = failure {
+pub(super) fn end_producer(cx: Context, outcome: usize) {
+    if outcome != OK {
+        let kind = spec::SEND_OUTCOMES[outcome];
         record_error(&cx, kind, format!("send failed: {kind}"));
     }
     cx.span().end();
