@@ -19,6 +19,16 @@ fn limiter(rate: f64, burst: u32) -> RateLimiter {
         .expect("valid limiter")
 }
 
+/// Spawns one `acquire` and returns how long it took from now.
+fn timed_acquire(l: &RateLimiter) -> tokio::task::JoinHandle<Duration> {
+    let l = l.clone();
+    let start = Instant::now();
+    tokio::spawn(async move {
+        l.acquire().await;
+        start.elapsed()
+    })
+}
+
 fn drain(l: &RateLimiter) -> u64 {
     let mut n = 0;
     while l.try_acquire().is_ok() {
@@ -110,14 +120,7 @@ async fn burst_after_idle_never_exceeds_the_burst() {
 async fn set_rate_mid_wait_retimes_the_waiters() {
     let l = limiter(1.0, 1);
     drain(&l);
-    let start = Instant::now();
-    let waiter = tokio::spawn({
-        let l = l.clone();
-        async move {
-            l.acquire().await;
-            start.elapsed()
-        }
-    });
+    let waiter = timed_acquire(&l);
     advance(Duration::from_millis(10)).await;
     // 990 ms were left at 1/s; at 10/s that is 99 ms.
     l.set_rate(Rate::per_second(10.0)).expect("valid");
@@ -125,14 +128,7 @@ async fn set_rate_mid_wait_retimes_the_waiters() {
 
     // Lowering the rate makes waiters wait longer.
     drain(&l);
-    let start = Instant::now();
-    let waiter = tokio::spawn({
-        let l = l.clone();
-        async move {
-            l.acquire().await;
-            start.elapsed()
-        }
-    });
+    let waiter = timed_acquire(&l);
     advance(Duration::from_millis(50)).await;
     l.set_rate(Rate::per_second(1.0)).expect("valid");
     assert_eq!(waiter.await.expect("no panic"), Duration::from_millis(550));
@@ -261,14 +257,7 @@ async fn a_cancelled_wait_gives_its_tokens_back_and_the_queue_moves_up() {
         async move { l.acquire_n(5).await }
     });
     tokio::task::yield_now().await;
-    let start = Instant::now();
-    let second = tokio::spawn({
-        let l = l.clone();
-        async move {
-            l.acquire().await;
-            start.elapsed()
-        }
-    });
+    let second = timed_acquire(&l);
     tokio::task::yield_now().await;
     assert!((l.tokens() + 6.0).abs() < 1e-9, "tokens {}", l.tokens());
     advance(Duration::from_millis(20)).await;

@@ -28,6 +28,14 @@ impl Rng {
     }
 }
 
+fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
 async fn settle() {
     for _ in 0..10 {
         yield_now().await;
@@ -409,11 +417,7 @@ async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
 /// another grows and shrinks the semaphore: in the end every permit is accounted for.
 #[test]
 fn permits_are_conserved_under_threads_and_resizes() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_time()
-        .build()
-        .expect("runtime");
+    let rt = multi_thread(4);
     rt.block_on(async {
         let sem = Semaphore::new("stress", 16).expect("valid");
         let mut tasks = Vec::new();
@@ -469,11 +473,7 @@ fn permits_are_conserved_under_threads_and_resizes() {
 /// and trip the timeout).
 #[test]
 fn shrinking_never_strands_a_waiter() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("runtime");
+    let rt = multi_thread(2);
     rt.block_on(async {
         let sem = Semaphore::new("strand", 8).expect("valid");
         let mut tasks = Vec::new();

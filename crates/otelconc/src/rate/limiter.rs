@@ -248,30 +248,25 @@ impl Builder {
         let outcome = |o: &'static str| KeyValue::new(ATTR_OUTCOME, o);
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
             let t = &telemetry;
-            let w = weak.clone();
-            let admitted = t.observable_counter(&names::ADMITTED, with_name(None), move || {
-                w.upgrade().map(|s| s.counts.a())
-            });
-            let w = weak.clone();
-            let limited = t.observable_counter(
+            let counter = |spec, attrs, f: fn(&Shared) -> u64| {
+                let w = weak.clone();
+                t.observable_counter(spec, attrs, move || w.upgrade().map(|s| f(&s)))
+            };
+            let admitted = counter(&names::ADMITTED, with_name(None), |s| s.counts.a());
+            let limited = counter(
                 &names::REFUSED,
                 with_name(reason(names::REASON_RATE_LIMITED)),
-                move || w.upgrade().map(|s| s.counts.b()),
+                |s| s.counts.b(),
             );
-            let w = weak.clone();
-            let burst = t.observable_counter(
+            let burst = counter(
                 &names::REFUSED,
                 with_name(reason(names::REASON_EXCEEDS_BURST)),
-                move || w.upgrade().map(|s| s.refused_burst.load(Ordering::Relaxed)),
+                |s| s.refused_burst.load(Ordering::Relaxed),
             );
-            let w = weak.clone();
-            let cancelled = t.observable_counter(
+            let cancelled = counter(
                 &names::REFUSED,
                 with_name(reason(names::REASON_CANCELLED)),
-                move || {
-                    w.upgrade()
-                        .map(|s| s.refused_cancelled.load(Ordering::Relaxed))
-                },
+                |s| s.refused_cancelled.load(Ordering::Relaxed),
             );
             let w = weak.clone();
             let waiters = t.observable_gauge(&names::WAITERS, with_name(None), move || {

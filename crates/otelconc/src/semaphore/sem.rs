@@ -148,12 +148,18 @@ impl Inner {
             span,
             outcome: None,
         };
-        // Announce the request before reading the total (see `shrink`).
-        let _ = self
-            .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                Some((w & !LOW) + (1 << 32) + (w & LOW).max(u64::from(n)))
-            });
+        // Announce the request before reading the total (see `shrink`): count in with
+        // one add, and raise the largest request only when ours is larger. Our count
+        // keeps the last leaver from resetting the largest until we leave, so a value
+        // already >= n stays so.
+        let w = self.waiting.fetch_add(1 << 32, Ordering::SeqCst);
+        if w & LOW < u64::from(n) {
+            let _ = self
+                .waiting
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                    (w & LOW < u64::from(n)).then_some((w & !LOW) | u64::from(n))
+                });
+        }
         if let Some(e) = self.exceeds(n) {
             guard.outcome = Some(names::OUTCOME_REFUSED);
             return Err(self.refuse_total(e));
