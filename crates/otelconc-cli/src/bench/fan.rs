@@ -5,11 +5,12 @@
 //! spawns against a bare `JoinSet`.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt, stream};
-use otelconc::fan::{FanIn, FanOut};
+use futures::{StreamExt, TryStream, TryStreamExt, future, stream};
+use otelconc::fan::{FanIn, FanOut, ZeroConcurrency};
 use otelconc::group::TaskGroup;
 use otelconc::telemetry::Telemetry;
 use tokio::runtime::Runtime;
@@ -25,8 +26,8 @@ async fn work(x: u64) -> Result<u64, Infallible> {
     Ok(x.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-fn sum(acc: u64, x: u64) -> futures::future::Ready<Result<u64, Infallible>> {
-    futures::future::ready(Ok(acc.wrapping_add(x)))
+fn sum(acc: u64, x: u64) -> future::Ready<Result<u64, Infallible>> {
+    future::ready(Ok(acc.wrapping_add(x)))
 }
 
 fn buffer_unordered(rt: &Runtime, ops: u64) -> Duration {
@@ -62,13 +63,7 @@ fn otelconc_unordered(fan: &FanOut) -> impl Fn(&Runtime, u64) -> Duration + 'sta
     move |rt, ops| {
         rt.block_on(async {
             let start = Instant::now();
-            let total = match fan.items_unordered(0..ops, CONCURRENCY, work) {
-                Ok(s) => s
-                    .try_fold(0, |acc, x| sum(acc, x).map_ok_infallible())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let total = sum_items(fan.items_unordered(0..ops, CONCURRENCY, work)).await;
             let took = start.elapsed();
             black_box(total).ok();
             took
@@ -81,13 +76,7 @@ fn otelconc_ordered(fan: &FanOut) -> impl Fn(&Runtime, u64) -> Duration + 'stati
     move |rt, ops| {
         rt.block_on(async {
             let start = Instant::now();
-            let total = match fan.items(0..ops, CONCURRENCY, work) {
-                Ok(s) => s
-                    .try_fold(0, |acc, x| sum(acc, x).map_ok_infallible())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let total = sum_items(fan.items(0..ops, CONCURRENCY, work)).await;
             let took = start.elapsed();
             black_box(total).ok();
             took
@@ -95,19 +84,16 @@ fn otelconc_ordered(fan: &FanOut) -> impl Fn(&Runtime, u64) -> Duration + 'stati
     }
 }
 
-/// `try_fold` over a stream whose error is `ItemError<Infallible>` needs the fold's
-/// future to fail with that error type too.
-trait MapOkInfallible {
-    fn map_ok_infallible<E>(self) -> futures::future::Ready<Result<u64, E>>;
-}
-
-impl MapOkInfallible for futures::future::Ready<Result<u64, Infallible>> {
-    fn map_ok_infallible<E>(self) -> futures::future::Ready<Result<u64, E>> {
-        match self.into_inner() {
-            Ok(v) => futures::future::ready(Ok(v)),
-            Err(never) => match never {},
-        }
-    }
+/// Sums a fan-out stream; a rejected call or a failed item becomes its message.
+async fn sum_items<S: TryStream<Ok = u64>>(items: Result<S, ZeroConcurrency>) -> Result<u64, String>
+where
+    S::Error: fmt::Display,
+{
+    items
+        .map_err(|e| e.to_string())?
+        .try_fold(0u64, |acc, x| future::ready(Ok(acc.wrapping_add(x))))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn join_set(rt: &Runtime, ops: u64) -> Duration {
@@ -230,13 +216,7 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
                 let _attached = root.clone().attach();
                 traced.items_unordered(0..ops, CONCURRENCY, work)
             };
-            let total = match items {
-                Ok(s) => s
-                    .try_fold(0, |acc, x| sum(acc, x).map_ok_infallible())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let total = sum_items(items).await;
             let took = start.elapsed();
             black_box(total).ok();
             took

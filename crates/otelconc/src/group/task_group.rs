@@ -623,18 +623,30 @@ where
             // An aborted task's guard recorded its index (see `outcome`). A panic can
             // only escape the task from otelconc's own bookkeeping, not from the user's
             // future (caught by `Guarded`); its index is unknown.
-            Err(err) if err.is_panic() => {
-                let seq = self.shared.failures.fetch_add(1, Ordering::Relaxed);
-                self.failures.push(Failure {
-                    fired: false,
-                    seq,
-                    error: TaskError::Panicked {
-                        index: usize::MAX,
-                        message: crate::panic_payload::message(&*err.into_panic()),
-                    },
-                });
-            }
+            Err(err) if err.is_panic() => self.push_unfired(TaskError::Panicked {
+                index: usize::MAX,
+                message: crate::panic_payload::message(&*err.into_panic()),
+            }),
             Err(_) => {}
+        }
+    }
+
+    /// A failure found at join time, which fired no token: ordered after the ones that
+    /// did, by when it was found.
+    fn push_unfired(&mut self, error: TaskError<E>) {
+        let seq = self.shared.failures.fetch_add(1, Ordering::Relaxed);
+        self.failures.push(Failure {
+            fired: false,
+            seq,
+            error,
+        });
+    }
+
+    /// Records every task as it ends, until none is left. Cancel safe: a task joined
+    /// before the future is dropped is already recorded.
+    async fn join_all(&mut self) {
+        while let Some(joined) = self.tasks.join_next().await {
+            self.record(joined);
         }
     }
 
@@ -646,12 +658,7 @@ where
             .map(|mut a| std::mem::take(&mut *a))
             .unwrap_or_default();
         for index in aborted {
-            let seq = self.shared.failures.fetch_add(1, Ordering::Relaxed);
-            self.failures.push(Failure {
-                fired: false,
-                seq,
-                error: TaskError::Cancelled { index },
-            });
+            self.push_unfired(TaskError::Cancelled { index });
         }
         let mut failures = std::mem::take(&mut self.failures);
         failures.sort_by_key(|f| (!f.fired, f.seq));
@@ -690,9 +697,7 @@ where
     /// # }
     /// ```
     pub async fn wait(mut self) -> Result<Vec<T>, GroupError<E>> {
-        while let Some(joined) = self.tasks.join_next().await {
-            self.record(joined);
-        }
+        self.join_all().await;
         self.shared.cell.fire(CancelCause::Finished);
         self.outcome()
     }
@@ -722,17 +727,9 @@ where
     /// ```
     pub async fn shutdown(mut self, grace: Duration) -> Result<Vec<T>, GroupError<E>> {
         self.shared.cell.fire(CancelCause::Shutdown);
-        let drained = tokio::time::timeout(grace, async {
-            while let Some(joined) = self.tasks.join_next().await {
-                self.record(joined);
-            }
-        })
-        .await;
-        if drained.is_err() {
+        if tokio::time::timeout(grace, self.join_all()).await.is_err() {
             self.tasks.abort_all();
-            while let Some(joined) = self.tasks.join_next().await {
-                self.record(joined);
-            }
+            self.join_all().await;
         }
         self.outcome()
     }
