@@ -51,4 +51,5 @@ pub mod select;
 pub mod semaphore;
 #[cfg(feature = "setup")]
 pub mod setup;
+pub(crate) mod stripes;
 pub mod telemetry;

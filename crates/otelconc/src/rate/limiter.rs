@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::clock::{Clock, Epoch};
 use super::error::{ConfigError, ExceedsBurst, RateLimited, TryAcquireError};
 use super::gcra::{Gcra, MAX_TAU, Params, Take, convert_due};
-use super::stripes::Striped2;
+use crate::stripes::Striped2;
 use crate::telemetry::names::rate as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Histogram, Telemetry};

@@ -103,7 +103,6 @@ mod clock;
 mod error;
 mod gcra;
 mod limiter;
-pub(crate) mod stripes;
 
 pub use clock::Clock;
 pub use error::{ConfigError, ExceedsBurst, RateLimited, TryAcquireError};

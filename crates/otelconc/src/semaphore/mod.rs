@@ -85,6 +85,7 @@
 //! ```
 mod error;
 mod sem;
+mod waiting;
 
 pub use error::{ConfigError, ExceedsTotal, TryAcquireError};
 pub use sem::{Builder, OwnedSemaphorePermit, Semaphore, SemaphorePermit};

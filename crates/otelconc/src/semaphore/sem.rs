@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 
+use crossbeam_utils::CachePadded;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 
 use super::error::{ConfigError, ExceedsTotal, TryAcquireError};
-use crate::rate::stripes::Striped2;
+use super::waiting::{Ticket, Waiting};
+use crate::stripes::Striped2;
 use crate::telemetry::names::semaphore as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Histogram, Telemetry};
-
-const LOW: u64 = u32::MAX as u64;
 
 /// The largest total: `u32::MAX`, or tokio's limit where that is lower (32-bit).
 fn max_total() -> u64 {
@@ -23,16 +23,18 @@ fn max_total() -> u64 {
 }
 
 struct Inner {
-    sem: tokio::sync::Semaphore,
-    /// Permits in total (free plus held); changed by resizes and `forget`.
-    total: AtomicU64,
+    /// On cache lines of its own: its permit word and queue lock are the hottest
+    /// memory of a contended semaphore, and anything beside them would slow it.
+    sem: CachePadded<tokio::sync::Semaphore>,
+    /// Permits in total (free plus held); changed by resizes and `forget`, read by
+    /// every `acquire`, so kept off the lines written on every call.
+    total: CachePadded<AtomicU64>,
     /// `a`: permits granted; `b`: permits refused as unavailable.
     counts: Striped2,
     refused_total: AtomicU64,
     refused_cancelled: AtomicU64,
-    /// Waiters now (upper 32 bits) and the largest request among them (lower 32 bits,
-    /// reset when the last one leaves): shrinking never goes below it.
-    waiting: AtomicU64,
+    /// Waiters now and the largest request among them: shrinking never goes below it.
+    waiting: Waiting,
     name: Arc<str>,
     telemetry: Telemetry,
     wait_ok: Histogram,
@@ -65,7 +67,7 @@ impl Inner {
             return 0;
         }
         let after = self.total.fetch_sub(u64::from(by), Ordering::SeqCst) - u64::from(by);
-        let largest = self.waiting.load(Ordering::SeqCst) & LOW;
+        let largest = self.waiting.largest();
         if largest <= after {
             return by;
         }
@@ -76,7 +78,7 @@ impl Inner {
     }
 
     fn waiters(&self) -> i64 {
-        (self.waiting.load(Ordering::Relaxed) >> 32) as i64
+        self.waiting.count() as i64
     }
 
     fn exceeds(&self, n: u32) -> Option<ExceedsTotal> {
@@ -117,20 +119,43 @@ impl Inner {
         if let Some(e) = self.exceeds(n) {
             return Err(self.refuse_total(e));
         }
-        // One acquire future for the whole call: its first poll grants the permits
-        // when they are free (tokio's own fast path, nothing tried twice), otherwise
-        // it queues, and from then on it holds our place in the FIFO queue.
+        // One acquire future for the whole call, polled once per wake-up and never
+        // twice in a row: its first poll grants the permits when they are free
+        // (tokio's own fast path), otherwise it queues, and from then on it holds our
+        // place in the FIFO queue. A poll of a queued acquire takes the queue's lock,
+        // so polling it again just to learn it is still pending would cost every
+        // wait one more round on the most contended lock of the semaphore.
         let acquire = self.sem.acquire_many(n);
         tokio::pin!(acquire);
-        if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(acquire.as_mut().poll(cx))).await {
+        let mut wait: Option<WaitGuard<'_>> = None;
+        poll_fn(|cx| {
+            let Poll::Ready(r) = acquire.as_mut().poll(cx) else {
+                if wait.is_none() {
+                    // A real wait: now (and only now) time it, count it, trace it.
+                    let guard = wait.insert(self.start_wait(n));
+                    if let Some(e) = self.exceeds(n) {
+                        guard.outcome = Some(names::OUTCOME_REFUSED);
+                        return Poll::Ready(Err(self.refuse_total(e)));
+                    }
+                }
+                return Poll::Pending;
+            };
             // The semaphore is never closed, so acquiring cannot fail.
             if let Ok(p) = r {
                 p.forget(); // released by our guard
             }
             self.counts.add_a(u64::from(n));
-            return Ok(());
-        }
-        // A real wait: now (and only now) time it, count it, and trace it.
+            if let Some(guard) = &mut wait {
+                guard.outcome = Some(names::OUTCOME_OK);
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Starts timing (and, inside a sampled trace, tracing) a wait for `n` permits,
+    /// and announces the request before the caller reads the total (see `shrink`).
+    fn start_wait(&self, n: u32) -> WaitGuard<'_> {
         let span = self.telemetry.span_parent().map(|parent| {
             self.telemetry.start_span(
                 &names::WAIT_SPAN,
@@ -141,36 +166,14 @@ impl Inner {
                 ],
             )
         });
-        let mut guard = WaitGuard {
+        WaitGuard {
             inner: self,
             n,
+            ticket: Some(self.waiting.enter(n)),
             start: quanta::Instant::now(),
             span,
             outcome: None,
-        };
-        // Announce the request before reading the total (see `shrink`): count in with
-        // one add, and raise the largest request only when ours is larger. Our count
-        // keeps the last leaver from resetting the largest until we leave, so a value
-        // already >= n stays so.
-        let w = self.waiting.fetch_add(1 << 32, Ordering::SeqCst);
-        if w & LOW < u64::from(n) {
-            let _ = self
-                .waiting
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                    (w & LOW < u64::from(n)).then_some((w & !LOW) | u64::from(n))
-                });
         }
-        if let Some(e) = self.exceeds(n) {
-            guard.outcome = Some(names::OUTCOME_REFUSED);
-            return Err(self.refuse_total(e));
-        }
-        // The semaphore is never closed, so acquiring cannot fail.
-        if let Ok(p) = acquire.await {
-            p.forget(); // released by our guard
-        }
-        self.counts.add_a(u64::from(n));
-        guard.outcome = Some(names::OUTCOME_OK);
-        Ok(())
     }
 }
 
@@ -178,6 +181,7 @@ impl Inner {
 struct WaitGuard<'a> {
     inner: &'a Inner,
     n: u32,
+    ticket: Option<Ticket>,
     start: quanta::Instant,
     span: Option<Context>,
     outcome: Option<&'static str>,
@@ -186,16 +190,9 @@ struct WaitGuard<'a> {
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         let s = self.inner;
-        let _ = s
-            .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                let left = (w >> 32).saturating_sub(1);
-                Some(if left == 0 {
-                    0
-                } else {
-                    (left << 32) | (w & LOW)
-                })
-            });
+        if let Some(ticket) = self.ticket.take() {
+            s.waiting.leave(ticket);
+        }
         let outcome = self.outcome.unwrap_or_else(|| {
             s.refused_cancelled
                 .fetch_add(u64::from(self.n), Ordering::Relaxed);
@@ -328,12 +325,12 @@ impl Builder {
             };
             let available = |s: &Inner| s.sem.available_permits() as i64;
             Inner {
-                sem: tokio::sync::Semaphore::new(self.permits as usize),
-                total: AtomicU64::new(u64::from(self.permits)),
+                sem: CachePadded::new(tokio::sync::Semaphore::new(self.permits as usize)),
+                total: CachePadded::new(AtomicU64::new(u64::from(self.permits))),
                 counts: Striped2::default(),
                 refused_total: AtomicU64::new(0),
                 refused_cancelled: AtomicU64::new(0),
-                waiting: AtomicU64::new(0),
+                waiting: Waiting::default(),
                 name: self.name.clone(),
                 telemetry: t.clone(),
                 wait_ok: hist(names::OUTCOME_OK),

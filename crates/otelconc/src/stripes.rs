@@ -9,6 +9,9 @@
 //! with `fetch_add`. A thread's stripe index goes back to a free list when the thread
 //! exits, so a later thread takes it over (the free list's mutex orders the hand-over).
 //! The observable counters that export the counts sum the stripes at collection time.
+//!
+//! [`this_thread`] gives the same index to other per-thread state (the semaphore's
+//! waiter words), so a thread keeps to one cache line of each.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +20,8 @@ use std::sync::{Mutex, PoisonError};
 const OWNED: usize = 8;
 /// The overflow stripe, shared by every thread beyond the first [`OWNED`].
 const SHARED: usize = OWNED;
+/// Stripes in all: the owned ones and the shared one.
+pub(crate) const COUNT: usize = OWNED + 1;
 
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -28,7 +33,7 @@ struct Stripe {
 /// Two striped counters (`a` and `b`).
 #[derive(Debug, Default)]
 pub(crate) struct Striped2 {
-    stripes: [Stripe; OWNED + 1],
+    stripes: [Stripe; COUNT],
 }
 
 struct Registry {
@@ -71,10 +76,17 @@ thread_local! {
     static STRIPE: ThreadStripe = ThreadStripe::take();
 }
 
+/// This thread's stripe index, below [`COUNT`]: the thread's own while it is among the
+/// first [`OWNED`] threads alive, else the shared one (as during thread teardown, when
+/// the thread-local may be gone).
 #[inline]
-fn add(stripe: impl Fn(&Stripe) -> &AtomicU64, stripes: &[Stripe; OWNED + 1], n: u64) {
-    // During thread teardown the thread-local may be gone: count on the shared stripe.
-    let i = STRIPE.try_with(|s| s.0).unwrap_or(SHARED);
+pub(crate) fn this_thread() -> usize {
+    STRIPE.try_with(|s| s.0).unwrap_or(SHARED)
+}
+
+#[inline]
+fn add(stripe: impl Fn(&Stripe) -> &AtomicU64, stripes: &[Stripe; COUNT], n: u64) {
+    let i = this_thread();
     let c = stripe(&stripes[i]);
     if i < OWNED {
         // Only this thread writes this stripe: no read-modify-write needed.
