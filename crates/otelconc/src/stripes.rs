@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Stripes owned by one thread each.
-const OWNED: usize = 8;
+pub(crate) const OWNED: usize = 8;
 /// The overflow stripe, shared by every thread beyond the first [`OWNED`].
 const SHARED: usize = OWNED;
 /// Stripes in all: the owned ones and the shared one.

@@ -192,7 +192,7 @@ pub(super) struct Shared {
     received_ok: AtomicU64,
     /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
     observed: AtomicBool,
-    /// Whether the tracer builds real spans (see [`tracer_is_real`]); without one no
+    /// Whether the tracer builds real spans (see [`Telemetry::builds_spans`]); without one no
     /// context is captured or carried.
     traced: bool,
     /// Start an `otelconc.channel.send` span per traced send.
@@ -220,7 +220,7 @@ impl Shared {
     ) -> Arc<Self> {
         // An `Arc<str>` value: cloning the attribute for a span allocates nothing.
         let name = KeyValue::new(names::ATTR_NAME, Arc::<str>::from(name));
-        let traced = tracer_is_real(&telemetry);
+        let traced = telemetry.builds_spans();
         let attrs = [name.clone()];
         Arc::new(Self {
             send_wait: telemetry.histogram(&spec::SEND_WAIT, &attrs),
@@ -415,38 +415,6 @@ impl Shared {
             ],
         )
     }
-}
-
-/// Whether `telemetry`'s tracer is backed by an SDK (or any tracer that makes spans).
-///
-/// Probes with a child of a remote parent under a *telemetry-suppressed* context: the
-/// SDK records nothing there, whatever its sampler, and hands back an empty span
-/// context, while the no-op tracer hands back the parent's own span context. Nothing
-/// is ever exported by the probe.
-fn tracer_is_real(telemetry: &Telemetry) -> bool {
-    use opentelemetry::trace::{
-        Span as _, SpanBuilder, SpanContext, SpanId, TraceFlags, TraceId, TraceState, Tracer as _,
-    };
-    if telemetry.span_policy() == crate::telemetry::SpanPolicy::Never {
-        return false;
-    }
-    let parent = SpanContext::new(
-        TraceId::from(0x6f74_656c_636f_6e63_u128),
-        SpanId::from(0x0070_726f_6265_u64),
-        TraceFlags::default(),
-        true,
-        TraceState::default(),
-    );
-    let parent_id = parent.span_id();
-    let cx = Context::new()
-        .with_remote_span_context(parent)
-        .with_telemetry_suppressed();
-    let span = telemetry
-        .tracer()
-        .build_with_context(SpanBuilder::from_name("otelconc.probe"), &cx);
-    let real = span.span_context().span_id() != parent_id;
-    drop(span);
-    real
 }
 
 /// Runs a blocking wait of the handle owning `counts`, timing it into `histogram` when

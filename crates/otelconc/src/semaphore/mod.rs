@@ -24,7 +24,9 @@
 //! - **Resizing never strands a waiter.** [`add_permits`](Semaphore::add_permits) grows
 //!   the total; [`forget_permits`](Semaphore::forget_permits) and
 //!   [`SemaphorePermit::forget`] shrink it, but never below the largest request still
-//!   waiting, so a waiter can always eventually be served.
+//!   waiting, so a waiter can always eventually be served. (While calls keep waiting, a
+//!   shrink may keep a little more: up to the largest request made since a shrink last
+//!   found nobody waiting.)
 //! - **Cancel-safe.** Dropping an `acquire` future takes no permits, returns any that
 //!   were set aside for it, and lets the waiters behind it move up.
 //! - A semaphore with 0 permits is refused at construction ([`ConfigError`]).
@@ -32,11 +34,13 @@
 //! # What is hand-written
 //! The queue is `tokio::sync::Semaphore`'s: FIFO, weighted through `acquire_many`, and
 //! cancel-safe. This module adds what it lacks: a known total (tokio does not track
-//! one, so `acquire_many(n)` above it waits forever), the non-stranding shrink (one
-//! atomic word holds the number of waiters and their largest request; a shrink lowers
-//! the total before it reads that word and a waiter announces itself before it reads
-//! the total, both `SeqCst`, so one of them always sees the other), guards over a shared
-//! handle, and the telemetry.
+//! one, so `acquire_many(n)` above it waits forever), the non-stranding shrink, guards
+//! over a shared handle, and the telemetry. For the shrink, a waiter announces itself
+//! before it reads the total and a shrink lowers the total before it reads the
+//! announcements, both `SeqCst`, so one of them always sees the other. Announcements
+//! are per-thread counts written with plain stores, plus one bound on the requests
+//! that is only written when it must grow: a wait writes no cache line another core
+//! writes too.
 //!
 //! # Cost
 //! Measured with `otelconc bench semaphore` (2-worker runtime, ns per operation as a

@@ -11,7 +11,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 
 use super::error::{ConfigError, ExceedsTotal, TryAcquireError};
-use super::waiting::{Ticket, Waiting};
+use super::waiting::Waiting;
 use crate::stripes::Striped2;
 use crate::telemetry::names::semaphore as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
@@ -33,10 +33,15 @@ struct Inner {
     counts: Striped2,
     refused_total: AtomicU64,
     refused_cancelled: AtomicU64,
-    /// Waiters now and the largest request among them: shrinking never goes below it.
+    /// Waiters now, and a bound on their requests that shrinking never goes below.
     waiting: Waiting,
     name: Arc<str>,
     telemetry: Telemetry,
+    /// Whether an SDK reads the metrics; if not, waits are not timed (the histogram
+    /// would drop the value).
+    timed: bool,
+    /// Whether the tracer makes spans; if not, waits look for no parent span.
+    traced: bool,
     wait_ok: Histogram,
     wait_cancelled: Histogram,
     wait_refused: Histogram,
@@ -51,8 +56,9 @@ struct Observers {
 
 impl Inner {
     fn total(&self) -> u32 {
-        // At most u32::MAX by construction.
-        self.total.load(Ordering::Acquire) as u32
+        // `SeqCst`: a waiter's read after its announcement is part of the argument in
+        // `shrink`. At most u32::MAX by construction.
+        self.total.load(Ordering::SeqCst) as u32
     }
 
     /// Takes `by` permits (already out of tokio's semaphore) off the total, except
@@ -60,18 +66,18 @@ impl Inner {
     /// into the semaphore. Returns how many were taken off.
     ///
     /// Waiters announce themselves (`waiting`) before they read the total, and this
-    /// lowers the total before it reads `waiting` (all `SeqCst`): so either it sees the
-    /// waiter's request, or the waiter sees the lower total and fails at once.
+    /// lowers the total before it reads the announcements (all `SeqCst`): so either it
+    /// sees the waiter's request, or the waiter sees the lower total and fails at once.
     fn shrink(&self, by: u32) -> u32 {
         if by == 0 {
             return 0;
         }
         let after = self.total.fetch_sub(u64::from(by), Ordering::SeqCst) - u64::from(by);
-        let largest = self.waiting.largest();
-        if largest <= after {
+        let bound = self.waiting.bound_for_shrink();
+        if bound <= after {
             return by;
         }
-        let back = (largest - after).min(u64::from(by));
+        let back = (bound - after).min(u64::from(by));
         self.total.fetch_add(back, Ordering::SeqCst);
         self.sem.add_permits(back as usize);
         by - back as u32
@@ -132,9 +138,9 @@ impl Inner {
             let Poll::Ready(r) = acquire.as_mut().poll(cx) else {
                 if wait.is_none() {
                     // A real wait: now (and only now) time it, count it, trace it.
-                    let guard = wait.insert(self.start_wait(n));
+                    let guard = wait.get_or_insert_with(|| self.start_wait(n));
                     if let Some(e) = self.exceeds(n) {
-                        guard.outcome = Some(names::OUTCOME_REFUSED);
+                        guard.end = Refused;
                         return Poll::Ready(Err(self.refuse_total(e)));
                     }
                 }
@@ -146,7 +152,7 @@ impl Inner {
             }
             self.counts.add_a(u64::from(n));
             if let Some(guard) = &mut wait {
-                guard.outcome = Some(names::OUTCOME_OK);
+                guard.end = Granted;
             }
             Poll::Ready(Ok(()))
         })
@@ -155,8 +161,14 @@ impl Inner {
 
     /// Starts timing (and, inside a sampled trace, tracing) a wait for `n` permits,
     /// and announces the request before the caller reads the total (see `shrink`).
+    #[inline]
     fn start_wait(&self, n: u32) -> WaitGuard<'_> {
-        let span = self.telemetry.span_parent().map(|parent| {
+        let parent = if self.traced {
+            self.telemetry.span_parent()
+        } else {
+            None
+        };
+        let span = parent.map(|parent| {
             self.telemetry.start_span(
                 &names::WAIT_SPAN,
                 &parent,
@@ -166,44 +178,52 @@ impl Inner {
                 ],
             )
         });
+        self.waiting.enter(n);
         WaitGuard {
             inner: self,
             n,
-            ticket: Some(self.waiting.enter(n)),
-            start: quanta::Instant::now(),
+            start: self.timed.then(quanta::Instant::now),
             span,
-            outcome: None,
+            end: Cancelled,
         }
     }
 }
+
+/// How a wait ended.
+#[derive(Clone, Copy)]
+enum End {
+    Granted,
+    Refused,
+    /// Dropped before either (the default until the wait says otherwise).
+    Cancelled,
+}
+use End::{Cancelled, Granted, Refused};
 
 /// Ends a wait: records its duration and outcome, the waiter gauge and the span.
 struct WaitGuard<'a> {
     inner: &'a Inner,
     n: u32,
-    ticket: Option<Ticket>,
-    start: quanta::Instant,
+    start: Option<quanta::Instant>,
     span: Option<Context>,
-    outcome: Option<&'static str>,
+    end: End,
 }
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         let s = self.inner;
-        if let Some(ticket) = self.ticket.take() {
-            s.waiting.leave(ticket);
-        }
-        let outcome = self.outcome.unwrap_or_else(|| {
-            s.refused_cancelled
-                .fetch_add(u64::from(self.n), Ordering::Relaxed);
-            names::OUTCOME_CANCELLED
-        });
-        let hist = match outcome {
-            names::OUTCOME_OK => &s.wait_ok,
-            names::OUTCOME_REFUSED => &s.wait_refused,
-            _ => &s.wait_cancelled,
+        s.waiting.leave();
+        let (hist, outcome) = match self.end {
+            Granted => (&s.wait_ok, names::OUTCOME_OK),
+            Refused => (&s.wait_refused, names::OUTCOME_REFUSED),
+            Cancelled => {
+                s.refused_cancelled
+                    .fetch_add(u64::from(self.n), Ordering::Relaxed);
+                (&s.wait_cancelled, names::OUTCOME_CANCELLED)
+            }
         };
-        hist.record(self.start.elapsed().as_secs_f64());
+        if let Some(start) = self.start {
+            hist.record(start.elapsed().as_secs_f64());
+        }
         if let Some(cx) = self.span.take() {
             let span = cx.span();
             span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
@@ -314,16 +334,50 @@ impl Builder {
                 &[name_kv.clone(), KeyValue::new(ATTR_OUTCOME, o)],
             )
         };
+        // A meter without an SDK drops the callbacks at once: a probe each one holds
+        // tells whether anything will ever read the measurements (see `Inner::timed`).
+        let probe = Arc::new(());
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let counter = |spec, attrs, f: fn(&Inner) -> u64| {
-                let w = weak.clone();
-                t.observable_counter(spec, attrs, move || w.upgrade().map(|s| f(&s)))
+                let (w, held) = (weak.clone(), probe.clone());
+                t.observable_counter(spec, attrs, move || {
+                    let _ = &held;
+                    w.upgrade().map(|s| f(&s))
+                })
             };
             let gauge = |spec, f: fn(&Inner) -> i64| {
                 let w = weak.clone();
                 t.observable_gauge(spec, with(None), move || w.upgrade().map(|s| f(&s)))
             };
             let available = |s: &Inner| s.sem.available_permits() as i64;
+            let observers = Observers {
+                _admitted: counter(&names::ADMITTED, with(None), |s| s.counts.a()),
+                _refused: [
+                    counter(
+                        &names::REFUSED,
+                        with(reason(names::REASON_UNAVAILABLE)),
+                        |s| s.counts.b(),
+                    ),
+                    counter(
+                        &names::REFUSED,
+                        with(reason(names::REASON_EXCEEDS_TOTAL)),
+                        |s| s.refused_total.load(Ordering::Relaxed),
+                    ),
+                    counter(
+                        &names::REFUSED,
+                        with(reason(names::REASON_CANCELLED)),
+                        |s| s.refused_cancelled.load(Ordering::Relaxed),
+                    ),
+                ],
+                _gauges: [
+                    gauge(&names::WAITERS, Inner::waiters),
+                    gauge(&names::AVAILABLE, available),
+                    gauge(&names::IN_USE, |s| {
+                        i64::from(s.total()) - s.sem.available_permits() as i64
+                    }),
+                    gauge(&names::LIMIT, |s| i64::from(s.total())),
+                ],
+            };
             Inner {
                 sem: CachePadded::new(tokio::sync::Semaphore::new(self.permits as usize)),
                 total: CachePadded::new(AtomicU64::new(u64::from(self.permits))),
@@ -336,34 +390,9 @@ impl Builder {
                 wait_ok: hist(names::OUTCOME_OK),
                 wait_cancelled: hist(names::OUTCOME_CANCELLED),
                 wait_refused: hist(names::OUTCOME_REFUSED),
-                _observers: Observers {
-                    _admitted: counter(&names::ADMITTED, with(None), |s| s.counts.a()),
-                    _refused: [
-                        counter(
-                            &names::REFUSED,
-                            with(reason(names::REASON_UNAVAILABLE)),
-                            |s| s.counts.b(),
-                        ),
-                        counter(
-                            &names::REFUSED,
-                            with(reason(names::REASON_EXCEEDS_TOTAL)),
-                            |s| s.refused_total.load(Ordering::Relaxed),
-                        ),
-                        counter(
-                            &names::REFUSED,
-                            with(reason(names::REASON_CANCELLED)),
-                            |s| s.refused_cancelled.load(Ordering::Relaxed),
-                        ),
-                    ],
-                    _gauges: [
-                        gauge(&names::WAITERS, Inner::waiters),
-                        gauge(&names::AVAILABLE, available),
-                        gauge(&names::IN_USE, |s| {
-                            i64::from(s.total()) - s.sem.available_permits() as i64
-                        }),
-                        gauge(&names::LIMIT, |s| i64::from(s.total())),
-                    ],
-                },
+                timed: Arc::strong_count(&probe) > 1,
+                traced: t.builds_spans(),
+                _observers: observers,
             }
         });
         Ok(Semaphore { inner })
@@ -553,6 +582,8 @@ impl Semaphore {
     /// [`SemaphorePermit::forget`] on their guards), and the total never drops below
     /// the largest request still waiting, so no waiter is left waiting for more than
     /// the semaphore holds; new calls asking for more than the new total fail at once.
+    /// While calls keep waiting it may remove fewer: it keeps up to the largest request
+    /// made since a shrink last found nobody waiting.
     ///
     /// # Examples
     /// ```

@@ -1,80 +1,110 @@
-//! Who is waiting on a semaphore: how many callers, and the largest request among them.
+//! Who is waiting on a semaphore: how many callers, and a bound on their requests.
 //!
 //! Shrinking the semaphore must never leave a waiter asking for more than the total
-//! (it would wait forever), so every waiter announces its request before it reads the
+//! (it would wait forever), so every waiter announces itself before it reads the
 //! total, and a shrink lowers the total before it reads the announcements (see
-//! `Inner::shrink`). Announcing costs two atomic read-modify-writes per wait (one in,
-//! one out). On one word shared by every thread, that word's cache line moved between
-//! cores on every contended acquire; so the announcements are striped by thread, as
-//! the grant counters are ([`crate::stripes`]): a waiter counts in on its thread's word
-//! and out on the same word (it remembers which), wherever its task runs by then. A
-//! shrink, which is rare, reads every word.
+//! `Inner::shrink`).
 //!
-//! Each word holds the waiters counted on it (upper 32 bits) and the largest request
-//! among them (lower 32 bits), reset when its count drops to 0. So the largest over the
-//! words is never below a waiting request; it may be above one that has left while
-//! others still wait on its word, which only makes a shrink keep more permits for a
-//! while, never fewer.
+//! A read-modify-write per announcement on shared words moved a cache line between
+//! cores on every contended acquire, and so did one striped by thread, since a task
+//! often leaves on another worker than it entered on. So a thread only ever writes its
+//! own stripe ([`crate::stripes`]), with plain stores: one count of waiters in, one of
+//! waiters out, wherever each waiter entered. A shrink, which is rare, sums them: it
+//! reads every "out" count before any "in" count, so a waiter seen leaving is also seen
+//! entering, and the sum never misses a waiter that is still in.
 //!
-//! All operations are `SeqCst`: the shrink argument needs a waiter's announcement and
-//! the shrink's update of the total to be ordered with each other's reads.
+//! The bound is one word that only grows while calls keep waiting: a waiter raises it
+//! to its request (the store is skipped when it is already as high, so the word stays
+//! in every core's cache), and a shrink that finds no waiter resets it. So it is never
+//! below a waiting request; while calls keep waiting it can be above every one of
+//! them, which only makes a shrink keep more permits, never fewer.
+//!
+//! The announcement and the bound are `SeqCst`, as are the shrink's reads: the shrink
+//! argument needs a waiter's announcement and the shrink's update of the total to be
+//! ordered with each other's reads.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{self, Relaxed, Release, SeqCst};
+use std::sync::{Mutex, PoisonError};
 
 use crossbeam_utils::CachePadded;
 
 use crate::stripes;
 
-const LOW: u64 = u32::MAX as u64;
-const ONE: u64 = 1 << 32;
-
-/// The waiter words, one per thread stripe, each on cache lines of its own.
 #[derive(Debug, Default)]
-pub(super) struct Waiting {
-    words: [CachePadded<AtomicU64>; stripes::COUNT],
+struct Stripe {
+    entered: AtomicU64,
+    left: AtomicU64,
 }
 
-/// A waiter counted in; hand it back to [`Waiting::leave`].
-#[derive(Debug)]
-pub(super) struct Ticket(usize);
+/// The waiter counts and the bound on their requests.
+#[derive(Debug, Default)]
+pub(super) struct Waiting {
+    stripes: [CachePadded<Stripe>; stripes::COUNT],
+    /// Never below a waiting request.
+    bound: CachePadded<AtomicU64>,
+    /// Held by [`Waiting::bound_for_shrink`], so a reset of the bound and a restore of
+    /// it (below) never let another shrink read it in between.
+    shrinking: Mutex<()>,
+}
+
+/// Adds one to the calling thread's count `c` in stripe `i`.
+#[inline]
+fn bump(i: usize, c: &AtomicU64, order: Ordering) {
+    if i < stripes::OWNED {
+        // Only this thread writes its own stripe: no read-modify-write needed.
+        c.store(c.load(Relaxed) + 1, order);
+    } else {
+        c.fetch_add(1, order);
+    }
+}
 
 impl Waiting {
-    /// Counts a waiter for `n` permits in, on this thread's word.
-    pub(super) fn enter(&self, n: u32) -> Ticket {
+    /// Counts a waiter for `n` permits in.
+    #[inline]
+    pub(super) fn enter(&self, n: u32) {
         let i = stripes::this_thread();
-        let word = &self.words[i];
-        // Count in with one add, and raise the largest request only when ours is
-        // larger. Our count keeps the last leaver from resetting the largest until we
-        // leave, so a value already >= n stays so.
-        let w = word.fetch_add(ONE, SeqCst);
-        if w & LOW < u64::from(n) {
-            let _ = word.fetch_update(SeqCst, SeqCst, |w| {
-                (w & LOW < u64::from(n)).then_some((w & !LOW) | u64::from(n))
-            });
+        bump(i, &self.stripes[i].entered, SeqCst);
+        if self.bound.load(SeqCst) < u64::from(n) {
+            self.bound.fetch_max(u64::from(n), SeqCst);
         }
-        Ticket(i)
     }
 
-    /// Counts the waiter out of the word it came in on.
-    pub(super) fn leave(&self, ticket: Ticket) {
-        let _ = self.words[ticket.0].fetch_update(SeqCst, SeqCst, |w| {
-            let left = (w >> 32).saturating_sub(1);
-            Some(if left == 0 { 0 } else { (left << 32) | (w & LOW) })
-        });
+    /// Counts a waiter out (on this thread's stripe, wherever it entered).
+    #[inline]
+    pub(super) fn leave(&self) {
+        let i = stripes::this_thread();
+        // `Release` is enough (a plain store on x86, where `SeqCst` costs a locked
+        // instruction): whoever reads this count also sees the waiter's `entered`.
+        bump(i, &self.stripes[i].left, Release);
     }
 
-    /// Never below the largest request still waiting.
-    pub(super) fn largest(&self) -> u64 {
-        self.words
-            .iter()
-            .map(|w| w.load(SeqCst) & LOW)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Waiters now.
+    /// Waiters now: never below those still in (see the module docs).
     pub(super) fn count(&self) -> u64 {
-        self.words.iter().map(|w| w.load(SeqCst) >> 32).sum()
+        let left: u64 = self.stripes.iter().map(|s| s.left.load(SeqCst)).sum();
+        let entered: u64 = self.stripes.iter().map(|s| s.entered.load(SeqCst)).sum();
+        entered.saturating_sub(left)
+    }
+
+    /// For a shrink that has already lowered the total: a bound on the requests of
+    /// the waiters that may have read the total before it was lowered (0 when there
+    /// are none).
+    pub(super) fn bound_for_shrink(&self) -> u64 {
+        let _one_at_a_time = self
+            .shrinking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.count() > 0 {
+            return self.bound.load(SeqCst);
+        }
+        // Nobody waits: start the bound afresh. A waiter entering meanwhile may have
+        // read the old bound and skipped raising it; it is counted in by now, so put
+        // the old bound back then.
+        let old = self.bound.swap(0, SeqCst);
+        if self.count() > 0 {
+            self.bound.fetch_max(old, SeqCst);
+        }
+        0
     }
 }
 
@@ -85,50 +115,55 @@ mod tests {
     use super::Waiting;
 
     #[test]
-    fn largest_covers_every_waiter_and_resets_when_they_leave() {
+    fn the_bound_covers_every_waiter_and_resets_once_none_waits() {
         let w = Waiting::default();
-        assert_eq!((w.count(), w.largest()), (0, 0));
-        let a = w.enter(3);
-        let b = w.enter(1);
-        assert_eq!((w.count(), w.largest()), (2, 3));
-        w.leave(b);
-        assert_eq!((w.count(), w.largest()), (1, 3));
-        w.leave(a);
-        assert_eq!((w.count(), w.largest()), (0, 0));
+        assert_eq!((w.count(), w.bound_for_shrink()), (0, 0));
+        w.enter(3);
+        w.enter(1);
+        assert_eq!((w.count(), w.bound_for_shrink()), (2, 3));
+        w.leave();
+        assert_eq!((w.count(), w.bound_for_shrink()), (1, 3));
+        w.leave();
+        assert_eq!((w.count(), w.bound_for_shrink()), (0, 0));
+        w.enter(2);
+        assert_eq!((w.count(), w.bound_for_shrink()), (1, 2));
     }
 
     /// Waiters counted in on one thread and out on another (a task that moved between
-    /// workers), from more threads than there are owned stripes, all at once: every
-    /// count comes back to 0 and every largest request is reset.
+    /// workers), from more threads than there are owned stripes, while another thread
+    /// keeps asking for the bound: a waiter is always covered, and in the end every
+    /// count balances and the bound starts afresh.
     #[test]
-    fn tickets_leave_from_other_threads() {
+    fn waiters_leave_from_other_threads() {
         let w = Arc::new(Waiting::default());
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel::<()>();
         let enterers: Vec<_> = (0..12u32)
             .map(|t| {
                 let (w, tx) = (w.clone(), tx.clone());
                 std::thread::spawn(move || {
                     for k in 0..5_000u32 {
-                        let ticket = w.enter(1 + (t + k) % 7);
-                        assert!(w.largest() >= u64::from(1 + (t + k) % 7));
-                        tx.send(ticket).expect("leaver alive");
+                        let n = 1 + (t + k) % 7;
+                        w.enter(n);
+                        assert!(w.count() >= 1);
+                        assert!(w.bound_for_shrink() >= u64::from(n));
+                        tx.send(()).expect("leaver alive");
                     }
                 })
             })
             .collect();
         drop(tx);
-        let leavers = {
+        let leaver = {
             let w = w.clone();
             std::thread::spawn(move || {
-                for ticket in rx {
-                    w.leave(ticket);
+                for () in rx {
+                    w.leave();
                 }
             })
         };
         for t in enterers {
             t.join().expect("enterer");
         }
-        leavers.join().expect("leaver");
-        assert_eq!((w.count(), w.largest()), (0, 0));
+        leaver.join().expect("leaver");
+        assert_eq!((w.count(), w.bound_for_shrink()), (0, 0));
     }
 }

@@ -173,6 +173,39 @@ impl Telemetry {
         }
     }
 
+    /// Whether the tracer is backed by an SDK (or any tracer that makes spans): when
+    /// it is not, a primitive skips looking for a parent span at all.
+    ///
+    /// Probes with a child of a remote parent under a *telemetry-suppressed* context: the
+    /// SDK records nothing there, whatever its sampler, and hands back an empty span
+    /// context, while the no-op tracer hands back the parent's own span context. Nothing
+    /// is ever exported by the probe.
+    pub(crate) fn builds_spans(&self) -> bool {
+        use opentelemetry::trace::{
+            Span as _, SpanContext, SpanId, TraceFlags, TraceId, TraceState,
+        };
+        if self.spans == SpanPolicy::Never {
+            return false;
+        }
+        let parent = SpanContext::new(
+            TraceId::from(0x6f74_656c_636f_6e63_u128),
+            SpanId::from(0x0070_726f_6265_u64),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        );
+        let parent_id = parent.span_id();
+        let cx = Context::new()
+            .with_remote_span_context(parent)
+            .with_telemetry_suppressed();
+        let span = self
+            .tracer
+            .build_with_context(SpanBuilder::from_name("otelconc.probe"), &cx);
+        let real = span.span_context().span_id() != parent_id;
+        drop(span);
+        real
+    }
+
     /// Starts the span `spec` as a child of `parent` and returns `parent` with it active.
     pub(crate) fn start_span(
         &self,
