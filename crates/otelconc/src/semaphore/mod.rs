@@ -44,22 +44,25 @@
 //!
 //! # Cost
 //! Measured with `otelconc bench semaphore` (2-worker runtime, ns per operation as a
-//! ratio to `tokio::sync::Semaphore` in the same run; the machine was shared, so each
-//! cell is the median of five runs):
+//! ratio to `tokio::sync::Semaphore` in the same run; each cell is the median of five
+//! rounds, the ranges are over thirteen runs on a shared 2-core machine):
 //!
 //! | case | `tokio::sync::Semaphore` | otelconc, no SDK | otelconc, SDK metrics |
 //! |---|---|---|---|
-//! | `try_acquire(1)` + release, 1 task | 1.00 (41-60 ns) | 0.80x | 0.83x |
-//! | 64 tasks contending for 4 permits (acquire, yield, release) | 1.00 (640-970 ns) | 1.10x | 1.21x |
+//! | `try_acquire(1)` + release, 1 task | 1.00 (29 ns) | 0.81x | 0.81x |
+//! | 64 tasks contending for 4 permits (acquire, yield, release) | 1.00 (283-365 ns) | 1.02-1.09x | 1.11-1.18x |
 //!
-//! (Five runs; the contended ratios ranged 0.88-1.30x, the machine being shared. In the
-//! contended case every acquire waits, so every one pays the wait's telemetry: with the
-//! SDK, mostly the histogram record.)
-//!
+//! In the contended case every acquire waits, so every one pays the wait's telemetry.
 //! An acquire that does not wait adds one counter add on a per-thread stripe (no locked
-//! instruction). A wait adds two atomic updates of the waiter word, two reads of the
-//! CPU's counter (`quanta`) for the wait time and one histogram record; a span only
-//! inside a sampled trace.
+//! instruction). A wait adds:
+//! - a `SeqCst` store to a per-thread count when it starts and a plain one when it
+//!   ends (the announcement for shrinking, above);
+//! - when an SDK reads the metrics: two reads of the CPU's counter (`quanta`) and one
+//!   histogram record, the largest part of what the SDK costs;
+//! - a span, only inside a sampled trace.
+//!
+//! Tokio's acquire future is polled once per wake-up, as a plain `.await` of it would
+//! be: a queued acquire takes the semaphore's queue lock on every poll.
 //!
 //! # Telemetry
 //! (see `docs/telemetry.md`)
