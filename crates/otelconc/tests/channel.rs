@@ -12,23 +12,7 @@ use otelconc::channel::{
     self, BuildError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
-
-/// A tiny deterministic PRNG (xorshift), so random schedules are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.next().is_multiple_of(one_in)
-    }
-}
+use otelconc_testkit::Rng;
 
 #[test]
 fn invalid_configuration_is_refused_with_a_clear_message() {
@@ -372,7 +356,7 @@ async fn storm(
     for p in 0..producers {
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(seed ^ (p + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = Rng::new(seed ^ (p + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             for i in 0..per_producer {
                 let mut msg = p * per_producer + i;
                 loop {
@@ -422,7 +406,7 @@ async fn storm(
         let received = received.clone();
         let seen = seen.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(seed ^ (c + 101).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut rng = Rng::new(seed ^ (c + 101).wrapping_mul(0xD1B5_4A32_D192_ED03));
             let mut note = |v: u64| {
                 assert!(seen.lock().unwrap().insert(v), "message {v} received twice");
                 received.add(v);

@@ -13,36 +13,8 @@ use otelconc::fan::{
 };
 use otelconc::group::{CancelCause, TaskError};
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, fan::ATTR_INPUT};
-use otelconc_testkit::{TestTelemetry, attr};
+use otelconc_testkit::{Alive, TestTelemetry, attr, settle};
 use tokio::time::sleep;
-
-/// Counts live values: a future or task holding one is still alive.
-#[derive(Debug)]
-struct Alive(Arc<AtomicUsize>);
-
-impl Alive {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count.clone())
-    }
-}
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Lets the runtime drop aborted tasks; returns how many are still alive.
-async fn settle(alive: &AtomicUsize) -> usize {
-    for _ in 0..100 {
-        if alive.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    alive.load(Ordering::SeqCst)
-}
 
 #[tokio::test]
 async fn zero_concurrency_or_capacity_is_rejected_with_a_clear_error() {

@@ -9,37 +9,9 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Status, TraceContextExt};
 use otelconc::group::{CancelCause, TaskError, TaskGroup, TrySpawnError};
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
-use otelconc_testkit::{TestTelemetry, attr};
+use otelconc_testkit::{Alive, TestTelemetry, attr, settle};
 use tokio::sync::oneshot;
 use tokio::time::sleep;
-
-/// Counts live values: a task holding one is still alive.
-#[derive(Debug)]
-struct Alive(Arc<AtomicUsize>);
-
-impl Alive {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count.clone())
-    }
-}
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Lets the runtime drop aborted tasks; returns how many are still alive.
-async fn settle(alive: &AtomicUsize) -> usize {
-    for _ in 0..100 {
-        if alive.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    alive.load(Ordering::SeqCst)
-}
 
 #[tokio::test(start_paused = true)]
 async fn wait_returns_values_in_spawn_order() {

@@ -9,7 +9,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use otelconc::rate::{Clock, ConfigError, ExceedsBurst, Rate, RateLimiter, TryAcquireError};
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
-use otelconc_testkit::{TestTelemetry, attr};
+use otelconc_testkit::{Rng, TestTelemetry, attr};
 use tokio::time::{Instant, advance, sleep};
 
 fn limiter(rate: f64, burst: u32) -> RateLimiter {
@@ -35,21 +35,6 @@ fn drain(l: &RateLimiter) -> u64 {
         n += 1;
     }
     n
-}
-
-/// A tiny deterministic generator (xorshift64*), so "random" tests replay exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -313,7 +298,7 @@ async fn a_thousand_random_cancellations_leak_no_token() {
     let twin = limiter(1.0 / 3600.0, 10);
     l.try_acquire_n(10).expect("full bucket");
     twin.try_acquire_n(10).expect("full bucket");
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut tasks = Vec::new();
     let mut asked = 0u64;
     for _ in 0..1000 {

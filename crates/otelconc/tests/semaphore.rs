@@ -9,24 +9,9 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use otelconc::semaphore::{ConfigError, ExceedsTotal, Semaphore, TryAcquireError};
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
-use otelconc_testkit::{TestTelemetry, attr};
+use otelconc_testkit::{Rng, TestTelemetry, attr};
 use tokio::task::yield_now;
 use tokio::time::sleep;
-
-/// A tiny deterministic generator (xorshift64*), so "random" tests replay exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -177,7 +162,7 @@ async fn a_thousand_random_cancellations_never_leak_a_permit() {
         .telemetry(tt.telemetry())
         .build()
         .expect("valid");
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let granted = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..1000 {
@@ -424,7 +409,7 @@ fn permits_are_conserved_under_threads_and_resizes() {
         for seed in 1..=8u64 {
             let sem = sem.clone();
             tasks.push(tokio::spawn(async move {
-                let mut rng = Rng(seed * 0x9e37_79b9);
+                let mut rng = Rng::new(seed * 0x9e37_79b9);
                 for _ in 0..2_000 {
                     let n = 1 + rng.below(4) as u32;
                     if rng.below(2) == 0 {
@@ -480,7 +465,7 @@ fn shrinking_never_strands_a_waiter() {
         for seed in 1..=8u64 {
             let sem = sem.clone();
             tasks.push(tokio::spawn(async move {
-                let mut rng = Rng(seed * 0x51_7cc1_b727);
+                let mut rng = Rng::new(seed * 0x51_7cc1_b727);
                 let (mut ok, mut refused) = (0u32, 0u32);
                 for _ in 0..300 {
                     let n = 1 + rng.below(4) as u32;
