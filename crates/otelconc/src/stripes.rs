@@ -11,7 +11,7 @@
 //! The observable counters that export the counts sum the stripes at collection time.
 //!
 //! [`this_thread`] gives the same index to other per-thread state (the semaphore's
-//! waiter words), so a thread keeps to one cache line of each.
+//! waiter counts), so a thread keeps to one cache line of each.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};

@@ -38,9 +38,9 @@
 //! over a shared handle, and the telemetry. For the shrink, a waiter announces itself
 //! before it reads the total and a shrink lowers the total before it reads the
 //! announcements, both `SeqCst`, so one of them always sees the other. Announcements
-//! are per-thread counts written with plain stores, plus one bound on the requests
-//! that is only written when it must grow: a wait writes no cache line another core
-//! writes too.
+//! are per-thread counts, each written by its thread alone (a store, no
+//! read-modify-write), plus one bound on the requests that is only written when it
+//! must grow: a wait writes no cache line another core writes too.
 //!
 //! # Cost
 //! Measured with `otelconc bench semaphore` (2-worker runtime, ns per operation as a

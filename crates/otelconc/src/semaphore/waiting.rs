@@ -8,8 +8,8 @@
 //! A read-modify-write per announcement on shared words moved a cache line between
 //! cores on every contended acquire, and so did one striped by thread, since a task
 //! often leaves on another worker than it entered on. So a thread only ever writes its
-//! own stripe ([`crate::stripes`]), with plain stores: one count of waiters in, one of
-//! waiters out, wherever each waiter entered. A shrink, which is rare, sums them: it
+//! own stripe ([`crate::stripes`]), with stores rather than read-modify-writes: one
+//! count of waiters in, one of waiters out, wherever each waiter entered. A shrink, which is rare, sums them: it
 //! reads every "out" count before any "in" count, so a waiter seen leaving is also seen
 //! entering, and the sum never misses a waiter that is still in.
 //!
@@ -19,9 +19,9 @@
 //! below a waiting request; while calls keep waiting it can be above every one of
 //! them, which only makes a shrink keep more permits, never fewer.
 //!
-//! The announcement and the bound are `SeqCst`, as are the shrink's reads: the shrink
+//! Counting in and the bound are `SeqCst`, as are the shrink's reads: the shrink
 //! argument needs a waiter's announcement and the shrink's update of the total to be
-//! ordered with each other's reads.
+//! ordered with each other's reads. Counting out only needs `Release`.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{self, Relaxed, Release, SeqCst};
@@ -110,6 +110,7 @@ impl Waiting {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, mpsc};
 
     use super::Waiting;
@@ -131,17 +132,27 @@ mod tests {
 
     /// Waiters counted in on one thread and out on another (a task that moved between
     /// workers), from more threads than there are owned stripes, while another thread
-    /// keeps asking for the bound: a waiter is always covered, and in the end every
-    /// count balances and the bound starts afresh.
+    /// keeps asking for the bound (resetting it whenever it finds nobody waiting): a
+    /// waiter is always covered, and in the end every count balances and the bound
+    /// starts afresh.
     #[test]
     fn waiters_leave_from_other_threads() {
         let w = Arc::new(Waiting::default());
+        let done = Arc::new(AtomicBool::new(false));
+        let shrinker = {
+            let (w, done) = (w.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let _ = w.bound_for_shrink();
+                }
+            })
+        };
         let (tx, rx) = mpsc::channel::<()>();
         let enterers: Vec<_> = (0..12u32)
             .map(|t| {
                 let (w, tx) = (w.clone(), tx.clone());
                 std::thread::spawn(move || {
-                    for k in 0..5_000u32 {
+                    for k in 0..20_000u32 {
                         let n = 1 + (t + k) % 7;
                         w.enter(n);
                         assert!(w.count() >= 1);
@@ -164,6 +175,8 @@ mod tests {
             t.join().expect("enterer");
         }
         leaver.join().expect("leaver");
+        done.store(true, Ordering::Relaxed);
+        shrinker.join().expect("shrinker");
         assert_eq!((w.count(), w.bound_for_shrink()), (0, 0));
     }
 }
