@@ -31,6 +31,8 @@ cargo clippy -p otelconc --all-targets -- -D warnings
 
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+# The binary (doc = false: its output path is the library's), checked after the rest.
+cargo rustdoc -p otelconc-cli --bin otelconc --all-features -- -D warnings
 
 step "tests (every crate, all features)"
 if cargo nextest --version >/dev/null 2>&1; then
