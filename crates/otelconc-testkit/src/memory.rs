@@ -20,6 +20,7 @@ pub struct TestTelemetry {
     metrics: InMemoryMetricExporter,
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
+    telemetry: Telemetry,
 }
 
 impl fmt::Debug for TestTelemetry {
@@ -46,17 +47,21 @@ impl TestTelemetry {
             .with_interval(Duration::from_secs(3600))
             .build();
         let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let telemetry = Telemetry::new(&meter_provider, &tracer_provider);
         Self {
             spans,
             metrics,
             tracer_provider,
             meter_provider,
+            telemetry,
         }
     }
 
-    /// A [`Telemetry`] handle on these providers, for a primitive's builder.
+    /// A [`Telemetry`] handle on these providers, for a primitive's builder: clones of
+    /// one handle, as an application would pass around, so same-named instances share
+    /// their observable instruments.
     pub fn telemetry(&self) -> Telemetry {
-        Telemetry::new(&self.meter_provider, &self.tracer_provider)
+        self.telemetry.clone()
     }
 
     /// The SDK tracer provider.

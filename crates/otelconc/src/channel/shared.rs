@@ -15,7 +15,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 
 use crate::telemetry::names::{self, channel as spec};
-use crate::telemetry::{Histogram, Telemetry, record_error};
+use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
 
 /// One message in 256 per sender handle carries a send timestamp for the queue-time
 /// histogram (plus every message sent inside a sampled trace).
@@ -192,6 +192,8 @@ pub(super) struct Shared {
     received_ok: AtomicU64,
     /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
     observed: AtomicBool,
+    /// This channel's part in its observable instruments, for as long as it lives.
+    observations: OnceLock<Vec<Observation>>,
     /// Whether the tracer builds real spans (see [`Telemetry::builds_spans`]); without one no
     /// context is captured or carried.
     traced: bool,
@@ -234,6 +236,7 @@ impl Shared {
             space_waiters: AtomicUsize::new(0),
             receiver_handles: AtomicUsize::new(1),
             observed: AtomicBool::new(false),
+            observations: OnceLock::new(),
             received_ok: AtomicU64::new(0),
             traced,
             producer_spans,
@@ -245,49 +248,54 @@ impl Shared {
     /// Registers the observable instruments. Callbacks hold only weak references, so a
     /// dropped channel stops reporting.
     ///
-    /// A meter without an SDK drops the callbacks at once: a probe captured by one of
-    /// them tells whether anything will ever read the counts. If not, handles count,
-    /// sample and time nothing (`Counts::on`), so the channel costs what async-channel
-    /// costs.
+    /// A meter without an SDK drops the callbacks at once ([`Observation::observed`]
+    /// says so). Then handles count, sample and time nothing (`Counts::on`), so the
+    /// channel costs what async-channel costs.
     pub(super) fn register_observers(self: &Arc<Self>) {
         let t = &self.telemetry;
-        let probe = Arc::new(());
+        let mut observations = Vec::new();
         for (side, instrument, outcomes) in [
             (0, &spec::SENT, spec::SEND_OUTCOMES),
             (1, &spec::RECEIVED, spec::RECV_OUTCOMES),
         ] {
             for (k, outcome) in outcomes.iter().enumerate() {
                 let weak: Weak<Self> = Arc::downgrade(self);
-                let held = probe.clone();
                 let attrs = vec![
                     self.name.clone(),
                     KeyValue::new(names::ATTR_OUTCOME, *outcome),
                 ];
-                t.observable_counter(instrument, attrs, move || {
-                    let _ = &held;
+                observations.push(t.observable_counter(instrument, attrs, move || {
                     let s = weak.upgrade()?;
                     Some(match (side, k) {
                         (1, OK) => s.received_ok(),
                         (0, _) => lock(&s.senders).total(k),
                         _ => lock(&s.receivers).total(k),
                     })
-                });
+                }));
             }
         }
         let weak = Arc::downgrade(self);
-        t.observable_gauge(&spec::DEPTH, vec![self.name.clone()], move || {
-            let len = (weak.upgrade()?.len.get()?)();
-            Some(i64::try_from(len).unwrap_or(i64::MAX))
-        });
+        observations.push(
+            t.observable_gauge(&spec::DEPTH, vec![self.name.clone()], move || {
+                let len = (weak.upgrade()?.len.get()?)();
+                Some(i64::try_from(len).unwrap_or(i64::MAX))
+            }),
+        );
         if let Some(cap) = self.capacity {
             let weak = Arc::downgrade(self);
             let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-            t.observable_gauge(&spec::CAPACITY, vec![self.name.clone()], move || {
-                weak.upgrade().map(|_| cap)
-            });
+            observations.push(t.observable_gauge(
+                &spec::CAPACITY,
+                vec![self.name.clone()],
+                move || weak.upgrade().map(|_| cap),
+            ));
         }
-        self.observed
-            .store(Arc::strong_count(&probe) > 1, Ordering::Relaxed);
+        self.observed.store(
+            observations.iter().any(Observation::observed),
+            Ordering::Relaxed,
+        );
+        // Registered once, right after construction: a second call cannot happen.
+        let _ = self.observations.set(observations);
     }
 
     /// Messages received so far: sent minus still queued. Every message that leaves

@@ -35,8 +35,9 @@
 //! | `otelconc.group.task` | span, child of the spawner's context | `otelconc.name`, `otelconc.group.task.index` |
 //!
 //! `running` is an up-down counter rather than an observable gauge: groups are often
-//! built per request, and the SDK never unregisters an observable's callback, so one
-//! callback per group would accumulate forever.
+//! built per request, and an up-down counter registers nothing per group (an
+//! observable gauge needs a source for each live group, added and removed under a
+//! lock).
 //!
 //! # Examples
 //! ```

@@ -10,7 +10,6 @@ use std::time::Instant;
 use async_channel::{Receiver, Sender, TryRecvError};
 use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::metrics::{ObservableCounter, ObservableGauge};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::Semaphore;
@@ -23,7 +22,7 @@ use crate::telemetry::names::pipeline::{
     ATTR_SEQ, ATTR_STAGE, BUFFER_DEPTH, DURATION, PROCESSED, RECEIVED, STAGE_SPAN,
 };
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
-use crate::telemetry::{Histogram, Telemetry, record_error};
+use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
 
 /// How many items a worker counts locally before it adds them to the stage's atomics
 /// (it also adds them whenever it is about to wait for input, and when it stops).
@@ -200,8 +199,8 @@ pub(crate) struct StageState {
 /// The observable instruments of one stage; their callbacks hold only a `Weak` of the
 /// stage, so they report nothing once the pipeline is dropped.
 pub(crate) struct Registrations {
-    _counters: Vec<ObservableCounter<u64>>,
-    _depth: Option<ObservableGauge<i64>>,
+    _counters: Vec<Observation>,
+    _depth: Option<Observation>,
 }
 
 impl fmt::Debug for Registrations {

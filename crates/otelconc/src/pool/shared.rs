@@ -1,6 +1,5 @@
 //! The state workers and handles share, the worker loop, and the pool's telemetry.
 
-use std::any::Any;
 use std::cell::Cell as StdCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +25,7 @@ use super::outcome::Outcome;
 use super::stats::{ShutdownReport, Stats};
 use crate::telemetry::names::pool as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON};
-use crate::telemetry::{Histogram, Telemetry, record_error};
+use crate::telemetry::{Combine, Histogram, Observation, Telemetry, record_error};
 
 /// A queued job: the erased job, the submitter's context when it was sampled, and the
 /// time it was queued when that is recorded (for the span's queue wait, or because the
@@ -164,7 +163,7 @@ pub(crate) struct Shared {
     /// For the max-age gauge: per worker, the job sequence number last seen running and
     /// when it was first seen.
     seen_running: Mutex<HashMap<u64, (u64, Instant)>>,
-    observables: Mutex<Vec<Box<dyn Any + Send + Sync>>>,
+    observables: Mutex<Vec<Observation>>,
 }
 
 thread_local! {
@@ -656,10 +655,10 @@ fn reader<T>(
     move || w.upgrade().map(|s| f(&s))
 }
 
-fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>> {
+fn register_observables(shared: &Arc<Shared>) -> Vec<Observation> {
     let t = &shared.telemetry;
     let name = || KeyValue::new(ATTR_NAME, StringValue::from(shared.name.clone()));
-    let mut out: Vec<Box<dyn Any + Send + Sync>> = Vec::new();
+    let mut out: Vec<Observation> = Vec::new();
     let stat = |f: StatFn| reader(shared, move |s| f(&s.stats()));
     // In the order of `names::OUTCOMES`.
     let jobs: [StatFn; 5] = [
@@ -670,57 +669,42 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
         |s| s.not_started,
     ];
     for (&outcome, f) in names::OUTCOMES.iter().zip(jobs) {
-        out.push(Box::new(t.observable_counter(
+        out.push(t.observable_counter(
             &names::JOBS,
             vec![name(), KeyValue::new(ATTR_OUTCOME, outcome)],
             stat(f),
-        )));
+        ));
     }
-    out.push(Box::new(t.observable_counter(
-        &names::SUBMITTED,
-        vec![name()],
-        stat(|s| s.submitted),
-    )));
+    out.push(t.observable_counter(&names::SUBMITTED, vec![name()], stat(|s| s.submitted)));
     // In the order of `names::REJECT_REASONS`.
     let reasons: [CounterFn; 2] = [
         |c| c.rejected_full.load(Relaxed),
         |c| c.rejected_closed.load(Relaxed),
     ];
     for (&reason, f) in names::REJECT_REASONS.iter().zip(reasons) {
-        out.push(Box::new(t.observable_counter(
+        out.push(t.observable_counter(
             &names::REJECTED,
             vec![name(), KeyValue::new(ATTR_REASON, reason)],
             reader(shared, move |s| f(&s.counters)),
-        )));
+        ));
     }
-    out.push(Box::new(t.observable_counter(
+    out.push(t.observable_counter(
         &names::OUTCOMES_DROPPED,
         vec![name()],
         stat(|s| s.outcomes_dropped),
-    )));
+    ));
     let gauge = |f: fn(&Stats) -> usize| {
         reader(shared, move |s| {
             i64::try_from(f(&s.stats())).unwrap_or(i64::MAX)
         })
     };
-    out.push(Box::new(t.observable_gauge(
-        &names::QUEUE_DEPTH,
-        vec![name()],
-        gauge(|s| s.queued),
-    )));
-    out.push(Box::new(t.observable_gauge(
-        &names::WORKERS,
-        vec![name()],
-        gauge(|s| s.workers),
-    )));
-    out.push(Box::new(t.observable_gauge(
-        &names::BUSY,
-        vec![name()],
-        gauge(|s| s.busy),
-    )));
-    out.push(Box::new(t.observable_gauge_f64(
+    out.push(t.observable_gauge(&names::QUEUE_DEPTH, vec![name()], gauge(|s| s.queued)));
+    out.push(t.observable_gauge(&names::WORKERS, vec![name()], gauge(|s| s.workers)));
+    out.push(t.observable_gauge(&names::BUSY, vec![name()], gauge(|s| s.busy)));
+    out.push(t.observable_gauge_f64(
         &names::UTILIZATION,
         vec![name()],
+        Combine::Mean,
         reader(shared, |s| {
             let st = s.stats();
             if st.workers == 0 {
@@ -729,11 +713,12 @@ fn register_observables(shared: &Arc<Shared>) -> Vec<Box<dyn Any + Send + Sync>>
                 st.busy as f64 / st.workers as f64
             }
         }),
-    )));
-    out.push(Box::new(t.observable_gauge_f64(
+    ));
+    out.push(t.observable_gauge_f64(
         &names::MAX_JOB_AGE,
         vec![name()],
+        Combine::Max,
         reader(shared, Shared::max_age),
-    )));
+    ));
     out
 }

@@ -17,7 +17,7 @@ use super::gcra::{Gcra, MAX_TAU, Params, Take, convert_due};
 use crate::stripes::Striped2;
 use crate::telemetry::names::rate as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
-use crate::telemetry::{Histogram, Telemetry};
+use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
 
 /// How fast tokens come back: events per second, or no limit at all.
 ///
@@ -115,10 +115,10 @@ pub(super) struct Shared {
 }
 
 struct Observers {
-    _admitted: opentelemetry::metrics::ObservableCounter<u64>,
-    _refused: [opentelemetry::metrics::ObservableCounter<u64>; 3],
-    _waiters: opentelemetry::metrics::ObservableGauge<i64>,
-    _tokens: opentelemetry::metrics::ObservableGauge<f64>,
+    _admitted: Observation,
+    _refused: [Observation; 3],
+    _waiters: Observation,
+    _tokens: Observation,
 }
 
 impl Shared {
@@ -273,11 +273,12 @@ impl Builder {
                 w.upgrade().map(|s| s.waiting.load(Ordering::Relaxed))
             });
             let w = weak.clone();
-            let tokens = t.observable_gauge_f64(&names::TOKENS, with_name(None), move || {
-                let s = w.upgrade()?;
-                let v = s.gcra.tokens(s.now_ns());
-                v.is_finite().then_some(v)
-            });
+            let tokens =
+                t.observable_gauge_f64(&names::TOKENS, with_name(None), Combine::Sum, move || {
+                    let s = w.upgrade()?;
+                    let v = s.gcra.tokens(s.now_ns());
+                    v.is_finite().then_some(v)
+                });
             Shared {
                 gcra: Gcra::new(p),
                 counts: Striped2::default(),

@@ -15,7 +15,7 @@ use super::waiting::Waiting;
 use crate::stripes::Striped2;
 use crate::telemetry::names::semaphore as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
-use crate::telemetry::{Histogram, Telemetry};
+use crate::telemetry::{Histogram, Observation, Telemetry};
 
 /// The largest total: `u32::MAX`, or tokio's limit where that is lower (32-bit).
 fn max_total() -> u64 {
@@ -49,9 +49,9 @@ struct Inner {
 }
 
 struct Observers {
-    _admitted: opentelemetry::metrics::ObservableCounter<u64>,
-    _refused: [opentelemetry::metrics::ObservableCounter<u64>; 3],
-    _gauges: [opentelemetry::metrics::ObservableGauge<i64>; 4],
+    _admitted: Observation,
+    _refused: [Observation; 3],
+    _gauges: [Observation; 4],
 }
 
 impl Inner {
@@ -334,16 +334,10 @@ impl Builder {
                 &[name_kv.clone(), KeyValue::new(ATTR_OUTCOME, o)],
             )
         };
-        // A meter without an SDK drops the callbacks at once: a probe each one holds
-        // tells whether anything will ever read the measurements (see `Inner::timed`).
-        let probe = Arc::new(());
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let counter = |spec, attrs, f: fn(&Inner) -> u64| {
-                let (w, held) = (weak.clone(), probe.clone());
-                t.observable_counter(spec, attrs, move || {
-                    let _ = &held;
-                    w.upgrade().map(|s| f(&s))
-                })
+                let w = weak.clone();
+                t.observable_counter(spec, attrs, move || w.upgrade().map(|s| f(&s)))
             };
             let gauge = |spec, f: fn(&Inner) -> i64| {
                 let w = weak.clone();
@@ -390,7 +384,8 @@ impl Builder {
                 wait_ok: hist(names::OUTCOME_OK),
                 wait_cancelled: hist(names::OUTCOME_CANCELLED),
                 wait_refused: hist(names::OUTCOME_REFUSED),
-                timed: Arc::strong_count(&probe) > 1,
+                // A meter without an SDK drops the callbacks at once.
+                timed: observers._admitted.observed(),
                 traced: t.builds_spans(),
                 _observers: observers,
             }

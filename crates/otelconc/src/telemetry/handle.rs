@@ -11,6 +11,7 @@ use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec, SpanSpec};
+use super::observe::{Combine, Observation, Observatory};
 use super::{SECONDS_BOUNDARIES, current_context, sampled_context};
 
 /// The instrumentation scope name every meter and tracer of this crate uses.
@@ -48,6 +49,8 @@ pub struct Telemetry {
     meter: Meter,
     tracer: Arc<BoxedTracer>,
     spans: SpanPolicy,
+    /// The observable instruments of this meter provider, shared by clones.
+    observatory: Arc<Observatory>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -82,10 +85,12 @@ impl Telemetry {
     /// # let _ = t;
     /// ```
     pub fn global() -> Self {
+        let meter_provider = global::meter_provider();
         Self {
-            meter: global::meter_with_scope(scope()),
+            meter: meter_provider.meter_with_scope(scope()),
             tracer: Arc::new(global::tracer_provider().tracer_with_scope(scope())),
             spans: SpanPolicy::default(),
+            observatory: Observatory::global(&meter_provider),
         }
     }
 
@@ -107,6 +112,7 @@ impl Telemetry {
             meter: meter_provider.meter_with_scope(scope()),
             tracer: Arc::new(BoxedTracer::new(tracer_provider.boxed_tracer(scope()))),
             spans: SpanPolicy::default(),
+            observatory: Arc::default(),
         }
     }
 
@@ -278,71 +284,41 @@ impl Telemetry {
         Histogram::new(b.build(), attrs)
     }
 
-    /// An observable gauge for `spec` whose callback reports `observe()` when it returns
-    /// `Some`. The callback holds only what `observe` captures: capture a `Weak` so a
-    /// dropped primitive stops reporting (it then reports nothing).
+    /// This instance's part in the observable gauge `spec` with `attrs`: the gauge
+    /// reports the sum of what the `observe` of every live instance of the name returns
+    /// (see [`super::observe`]). `observe` should hold only a `Weak` of its instance.
     pub(crate) fn observable_gauge(
         &self,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
         observe: impl Fn() -> Option<i64> + Send + Sync + 'static,
-    ) -> opentelemetry::metrics::ObservableGauge<i64> {
-        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
-        self.meter
-            .i64_observable_gauge(spec.name)
-            .with_unit(spec.unit)
-            .with_description(spec.description)
-            .with_callback(move |o| {
-                if let Some(v) = observe() {
-                    o.observe(v, &attrs);
-                }
-            })
-            .build()
+    ) -> Observation {
+        self.observatory.gauge(&self.meter, spec, attrs, observe)
     }
 
-    /// An observable gauge with an `f64` value (see [`Telemetry::observable_gauge`]).
+    /// Like [`Telemetry::observable_gauge`] with an `f64` value, the instances of a
+    /// name combining as `combine` says.
     pub(crate) fn observable_gauge_f64(
         &self,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
+        combine: Combine,
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> opentelemetry::metrics::ObservableGauge<f64> {
-        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
-        self.meter
-            .f64_observable_gauge(spec.name)
-            .with_unit(spec.unit)
-            .with_description(spec.description)
-            .with_callback(move |o| {
-                if let Some(v) = observe() {
-                    o.observe(v, &attrs);
-                }
-            })
-            .build()
+    ) -> Observation {
+        self.observatory
+            .gauge_f64(&self.meter, spec, attrs, combine, observe)
     }
 
-    /// An observable (monotonic) counter for `spec`, reading a cumulative total.
+    /// This instance's part in the observable (monotonic) counter `spec` with `attrs`:
+    /// `observe` reads the instance's cumulative total, and the counter reports the sum
+    /// over the live instances of the name, monotonic while any of them lives.
     pub(crate) fn observable_counter(
         &self,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
         observe: impl Fn() -> Option<u64> + Send + Sync + 'static,
-    ) -> opentelemetry::metrics::ObservableCounter<u64> {
-        debug_assert_eq!(
-            spec.kind,
-            InstrumentKind::ObservableCounter,
-            "{}",
-            spec.name
-        );
-        self.meter
-            .u64_observable_counter(spec.name)
-            .with_unit(spec.unit)
-            .with_description(spec.description)
-            .with_callback(move |o| {
-                if let Some(v) = observe() {
-                    o.observe(v, &attrs);
-                }
-            })
-            .build()
+    ) -> Observation {
+        self.observatory.counter(&self.meter, spec, attrs, observe)
     }
 }
 

@@ -25,29 +25,41 @@
 //!   for telemetry, and timestamps are taken only where they are recorded.
 //!
 //! # Instance names
-//! Give each live instance of a primitive its own name (a small, fixed set: one per
-//! component, not one per request). Counts that are read at collection time (the
-//! observable counters and gauges of `channel`, `pool`, `pipeline`, `rate` and
-//! `semaphore`) are reported per instance, and the SDK keeps the *last* observation of
-//! an attribute set: two live instances with the same name overwrite each other's
-//! values instead of adding up. A dropped instance stops reporting; its counts since
-//! the last collection are not exported, so flush the meter provider before dropping
-//! primitives at shutdown. The SDK never unregisters an observable callback: a dropped
-//! instance's callbacks stay registered (reporting nothing) as long as the meter
-//! provider lives, which is why these primitives are meant to be built per component.
-//! `group::TaskGroup` and the `fan` helpers, which are built per request, use
-//! synchronous instruments only.
+//! Name instances from a small, fixed set (one name per component or role, not one per
+//! request): the name is a metric attribute. Counts that are read at collection time
+//! (the observable counters and gauges of `channel`, `pool`, `pipeline`, `rate` and
+//! `semaphore`) go through one instrument and callback per name and attribute set,
+//! shared by every live instance of that name:
+//! - counts add up: two semaphores named `db` report their permits, waiters and grants
+//!   together; a pool's utilization (a ratio) is their mean, and its oldest job's age
+//!   the largest;
+//! - counters stay monotonic while any instance of the name lives: one that is dropped
+//!   leaves its last collected counts in the total;
+//! - once the last instance of a name is dropped, its instruments stop reporting, and
+//!   its counts since the last collection are not exported: flush the meter provider
+//!   before dropping primitives at shutdown.
+//!
+//! Instances share when they are built from one [`Telemetry`] and its clones, or from
+//! [`Telemetry::global`] on the same global meter provider. Two handles made by
+//! separate [`Telemetry::new`] calls on one provider do not share, and the SDK then
+//! keeps the last value either reports: make one handle and clone it. Building an
+//! instance again under a name reuses its instruments, so the SDK's callbacks (which
+//! it never unregisters) do not grow with every instance built; distinct names each
+//! keep theirs for as long as the meter provider lives. `group::TaskGroup` and the
+//! `fan` helpers use synchronous instruments only.
 
 mod context;
 mod handle;
 mod instruments;
 pub mod names;
+mod observe;
 
 pub use context::{current_context, is_sampled, sampled_context};
 pub(crate) use handle::record_error;
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
 pub use names::{InstrumentKind, InstrumentSpec, SpanSpec};
+pub(crate) use observe::{Combine, Observation};
 
 /// Explicit histogram bucket boundaries (seconds) for every duration histogram: from 1 µs
 /// to 30 s, about three buckets per decade, so sub-millisecond queue waits and

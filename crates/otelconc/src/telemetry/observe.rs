@@ -1,0 +1,401 @@
+//! Observable instruments shared by every live instance of the same name.
+//!
+//! The SDK keeps the *last* value observed for an attribute set, and it never
+//! unregisters a callback. With one callback per primitive instance, two live instances
+//! named alike overwrote each other's counts, and every instance ever built left a
+//! callback behind that each collection still ran. So a [`Telemetry`] handle and its
+//! clones (and every [`Telemetry::global`] handle on the same global provider) share
+//! one [`Observatory`]: one instrument and one callback per instrument name and
+//! attribute set, registered the first time an instance asks for it. Each instance adds
+//! a *source* to it, and its [`Observation`] takes the source out again when the
+//! instance drops. The callback combines the live sources:
+//! - counters add up, and stay monotonic while any instance of the name lives: a
+//!   source that leaves hands its last observed count to the ones that stay. Once the
+//!   last one leaves, the counter stops reporting (as a single instance did), and a
+//!   later instance of that name starts from zero;
+//! - gauges add up (waiters, depth, permits in use), or, for ratios and maxima, take the
+//!   mean or the largest value ([`Combine`]).
+//!
+//! No crate does this: the SDK's own aggregation of observable instruments is the
+//! "last value wins" this module works around.
+//!
+//! [`Telemetry`]: super::Telemetry
+//! [`Telemetry::global`]: super::Telemetry::global
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider};
+
+use super::names::{InstrumentKind, InstrumentSpec};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update leaves the state whole (a push, a removal, additions), so a panic
+    // while holding the lock cannot leave it inconsistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How the live sources of one gauge combine into the value exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Combine {
+    /// Their sum (counts: waiters, depth, permits).
+    Sum,
+    /// Their mean (ratios, such as a pool's utilization).
+    Mean,
+    /// The largest (maxima, such as the age of the oldest running job).
+    Max,
+}
+
+/// A value an observable instrument reports.
+pub(crate) trait Value: Copy + Send + Sync + 'static {
+    const ZERO: Self;
+    fn add(self, other: Self) -> Self;
+    fn max(self, other: Self) -> Self;
+    fn mean(sum: Self, n: usize) -> Self;
+}
+
+impl Value for u64 {
+    const ZERO: Self = 0;
+    fn add(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+    fn max(self, other: Self) -> Self {
+        Ord::max(self, other)
+    }
+    fn mean(sum: Self, n: usize) -> Self {
+        sum / n.max(1) as u64
+    }
+}
+
+impl Value for i64 {
+    const ZERO: Self = 0;
+    fn add(self, other: Self) -> Self {
+        self.saturating_add(other)
+    }
+    fn max(self, other: Self) -> Self {
+        Ord::max(self, other)
+    }
+    fn mean(sum: Self, n: usize) -> Self {
+        sum / i64::try_from(n.max(1)).unwrap_or(i64::MAX)
+    }
+}
+
+impl Value for f64 {
+    const ZERO: Self = 0.0;
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+    fn max(self, other: Self) -> Self {
+        f64::max(self, other)
+    }
+    fn mean(sum: Self, n: usize) -> Self {
+        sum / n.max(1) as f64
+    }
+}
+
+/// What a source reads: `None` once its instance is gone.
+type Read<V> = Box<dyn Fn() -> Option<V> + Send + Sync>;
+
+struct Source<V> {
+    id: u64,
+    read: Read<V>,
+    /// The value of the last collection, handed on when the source leaves.
+    last: Option<V>,
+}
+
+struct SlotState<V> {
+    next_id: u64,
+    sources: Vec<Source<V>>,
+    /// Counters: the last counts of sources that left while others stayed.
+    retired: V,
+}
+
+/// One instrument and attribute set: its live sources.
+struct Slot<V> {
+    /// `None` for a counter; how a gauge combines its sources.
+    combine: Option<Combine>,
+    /// Whether the meter kept the callback, i.e. an SDK will read this slot.
+    kept: AtomicBool,
+    state: Mutex<SlotState<V>>,
+}
+
+impl<V: Value> Slot<V> {
+    /// The value to export: the live sources combined, `None` when there are none.
+    fn observe(&self) -> Option<V> {
+        let mut st = lock(&self.state);
+        let mut acc: Option<V> = None;
+        let mut n = 0;
+        for s in &mut st.sources {
+            if let Some(v) = (s.read)() {
+                s.last = Some(v);
+            }
+            let Some(v) = s.last else { continue };
+            n += 1;
+            acc = Some(match (acc, self.combine) {
+                (None, _) => v,
+                (Some(a), Some(Combine::Max)) => a.max(v),
+                (Some(a), _) => a.add(v),
+            });
+        }
+        match self.combine {
+            None if st.sources.is_empty() => None,
+            None => Some(acc.unwrap_or(V::ZERO).add(st.retired)),
+            Some(Combine::Mean) => acc.map(|sum| V::mean(sum, n)),
+            Some(_) => acc,
+        }
+    }
+
+    fn add(&self, read: Read<V>) -> u64 {
+        let mut st = lock(&self.state);
+        let id = st.next_id;
+        st.next_id += 1;
+        st.sources.push(Source {
+            id,
+            read,
+            last: None,
+        });
+        id
+    }
+}
+
+/// A slot as its [`Observation`] sees it, whatever its value type.
+trait Leave: Send + Sync {
+    fn leave(&self, id: u64);
+}
+
+impl<V: Value> Leave for Slot<V> {
+    fn leave(&self, id: u64) {
+        let mut st = lock(&self.state);
+        let Some(i) = st.sources.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let gone = st.sources.swap_remove(i);
+        if st.sources.is_empty() {
+            st.retired = V::ZERO;
+        } else if self.combine.is_none() {
+            st.retired = st.retired.add(gone.last.unwrap_or(V::ZERO));
+        }
+    }
+}
+
+/// One instance's part in a shared observable instrument: dropping it takes the
+/// instance's source out (keep it as long as the instance lives).
+#[must_use = "dropping it takes the instance out of the instrument"]
+pub(crate) struct Observation {
+    slot: Arc<dyn Leave>,
+    id: u64,
+    observed: bool,
+}
+
+impl Observation {
+    /// Whether an SDK reads the instrument (a no-op meter drops the callback at once);
+    /// when it does not, the instance can skip measuring what only it would report.
+    pub(crate) fn observed(&self) -> bool {
+        self.observed
+    }
+}
+
+impl std::fmt::Debug for Observation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observation")
+            .field("observed", &self.observed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        self.slot.leave(self.id);
+    }
+}
+
+/// The key of a slot: the instrument's name and the attributes, rendered.
+type Key = (&'static str, String);
+
+fn key(spec: &InstrumentSpec, attrs: &[KeyValue]) -> Key {
+    let mut parts: Vec<String> = attrs
+        .iter()
+        .map(|kv| format!("{}={}", kv.key, kv.value))
+        .collect();
+    parts.sort_unstable();
+    (spec.name, parts.join("\u{1f}"))
+}
+
+/// The slots of one meter provider (see the module docs).
+#[derive(Default)]
+pub(crate) struct Observatory {
+    counters: Mutex<HashMap<Key, Weak<Slot<u64>>>>,
+    gauges: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
+    gauges_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
+}
+
+impl std::fmt::Debug for Observatory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observatory").finish_non_exhaustive()
+    }
+}
+
+/// Finds the slot of `key` in `slots` or makes it, registering its callback through
+/// `register` (which returns whether the meter kept it), then adds `read` to it.
+///
+/// A slot lives as long as the meter keeps its callback (an SDK keeps it for good) or
+/// an observation holds it; the map only points at it, so with a no-op meter a slot
+/// goes once its last instance does.
+fn observe_in<V: Value>(
+    slots: &Mutex<HashMap<Key, Weak<Slot<V>>>>,
+    key: Key,
+    combine: Option<Combine>,
+    register: impl FnOnce(Callback<V>) -> bool,
+    read: Read<V>,
+) -> Observation {
+    let mut map = lock(slots);
+    let slot = match map.get(&key).and_then(Weak::upgrade) {
+        Some(slot) => slot,
+        None => {
+            let slot = Arc::new(Slot {
+                combine,
+                kept: AtomicBool::new(false),
+                state: Mutex::new(SlotState {
+                    next_id: 0,
+                    sources: Vec::new(),
+                    retired: V::ZERO,
+                }),
+            });
+            let held = slot.clone();
+            let kept = register(Box::new(move || held.observe()));
+            slot.kept.store(kept, Ordering::Relaxed);
+            map.retain(|_, w| w.strong_count() > 0);
+            map.insert(key, Arc::downgrade(&slot));
+            slot
+        }
+    };
+    drop(map);
+    let observed = slot.kept.load(Ordering::Relaxed);
+    // Nobody reads an unkept slot: keep no source in it.
+    let id = if observed { slot.add(read) } else { u64::MAX };
+    Observation { slot, id, observed }
+}
+
+/// What a slot's instrument callback runs: the slot's combined value.
+type Callback<V> = Box<dyn Fn() -> Option<V> + Send + Sync>;
+
+/// The instrument callback reporting `observe()` with `attrs`, holding `probe`: after
+/// the instrument is built, a second reference to `probe` means the meter kept it.
+fn callback<V: Value>(
+    attrs: Vec<KeyValue>,
+    observe: Callback<V>,
+    probe: &Arc<()>,
+) -> impl Fn(&dyn AsyncInstrument<V>) + Send + Sync + 'static {
+    let held = probe.clone();
+    move |o| {
+        let _ = &held;
+        if let Some(v) = observe() {
+            o.observe(v, &attrs);
+        }
+    }
+}
+
+/// Builds the asynchronous instrument of `builder` (with `spec`'s unit and
+/// description) whose callback reports the slot's value `cb` with `attrs`; evaluates to
+/// whether the meter kept the callback (an SDK does; a no-op meter drops it at once).
+macro_rules! register {
+    ($builder:expr, $spec:expr, $attrs:expr, $cb:expr) => {{
+        let probe = Arc::new(());
+        let _ = $builder
+            .with_unit($spec.unit)
+            .with_description($spec.description)
+            .with_callback(callback($attrs, $cb, &probe))
+            .build();
+        Arc::strong_count(&probe) > 1
+    }};
+}
+
+impl Observatory {
+    /// The observatory shared by every [`Telemetry::global`](super::Telemetry::global)
+    /// handle on the global meter provider `provider`.
+    ///
+    /// It outlives the handles (until another global provider is installed), so a
+    /// name whose instances all went and came back finds its instruments again. The
+    /// provider is held weakly: its address cannot be reused while this compares it.
+    pub(crate) fn global(provider: &Arc<dyn MeterProvider + Send + Sync>) -> Arc<Self> {
+        type Current = Option<(Weak<dyn MeterProvider + Send + Sync>, Arc<Observatory>)>;
+        static GLOBAL: Mutex<Current> = Mutex::new(None);
+        let mut g = lock(&GLOBAL);
+        if let Some((p, o)) = &*g
+            && std::ptr::addr_eq(p.as_ptr(), Arc::as_ptr(provider))
+        {
+            return o.clone();
+        }
+        let o = Arc::new(Self::default());
+        *g = Some((Arc::downgrade(provider), o.clone()));
+        o
+    }
+
+    /// An observable counter for `spec` and `attrs` on `meter`; this instance's count
+    /// is what `read` returns.
+    pub(crate) fn counter(
+        &self,
+        meter: &Meter,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> Option<u64> + Send + Sync + 'static,
+    ) -> Observation {
+        debug_assert_eq!(
+            spec.kind,
+            InstrumentKind::ObservableCounter,
+            "{}",
+            spec.name
+        );
+        let k = key(spec, &attrs);
+        observe_in(
+            &self.counters,
+            k,
+            None,
+            |cb| register!(meter.u64_observable_counter(spec.name), spec, attrs, cb),
+            Box::new(read),
+        )
+    }
+
+    /// An observable `i64` gauge for `spec` and `attrs` on `meter`; the instances of a
+    /// name add up.
+    pub(crate) fn gauge(
+        &self,
+        meter: &Meter,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    ) -> Observation {
+        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
+        let k = key(spec, &attrs);
+        observe_in(
+            &self.gauges,
+            k,
+            Some(Combine::Sum),
+            |cb| register!(meter.i64_observable_gauge(spec.name), spec, attrs, cb),
+            Box::new(read),
+        )
+    }
+
+    /// An observable `f64` gauge for `spec` and `attrs` on `meter`; the instances of a
+    /// name combine as `combine` says.
+    pub(crate) fn gauge_f64(
+        &self,
+        meter: &Meter,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        combine: Combine,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Observation {
+        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
+        let k = key(spec, &attrs);
+        observe_in(
+            &self.gauges_f64,
+            k,
+            Some(combine),
+            |cb| register!(meter.f64_observable_gauge(spec.name), spec, attrs, cb),
+            Box::new(read),
+        )
+    }
+}

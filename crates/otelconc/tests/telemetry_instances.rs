@@ -1,0 +1,152 @@
+//! Live instances that share a name share their observable instruments: what each
+//! reports at collection time adds up (or, for ratios and maxima, averages or takes
+//! the largest), counters stay monotonic while any instance of the name lives, and
+//! nothing is left reporting once the last one is dropped.
+
+use std::time::Duration;
+
+use otelconc::channel;
+use otelconc::pool::WorkerPool;
+use otelconc::rate::{Rate, RateLimiter};
+use otelconc::semaphore::Semaphore;
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
+use otelconc_testkit::{TestTelemetry, attr};
+use tokio::sync::oneshot;
+
+fn semaphore(tt: &TestTelemetry, name: &'static str, permits: u32) -> Semaphore {
+    Semaphore::builder(name, permits)
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid")
+}
+
+fn limiter(tt: &TestTelemetry, name: &'static str) -> RateLimiter {
+    RateLimiter::builder(name, Rate::per_second(1e9), 1_000)
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("valid")
+}
+
+#[tokio::test]
+async fn same_named_semaphores_add_up_instead_of_overwriting_each_other() {
+    let tt = TestTelemetry::new();
+    let a = semaphore(&tt, "db", 3);
+    let b = semaphore(&tt, "db", 4);
+    let other = semaphore(&tt, "cache", 10);
+    let _a1 = a.try_acquire(2).expect("free");
+    let _b1 = b.try_acquire(1).expect("free");
+    let _o1 = other.try_acquire(5).expect("free");
+
+    let m = tt.metrics();
+    let db = [attr(ATTR_NAME, "db")];
+    assert_eq!(m.value("otelconc.semaphore.limit", &db), Some(7.0));
+    assert_eq!(m.value("otelconc.semaphore.in_use", &db), Some(3.0));
+    assert_eq!(m.value("otelconc.semaphore.available", &db), Some(4.0));
+    assert_eq!(m.value("otelconc.semaphore.admitted", &db), Some(3.0));
+    // One data point per attribute set, not one per instance.
+    assert_eq!(m.attribute_sets("otelconc.semaphore.limit").len(), 2);
+    let cache = [attr(ATTR_NAME, "cache")];
+    assert_eq!(m.value("otelconc.semaphore.limit", &cache), Some(10.0));
+}
+
+#[tokio::test]
+async fn a_counter_stays_monotonic_while_any_instance_of_its_name_lives() {
+    let tt = TestTelemetry::new();
+    let api = [attr(ATTR_NAME, "api")];
+    let admitted = |tt: &TestTelemetry| tt.metrics().value("otelconc.rate.admitted", &api);
+
+    let a = limiter(&tt, "api");
+    let b = limiter(&tt, "api");
+    for _ in 0..5 {
+        a.try_acquire().expect("unlimited");
+    }
+    for _ in 0..2 {
+        b.try_acquire().expect("unlimited");
+    }
+    assert_eq!(admitted(&tt), Some(7.0));
+
+    // `a` goes: its count, as last collected, stays in the total.
+    drop(a);
+    assert_eq!(admitted(&tt), Some(7.0));
+    b.try_acquire().expect("unlimited");
+    assert_eq!(admitted(&tt), Some(8.0));
+
+    // The last one goes: the counter stops reporting, as a single instance's does.
+    drop(b);
+    assert_eq!(admitted(&tt), None);
+
+    // A new instance of the name starts afresh, and a rebuilt instance reuses the
+    // instrument: still one data point.
+    let c = limiter(&tt, "api");
+    c.try_acquire().expect("unlimited");
+    assert_eq!(admitted(&tt), Some(1.0));
+    assert_eq!(
+        tt.metrics().attribute_sets("otelconc.rate.admitted").len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn same_named_channels_add_their_depth_and_their_messages() {
+    let tt = TestTelemetry::new();
+    let (tx1, _rx1) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(4);
+    let (tx2, _rx2) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(8);
+    for i in 0..2 {
+        tx1.send(i).await.expect("open");
+    }
+    for i in 0..3 {
+        tx2.send(i).await.expect("open");
+    }
+    let m = tt.metrics();
+    let orders = [attr(ATTR_NAME, "orders")];
+    assert_eq!(m.value("otelconc.channel.depth", &orders), Some(5.0));
+    assert_eq!(m.value("otelconc.channel.capacity", &orders), Some(12.0));
+    let sent_ok = [attr(ATTR_NAME, "orders"), attr(ATTR_OUTCOME, "ok")];
+    assert_eq!(m.value("otelconc.channel.sent", &sent_ok), Some(5.0));
+}
+
+/// Utilization is a ratio and the oldest job's age a maximum: same-named pools report
+/// their mean and their largest, while counts (workers, busy) add up.
+#[tokio::test]
+async fn same_named_pools_average_their_utilization_and_keep_the_oldest_job() {
+    let tt = TestTelemetry::new();
+    let pool = |workers| {
+        WorkerPool::builder("cpu")
+            .workers(workers)
+            .telemetry(tt.telemetry())
+            .build()
+            .expect("valid")
+    };
+    let busy_pool = pool(1);
+    let idle_pool = pool(3);
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    busy_pool
+        .submit(move |_t| async move {
+            let _ = started_tx.send(());
+            let _ = release_rx.await;
+        })
+        .await
+        .expect("accepted");
+    started_rx.await.expect("job started");
+
+    let cpu = [attr(ATTR_NAME, "cpu")];
+    let m = tt.metrics();
+    assert_eq!(m.value("otelconc.pool.workers", &cpu), Some(4.0));
+    assert_eq!(m.value("otelconc.pool.busy", &cpu), Some(1.0));
+    assert_eq!(m.value("otelconc.pool.utilization", &cpu), Some(0.5));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let age = tt
+        .metrics()
+        .value("otelconc.pool.job.max_age", &cpu)
+        .expect("reported");
+    assert!(age >= 0.02, "the busy pool's job is the oldest: {age}");
+
+    let _ = release_tx.send(());
+    let _ = busy_pool.graceful_shutdown().await;
+    let _ = idle_pool.graceful_shutdown().await;
+}
