@@ -111,10 +111,16 @@ impl<T> Receiver<T> {
         let shared = &*self.shared;
         let received = match &self.inner {
             Rx::Bare { rx } => rx.recv().await.map(|value| Env { value, meta: None }),
-            Rx::Env { rx } if self.counts.is_on() => {
-                Waited::new(rx.recv(), &shared.recv_wait, &self.counts, dropped_as).await
-            }
-            Rx::Env { rx } => rx.recv().await,
+            // A message that is there already is taken without building the receive
+            // future (as `recv` itself would, on its first poll).
+            Rx::Env { rx } => match rx.try_recv() {
+                Ok(env) => Ok(env),
+                Err(async_channel::TryRecvError::Closed) => Err(async_channel::RecvError),
+                Err(async_channel::TryRecvError::Empty) if self.counts.is_on() => {
+                    Waited::new(rx.recv(), &shared.recv_wait, &self.counts, dropped_as).await
+                }
+                Err(async_channel::TryRecvError::Empty) => rx.recv().await,
+            },
         };
         received.map_err(|_| {
             self.counts.add(CLOSED, 1);

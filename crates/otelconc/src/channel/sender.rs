@@ -124,10 +124,15 @@ impl<T> Sender<T> {
         let env = self.envelope(value);
         let producer = self.shared.producer_of(&env);
         let shared = &*self.shared;
-        let sent = if self.counts.is_on() {
-            Waited::new(tx.send(env), &shared.send_wait, &self.counts, &AS_CANCELLED).await
-        } else {
-            tx.send(env).await
+        // With space free, the message goes in without building the send future (as
+        // that future's first poll would do).
+        let sent = match tx.try_send(env) {
+            Ok(()) => Ok(()),
+            Err(async_channel::TrySendError::Closed(env)) => Err(async_channel::SendError(env)),
+            Err(async_channel::TrySendError::Full(env)) if self.counts.is_on() => {
+                Waited::new(tx.send(env), &shared.send_wait, &self.counts, &AS_CANCELLED).await
+            }
+            Err(async_channel::TrySendError::Full(env)) => tx.send(env).await,
         };
         match sent {
             Ok(()) => {
