@@ -150,3 +150,49 @@ async fn same_named_pools_average_their_utilization_and_keep_the_oldest_job() {
     let _ = busy_pool.graceful_shutdown().await;
     let _ = idle_pool.graceful_shutdown().await;
 }
+
+/// A collection reads each instance through a weak reference; when the instance's last
+/// handle goes while it is being read, the instance is dropped on the collecting thread,
+/// inside the read. That must neither deadlock nor lose the instrument.
+#[test]
+fn collections_racing_the_last_drop_of_an_instance_do_not_deadlock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let tt = Arc::new(TestTelemetry::new());
+    let done = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let (tt, done) = (tt.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut collections = 0u32;
+            while !done.load(Ordering::Relaxed) {
+                let _ = tt.metrics();
+                collections += 1;
+            }
+            collections
+        })
+    };
+    let (finished_tx, finished_rx) = std::sync::mpsc::channel();
+    let churn = {
+        let tt = tt.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                drop(semaphore(&tt, "churn", 1));
+            }
+            let _ = finished_tx.send(());
+        })
+    };
+    finished_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a collection deadlocked with an instance dropped inside it");
+    done.store(true, Ordering::Relaxed);
+    churn.join().expect("churn");
+    assert!(collector.join().expect("collector") > 0);
+    let kept = semaphore(&tt, "churn", 2);
+    let churn_name = [attr(ATTR_NAME, "churn")];
+    assert_eq!(
+        tt.metrics().value("otelconc.semaphore.limit", &churn_name),
+        Some(2.0)
+    );
+    drop(kept);
+}

@@ -96,7 +96,7 @@ impl Value for f64 {
 }
 
 /// What a source reads: `None` once its instance is gone.
-type Read<V> = Box<dyn Fn() -> Option<V> + Send + Sync>;
+type Read<V> = Arc<dyn Fn() -> Option<V> + Send + Sync>;
 
 struct Source<V> {
     id: u64,
@@ -123,14 +123,28 @@ struct Slot<V> {
 
 impl<V: Value> Slot<V> {
     /// The value to export: the live sources combined, `None` when there are none.
+    ///
+    /// The sources are read without the slot's lock: a read upgrades a weak reference
+    /// to its instance, and if the instance's last handle goes meanwhile, the instance
+    /// is dropped right here, and with it its observation, which takes the lock. A
+    /// source that leaves while it is read keeps its earlier value (now in `retired`),
+    /// so the counter still never goes back.
     fn observe(&self) -> Option<V> {
+        let reads: Vec<(u64, Read<V>)> = lock(&self.state)
+            .sources
+            .iter()
+            .map(|s| (s.id, s.read.clone()))
+            .collect();
+        let values: Vec<(u64, Option<V>)> = reads.into_iter().map(|(id, r)| (id, r())).collect();
         let mut st = lock(&self.state);
-        let mut acc: Option<V> = None;
-        let mut n = 0;
-        for s in &mut st.sources {
-            if let Some(v) = (s.read)() {
+        for (id, v) in values {
+            if let (Some(v), Some(s)) = (v, st.sources.iter_mut().find(|s| s.id == id)) {
                 s.last = Some(v);
             }
+        }
+        let mut acc: Option<V> = None;
+        let mut n = 0;
+        for s in &st.sources {
             let Some(v) = s.last else { continue };
             n += 1;
             acc = Some(match (acc, self.combine) {
@@ -354,7 +368,7 @@ impl Observatory {
             k,
             None,
             |cb| register!(meter.u64_observable_counter(spec.name), spec, attrs, cb),
-            Box::new(read),
+            Arc::new(read),
         )
     }
 
@@ -374,7 +388,7 @@ impl Observatory {
             k,
             Some(Combine::Sum),
             |cb| register!(meter.i64_observable_gauge(spec.name), spec, attrs, cb),
-            Box::new(read),
+            Arc::new(read),
         )
     }
 
@@ -395,7 +409,7 @@ impl Observatory {
             k,
             Some(combine),
             |cb| register!(meter.f64_observable_gauge(spec.name), spec, attrs, cb),
-            Box::new(read),
+            Arc::new(read),
         )
     }
 }
