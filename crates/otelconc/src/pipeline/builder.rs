@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::output::{OutputRx, PipelineSender, PipelineStream};
-use super::stage::{
-    Carrier, Ordered, Registrations, RunShared, Shared, StageState, Unordered, worker,
-};
+use super::stage::{Carrier, Ordered, RunShared, Shared, StageState, Unordered, worker};
 use super::{BuildError, ErrorPolicy, PipelineError};
 use crate::telemetry::Telemetry;
 
@@ -387,13 +385,13 @@ where
                 stages: states,
                 policy: self.policy,
                 time_every: self.time_every,
+                _registrations: registrations,
             }),
             connect: self.connect,
             ordered: self.ordered,
             input_buffer,
             window,
             token: self.token,
-            _registrations: Arc::new(registrations),
         })
     }
 }
@@ -433,7 +431,6 @@ pub struct Pipeline<In, Out, E> {
     input_buffer: usize,
     window: usize,
     token: Option<CancellationToken>,
-    _registrations: Arc<Vec<Registrations>>,
 }
 
 impl<In, Out, E> fmt::Debug for Pipeline<In, Out, E> {

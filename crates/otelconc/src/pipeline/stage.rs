@@ -381,6 +381,9 @@ pub(crate) struct Shared {
     pub(crate) stages: Vec<Arc<StageState>>,
     pub(crate) policy: ErrorPolicy,
     pub(crate) time_every: u32,
+    /// The stages' part in their observable instruments: as long as the stages live,
+    /// runs included, so a run that outlives its `Pipeline` value is still reported.
+    pub(crate) _registrations: Vec<Registrations>,
 }
 
 /// The state of one run.
