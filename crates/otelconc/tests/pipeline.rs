@@ -501,6 +501,31 @@ async fn start_takes_input_from_several_senders_in_order_per_sender() {
     assert_eq!(high, (1_001..=1_100).collect::<Vec<_>>());
 }
 
+/// A run holds what it needs: dropping the `Pipeline` value while its output is still
+/// being read stops neither the run nor its stage metrics (they stop once the run is
+/// over too).
+#[tokio::test]
+async fn a_run_that_outlives_its_pipeline_value_is_still_reported() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("outlived")
+        .stage("only", 2, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let mut out = pipeline.run(stream::iter(0..100_u64));
+    drop(pipeline);
+    for _ in 0..50 {
+        out.next().await.expect("an item").expect("ok");
+    }
+    let attrs = [attr(ATTR_NAME, "outlived"), attr(ATTR_STAGE, "only")];
+    let received = tt
+        .metrics()
+        .value("otelconc.pipeline.stage.received", &attrs)
+        .expect("still reported while the run lives");
+    assert!(received >= 50.0, "{received}");
+    assert_eq!(out.count().await, 50);
+}
+
 #[tokio::test]
 async fn stage_metrics_count_every_item_and_time_it() {
     let tt = TestTelemetry::new();
