@@ -77,7 +77,9 @@ impl Telemetry {
     /// The global meter and tracer providers, as installed at the time of this call.
     ///
     /// Build primitives after the SDK is installed: a primitive built before keeps the
-    /// no-op instruments it got.
+    /// no-op instruments it got. Every handle made here on the same global provider
+    /// shares its observable instruments by name (see the
+    /// [module docs](super#instance-names)).
     ///
     /// # Examples
     /// ```
@@ -95,6 +97,10 @@ impl Telemetry {
     }
 
     /// Explicit providers, for tests or applications that do not use the globals.
+    ///
+    /// Make one handle per provider and clone it into every builder: instances built
+    /// from one handle and its clones share their observable instruments by name (see
+    /// the [module docs](super#instance-names)); two `new` calls on one provider do not.
     ///
     /// # Examples
     /// ```
