@@ -196,8 +196,9 @@ pub(crate) struct StageState {
     probes: Mutex<Vec<Probe>>,
 }
 
-/// The observable instruments of one stage; their callbacks hold only a `Weak` of the
-/// stage, so they report nothing once the pipeline is dropped.
+/// One stage's part in its observable instruments (their sources hold only a `Weak` of
+/// the stage). Kept in the state every run shares: once the pipeline and its runs are
+/// gone, dropping them takes the stage out of its instruments.
 pub(crate) struct Registrations {
     _counters: Vec<Observation>,
     _depth: Option<Observation>,
