@@ -111,19 +111,20 @@ pub(crate) fn parse(raw: &RawEvent) -> Result<Event, Malformed> {
             raw.seq + 1
         )));
     };
-    let mut take = |key: &str, default: String| -> Result<String, Malformed> {
+    // A missing field gets a default, built only then (not per event).
+    let mut take = |key: &str| -> Result<Option<String>, Malformed> {
         match fields.remove(key) {
-            None => Ok(default),
-            Some(Value::String(s)) => Ok(s),
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(Malformed(format!(
                 "line {}: field {key:?} must be a string, got {other}",
                 raw.seq + 1
             ))),
         }
     };
-    let id = take("id", format!("line-{}", raw.seq + 1))?;
-    let user = take("user", "anonymous".to_owned())?;
-    let kind = take("kind", "unknown".to_owned())?;
+    let id = take("id")?.unwrap_or_else(|| format!("line-{}", raw.seq + 1));
+    let user = take("user")?.unwrap_or_else(|| "anonymous".to_owned());
+    let kind = take("kind")?.unwrap_or_else(|| "unknown".to_owned());
     Ok(Event {
         id,
         user,

@@ -33,6 +33,7 @@ use otelconc::pool::{JobError, WorkerPool};
 use otelconc::rate::{Rate, RateLimiter};
 use otelconc::select;
 use otelconc::semaphore::Semaphore;
+use otelconc::telemetry::Telemetry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -157,6 +158,8 @@ struct Run {
     connections: Semaphore,
     quota: RateLimiter,
     pool: WorkerPool,
+    /// The handle every per-event task group is built with: made once, not per event.
+    telemetry: Telemetry,
 }
 
 impl Run {
@@ -248,6 +251,7 @@ pub(crate) async fn run(
             .queue_capacity(256)
             .job_timeout(Duration::from_secs(5))
             .build()?,
+        telemetry: Telemetry::global(),
         settings,
         acct,
         inst,
@@ -507,6 +511,7 @@ fn pipeline(
 async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
     let mut group: TaskGroup<u64, String> = TaskGroup::builder()
         .name("lookups")
+        .telemetry(run.telemetry.clone())
         .build()
         .map_err(|e| e.to_string())?;
     let services = [
