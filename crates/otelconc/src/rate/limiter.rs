@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::Notify;
 
@@ -17,7 +16,7 @@ use super::gcra::{Gcra, MAX_TAU, Params, Take, convert_due};
 use crate::stripes::Striped2;
 use crate::telemetry::names::rate as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
-use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::telemetry::{Combine, Histogram, Observation, Telemetry, WaitSpans};
 
 /// How fast tokens come back: events per second, or no limit at all.
 ///
@@ -108,7 +107,7 @@ pub(super) struct Shared {
     list: Mutex<WaitList>,
     changed: Notify,
     name: Arc<str>,
-    telemetry: Telemetry,
+    spans: WaitSpans,
     wait_ok: Histogram,
     wait_cancelled: Histogram,
     _observers: Observers,
@@ -238,7 +237,7 @@ impl Builder {
         let p = params(self.rate, self.burst)?;
         let telemetry = self.telemetry.unwrap_or_else(Telemetry::global);
         let name = self.name;
-        let name_kv = KeyValue::new(ATTR_NAME, name.to_string());
+        let name_kv = KeyValue::new(ATTR_NAME, name.clone());
         let with_name = |extra: Option<KeyValue>| {
             let mut v = vec![name_kv.clone()];
             v.extend(extra);
@@ -299,7 +298,7 @@ impl Builder {
                     &names::WAIT,
                     &[name_kv.clone(), outcome(names::OUTCOME_CANCELLED)],
                 ),
-                telemetry: t.clone(),
+                spans: WaitSpans::new(t, &names::WAIT_SPAN, names::ATTR_REQUESTED, &name),
                 _observers: Observers {
                     _admitted: admitted,
                     _refused: [limited, burst, cancelled],
@@ -881,16 +880,7 @@ impl Reservation<'_> {
             return; // due at once; dropping commits
         };
         let s = &*self.limiter.shared;
-        let span = s.telemetry.span_parent().map(|parent| {
-            s.telemetry.start_span(
-                &names::WAIT_SPAN,
-                &parent,
-                vec![
-                    KeyValue::new(ATTR_NAME, s.name.to_string()),
-                    KeyValue::new(names::ATTR_REQUESTED, i64::from(self.n)),
-                ],
-            )
-        });
+        let span = s.spans.start(self.n);
         s.waiting.fetch_add(1, Ordering::Relaxed);
         let mut guard = WaitGuard {
             reservation: self,
@@ -945,10 +935,6 @@ impl Drop for WaitGuard<'_> {
         s.waiting.fetch_sub(1, Ordering::Relaxed);
         let waited = s.now_ns().saturating_sub(r.reserved_at);
         hist.record(waited as f64 * 1e-9);
-        if let Some(cx) = self.span.take() {
-            let span = cx.span();
-            span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
-            span.end();
-        }
+        WaitSpans::end(self.span.take(), outcome);
     }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 
 use crossbeam_utils::CachePadded;
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 
 use super::error::{ConfigError, ExceedsTotal, TryAcquireError};
@@ -15,7 +14,7 @@ use super::waiting::Waiting;
 use crate::stripes::Striped2;
 use crate::telemetry::names::semaphore as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
-use crate::telemetry::{Histogram, Observation, Telemetry};
+use crate::telemetry::{Histogram, Observation, Telemetry, WaitSpans};
 
 /// The largest total: `u32::MAX`, or tokio's limit where that is lower (32-bit).
 fn max_total() -> u64 {
@@ -36,12 +35,10 @@ struct Inner {
     /// Waiters now, and a bound on their requests that shrinking never goes below.
     waiting: Waiting,
     name: Arc<str>,
-    telemetry: Telemetry,
+    spans: WaitSpans,
     /// Whether an SDK reads the metrics; if not, waits are not timed (the histogram
     /// would drop the value).
     timed: bool,
-    /// Whether the tracer makes spans; if not, waits look for no parent span.
-    traced: bool,
     wait_ok: Histogram,
     wait_cancelled: Histogram,
     wait_refused: Histogram,
@@ -163,21 +160,7 @@ impl Inner {
     /// and announces the request before the caller reads the total (see `shrink`).
     #[inline]
     fn start_wait(&self, n: u32) -> WaitGuard<'_> {
-        let parent = if self.traced {
-            self.telemetry.span_parent()
-        } else {
-            None
-        };
-        let span = parent.map(|parent| {
-            self.telemetry.start_span(
-                &names::WAIT_SPAN,
-                &parent,
-                vec![
-                    KeyValue::new(ATTR_NAME, self.name.to_string()),
-                    KeyValue::new(names::ATTR_REQUESTED, i64::from(n)),
-                ],
-            )
-        });
+        let span = self.spans.start(n);
         self.waiting.enter(n);
         WaitGuard {
             inner: self,
@@ -224,11 +207,7 @@ impl Drop for WaitGuard<'_> {
         if let Some(start) = self.start {
             hist.record(start.elapsed().as_secs_f64());
         }
-        if let Some(cx) = self.span.take() {
-            let span = cx.span();
-            span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
-            span.end();
-        }
+        WaitSpans::end(self.span.take(), outcome);
     }
 }
 
@@ -321,7 +300,7 @@ impl Builder {
             });
         }
         let t = self.telemetry.unwrap_or_else(Telemetry::global);
-        let name_kv = KeyValue::new(ATTR_NAME, self.name.to_string());
+        let name_kv = KeyValue::new(ATTR_NAME, self.name.clone());
         let with = |extra: Option<KeyValue>| {
             let mut v = vec![name_kv.clone()];
             v.extend(extra);
@@ -380,13 +359,12 @@ impl Builder {
                 refused_cancelled: AtomicU64::new(0),
                 waiting: Waiting::default(),
                 name: self.name.clone(),
-                telemetry: t.clone(),
+                spans: WaitSpans::new(&t, &names::WAIT_SPAN, names::ATTR_REQUESTED, &self.name),
                 wait_ok: hist(names::OUTCOME_OK),
                 wait_cancelled: hist(names::OUTCOME_CANCELLED),
                 wait_refused: hist(names::OUTCOME_REFUSED),
                 // A meter without an SDK drops the callbacks at once.
                 timed: observers._admitted.observed(),
-                traced: t.builds_spans(),
                 _observers: observers,
             }
         });

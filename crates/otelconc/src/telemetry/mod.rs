@@ -53,6 +53,7 @@ mod handle;
 mod instruments;
 pub mod names;
 mod observe;
+mod wait;
 
 pub use context::{current_context, is_sampled, sampled_context};
 pub(crate) use handle::record_error;
@@ -60,6 +61,7 @@ pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
 pub use names::{InstrumentKind, InstrumentSpec, SpanSpec};
 pub(crate) use observe::{Combine, Observation};
+pub(crate) use wait::WaitSpans;
 
 /// Explicit histogram bucket boundaries (seconds) for every duration histogram: from 1 µs
 /// to 30 s, about three buckets per decade, so sub-millisecond queue waits and
