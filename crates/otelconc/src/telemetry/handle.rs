@@ -11,7 +11,7 @@ use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec, SpanSpec};
-use super::observe::{Combine, Observation, Observatory};
+use super::observe::{Combine, Observation, Observatory, bound, key};
 use super::{SECONDS_BOUNDARIES, current_context, sampled_context};
 
 /// The instrumentation scope name every meter and tracer of this crate uses.
@@ -248,15 +248,21 @@ impl Telemetry {
     }
 
     /// A synchronous counter for `spec` with its attributes bound once.
+    ///
+    /// Built and bound once per name and attribute set for this handle and its clones;
+    /// later calls clone the bound handle.
     pub(crate) fn counter(&self, spec: &'static InstrumentSpec, attrs: &[KeyValue]) -> Counter {
         debug_assert_eq!(spec.kind, InstrumentKind::Counter, "{}", spec.name);
-        let c = self
-            .meter
-            .u64_counter(spec.name)
-            .with_unit(spec.unit)
-            .with_description(spec.description)
-            .build();
-        Counter::new(c, attrs)
+        let o = &self.observatory;
+        bound(&o.sync_counters, key(spec, attrs), || {
+            let c = self
+                .meter
+                .u64_counter(spec.name)
+                .with_unit(spec.unit)
+                .with_description(spec.description)
+                .build();
+            Counter::new(c, attrs)
+        })
     }
 
     /// A synchronous up-down counter for `spec` with its attributes bound once.
@@ -266,28 +272,34 @@ impl Telemetry {
         attrs: &[KeyValue],
     ) -> UpDownCounter {
         debug_assert_eq!(spec.kind, InstrumentKind::UpDownCounter, "{}", spec.name);
-        let c = self
-            .meter
-            .i64_up_down_counter(spec.name)
-            .with_unit(spec.unit)
-            .with_description(spec.description)
-            .build();
-        UpDownCounter::new(c, attrs)
+        let o = &self.observatory;
+        bound(&o.sync_up_down, key(spec, attrs), || {
+            let c = self
+                .meter
+                .i64_up_down_counter(spec.name)
+                .with_unit(spec.unit)
+                .with_description(spec.description)
+                .build();
+            UpDownCounter::new(c, attrs)
+        })
     }
 
     /// A histogram for `spec` with its attributes bound once; duration histograms (unit
     /// `s`) get [`SECONDS_BOUNDARIES`].
     pub(crate) fn histogram(&self, spec: &'static InstrumentSpec, attrs: &[KeyValue]) -> Histogram {
         debug_assert_eq!(spec.kind, InstrumentKind::Histogram, "{}", spec.name);
-        let mut b = self
-            .meter
-            .f64_histogram(spec.name)
-            .with_unit(spec.unit)
-            .with_description(spec.description);
-        if spec.unit == "s" {
-            b = b.with_boundaries(SECONDS_BOUNDARIES.to_vec());
-        }
-        Histogram::new(b.build(), attrs)
+        let o = &self.observatory;
+        bound(&o.sync_histograms, key(spec, attrs), || {
+            let mut b = self
+                .meter
+                .f64_histogram(spec.name)
+                .with_unit(spec.unit)
+                .with_description(spec.description);
+            if spec.unit == "s" {
+                b = b.with_boundaries(SECONDS_BOUNDARIES.to_vec());
+            }
+            Histogram::new(b.build(), attrs)
+        })
     }
 
     /// This instance's part in the observable gauge `spec` with `attrs`: the gauge

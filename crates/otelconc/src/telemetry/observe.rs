@@ -19,6 +19,10 @@
 //! No crate does this: the SDK's own aggregation of observable instruments is the
 //! "last value wins" this module works around.
 //!
+//! The same per-handle registry keeps the bound *synchronous* instruments too, one per
+//! name and attribute set, so a primitive built per request clones them instead of
+//! building and binding them again.
+//!
 //! [`Telemetry`]: super::Telemetry
 //! [`Telemetry::global`]: super::Telemetry::global
 
@@ -29,6 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider};
 
+use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -226,9 +231,9 @@ impl Drop for Observation {
 }
 
 /// The key of a slot: the instrument's name and the attributes, rendered.
-type Key = (&'static str, String);
+pub(super) type Key = (&'static str, String);
 
-fn key(spec: &InstrumentSpec, attrs: &[KeyValue]) -> Key {
+pub(super) fn key(spec: &InstrumentSpec, attrs: &[KeyValue]) -> Key {
     let mut parts: Vec<String> = attrs
         .iter()
         .map(|kv| format!("{}={}", kv.key, kv.value))
@@ -237,12 +242,20 @@ fn key(spec: &InstrumentSpec, attrs: &[KeyValue]) -> Key {
     (spec.name, parts.join("\u{1f}"))
 }
 
-/// The slots of one meter provider (see the module docs).
+/// The slots of one meter provider (see the module docs), and its synchronous
+/// instruments, bound once per name and attribute set.
 #[derive(Default)]
 pub(crate) struct Observatory {
     counters: Mutex<HashMap<Key, Weak<Slot<u64>>>>,
     gauges: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
     gauges_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
+    /// Bound synchronous instruments. Building and binding one costs the SDK a few
+    /// microseconds (an instrument lookup and an attribute-set lookup, each under a
+    /// lock); primitives built per request (task groups, `fan_out` runs) would pay that
+    /// for every instrument of every instance, where a clone of the bound handle does.
+    pub(super) sync_counters: Mutex<HashMap<Key, Counter>>,
+    pub(super) sync_up_down: Mutex<HashMap<Key, UpDownCounter>>,
+    pub(super) sync_histograms: Mutex<HashMap<Key, Histogram>>,
 }
 
 impl std::fmt::Debug for Observatory {
@@ -324,6 +337,15 @@ macro_rules! register {
             .build();
         Arc::strong_count(&probe) > 1
     }};
+}
+
+/// The instrument under `key` in `map`, made by `make` the first time.
+pub(super) fn bound<T: Clone>(
+    map: &Mutex<HashMap<Key, T>>,
+    key: Key,
+    make: impl FnOnce() -> T,
+) -> T {
+    lock(map).entry(key).or_insert_with(make).clone()
 }
 
 impl Observatory {
