@@ -217,7 +217,11 @@ impl FanOut {
         let token = group.token();
         for index in 0..workers {
             let task = worker(input.clone(), index, token.clone());
-            if group.spawn_with_parent(task, span.0.clone()).await.is_err() {
+            if group
+                .spawn_with_parent(task, span.0.as_ref())
+                .await
+                .is_err()
+            {
                 // A worker failed already: start no more.
                 break;
             }

@@ -455,13 +455,13 @@ where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
         let parent = self.telemetry.span_parent();
-        self.spawn_with_parent(task, parent).await
+        self.spawn_with_parent(task, parent.as_ref()).await
     }
 
     pub(crate) async fn spawn_with_parent<F>(
         &mut self,
         task: F,
-        parent: Option<Context>,
+        parent: Option<&Context>,
     ) -> Result<(), SpawnError<F>>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
@@ -473,10 +473,9 @@ where
         let permit = match &self.limit {
             None => None,
             Some(limit) => {
-                let cell = self.shared.cell.clone();
                 tokio::select! {
                     biased;
-                    () = cell.token().cancelled() => return Err(SpawnError(task)),
+                    () = self.shared.cell.token().cancelled() => return Err(SpawnError(task)),
                     permit = limit.clone().acquire_owned() => match permit {
                         Ok(p) => Some(p),
                         // The group never closes its semaphore.
@@ -524,11 +523,11 @@ where
             },
         };
         let parent = self.telemetry.span_parent();
-        self.start(task, permit, parent);
+        self.start(task, permit, parent.as_ref());
         Ok(())
     }
 
-    fn start<F>(&mut self, task: F, permit: Option<OwnedSemaphorePermit>, parent: Option<Context>)
+    fn start<F>(&mut self, task: F, permit: Option<OwnedSemaphorePermit>, parent: Option<&Context>)
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -537,7 +536,7 @@ where
         let span = parent.map(|p| {
             self.telemetry.start_span(
                 &names::TASK,
-                &p,
+                p,
                 vec![
                     self.name.clone(),
                     KeyValue::new(
