@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::output::{OutputRx, PipelineSender, PipelineStream};
-use super::stage::{Carrier, Ordered, RunShared, Shared, StageState, Unordered, worker};
+use super::stage::{
+    Carrier, Ordered, Registrations, RunShared, Shared, StageState, Unordered, worker,
+};
 use super::{BuildError, ErrorPolicy, PipelineError};
 use crate::telemetry::Telemetry;
 
@@ -275,8 +277,9 @@ where
     }
 
     /// Time one item in `n` per worker for the stage duration histogram (default
-    /// [`DEFAULT_TIME_EVERY`]; `1` times every item). Items in a sampled trace are
-    /// always timed. Zero is reported by [`build`](Self::build).
+    /// [`DEFAULT_TIME_EVERY`]; `1` times every item), when an SDK reads the metrics
+    /// (without one, nothing is timed). Items in a sampled trace are always timed.
+    /// Zero is reported by [`build`](Self::build).
     ///
     /// # Examples
     /// ```
@@ -385,6 +388,7 @@ where
                 stages: states,
                 policy: self.policy,
                 time_every: self.time_every,
+                timed: registrations.iter().any(Registrations::observed),
                 _registrations: registrations,
             }),
             connect: self.connect,

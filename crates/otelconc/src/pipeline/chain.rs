@@ -113,6 +113,7 @@ where
             name: self.name,
             stages,
             telemetry,
+            timed: registrations.iter().any(Registrations::observed),
             _registrations: registrations,
         })
     }
@@ -144,6 +145,8 @@ pub struct Chain<T, E> {
     name: Arc<str>,
     stages: Vec<(Arc<StageState>, StageFn<T, E>)>,
     telemetry: Telemetry,
+    /// Whether an SDK reads the stages' metrics; if not, no stage call is timed.
+    timed: bool,
     _registrations: Vec<Registrations>,
 }
 
@@ -224,7 +227,7 @@ where
         let mut value = input;
         for (stage, f) in &self.stages {
             stage.received.fetch_add(1, Ordering::Relaxed);
-            let start = Instant::now();
+            let start = self.timed.then(Instant::now);
             let result = match parent.take() {
                 None => call(&**f, value).await,
                 Some(p) => {
@@ -236,7 +239,9 @@ where
                     r
                 }
             };
-            stage.duration.record(start.elapsed().as_secs_f64());
+            if let Some(start) = start {
+                stage.duration.record(start.elapsed().as_secs_f64());
+            }
             match result {
                 Ok(v) => {
                     stage.ok.fetch_add(1, Ordering::Relaxed);

@@ -70,8 +70,9 @@
 //! runs add an 8-byte sequence number and a semaphore permit per item. Per item and
 //! stage the telemetry is a few plain additions (workers count on their own stack and
 //! add to the stage's atomics every 64 items or whenever they are about to wait, so
-//! readings are exact whenever the pipeline is idle) and, for one item in 64, two
-//! clock reads and a bound histogram record. Inside a sampled trace each stage adds
+//! readings are exact whenever the pipeline is idle) and, for one item in 64 when an
+//! SDK reads the metrics, two clock reads and a bound histogram record. Inside a
+//! sampled trace each stage adds
 //! one span per item.
 //!
 //! Measured with `otelconc bench pipeline` (1,000,000 `u64` through 3 trivial stages,

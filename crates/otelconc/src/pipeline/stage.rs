@@ -26,7 +26,7 @@ use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
 
 /// How many items a worker counts locally before it adds them to the stage's atomics
 /// (it also adds them whenever it is about to wait for input, and when it stops).
-const FLUSH_EVERY: u32 = 64;
+const FLUSH_EVERY: u64 = 64;
 
 /// The trace an item carries: the context its next span is a child of, when it was
 /// put in the queue the next stage reads, and its sequence number. Present only for
@@ -204,6 +204,13 @@ pub(crate) struct Registrations {
     _depth: Option<Observation>,
 }
 
+impl Registrations {
+    /// Whether an SDK reads the stage's metrics (a no-op meter drops them at once).
+    pub(crate) fn observed(&self) -> bool {
+        self._counters.iter().any(Observation::observed)
+    }
+}
+
 impl fmt::Debug for Registrations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Registrations")
@@ -350,7 +357,6 @@ struct LocalCounts {
     ok: u64,
     error: u64,
     panic: u64,
-    pending: u32,
 }
 
 impl LocalCounts {
@@ -366,7 +372,6 @@ impl LocalCounts {
                 *n = 0;
             }
         }
-        self.pending = 0;
     }
 }
 
@@ -382,6 +387,8 @@ pub(crate) struct Shared {
     pub(crate) stages: Vec<Arc<StageState>>,
     pub(crate) policy: ErrorPolicy,
     pub(crate) time_every: u32,
+    /// Whether an SDK reads the stages' metrics; if not, no stage call is timed.
+    pub(crate) timed: bool,
     /// The stages' part in their observable instruments: as long as the stages live,
     /// runs included, so a run that outlives its `Pipeline` value is still reported.
     pub(crate) _registrations: Vec<Registrations>,
@@ -456,7 +463,6 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
         ok: 0,
         error: 0,
         panic: 0,
-        pending: 0,
     };
     let every = shared.time_every;
     let mut tick = 0_u32;
@@ -483,11 +489,14 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
             continue;
         };
         counts.received += 1;
-        counts.pending += 1;
         let (result, trace) = match trace {
             None => {
-                tick += 1;
-                if tick >= every {
+                // Timed only when an SDK reads the histogram (else it drops the value).
+                let timed = shared.timed && {
+                    tick += 1;
+                    tick >= every
+                };
+                if timed {
                     tick = 0;
                     let start = Instant::now();
                     let r = call(&*f, value).await;
@@ -551,7 +560,8 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
                 }
             }
         }
-        if counts.pending >= FLUSH_EVERY {
+        // `received` counts the items since the last flush (flushing zeroes it).
+        if counts.received >= FLUSH_EVERY {
             counts.flush();
         }
     }
