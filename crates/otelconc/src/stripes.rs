@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Stripes owned by one thread each.
-pub(crate) const OWNED: usize = 8;
+const OWNED: usize = 8;
 /// The overflow stripe, shared by every thread beyond the first [`OWNED`].
 const SHARED: usize = OWNED;
 /// Stripes in all: the owned ones and the shared one.
@@ -84,16 +84,22 @@ pub(crate) fn this_thread() -> usize {
     STRIPE.try_with(|s| s.0).unwrap_or(SHARED)
 }
 
+/// Adds `n` to `c`, the calling thread's counter in stripe `i` ([`this_thread`]), with
+/// `order` for the write.
+#[inline]
+pub(crate) fn bump(i: usize, c: &AtomicU64, n: u64, order: Ordering) {
+    if i < OWNED {
+        // Only this thread writes this stripe: no read-modify-write needed.
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), order);
+    } else {
+        c.fetch_add(n, order);
+    }
+}
+
 #[inline]
 fn add(stripe: impl Fn(&Stripe) -> &AtomicU64, stripes: &[Stripe; COUNT], n: u64) {
     let i = this_thread();
-    let c = stripe(&stripes[i]);
-    if i < OWNED {
-        // Only this thread writes this stripe: no read-modify-write needed.
-        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    } else {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
+    bump(i, stripe(&stripes[i]), n, Ordering::Relaxed);
 }
 
 impl Striped2 {

@@ -24,7 +24,7 @@
 //! ordered with each other's reads. Counting out only needs `Release`.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{self, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Release, SeqCst};
 use std::sync::{Mutex, PoisonError};
 
 use crossbeam_utils::CachePadded;
@@ -48,23 +48,12 @@ pub(super) struct Waiting {
     shrinking: Mutex<()>,
 }
 
-/// Adds one to the calling thread's count `c` in stripe `i`.
-#[inline]
-fn bump(i: usize, c: &AtomicU64, order: Ordering) {
-    if i < stripes::OWNED {
-        // Only this thread writes its own stripe: no read-modify-write needed.
-        c.store(c.load(Relaxed) + 1, order);
-    } else {
-        c.fetch_add(1, order);
-    }
-}
-
 impl Waiting {
     /// Counts a waiter for `n` permits in.
     #[inline]
     pub(super) fn enter(&self, n: u32) {
         let i = stripes::this_thread();
-        bump(i, &self.stripes[i].entered, SeqCst);
+        stripes::bump(i, &self.stripes[i].entered, 1, SeqCst);
         if self.bound.load(SeqCst) < u64::from(n) {
             self.bound.fetch_max(u64::from(n), SeqCst);
         }
@@ -76,7 +65,7 @@ impl Waiting {
         let i = stripes::this_thread();
         // `Release` is enough (a plain store on x86, where `SeqCst` costs a locked
         // instruction): whoever reads this count also sees the waiter's `entered`.
-        bump(i, &self.stripes[i].left, Release);
+        stripes::bump(i, &self.stripes[i].left, 1, Release);
     }
 
     /// Waiters now: never below those still in (see the module docs).
