@@ -805,10 +805,11 @@ impl Reservation<'_> {
     /// # }
     /// ```
     pub fn cancel(mut self) {
-        self.cancel_inner();
+        let _ = self.cancel_inner();
     }
 
-    fn cancel_inner(&mut self) {
+    /// Cancels the reservation; returns the clock reading it was cancelled at.
+    fn cancel_inner(&mut self) -> u64 {
         self.settled = true;
         let s = &*self.limiter.shared;
         let n = u64::from(self.n);
@@ -841,6 +842,7 @@ impl Reservation<'_> {
         if moved {
             s.changed.notify_waiters();
         }
+        now
     }
 
     fn commit(&mut self) {
@@ -885,7 +887,7 @@ impl Reservation<'_> {
         let mut guard = WaitGuard {
             reservation: self,
             span,
-            done: false,
+            ended_at: None,
         };
         loop {
             let notified = s.changed.notified();
@@ -894,6 +896,7 @@ impl Reservation<'_> {
             let due = s.list().entries.get(&id).map_or(0, |e| e.due);
             let now = s.now_ns();
             if due <= now {
+                guard.ended_at = Some(now);
                 break;
             }
             tokio::select! {
@@ -901,7 +904,6 @@ impl Reservation<'_> {
                 () = &mut notified => {}
             }
         }
-        guard.done = true;
     }
 }
 
@@ -918,22 +920,27 @@ impl Drop for Reservation<'_> {
 struct WaitGuard<'a> {
     reservation: Reservation<'a>,
     span: Option<Context>,
-    done: bool,
+    /// The clock reading at which the tokens were found due; `None` while waiting.
+    ended_at: Option<u64>,
 }
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         let r = &mut self.reservation;
         let s = &*r.limiter.shared;
-        let (outcome, hist) = if self.done {
-            r.commit();
-            (names::OUTCOME_OK, &s.wait_ok)
-        } else {
-            r.cancel_inner();
-            (names::OUTCOME_CANCELLED, &s.wait_cancelled)
+        // The wait ends at a clock reading already taken (no third one).
+        let (outcome, hist, ended_at) = match self.ended_at {
+            Some(t) => {
+                r.commit();
+                (names::OUTCOME_OK, &s.wait_ok, t)
+            }
+            None => {
+                let t = r.cancel_inner();
+                (names::OUTCOME_CANCELLED, &s.wait_cancelled, t)
+            }
         };
         s.waiting.fetch_sub(1, Ordering::Relaxed);
-        let waited = s.now_ns().saturating_sub(r.reserved_at);
+        let waited = ended_at.saturating_sub(r.reserved_at);
         hist.record(waited as f64 * 1e-9);
         WaitSpans::end(self.span.take(), outcome);
     }
