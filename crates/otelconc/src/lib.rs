@@ -52,4 +52,5 @@ pub mod semaphore;
 #[cfg(feature = "setup")]
 pub mod setup;
 pub(crate) mod stripes;
+pub(crate) mod sync;
 pub mod telemetry;

@@ -13,8 +13,10 @@
 //! [`this_thread`] gives the same index to other per-thread state (the semaphore's
 //! waiter counts), so a thread keeps to one cache line of each.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+
+use crate::sync::lock;
 
 /// Stripes owned by one thread each.
 const OWNED: usize = 8;
@@ -51,7 +53,7 @@ struct ThreadStripe(usize);
 
 impl ThreadStripe {
     fn take() -> Self {
-        let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut r = lock(&REGISTRY);
         if let Some(i) = r.free.pop() {
             return Self(i);
         }
@@ -66,7 +68,7 @@ impl ThreadStripe {
 impl Drop for ThreadStripe {
     fn drop(&mut self) {
         if self.0 < OWNED {
-            let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut r = lock(&REGISTRY);
             r.free.push(self.0);
         }
     }

@@ -3,8 +3,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::stage::{ItemTrace, OrderedEnv, RunShared, UnorderedEnv};
 use super::{PipelineError, SendError};
+use crate::sync::lock;
 use crate::telemetry::Telemetry;
 
 /// Feeds one run of a [`Pipeline`](super::Pipeline) started with
@@ -469,12 +470,7 @@ impl<Out, E> PipelineStream<Out, E> {
     fn finish(&mut self) -> Option<Result<Out, PipelineError<E>>> {
         self.done = true;
         self.run.token.cancel();
-        let error = self
-            .run
-            .error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let error = lock(&self.run.error).take();
         match error {
             Some(e) => Some(Err(e)),
             None if self.run.parent.as_ref().is_some_and(|t| t.is_cancelled()) => {

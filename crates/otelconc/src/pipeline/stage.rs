@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender, TryRecvError};
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ErrorPolicy, PipelineError};
 use crate::panic_payload;
+use crate::sync::lock;
 use crate::telemetry::names::pipeline::{
     ATTR_SEQ, ATTR_STAGE, BUFFER_DEPTH, DURATION, PROCESSED, RECEIVED, STAGE_SPAN,
 };
@@ -264,7 +265,7 @@ impl StageState {
             let w = Arc::downgrade(&state);
             telemetry.observable_gauge(&BUFFER_DEPTH, attrs, move || {
                 let s = w.upgrade()?;
-                let mut probes = s.probes.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut probes = lock(&s.probes);
                 let mut total = 0_usize;
                 probes.retain(|p| match p() {
                     Some(n) => {
@@ -288,10 +289,7 @@ impl StageState {
     /// Reports the depth of a run's output buffer until the run's channel is gone.
     pub(crate) fn add_probe<T: Send + 'static>(&self, rx: async_channel::WeakReceiver<T>) {
         let probe: Probe = Box::new(move || rx.upgrade().map(|r| r.len()));
-        self.probes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(probe);
+        lock(&self.probes).push(probe);
     }
 
     /// Starts this stage's span for one item, as a child of `parent`.
@@ -409,7 +407,7 @@ impl<E> RunShared<E> {
     /// Records the run's first failure and stops the run.
     pub(crate) fn fail(&self, error: PipelineError<E>) {
         {
-            let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = lock(&self.error);
             if slot.is_none() {
                 *slot = Some(error);
                 self.failed.store(true, Ordering::Release);
@@ -420,8 +418,7 @@ impl<E> RunShared<E> {
 
     /// Aborts every task of the run and refuses new input.
     pub(crate) fn stop_all(&self) {
-        let handles =
-            std::mem::take(&mut *self.aborts.lock().unwrap_or_else(PoisonError::into_inner));
+        let handles = std::mem::take(&mut *lock(&self.aborts));
         for h in handles {
             h.abort();
         }
@@ -431,10 +428,7 @@ impl<E> RunShared<E> {
     }
 
     pub(crate) fn track(&self, h: AbortHandle) {
-        self.aborts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(h);
+        lock(&self.aborts).push(h);
     }
 }
 

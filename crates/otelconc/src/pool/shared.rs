@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use super::error::JobError;
 use super::job::{ErasedJob, Meta};
 use super::outcome::Outcome;
 use super::stats::{ShutdownReport, Stats};
+use crate::sync::lock;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry, record_error};
@@ -35,10 +36,6 @@ pub(crate) struct Envelope {
     pub(crate) parent: Option<Context>,
     pub(crate) enqueued: Option<Instant>,
     pub(crate) timed: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Adds one to a counter only its worker writes (no read-modify-write needed).

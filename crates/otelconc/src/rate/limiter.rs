@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use opentelemetry::{Context, KeyValue};
@@ -14,6 +14,7 @@ use super::clock::{Clock, Epoch};
 use super::error::{ConfigError, ExceedsBurst, RateLimited, TryAcquireError};
 use super::gcra::{Gcra, MAX_TAU, Params, Take, convert_due};
 use crate::stripes::Striped2;
+use crate::sync::lock;
 use crate::telemetry::names::rate as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry, WaitSpans};
@@ -128,7 +129,7 @@ impl Shared {
     }
 
     fn list(&self) -> MutexGuard<'_, WaitList> {
-        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.list)
     }
 }
 

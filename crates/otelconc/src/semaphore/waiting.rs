@@ -23,13 +23,14 @@
 //! argument needs a waiter's announcement and the shrink's update of the total to be
 //! ordered with each other's reads. Counting out only needs `Release`.
 
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Release, SeqCst};
-use std::sync::{Mutex, PoisonError};
 
 use crossbeam_utils::CachePadded;
 
 use crate::stripes;
+use crate::sync::lock;
 
 #[derive(Debug, Default)]
 struct Stripe {
@@ -79,10 +80,7 @@ impl Waiting {
     /// the waiters that may have read the total before it was lowered (0 when there
     /// are none).
     pub(super) fn bound_for_shrink(&self) -> u64 {
-        let _one_at_a_time = self
-            .shrinking
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = lock(&self.shrinking);
         if self.count() > 0 {
             return self.bound.load(SeqCst);
         }
