@@ -169,7 +169,7 @@ async fn queue_time_is_sampled_one_in_256_per_sender() {
         .unwrap();
     assert_eq!(
         n, 4,
-        "messages 0, 64 and 128 of the first sender, 0 of the second"
+        "messages 0, 256 and 512 of the first sender, 0 of the second"
     );
 }
 

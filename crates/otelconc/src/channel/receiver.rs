@@ -321,17 +321,35 @@ impl<T> Receiver<T> {
         let Ok(first) = self.recv_env(&AS_CANCELLED).await else {
             return 0;
         };
-        buf.push(self.take(first));
-        let mut n = 1;
-        while n < limit {
-            match self.inner.try_recv() {
-                Ok(env) => {
-                    buf.push(self.take(env));
-                    n += 1;
+        self.drain(first, buf, limit, drop)
+    }
+
+    /// Puts `first` and then, without waiting, what else is ready into `buf`, up to
+    /// `limit` messages in all; hands the producer context of each traced message to
+    /// `traced`. Returns how many; lossless senders are woken once for all of them.
+    fn drain(
+        &self,
+        first: Env<T>,
+        buf: &mut Vec<T>,
+        limit: usize,
+        mut traced: impl FnMut(opentelemetry::Context),
+    ) -> usize {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(env) = next.take() {
+            if let Some(meta) = env.meta {
+                self.shared.arrived(&meta);
+                if let Some(cx) = meta.cx {
+                    traced(cx);
                 }
-                Err(_) => break,
+            }
+            buf.push(env.value);
+            n += 1;
+            if n < limit {
+                next = self.inner.try_recv().ok();
             }
         }
+        self.shared.freed(n);
         n
     }
 
@@ -363,23 +381,10 @@ impl<T> Receiver<T> {
             return ReceivedBatch::new(0, None);
         };
         let mut links = Vec::new();
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(env) = next.take() {
-            if let Some(meta) = env.meta {
-                self.shared.arrived(&meta);
-                if let Some(cx) = meta.cx {
-                    use opentelemetry::trace::TraceContextExt;
-                    links.push(Link::with_context(cx.span().span_context().clone()));
-                }
-            }
-            buf.push(env.value);
-            n += 1;
-            if n < limit {
-                next = self.inner.try_recv().ok();
-            }
-        }
-        self.shared.freed(n);
+        let n = self.drain(first, buf, limit, |cx| {
+            use opentelemetry::trace::TraceContextExt;
+            links.push(Link::with_context(cx.span().span_context().clone()));
+        });
         let cx = (!links.is_empty()).then(|| {
             let parent = crate::telemetry::current_context();
             self.shared.telemetry.start_linked_span(

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use event_listener::Event;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 
+use crate::sync::lock;
 use crate::telemetry::names::{self, channel as spec};
 use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
 
@@ -205,12 +206,6 @@ pub(super) struct Shared {
     /// is freed, queued messages included, even while the meter lives on.
     len: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
     capacity: Option<usize>,
-}
-
-fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
-    // A panic while holding the lock cannot leave the counts inconsistent (every update
-    // is one push, one swap_remove or additions), so a poisoned lock is still good.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -458,19 +453,19 @@ pin_project_lite::pin_project! {
     /// timestamp.
     pub(super) struct Waited<'a, F> {
         #[pin]
-        pub(super) fut: F,
-        pub(super) waiting: bool,
-        pub(super) since: Option<Instant>,
-        pub(super) histogram: &'a Histogram,
-        pub(super) counts: &'a Counts,
-        pub(super) dropped_as: &'a AtomicUsize,
-        pub(super) done: bool,
+        fut: F,
+        // Pending since a poll, and not completed since.
+        waiting: bool,
+        since: Option<Instant>,
+        histogram: &'a Histogram,
+        counts: &'a Counts,
+        dropped_as: &'a AtomicUsize,
     }
 
     impl<F> PinnedDrop for Waited<'_, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.done && *this.waiting {
+            if *this.waiting {
                 this.counts.add(this.dropped_as.load(Ordering::Relaxed), 1);
             }
         }
@@ -491,7 +486,6 @@ impl<'a, F> Waited<'a, F> {
             histogram,
             counts,
             dropped_as,
-            done: false,
         }
     }
 }
@@ -504,7 +498,7 @@ impl<F: Future> Future for Waited<'_, F> {
         let this = self.project();
         match this.fut.poll(cx) {
             Poll::Ready(v) => {
-                *this.done = true;
+                *this.waiting = false;
                 if let Some(since) = this.since {
                     this.histogram.record(since.elapsed().as_secs_f64());
                 }
