@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -114,12 +114,6 @@ impl ExportStats {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct Providers {
-    pub(crate) tracer: SdkTracerProvider,
-    pub(crate) meter: SdkMeterProvider,
-}
-
 /// Keeps the installed providers; flushes and shuts them down on
 /// [`shutdown`](TelemetryGuard::shutdown) or drop.
 ///
@@ -129,7 +123,8 @@ pub(crate) struct Providers {
 /// that one worker thread waits.
 #[must_use = "dropping the guard shuts telemetry down"]
 pub struct TelemetryGuard {
-    pub(crate) providers: Mutex<Option<Providers>>,
+    /// Set by the first shutdown: later ones return at once.
+    pub(crate) shut_down: AtomicBool,
     pub(crate) tracer_provider: Option<SdkTracerProvider>,
     pub(crate) meter_provider: Option<SdkMeterProvider>,
     pub(crate) destination: Destination,
@@ -263,21 +258,23 @@ impl TelemetryGuard {
     /// guard.shutdown_with_deadline(Duration::from_secs(1)).unwrap();
     /// ```
     pub fn shutdown_with_deadline(&self, deadline: Duration) -> Result<(), ShutdownError> {
-        let taken = match self.providers.lock() {
-            Ok(mut p) => p.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        let Some(providers) = taken else {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        // Provider handles are shared: these clones shut down what the guard holds.
+        let (Some(tracer), Some(meter)) =
+            (self.tracer_provider.clone(), self.meter_provider.clone())
+        else {
+            return Ok(()); // disabled: nothing was installed
         };
         let start = Instant::now();
         let (tx, rx) = mpsc::channel();
         let work = move || {
-            let traces = providers.tracer.shutdown_with_timeout(deadline);
+            let traces = tracer.shutdown_with_timeout(deadline);
             let left = deadline.saturating_sub(start.elapsed());
             // The SDK's meter provider ignores its timeout argument (it waits up to 5 s
             // per reader): that is why all of this runs on its own thread.
-            let metrics = providers.meter.shutdown_with_timeout(left);
+            let metrics = meter.shutdown_with_timeout(left);
             let _ = tx.send((traces, metrics));
         };
         if let Err(e) = std::thread::Builder::new()

@@ -94,7 +94,8 @@ mod health;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -118,7 +119,6 @@ pub use files::{METRICS_FILE, TRACES_FILE};
 pub use guard::{DEFAULT_SHUTDOWN_DEADLINE, Destination, ExportStats, TelemetryGuard};
 
 use config::Overrides;
-use guard::Providers;
 use health::{
     CountingProcessor, Driver, Health, WarningSink, WatchedMetricExporter, WatchedSpanExporter,
 };
@@ -469,7 +469,7 @@ impl SetupBuilder {
         let readers = self.readers;
         match &config.export {
             Export::Disabled => Ok(TelemetryGuard {
-                providers: Mutex::new(None),
+                shut_down: AtomicBool::new(false),
                 tracer_provider: None,
                 meter_provider: None,
                 destination: Destination::Disabled,
@@ -682,10 +682,7 @@ where
     }
     let meter = builder.build();
     TelemetryGuard {
-        providers: Mutex::new(Some(Providers {
-            tracer: tracer.clone(),
-            meter: meter.clone(),
-        })),
+        shut_down: AtomicBool::new(false),
         tracer_provider: Some(tracer),
         meter_provider: Some(meter),
         destination,
