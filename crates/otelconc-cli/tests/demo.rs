@@ -39,6 +39,21 @@ fn counts(stdout: &str) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
+/// The run exited 0 (else its stderr is the message), and its report accounts for
+/// every event: its stdout and the report's counts.
+fn succeeded_and_accounted(
+    out: &std::process::Output,
+) -> (String, std::collections::BTreeMap<String, u64>) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let c = assert_accounted(&stdout);
+    (stdout, c)
+}
+
 /// accepted = succeeded + failed (by kind) + cancelled, as the report states it.
 fn assert_accounted(stdout: &str) -> std::collections::BTreeMap<String, u64> {
     let c = counts(stdout);
@@ -100,13 +115,7 @@ fn bad_flags_are_refused_with_a_message_naming_the_flag() {
 #[test]
 fn a_default_quick_run_shows_every_error_path_and_accounts_for_every_event() {
     let out = run("quick", &["--quick"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let c = assert_accounted(&stdout);
+    let (stdout, c) = succeeded_and_accounted(&out);
     assert_eq!(c["accepted"], 2_000);
     for kind in ["malformed", "lookup failed", "job panicked"] {
         assert!(
@@ -158,13 +167,7 @@ fn input_files_are_read_and_every_line_is_accounted_for() {
         "input",
         &["--input", path.to_str().unwrap(), "--failure-rate", "0"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let c = assert_accounted(&stdout);
+    let (_, c) = succeeded_and_accounted(&out);
     assert_eq!(c["accepted"], 43);
     assert_eq!(c["malformed"], 3);
     assert_eq!(c["succeeded"], 40);
@@ -235,13 +238,7 @@ fn ctrl_c_stops_intake_drains_and_accounts_for_every_accepted_event() {
     let child = start_long_run("sigint", &["--rate", "20000", "--drain-deadline", "120"]);
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let c = assert_accounted(&stdout);
+    let (_, c) = succeeded_and_accounted(&out);
     assert!(
         c["accepted"] > 0 && c["accepted"] < 1_000_000,
         "intake ran, then stopped early: {c:?}"
@@ -277,13 +274,7 @@ fn a_second_ctrl_c_aborts_and_still_accounts_for_every_accepted_event() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let c = assert_accounted(&stdout);
+    let (stdout, c) = succeeded_and_accounted(&out);
     assert!(c["accepted"] > 0, "{c:?}");
     assert!(rest.contains("aborting"), "{rest}");
     assert!(stdout.contains("aborted"), "{stdout}");

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use otelconc::telemetry::names::{self, InstrumentKind};
 
 use super::summary::{Snapshot, bar_chart, dur};
-use super::workload::{Accounting, Report};
+use super::workload::{Accounting, FailKind, Report};
 
 /// Instances shown per primitive (the store's acknowledgement channels are one per
 /// writer).
@@ -47,14 +47,13 @@ pub(crate) fn render(acct: &Accounting, run: &Report, snap: &Snapshot) -> String
     );
     let _ = writeln!(out, "  succeeded        {succeeded:>9}");
     let _ = writeln!(out, "  failed           {failed:>9}");
-    for (label, c) in [
-        ("malformed", &acct.malformed),
-        ("lookup failed", &acct.lookup_failed),
-        ("job panicked", &acct.job_panicked),
-        ("job failed", &acct.job_failed),
-        ("write timed out", &acct.write_timed_out),
-    ] {
-        let _ = writeln!(out, "    {label:<15}{:>9}", get(c));
+    for kind in FailKind::ALL {
+        let _ = writeln!(
+            out,
+            "    {:<15}{:>9}",
+            kind.label(),
+            get(acct.failures(kind))
+        );
     }
     let _ = writeln!(out, "  cancelled        {cancelled:>9}");
     let _ = writeln!(

@@ -107,7 +107,8 @@ impl Snapshot {
                 if !s.is_monotonic() {
                     self.note_peaks(name, &pts);
                 }
-                upsert(self.sums.entry(name.to_owned()).or_default(), pts);
+                // A point seen again replaces the earlier one.
+                self.sums.entry(name.to_owned()).or_default().extend(pts);
             }
             MetricData::Gauge(g) => {
                 let pts: Vec<(Attrs, f64)> = g
@@ -115,7 +116,7 @@ impl Snapshot {
                     .map(|p| (attrs(p.attributes()), f(p.value())))
                     .collect();
                 self.note_peaks(name, &pts);
-                upsert(self.gauges.entry(name.to_owned()).or_default(), pts);
+                self.gauges.entry(name.to_owned()).or_default().extend(pts);
             }
             MetricData::Histogram(h) => {
                 let pts = h
@@ -133,8 +134,8 @@ impl Snapshot {
                             },
                         )
                     })
-                    .collect();
-                upsert(self.hists.entry(name.to_owned()).or_default(), pts);
+                    .collect::<Vec<_>>();
+                self.hists.entry(name.to_owned()).or_default().extend(pts);
             }
             MetricData::ExponentialHistogram(_) => {}
         }
@@ -218,11 +219,6 @@ impl Snapshot {
         out.dedup();
         out
     }
-}
-
-/// Replaces the points of `series` that `new` has again, and adds the others.
-fn upsert<V>(series: &mut Series<V>, new: Vec<(Attrs, V)>) {
-    series.extend(new);
 }
 
 fn matches(a: &Attrs, want: &[(&str, &str)]) -> bool {

@@ -75,16 +75,21 @@ impl Accounting {
 
     /// Events that failed, all kinds.
     pub(crate) fn failed(&self) -> u64 {
-        [
-            &self.malformed,
-            &self.lookup_failed,
-            &self.job_panicked,
-            &self.job_failed,
-            &self.write_timed_out,
-        ]
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .sum()
+        FailKind::ALL
+            .iter()
+            .map(|&k| self.failures(k).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The count of events that failed as `kind`.
+    pub(crate) fn failures(&self, kind: FailKind) -> &AtomicU64 {
+        match kind {
+            FailKind::Malformed => &self.malformed,
+            FailKind::Lookup => &self.lookup_failed,
+            FailKind::Panicked => &self.job_panicked,
+            FailKind::JobFailed => &self.job_failed,
+            FailKind::WriteTimeout => &self.write_timed_out,
+        }
     }
 }
 
@@ -99,6 +104,26 @@ pub(crate) enum FailKind {
 }
 
 impl FailKind {
+    /// Every kind, in the report's order.
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Malformed,
+        Self::Lookup,
+        Self::Panicked,
+        Self::JobFailed,
+        Self::WriteTimeout,
+    ];
+
+    /// How the report names the kind.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Lookup => "lookup failed",
+            Self::Panicked => "job panicked",
+            Self::JobFailed => "job failed",
+            Self::WriteTimeout => "write timed out",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
@@ -165,13 +190,7 @@ struct Run {
 impl Run {
     /// Ends an event as failed: counted by kind, its root span closed with an error.
     fn fail<T>(&self, item: &Item<T>, kind: FailKind, message: String) -> Failed {
-        let counter = match kind {
-            FailKind::Malformed => &self.acct.malformed,
-            FailKind::Lookup => &self.acct.lookup_failed,
-            FailKind::Panicked => &self.acct.job_panicked,
-            FailKind::JobFailed => &self.acct.job_failed,
-            FailKind::WriteTimeout => &self.acct.write_timed_out,
-        };
+        let counter = self.acct.failures(kind);
         item.root.span().set_status(Status::error(message));
         self.finish(item, counter, &self.inst.latency_failed, kind.as_str());
         Failed(kind)
