@@ -19,14 +19,15 @@ use super::error::ItemError;
 use super::out::Inner;
 use crate::panic_payload;
 use crate::telemetry::names::fan as names;
-use crate::telemetry::record_error;
+use crate::telemetry::{EndingSpan, record_error};
 
 /// Where an item keeps its span: nowhere ([`NoSpan`], a zero-sized type, outside a
 /// sampled trace) or in an [`ItemSpan`]. A stream uses one or the other for all its
 /// items, so an untraced item future carries no span field at all.
 trait SpanSlot {
     fn context(&self) -> Option<&Context>;
-    fn take(&mut self) -> Option<Context>;
+    /// Ends the span with the item's outcome.
+    fn end<R, E: fmt::Display>(&mut self, out: &Result<R, ItemError<E>>);
 }
 
 /// No span: the item runs outside a sampled trace.
@@ -38,32 +39,33 @@ impl SpanSlot for NoSpan {
         None
     }
     #[inline(always)]
-    fn take(&mut self) -> Option<Context> {
-        None
-    }
+    fn end<R, E: fmt::Display>(&mut self, _out: &Result<R, ItemError<E>>) {}
 }
 
 /// The span of one item, ended when the item ends or, if it is dropped unfinished,
 /// ended as cancelled.
-struct ItemSpan(Option<Context>);
+struct ItemSpan(EndingSpan);
+
+impl ItemSpan {
+    fn new(cx: Option<Context>) -> Self {
+        Self(EndingSpan::new(cx, "item dropped before it finished"))
+    }
+}
 
 impl SpanSlot for ItemSpan {
     #[inline]
     fn context(&self) -> Option<&Context> {
-        self.0.as_ref()
+        self.0.context()
     }
-    #[inline]
-    fn take(&mut self) -> Option<Context> {
-        self.0.take()
-    }
-}
 
-impl Drop for ItemSpan {
-    fn drop(&mut self) {
-        if let Some(cx) = self.0.take() {
-            record_error(&cx, "cancelled", "item dropped before it finished");
-            cx.span().end();
-        }
+    #[cold]
+    #[inline(never)]
+    fn end<R, E: fmt::Display>(&mut self, out: &Result<R, ItemError<E>>) {
+        self.0.finish(match out {
+            Ok(_) => None,
+            Err(ItemError::Failed { error, .. }) => Some(("error", error.to_string().into())),
+            Err(ItemError::Panicked { message, .. }) => Some(("panic", message.clone().into())),
+        });
     }
 }
 
@@ -109,9 +111,7 @@ where
                 message: panic_payload::message(&*payload),
             }),
         };
-        if let Some(span) = this.span.take() {
-            end_span(&span, &out);
-        }
+        this.span.end(&out);
         Poll::Ready((index, out))
     }
 }
@@ -163,7 +163,7 @@ where
             (Self::Traced(r), Started::Plain(i)) => r.push(Item {
                 fut: i.fut,
                 index: i.index,
-                span: ItemSpan(None),
+                span: ItemSpan::new(None),
             }),
         }
     }
@@ -188,17 +188,6 @@ where
 enum Started<Fut> {
     Plain(Item<Fut, NoSpan>),
     Traced(Item<Fut, ItemSpan>),
-}
-
-#[cold]
-#[inline(never)]
-fn end_span<R, E: fmt::Display>(span: &Context, out: &Result<R, ItemError<E>>) {
-    match out {
-        Ok(_) => {}
-        Err(ItemError::Failed { error, .. }) => record_error(span, "error", error.to_string()),
-        Err(ItemError::Panicked { message, .. }) => record_error(span, "panic", message.clone()),
-    }
-    span.span().end();
 }
 
 /// What [`Source::next_item`] found.
@@ -329,7 +318,7 @@ where
             Ok(fut) => Next::Item(Started::Traced(Item {
                 fut,
                 index,
-                span: ItemSpan(Some(span)),
+                span: ItemSpan::new(Some(span)),
             })),
             Err(payload) => {
                 let message = panic_payload::message(&*payload);

@@ -6,13 +6,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::TraceContextExt;
 
 use super::error::ZeroConcurrency;
 use super::items::{FanOutItems, FanOutItemsUnordered};
 use crate::group::{GroupError, GroupToken, TaskGroup};
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, fan as names};
-use crate::telemetry::{Counter, Telemetry, record_error};
+use crate::telemetry::{Counter, EndingSpan, Telemetry};
 
 /// What every call on one [`FanOut`] shares.
 pub(crate) struct Inner {
@@ -208,7 +207,7 @@ impl FanOut {
                 ],
             )
         });
-        let span = RunSpan(span);
+        let mut span = EndingSpan::new(span, "fan_out dropped before it finished");
         let mut group: TaskGroup<R, E> = TaskGroup::builder()
             .name(inner.name.value.as_str().into_owned())
             .telemetry(inner.telemetry.clone())
@@ -217,17 +216,13 @@ impl FanOut {
         let token = group.token();
         for index in 0..workers {
             let task = worker(input.clone(), index, token.clone());
-            if group
-                .spawn_with_parent(task, span.0.as_ref())
-                .await
-                .is_err()
-            {
+            if group.spawn_with_parent(task, span.context()).await.is_err() {
                 // A worker failed already: start no more.
                 break;
             }
         }
         let out = group.wait().await;
-        span.finish(out.as_ref().err());
+        span.finish(out.as_ref().err().map(|e| ("error", e.to_string().into())));
         out
     }
 
@@ -308,30 +303,6 @@ impl FanOut {
             f,
             self.inner.clone(),
         ))
-    }
-}
-
-/// The `otelconc.fan_out` span, ended on every path (as cancelled if the call is
-/// dropped).
-struct RunSpan(Option<opentelemetry::Context>);
-
-impl RunSpan {
-    fn finish<E: fmt::Display>(mut self, err: Option<&GroupError<E>>) {
-        if let Some(cx) = self.0.take() {
-            if let Some(e) = err {
-                record_error(&cx, "error", e.to_string());
-            }
-            cx.span().end();
-        }
-    }
-}
-
-impl Drop for RunSpan {
-    fn drop(&mut self) {
-        if let Some(cx) = self.0.take() {
-            record_error(&cx, "cancelled", "fan_out dropped before it finished");
-            cx.span().end();
-        }
     }
 }
 

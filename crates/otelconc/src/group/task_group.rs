@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::{JoinError, JoinSet};
@@ -18,7 +17,7 @@ use super::error::{BuildError, GroupError, SpawnError, TaskError, TrySpawnError}
 use super::guarded::Guarded;
 use super::token::{CancelCause, CauseCell, GroupToken};
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, group as names};
-use crate::telemetry::{Counter, Telemetry, UpDownCounter, record_error};
+use crate::telemetry::{Counter, EndingSpan, Telemetry, UpDownCounter};
 
 /// The instruments of one group, bound once at construction.
 struct Metrics {
@@ -78,7 +77,7 @@ struct Failure<E> {
 /// bookkeeping) even when the task is aborted before its first poll.
 struct TaskGuard {
     shared: Arc<Shared>,
-    span: Option<Context>,
+    span: EndingSpan,
     index: usize,
     done: bool,
 }
@@ -87,12 +86,8 @@ impl TaskGuard {
     fn finish(&mut self, outcome: fn(&Metrics) -> &Counter, error: Option<(&'static str, &str)>) {
         self.done = true;
         outcome(&self.shared.metrics).add(1);
-        if let Some(cx) = self.span.take() {
-            if let Some((kind, message)) = error {
-                record_error(&cx, kind, message.to_owned());
-            }
-            cx.span().end();
-        }
+        self.span
+            .finish(error.map(|(kind, message)| (kind, message.to_owned().into())));
     }
 }
 
@@ -107,10 +102,7 @@ impl Drop for TaskGuard {
             {
                 aborted.push(self.index);
             }
-            if let Some(cx) = self.span.take() {
-                record_error(&cx, "cancelled", "task aborted before it finished");
-                cx.span().end();
-            }
+            // Its span, if any, ends as cancelled as the guard's fields drop.
         }
     }
 }
@@ -552,7 +544,7 @@ where
         let run_cx = span.clone();
         let guard = TaskGuard {
             shared,
-            span,
+            span: EndingSpan::new(span, "task aborted before it finished"),
             index,
             done: false,
         };

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures_util::future::{BoxFuture, join_all};
 use opentelemetry::context::FutureExt as _;
 
-use super::stage::{Failure, Registrations, SpanGuard, StageState, call};
+use super::stage::{Failure, Registrations, StageState, call, finish_stage_span, stage_span};
 use super::{BuildError, PipelineError};
 use crate::telemetry::Telemetry;
 
@@ -232,9 +232,9 @@ where
                 None => call(&**f, value).await,
                 Some(p) => {
                     let cx = stage.start_span(&self.telemetry, &p, None, None);
-                    let guard = SpanGuard(Some(cx.clone()));
+                    let span = stage_span(&cx);
                     let r = call(&**f, value).with_context(cx.clone()).await;
-                    guard.finish(&r);
+                    finish_stage_span(span, &r);
                     parent = Some(cx);
                     r
                 }

@@ -10,7 +10,6 @@ use std::time::Instant;
 use async_channel::{Receiver, Sender, TryRecvError};
 use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
@@ -23,7 +22,7 @@ use crate::telemetry::names::pipeline::{
     ATTR_SEQ, ATTR_STAGE, BUFFER_DEPTH, DURATION, PROCESSED, RECEIVED, STAGE_SPAN,
 };
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
-use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
+use crate::telemetry::{EndingSpan, Histogram, Observation, Telemetry};
 
 /// How many items a worker counts locally before it adds them to the stage's atomics
 /// (it also adds them whenever it is about to wait for input, and when it stops).
@@ -316,35 +315,25 @@ impl StageState {
     }
 }
 
-/// Ends a stage span; if dropped before [`SpanGuard::finish`] (the run was stopped
-/// mid-item), the span ends with an error status saying so.
-pub(crate) struct SpanGuard(pub(crate) Option<Context>);
-
-impl SpanGuard {
-    /// Records the outcome on the span and ends it.
-    pub(crate) fn finish<O, E: fmt::Display>(mut self, result: &Result<O, Failure<E>>) {
-        if let Some(cx) = self.0.take() {
-            match result {
-                Ok(_) => {}
-                Err(Failure::Error(e)) => record_error(&cx, "error", e.to_string()),
-                Err(Failure::Panic(m)) => record_error(&cx, "panic", m.clone()),
-            }
-            cx.span().end();
-        }
-    }
+/// A stage span: ends with the item's outcome, or, dropped before that (the run was
+/// stopped mid-item), with an error status saying so.
+pub(crate) fn stage_span(cx: &Context) -> EndingSpan {
+    EndingSpan::new(
+        Some(cx.clone()),
+        "the pipeline stopped while this stage ran",
+    )
 }
 
-impl Drop for SpanGuard {
-    fn drop(&mut self) {
-        if let Some(cx) = self.0.take() {
-            record_error(
-                &cx,
-                "cancelled",
-                "the pipeline stopped while this stage ran",
-            );
-            cx.span().end();
-        }
-    }
+/// Ends a stage span with the outcome of its call.
+pub(crate) fn finish_stage_span<O, E: fmt::Display>(
+    mut span: EndingSpan,
+    result: &Result<O, Failure<E>>,
+) {
+    span.finish(match result {
+        Ok(_) => None,
+        Err(Failure::Error(e)) => Some(("error", e.to_string().into())),
+        Err(Failure::Panic(m)) => Some(("panic", m.clone().into())),
+    });
 }
 
 /// Counts kept on the worker's stack and added to the stage's atomics in batches, so
@@ -503,14 +492,14 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
             Some(mut tr) => {
                 let wait = tr.enqueued.elapsed().as_secs_f64();
                 let cx = stage.start_span(&shared.telemetry, &tr.cx, Some(seq), Some(wait));
-                let guard = SpanGuard(Some(cx.clone()));
+                let span = stage_span(&cx);
                 let start = Instant::now();
                 let r = call(&*f, value).with_context(cx.clone()).await;
                 // One clock read ends the stage's time and starts the item's wait for
                 // the next stage.
                 let end = Instant::now();
                 stage.duration.record((end - start).as_secs_f64());
-                guard.finish(&r);
+                finish_stage_span(span, &r);
                 tr.cx = cx;
                 tr.enqueued = end;
                 (r, Some(tr))

@@ -49,6 +49,7 @@
 //! `fan` helpers use synchronous instruments only.
 
 mod context;
+mod ending;
 mod handle;
 mod instruments;
 pub mod names;
@@ -56,6 +57,7 @@ mod observe;
 mod wait;
 
 pub use context::{current_context, is_sampled, sampled_context};
+pub(crate) use ending::EndingSpan;
 pub(crate) use handle::record_error;
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
