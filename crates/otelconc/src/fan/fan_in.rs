@@ -374,7 +374,7 @@ async fn merge<T>(
     merged: Counter,
 ) {
     loop {
-        let next = Guarded::new(stream.next(), None).await;
+        let next = Guarded::new(stream.next(), None::<Context>).await;
         let msg = match next {
             Ok(Some(item)) => Msg::Item {
                 value: item.value,

@@ -1,5 +1,6 @@
 //! Polling user code under its span's context, with panics caught.
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -14,21 +15,22 @@ pin_project! {
     /// Polls `fut` with `cx` (when there is one) as the current OpenTelemetry context, so
     /// work nested in it is a child of its span, and turns a panic during a poll into
     /// `Err(message)`. Outside a sampled trace `cx` is `None` and a poll costs the inner
-    /// poll plus an unwinding landing pad (free unless a panic happens).
-    pub(crate) struct Guarded<F> {
+    /// poll plus an unwinding landing pad (free unless a panic happens). `cx` is owned
+    /// or borrowed (`C` is `Context` or `&Context`).
+    pub(crate) struct Guarded<F, C> {
         #[pin]
         fut: F,
-        cx: Option<Context>,
+        cx: Option<C>,
     }
 }
 
-impl<F> Guarded<F> {
-    pub(crate) fn new(fut: F, cx: Option<Context>) -> Self {
+impl<F, C> Guarded<F, C> {
+    pub(crate) fn new(fut: F, cx: Option<C>) -> Self {
         Self { fut, cx }
     }
 }
 
-impl<F: Future> Future for Guarded<F> {
+impl<F: Future, C: Borrow<Context>> Future for Guarded<F, C> {
     type Output = Result<F::Output, String>;
 
     #[inline]
@@ -40,7 +42,7 @@ impl<F: Future> Future for Guarded<F> {
         // of the inner future can be observed; asserting unwind safety is sound.
         let polled = match this.cx {
             Some(otel) => {
-                let _attached = otel.clone().attach();
+                let _attached = Borrow::<Context>::borrow(otel).clone().attach();
                 catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
             }
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),

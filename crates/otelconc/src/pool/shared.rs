@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::sync::Notify;
@@ -23,6 +22,7 @@ use super::error::JobError;
 use super::job::{ErasedJob, Meta};
 use super::outcome::Outcome;
 use super::stats::{ShutdownReport, Stats};
+use crate::group::Guarded;
 use crate::sync::lock;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON};
@@ -488,11 +488,10 @@ fn drop_quietly(cell: Pin<Box<dyn ErasedJob>>) {
     let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(cell)));
 }
 
-/// Polls a job's cell with the job's span (if any) as the current context.
+/// Polls a job's cell (under its span and with panics caught by [`Guarded`]).
 struct Run<'a> {
     cell: Pin<&'a mut dyn ErasedJob>,
     token: &'a CancellationToken,
-    cx: Option<&'a Context>,
 }
 
 impl Future for Run<'_> {
@@ -501,7 +500,6 @@ impl Future for Run<'_> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let _guard = this.cx.map(|c| c.clone().attach());
         this.cell.as_mut().poll_run(this.token, cx)
     }
 }
@@ -586,19 +584,20 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
         let Some(cell) = job.cell.as_mut() else {
             return;
         };
-        let run = AssertUnwindSafe(Run {
-            cell: cell.as_mut(),
-            token,
-            cx: job.cx.as_ref(),
-        })
-        .catch_unwind();
+        let run = Guarded::new(
+            Run {
+                cell: cell.as_mut(),
+                token,
+            },
+            job.cx.as_ref(),
+        );
         let caught = match shared.timeout {
             None => Ok(run.await),
             Some(limit) => tokio::time::timeout(limit, run).await,
         };
         match caught {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(payload)) => Err(JobError::Panicked(crate::panic_payload::message(&*payload))),
+            Ok(Err(message)) => Err(JobError::Panicked(message)),
             Err(_elapsed) => Err(JobError::TimedOut),
         }
     };
