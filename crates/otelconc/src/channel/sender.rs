@@ -17,7 +17,7 @@ use super::error::{SendError, SendTimeoutError, TrySendError};
 use super::inner::Tx;
 use super::shared::{
     AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, OK, REFUSED, Shared, TIMEOUT, Waited,
-    end_producer, timed_blocking,
+    end_producer, record_wait, timed_blocking,
 };
 
 /// The sending half of a channel. Clone it for more producers.
@@ -504,10 +504,7 @@ impl<T> Future for SendLossless<'_, T> {
             let producer = this.sender.shared.producer_of(&env);
             match this.sender.inner.try_send(env) {
                 Ok(()) => {
-                    if let Some(since) = this.since {
-                        let waited = since.elapsed().as_secs_f64();
-                        this.sender.shared.send_wait.record(waited);
-                    }
+                    record_wait(&this.sender.shared.send_wait, this.since);
                     this.stop_waiting();
                     this.sender.finish(OK, producer);
                     return Poll::Ready(Ok(()));
@@ -527,9 +524,7 @@ impl<T> Future for SendLossless<'_, T> {
                                     .space_waiters
                                     .fetch_add(1, Ordering::SeqCst);
                                 this.waiting = true;
-                                if this.sender.counts.sample_wait() {
-                                    this.since = Some(Instant::now());
-                                }
+                                this.since = this.sender.counts.wait_start();
                             }
                             // Listen, then try again: a slot freed in between is seen
                             // by the retry, a slot freed later by the listener.

@@ -80,18 +80,19 @@ impl Counts {
         self.on
     }
 
-    /// Notes one more wait; `true` if this one should be timed.
+    /// Notes one more wait; when it is the sampled one, the time it starts at (see
+    /// [`record_wait`]).
     #[inline]
-    pub(super) fn sample_wait(&self) -> bool {
+    pub(super) fn wait_start(&self) -> Option<Instant> {
         if !self.on {
-            return false;
+            return None;
         }
         // Only picks which waits to time: a plain load and store (no locked add) is
         // enough, and if two threads share this handle a lost update only shifts the
         // sample.
         let n = self.waits.load(Ordering::Relaxed);
         self.waits.store(n.wrapping_add(1), Ordering::Relaxed);
-        n.is_multiple_of(SAMPLE_WAITS)
+        n.is_multiple_of(SAMPLE_WAITS).then(Instant::now)
     }
 
     /// Whether this is the sampled message of its 1 in [`SAMPLE_EVERY`].
@@ -427,12 +428,18 @@ pub(super) fn timed_blocking<R>(
     counts: &Counts,
     wait: impl FnOnce() -> R,
 ) -> R {
-    let start = counts.sample_wait().then(Instant::now);
+    let start = counts.wait_start();
     let r = wait();
-    if let Some(start) = start {
-        histogram.record(start.elapsed().as_secs_f64());
-    }
+    record_wait(histogram, start);
     r
+}
+
+/// Records a sampled wait that started at `since` (nothing for a wait not sampled).
+#[inline]
+pub(super) fn record_wait(histogram: &Histogram, since: Option<Instant>) {
+    if let Some(since) = since {
+        histogram.record(since.elapsed().as_secs_f64());
+    }
 }
 
 /// Ends a producer span; a send that did not end in `OK` marks it as an error first,
@@ -499,17 +506,13 @@ impl<F: Future> Future for Waited<'_, F> {
         match this.fut.poll(cx) {
             Poll::Ready(v) => {
                 *this.waiting = false;
-                if let Some(since) = this.since {
-                    this.histogram.record(since.elapsed().as_secs_f64());
-                }
+                record_wait(this.histogram, *this.since);
                 Poll::Ready(v)
             }
             Poll::Pending => {
                 if !*this.waiting {
                     *this.waiting = true;
-                    if this.counts.sample_wait() {
-                        *this.since = Some(Instant::now());
-                    }
+                    *this.since = this.counts.wait_start();
                 }
                 Poll::Pending
             }
