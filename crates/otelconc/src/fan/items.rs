@@ -190,6 +190,20 @@ enum Started<Fut> {
     Traced(Item<Fut, ItemSpan>),
 }
 
+/// The span of item `index`, a child of the caller's context `parent`.
+#[cold]
+#[inline(never)]
+fn item_span(fan: &Inner, parent: &Context, index: usize) -> Context {
+    fan.telemetry.start_span(
+        &names::ITEM,
+        parent,
+        vec![
+            fan.name.clone(),
+            KeyValue::new(names::ATTR_INDEX, i64::try_from(index).unwrap_or(i64::MAX)),
+        ],
+    )
+}
+
 /// What [`Source::next_item`] found.
 enum Next<Fut> {
     Item(Started<Fut>),
@@ -282,8 +296,9 @@ where
         };
         let index = self.next_index;
         self.next_index += 1;
-        if self.parent.is_some() {
-            return self.next_traced(item, index);
+        if let Some(parent) = &self.parent {
+            let span = item_span(&self.fan, parent, index);
+            return self.next_traced(item, index, span);
         }
         let f = &mut self.f;
         match catch_unwind(AssertUnwindSafe(|| f(item))) {
@@ -296,19 +311,10 @@ where
         }
     }
 
-    /// [`Source::next_item`] inside a sampled trace: the item gets its span, and `f`
-    /// runs under it.
+    /// [`Source::next_item`] inside a sampled trace: `f` runs under the item's `span`,
+    /// which the item keeps.
     #[inline(never)]
-    fn next_traced(&mut self, item: I::Item, index: usize) -> Next<Fut> {
-        let parent = self.parent.clone().unwrap_or_default();
-        let span = self.fan.telemetry.start_span(
-            &names::ITEM,
-            &parent,
-            vec![
-                self.fan.name.clone(),
-                KeyValue::new(names::ATTR_INDEX, i64::try_from(index).unwrap_or(i64::MAX)),
-            ],
-        );
+    fn next_traced(&mut self, item: I::Item, index: usize, span: Context) -> Next<Fut> {
         let f = &mut self.f;
         let built = {
             let _attached = span.clone().attach();
