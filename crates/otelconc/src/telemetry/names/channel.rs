@@ -103,7 +103,7 @@ pub const RECEIVE_SPAN: SpanSpec = SpanSpec {
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_QUEUE_WAIT],
     parent: "the span that was current where the message was sent; with `producer_spans(true)`, that send's `otelconc.channel.send` span",
-    description: "The processing of one message taken by `recv_traced`, until its `Received` is dropped; built only for a message sent inside a sampled trace (plain `recv` builds none)",
+    description: "The processing of one message taken by `recv_traced`, until its `Received` is dropped or its `in_span` future ends; built only for a message sent inside a sampled trace (plain `recv` builds none)",
 };
 
 /// The consumer side of a `recv_many_traced` batch.

@@ -114,7 +114,7 @@ pub const MAX_JOB_AGE: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pool.job.max_age",
     kind: InstrumentKind::ObservableGauge,
     unit: "s",
-    description: "How long the longest-running job has been running, as seen by collections (0 when idle); spots stuck jobs",
+    description: "How long the longest-running job has been running, measured from the first collection that saw it running, so it trails by up to one collection interval (0 when idle); spots stuck jobs",
     attributes: &[ATTR_NAME],
 };
 
