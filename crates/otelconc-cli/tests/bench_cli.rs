@@ -81,3 +81,72 @@ fn an_unknown_suite_is_an_error_that_lists_the_suites() {
     );
     assert!(stderr.contains("telemetry"), "{stderr}");
 }
+
+#[test]
+fn markdown_goes_to_stdout_as_a_report_with_the_run_header_and_a_table_per_suite() {
+    let out = otelconc(&["bench", "telemetry", "--quick", "--markdown"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# otelconc costs\n"), "{md}");
+    let run = md
+        .lines()
+        .find(|l| l.starts_with("Run: "))
+        .expect("a run line");
+    assert!(run.contains("quick run (3 rounds"), "{run}");
+    assert!(run.contains("2 tokio workers"), "{run}");
+    assert!(run.contains("suites: telemetry."), "{run}");
+    assert!(md.contains("\n## telemetry\n"), "{md}");
+    assert!(!md.contains("## channel"), "{md}");
+    assert!(
+        md.contains("| case | variant | ns/op | vs baseline |"),
+        "{md}"
+    );
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| counter-add | "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{md}");
+    assert!(
+        rows[0].starts_with("| counter-add | fresh-attrs | "),
+        "{md}"
+    );
+    assert!(rows[0].ends_with(" | 1.00x |"), "{md}");
+    assert!(md.contains("- `bound`: "), "{md}");
+    // Nothing but the report on stdout: no plain tables.
+    assert!(!md.contains("telemetry / counter-add"), "{md}");
+}
+
+#[test]
+fn markdown_to_a_file_keeps_the_tables_on_stdout() {
+    let dir = std::env::temp_dir().join(format!("otelconc-bench-md-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("costs.md");
+    let arg = format!("--markdown={}", file.display());
+    let out = otelconc(&["bench", "--quick", &arg, "telemetry"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("telemetry / counter-add"), "{stdout}");
+    let md = std::fs::read_to_string(&file).unwrap();
+    assert!(md.starts_with("# otelconc costs\n"), "{md}");
+    assert!(
+        md.contains("| span-start-end | in-sampled-trace | "),
+        "{md}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn markdown_and_json_cannot_be_asked_for_together() {
+    let out = otelconc(&["bench", "telemetry", "--quick", "--json", "--markdown"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

@@ -294,7 +294,10 @@ async fn a_batch_span_links_to_every_traced_message() {
         tt.spans_named("b")[0].span_context.span_id(),
     ];
     assert_eq!(linked, want);
-    assert_eq!(attr_of(batch, spec::ATTR_BATCH_SIZE), Some(&Value::I64(3)));
+    assert_eq!(
+        attr_of(batch, "otelconc.channel.batch_size"),
+        Some(&Value::I64(3))
+    );
     tt.assert_all_cataloged();
 }
 

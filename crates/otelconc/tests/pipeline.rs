@@ -12,10 +12,13 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Span as _, SpanId, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{KeyValue, Value};
 use otelconc::pipeline::{Chain, ErrorPolicy, Parallel, Pipeline, PipelineError};
-use otelconc::telemetry::names::pipeline::{ATTR_SEQ, ATTR_STAGE};
+use otelconc::telemetry::names::pipeline::ATTR_STAGE;
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
 use otelconc_testkit::{SpanData, TestTelemetry, attr};
 use tokio_util::sync::CancellationToken;
+
+/// The span attribute of an item's sequence number in its run.
+const ATTR_SEQ: &str = "otelconc.pipeline.seq";
 
 /// Counts live stage futures: +1 when one starts, -1 when it ends or is dropped.
 #[derive(Clone, Default)]

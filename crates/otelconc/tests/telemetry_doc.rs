@@ -1,13 +1,65 @@
-//! `docs/telemetry.md` lists exactly the instruments and spans the code registers.
+//! `docs/telemetry.md` is the catalogue (`otelconc::telemetry::names`) rendered by
+//! `names::markdown()`, so it lists exactly the instruments and spans the code registers.
+//!
+//! When the catalogue changes, regenerate the file with
+//! `OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry_doc`, which rewrites it
+//! instead of failing, and commit the result.
 
 use std::collections::BTreeSet;
 
 use opentelemetry::trace::SpanKind;
 use otelconc::telemetry::names;
 
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/telemetry.md");
+const REGENERATE: &str = "OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry_doc";
+
+/// The file's text; while blessing, the text it is being rewritten to (the tests run in
+/// parallel with the one that writes it).
 fn doc() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/telemetry.md");
-    std::fs::read_to_string(path).expect("docs/telemetry.md is readable")
+    if blessing() {
+        return names::markdown();
+    }
+    std::fs::read_to_string(PATH).expect("docs/telemetry.md is readable")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("OTELCONC_BLESS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+#[test]
+fn the_file_is_the_generated_catalogue() {
+    let generated = names::markdown();
+    if blessing() {
+        if std::fs::read_to_string(PATH).ok().as_deref() != Some(generated.as_str()) {
+            std::fs::write(PATH, &generated).expect("docs/telemetry.md is writable");
+            eprintln!("rewrote {PATH}");
+        }
+        return;
+    }
+    let on_disk = std::fs::read_to_string(PATH).expect("docs/telemetry.md is readable");
+    if on_disk != generated {
+        let first = on_disk
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| on_disk.lines().count().min(generated.lines().count()));
+        panic!(
+            "docs/telemetry.md differs from the catalogue in crates/otelconc/src/telemetry/names \
+             (first at line {}):\n  file:      {}\n  generated: {}\n\
+             Regenerate it with `{REGENERATE}` and commit the result.",
+            first + 1,
+            on_disk.lines().nth(first).unwrap_or("<end of file>"),
+            generated.lines().nth(first).unwrap_or("<end of file>"),
+        );
+    }
+}
+
+#[test]
+fn the_file_says_it_is_generated_and_how_to_regenerate_it() {
+    let generated = names::markdown();
+    let header: String = generated.lines().take(4).collect::<Vec<_>>().join("\n");
+    assert!(header.contains("do not edit"), "{header}");
+    assert!(header.contains(REGENERATE), "{header}");
 }
 
 fn kind(k: &SpanKind) -> &'static str {
@@ -51,6 +103,9 @@ fn rows(doc: &str, heading: &str, cells: usize) -> BTreeSet<Vec<String>> {
     out
 }
 
+// The two tests below read the file on their own, so that a table that lost or gained
+// a row is named as such even when the whole-file comparison above fails first.
+
 #[test]
 fn instruments_table_equals_the_code() {
     let expected: BTreeSet<Vec<String>> = names::instruments()
@@ -64,23 +119,9 @@ fn instruments_table_equals_the_code() {
         })
         .collect();
     let documented = rows(&doc(), "Instruments", 4);
-    let rendered: Vec<String> = names::instruments()
-        .map(|i| {
-            format!(
-                "| `{}` | {} | `{}` | {} | {} |",
-                i.name,
-                i.kind.as_str(),
-                i.unit,
-                code_list(i.attributes),
-                i.description
-            )
-        })
-        .collect();
     assert_eq!(
-        documented,
-        expected,
-        "docs/telemetry.md instruments differ from the code; the code expects:\n{}",
-        rendered.join("\n")
+        documented, expected,
+        "docs/telemetry.md instruments differ from the code; regenerate it with `{REGENERATE}`"
     );
 }
 
@@ -97,21 +138,20 @@ fn spans_table_equals_the_code() {
         })
         .collect();
     let documented = rows(&doc(), "Spans", 4);
-    let rendered: Vec<String> = names::spans()
-        .map(|s| {
-            format!(
-                "| `{}` | {} | {} | {} |",
-                s.name,
-                kind(&s.kind),
-                code_list(s.attributes),
-                s.parent
-            )
-        })
-        .collect();
     assert_eq!(
-        documented,
-        expected,
-        "docs/telemetry.md spans differ from the code; the code expects:\n{}",
-        rendered.join("\n")
+        documented, expected,
+        "docs/telemetry.md spans differ from the code; regenerate it with `{REGENERATE}`"
+    );
+}
+
+#[test]
+fn attributes_table_equals_the_code() {
+    let expected: BTreeSet<Vec<String>> = names::attributes()
+        .map(|a| vec![format!("`{}`", a.key)])
+        .collect();
+    let documented = rows(&doc(), "Attributes", 1);
+    assert_eq!(
+        documented, expected,
+        "docs/telemetry.md attributes differ from the code; regenerate it with `{REGENERATE}`"
     );
 }

@@ -5,8 +5,13 @@
 //! variants of a case in turn for several rounds (rotating which goes first) and reports
 //! the median ns per operation of each, with its ratio to the baseline. Compare ratios
 //! from one run; absolute times on a shared machine move between runs.
+//!
+//! `--markdown` writes the run as the repository's `docs/costs.md`: a header naming the
+//! run, then per suite what it measures, a case × variant table and notes
+//! ([`SuiteDoc`], kept beside each suite's code).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +20,7 @@ use tokio::runtime::Runtime;
 
 mod channel;
 mod fan;
+mod markdown;
 mod pipeline;
 mod pool;
 mod providers;
@@ -34,8 +40,20 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// One JSON object per line instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Write the run as markdown (docs/costs.md's format): to stdout with `--markdown`,
+    /// or to FILE with `--markdown=FILE` (the tables still go to stdout then). To
+    /// update the record: `otelconc bench --markdown=docs/costs.md`, a full run on a
+    /// quiet machine.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "-"
+    )]
+    markdown: Option<PathBuf>,
 }
 
 /// What a suite's cases get to build their variants.
@@ -89,29 +107,43 @@ pub(crate) struct Case {
 /// Builds a suite's cases.
 pub(crate) type CasesFn = fn(&Env) -> Vec<Case>;
 
+/// What a suite's section of `docs/costs.md` says besides its table.
+pub(crate) struct SuiteDoc {
+    /// What the suite measures: the workload and the runtime it runs on.
+    pub(crate) about: &'static str,
+    /// Every variant name the suite's cases use, with what it is.
+    pub(crate) variants: &'static [(&'static str, &'static str)],
+    /// How to read the numbers: what a gap is made of, what was ruled out.
+    pub(crate) notes: &'static str,
+}
+
 /// A named family of cases.
 pub(crate) struct Suite {
     pub(crate) name: &'static str,
     pub(crate) cases: CasesFn,
+    pub(crate) doc: &'static SuiteDoc,
 }
 
-/// Every suite, in the order they run: (name, cases).
-const SUITES: &[(&str, CasesFn)] = &[
-    ("telemetry", telemetry::cases),
-    ("channel", channel::cases),
-    ("pool", pool::cases),
-    ("pipeline", pipeline::cases),
-    ("fan", fan::cases),
-    ("rate", rate::cases),
-    ("semaphore", semaphore::cases),
+/// Every suite, in the order they run: (name, cases, doc).
+const SUITES: &[(&str, CasesFn, &SuiteDoc)] = &[
+    ("telemetry", telemetry::cases, &telemetry::DOC),
+    ("channel", channel::cases, &channel::DOC),
+    ("pool", pool::cases, &pool::DOC),
+    ("pipeline", pipeline::cases, &pipeline::DOC),
+    ("fan", fan::cases, &fan::DOC),
+    ("rate", rate::cases, &rate::DOC),
+    ("semaphore", semaphore::cases, &semaphore::DOC),
 ];
 
 fn suites() -> Vec<Suite> {
     SUITES
         .iter()
-        .map(|&(name, cases)| Suite { name, cases })
+        .map(|&(name, cases, doc)| Suite { name, cases, doc })
         .collect()
 }
+
+/// The tokio worker threads every variant runs on.
+const WORKERS: usize = 2;
 
 /// One result line.
 #[derive(Debug, serde::Serialize)]
@@ -148,7 +180,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS)
         .enable_all()
         .build()?;
     let env = Env {
@@ -156,22 +188,51 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         telemetry: rt.block_on(async { BenchTelemetry::new() }),
     };
     let rounds = if args.quick { 3 } else { 5 };
+    let markdown_to_stdout = args
+        .markdown
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
+    let mut reports = Vec::new();
     for suite in all
         .iter()
         .filter(|s| args.suites.is_empty() || args.suites.iter().any(|n| n == s.name))
     {
+        let mut report = markdown::SuiteReport {
+            name: suite.name,
+            doc: suite.doc,
+            results: Vec::new(),
+        };
         for case in (suite.cases)(&env) {
             let results = measure(&rt, suite.name, &case, rounds);
             if args.json {
                 for m in &results {
                     println!("{}", serde_json::to_string(m)?);
                 }
-            } else {
+            } else if !markdown_to_stdout {
                 print_table(&results);
             }
+            report.results.extend(results);
         }
+        reports.push(report);
     }
     env.telemetry.shutdown();
+    if let Some(path) = &args.markdown {
+        let info = markdown::RunInfo {
+            date: markdown::today(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            workers: WORKERS,
+            quick: args.quick,
+            rounds,
+            suites: args.suites.clone(),
+        };
+        let text = markdown::render(&info, &reports);
+        if markdown_to_stdout {
+            print!("{text}");
+        } else {
+            std::fs::write(path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -223,5 +284,41 @@ fn print_table(results: &[Measurement]) {
             1e9 / m.ns_per_op,
             m.ns_per_op / base.ns_per_op
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{BenchTelemetry, Env, suites};
+
+    #[test]
+    fn every_suite_describes_exactly_the_variants_its_cases_run() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _in_rt = rt.enter();
+        let env = Env {
+            quick: true,
+            telemetry: BenchTelemetry::new(),
+        };
+        for suite in suites() {
+            let run: BTreeSet<&str> = (suite.cases)(&env)
+                .iter()
+                .flat_map(|c| c.variants.iter().map(|v| v.name))
+                .collect();
+            let described: BTreeSet<&str> = suite.doc.variants.iter().map(|v| v.0).collect();
+            assert_eq!(run, described, "variants of suite {}", suite.name);
+            assert_eq!(
+                described.len(),
+                suite.doc.variants.len(),
+                "suite {} describes a variant twice",
+                suite.name
+            );
+        }
+        env.telemetry.shutdown();
     }
 }

@@ -73,32 +73,20 @@
 //! ```
 //!
 //! # Telemetry
-//! Metrics (attribute `otelconc.name`, plus `otelconc.outcome` on the counters):
-//! - `otelconc.channel.sent` / `otelconc.channel.received`: attempts by outcome (`ok`,
-//!   `full`/`empty`, `closed`, `timeout`, `cancelled`), observable counters;
-//! - `otelconc.channel.depth`, `otelconc.channel.capacity`: observable gauges;
-//! - `otelconc.channel.send.wait` / `otelconc.channel.recv.wait`: seconds a send or
-//!   receive waited, recorded only for operations that had to wait (their first poll
-//!   found the channel full/empty), for 1 wait in 64 per handle;
-//! - `otelconc.channel.queue_time`: seconds in the channel, for 1 message in 256 per
-//!   sender handle plus every message sent inside a sampled trace.
+//! Sends and receives by outcome, depth, capacity, and sampled wait and queue-time
+//! histograms, each with the channel's name. A message sent inside a sampled trace
+//! carries the sender's context: [`Receiver::recv_traced`] hands it over with an
+//! `otelconc.channel.receive` span (CONSUMER, child of the span current at the send),
+//! plain [`Receiver::recv`] builds no span, and no `otelconc.channel.send` (PRODUCER)
+//! span is built unless the channel was built with
+//! [`producer_spans(true)`](Builder::producer_spans). Every instrument and span is in
+//! [`docs/telemetry.md`][telemetry].
 //!
-//! The counters and gauges report while any handle of the channel is alive; a dropped
-//! channel stops reporting (its callbacks hold only a weak reference).
+//! # Cost
+//! A message costs about what it costs in `async-channel` with no SDK (1.02x) and about
+//! 1.2x with SDK metrics; received with a span inside a sampled trace it costs about 4.7x
+//! (one SDK span); see [`docs/costs.md`][costs].
 //!
-//! Spans, only inside a sampled trace (outside one no span is built and no context
-//! travels):
-//! - a message sent inside a sampled trace carries the sender's context;
-//! - [`Receiver::recv_traced`] gives the message with an `otelconc.channel.receive` span
-//!   (CONSUMER, child of the sender's span, queue wait as `otelconc.queue_wait`) to
-//!   process it in; plain [`Receiver::recv`] returns `T` and builds no span;
-//! - [`Receiver::recv_many_traced`] gives a batch with an
-//!   `otelconc.channel.receive_batch` span (CONSUMER) linking to every traced message;
-//! - with [`Builder::producer_spans`], each traced send also gets an
-//!   `otelconc.channel.send` span (PRODUCER) and the consumer span becomes its child.
-//!   It is off by default so a traced message costs one span, not two.
-//!
-//! # Cost, and why it is built this way
 //! It is `async-channel` underneath: a well-kept MPMC channel with `Sync` handles and a
 //! `Stream` receiver, which tokio's channels (single consumer, or broadcast) are not.
 //! What otelconc adds per message is small on purpose:
@@ -109,51 +97,25 @@
 //!   lines, so producers and consumers never contend on them), summed by observable
 //!   counters at collection time; there is no synchronous counter call per message.
 //!   The thread that first sends on a handle bumps its count with a plain load and
-//!   store (no locked add, ~10 ns here); other threads using the same handle add
-//!   atomically into a second cell, so the count stays exact;
+//!   store (no locked add); other threads using the same handle add atomically into a
+//!   second cell, so the count stays exact;
 //! - depth and capacity are read from the channel at collection time;
-//! - timestamps are taken only for sampled or traced messages and for 1 wait in 64:
-//!   on the machines measured here a timestamp costs 20 to 100 ns, as much as a whole
-//!   channel operation;
+//! - timestamps, which cost as much as a whole channel operation, are taken only for
+//!   sampled or traced messages and for 1 wait in 64;
 //! - successful receives are not counted at all: `received{outcome=ok}` is derived as
 //!   sent minus depth at collection time (exact when the channel is quiet, never ahead
-//!   of the truth, monotonic), which saves a locked add (~10 ns here) per message;
+//!   of the truth, monotonic), which saves a locked add per message;
 //! - when nothing reads the metrics (no SDK: the meter drops the callbacks, which the
 //!   channel notices when it is built) and the tracer is a no-op, the channel carries
 //!   bare `T`s (no envelope) and counts, samples and times nothing: it is then
 //!   async-channel plus one predictable branch per operation.
 //!
-//! Measured with `otelconc bench channel` (u64 messages, capacity 1024, 2 tokio
-//! workers; ns per message and ratio to raw `async-channel`, one run):
-//!
-//! | case | variant | ns/msg | vs async-channel |
-//! |---|---|---:|---:|
-//! | 1p1c | async-channel | 248.3 | 1.00x |
-//! | 1p1c | tokio-mpsc | 146.9 | 0.59x |
-//! | 1p1c | otelconc, no SDK | 254.1 | 1.02x |
-//! | 1p1c | otelconc, SDK metrics | 296.0 | 1.19x |
-//! | 1p1c | otelconc, traced sends, `recv_traced` (1 span per message) | 1174.6 | 4.73x |
-//! | 1p1c | otelconc, traced sends, plain `recv` (context only) | 522.8 | 2.11x |
-//! | 1p1c | seed-style (2 spans + 4 dynamic-attribute records per message) | 1647.7 | 6.63x |
-//! | 4p4c | async-channel | 134.9 | 1.00x |
-//! | 4p4c | otelconc, no SDK | 125.1 | 0.93x |
-//! | 4p4c | otelconc, SDK metrics | 158.7 | 1.18x |
-//! | 4p4c | otelconc, traced sends, `recv_traced` | 911.4 | 6.75x |
-//! | 4p4c | otelconc, traced sends, plain `recv` | 382.0 | 2.83x |
-//! | 4p4c | seed-style | 1514.6 | 11.22x |
-//!
-//! This machine is shared (2 cores, load 4-6 during the run) and the ratios move
-//! between runs: in the next run no SDK was 0.97x / 1.06x and SDK metrics 1.09x /
-//! 0.98x; on a quieter machine raw async-channel runs at 65-80 ns per message and the
-//! no-SDK ratio stayed within 1.00-1.08x. A traced message costs one SDK span (most of
-//! it the SDK's own work and its two wall-clock reads; a clock read costs 50 ns here)
-//! plus the queue-wait timestamps: 1.4-1.7x cheaper than the seed's two spans and four
-//! dynamic-attribute records per message, not 3x; carrying the context alone (plain
-//! `recv`) is 2.5-4x cheaper.
-//!
 //! `send_lossless` is hand-written on an `event-listener` event because async-channel's
 //! send future owns the message and drops it when cancelled; receivers touch that event
 //! only while a lossless sender is actually waiting (one atomic load otherwise).
+//!
+//! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
+//! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod error;
 mod inner;

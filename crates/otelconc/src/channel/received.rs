@@ -11,8 +11,9 @@ use opentelemetry::trace::TraceContextExt;
 /// A message from [`Receiver::recv_traced`](super::Receiver::recv_traced), with the
 /// consumer span it is processed in when it was sent inside a sampled trace.
 ///
-/// The span (`otelconc.channel.receive`, kind CONSUMER, child of the producer's span)
-/// ends when this value is dropped, when [`in_span`](Self::in_span) finishes, or, after
+/// The span (`otelconc.channel.receive`, kind CONSUMER, child of the span current where
+/// the message was sent, or of its `otelconc.channel.send` span on a channel built with
+/// [`producer_spans(true)`](super::Builder::producer_spans)) ends when this value is dropped, when [`in_span`](Self::in_span) finishes, or, after
 /// [`into_parts`](Self::into_parts), when the last clone of the context is dropped.
 ///
 /// # Examples
@@ -171,8 +172,8 @@ impl<T> Received<T> {
 /// What [`Receiver::recv_many_traced`](super::Receiver::recv_many_traced) took: how many
 /// messages, and the batch span when any of them was sent inside a sampled trace.
 ///
-/// The span (`otelconc.channel.receive_batch`, kind CONSUMER, linked to each traced
-/// message's producer span) ends when this value is dropped.
+/// The span (`otelconc.channel.receive_batch`, kind CONSUMER, linked to the context each
+/// traced message carried from its sender) ends when this value is dropped.
 ///
 /// # Examples
 /// ```

@@ -170,9 +170,12 @@ impl<T> Receiver<T> {
     }
 
     /// Receives the next message with its trace: when it was sent inside a sampled
-    /// trace, [`Received`] holds an `otelconc.channel.receive` span (kind CONSUMER,
-    /// child of the producer's `otelconc.channel.send` span, with the queue wait as an
-    /// attribute) that ends when the `Received` is dropped.
+    /// trace, [`Received`] holds an `otelconc.channel.receive` span (kind CONSUMER, with
+    /// the queue wait as an attribute) that ends when the `Received` is dropped. Its
+    /// parent is the span that was current where the message was sent, or that send's
+    /// `otelconc.channel.send` span on a channel built with
+    /// [`producer_spans(true)`](super::Builder::producer_spans). See
+    /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
     ///
     /// # Errors
     /// [`RecvError`] once the channel is closed and empty.
@@ -356,8 +359,9 @@ impl<T> Receiver<T> {
     /// [`recv_many`](Self::recv_many) with the batch's trace: when any message of the
     /// batch was sent inside a sampled trace, the returned [`ReceivedBatch`] holds an
     /// `otelconc.channel.receive_batch` span (kind CONSUMER, child of the current
-    /// context) that links to each such message's producer span and ends when the
-    /// batch is dropped.
+    /// context) that links to the context each such message carried from its sender
+    /// (the span current at the send, or its `otelconc.channel.send` span) and ends
+    /// when the batch is dropped.
     ///
     /// # Cancel safety
     /// Cancel safe, like [`recv_many`](Self::recv_many).

@@ -83,9 +83,10 @@ impl<T> Sender<T> {
 
     /// Sends `value`, waiting for space if the channel is full.
     ///
-    /// Inside a sampled trace this starts an `otelconc.channel.send` span (kind
-    /// PRODUCER, child of the current context) that ends when the send completes, and
-    /// the message carries its context to the receiver.
+    /// Inside a sampled trace the message carries the sender's context to the receiver
+    /// (no span is built for the send itself, unless the channel was built with
+    /// [`producer_spans(true)`](super::Builder::producer_spans)). See
+    /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
     ///
     /// # Errors
     /// [`SendError`] with the message if the channel is closed (every receiver dropped,

@@ -37,7 +37,8 @@ pub(super) const CANCELLED: usize = 4;
 
 /// What travels beside a message only when it is sampled or traced.
 pub(super) struct Meta {
-    /// The producer span's context (`None` for a message sampled only for queue time).
+    /// The sender's context, or its producer span's with `producer_spans` (`None` for a
+    /// message sampled only for queue time).
     pub(super) cx: Option<Context>,
     pub(super) sent_at: Instant,
 }
@@ -407,7 +408,7 @@ impl Shared {
         waited
     }
 
-    /// Starts the consumer span of a traced message, child of its producer span.
+    /// Starts the consumer span of a traced message, child of the context it carried.
     #[cold]
     pub(super) fn consumer_span(&self, producer: &Context, waited: Duration) -> Context {
         self.telemetry.start_span(

@@ -408,14 +408,12 @@ async fn merge<T>(
 /// the panic is carried to the consumer instead of silently ending that input.
 ///
 /// # Telemetry
-/// `otelconc.fan_in.items` counts merged items by input (attribute
-/// `otelconc.fan_in.input`, the name given to [`FanInBuilder::input`], or the index for
-/// [`fan_in`]): its cardinality is the number of distinct input names, so give inputs
-/// names from a small set rather than fanning in thousands of indexed inputs. An item
-/// produced inside a sampled trace gets a consumer span `otelconc.fan_in.receive` when
-/// received, linked to the producer's context and a child of the consumer's context;
-/// when the consumer is not in a sampled trace it is a child of the producer's context
-/// instead, so the item's trace runs on through the fan-in; see [`Merged`].
+/// `otelconc.fan_in.items` counts merged items by input, the name given to
+/// [`FanInBuilder::input`] (or the index for [`fan_in`]): give inputs names from a small
+/// set rather than fanning in thousands of indexed inputs. An item produced inside a
+/// sampled trace gets an `otelconc.fan_in.receive` span when received, linked to its
+/// producer; see [`Merged`] and
+/// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
 ///
 /// # Examples
 /// ```

@@ -15,45 +15,29 @@
 //! its items and dropping a fan-in aborts its merge tasks, so nothing runs unowned.
 //!
 //! # Cost
+//! An item of `fan_out_items` costs about what it costs in `futures`' `buffered` or
+//! `buffer_unordered` (0.6-1.15x over runs, with or without SDK metrics), a `fan_in`
+//! item about 1.1x a task per input into one `mpsc`, and a `fan_out` worker what a
+//! [`TaskGroup`](crate::group::TaskGroup) task costs; see [`docs/costs.md`][costs].
+//!
 //! `fan_out_items` is a stream adapter over `FuturesUnordered` (plus a reorder heap for
 //! the ordered form), the same machinery as `buffered` / `buffer_unordered`: no task per
 //! item. Per item it adds a panic guard (free unless a panic happens) and an increment of
 //! a local count, flushed to the bound counter every 256 items and whenever the stream
 //! waits, ends or is dropped: no timestamp, no allocation, no atomic. The caller's
 //! context is checked once per call; outside a sampled trace the item future has no span
-//! field at all. Inside one, each item gets a span (about 0.4 µs with the SDK).
-//!
-//! Measured with `otelconc bench fan` (1,000,000 trivial items, concurrency 64, 2-worker
-//! runtime, ratios to the `futures` peer within one run; the shared machine moves them by
-//! ±10% between runs):
-//!
-//! | case | otelconc, no SDK | otelconc, SDK metrics |
-//! |---|---|---|
-//! | unordered vs `buffer_unordered` | 0.60–1.12x | 0.81–1.08x |
-//! | ordered vs `buffered` | 1.05–1.15x | 0.96–1.15x |
-//! | unordered inside a sampled trace (SDK spans) | | 6.5x |
-//! | `fan_in`, 4 inputs, vs a task per input into one `mpsc` | 1.0–1.1x | 1.03–1.24x |
-//!
-//! Instruction counts (callgrind, immune to the machine's load) put the unordered form at
-//! about 100 instructions per item above `buffer_unordered`'s ~450, most of it the larger
-//! `Result<R, ItemError<E>>` moved through the stream.
-//!
-//! `fan_out` spawns one task per worker through a [`TaskGroup`](crate::group::TaskGroup)
-//! (see the `group` module's costs). `fan_in` moves each item through one bounded
-//! `tokio::sync::mpsc` channel from its input's merge task, plus one bound counter add.
+//! field at all. Inside one, each item gets a span. `fan_in` moves each item through one
+//! bounded `tokio::sync::mpsc` channel from its input's merge task, plus one bound
+//! counter add.
 //!
 //! # Telemetry
-//! | what | kind | attributes |
-//! |---|---|---|
-//! | `otelconc.fan_out.items` | counter | `otelconc.name`, `otelconc.outcome` = `ok` \| `error` \| `panic` |
-//! | `otelconc.fan_in.items` | counter | `otelconc.name`, `otelconc.fan_in.input` (bounded by the inputs passed) |
-//! | `otelconc.fan_out` | span, child of the caller | `otelconc.name`, `otelconc.fan_out.workers` |
-//! | `otelconc.fan_out.item` | span, child of the caller of `fan_out_items` | `otelconc.name`, `otelconc.fan_out.index` |
-//! | `otelconc.fan_in.receive` | consumer span, linked to the producer; its child when the consumer is in no sampled trace | `otelconc.name`, `otelconc.fan_in.input` |
-//!
-//! `fan_out` workers run as tasks of a group named like the fan-out, so they are counted
-//! by the `otelconc.group.tasks.*` metrics and traced as `otelconc.group.task` spans,
-//! children of the `otelconc.fan_out` span.
+//! Items of `fan_out_items` by outcome and fan-in items by input, with the helper's name.
+//! Inside a sampled trace, `fan_out` runs in an `otelconc.fan_out` span whose workers are
+//! the `otelconc.group.task` spans of a group named like the fan-out (and counted by its
+//! `otelconc.group.tasks.*` metrics), each item of `fan_out_items` gets an
+//! `otelconc.fan_out.item` span, and an item a fan-in merged gets an
+//! `otelconc.fan_in.receive` span linked to its producer. Every instrument and span is
+//! in [`docs/telemetry.md`][telemetry].
 //!
 //! # Why hand-written
 //! `futures`' `buffered` accepts 0 and hangs, lets a panic unwind through the consumer,
@@ -77,6 +61,9 @@
 //! # let _ = fan_in::<futures::stream::Empty<u8>, u8>([]);
 //! # }
 //! ```
+//!
+//! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
+//! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod error;
 mod fan_in;

@@ -16,30 +16,22 @@
 //!   [`TaskGroup::spawn`] stops waiting for a slot when the group is cancelled.
 //!
 //! # Cost
+//! A task costs about 1.1-1.5x a bare `JoinSet` spawn, with or without SDK metrics: a
+//! few hundred ns on top of the spawn itself; see [`docs/costs.md`][costs].
+//!
 //! A task costs a tokio spawn plus a bound counter add at start and end and an up-down
-//! counter pair (a few ns each with the SDK), the task's panic guard, and a slot for its
-//! value. Outside a sampled trace no span is built and no context is carried. Finished
-//! tasks are reaped every 32 spawns. Measured with `otelconc bench fan` (case
-//! `group-spawn`: 200,000 trivial tasks spawned then waited for, ratios within one run):
-//! 1.1–1.5x a bare `JoinSet` without an SDK and 1.2–1.45x with SDK metrics, i.e. a few
-//! hundred ns per task on top of the ~0.7–1 µs of the spawn itself. A group's six
-//! instruments are built and bound once per name for a `Telemetry` handle and its
-//! clones; building another group of that name clones them (a group built, given one
-//! task and waited for: 2.1 µs with SDK metrics, against 3.5 µs when every group bound
-//! its own). Still, keep a group for a batch of tasks, not one per tiny task.
+//! counter pair, the task's panic guard, and a slot for its value. Outside a sampled
+//! trace no span is built and no context is carried. Finished tasks are reaped every 32
+//! spawns. A group's instruments are built and bound once per name for a `Telemetry`
+//! handle and its clones; building another group of that name clones them. Still, keep
+//! a group for a batch of tasks, not one per tiny task.
 //!
 //! # Telemetry
-//! | what | kind | attributes |
-//! |---|---|---|
-//! | `otelconc.group.tasks.started` | counter | `otelconc.name` |
-//! | `otelconc.group.tasks.finished` | counter | `otelconc.name`, `otelconc.outcome` = `ok` \| `error` \| `panic` \| `cancelled` |
-//! | `otelconc.group.tasks.running` | up-down counter | `otelconc.name` |
-//! | `otelconc.group.task` | span, child of the spawner's context | `otelconc.name`, `otelconc.group.task.index` |
-//!
-//! `running` is an up-down counter rather than an observable gauge: groups are often
-//! built per request, and an up-down counter registers nothing per group (an
-//! observable gauge needs a source for each live group, added and removed under a
-//! lock).
+//! Tasks started, finished by outcome and running, with the group's name. Inside a
+//! sampled trace each task runs in an `otelconc.group.task` span, child of the
+//! spawner's context. `running` is an up-down counter rather than an observable gauge:
+//! groups are often built per request, and an up-down counter registers nothing per
+//! group. Every instrument and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Examples
 //! ```
@@ -57,6 +49,9 @@
 //! assert_eq!(err.to_string(), "task 1 failed: backend down");
 //! # }
 //! ```
+//!
+//! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
+//! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod error;
 mod guarded;

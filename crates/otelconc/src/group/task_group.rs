@@ -130,11 +130,9 @@ impl Drop for TaskGuard {
 ///   they are gone.
 ///
 /// # Telemetry
-/// Metrics `otelconc.group.tasks.started`, `otelconc.group.tasks.finished` (by
-/// outcome: `ok`, `error`, `panic`, `cancelled`) and `otelconc.group.tasks.running`,
-/// attribute `otelconc.name`. Inside a sampled trace each task runs in a span
-/// `otelconc.group.task`, child of the spawner's context, ended with an error status
-/// when the task fails, panics or is aborted.
+/// Tasks started, finished by outcome and running; inside a sampled trace each task
+/// runs in an `otelconc.group.task` span, child of the spawner's context. See
+/// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
 ///
 /// # Examples
 /// ```

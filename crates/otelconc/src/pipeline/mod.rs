@@ -42,28 +42,22 @@
 //!   stage: nothing hangs the way `buffered(0)` does.
 //!
 //! # Telemetry
-//! Metrics, per stage (attributes `otelconc.name` = the pipeline, `otelconc.stage`):
-//! - `otelconc.pipeline.stage.received` (observable counter): items the stage took in;
-//! - `otelconc.pipeline.stage.processed` (observable counter, `otelconc.outcome` =
-//!   `ok` | `error` | `panic`): items it finished;
-//! - `otelconc.pipeline.stage.duration` (histogram, s): time in the stage function, for
-//!   one item in [`time_every`](PipelineBuilder::time_every) (default 64) per worker
-//!   plus every item in a sampled trace ([`Chain`] times every call);
-//! - `otelconc.pipeline.stage.buffer.depth` (observable gauge): items waiting in the
-//!   stage's output buffer, summed over the pipeline's live runs.
-//!
-//! Spans: inside a sampled trace, every stage makes an `otelconc.pipeline.stage` span
-//! per item. **Parent chain**: the first stage's span is a child of the context where
-//! the item entered (the caller of [`PipelineSender::send`], [`Pipeline::run`] or
-//! [`Chain::execute`]); every later stage's span is a child of the previous stage's
-//! span of the same item, so one item's spans form a chain in one trace that reads in
-//! the order the item went. Each carries the item's sequence number
-//! (`otelconc.pipeline.seq`) and the time it waited in the queue before the stage took
-//! it (`otelconc.queue_wait`); a failure sets the error status and an `exception`
-//! event. The stage function runs with its span current, so its own spans nest under
-//! it. Outside a sampled trace no span is made and no context is carried.
+//! Per stage, items taken in and finished by outcome, a sampled duration histogram (one
+//! item in [`time_every`](PipelineBuilder::time_every) per worker, plus every traced
+//! item; [`Chain`] times every call) and the depth of its output buffer, with the pipeline's name and
+//! `otelconc.stage`. Inside a sampled trace each stage makes an `otelconc.pipeline.stage`
+//! span per item: the first stage's is a child of the context where the item entered
+//! (the caller of [`PipelineSender::send`], [`Pipeline::run`] or [`Chain::execute`]),
+//! each later one a child of the previous stage's span of the same item, so one item's
+//! spans form a chain that reads in the order the item went; the stage function runs
+//! with its span current. Every instrument and span is in
+//! [`docs/telemetry.md`][telemetry].
 //!
 //! # What it costs
+//! An item costs about 1.1x a hand-written pipeline of tokio tasks and `async-channel`s,
+//! with no SDK or with SDK metrics, and about 5x when every item is in a sampled trace
+//! (one SDK span per stage); see [`docs/costs.md`][costs].
+//!
 //! The stage plumbing is what a hand-written pipeline does: worker tasks joined by
 //! bounded `async-channel`s, nothing else on the path. What crosses a channel is the
 //! item plus one pointer-sized trace slot (`None` outside a sampled trace); ordered
@@ -71,32 +65,7 @@
 //! stage the telemetry is a few plain additions (workers count on their own stack and
 //! add to the stage's atomics every 64 items or whenever they are about to wait, so
 //! readings are exact whenever the pipeline is idle) and, for one item in 64 when an
-//! SDK reads the metrics, two clock reads and a bound histogram record. Inside a
-//! sampled trace each stage adds
-//! one span per item.
-//!
-//! Measured with `otelconc bench pipeline` (1,000,000 `u64` through 3 trivial stages,
-//! concurrency 2, buffers 1024, unordered, on a 2-worker runtime; ns per item, median
-//! of 5 rounds, on a shared 2-core machine):
-//!
-//! | variant | ns/item | vs hand-written |
-//! |---|---|---|
-//! | hand-written (async-channel + tokio tasks) | 521 | 1.00x |
-//! | otelconc, no SDK | 581 | 1.11x |
-//! | otelconc, metrics SDK | 574 | 1.10x |
-//! | otelconc, tracer + metrics SDK, items not sampled | 578 | 1.11x |
-//! | otelconc, every item in a sampled trace (3 spans per item; 100,000 items) | 2,012 | 5.3x |
-//!
-//! Over six runs while other builds shared the machine the ratios ranged 1.03x-1.15x
-//! (no SDK) and 1.07x-1.14x (metrics SDK). Measured in process CPU time instead of wall
-//! time the gap is ~1.09x-1.14x, and about half of it is the trace slot: a
-//! hand-written pipeline moving 16-byte items instead of bare `u64`s is itself
-//! ~1.04x-1.08x, since every byte of a queue slot is memory traffic between the cores
-//! running neighbouring stages. Catching panics, the batched counters, the histogram
-//! sampling, the span branch, the task tracker, the stop watcher and the output
-//! stream each measured within noise of nothing when swapped out one at a time; a
-//! hand-written copy of the same worker loop over 16-byte items runs at ~1.00x-1.04x,
-//! so the rest of the gap (~5%) is still unexplained.
+//! SDK reads the metrics, two clock reads and a bound histogram record.
 //!
 //! # Why this is hand-written
 //! `futures::StreamExt::buffered`/`buffer_unordered` give one stage's concurrency on one
@@ -127,6 +96,9 @@
 //! assert_eq!(out, [10, 20, 40]);
 //! # }
 //! ```
+//!
+//! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
+//! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod builder;
 mod chain;

@@ -56,28 +56,9 @@
 //!   when shutdown returns, no task of the pool is alive.
 //!
 //! # What it costs
-//! Measured with `otelconc bench pool` (1,000,000 no-op jobs, 4 workers, queue 1,024, on
-//! a 2-thread runtime; ratios from one run, see the crate's bench for absolute numbers):
-//!
-//! | variant | no-op jobs | jobs that `yield_now()` once |
-//! |---|---|---|
-//! | hand-written: 4 tasks on an `async-channel` of boxed futures, results channel (baseline) | 1.00x | 1.00x |
-//! | `tokio::spawn` per job + `Semaphore` + `JoinSet` | 2.60x | 1.10x |
-//! | `WorkerPool`, no SDK installed | 0.78x | 1.12x |
-//! | `WorkerPool`, SDK metrics | 0.81x | 1.07x |
-//! | ... plus the outcomes stream, drained | 1.21x | 1.12x |
-//! | ... plus a [`JobHandle`] per job, awaited | 1.45x | 1.23x |
-//! | `WorkerPool`, SDK metrics and traces, every submit inside a sampled trace | 2.16x | 1.34x |
-//! | seed-style (two spans and fresh-attribute metrics per job, a pool-long worker span) | 5.11x | 2.40x |
-//! | `WorkerPool`, SDK metrics, each job starting and ending one bare SDK span | 1.69x | |
-//!
-//! The baseline ran at about 480 ns per no-op job (1.2 µs per yielding job) on a 2-core
-//! machine shared with other builds, where single runs move by 20-30 %: read the ratios,
-//! not the digits. Without a results channel to feed, the pool runs no-op jobs faster
-//! than the hand-written baseline; with yielding jobs the scheduler dominates and all
-//! pools are within noise of each other. Traced jobs cost one SDK span on top of the
-//! metrics variant, plus context hand-over and attributes: the last row (a bare span per
-//! job, no context carried) is the floor they sit about 200 ns above.
+//! A job costs about 0.8x a hand-written pool of 4 tasks over an `async-channel` with a
+//! results channel, with or without SDK metrics, and about 2.2x when submitted inside a
+//! sampled trace (one SDK span per job); see [`docs/costs.md`][costs].
 //!
 //! The hot path is lean by construction: one allocation per job (the type-erased job and
 //! room for its future, in one box), one queue operation each way, per-worker counters
@@ -98,22 +79,15 @@
 //! workers) and a few hundred lines of accounting.
 //!
 //! # Telemetry
-//! All instruments carry `otelconc.name` (the pool's name); none carries an id.
+//! Jobs by outcome, intake and refusals, sampled run and queue-wait histograms, queue
+//! depth, workers, busy workers, utilization, the age of the longest-running job and
+//! dropped outcomes, each with the pool's name and never an id. A job submitted inside
+//! a sampled trace runs in an `otelconc.pool.job` span, child of the submitter's span;
+//! there is no span per worker or per pool. Every instrument and span is in
+//! [`docs/telemetry.md`][telemetry].
 //!
-//! | instrument | what |
-//! |---|---|
-//! | `otelconc.pool.jobs` (`otelconc.outcome` = ok, panicked, timed_out, cancelled, not_started) | jobs that ended |
-//! | `otelconc.pool.submitted`, `otelconc.pool.rejected` (`otelconc.reason` = full, closed) | intake |
-//! | `otelconc.pool.job.duration`, `otelconc.pool.queue.wait` (s, by outcome) | run time and queue wait of a 1-in-N sample of jobs (`timing_sample`, default 16) |
-//! | `otelconc.pool.queue.depth`, `otelconc.pool.workers`, `otelconc.pool.busy`, `otelconc.pool.utilization` | observed at collection |
-//! | `otelconc.pool.job.max_age` (s) | how long the longest-running job has run, measured from the first collection that saw it running (no per-job clock read), so it trails by up to one collection interval |
-//! | `otelconc.pool.outcomes.dropped` | outcomes the stream's full buffer dropped |
-//!
-//! One span per job, `otelconc.pool.job`, only when the submit happened inside a sampled
-//! trace: its parent is the submitter's span, it carries the queue wait
-//! (`otelconc.queue_wait`, seconds) and the job's name and id, and a panic, timeout or
-//! cancellation sets error status with an `exception` event. There is no span per worker
-//! or per pool.
+//! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
+//! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod builder;
 mod error;

@@ -59,31 +59,18 @@
 //! whole limiter under tokio's paused clock.
 //!
 //! # Cost
-//! Measured with `otelconc bench rate` (2-worker runtime, ns per call as a ratio to
-//! governor's `check()` in the same run; the machine was shared, so each cell is the
-//! median of three runs):
-//!
-//! | case | governor `check()` | otelconc, no SDK | otelconc, SDK metrics |
-//! |---|---|---|---|
-//! | granted (effectively unlimited quota), 1 task | 1.00 (13-19 ns) | 1.03x | 1.01x |
-//! | granted, 2 tasks | 1.00 | 0.98x | 0.96x |
-//! | denied (empty bucket), 1 task | 1.00 (13-14 ns) | 0.96x | 0.98x |
-//! | denied, 2 tasks | 1.00 | 1.03x | 1.00x |
-//!
-//! The hot path is one clock read, one load of the word and its parameter slot, one
-//! CAS and one counter add; no lock, no allocation, no span, no SDK call.
+//! A `try_acquire` costs about what governor's `check()` costs (0.96-1.03x, with or
+//! without SDK metrics); see [`docs/costs.md`][costs]. The hot path is one clock read,
+//! one load of the word and its parameter slot, one CAS and one counter add on a
+//! per-thread stripe (plain stores, no locked instruction): no lock, no allocation, no
+//! span, no SDK call.
 //!
 //! # Telemetry
-//! (see `docs/telemetry.md`)
-//! - `otelconc.rate.admitted` and `otelconc.rate.refused` (by `otelconc.reason`:
-//!   `rate_limited`, `exceeds_burst`, `cancelled`), in tokens: counted on per-thread
-//!   counter stripes with plain stores (no locked instruction: a shared `fetch_add`
-//!   alone cost 1.3x governor) and exported by observable counters that sum them.
-//! - `otelconc.rate.wait`: seconds a call waited, recorded only when it really waited,
-//!   by `otelconc.outcome` (`ok`, `cancelled`).
-//! - `otelconc.rate.waiters` and `otelconc.rate.tokens`: observable gauges.
-//! - Span `otelconc.rate.wait`: only for a call that waits inside a sampled trace, as a
-//!   child of the caller's context, with the tokens asked for and the outcome.
+//! Tokens admitted and refused by reason, exported by observable counters that sum the
+//! stripes, a histogram of the waits that really waited by outcome, and gauges of the
+//! waiters and the tokens in the bucket, with the limiter's name. A call that waits
+//! inside a sampled trace gets an `otelconc.rate.wait` span. Every instrument and span
+//! is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Examples
 //! ```
@@ -99,6 +86,10 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
+//! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
+
 mod clock;
 mod error;
 mod gcra;

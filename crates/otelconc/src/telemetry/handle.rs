@@ -433,6 +433,7 @@ mod tests {
             kind: opentelemetry::trace::SpanKind::Internal,
             attributes: &[],
             parent: "test",
+            description: "test",
         };
         let cx = t.start_span(&SPAN, &Context::new(), vec![]);
         record_error(&cx, "panic", "boom");

@@ -2,15 +2,22 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, AttributeSpec, InstrumentKind};
+use super::{InstrumentSpec, SpanSpec};
 
 /// Span attribute: how many messages a `recv_many` batch took.
-pub const ATTR_BATCH_SIZE: &str = "otelconc.channel.batch_size";
+pub(crate) const ATTR_BATCH_SIZE: &str = "otelconc.channel.batch_size";
 
 /// Outcomes of `otelconc.channel.sent`.
-pub const SEND_OUTCOMES: &[&str] = &["ok", "full", "closed", "timeout", "cancelled"];
+pub(crate) const SEND_OUTCOMES: &[&str] = &["ok", "full", "closed", "timeout", "cancelled"];
 /// Outcomes of `otelconc.channel.received`.
-pub const RECV_OUTCOMES: &[&str] = &["ok", "empty", "closed", "timeout", "cancelled"];
+pub(crate) const RECV_OUTCOMES: &[&str] = &["ok", "empty", "closed", "timeout", "cancelled"];
+
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[AttributeSpec {
+    key: ATTR_BATCH_SIZE,
+    description: "How many messages a `recv_many_traced` batch took",
+}];
 
 /// Send attempts by outcome.
 pub const SENT: InstrumentSpec = InstrumentSpec {
@@ -76,25 +83,27 @@ pub const QUEUE_TIME: InstrumentSpec = InstrumentSpec {
 };
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[
     SENT, RECEIVED, DEPTH, CAPACITY, SEND_WAIT, RECV_WAIT, QUEUE_TIME,
 ];
 
-/// The producer side of a message sent inside a sampled trace, when the channel was
-/// built with `producer_spans(true)`.
+/// The producer side of a message sent inside a sampled trace, only on a channel built
+/// with `producer_spans(true)` (off by default).
 pub const SEND_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.send",
     kind: SpanKind::Producer,
     attributes: &[ATTR_NAME],
-    parent: "the sender's context (only with `producer_spans(true)`)",
+    parent: "the sender's context",
+    description: "One send inside a sampled trace, until the message is in the channel (error status if the send failed); built only on a channel built with `producer_spans(true)`, which is off by default",
 };
 
-/// The consumer side of one message (`recv_traced` and friends).
+/// The consumer side of one message (`recv_traced`).
 pub const RECEIVE_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.receive",
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_QUEUE_WAIT],
-    parent: "the sender's span, or its `otelconc.channel.send` span with `producer_spans(true)`",
+    parent: "the span that was current where the message was sent; with `producer_spans(true)`, that send's `otelconc.channel.send` span",
+    description: "The processing of one message taken by `recv_traced`, until its `Received` is dropped or its `in_span` future ends; built only for a message sent inside a sampled trace (plain `recv` builds none)",
 };
 
 /// The consumer side of a `recv_many_traced` batch.
@@ -102,8 +111,9 @@ pub const RECEIVE_BATCH_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.receive_batch",
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_BATCH_SIZE],
-    parent: "the receiver's current context; links to each traced message's sender (or `otelconc.channel.send`) span",
+    parent: "the receiver's current context; links to the context each traced message carried (its sender's span, or its `otelconc.channel.send` span)",
+    description: "The processing of one batch taken by `recv_many_traced`, until its `ReceivedBatch` is dropped; built only when a message of the batch was sent inside a sampled trace",
 };
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[SEND_SPAN, RECEIVE_SPAN, RECEIVE_BATCH_SPAN];
+pub(crate) const SPANS: &[SpanSpec] = &[SEND_SPAN, RECEIVE_SPAN, RECEIVE_BATCH_SPAN];

@@ -2,7 +2,7 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_NAME, ATTR_OUTCOME, AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
 
 /// Metric and span attribute: the fan-in input an item came from, as the user named it
 /// (or its index when unnamed). Its cardinality is the number of distinct input names the
@@ -10,9 +10,25 @@ use super::{ATTR_NAME, ATTR_OUTCOME, InstrumentKind, InstrumentSpec, SpanSpec};
 pub const ATTR_INPUT: &str = "otelconc.fan_in.input";
 /// Span attribute: the position of an item in the input of `fan_out_items`, or of a
 /// worker in `fan_out`.
-pub const ATTR_INDEX: &str = "otelconc.fan_out.index";
+pub(crate) const ATTR_INDEX: &str = "otelconc.fan_out.index";
 /// Span attribute: the number of workers of a `fan_out`.
-pub const ATTR_WORKERS: &str = "otelconc.fan_out.workers";
+pub(crate) const ATTR_WORKERS: &str = "otelconc.fan_out.workers";
+
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[
+    AttributeSpec {
+        key: ATTR_INPUT,
+        description: "The fan-in input an item came from, as the user named it (or its index when unnamed): as many values as distinct input names given to one fan-in",
+    },
+    AttributeSpec {
+        key: ATTR_INDEX,
+        description: "The position of an item in the input of `fan_out_items` (0-based)",
+    },
+    AttributeSpec {
+        key: ATTR_WORKERS,
+        description: "The number of workers of a `fan_out`",
+    },
+];
 
 /// Items of `fan_out_items` whose result the stream yielded, by outcome.
 pub const ITEMS: InstrumentSpec = InstrumentSpec {
@@ -33,7 +49,7 @@ pub const MERGED: InstrumentSpec = InstrumentSpec {
 };
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[ITEMS, MERGED];
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[ITEMS, MERGED];
 
 /// One `fan_out` call: the parent of its workers' task spans.
 pub const FAN_OUT: SpanSpec = SpanSpec {
@@ -41,6 +57,7 @@ pub const FAN_OUT: SpanSpec = SpanSpec {
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_WORKERS],
     parent: "the caller's context",
+    description: "One `fan_out` call, until every worker has ended; its workers run as `otelconc.group.task` spans under it. Built only inside a sampled trace",
 };
 
 /// One item of `fan_out_items`.
@@ -49,6 +66,7 @@ pub const ITEM: SpanSpec = SpanSpec {
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_INDEX],
     parent: "the context current when `fan_out_items` was called",
+    description: "One item of `fan_out_items` (or its unordered form), from the item's start until its future ends or the stream is dropped; built only when the call was inside a sampled trace",
 };
 
 /// One item received from a fan-in, linked to the context that produced it.
@@ -57,7 +75,8 @@ pub const RECEIVE: SpanSpec = SpanSpec {
     kind: SpanKind::Consumer,
     attributes: &[ATTR_NAME, ATTR_INPUT],
     parent: "the consumer's context when it is in a sampled trace, else the item's producer context; always links to the producer context",
+    description: "One item taken from a fan-in, until the `Merged` item is dropped; built only for an item produced inside a sampled trace",
 };
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[FAN_OUT, ITEM, RECEIVE];
+pub(crate) const SPANS: &[SpanSpec] = &[FAN_OUT, ITEM, RECEIVE];

@@ -2,10 +2,16 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_NAME, ATTR_OUTCOME, AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
 
 /// Span attribute: the index of a task in its group (the order it was spawned in).
-pub const ATTR_TASK_INDEX: &str = "otelconc.group.task.index";
+pub(crate) const ATTR_TASK_INDEX: &str = "otelconc.group.task.index";
+
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[AttributeSpec {
+    key: ATTR_TASK_INDEX,
+    description: "The index of a task in its group, in the order the tasks were spawned (0-based)",
+}];
 
 /// Tasks a group started.
 pub const TASKS_STARTED: InstrumentSpec = InstrumentSpec {
@@ -36,7 +42,7 @@ pub const TASKS_RUNNING: InstrumentSpec = InstrumentSpec {
 };
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[TASKS_STARTED, TASKS_FINISHED, TASKS_RUNNING];
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[TASKS_STARTED, TASKS_FINISHED, TASKS_RUNNING];
 
 /// One task's run.
 pub const TASK: SpanSpec = SpanSpec {
@@ -44,7 +50,8 @@ pub const TASK: SpanSpec = SpanSpec {
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_TASK_INDEX],
     parent: "the spawner's context at `spawn`",
+    description: "One task's run, until it ends (error status when it fails, panics or is aborted); built only when `spawn` was called inside a sampled trace",
 };
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[TASK];
+pub(crate) const SPANS: &[SpanSpec] = &[TASK];

@@ -1,8 +1,16 @@
 //! Every instrument and span otelconc registers, and the attribute keys they use.
 //!
-//! Each primitive lists its own in a submodule (`INSTRUMENTS` and `SPANS`);
-//! [`instruments`] and [`spans`] chain them into the catalogue that `docs/telemetry.md`
-//! must equal. A primitive creates an instrument only from one of these specs.
+//! Each primitive lists its own in a submodule; [`instruments`], [`spans`] and
+//! [`attributes`] chain them into the catalogue, and [`markdown`] renders the catalogue
+//! as the repository's `docs/telemetry.md` (a test keeps that file equal to it). A
+//! primitive creates an instrument or a span only from one of these specs.
+//!
+//! Public are the names a user writes in a query, a dashboard or a metrics `View`: every
+//! instrument and span spec (use its `name`), every attribute key that metrics carry, and
+//! the span attribute keys that hold the user's own values or span primitives
+//! ([`ATTR_QUEUE_WAIT`], [`pool::ATTR_JOB_NAME`], [`pool::ATTR_JOB_ID`]). The other span
+//! attribute keys and the value sets are listed by [`attributes`] and in
+//! `docs/telemetry.md`.
 
 use opentelemetry::trace::SpanKind;
 
@@ -12,8 +20,11 @@ pub mod group;
 pub mod pipeline;
 pub mod pool;
 pub mod rate;
-pub mod select;
 pub mod semaphore;
+
+mod markdown;
+
+pub use markdown::markdown;
 
 /// Metric and span attribute: the name the user gave the primitive instance.
 pub const ATTR_NAME: &str = "otelconc.name";
@@ -23,6 +34,26 @@ pub const ATTR_OUTCOME: &str = "otelconc.outcome";
 pub const ATTR_REASON: &str = "otelconc.reason";
 /// Span attribute: seconds the item waited in a queue before this span began.
 pub const ATTR_QUEUE_WAIT: &str = "otelconc.queue_wait";
+
+/// The attributes every primitive shares.
+const ATTRIBUTES: &[AttributeSpec] = &[
+    AttributeSpec {
+        key: ATTR_NAME,
+        description: "The name the user gave the primitive instance (the pipeline's name for its stages)",
+    },
+    AttributeSpec {
+        key: ATTR_OUTCOME,
+        description: "How an operation ended; the closed set of values is in each instrument's meaning",
+    },
+    AttributeSpec {
+        key: ATTR_REASON,
+        description: "Why an operation was refused; the closed set of values is in each instrument's meaning",
+    },
+    AttributeSpec {
+        key: ATTR_QUEUE_WAIT,
+        description: "Seconds the item waited in a queue before the span began (f64)",
+    },
+];
 
 /// The kind of a metric instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +108,7 @@ pub struct InstrumentSpec {
     pub attributes: &'static [&'static str],
 }
 
-/// One span: its name, kind, attributes and the rule for its parent.
+/// One span: its name, kind, attributes, the rule for its parent and what it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpanSpec {
     /// Span name.
@@ -88,6 +119,17 @@ pub struct SpanSpec {
     pub attributes: &'static [&'static str],
     /// Which context is its parent (or what it links to).
     pub parent: &'static str,
+    /// What it covers, from its start to its end, and when it is built.
+    pub description: &'static str,
+}
+
+/// One attribute key and what its values mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeSpec {
+    /// The key, `otelconc.` followed by the primitive for keys of one primitive.
+    pub key: &'static str,
+    /// What the value is.
+    pub description: &'static str,
 }
 
 /// Every instrument the crate registers.
@@ -100,7 +142,6 @@ pub struct SpanSpec {
 pub fn instruments() -> impl Iterator<Item = &'static InstrumentSpec> {
     channel::INSTRUMENTS
         .iter()
-        .chain(select::INSTRUMENTS)
         .chain(pool::INSTRUMENTS)
         .chain(pipeline::INSTRUMENTS)
         .chain(fan::INSTRUMENTS)
@@ -119,13 +160,31 @@ pub fn instruments() -> impl Iterator<Item = &'static InstrumentSpec> {
 pub fn spans() -> impl Iterator<Item = &'static SpanSpec> {
     channel::SPANS
         .iter()
-        .chain(select::SPANS)
         .chain(pool::SPANS)
         .chain(pipeline::SPANS)
         .chain(fan::SPANS)
         .chain(group::SPANS)
         .chain(rate::SPANS)
         .chain(semaphore::SPANS)
+}
+
+/// Every attribute key an instrument or a span of the crate carries.
+///
+/// # Examples
+/// ```
+/// use otelconc::telemetry::names;
+/// assert!(names::attributes().any(|a| a.key == names::ATTR_OUTCOME));
+/// ```
+pub fn attributes() -> impl Iterator<Item = &'static AttributeSpec> {
+    ATTRIBUTES
+        .iter()
+        .chain(channel::ATTRIBUTES)
+        .chain(pool::ATTRIBUTES)
+        .chain(pipeline::ATTRIBUTES)
+        .chain(fan::ATTRIBUTES)
+        .chain(group::ATTRIBUTES)
+        .chain(rate::ATTRIBUTES)
+        .chain(semaphore::ATTRIBUTES)
 }
 
 #[cfg(test)]
@@ -154,6 +213,32 @@ mod tests {
         let mut seen = HashSet::new();
         for s in super::spans() {
             assert!(seen.insert(s.name), "duplicate span {}", s.name);
+        }
+    }
+
+    #[test]
+    fn every_attribute_used_is_described_and_every_one_described_is_used() {
+        let described: Vec<&str> = super::attributes().map(|a| a.key).collect();
+        let mut unique = HashSet::new();
+        for key in &described {
+            assert!(unique.insert(*key), "attribute {key} is described twice");
+            assert!(key.starts_with("otelconc."), "{key}");
+        }
+        let used: HashSet<&str> = super::instruments()
+            .flat_map(|i| i.attributes.iter().copied())
+            .chain(super::spans().flat_map(|s| s.attributes.iter().copied()))
+            .collect();
+        for key in &used {
+            assert!(
+                unique.contains(key),
+                "attribute {key} is used but not described"
+            );
+        }
+        for key in &unique {
+            assert!(
+                used.contains(key),
+                "attribute {key} is described but never used"
+            );
         }
     }
 }

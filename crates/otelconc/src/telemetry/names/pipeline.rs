@@ -2,12 +2,25 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, AttributeSpec, InstrumentKind};
+use super::{InstrumentSpec, SpanSpec};
 
 /// Metric and span attribute: the name of the pipeline stage.
 pub const ATTR_STAGE: &str = "otelconc.stage";
 /// Span attribute: the item's sequence number in its pipeline run (0-based, input order).
-pub const ATTR_SEQ: &str = "otelconc.pipeline.seq";
+pub(crate) const ATTR_SEQ: &str = "otelconc.pipeline.seq";
+
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[
+    AttributeSpec {
+        key: ATTR_STAGE,
+        description: "The name of the pipeline stage",
+    },
+    AttributeSpec {
+        key: ATTR_SEQ,
+        description: "The item's sequence number in its pipeline run (0-based, input order)",
+    },
+];
 
 /// `otelconc.pipeline.stage.received`: items a stage took from its input.
 pub const RECEIVED: InstrumentSpec = InstrumentSpec {
@@ -47,7 +60,7 @@ pub const BUFFER_DEPTH: InstrumentSpec = InstrumentSpec {
 };
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[RECEIVED, PROCESSED, DURATION, BUFFER_DEPTH];
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[RECEIVED, PROCESSED, DURATION, BUFFER_DEPTH];
 
 /// `otelconc.pipeline.stage`: one stage working on one item.
 pub const STAGE_SPAN: SpanSpec = SpanSpec {
@@ -55,7 +68,8 @@ pub const STAGE_SPAN: SpanSpec = SpanSpec {
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_STAGE, ATTR_SEQ, ATTR_QUEUE_WAIT],
     parent: "the item's previous stage span; for the first stage, the context where the item entered (send, run or execute)",
+    description: "One stage's work on one item, with the stage function's own spans nested under it (error status when it fails); built only for an item that entered inside a sampled trace",
 };
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[STAGE_SPAN];
+pub(crate) const SPANS: &[SpanSpec] = &[STAGE_SPAN];

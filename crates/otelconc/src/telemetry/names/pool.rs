@@ -3,7 +3,7 @@
 use opentelemetry::trace::SpanKind;
 
 use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON, InstrumentKind};
-use super::{InstrumentSpec, SpanSpec};
+use super::{AttributeSpec, InstrumentSpec, SpanSpec};
 
 /// Span attribute: the name a [`Job`](crate::pool::Job) gives itself.
 pub const ATTR_JOB_NAME: &str = "otelconc.pool.job.name";
@@ -12,9 +12,21 @@ pub const ATTR_JOB_NAME: &str = "otelconc.pool.job.name";
 pub const ATTR_JOB_ID: &str = "otelconc.pool.job.id";
 
 /// `otelconc.outcome` values of [`JOBS`], [`JOB_DURATION`] and [`QUEUE_WAIT`].
-pub const OUTCOMES: &[&str] = &["ok", "panicked", "timed_out", "cancelled", "not_started"];
+pub(crate) const OUTCOMES: &[&str] = &["ok", "panicked", "timed_out", "cancelled", "not_started"];
 /// `otelconc.reason` values of [`REJECTED`].
-pub const REJECT_REASONS: &[&str] = &["full", "closed"];
+pub(crate) const REJECT_REASONS: &[&str] = &["full", "closed"];
+
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[
+    AttributeSpec {
+        key: ATTR_JOB_NAME,
+        description: "The name a job gives itself (`Job::name`, or `Named`)",
+    },
+    AttributeSpec {
+        key: ATTR_JOB_ID,
+        description: "The id a job gives itself (`Job::id`, or `Named`); on spans only, never on metrics",
+    },
+];
 
 /// Jobs that ended, by outcome.
 pub const JOBS: InstrumentSpec = InstrumentSpec {
@@ -102,7 +114,7 @@ pub const MAX_JOB_AGE: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pool.job.max_age",
     kind: InstrumentKind::ObservableGauge,
     unit: "s",
-    description: "How long the longest-running job has been running, as seen by collections (0 when idle); spots stuck jobs",
+    description: "How long the longest-running job has been running, measured from the first collection that saw it running, so it trails by up to one collection interval (0 when idle); spots stuck jobs",
     attributes: &[ATTR_NAME],
 };
 
@@ -120,11 +132,12 @@ pub const JOB_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.pool.job",
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_JOB_NAME, ATTR_JOB_ID, ATTR_QUEUE_WAIT],
-    parent: "the submitter's context, captured at submit (only when sampled); never a worker or pool span",
+    parent: "the submitter's context, captured at submit; never a worker or pool span",
+    description: "One job's run, from a worker taking it until it ends (error status when it panics, times out or is cancelled); built only for a job submitted inside a sampled trace",
 };
 
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[
     JOBS,
     SUBMITTED,
     REJECTED,
@@ -139,4 +152,4 @@ pub const INSTRUMENTS: &[InstrumentSpec] = &[
 ];
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[JOB_SPAN];
+pub(crate) const SPANS: &[SpanSpec] = &[JOB_SPAN];

@@ -2,23 +2,24 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON, AttributeSpec, InstrumentKind};
+use super::{InstrumentSpec, SpanSpec};
 
 /// Span attribute: how many tokens the waiting call asked for.
-pub const ATTR_REQUESTED: &str = "otelconc.rate.requested";
+pub(crate) const ATTR_REQUESTED: &str = "otelconc.rate.requested";
 
 /// `otelconc.rate.refused` reason: the bucket did not hold enough tokens (`try_acquire`).
-pub const REASON_RATE_LIMITED: &str = "rate_limited";
+pub(crate) const REASON_RATE_LIMITED: &str = "rate_limited";
 /// `otelconc.rate.refused` reason: the call asked for more tokens than the burst.
-pub const REASON_EXCEEDS_BURST: &str = "exceeds_burst";
+pub(crate) const REASON_EXCEEDS_BURST: &str = "exceeds_burst";
 /// `otelconc.rate.refused` reason: a wait or reservation was cancelled and gave its
 /// tokens back.
-pub const REASON_CANCELLED: &str = "cancelled";
+pub(crate) const REASON_CANCELLED: &str = "cancelled";
 
 /// Outcome of a wait: the tokens were granted.
-pub const OUTCOME_OK: &str = "ok";
+pub(crate) const OUTCOME_OK: &str = "ok";
 /// Outcome of a wait: the waiting future was dropped first.
-pub const OUTCOME_CANCELLED: &str = "cancelled";
+pub(crate) const OUTCOME_CANCELLED: &str = "cancelled";
 
 /// Tokens granted.
 pub const ADMITTED: InstrumentSpec = InstrumentSpec {
@@ -70,11 +71,18 @@ pub const WAIT_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.rate.wait",
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_REQUESTED, ATTR_OUTCOME],
-    parent: "the caller's context; built only when the caller has to wait inside a sampled trace",
+    parent: "the caller's context",
+    description: "One call's wait for tokens, until it got them or was dropped (its outcome as `otelconc.outcome`); built only when the call has to wait inside a sampled trace",
 };
 
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[AttributeSpec {
+    key: ATTR_REQUESTED,
+    description: "How many tokens the waiting call asked for",
+}];
+
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] = &[ADMITTED, REFUSED, WAIT, WAITERS, TOKENS];
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[ADMITTED, REFUSED, WAIT, WAITERS, TOKENS];
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[WAIT_SPAN];
+pub(crate) const SPANS: &[SpanSpec] = &[WAIT_SPAN];

@@ -2,25 +2,26 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON, AttributeSpec, InstrumentKind};
+use super::{InstrumentSpec, SpanSpec};
 
 /// Span attribute: how many permits the waiting call asked for.
-pub const ATTR_REQUESTED: &str = "otelconc.semaphore.requested";
+pub(crate) const ATTR_REQUESTED: &str = "otelconc.semaphore.requested";
 
 /// `otelconc.semaphore.refused` reason: not enough permits were free (`try_acquire`).
-pub const REASON_UNAVAILABLE: &str = "unavailable";
+pub(crate) const REASON_UNAVAILABLE: &str = "unavailable";
 /// `otelconc.semaphore.refused` reason: the call asked for more permits than the
 /// semaphore holds in total.
-pub const REASON_EXCEEDS_TOTAL: &str = "exceeds_total";
+pub(crate) const REASON_EXCEEDS_TOTAL: &str = "exceeds_total";
 /// `otelconc.semaphore.refused` reason: a waiting `acquire` was dropped.
-pub const REASON_CANCELLED: &str = "cancelled";
+pub(crate) const REASON_CANCELLED: &str = "cancelled";
 
 /// Outcome of a wait: the permits were granted.
-pub const OUTCOME_OK: &str = "ok";
+pub(crate) const OUTCOME_OK: &str = "ok";
 /// Outcome of a wait: the waiting future was dropped first.
-pub const OUTCOME_CANCELLED: &str = "cancelled";
+pub(crate) const OUTCOME_CANCELLED: &str = "cancelled";
 /// Outcome of a wait: the semaphore shrank below the request while it waited.
-pub const OUTCOME_REFUSED: &str = "refused";
+pub(crate) const OUTCOME_REFUSED: &str = "refused";
 
 /// Permits granted.
 pub const ADMITTED: InstrumentSpec = InstrumentSpec {
@@ -90,12 +91,19 @@ pub const WAIT_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.semaphore.wait",
     kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_REQUESTED, ATTR_OUTCOME],
-    parent: "the caller's context; built only when the caller has to wait inside a sampled trace",
+    parent: "the caller's context",
+    description: "One call's wait for permits, until it got them or was dropped (its outcome as `otelconc.outcome`); built only when the call has to wait inside a sampled trace",
 };
 
+/// The attribute keys of this primitive.
+pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[AttributeSpec {
+    key: ATTR_REQUESTED,
+    description: "How many permits the waiting call asked for",
+}];
+
 /// Every instrument this primitive registers.
-pub const INSTRUMENTS: &[InstrumentSpec] =
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] =
     &[ADMITTED, REFUSED, WAIT, WAITERS, AVAILABLE, IN_USE, LIMIT];
 
 /// Every span this primitive builds.
-pub const SPANS: &[SpanSpec] = &[WAIT_SPAN];
+pub(crate) const SPANS: &[SpanSpec] = &[WAIT_SPAN];
