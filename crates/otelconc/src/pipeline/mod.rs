@@ -37,6 +37,14 @@
 //!   flight are dropped. [`PipelineStream::stop`] does the same and waits until every
 //!   task has ended; [`PipelineStream::tasks`] is the run's (closed) `TaskTracker`.
 //!   No task outlives its run.
+//! - **What is dropped when**: an item a stage is working on is dropped with its
+//!   aborted task. The items waiting in the output buffer are dropped when the stream
+//!   ends (it yields nothing after its error) or is dropped; those in the other stage
+//!   buffers as soon as the run's tasks have stopped, whether or not the stream or the
+//!   [`Pipeline`] value lives on (so once `tasks().wait()` or [`PipelineStream::stop`]
+//!   returns). Only the input queue of a run fed through [`PipelineSender`]s lives
+//!   until the last sender is dropped too; the queue of [`Pipeline::run`] goes with
+//!   its feeder task.
 //! - Bad configuration (zero concurrency, buffer, input buffer or timing interval, no
 //!   stage) is refused by [`PipelineBuilder::build`] with a [`BuildError`] that names the
 //!   stage: nothing hangs the way `buffered(0)` does.
@@ -50,7 +58,10 @@
 //!   one item in [`time_every`](PipelineBuilder::time_every) (default 64) per worker
 //!   plus every item in a sampled trace ([`Chain`] times every call);
 //! - `otelconc.pipeline.stage.buffer.depth` (observable gauge): items waiting in the
-//!   stage's output buffer, summed over the pipeline's live runs.
+//!   stage's output buffer, summed over the pipeline's live runs. A run's buffers are
+//!   reported until they close (the stage before stopped, or the one after) or its
+//!   stream ends, and never kept alive for the gauge's sake; without an SDK reading
+//!   the metrics, runs do not register them at all.
 //!
 //! Spans: inside a sampled trace, every stage makes an `otelconc.pipeline.stage` span
 //! per item. **Parent chain**: the first stage's span is a child of the context where
