@@ -64,7 +64,9 @@ where
         let input = prev(rx, launch);
         let (tx, out) = async_channel::bounded(buffer);
         let stage = launch.shared.stages[index].clone();
-        stage.add_probe(out.downgrade());
+        if launch.shared.depth_read {
+            launch.run.probe(&stage, &out);
+        }
         for _ in 0..concurrency {
             launch.spawn(worker::<C, _, _, _, _, _>(
                 input.clone(),
@@ -389,6 +391,7 @@ where
                 policy: self.policy,
                 time_every: self.time_every,
                 timed: registrations.iter().any(Registrations::observed),
+                depth_read: registrations.iter().any(Registrations::depth_observed),
                 _registrations: registrations,
             }),
             connect: self.connect,
@@ -606,6 +609,7 @@ where
             error: Mutex::new(None),
             skipped: AtomicU64::new(0),
             window,
+            probes: Mutex::new(Vec::new()),
         });
         let launch = Launch {
             shared: self.shared.clone(),
@@ -670,5 +674,74 @@ fn spawn_feeder<In, S, E>(
     match with_context {
         Some(cx) => launch.spawn(feed.with_context(cx)),
         None => launch.spawn(feed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::stream;
+    use opentelemetry::metrics::noop::NoopMeterProvider;
+    use opentelemetry::trace::noop::NoopTracerProvider;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    use super::*;
+
+    /// The buffer probes every stage of `p` holds.
+    fn probes_held<In, Out, E>(p: &Pipeline<In, Out, E>) -> Vec<usize> {
+        p.shared.stages.iter().map(|s| s.probes_held()).collect()
+    }
+
+    /// Many runs of one pipeline, ending every way a run ends, leave at most one
+    /// finished run's probes per stage (pruned when the next run starts) with an SDK
+    /// reading the depth and no metrics collected in between, and none without an SDK.
+    #[tokio::test]
+    async fn finished_runs_leave_no_probes_to_pile_up() {
+        let reader = PeriodicReader::builder(InMemoryMetricExporter::default())
+            .with_interval(Duration::from_secs(3600))
+            .build();
+        let sdk = SdkMeterProvider::builder().with_reader(reader).build();
+        let tracer = NoopTracerProvider::new();
+        for (telemetry, most) in [
+            (Telemetry::new(&NoopMeterProvider::new(), &tracer), 0),
+            (Telemetry::new(&sdk, &tracer), 1),
+        ] {
+            let p = Pipeline::builder("runs")
+                .stage("a", 2, 2, |n: u64| async move {
+                    if n == 7 {
+                        return Err(format!("bad item {n}"));
+                    }
+                    Ok(n)
+                })
+                .stage("b", 1, 2, |n: u64| async move { Ok::<_, String>(n) })
+                .telemetry(telemetry)
+                .build()
+                .unwrap();
+            for i in 0..200 {
+                let out = match i % 3 {
+                    // Runs to its end.
+                    0 => p.run(stream::iter(0..5)),
+                    // Fails fast at item 7.
+                    1 => p.run(stream::iter(0..20)),
+                    // Dropped while it runs.
+                    _ => {
+                        let out = p.run(stream::iter(10..));
+                        tokio::task::yield_now().await;
+                        out
+                    }
+                };
+                let tasks = out.tasks();
+                if i % 3 == 2 {
+                    drop(out);
+                } else {
+                    let _ = futures_util::StreamExt::collect::<Vec<_>>(out).await;
+                }
+                tasks.wait().await;
+                for n in probes_held(&p) {
+                    assert!(n <= most, "run {i}: {n} probes held, at most {most}");
+                }
+            }
+        }
     }
 }

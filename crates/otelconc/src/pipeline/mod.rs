@@ -37,6 +37,14 @@
 //!   flight are dropped. [`PipelineStream::stop`] does the same and waits until every
 //!   task has ended; [`PipelineStream::tasks`] is the run's (closed) `TaskTracker`.
 //!   No task outlives its run.
+//! - **What is dropped when**: an item a stage is working on is dropped with its
+//!   aborted task. The items waiting in the output buffer are dropped when the stream
+//!   ends (it yields nothing after its error) or is dropped; those in the other stage
+//!   buffers as soon as the run's tasks have stopped, whether or not the stream or the
+//!   [`Pipeline`] value lives on (so once `tasks().wait()` or [`PipelineStream::stop`]
+//!   returns). Only the input queue of a run fed through [`PipelineSender`]s lives
+//!   until the last sender is dropped too; the queue of [`Pipeline::run`] goes with
+//!   its feeder task.
 //! - Bad configuration (zero concurrency, buffer, input buffer or timing interval, no
 //!   stage) is refused by [`PipelineBuilder::build`] with a [`BuildError`] that names the
 //!   stage: nothing hangs the way `buffered(0)` does.
@@ -51,7 +59,8 @@
 //! each later one a child of the previous stage's span of the same item, so one item's
 //! spans form a chain that reads in the order the item went; the stage function runs
 //! with its span current. Every instrument and span is in
-//! [`docs/telemetry.md`][telemetry].
+//! [`docs/telemetry.md`][telemetry]. A run's buffers are reported until they close or its
+//! stream ends, and are never kept alive for the gauge's sake.
 //!
 //! # What it costs
 //! An item costs about 1.1x a hand-written pipeline of tokio tasks and `async-channel`s,

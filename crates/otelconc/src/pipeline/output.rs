@@ -467,9 +467,19 @@ impl<Out, E> PipelineStream<Out, E> {
         tracker.wait().await;
     }
 
+    /// Ends the stream: stops the run, lets go of its buffers and drops the items
+    /// still in the output buffer (none are yielded after the end).
     fn finish(&mut self) -> Option<Result<Out, PipelineError<E>>> {
         self.done = true;
         self.run.token.cancel();
+        self.run.release_probes();
+        match &mut self.rx {
+            Rx::Unordered(rx) => drain(rx),
+            Rx::Ordered(rx, r) => {
+                drain(rx);
+                r.ring.clear();
+            }
+        }
         let error = lock(&self.run.error).take();
         match error {
             Some(e) => Some(Err(e)),
@@ -479,6 +489,12 @@ impl<Out, E> PipelineStream<Out, E> {
             None => None,
         }
     }
+}
+
+/// Closes the output buffer, so no worker adds to it, and drops what it holds.
+fn drain<T>(rx: &Receiver<T>) {
+    rx.close();
+    while rx.try_recv().is_ok() {}
 }
 
 impl<Out, E> futures_core::FusedStream for PipelineStream<Out, E> {

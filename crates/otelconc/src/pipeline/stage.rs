@@ -177,7 +177,22 @@ where
     }
 }
 
-type Probe = Box<dyn Fn() -> Option<usize> + Send + Sync>;
+/// What the buffer depth gauge reads of one run's stage buffer: how many items wait
+/// in it, `None` once the channel is closed.
+pub(crate) trait BufferDepth: Send + Sync {
+    fn depth(&self) -> Option<usize>;
+}
+
+impl<T: Send> BufferDepth for async_channel::WeakReceiver<T> {
+    fn depth(&self) -> Option<usize> {
+        self.upgrade().map(|r| r.len())
+    }
+}
+
+/// A run's buffer as its stage sees it. The run holds the only strong reference (see
+/// [`RunShared::probes`]): a `WeakReceiver` keeps its channel, and every item in it,
+/// alive, so the stage must not hold one past its run.
+type Probe = Weak<dyn BufferDepth>;
 
 /// Reads one outcome's counter of a stage.
 type OutcomeField = fn(&StageState) -> &AtomicU64;
@@ -208,6 +223,11 @@ impl Registrations {
     /// Whether an SDK reads the stage's metrics (a no-op meter drops them at once).
     pub(crate) fn observed(&self) -> bool {
         self._counters.iter().any(Observation::observed)
+    }
+
+    /// Whether an SDK reads the stage's buffer depth gauge.
+    pub(crate) fn depth_observed(&self) -> bool {
+        self._depth.as_ref().is_some_and(Observation::observed)
     }
 }
 
@@ -264,15 +284,8 @@ impl StageState {
             let w = Arc::downgrade(&state);
             telemetry.observable_gauge(&BUFFER_DEPTH, attrs, move || {
                 let s = w.upgrade()?;
-                let mut probes = lock(&s.probes);
-                let mut total = 0_usize;
-                probes.retain(|p| match p() {
-                    Some(n) => {
-                        total += n;
-                        true
-                    }
-                    None => false,
-                });
+                let live = s.live_probes();
+                let total: usize = live.iter().filter_map(|p| p.depth()).sum();
                 Some(i64::try_from(total).unwrap_or(i64::MAX))
             })
         });
@@ -285,10 +298,34 @@ impl StageState {
         )
     }
 
-    /// Reports the depth of a run's output buffer until the run's channel is gone.
-    pub(crate) fn add_probe<T: Send + 'static>(&self, rx: async_channel::WeakReceiver<T>) {
-        let probe: Probe = Box::new(move || rx.upgrade().map(|r| r.len()));
-        lock(&self.probes).push(probe);
+    /// Reports the depth of a run's output buffer while the run holds `probe`. The
+    /// probes of runs that let go of theirs are pruned here and at every reading, so
+    /// the list never holds more probes than there were runs alive at once.
+    pub(crate) fn add_probe(&self, probe: Probe) {
+        let mut probes = lock(&self.probes);
+        probes.retain(|p| p.strong_count() > 0);
+        probes.push(probe);
+    }
+
+    /// The probes of the runs still alive (the others are pruned). They are read, and
+    /// dropped, after the lock is released: if a run ended meanwhile, the last
+    /// reference to its buffer goes here, and with it the items still in it.
+    fn live_probes(&self) -> Vec<Arc<dyn BufferDepth>> {
+        let mut live = Vec::new();
+        lock(&self.probes).retain(|p| match p.upgrade() {
+            Some(p) => {
+                live.push(p);
+                true
+            }
+            None => false,
+        });
+        live
+    }
+
+    /// How many buffer probes the stage holds, live or not yet pruned.
+    #[cfg(test)]
+    pub(crate) fn probes_held(&self) -> usize {
+        lock(&self.probes).len()
     }
 
     /// Starts this stage's span for one item, as a child of `parent`.
@@ -376,6 +413,8 @@ pub(crate) struct Shared {
     pub(crate) time_every: u32,
     /// Whether an SDK reads the stages' metrics; if not, no stage call is timed.
     pub(crate) timed: bool,
+    /// Whether an SDK reads the stages' buffer depth; if not, runs register no probe.
+    pub(crate) depth_read: bool,
     /// The stages' part in their observable instruments: as long as the stages live,
     /// runs included, so a run that outlives its `Pipeline` value is still reported.
     pub(crate) _registrations: Vec<Registrations>,
@@ -390,6 +429,12 @@ pub(crate) struct RunShared<E> {
     pub(crate) error: Mutex<Option<PipelineError<E>>>,
     pub(crate) skipped: AtomicU64,
     pub(crate) window: Option<Arc<Semaphore>>,
+    /// The probes of the run's stage buffers (only when an SDK reads their depth); the
+    /// stages hold them weakly. The run lets go of them when it stops (in
+    /// [`stop_all`](Self::stop_all), and when its stream ends), so once its tasks have
+    /// stopped nothing is left holding a buffer or the items still in it, whoever
+    /// still holds the `Pipeline`, the stream or this state.
+    pub(crate) probes: Mutex<Vec<Arc<dyn BufferDepth>>>,
 }
 
 impl<E> RunShared<E> {
@@ -405,7 +450,8 @@ impl<E> RunShared<E> {
         self.token.cancel();
     }
 
-    /// Aborts every task of the run and refuses new input.
+    /// Aborts every task of the run, refuses new input and lets go of the run's
+    /// buffers (so they go with the aborted tasks, even while the stream is kept).
     pub(crate) fn stop_all(&self) {
         let handles = std::mem::take(&mut *lock(&self.aborts));
         for h in handles {
@@ -414,10 +460,25 @@ impl<E> RunShared<E> {
         if let Some(w) = &self.window {
             w.close();
         }
+        self.release_probes();
     }
 
     pub(crate) fn track(&self, h: AbortHandle) {
         lock(&self.aborts).push(h);
+    }
+
+    /// Has `stage` report the depth of the buffer `rx` reads, while this run holds it.
+    pub(crate) fn probe<T: Send + 'static>(&self, stage: &StageState, rx: &Receiver<T>) {
+        let probe: Arc<dyn BufferDepth> = Arc::new(rx.downgrade());
+        stage.add_probe(Arc::downgrade(&probe));
+        lock(&self.probes).push(probe);
+    }
+
+    /// Lets go of the run's buffers: they stop being reported, and each is freed (with
+    /// the items still in it) as soon as the run's tasks have let go of it too.
+    pub(crate) fn release_probes(&self) {
+        let probes = std::mem::take(&mut *lock(&self.probes));
+        drop(probes);
     }
 }
 
