@@ -174,6 +174,30 @@ fn input_files_are_read_and_every_line_is_accounted_for() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_is_one_malformed_event_and_the_run_goes_on() {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("otelconc-input-utf8-{}.jsonl", std::process::id()));
+    let mut bytes = Vec::new();
+    for i in 0..5 {
+        writeln!(bytes, "{{\"id\": \"a{i}\"}}").unwrap();
+    }
+    // Latin-1 "é" inside a JSON string, and a stray continuation byte, CRLF-ended.
+    bytes.extend_from_slice(b"{\"id\": \"caf\xe9\"}\n\x80\r\n");
+    for i in 0..5 {
+        writeln!(bytes, "{{\"id\": \"b{i}\"}}").unwrap();
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(
+        "utf8",
+        &["--input", path.to_str().unwrap(), "--failure-rate", "0"],
+    );
+    let (_, c) = succeeded_and_accounted(&out);
+    assert_eq!(c["accepted"], 12);
+    assert_eq!(c["malformed"], 2);
+    assert_eq!(c["succeeded"], 10, "the lines after the bad ones ran too");
+}
+
+#[test]
 fn a_missing_input_file_is_an_error_that_names_it() {
     let out = run("missing", &["--input", "/nonexistent/events.jsonl"]);
     assert!(!out.status.success());

@@ -44,7 +44,8 @@ pub(crate) struct DemoArgs {
     /// Number of generated events [default: 20000; 2000 with --quick].
     #[arg(long, value_name = "N", conflicts_with = "input")]
     events: Option<u64>,
-    /// Read events from a JSON-lines file instead of generating them.
+    /// Read events from a JSON-lines file instead of generating them. Blank lines are
+    /// skipped; a line that is not UTF-8 or not a JSON object is a malformed event.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Seed of the generator and of the fault plan: same seed, same run.
