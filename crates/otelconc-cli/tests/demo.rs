@@ -197,6 +197,67 @@ fn a_line_that_is_not_utf8_is_one_malformed_event_and_the_run_goes_on() {
     assert_eq!(c["succeeded"], 10, "the lines after the bad ones ran too");
 }
 
+/// The names of the spans in an OTLP/JSON traces file (one export request per line).
+fn span_names(traces: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(traces).unwrap();
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let request: serde_json::Value = serde_json::from_str(line).unwrap();
+        let spans = request["resourceSpans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["scopeSpans"].as_array().into_iter().flatten())
+            .flat_map(|s| s["spans"].as_array().into_iter().flatten());
+        names.extend(spans.filter_map(|s| s["name"].as_str().map(str::to_owned)));
+    }
+    names
+}
+
+#[test]
+fn a_small_input_file_is_traced_as_a_default_run_is() {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("otelconc-input-small-{}.jsonl", std::process::id()));
+    std::fs::write(
+        &path,
+        "{\"id\": \"x\"}\n\n{\"id\": \"y\"}\n{\"id\": \"z\"}\n",
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("otelconc-demo-small-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = demo_command("small", &["--input", path.to_str().unwrap()])
+        .env("OTELCONC_TELEMETRY_DIR", &dir)
+        .output()
+        .expect("run otelconc");
+    let (_, c) = succeeded_and_accounted(&out);
+    assert_eq!(c["accepted"], 3);
+    // The sampler keeps ~300 traces of a run: every one of three events.
+    let roots = span_names(&dir.join("traces.jsonl"))
+        .into_iter()
+        .filter(|n| n == "demo.event")
+        .count();
+    assert_eq!(roots, 3, "one trace per event of a 3-line input");
+}
+
+#[test]
+fn input_from_a_pipe_is_read_once_and_accounted_for() {
+    // A pipe cannot be counted up front: every line must still reach the run.
+    let mut child = demo_command("pipe", &["--input", "/dev/stdin", "--failure-rate", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start otelconc");
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5 {
+        writeln!(stdin, "{{\"id\": \"p{i}\"}}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (_, c) = succeeded_and_accounted(&out);
+    assert_eq!((c["accepted"], c["succeeded"]), (5, 5));
+}
+
 #[test]
 fn a_missing_input_file_is_an_error_that_names_it() {
     let out = run("missing", &["--input", "/nonexistent/events.jsonl"]);

@@ -85,12 +85,7 @@ pub(crate) fn generate(n: u64, faults: Faults) -> impl Iterator<Item = RawEvent>
 pub(crate) fn read_file(
     path: &Path,
 ) -> io::Result<impl Iterator<Item = io::Result<RawEvent>> + use<>> {
-    let file = File::open(path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot open --input {}: {e}", path.display()),
-        )
-    })?;
+    let file = open(path)?;
     let mut seq = 0;
     Ok(
         lines(BufReader::new(file)).filter_map(move |line| match line {
@@ -103,6 +98,30 @@ pub(crate) fn read_file(
             Err(e) => Some(Err(e)),
         }),
     )
+}
+
+/// The events [`read_file`] will yield from `path` (its lines that are not blank), if
+/// it is a regular file: counted by reading it once. `None` for a pipe or another
+/// stream, which cannot be read twice.
+pub(crate) fn count_events(path: &Path) -> io::Result<Option<u64>> {
+    let file = open(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut n = 0;
+    for line in lines(BufReader::new(file)) {
+        n += u64::from(!is_blank(&line?));
+    }
+    Ok(Some(n))
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open --input {}: {e}", path.display()),
+        )
+    })
 }
 
 /// The lines of `reader` as bytes, without their `\n` or `\r\n` (what
