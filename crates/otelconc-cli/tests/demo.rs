@@ -1,8 +1,12 @@
 //! `otelconc demo`: flags, accounting, reproducibility and the graceful stop.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// A demo run with telemetry going to a private directory (no endpoint in the env).
 fn demo_command(tag: &str, args: &[&str]) -> Command {
@@ -367,4 +371,125 @@ fn a_second_ctrl_c_aborts_and_still_accounts_for_every_accepted_event() {
         c["cancelled"] > 0,
         "events in flight at the abort are cancelled: {c:?}"
     );
+}
+
+/// A collector that accepts connections and never answers: every export to it waits
+/// out the exporter's timeout.
+struct SilentCollector {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentCollector {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                // Held open, never read or written.
+                let mut held = Vec::new();
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    held.extend(conn.ok());
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentCollector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `demo --quick` against a collector that never answers, over `protocol`: the summary
+/// comes when the work ends (progress stopped before it), and only then does the
+/// program wait for the exporter, at most one export timeout, saying so.
+fn a_silent_collector_delays_only_the_exit(protocol: &str) {
+    let collector = SilentCollector::start();
+    // stdout and stderr into one file, so their order shows.
+    let log = std::env::temp_dir().join(format!(
+        "otelconc-demo-silent-{}-{}.log",
+        protocol.replace('/', "-"),
+        std::process::id()
+    ));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = demo_command("silent", &["--quick"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", collector.addr),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "1500")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("start otelconc");
+    // A hang guard, not a timing check: the run takes seconds.
+    let guard = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > guard {
+            let _ = child.kill();
+            panic!(
+                "otelconc did not exit on its own:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}\n{out}");
+    assert_accounted(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the output:\n{out}"))
+    };
+    let summary = find("== events");
+    let waiting = find("waiting at most 1.5s for the telemetry exporter");
+    let unfinished = find("did not finish within 1.5s");
+    assert!(
+        summary < waiting && waiting < unfinished,
+        "the summary, then the wait, then its end:\n{out}"
+    );
+    assert!(
+        !lines[summary..].iter().any(|l| l.starts_with("progress:")),
+        "progress stops when the work stops:\n{out}"
+    );
+    assert!(
+        lines[unfinished..]
+            .iter()
+            .all(|l| !l.contains("waiting at most")),
+        "one wait:\n{out}"
+    );
+}
+
+#[test]
+fn a_silent_collector_over_http_delays_only_the_exit() {
+    a_silent_collector_delays_only_the_exit("http/protobuf");
+}
+
+#[test]
+fn a_silent_collector_over_grpc_delays_only_the_exit() {
+    a_silent_collector_delays_only_the_exit("grpc");
 }
