@@ -1,8 +1,12 @@
 //! `otelconc demo`: flags, accounting, reproducibility and the graceful stop.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// A demo run with telemetry going to a private directory (no endpoint in the env).
 fn demo_command(tag: &str, args: &[&str]) -> Command {
@@ -174,6 +178,91 @@ fn input_files_are_read_and_every_line_is_accounted_for() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_is_one_malformed_event_and_the_run_goes_on() {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("otelconc-input-utf8-{}.jsonl", std::process::id()));
+    let mut bytes = Vec::new();
+    for i in 0..5 {
+        writeln!(bytes, "{{\"id\": \"a{i}\"}}").unwrap();
+    }
+    // Latin-1 "é" inside a JSON string, and a stray continuation byte, CRLF-ended.
+    bytes.extend_from_slice(b"{\"id\": \"caf\xe9\"}\n\x80\r\n");
+    for i in 0..5 {
+        writeln!(bytes, "{{\"id\": \"b{i}\"}}").unwrap();
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(
+        "utf8",
+        &["--input", path.to_str().unwrap(), "--failure-rate", "0"],
+    );
+    let (_, c) = succeeded_and_accounted(&out);
+    assert_eq!(c["accepted"], 12);
+    assert_eq!(c["malformed"], 2);
+    assert_eq!(c["succeeded"], 10, "the lines after the bad ones ran too");
+}
+
+/// The names of the spans in an OTLP/JSON traces file (one export request per line).
+fn span_names(traces: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(traces).unwrap();
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let request: serde_json::Value = serde_json::from_str(line).unwrap();
+        let spans = request["resourceSpans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["scopeSpans"].as_array().into_iter().flatten())
+            .flat_map(|s| s["spans"].as_array().into_iter().flatten());
+        names.extend(spans.filter_map(|s| s["name"].as_str().map(str::to_owned)));
+    }
+    names
+}
+
+#[test]
+fn a_small_input_file_is_traced_as_a_default_run_is() {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("otelconc-input-small-{}.jsonl", std::process::id()));
+    std::fs::write(
+        &path,
+        "{\"id\": \"x\"}\n\n{\"id\": \"y\"}\n{\"id\": \"z\"}\n",
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("otelconc-demo-small-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = demo_command("small", &["--input", path.to_str().unwrap()])
+        .env("OTELCONC_TELEMETRY_DIR", &dir)
+        .output()
+        .expect("run otelconc");
+    let (_, c) = succeeded_and_accounted(&out);
+    assert_eq!(c["accepted"], 3);
+    // The sampler keeps ~300 traces of a run: every one of three events.
+    let roots = span_names(&dir.join("traces.jsonl"))
+        .into_iter()
+        .filter(|n| n == "demo.event")
+        .count();
+    assert_eq!(roots, 3, "one trace per event of a 3-line input");
+}
+
+#[test]
+fn input_from_a_pipe_is_read_once_and_accounted_for() {
+    // A pipe cannot be counted up front: every line must still reach the run.
+    let mut child = demo_command("pipe", &["--input", "/dev/stdin", "--failure-rate", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start otelconc");
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5 {
+        writeln!(stdin, "{{\"id\": \"p{i}\"}}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (_, c) = succeeded_and_accounted(&out);
+    assert_eq!((c["accepted"], c["succeeded"]), (5, 5));
+}
+
+#[test]
 fn a_missing_input_file_is_an_error_that_names_it() {
     let out = run("missing", &["--input", "/nonexistent/events.jsonl"]);
     assert!(!out.status.success());
@@ -282,4 +371,125 @@ fn a_second_ctrl_c_aborts_and_still_accounts_for_every_accepted_event() {
         c["cancelled"] > 0,
         "events in flight at the abort are cancelled: {c:?}"
     );
+}
+
+/// A collector that accepts connections and never answers: every export to it waits
+/// out the exporter's timeout.
+struct SilentCollector {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentCollector {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                // Held open, never read or written.
+                let mut held = Vec::new();
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    held.extend(conn.ok());
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentCollector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `demo --quick` against a collector that never answers, over `protocol`: the summary
+/// comes when the work ends (progress stopped before it), and only then does the
+/// program wait for the exporter, at most one export timeout, saying so.
+fn a_silent_collector_delays_only_the_exit(protocol: &str) {
+    let collector = SilentCollector::start();
+    // stdout and stderr into one file, so their order shows.
+    let log = std::env::temp_dir().join(format!(
+        "otelconc-demo-silent-{}-{}.log",
+        protocol.replace('/', "-"),
+        std::process::id()
+    ));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = demo_command("silent", &["--quick"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", collector.addr),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "1500")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("start otelconc");
+    // A hang guard, not a timing check: the run takes seconds.
+    let guard = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > guard {
+            let _ = child.kill();
+            panic!(
+                "otelconc did not exit on its own:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}\n{out}");
+    assert_accounted(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the output:\n{out}"))
+    };
+    let summary = find("== events");
+    let waiting = find("waiting at most 1.5s for the telemetry exporter");
+    let unfinished = find("did not finish within 1.5s");
+    assert!(
+        summary < waiting && waiting < unfinished,
+        "the summary, then the wait, then its end:\n{out}"
+    );
+    assert!(
+        !lines[summary..].iter().any(|l| l.starts_with("progress:")),
+        "progress stops when the work stops:\n{out}"
+    );
+    assert!(
+        lines[unfinished..]
+            .iter()
+            .all(|l| !l.contains("waiting at most")),
+        "one wait:\n{out}"
+    );
+}
+
+#[test]
+fn a_silent_collector_over_http_delays_only_the_exit() {
+    a_silent_collector_delays_only_the_exit("http/protobuf");
+}
+
+#[test]
+fn a_silent_collector_over_grpc_delays_only_the_exit() {
+    a_silent_collector_delays_only_the_exit("grpc");
 }

@@ -1,7 +1,8 @@
 //! Where demo events come from: a seeded generator, or a JSON-lines file.
 //!
 //! An event is any JSON object; the demo reads `id`, `user` and `kind` when they are
-//! there and carries every other field along.
+//! there and carries every other field along. A file's lines are read as bytes: a line
+//! that is not UTF-8 is one malformed event, not the end of the input.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -11,12 +12,13 @@ use serde_json::{Map, Value, json};
 
 use super::faults::Faults;
 
-/// One line as it arrived, before parsing.
+/// One line as it arrived, before parsing: bytes, checked for UTF-8 by [`parse`].
 #[derive(Debug, Clone)]
 pub(crate) struct RawEvent {
     /// Position in the input, from 0.
     pub(crate) seq: u64,
-    pub(crate) line: String,
+    /// The line without its `\n` or `\r\n`.
+    pub(crate) line: Vec<u8>,
 }
 
 /// A parsed, validated event.
@@ -72,7 +74,10 @@ pub(crate) fn generate(n: u64, faults: Faults) -> impl Iterator<Item = RawEvent>
             })
             .to_string()
         };
-        RawEvent { seq, line }
+        RawEvent {
+            seq,
+            line: line.into_bytes(),
+        }
     })
 }
 
@@ -80,30 +85,74 @@ pub(crate) fn generate(n: u64, faults: Faults) -> impl Iterator<Item = RawEvent>
 pub(crate) fn read_file(
     path: &Path,
 ) -> io::Result<impl Iterator<Item = io::Result<RawEvent>> + use<>> {
-    let file = File::open(path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot open --input {}: {e}", path.display()),
-        )
-    })?;
+    let file = open(path)?;
     let mut seq = 0;
-    Ok(BufReader::new(file)
-        .lines()
-        .filter_map(move |line| match line {
-            Ok(l) if l.trim().is_empty() => None,
+    Ok(
+        lines(BufReader::new(file)).filter_map(move |line| match line {
+            Ok(l) if is_blank(&l) => None,
             Ok(line) => {
                 let ev = RawEvent { seq, line };
                 seq += 1;
                 Some(Ok(ev))
             }
             Err(e) => Some(Err(e)),
-        }))
+        }),
+    )
 }
 
-/// Parses and validates one line: it must be a JSON object; `id`, `user` and `kind`,
-/// when present, must be strings (a missing id becomes `line-<seq>`).
+/// The events [`read_file`] will yield from `path` (its lines that are not blank), if
+/// it is a regular file: counted by reading it once. `None` for a pipe or another
+/// stream, which cannot be read twice.
+pub(crate) fn count_events(path: &Path) -> io::Result<Option<u64>> {
+    let file = open(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut n = 0;
+    for line in lines(BufReader::new(file)) {
+        n += u64::from(!is_blank(&line?));
+    }
+    Ok(Some(n))
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open --input {}: {e}", path.display()),
+        )
+    })
+}
+
+/// The lines of `reader` as bytes, without their `\n` or `\r\n` (what
+/// [`BufRead::lines`] strips, without its refusal of a line that is not UTF-8).
+fn lines(reader: impl BufRead) -> impl Iterator<Item = io::Result<Vec<u8>>> {
+    reader.split(b'\n').map(|line| {
+        line.map(|mut l| {
+            if l.last() == Some(&b'\r') {
+                l.pop();
+            }
+            l
+        })
+    })
+}
+
+/// A line of whitespace only (a line that is not UTF-8 is never blank).
+fn is_blank(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok_and(|s| s.trim().is_empty())
+}
+
+/// Parses and validates one line: it must be UTF-8 and a JSON object; `id`, `user` and
+/// `kind`, when present, must be strings (a missing id becomes `line-<seq>`).
 pub(crate) fn parse(raw: &RawEvent) -> Result<Event, Malformed> {
-    let value: Value = serde_json::from_str(&raw.line)
+    let text = std::str::from_utf8(&raw.line).map_err(|e| {
+        Malformed(format!(
+            "line {}: not valid UTF-8 (byte {})",
+            raw.seq + 1,
+            e.valid_up_to() + 1
+        ))
+    })?;
+    let value: Value = serde_json::from_str(text)
         .map_err(|e| Malformed(format!("line {}: not JSON: {e}", raw.seq + 1)))?;
     let Value::Object(mut fields) = value else {
         return Err(Malformed(format!(
@@ -155,18 +204,28 @@ mod tests {
 
     #[test]
     fn same_seed_same_events() {
-        let a: Vec<String> = generate(100, Faults::new(1, 0.1)).map(|e| e.line).collect();
-        let b: Vec<String> = generate(100, Faults::new(1, 0.1)).map(|e| e.line).collect();
-        let c: Vec<String> = generate(100, Faults::new(2, 0.1)).map(|e| e.line).collect();
+        let a: Vec<Vec<u8>> = generate(100, Faults::new(1, 0.1)).map(|e| e.line).collect();
+        let b: Vec<Vec<u8>> = generate(100, Faults::new(1, 0.1)).map(|e| e.line).collect();
+        let c: Vec<Vec<u8>> = generate(100, Faults::new(2, 0.1)).map(|e| e.line).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn lines_are_bytes_and_one_that_is_not_utf8_does_not_end_the_input() {
+        let input: &[u8] = b"a\r\n\xff\xfe\n\n \t\nb";
+        let got: Vec<Vec<u8>> = lines(input)
+            .map(Result::unwrap)
+            .filter(|l| !is_blank(l))
+            .collect();
+        assert_eq!(got, [&b"a"[..], b"\xff\xfe", b"b"]);
     }
 
     #[test]
     fn validation_names_the_problem() {
         let raw = |line: &str| RawEvent {
             seq: 4,
-            line: line.to_owned(),
+            line: line.as_bytes().to_vec(),
         };
         assert!(
             parse(&raw("[1,2]"))
@@ -179,6 +238,14 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("\"user\" must be a string")
+        );
+        let latin1 = RawEvent {
+            seq: 4,
+            line: b"{\"id\": \"caf\xe9\"}".to_vec(),
+        };
+        assert_eq!(
+            parse(&latin1).unwrap_err().0,
+            "line 5: not valid UTF-8 (byte 12)"
         );
         let ev = parse(&raw("{\"anything\": true}")).unwrap();
         assert_eq!((ev.id.as_str(), ev.kind.as_str()), ("line-5", "unknown"));

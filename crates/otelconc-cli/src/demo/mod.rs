@@ -8,7 +8,10 @@
 //!
 //! Telemetry goes where `otelconc::setup` sends it (OTLP from the `OTEL_*` variables, or
 //! local OTLP/JSON files), and the closing summary is computed from the same metrics,
-//! through a second reader on the same meter provider.
+//! through a second reader on the same meter provider. That reader is flushed alone
+//! when the work is done, so the summary never waits on the collector; exit then waits
+//! for the exporter's final flush, at most one export timeout, and says so when it is
+//! slow.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +21,8 @@ use std::time::Duration;
 
 use clap::Args;
 use opentelemetry_sdk::metrics::PeriodicReader;
-use otelconc::setup::{self, Sampler};
+use opentelemetry_sdk::metrics::reader::MetricReader as _;
+use otelconc::setup::{self, Export, Sampler, ShutdownError, TelemetryGuard};
 
 mod events;
 mod faults;
@@ -35,7 +39,11 @@ use workload::{Accounting, Settings, Source};
 const DEFAULT_EVENTS: u64 = 20_000;
 /// Events in a `--quick` run.
 const QUICK_EVENTS: u64 = 2_000;
-/// About how many traces a run keeps by default (the sampler ratio follows from it).
+/// How long exit waits for the telemetry exporter before it says so: a flush to a
+/// reachable collector or to the local files takes less.
+const QUIET_WAIT: Duration = Duration::from_millis(250);
+/// About how many traces a run keeps by default (the sampler ratio follows from it and
+/// from the number of events, see [`sampling_ratio`]).
 const TARGET_TRACES: f64 = 300.0;
 
 /// Arguments of `otelconc demo`.
@@ -44,7 +52,11 @@ pub(crate) struct DemoArgs {
     /// Number of generated events [default: 20000; 2000 with --quick].
     #[arg(long, value_name = "N", conflicts_with = "input")]
     events: Option<u64>,
-    /// Read events from a JSON-lines file instead of generating them.
+    /// Read events from a JSON-lines file instead of generating them. Blank lines are
+    /// skipped; a line that is not UTF-8 or not a JSON object is a malformed event. A
+    /// regular file is read once more first, to count its events for the trace sampler
+    /// (~300 traces a run); from a pipe such as /dev/stdin the count is unknown and the
+    /// sampler keeps 1.5% of events, as for 20000.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Seed of the generator and of the fault plan: same seed, same run.
@@ -170,12 +182,20 @@ impl DemoArgs {
     }
 }
 
+/// The trace ratio that keeps about [`TARGET_TRACES`] traces of a run of `events`
+/// events; when the count is unknown (input from a pipe), that of a default run.
+fn sampling_ratio(events: Option<u64>) -> f64 {
+    (TARGET_TRACES / events.unwrap_or(DEFAULT_EVENTS).max(1) as f64).min(1.0)
+}
+
 pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let (settings, duration) = args.settings()?;
     let source = args.source();
+    // The events the run will see, when known before it starts: the sampler's ratio
+    // and the progress total follow from it.
     let expected = match &source {
         Source::Generated { events } => Some(*events),
-        Source::File(_) => None,
+        Source::File(path) => events::count_events(path)?,
     };
 
     quiet_injected_panics();
@@ -183,28 +203,27 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
         .worker_threads(2)
         .enable_all()
         .build()?;
-    // The summary's reader: collects often enough to see peak depths.
+    // The summary's reader: collects often enough to see peak depths, and is flushed
+    // alone when the work is done (the exporter's reader may wait on a collector).
     let summary = summary::SummaryReader::default();
+    let summary_reader = PeriodicReader::builder(summary.clone())
+        .with_interval(Duration::from_millis(500))
+        .build();
     let mut builder = setup::builder()
         .default_service_name("otelconc")
-        .with_metric_reader(
-            PeriodicReader::builder(summary.clone())
-                .with_interval(Duration::from_millis(500))
-                .build(),
-        );
+        .with_metric_reader(summary_reader.clone());
     if std::env::var_os(setup::OTEL_TRACES_SAMPLER).is_none() {
-        let ratio = (TARGET_TRACES / expected.unwrap_or(DEFAULT_EVENTS) as f64).min(1.0);
-        builder = builder.sampler(Sampler::ParentBasedTraceIdRatio(ratio));
+        builder = builder.sampler(Sampler::ParentBasedTraceIdRatio(sampling_ratio(expected)));
     }
     if let Some(dir) = &args.telemetry_dir {
         builder = builder.files_dir(dir);
     }
+    let exit_wait = ExitWait::of(&builder.config()?);
     // Inside the runtime: the gRPC exporter needs one to connect.
     let telemetry = runtime.block_on(async { builder.install() })?;
     println!("otelconc demo: telemetry to {}", telemetry.destination());
 
     let acct = Arc::new(Accounting::default());
-    let meter_provider = telemetry.meter_provider().cloned();
     let stop = signals::Stop::default();
     let outcome = runtime.block_on(async {
         stop.watch();
@@ -221,10 +240,13 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
             expected,
             progress_stop.clone(),
         ));
-        let flush = move || {
-            if let Some(mp) = meter_provider {
-                // A failed flush shows up in the guard's export statistics.
-                let _ = mp.force_flush();
+        let done = {
+            let progress_stop = progress_stop.clone();
+            move || {
+                progress_stop.cancel();
+                // Local and quick. Should it fail (telemetry disabled: no provider), the
+                // summary shows the last periodic collection.
+                let _ = summary_reader.force_flush();
             }
         };
         let r = workload::run(
@@ -233,20 +255,28 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
             acct.clone(),
             stop.stop_intake.clone(),
             stop.abort.clone(),
-            flush,
+            done,
         )
         .await;
-        progress_stop.cancel();
+        progress_stop.cancel(); // a run that failed before it was done
         let _ = shown.await;
         stop.abort.cancel();
         r
     });
-    // Flushes traces and metrics; the summary reader gets the final collection too.
-    let flushed = telemetry.shutdown();
-    drop(runtime);
-    let outcome = outcome?;
+    let (outcome, primitives) = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = exit_wait.shut_down(&telemetry);
+            return Err(e);
+        }
+    };
 
     print!("{}", report::render(&acct, &outcome, &summary.snapshot()));
+    // Flushes traces and metrics, while the primitives are alive for the final
+    // collection; then they and the runtime go.
+    let flushed = exit_wait.shut_down(&telemetry);
+    runtime.block_on(async move { drop(primitives) });
+    drop(runtime);
     let stats = telemetry.stats();
     println!(
         "telemetry: {} spans exported, {} dropped, {} failed exports; written to {}",
@@ -270,6 +300,55 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long exit waits for the telemetry exporter's final flush.
+#[derive(Debug, Clone, Copy)]
+struct ExitWait {
+    deadline: Duration,
+    otlp: bool,
+}
+
+impl ExitWait {
+    /// One export timeout for OTLP; the guard's default deadline for the local files.
+    fn of(config: &setup::Config) -> Self {
+        match config.export {
+            Export::Otlp { timeout, .. } => Self {
+                deadline: timeout,
+                otlp: true,
+            },
+            _ => Self {
+                deadline: setup::DEFAULT_SHUTDOWN_DEADLINE,
+                otlp: false,
+            },
+        }
+    }
+
+    /// Flushes and shuts telemetry down, returning by the deadline whatever the
+    /// collector does; says it is waiting when that takes longer than [`QUIET_WAIT`].
+    fn shut_down(self, telemetry: &TelemetryGuard) -> Result<(), ShutdownError> {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.spawn(move || {
+                let _ = tx.send(telemetry.shutdown_with_deadline(self.deadline));
+            });
+            if let Ok(flushed) = rx.recv_timeout(QUIET_WAIT) {
+                return flushed;
+            }
+            eprintln!(
+                "otelconc: waiting at most {:?} for the telemetry exporter to finish{}",
+                self.deadline,
+                if self.otlp {
+                    " (the export timeout, OTEL_EXPORTER_OTLP_TIMEOUT)"
+                } else {
+                    ""
+                }
+            );
+            // The thread sends by the deadline, unless it panicked (the scope passes
+            // that on).
+            rx.recv().unwrap_or(Ok(()))
+        })
+    }
+}
+
 /// Keeps the default panic report for every panic but the injected ones, which the
 /// worker pool turns into job errors and the report counts.
 fn quiet_injected_panics() {
@@ -284,4 +363,19 @@ fn quiet_injected_panics() {
             default(info);
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sampling_ratio_keeps_about_300_traces_whatever_the_run_size() {
+        assert_eq!(sampling_ratio(Some(3)), 1.0);
+        assert_eq!(sampling_ratio(Some(0)), 1.0);
+        assert_eq!(sampling_ratio(Some(300)), 1.0);
+        assert_eq!(sampling_ratio(Some(3_000)), 0.1);
+        assert_eq!(sampling_ratio(Some(DEFAULT_EVENTS)), 0.015);
+        assert_eq!(sampling_ratio(None), sampling_ratio(Some(DEFAULT_EVENTS)));
+    }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::workload::Accounting;
 
 /// Shows the events that ended out of `total` (None when the total is unknown) until
-/// `stop` fires.
+/// `stop` fires (when the work is done); nothing is shown after that.
 pub(crate) async fn show(done: Arc<Accounting>, total: Option<u64>, stop: CancellationToken) {
     if std::io::stdout().is_terminal() {
         bar(done, total, stop).await;
@@ -35,6 +35,7 @@ async fn bar(done: Arc<Accounting>, total: Option<u64>, stop: CancellationToken)
     loop {
         pb.set_position(done.finished());
         tokio::select! {
+            biased;
             () = stop.cancelled() => break,
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
@@ -47,6 +48,7 @@ async fn lines(done: Arc<Accounting>, total: Option<u64>, stop: CancellationToke
     let start = Instant::now();
     loop {
         tokio::select! {
+            biased;
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }

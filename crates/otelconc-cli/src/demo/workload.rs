@@ -223,6 +223,20 @@ pub(crate) enum Source {
     File(std::path::PathBuf),
 }
 
+/// The run's primitives, alive after the work is done. An observable instrument of a
+/// dropped primitive reports nothing, so they are dropped only after the exporter's
+/// final collection (at telemetry shutdown).
+pub(crate) struct Primitives {
+    /// A receiver of each channel keeps it open.
+    _ingest: Receiver<Item<RawEvent>>,
+    _writes: Receiver<Item<u64>>,
+    _store_requests: Receiver<WriteRequest>,
+    _store_acks: Vec<Receiver<Ack>>,
+    _shards: Vec<Pipeline<Item<RawEvent>, Item<u64>, Failed>>,
+    /// The semaphore, rate limiter and worker pool.
+    _run: Arc<Run>,
+}
+
 /// The result of a run.
 #[derive(Debug)]
 pub(crate) struct Report {
@@ -234,17 +248,17 @@ pub(crate) struct Report {
 /// Runs the workload until the source is exhausted, `stop_intake` fires (then drains
 /// within the deadline) or `abort` fires.
 ///
-/// `flush` is called once the work is done and before any primitive is dropped, so the
-/// final metric collection still sees every instance (an observable instrument of a
-/// dropped primitive reports nothing).
+/// `done` is called (on a blocking thread) as soon as the work is done, to stop the
+/// progress and take the summary's final collection. The primitives come back with the
+/// report, alive, for the exporter's final collection.
 pub(crate) async fn run(
     settings: Settings,
     source: Source,
     acct: Arc<Accounting>,
     stop_intake: CancellationToken,
     abort: CancellationToken,
-    flush: impl FnOnce() + Send + 'static,
-) -> Result<Report, Box<dyn std::error::Error>> {
+    done: impl FnOnce() + Send + 'static,
+) -> Result<(Report, Primitives), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let meter = opentelemetry::global::meter("otelconc-demo");
     let latency = meter
@@ -291,8 +305,8 @@ pub(crate) async fn run(
         senders.push(tx);
         outputs.push(out);
     }
-    // One receiver of each channel stays here until the final flush (see `flush`).
-    let mut keep = vec![ingest_rx.clone()];
+    // One receiver of each channel stays alive with the primitives.
+    let keep_ingest = ingest_rx.clone();
     tasks.spawn(route(ingest_rx, senders));
 
     // Fan-in of the shards' results, into the sink.
@@ -304,7 +318,7 @@ pub(crate) async fn run(
     let (writes_tx, writes_rx) = channel::bounded::<Item<u64>>("writes", 256);
     tasks.spawn(forward(merged, writes_tx));
     let (device_tx, device_rx) = channel::bounded::<WriteRequest>("store-requests", 64);
-    let keep_more = (writes_rx.clone(), device_rx.clone());
+    let (keep_writes, keep_requests) = (writes_rx.clone(), device_rx.clone());
     // One acknowledgement channel per writer; the store's connections answer on the
     // writer's own channel, through handles cloned here once.
     let (ack_txs, ack_rxs): (Vec<Sender<Ack>>, Vec<Receiver<Ack>>) = (0..run.settings.writers)
@@ -360,14 +374,21 @@ pub(crate) async fn run(
     }
     let elapsed = started.elapsed();
     // Every primitive is still alive here: the final collection sees all of them.
-    tokio::task::spawn_blocking(flush).await?;
-    keep.clear();
-    drop((keep_more, ack_rxs, shards, run));
-    Ok(Report {
+    tokio::task::spawn_blocking(done).await?;
+    let report = Report {
         elapsed,
         aborted,
         input_error,
-    })
+    };
+    let primitives = Primitives {
+        _ingest: keep_ingest,
+        _writes: keep_writes,
+        _store_requests: keep_requests,
+        _store_acks: ack_rxs,
+        _shards: shards,
+        _run: run,
+    };
+    Ok((report, primitives))
 }
 
 /// Reads the source into the ingest channel, one root span per event.
