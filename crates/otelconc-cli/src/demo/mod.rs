@@ -6,7 +6,7 @@
 //! whose writes are guarded by a select with timeout (see [`workload`]). Faults are
 //! injected at `--failure-rate` so every error path shows up in a default run.
 //!
-//! Telemetry goes where `otelconc::setup` sends it (OTLP from the `OTEL_*` variables, or
+//! Telemetry goes where `otelconc_setup` sends it (OTLP from the `OTEL_*` variables, or
 //! local OTLP/JSON files), and the closing summary is computed from the same metrics,
 //! through a second reader on the same meter provider.
 
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 use opentelemetry_sdk::metrics::PeriodicReader;
-use otelconc::setup::{self, Sampler};
+use otelconc_setup::{self as setup, Sampler};
 
 mod events;
 mod faults;
