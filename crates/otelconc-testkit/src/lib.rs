@@ -13,7 +13,7 @@ mod memory;
 pub mod rotel;
 mod support;
 
-pub use memory::{MetricsSnapshot, TestTelemetry, attr};
+pub use memory::{MetricsSnapshot, TestTelemetry, UNBOUND_VAR, attr};
 pub use opentelemetry_sdk::trace::SpanData;
 pub use rotel::{Rotel, RotelMetric, RotelSpan};
 pub use support::{Alive, Rng, settle};

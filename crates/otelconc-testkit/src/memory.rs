@@ -35,9 +35,23 @@ impl Default for TestTelemetry {
     }
 }
 
+/// Set (to anything) to make [`TestTelemetry::new`] hand out unbound instruments;
+/// `scripts/test.sh` sets it for the library's run without features, so the whole
+/// suite runs on both paths.
+pub const UNBOUND_VAR: &str = "OTELCONC_TEST_UNBOUND";
+
 impl TestTelemetry {
-    /// Fresh providers with always-on sampling.
+    /// Fresh providers with always-on sampling, and a [`Telemetry`] handle that records
+    /// through bound instruments (this SDK is built with
+    /// `experimental_metrics_bound_instruments`), as a program using otelconc-setup
+    /// does; unbound when [`UNBOUND_VAR`] is set.
     pub fn new() -> Self {
+        Self::with_binding(std::env::var_os(UNBOUND_VAR).is_none())
+    }
+
+    /// Fresh providers with always-on sampling, and a [`Telemetry`] handle that binds
+    /// its synchronous instruments when `bind` says so (whatever [`UNBOUND_VAR`] says).
+    pub fn with_binding(bind: bool) -> Self {
         let spans = InMemorySpanExporter::default();
         let metrics = InMemoryMetricExporter::default();
         let tracer_provider = SdkTracerProvider::builder()
@@ -47,7 +61,10 @@ impl TestTelemetry {
             .with_interval(Duration::from_secs(3600))
             .build();
         let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
-        let telemetry = Telemetry::new(&meter_provider, &tracer_provider);
+        let mut telemetry = Telemetry::new(&meter_provider, &tracer_provider);
+        if bind {
+            telemetry = telemetry.with_bound_instruments();
+        }
         Self {
             spans,
             metrics,

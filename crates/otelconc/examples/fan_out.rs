@@ -24,7 +24,7 @@ use tokio::time::sleep;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    // SDK providers that export into memory (use otelconc's `setup` feature for OTLP).
+    // SDK providers that export into memory (a program uses the otelconc-setup crate for OTLP).
     let spans = InMemorySpanExporter::default();
     let tracer_provider = SdkTracerProvider::builder()
         .with_simple_exporter(spans.clone())

@@ -7,10 +7,10 @@
 //! follow each message, job or item across every boundary instead of stopping at the
 //! queue.
 //!
-//! The crate depends on the `opentelemetry` API crate only. Install an SDK (for example
-//! with the `setup` module behind the `setup` feature) to export anything; without one,
-//! every instrument is a no-op and the primitives cost what their uninstrumented peers
-//! cost.
+//! The crate depends on the `opentelemetry` API crate only. A program installs an SDK to
+//! export anything, for example with the `otelconc-setup` crate (SDK providers from the
+//! standard `OTEL_*` environment, OTLP or local OTLP/JSON files); without one, every
+//! instrument is a no-op and the primitives cost what their uninstrumented peers cost.
 //!
 //! | module | what it is |
 //! |---|---|
@@ -23,15 +23,26 @@
 //! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
 //! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
-//! | `setup` | (feature `setup`) install SDK providers from the `OTEL_*` environment: OTLP export or local OTLP/JSON files |
 //!
 //! # Features
 //! - `tracing`: read the OpenTelemetry context of the current `tracing` span, when
 //!   `tracing-opentelemetry` bridges it.
-//! - `bound-instruments`: record through pre-resolved (bound) instruments; the SDK's
-//!   `experimental_metrics_bound_instruments` feature must be on as well.
-//! - `setup`: install SDK tracer and meter providers from the standard `OTEL_*`
-//!   environment, with OTLP export or local OTLP/JSON files.
+//!
+//! # Bound instruments
+//! Counters and histograms can record through the SDK's bound instruments, which resolve
+//! their attributes once instead of on every measurement. That is a run-time choice of
+//! the [`telemetry::Telemetry`] handle, off unless the code that installed the SDK says
+//! the SDK supports it, and not a Cargo feature: an `opentelemetry_sdk` built without its
+//! `experimental_metrics_bound_instruments` feature accepts a binding and silently drops
+//! what is recorded through it, and this crate can neither see that feature nor detect
+//! such a binding at run time. So:
+//! - a program that installs its providers with `otelconc-setup` gets bound instruments
+//!   with nothing to do: that crate turns the SDK feature on (Cargo then turns it on for
+//!   the whole build) and calls [`telemetry::Telemetry::bind_global_instruments`];
+//! - a program that installs its own SDK gets unbound instruments, which work with any
+//!   SDK; it may opt in ([`telemetry::Telemetry::bind_global_instruments`],
+//!   [`telemetry::Telemetry::with_bound_instruments`]) once its `opentelemetry_sdk`
+//!   dependency lists `experimental_metrics_bound_instruments`.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -49,8 +60,6 @@ pub mod pool;
 pub mod rate;
 pub mod select;
 pub mod semaphore;
-#[cfg(feature = "setup")]
-pub mod setup;
 pub(crate) mod stripes;
 pub(crate) mod sync;
 pub mod telemetry;

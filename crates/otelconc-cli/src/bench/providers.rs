@@ -70,14 +70,16 @@ impl BenchTelemetry {
         Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new())
     }
 
-    /// The SDK meter provider, no tracer provider.
+    /// The SDK meter provider, no tracer provider; bound instruments, as a program
+    /// that installs its providers with otelconc-setup gets them (this build's SDK has
+    /// `experimental_metrics_bound_instruments`, see Cargo.toml).
     pub(crate) fn metrics(&self) -> Telemetry {
-        Telemetry::new(&self.meter_provider, &NoopTracerProvider::new())
+        Telemetry::new(&self.meter_provider, &NoopTracerProvider::new()).with_bound_instruments()
     }
 
-    /// The SDK meter and tracer providers.
+    /// The SDK meter and tracer providers, bound instruments as in [`Self::metrics`].
     pub(crate) fn traced(&self) -> Telemetry {
-        Telemetry::new(&self.meter_provider, &self.tracer_provider)
+        Telemetry::new(&self.meter_provider, &self.tracer_provider).with_bound_instruments()
     }
 
     /// The SDK meter provider itself, for seed-style variants that build their own

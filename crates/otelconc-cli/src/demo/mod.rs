@@ -6,7 +6,7 @@
 //! whose writes are guarded by a select with timeout (see [`workload`]). Faults are
 //! injected at `--failure-rate` so every error path shows up in a default run.
 //!
-//! Telemetry goes where `otelconc::setup` sends it (OTLP from the `OTEL_*` variables, or
+//! Telemetry goes where `otelconc_setup` sends it (OTLP from the `OTEL_*` variables, or
 //! local OTLP/JSON files), and the closing summary is computed from the same metrics,
 //! through a second reader on the same meter provider. That reader is flushed alone
 //! when the work is done, so the summary never waits on the collector; exit then waits
@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::Args;
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::metrics::reader::MetricReader as _;
-use otelconc::setup::{self, Export, Sampler, ShutdownError, TelemetryGuard};
+use otelconc_setup::{self as setup, Export, Sampler, ShutdownError, TelemetryGuard};
 
 mod events;
 mod faults;

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
 use opentelemetry::metrics::{Meter, MeterProvider};
@@ -49,6 +50,9 @@ pub struct Telemetry {
     meter: Meter,
     tracer: Arc<BoxedTracer>,
     spans: SpanPolicy,
+    /// Whether synchronous instruments are bound (see
+    /// [`Telemetry::with_bound_instruments`]).
+    bind: bool,
     /// The observable instruments of this meter provider, shared by clones.
     observatory: Arc<Observatory>,
 }
@@ -57,6 +61,7 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("spans", &self.spans)
+            .field("bound_instruments", &self.bind)
             .finish_non_exhaustive()
     }
 }
@@ -88,12 +93,43 @@ impl Telemetry {
     /// ```
     pub fn global() -> Self {
         let meter_provider = global::meter_provider();
+        let observatory = Observatory::global(&meter_provider);
         Self {
             meter: meter_provider.meter_with_scope(scope()),
             tracer: Arc::new(global::tracer_provider().tracer_with_scope(scope())),
             spans: SpanPolicy::default(),
-            observatory: Observatory::global(&meter_provider),
+            bind: observatory.global_binds.load(Ordering::Acquire),
+            observatory,
         }
+    }
+
+    /// Makes every later [`Telemetry::global`] handle record through bound instruments,
+    /// for as long as the global meter provider installed now stays installed.
+    ///
+    /// **Call it only for a meter provider built by an `opentelemetry_sdk` with its
+    /// `experimental_metrics_bound_instruments` feature on**: an SDK without that
+    /// feature accepts the binding and drops every measurement made through it, without
+    /// an error. `otelconc-setup` turns that feature on and calls this from its
+    /// `install`, so a program that uses it has nothing to do. Anywhere else, not
+    /// calling it is always safe: unbound instruments pass their (pre-built) attributes
+    /// with each measurement, which costs the SDK an attribute lookup (tens of
+    /// nanoseconds) and works with any SDK.
+    ///
+    /// Handles made before the call keep what they had; installing another global meter
+    /// provider afterwards makes `global()` handles unbound again until this is called
+    /// for it.
+    ///
+    /// # Examples
+    /// ```
+    /// use otelconc::telemetry::Telemetry;
+    /// // With the no-op provider there is nothing to lose: no-op bindings are no-ops too.
+    /// Telemetry::bind_global_instruments();
+    /// assert!(Telemetry::global().bound_instruments());
+    /// ```
+    pub fn bind_global_instruments() {
+        Observatory::global(&global::meter_provider())
+            .global_binds
+            .store(true, Ordering::Release);
     }
 
     /// Explicit providers, for tests or applications that do not use the globals.
@@ -118,8 +154,48 @@ impl Telemetry {
             meter: meter_provider.meter_with_scope(scope()),
             tracer: Arc::new(BoxedTracer::new(tracer_provider.boxed_tracer(scope()))),
             spans: SpanPolicy::default(),
+            bind: false,
             observatory: Arc::default(),
         }
+    }
+
+    /// The same providers, with synchronous instruments bound once per name and
+    /// attribute set: a measurement then skips the SDK's attribute lookup.
+    ///
+    /// **Use it only when the meter provider was built by an `opentelemetry_sdk` with its
+    /// `experimental_metrics_bound_instruments` feature on**: an SDK without that feature
+    /// accepts the binding and drops every measurement made through it, without an
+    /// error. Without this call (the default) the handle works with any meter provider.
+    /// Providers built by `otelconc-setup` always qualify: it turns the feature on for
+    /// the whole build. Observable instruments are unaffected.
+    ///
+    /// # Examples
+    /// ```
+    /// use opentelemetry::metrics::noop::NoopMeterProvider;
+    /// use opentelemetry::trace::noop::NoopTracerProvider;
+    /// use otelconc::telemetry::Telemetry;
+    /// let t = Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new());
+    /// assert!(!t.bound_instruments());
+    /// assert!(t.with_bound_instruments().bound_instruments());
+    /// ```
+    #[must_use]
+    pub fn with_bound_instruments(mut self) -> Self {
+        self.bind = true;
+        self
+    }
+
+    /// Whether this handle records through bound instruments (see
+    /// [`Telemetry::with_bound_instruments`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use opentelemetry::metrics::noop::NoopMeterProvider;
+    /// use opentelemetry::trace::noop::NoopTracerProvider;
+    /// let t = otelconc::telemetry::Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new());
+    /// assert!(!t.bound_instruments());
+    /// ```
+    pub fn bound_instruments(&self) -> bool {
+        self.bind
     }
 
     /// The same providers with another [`SpanPolicy`].
@@ -254,14 +330,14 @@ impl Telemetry {
     pub(crate) fn counter(&self, spec: &'static InstrumentSpec, attrs: &[KeyValue]) -> Counter {
         debug_assert_eq!(spec.kind, InstrumentKind::Counter, "{}", spec.name);
         let o = &self.observatory;
-        bound(&o.sync_counters, key(spec, attrs), || {
+        bound(&o.sync_counters, (key(spec, attrs), self.bind), || {
             let c = self
                 .meter
                 .u64_counter(spec.name)
                 .with_unit(spec.unit)
                 .with_description(spec.description)
                 .build();
-            Counter::new(c, attrs)
+            Counter::new(c, attrs, self.bind)
         })
     }
 
@@ -273,14 +349,14 @@ impl Telemetry {
     ) -> UpDownCounter {
         debug_assert_eq!(spec.kind, InstrumentKind::UpDownCounter, "{}", spec.name);
         let o = &self.observatory;
-        bound(&o.sync_up_down, key(spec, attrs), || {
+        bound(&o.sync_up_down, (key(spec, attrs), self.bind), || {
             let c = self
                 .meter
                 .i64_up_down_counter(spec.name)
                 .with_unit(spec.unit)
                 .with_description(spec.description)
                 .build();
-            UpDownCounter::new(c, attrs)
+            UpDownCounter::new(c, attrs, self.bind)
         })
     }
 
@@ -289,7 +365,7 @@ impl Telemetry {
     pub(crate) fn histogram(&self, spec: &'static InstrumentSpec, attrs: &[KeyValue]) -> Histogram {
         debug_assert_eq!(spec.kind, InstrumentKind::Histogram, "{}", spec.name);
         let o = &self.observatory;
-        bound(&o.sync_histograms, key(spec, attrs), || {
+        bound(&o.sync_histograms, (key(spec, attrs), self.bind), || {
             let mut b = self
                 .meter
                 .f64_histogram(spec.name)
@@ -298,7 +374,7 @@ impl Telemetry {
             if spec.unit == "s" {
                 b = b.with_boundaries(SECONDS_BOUNDARIES.to_vec());
             }
-            Histogram::new(b.build(), attrs)
+            Histogram::new(b.build(), attrs, self.bind)
         })
     }
 

@@ -1,11 +1,13 @@
 //! Synchronous instruments with their attributes resolved once per primitive instance.
 //!
-//! With the `bound-instruments` feature the SDK's bound instruments are used, so a
-//! measurement skips the attribute lookup entirely. Without it the attributes are kept
-//! in one shared slice and passed as is: no allocation per measurement either way.
+//! A [`Telemetry`](super::Telemetry) handle that may bind (see
+//! [`Telemetry::with_bound_instruments`](super::Telemetry::with_bound_instruments)) keeps
+//! the SDK's bound instruments, so a measurement skips the attribute lookup entirely.
+//! Otherwise the attributes are kept in one shared slice and passed as is: no allocation
+//! per measurement either way. Which of the two an instrument is was decided when it was
+//! built; recording is one predictable branch.
 
 use std::fmt;
-#[cfg(not(feature = "bound-instruments"))]
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
@@ -15,37 +17,40 @@ macro_rules! bound_instrument {
     ($(#[$m:meta])* $name:ident, $inner:ident, $bound:ident, $t:ty, $method:ident) => {
         $(#[$m])*
         #[derive(Clone)]
-        pub(crate) struct $name {
-            #[cfg(feature = "bound-instruments")]
-            bound: metrics::$bound<$t>,
-            #[cfg(not(feature = "bound-instruments"))]
-            unbound: (metrics::$inner<$t>, Arc<[KeyValue]>),
+        pub(crate) enum $name {
+            /// Bound by the SDK: the attributes were resolved once, at bind time.
+            Bound(metrics::$bound<$t>),
+            /// The instrument and its attributes, passed with every measurement.
+            Unbound(metrics::$inner<$t>, Arc<[KeyValue]>),
         }
 
         impl $name {
-            pub(crate) fn new(inner: metrics::$inner<$t>, attrs: &[KeyValue]) -> Self {
-                #[cfg(feature = "bound-instruments")]
-                {
-                    Self { bound: inner.bind(attrs) }
-                }
-                #[cfg(not(feature = "bound-instruments"))]
-                {
-                    Self { unbound: (inner, Arc::from(attrs)) }
+            /// `inner` with `attrs`, bound when `bind` says the meter provider
+            /// records through bound instruments.
+            pub(crate) fn new(inner: metrics::$inner<$t>, attrs: &[KeyValue], bind: bool) -> Self {
+                if bind {
+                    Self::Bound(inner.bind(attrs))
+                } else {
+                    Self::Unbound(inner, Arc::from(attrs))
                 }
             }
 
             #[inline]
             pub(crate) fn $method(&self, value: $t) {
-                #[cfg(feature = "bound-instruments")]
-                self.bound.$method(value);
-                #[cfg(not(feature = "bound-instruments"))]
-                self.unbound.0.$method(value, &self.unbound.1);
+                match self {
+                    Self::Bound(b) => b.$method(value),
+                    Self::Unbound(i, attrs) => i.$method(value, attrs),
+                }
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(stringify!($name))
+                let how = match self {
+                    Self::Bound(_) => "bound",
+                    Self::Unbound(..) => "unbound",
+                };
+                write!(f, "{}({how})", stringify!($name))
             }
         }
     };

@@ -248,9 +248,16 @@ pub(crate) struct Observatory {
     /// microseconds (an instrument lookup and an attribute-set lookup, each under a
     /// lock); primitives built per request (task groups, `fan_out` runs) would pay that
     /// for every instrument of every instance, where a clone of the bound handle does.
-    pub(super) sync_counters: Mutex<HashMap<Key, Counter>>,
-    pub(super) sync_up_down: Mutex<HashMap<Key, UpDownCounter>>,
-    pub(super) sync_histograms: Mutex<HashMap<Key, Histogram>>,
+    /// Keyed by whether the handle binds too, so a bound and an unbound handle on one
+    /// provider never hand each other their instruments.
+    pub(super) sync_counters: Mutex<HashMap<(Key, bool), Counter>>,
+    pub(super) sync_up_down: Mutex<HashMap<(Key, bool), UpDownCounter>>,
+    pub(super) sync_histograms: Mutex<HashMap<(Key, bool), Histogram>>,
+    /// For the global provider's observatory: set by
+    /// [`Telemetry::bind_global_instruments`](super::Telemetry::bind_global_instruments),
+    /// read by [`Telemetry::global`](super::Telemetry::global). It goes with this
+    /// observatory when another global provider is installed.
+    pub(super) global_binds: AtomicBool,
 }
 
 impl std::fmt::Debug for Observatory {
@@ -336,8 +343,8 @@ macro_rules! register {
 
 /// The instrument under `key` in `map`, made by `make` the first time.
 pub(super) fn bound<T: Clone>(
-    map: &Mutex<HashMap<Key, T>>,
-    key: Key,
+    map: &Mutex<HashMap<(Key, bool), T>>,
+    key: (Key, bool),
     make: impl FnOnce() -> T,
 ) -> T {
     lock(map).entry(key).or_insert_with(make).clone()

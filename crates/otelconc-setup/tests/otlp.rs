@@ -1,6 +1,5 @@
 //! OTLP export with each protocol to a real collector (rotel), configured through the
 //! standard variables, asserted from what the collector printed.
-#![cfg(feature = "setup")]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use otelconc::setup::{self, Destination, Protocol};
+use otelconc_setup::{self as setup, Destination, Protocol};
 use otelconc_testkit::Rotel;
 use otelconc_testkit::rotel::attr;
 

@@ -1,6 +1,5 @@
 //! The guard: shutdown flushes, is idempotent and safe from several threads, dropping
 //! it shuts down; install sets the globals; extra readers see the same metrics.
-#![cfg(feature = "setup")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +7,7 @@ use std::time::Duration;
 
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Tracer, TracerProvider};
-use otelconc::setup::{self, SetupBuilder};
+use otelconc_setup::{self as setup, SetupBuilder};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("otelconc-guard-{name}-{}", std::process::id()));

@@ -1,6 +1,5 @@
 //! The embedded default: OTLP/JSON files as the Collector's file exporter writes them,
 //! accepted by a real collector's OTLP/HTTP receiver.
-#![cfg(feature = "setup")]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Span, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use otelconc::setup::{self, Destination};
+use otelconc_setup::{self as setup, Destination};
 use otelconc_testkit::Rotel;
 use serde_json::Value;
 

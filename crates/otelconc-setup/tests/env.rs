@@ -1,12 +1,11 @@
 //! Configuration from the standard `OTEL_*` variables: every variable, code overriding
 //! the environment, and an error naming the variable for every invalid value.
-#![cfg(feature = "setup")]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use otelconc::setup::{self, Config, Export, Protocol, Sampler, SetupBuilder, SetupError};
+use otelconc_setup::{self as setup, Config, Export, Protocol, Sampler, SetupBuilder, SetupError};
 
 fn env(vars: &[(&str, &str)]) -> SetupBuilder {
     let map: HashMap<String, String> = vars

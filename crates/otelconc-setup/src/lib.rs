@@ -1,22 +1,54 @@
-//! Install SDK tracer and meter providers from the standard `OTEL_*` environment
-//! (feature `setup`).
+//! Install OpenTelemetry SDK tracer and meter providers from the standard `OTEL_*`
+//! environment: OTLP export, or local OTLP/JSON files when no endpoint is set.
 //!
-//! Use this in a program (never in a library) that wants otelconc's telemetry, and its
-//! own, exported: one call, [`init`], or [`builder`] when code sets some values. It
-//! returns a [`TelemetryGuard`]; keep it alive for the life of the program and call
+//! This crate is for programs: a library (otelconc included) depends on the
+//! `opentelemetry` API crate only and leaves the SDK to the program, which is what this
+//! crate brings, with the OTLP exporters, the file exporter and their HTTP and gRPC
+//! clients. Use it in a program that wants otelconc's telemetry, and its own, exported:
+//! one call, [`init`], or [`builder`] when code sets some values. It returns a
+//! [`TelemetryGuard`]; keep it alive for the life of the program and call
 //! [`TelemetryGuard::shutdown`] (or drop it) at the end to flush.
 //!
-//! ```no_run
+//! ```
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let telemetry = otelconc::setup::builder()
+//!     // From the environment alone, this is `otelconc_setup::init()?`. This example
+//!     // ignores the environment and writes local OTLP/JSON files into `dir`.
+//!     let dir = std::env::temp_dir().join("otelconc-setup-doc-crate");
+//!     let telemetry = otelconc_setup::builder()
+//!         .env_lookup(|_| None)
+//!         .files_dir(&dir)
 //!         .default_service_name("my-service")
 //!         .install()?;
 //!     eprintln!("telemetry: {}", telemetry.destination());
-//!     // ... the program ...
+//!
+//!     // ... the program: otelconc primitives built from now on export through it ...
+//!     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//!     rt.block_on(async {
+//!         let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 8);
+//!         tx.send(1).await.unwrap();
+//!         assert_eq!(rx.recv().await.unwrap(), 1);
+//!     });
+//!
 //!     telemetry.shutdown()?;
+//!     assert!(dir.join("metrics.jsonl").exists());
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Bound instruments
+//!
+//! This crate turns on `opentelemetry_sdk`'s `experimental_metrics_bound_instruments`
+//! feature, which Cargo then turns on for every use of the SDK in the build, and
+//! [`SetupBuilder::install`] tells otelconc
+//! ([`Telemetry::bind_global_instruments`](otelconc::telemetry::Telemetry::bind_global_instruments))
+//! that the global meter provider it installs records through bound instruments: otelconc's
+//! counters and histograms then skip the SDK's attribute lookup, with nothing for the
+//! program to do. With [`SetupBuilder::build`] (no globals), the guard's
+//! [`meter_provider`](TelemetryGuard::meter_provider) qualifies for
+//! [`Telemetry::with_bound_instruments`](otelconc::telemetry::Telemetry::with_bound_instruments)
+//! just as well. The rule for a program that installs its own SDK instead is in otelconc's
+//! crate docs: without the SDK feature a binding silently drops what it records, so
+//! otelconc binds only when told to.
 //!
 //! # Configuration
 //!
@@ -85,6 +117,14 @@
 //! exports skipped. Exporting costs CPU on the export threads instead: the file
 //! exporter spends ~4 µs per span encoding OTLP/JSON, which on two cores slowed that
 //! loop to ~500 ns per span, and beyond ~200k spans/s sustained its queue drops spans.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
 mod config;
 mod error;
 mod files;
@@ -132,9 +172,9 @@ use health::{
 /// # Examples
 ///
 /// ```no_run
-/// let telemetry = otelconc::setup::init()?;
+/// let telemetry = otelconc_setup::init()?;
 /// eprintln!("telemetry: {}", telemetry.destination());
-/// # Ok::<(), otelconc::setup::SetupError>(())
+/// # Ok::<(), otelconc_setup::SetupError>(())
 /// ```
 pub fn init() -> Result<TelemetryGuard, SetupError> {
     builder().install()
@@ -145,8 +185,8 @@ pub fn init() -> Result<TelemetryGuard, SetupError> {
 /// # Examples
 ///
 /// ```
-/// use otelconc::setup::{self, Protocol};
-/// let config = setup::builder()
+/// use otelconc_setup::Protocol;
+/// let config = otelconc_setup::builder()
 ///     .env_lookup(|_| None)
 ///     .endpoint("http://collector:4318")
 ///     .service_name("checkout")
@@ -196,7 +236,7 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// let c = otelconc::setup::builder().env_lookup(|_| None).service_name("api").config().unwrap();
+    /// let c = otelconc_setup::builder().env_lookup(|_| None).service_name("api").config().unwrap();
     /// assert_eq!(c.service_name, "api");
     /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
@@ -209,7 +249,7 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// let b = otelconc::setup::builder().default_service_name("otelconc");
+    /// let b = otelconc_setup::builder().default_service_name("otelconc");
     /// let env = |v: &str| (v == "OTEL_SERVICE_NAME").then(|| "mine".to_owned());
     /// assert_eq!(b.env_lookup(env).config().unwrap().service_name, "mine");
     /// ```
@@ -224,8 +264,8 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// use otelconc::setup::Export;
-    /// let c = otelconc::setup::builder().env_lookup(|_| None)
+    /// use otelconc_setup::Export;
+    /// let c = otelconc_setup::builder().env_lookup(|_| None)
     ///     .endpoint("http://127.0.0.1:4318").config().unwrap();
     /// let Export::Otlp { traces_endpoint, .. } = c.export else { panic!() };
     /// assert_eq!(traces_endpoint, "http://127.0.0.1:4318/v1/traces");
@@ -240,8 +280,8 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// use otelconc::setup::{Export, Protocol};
-    /// let c = otelconc::setup::builder().env_lookup(|_| None)
+    /// use otelconc_setup::{Export, Protocol};
+    /// let c = otelconc_setup::builder().env_lookup(|_| None)
     ///     .endpoint("http://127.0.0.1:4317").protocol(Protocol::Grpc).config().unwrap();
     /// let Export::Otlp { traces_endpoint, .. } = c.export else { panic!() };
     /// assert_eq!(traces_endpoint, "http://127.0.0.1:4317");
@@ -257,7 +297,7 @@ impl SetupBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = otelconc::setup::builder().timeout(Duration::from_secs(2));
+    /// let b = otelconc_setup::builder().timeout(Duration::from_secs(2));
     /// # let _ = b;
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -270,8 +310,8 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// use otelconc::setup::Sampler;
-    /// let c = otelconc::setup::builder().env_lookup(|_| None)
+    /// use otelconc_setup::Sampler;
+    /// let c = otelconc_setup::builder().env_lookup(|_| None)
     ///     .sampler(Sampler::TraceIdRatio(0.1)).config().unwrap();
     /// assert_eq!(c.sampler, Sampler::TraceIdRatio(0.1));
     /// ```
@@ -286,7 +326,7 @@ impl SetupBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = otelconc::setup::builder().env_lookup(|_| None)
+    /// let c = otelconc_setup::builder().env_lookup(|_| None)
     ///     .metric_export_interval(Duration::from_secs(5)).config().unwrap();
     /// assert_eq!(c.metric_export_interval, Duration::from_secs(5));
     /// ```
@@ -302,8 +342,8 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// use otelconc::setup::Export;
-    /// let c = otelconc::setup::builder().env_lookup(|_| None).files_dir("out").config().unwrap();
+    /// use otelconc_setup::Export;
+    /// let c = otelconc_setup::builder().env_lookup(|_| None).files_dir("out").config().unwrap();
     /// assert_eq!(c.export, Export::Files { dir: "out".into() });
     /// ```
     pub fn files_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -317,7 +357,7 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// let c = otelconc::setup::builder().env_lookup(|_| None)
+    /// let c = otelconc_setup::builder().env_lookup(|_| None)
     ///     .resource_attribute("deployment.environment.name", "staging").config().unwrap();
     /// assert!(c.resource_attributes.contains(&("deployment.environment.name".into(), "staging".into())));
     /// ```
@@ -344,7 +384,7 @@ impl SetupBuilder {
     /// let memory = InMemoryMetricExporter::default();
     /// let reader = PeriodicReader::builder(memory.clone()).with_interval(Duration::from_secs(3600)).build();
     /// let dir = std::env::temp_dir().join("otelconc-doc-reader");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir)
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir)
     ///     .with_metric_reader(reader).build().unwrap();
     /// use opentelemetry::metrics::MeterProvider;
     /// guard.meter_provider().unwrap().meter("doc").u64_counter("doc.events").build().add(3, &[]);
@@ -364,7 +404,7 @@ impl SetupBuilder {
     /// ```
     /// use std::collections::HashMap;
     /// let env = HashMap::from([("OTEL_SERVICE_NAME".to_owned(), "from-map".to_owned())]);
-    /// let c = otelconc::setup::builder().env_lookup(move |k| env.get(k).cloned()).config().unwrap();
+    /// let c = otelconc_setup::builder().env_lookup(move |k| env.get(k).cloned()).config().unwrap();
     /// assert_eq!(c.service_name, "from-map");
     /// ```
     pub fn env_lookup(
@@ -380,7 +420,7 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// let b = otelconc::setup::builder().warning_sink(|line| eprintln!("[telemetry] {line}"));
+    /// let b = otelconc_setup::builder().warning_sink(|line| eprintln!("[telemetry] {line}"));
     /// # let _ = b;
     /// ```
     pub fn warning_sink(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
@@ -397,15 +437,17 @@ impl SetupBuilder {
     /// # Examples
     ///
     /// ```
-    /// let c = otelconc::setup::builder().env_lookup(|_| None).config().unwrap();
-    /// assert_eq!(c.export, otelconc::setup::Export::Files { dir: "otelconc-telemetry".into() });
+    /// let c = otelconc_setup::builder().env_lookup(|_| None).config().unwrap();
+    /// assert_eq!(c.export, otelconc_setup::Export::Files { dir: "otelconc-telemetry".into() });
     /// ```
     pub fn config(&self) -> Result<Config, SetupError> {
         config::resolve(&self.overrides, &*self.lookup)
     }
 
     /// Builds the providers and sets them as the global tracer and meter providers
-    /// (and W3C trace context as the global propagator).
+    /// (and W3C trace context as the global propagator), with otelconc's
+    /// [`Telemetry::global`](otelconc::telemetry::Telemetry::global) handles recording
+    /// through bound instruments from then on (see the [crate docs](crate#bound-instruments)).
     ///
     /// # Errors
     ///
@@ -417,7 +459,7 @@ impl SetupBuilder {
     ///
     /// ```
     /// let dir = std::env::temp_dir().join("otelconc-doc-install");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).install().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).install().unwrap();
     /// opentelemetry::global::meter("doc").u64_counter("doc.count").build().add(1, &[]);
     /// guard.shutdown().unwrap();
     /// assert!(dir.join("metrics.jsonl").exists());
@@ -432,6 +474,8 @@ impl SetupBuilder {
         }
         if let Some(mp) = &guard.meter_provider {
             opentelemetry::global::set_meter_provider(mp.clone());
+            // True of every SDK meter provider in this build: see the crate docs.
+            otelconc::telemetry::Telemetry::bind_global_instruments();
         }
         Ok(guard)
     }
@@ -448,7 +492,7 @@ impl SetupBuilder {
     ///
     /// ```
     /// let dir = std::env::temp_dir().join("otelconc-doc-build");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// assert!(guard.tracer_provider().is_some());
     /// ```
     pub fn build(self) -> Result<TelemetryGuard, SetupError> {

@@ -64,7 +64,7 @@ pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 /// # Examples
 ///
 /// ```
-/// use otelconc::setup::Protocol;
+/// use otelconc_setup::Protocol;
 /// assert_eq!("grpc".parse::<Protocol>().unwrap(), Protocol::Grpc);
 /// assert_eq!(Protocol::default(), Protocol::HttpProtobuf);
 /// assert_eq!(Protocol::HttpJson.to_string(), "http/json");
@@ -89,7 +89,7 @@ impl Protocol {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(otelconc::setup::Protocol::Grpc.as_str(), "grpc");
+    /// assert_eq!(otelconc_setup::Protocol::Grpc.as_str(), "grpc");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,7 +104,7 @@ impl Protocol {
     /// # Examples
     ///
     /// ```
-    /// use otelconc::setup::Protocol;
+    /// use otelconc_setup::Protocol;
     /// assert_eq!(Protocol::Grpc.default_endpoint(), "http://localhost:4317");
     /// assert_eq!(Protocol::HttpJson.default_endpoint(), "http://localhost:4318");
     /// ```
@@ -157,7 +157,7 @@ impl FromStr for Protocol {
 /// # Examples
 ///
 /// ```
-/// use otelconc::setup::Sampler;
+/// use otelconc_setup::Sampler;
 /// assert_eq!(Sampler::default(), Sampler::ParentBasedAlwaysOn);
 /// assert_eq!(Sampler::TraceIdRatio(0.25).to_string(), "traceidratio(0.25)");
 /// ```

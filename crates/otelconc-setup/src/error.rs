@@ -9,8 +9,8 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use otelconc::setup::{self, SetupError};
-/// let err = setup::builder()
+/// use otelconc_setup::SetupError;
+/// let err = otelconc_setup::builder()
 ///     .env_lookup(|name| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "udp".to_owned()))
 ///     .config()
 ///     .unwrap_err();
@@ -80,7 +80,7 @@ impl std::error::Error for SetupError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use otelconc::setup::ShutdownError;
+/// use otelconc_setup::ShutdownError;
 /// let e = ShutdownError::Timeout(Duration::from_millis(200));
 /// assert_eq!(e.to_string(), "telemetry shutdown did not finish within 200ms; unexported data is lost");
 /// ```

@@ -3,7 +3,6 @@
 //! once, and shutdown returns by its deadline.
 //!
 //! The outer bounds below (`HANG`) only detect a hang; they are not performance claims.
-#![cfg(feature = "setup")]
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Tracer, TracerProvider};
-use otelconc::setup::{self, TelemetryGuard};
+use otelconc_setup::{self as setup, TelemetryGuard};
 use otelconc_testkit::Rotel;
 
 /// Hang detector for work that should finish in well under a second.

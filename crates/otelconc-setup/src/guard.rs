@@ -22,7 +22,7 @@ pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 /// # Examples
 ///
 /// ```
-/// use otelconc::setup::Destination;
+/// use otelconc_setup::Destination;
 /// assert_eq!(Destination::Disabled.to_string(), "nowhere (OTEL_SDK_DISABLED=true)");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl fmt::Display for Destination {
 /// # Examples
 ///
 /// ```
-/// let stats = otelconc::setup::ExportStats::default();
+/// let stats = otelconc_setup::ExportStats::default();
 /// assert_eq!(stats.spans_dropped(), 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl ExportStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = otelconc::setup::ExportStats::default();
+    /// let stats = otelconc_setup::ExportStats::default();
     /// assert_eq!(stats.spans_dropped(), 0);
     /// ```
     pub fn spans_dropped(&self) -> u64 {
@@ -146,9 +146,9 @@ impl TelemetryGuard {
     /// # Examples
     ///
     /// ```
-    /// use otelconc::setup::{self, Destination};
+    /// use otelconc_setup::Destination;
     /// let dir = std::env::temp_dir().join("otelconc-doc-destination");
-    /// let guard = setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// assert!(matches!(guard.destination(), Destination::Files { .. }));
     /// println!("telemetry: {}", guard.destination());
     /// ```
@@ -162,7 +162,7 @@ impl TelemetryGuard {
     ///
     /// ```
     /// let dir = std::env::temp_dir().join("otelconc-doc-failures");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// assert_eq!(guard.export_failures(), 0);
     /// ```
     pub fn export_failures(&self) -> u64 {
@@ -175,7 +175,7 @@ impl TelemetryGuard {
     ///
     /// ```
     /// let dir = std::env::temp_dir().join("otelconc-doc-stats");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// assert_eq!(guard.stats().spans_exported, 0);
     /// ```
     pub fn stats(&self) -> ExportStats {
@@ -197,7 +197,7 @@ impl TelemetryGuard {
     /// ```
     /// use opentelemetry::trace::TracerProvider;
     /// let dir = std::env::temp_dir().join("otelconc-doc-tp");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// let _tracer = guard.tracer_provider().unwrap().tracer("my-app");
     /// ```
     pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
@@ -211,7 +211,7 @@ impl TelemetryGuard {
     /// ```
     /// use opentelemetry::metrics::MeterProvider;
     /// let dir = std::env::temp_dir().join("otelconc-doc-mp");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// let _meter = guard.meter_provider().unwrap().meter("my-app");
     /// ```
     pub fn meter_provider(&self) -> Option<&SdkMeterProvider> {
@@ -229,7 +229,7 @@ impl TelemetryGuard {
     ///
     /// ```
     /// let dir = std::env::temp_dir().join("otelconc-doc-shutdown");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// guard.shutdown().unwrap();
     /// guard.shutdown().unwrap(); // a no-op
     /// ```
@@ -254,7 +254,7 @@ impl TelemetryGuard {
     /// ```
     /// use std::time::Duration;
     /// let dir = std::env::temp_dir().join("otelconc-doc-deadline");
-    /// let guard = otelconc::setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
+    /// let guard = otelconc_setup::builder().env_lookup(|_| None).files_dir(&dir).build().unwrap();
     /// guard.shutdown_with_deadline(Duration::from_secs(1)).unwrap();
     /// ```
     pub fn shutdown_with_deadline(&self, deadline: Duration) -> Result<(), ShutdownError> {
