@@ -1,6 +1,20 @@
 //! Properties of the rate limiter: for random sequences of operations the tokens
 //! admitted never exceed what a bucket of that rate and burst allows, on tokio's paused
 //! clock; and the lock-free state holds up under threads hammering it on the real clock.
+//!
+//! The property test is deterministic: it runs [`CASES`] cases drawn from the fixed
+//! seed [`SEED`] (after the seeds saved in `rate_props.proptest-regressions`), so a
+//! run fails only when the code changed, never by the luck of the draw. To explore
+//! new cases locally:
+//!
+//! ```text
+//! OTELCONC_PROPTEST_SEED=random PROPTEST_CASES=1024 cargo test -p otelconc --test rate_props
+//! OTELCONC_PROPTEST_SEED=12345 cargo test -p otelconc --test rate_props   # one given seed
+//! ```
+//!
+//! `random` draws a new seed each run; a failure found so is shrunk, printed, and its
+//! seed saved to the regressions file, which every later run replays first (commit the
+//! line it adds). `PROPTEST_CASES` changes the number of cases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,7 +22,37 @@ use std::time::Duration;
 
 use otelconc::rate::{Clock, Rate, RateLimiter, Reservation};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use tokio::time::Instant;
+
+/// The seed of the cases CI runs (see the module docs for exploring others).
+const SEED: u64 = 0x0007_e1c0_5eed_2026;
+/// The number of cases CI runs.
+const CASES: u32 = 128;
+
+/// [`CASES`] cases from [`SEED`], unless `OTELCONC_PROPTEST_SEED` (`random` or a
+/// number) or `PROPTEST_CASES` says otherwise.
+fn config() -> ProptestConfig {
+    // Reads the PROPTEST_* variables, and the regressions file's location.
+    let base = ProptestConfig::default();
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+        base.cases
+    } else {
+        CASES
+    };
+    let rng_seed = match std::env::var("OTELCONC_PROPTEST_SEED").as_deref() {
+        Err(_) | Ok("") => RngSeed::Fixed(SEED),
+        Ok("random") => RngSeed::Random,
+        Ok(n) => RngSeed::Fixed(n.parse().unwrap_or_else(|_| {
+            panic!("OTELCONC_PROPTEST_SEED={n}: expected `random` or a number (u64)")
+        })),
+    };
+    ProptestConfig {
+        cases,
+        rng_seed,
+        ..base
+    }
+}
 
 /// Rates whose token period is a whole number of milliseconds, so the limiter's
 /// nanosecond rounding plays no part.
@@ -196,7 +240,7 @@ async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn admitted_tokens_never_exceed_what_the_bucket_allows(
