@@ -274,6 +274,53 @@ async fn reservations_report_their_delay_and_cancel() {
     assert!(l.try_acquire().is_err());
 }
 
+/// The first sequence the property test once flagged, step by step: a cancel ahead
+/// of a reservation makes it due at that very instant (not at the due time it had),
+/// and the rate changes after it keep the tokens, so the next token comes exactly one
+/// period (at the new rate) after the bucket is drained.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_ahead_makes_a_reservation_due_at_once_and_rate_changes_grant_nothing_early() {
+    let ms = Duration::from_millis;
+    let l = limiter(1.0, 1);
+    l.set_burst(3).expect("valid");
+    assert!((l.tokens() - 1.0).abs() < 1e-9, "tokens {}", l.tokens());
+    let first = l.reserve_n(2).expect("within the burst");
+    let second = l.reserve_n(1).expect("within the burst");
+    let third = l.reserve_n(1).expect("within the burst");
+    assert_eq!(
+        (first.delay(), second.delay(), third.delay()),
+        (ms(1000), ms(2000), ms(3000))
+    );
+    l.set_rate(Rate::per_second(2.0)).expect("valid");
+    assert_eq!(
+        (first.delay(), second.delay(), third.delay()),
+        (ms(500), ms(1000), ms(1500))
+    );
+    assert!((l.tokens() + 3.0).abs() < 1e-9, "tokens {}", l.tokens());
+    // The 2 tokens given back cover the second reservation: it is granted now.
+    first.cancel();
+    assert_eq!((second.delay(), third.delay()), (ms(0), ms(500)));
+    assert!((l.tokens() + 1.0).abs() < 1e-9, "tokens {}", l.tokens());
+    // Already granted: cancelling it gives nothing back.
+    second.cancel();
+    assert!((l.tokens() + 1.0).abs() < 1e-9, "tokens {}", l.tokens());
+    l.set_rate(Rate::per_second(1000.0)).expect("valid");
+    assert_eq!(third.delay(), ms(1));
+    assert!(l.try_acquire().is_err());
+    advance(ms(4)).await;
+    assert_eq!(third.delay(), ms(0));
+    drop(third);
+    assert!((l.tokens() - 3.0).abs() < 1e-9, "tokens {}", l.tokens());
+    l.set_rate(Rate::per_second(1.0)).expect("valid");
+    assert!((l.tokens() - 3.0).abs() < 1e-9, "tokens {}", l.tokens());
+    assert_eq!(l.reserve_n(3).expect("within the burst").delay(), ms(0));
+    assert!(l.try_acquire().is_err());
+    advance(ms(999)).await;
+    assert!(l.try_acquire().is_err());
+    advance(ms(1)).await;
+    assert!(l.try_acquire().is_ok());
+}
+
 #[tokio::test(start_paused = true)]
 async fn execute_waits_then_runs() {
     let l = limiter(2.0, 1);
