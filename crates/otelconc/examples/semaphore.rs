@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         uploads.push(tokio::spawn(
             async move {
                 // FIFO: a big upload at the head of the queue is not overtaken.
-                let _permit = memory.acquire(mb).await?;
+                let _permit = memory.acquire_many(mb).await?;
                 tokio::time::sleep(Duration::from_millis(20 + 5 * i as u64)).await;
                 Ok::<u32, otelconc::semaphore::ExceedsTotal>(mb)
             }
@@ -36,14 +36,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     // 100 MB can never fit in 64: refused at once, not after a hang.
-    match memory.acquire(100).await {
+    match memory.acquire_many(100).await {
         Ok(_) => println!("100 MB upload: admitted?!"),
         Err(e) => println!("100 MB upload: {e}"),
     }
     // Once the uploads hold their memory, an impatient upload gives up after 5 ms; its
     // place in the queue is released and nothing stays taken.
     tokio::time::sleep(Duration::from_millis(2)).await;
-    let timed_out = tokio::time::timeout(Duration::from_millis(5), memory.acquire(48))
+    let timed_out = tokio::time::timeout(Duration::from_millis(5), memory.acquire_many(48))
         .await
         .is_err();
     println!("impatient 48 MB upload timed out: {timed_out}");

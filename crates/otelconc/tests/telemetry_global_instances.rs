@@ -14,8 +14,8 @@ fn semaphores_on_the_global_provider_add_up_by_name() {
     let a = Semaphore::new("db", 3).expect("valid");
     let b = Semaphore::new("db", 4).expect("valid");
     let _held = (
-        a.try_acquire(1).expect("free"),
-        b.try_acquire(2).expect("free"),
+        a.try_acquire().expect("free"),
+        b.try_acquire_many(2).expect("free"),
     );
 
     let m = tt.metrics();

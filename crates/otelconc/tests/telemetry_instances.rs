@@ -33,9 +33,9 @@ async fn same_named_semaphores_add_up_instead_of_overwriting_each_other() {
     let a = semaphore(&tt, "db", 3);
     let b = semaphore(&tt, "db", 4);
     let other = semaphore(&tt, "cache", 10);
-    let _a1 = a.try_acquire(2).expect("free");
-    let _b1 = b.try_acquire(1).expect("free");
-    let _o1 = other.try_acquire(5).expect("free");
+    let _a1 = a.try_acquire_many(2).expect("free");
+    let _b1 = b.try_acquire().expect("free");
+    let _o1 = other.try_acquire_many(5).expect("free");
 
     let m = tt.metrics();
     let db = [attr(ATTR_NAME, "db")];

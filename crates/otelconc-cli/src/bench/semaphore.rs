@@ -15,7 +15,7 @@ use super::{Case, Env, SuiteDoc, Variant};
 /// What `docs/costs.md` says about this suite.
 pub(crate) static DOC: SuiteDoc = SuiteDoc {
     about: "The weighted semaphore against `tokio::sync::Semaphore`: the uncontended \
-        `try_acquire(1)` + release loop, 5,000,000 times, and 64 tasks contending for 4 \
+        `try_acquire()` + release loop, 5,000,000 times, and 64 tasks contending for 4 \
         permits, 1,000,000 acquires, each holding its permit across a yield so that most \
         acquires really wait (`--quick`: a tenth).",
     variants: &[
@@ -62,7 +62,7 @@ fn try_loop(env: &Env) -> Case {
             rt.block_on(async move {
                 let start = Instant::now();
                 for _ in 0..ops {
-                    drop(black_box(sem.try_acquire(1)));
+                    drop(black_box(sem.try_acquire()));
                 }
                 start.elapsed()
             })
@@ -124,7 +124,7 @@ fn contended(env: &Env) -> Case {
             contend(rt, ops, move || {
                 let sem = sem.clone();
                 async move {
-                    let p = sem.acquire(1).await;
+                    let p = sem.acquire().await;
                     tokio::task::yield_now().await;
                     drop(p);
                 }

@@ -570,7 +570,7 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
                 [KeyValue::new("demo.service", service)],
             );
             let result = async {
-                let _permit = run.connections.acquire(1).await.map_err(|e| e.to_string())?;
+                let _permit = run.connections.acquire().await.map_err(|e| e.to_string())?;
                 run.quota.acquire().await;
                 let latency = run.settings.faults.latency(seq, which as u64, 0.002, 0.7);
                 tokio::select! {

@@ -1,42 +1,74 @@
-//! Errors of the semaphore.
+//! Errors of the semaphore: one per operation.
 
 use std::fmt;
 
-/// A permit count the semaphore cannot use.
+/// The largest total: `u32::MAX`, or tokio's limit where that is lower (32-bit).
+pub(super) fn max_total() -> u64 {
+    (u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS) as u64
+}
+
+/// A permit count the semaphore cannot be built with.
 ///
 /// # Examples
 /// ```
-/// use otelconc::semaphore::{ConfigError, Semaphore};
-/// assert_eq!(Semaphore::new("db", 0).unwrap_err(), ConfigError::ZeroPermits);
+/// use otelconc::semaphore::{BuildError, Semaphore};
+/// assert_eq!(Semaphore::new("db", 0).unwrap_err(), BuildError::ZeroPermits);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum BuildError {
     /// A semaphore built with no permits could never grant one.
     ZeroPermits,
-    /// The total would exceed `u32::MAX` permits (or tokio's limit, on 32-bit targets).
+    /// More than `u32::MAX` permits (or tokio's limit, on 32-bit targets).
     TooManyPermits {
         /// The total asked for.
         total: u64,
     },
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ZeroPermits => {
                 f.write_str("semaphore: 0 permits; a semaphore must start with at least 1 permit")
             }
-            Self::TooManyPermits { total } => write!(
-                f,
-                "semaphore: {total} permits in total is more than the maximum ({} here)",
-                (u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS)
-            ),
+            Self::TooManyPermits { total } => TooManyPermits { total: *total }.fmt(f),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for BuildError {}
+
+/// [`add_permits`](super::Semaphore::add_permits) would take the total past
+/// `u32::MAX` (or tokio's limit, on 32-bit targets); nothing changed.
+///
+/// # Examples
+/// ```
+/// use otelconc::semaphore::{Semaphore, TooManyPermits};
+/// let sem = Semaphore::new("db", u32::MAX)?;
+/// let err = sem.add_permits(1).unwrap_err();
+/// assert_eq!(err, TooManyPermits { total: u64::from(u32::MAX) + 1 });
+/// assert_eq!(sem.total_permits(), u32::MAX);
+/// # Ok::<(), otelconc::semaphore::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyPermits {
+    /// The total the call would have made.
+    pub total: u64,
+}
+
+impl fmt::Display for TooManyPermits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "semaphore: {} permits in total is more than the maximum ({} here)",
+            self.total,
+            max_total()
+        )
+    }
+}
+
+impl std::error::Error for TooManyPermits {}
 
 /// The call asked for more permits than the semaphore holds in total, so it could
 /// never be granted. Returned at once instead of waiting forever (and to a waiter when
@@ -48,7 +80,7 @@ impl std::error::Error for ConfigError {}
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let sem = Semaphore::new("db", 4)?;
-/// let err = sem.acquire(5).await.unwrap_err();
+/// let err = sem.acquire_many(5).await.unwrap_err();
 /// assert_eq!((err.requested, err.total), (5, 4));
 /// # Ok(())
 /// # }
@@ -79,9 +111,9 @@ impl std::error::Error for ExceedsTotal {}
 /// ```
 /// use otelconc::semaphore::{Semaphore, TryAcquireError};
 /// let sem = Semaphore::new("db", 1)?;
-/// let _held = sem.try_acquire(1)?;
-/// assert_eq!(sem.try_acquire(1).unwrap_err(), TryAcquireError::Unavailable);
-/// assert!(matches!(sem.try_acquire(2), Err(TryAcquireError::ExceedsTotal(_))));
+/// let _held = sem.try_acquire()?;
+/// assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Unavailable);
+/// assert!(matches!(sem.try_acquire_many(2), Err(TryAcquireError::ExceedsTotal(_))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,15 +2,17 @@
 //!
 //! Use it to bound how much of something is in use at once, when uses differ in size:
 //! megabytes of request bodies in memory, connections of a pool shared by jobs that
-//! need several, CPU-heavy tasks weighted by cost. Each caller takes `n` permits and
-//! gives them back when its guard drops. (To bound how *often* things happen, use
+//! need several, CPU-heavy tasks weighted by cost. Each caller takes one permit or `n`
+//! and gives them back when its guard drops. (To bound how *often* things happen, use
 //! [`crate::rate`].) This is Go's `golang.org/x/sync/semaphore`, which the seed
 //! promised and never wrote, with owned guards, runtime resizing and telemetry.
 //!
 //! | call | what it does |
 //! |---|---|
-//! | [`acquire(n)`](Semaphore::acquire), [`acquire_owned(n)`](Semaphore::acquire_owned) | wait for `n` permits (cancel-safe), get a guard |
-//! | [`try_acquire(n)`](Semaphore::try_acquire), [`try_acquire_owned(n)`](Semaphore::try_acquire_owned) | take `n` now or fail |
+//! | [`acquire`](Semaphore::acquire), [`acquire_many(n)`](Semaphore::acquire_many) | wait for 1 or `n` permits, get a guard |
+//! | [`acquire_owned`](Semaphore::acquire_owned), [`acquire_many_owned(n)`](Semaphore::acquire_many_owned) | the same, with a `'static` guard |
+//! | [`try_acquire`](Semaphore::try_acquire), [`try_acquire_many(n)`](Semaphore::try_acquire_many) | take 1 or `n` now or fail |
+//! | [`try_acquire_owned`](Semaphore::try_acquire_owned), [`try_acquire_many_owned(n)`](Semaphore::try_acquire_many_owned) | the same, with a `'static` guard |
 //! | [`add_permits`](Semaphore::add_permits), [`forget_permits`](Semaphore::forget_permits), [`SemaphorePermit::forget`] | resize at runtime |
 //! | [`available_permits`](Semaphore::available_permits), [`total_permits`](Semaphore::total_permits) | introspection |
 //!
@@ -27,9 +29,11 @@
 //!   waiting, so a waiter can always eventually be served. (While calls keep waiting, a
 //!   shrink may keep a little more: up to the largest request made since a shrink last
 //!   found nobody waiting.)
-//! - **Cancel-safe.** Dropping an `acquire` future takes no permits, returns any that
-//!   were set aside for it, and lets the waiters behind it move up.
-//! - A semaphore with 0 permits is refused at construction ([`ConfigError`]).
+//! - **Cancelling a call loses its place in the queue, and nothing else.** Dropping an
+//!   `acquire` future takes no permits, returns any that were set aside for it, and
+//!   lets the waiters behind it move up.
+//! - A semaphore with 0 permits is refused at construction ([`BuildError`]); growing
+//!   the total past `u32::MAX` is refused ([`TooManyPermits`]).
 //!
 //! # What is hand-written
 //! The queue is `tokio::sync::Semaphore`'s: FIFO, weighted through `acquire_many`, and
@@ -66,7 +70,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cpu = Semaphore::new("transcode", 8)?;
-//! let heavy = cpu.acquire_owned(6).await?; // a 4K job weighs 6
+//! let heavy = cpu.acquire_many_owned(6).await?; // a 4K job weighs 6
 //! tokio::spawn(async move {
 //!     let _permit = heavy; // given back when the task ends
 //! })
@@ -79,9 +83,16 @@
 //! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
+// `sem.rs`: `Semaphore` and its `Builder`; `permit.rs`: the guards; `state.rs`: the
+// `Shared` state behind them (the permits, the total, taking and shrinking);
+// `waiting.rs`: who waits, for shrinking; `metrics.rs`: the telemetry; `error.rs`.
 mod error;
+mod metrics;
+mod permit;
 mod sem;
+mod state;
 mod waiting;
 
-pub use error::{ConfigError, ExceedsTotal, TryAcquireError};
-pub use sem::{Builder, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+pub use error::{BuildError, ExceedsTotal, TooManyPermits, TryAcquireError};
+pub use permit::{OwnedSemaphorePermit, SemaphorePermit};
+pub use sem::{Builder, Semaphore};

@@ -3,7 +3,7 @@
 //! Shrinking the semaphore must never leave a waiter asking for more than the total
 //! (it would wait forever), so every waiter announces itself before it reads the
 //! total, and a shrink lowers the total before it reads the announcements (see
-//! `Inner::shrink`).
+//! `Shared::shrink`).
 //!
 //! A read-modify-write per announcement on shared words moved a cache line between
 //! cores on every contended acquire, and so did one striped by thread, since a task

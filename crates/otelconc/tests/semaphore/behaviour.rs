@@ -1,40 +1,28 @@
-//! The weighted semaphore: FIFO fairness, guards, cancellation, resizing, bad input,
-//! telemetry.
+//! FIFO fairness, guards, cancellation, resizing, bad input.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::TraceContextExt;
-use otelconc::semaphore::{ConfigError, ExceedsTotal, Semaphore, TryAcquireError};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc::semaphore::{BuildError, ExceedsTotal, Semaphore, TooManyPermits, TryAcquireError};
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_REASON};
 use otelconc_testkit::{Rng, TestTelemetry, attr};
 use tokio::task::yield_now;
 use tokio::time::sleep;
 
-fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_time()
-        .build()
-        .expect("runtime")
-}
-
-async fn settle() {
-    for _ in 0..10 {
-        yield_now().await;
-    }
-}
+use crate::{multi_thread, settle};
 
 #[test]
 fn zero_permits_and_overflow_are_refused_with_clear_errors() {
     let err = Semaphore::new("bad", 0).unwrap_err();
-    assert_eq!(err, ConfigError::ZeroPermits);
+    assert_eq!(err, BuildError::ZeroPermits);
     assert!(err.to_string().contains("at least 1"), "{err}");
     let sem = Semaphore::new("big", u32::MAX - 1).expect("valid");
     let err = sem.add_permits(2).unwrap_err();
-    assert!(matches!(err, ConfigError::TooManyPermits { .. }), "{err}");
+    assert!(
+        matches!(err, TooManyPermits { total } if total == u64::from(u32::MAX) + 1),
+        "{err}"
+    );
     assert_eq!(sem.total_permits(), u32::MAX - 1);
     sem.add_permits(1).expect("fits exactly");
     assert_eq!(sem.total_permits(), u32::MAX);
@@ -47,14 +35,14 @@ async fn more_than_the_total_fails_at_once_with_a_clear_error() {
         requested: 5,
         total: 4,
     };
-    assert_eq!(sem.acquire(5).await.unwrap_err(), want);
-    assert_eq!(sem.acquire_owned(5).await.unwrap_err(), want);
+    assert_eq!(sem.acquire_many(5).await.unwrap_err(), want);
+    assert_eq!(sem.acquire_many_owned(5).await.unwrap_err(), want);
     assert_eq!(
-        sem.try_acquire(5).unwrap_err(),
+        sem.try_acquire_many(5).unwrap_err(),
         TryAcquireError::ExceedsTotal(want)
     );
     assert_eq!(
-        sem.try_acquire_owned(5).unwrap_err(),
+        sem.try_acquire_many_owned(5).unwrap_err(),
         TryAcquireError::ExceedsTotal(want)
     );
     let msg = want.to_string();
@@ -63,15 +51,15 @@ async fn more_than_the_total_fails_at_once_with_a_clear_error() {
         "{msg}"
     );
     // Even while others hold permits, it fails rather than waits.
-    let _held = sem.acquire(4).await.expect("all of them");
-    assert_eq!(sem.acquire(5).await.unwrap_err(), want);
-    assert_eq!(
-        sem.try_acquire(1).unwrap_err(),
-        TryAcquireError::Unavailable
-    );
+    let _held = sem.acquire_many(4).await.expect("all of them");
+    assert_eq!(sem.acquire_many(5).await.unwrap_err(), want);
+    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Unavailable);
     // n == 0 always passes.
     assert_eq!(
-        sem.acquire(0).await.expect("nothing asked").num_permits(),
+        sem.acquire_many(0)
+            .await
+            .expect("nothing asked")
+            .num_permits(),
         0
     );
 }
@@ -79,9 +67,9 @@ async fn more_than_the_total_fails_at_once_with_a_clear_error() {
 #[tokio::test]
 async fn guards_give_their_permits_back_on_drop() {
     let sem = Semaphore::new("db", 5).expect("valid");
-    let a = sem.acquire(2).await.expect("free");
-    let b = sem.try_acquire(1).expect("free");
-    let c = sem.acquire_owned(2).await.expect("free");
+    let a = sem.acquire_many(2).await.expect("free");
+    let b = sem.try_acquire().expect("free");
+    let c = sem.acquire_many_owned(2).await.expect("free");
     assert_eq!(sem.available_permits(), 0);
     drop(a);
     assert_eq!(sem.available_permits(), 2);
@@ -92,7 +80,7 @@ async fn guards_give_their_permits_back_on_drop() {
     .expect("no panic");
     assert_eq!(sem.available_permits(), 4);
     drop(b);
-    let d = sem.try_acquire_owned(5).expect("all free");
+    let d = sem.try_acquire_many_owned(5).expect("all free");
     assert_eq!(d.num_permits(), 5);
     drop(d);
     assert_eq!(sem.available_permits(), 5);
@@ -102,13 +90,13 @@ async fn guards_give_their_permits_back_on_drop() {
 #[tokio::test]
 async fn a_large_waiter_at_the_head_holds_back_smaller_ones() {
     let sem = Semaphore::new("fifo", 4).expect("valid");
-    let held = sem.acquire(3).await.expect("free");
+    let held = sem.acquire_many(3).await.expect("free");
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for (i, n) in [4u32, 1, 2].into_iter().enumerate() {
         let (sem, order) = (sem.clone(), order.clone());
         tasks.push(tokio::spawn(async move {
-            let p = sem.acquire(n).await.expect("within the total");
+            let p = sem.acquire_many(n).await.expect("within the total");
             order.lock().expect("lock").push(i);
             yield_now().await;
             drop(p);
@@ -118,10 +106,7 @@ async fn a_large_waiter_at_the_head_holds_back_smaller_ones() {
     // One permit is free, and the waiter asking for 1 could use it, but the waiter
     // asking for 4 is first in line.
     assert!(order.lock().expect("lock").is_empty());
-    assert_eq!(
-        sem.try_acquire(1).unwrap_err(),
-        TryAcquireError::Unavailable
-    );
+    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Unavailable);
     drop(held);
     for t in tasks {
         t.await.expect("no panic");
@@ -133,15 +118,15 @@ async fn a_large_waiter_at_the_head_holds_back_smaller_ones() {
 #[tokio::test]
 async fn a_cancelled_waiter_leaves_no_permits_behind_and_unblocks_the_queue() {
     let sem = Semaphore::new("cancel", 4).expect("valid");
-    let held = sem.acquire(3).await.expect("free");
+    let held = sem.acquire_many(3).await.expect("free");
     let big = tokio::spawn({
         let sem = sem.clone();
-        async move { sem.acquire(4).await.map(|p| p.num_permits()) }
+        async move { sem.acquire_many(4).await.map(|p| p.num_permits()) }
     });
     settle().await;
     let small = tokio::spawn({
         let sem = sem.clone();
-        async move { sem.acquire(1).await.map(|p| p.num_permits()) }
+        async move { sem.acquire().await.map(|p| p.num_permits()) }
     });
     settle().await;
     assert!(!small.is_finished());
@@ -171,7 +156,7 @@ async fn a_thousand_random_cancellations_never_leak_a_permit() {
         let hold = Duration::from_millis(rng.below(20));
         let (sem, granted) = (sem.clone(), granted.clone());
         tasks.push(tokio::spawn(async move {
-            if let Ok(Ok(p)) = tokio::time::timeout(give_up, sem.acquire(n)).await {
+            if let Ok(Ok(p)) = tokio::time::timeout(give_up, sem.acquire_many(n)).await {
                 granted.fetch_add(1, Ordering::Relaxed);
                 sleep(hold).await;
                 drop(p);
@@ -191,7 +176,7 @@ async fn a_thousand_random_cancellations_never_leak_a_permit() {
     assert_eq!(sem.available_permits(), 8);
     assert_eq!(sem.total_permits(), 8);
     // And the semaphore still works: all 8 at once.
-    assert_eq!(sem.try_acquire(8).expect("all free").num_permits(), 8);
+    assert_eq!(sem.try_acquire_many(8).expect("all free").num_permits(), 8);
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "leak");
     assert_eq!(
@@ -215,14 +200,14 @@ async fn a_thousand_random_cancellations_never_leak_a_permit() {
 #[tokio::test]
 async fn resize_at_runtime_without_stranding_a_waiter() {
     let sem = Semaphore::new("resize", 2).expect("valid");
-    let held = sem.acquire(2).await.expect("free");
+    let held = sem.acquire_many(2).await.expect("free");
     // Too big for the total: fails at once; after growing, it waits and gets through.
-    assert!(sem.acquire(3).await.is_err());
+    assert!(sem.acquire_many(3).await.is_err());
     sem.add_permits(1).expect("fits");
     assert_eq!((sem.total_permits(), sem.available_permits()), (3, 1));
     let waiter = tokio::spawn({
         let sem = sem.clone();
-        async move { sem.acquire(3).await.map(|p| p.num_permits()) }
+        async move { sem.acquire_many(3).await.map(|p| p.num_permits()) }
     });
     settle().await;
     assert!(!waiter.is_finished());
@@ -230,19 +215,19 @@ async fn resize_at_runtime_without_stranding_a_waiter() {
     assert_eq!(waiter.await.expect("no panic"), Ok(3));
 
     // forget_permits takes only free permits...
-    let held = sem.acquire(1).await.expect("free");
+    let held = sem.acquire().await.expect("free");
     assert_eq!(sem.forget_permits(5), 2);
     assert_eq!((sem.total_permits(), sem.available_permits()), (1, 0));
     // ...and new requests above the new total fail at once.
-    assert!(sem.acquire(2).await.is_err());
+    assert!(sem.acquire_many(2).await.is_err());
     drop(held);
     sem.add_permits(3).expect("fits");
 
     // The total never shrinks below a waiting request.
-    let held = sem.acquire(2).await.expect("free");
+    let held = sem.acquire_many(2).await.expect("free");
     let waiter = tokio::spawn({
         let sem = sem.clone();
-        async move { sem.acquire(4).await.map(|p| p.num_permits()) }
+        async move { sem.acquire_many(4).await.map(|p| p.num_permits()) }
     });
     settle().await;
     assert_eq!(sem.forget_permits(2), 0, "the waiter needs all 4");
@@ -250,152 +235,8 @@ async fn resize_at_runtime_without_stranding_a_waiter() {
     assert_eq!(sem.total_permits(), 4);
     assert_eq!(waiter.await.expect("no panic"), Ok(4));
     // With nobody waiting, forgetting a held permit shrinks the total.
-    sem.try_acquire(1).expect("free").forget();
+    sem.try_acquire().expect("free").forget();
     assert_eq!((sem.total_permits(), sem.available_permits()), (3, 3));
-}
-
-#[tokio::test]
-async fn metrics_count_grants_refusals_permits_and_real_waits() {
-    let tt = TestTelemetry::new();
-    let sem = Semaphore::builder("pool", 3)
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
-    let name = attr(ATTR_NAME, "pool");
-    let a = sem.acquire(2).await.expect("free"); // no wait
-    assert!(sem.try_acquire(2).is_err()); // unavailable
-    assert!(sem.try_acquire(4).is_err()); // exceeds the total
-    let m = tt.metrics();
-    // No wait recorded: no point, or (bound instruments) an empty one.
-    assert_eq!(
-        m.histogram("otelconc.semaphore.wait", std::slice::from_ref(&name))
-            .map_or(0, |(count, _)| count),
-        0
-    );
-    assert_eq!(
-        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
-        Some(2.0)
-    );
-    assert_eq!(
-        m.value("otelconc.semaphore.available", std::slice::from_ref(&name)),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.value("otelconc.semaphore.limit", std::slice::from_ref(&name)),
-        Some(3.0)
-    );
-
-    let waiter = tokio::spawn({
-        let sem = sem.clone();
-        async move { sem.acquire(3).await.map(|p| p.num_permits()) }
-    });
-    settle().await;
-    assert_eq!(
-        tt.metrics()
-            .value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
-        Some(1.0)
-    );
-    drop(a);
-    assert_eq!(waiter.await.expect("no panic"), Ok(3));
-
-    let m = tt.metrics();
-    assert_eq!(
-        m.value("otelconc.semaphore.admitted", std::slice::from_ref(&name)),
-        Some(5.0)
-    );
-    let refused = |reason: &'static str| {
-        m.value(
-            "otelconc.semaphore.refused",
-            &[name.clone(), attr(ATTR_REASON, reason)],
-        )
-    };
-    assert_eq!(refused("unavailable"), Some(2.0));
-    assert_eq!(refused("exceeds_total"), Some(4.0));
-    assert_eq!(refused("cancelled"), Some(0.0));
-    assert_eq!(
-        m.value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
-        Some(0.0)
-    );
-    assert_eq!(
-        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
-        Some(0.0)
-    );
-    let (count, sum) = m
-        .histogram(
-            "otelconc.semaphore.wait",
-            &[name.clone(), attr(ATTR_OUTCOME, "ok")],
-        )
-        .expect("one real wait");
-    assert_eq!(count, 1);
-    assert!(sum > 0.0);
-    tt.assert_all_cataloged();
-    drop(sem);
-    // A dropped semaphore stops reporting.
-    assert_eq!(tt.metrics().value("otelconc.semaphore.limit", &[]), None);
-}
-
-#[tokio::test]
-async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
-    let tt = TestTelemetry::new();
-    let sem = Semaphore::builder("traced", 1)
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
-    let root = tt.root("caller");
-    let root_id = root.span().span_context().span_id();
-
-    // No wait inside the trace: no span.
-    let held = sem
-        .acquire(1)
-        .with_context(root.clone())
-        .await
-        .expect("free");
-    // A wait outside any trace: no span.
-    let outside = tokio::spawn({
-        let sem = sem.clone();
-        async move {
-            drop(sem.acquire(1).await);
-        }
-    });
-    settle().await;
-    // A wait inside the trace: a span, child of the caller.
-    let inside = tokio::spawn({
-        let (sem, root) = (sem.clone(), root.clone());
-        async move {
-            drop(sem.acquire(1).with_context(root).await);
-        }
-    });
-    settle().await;
-    // A cancelled wait inside the trace: its span ends too, marked cancelled.
-    let cancelled = tokio::spawn({
-        let (sem, root) = (sem.clone(), root.clone());
-        async move {
-            drop(sem.acquire(1).with_context(root).await);
-        }
-    });
-    settle().await;
-    cancelled.abort();
-    let _ = cancelled.await;
-    drop(held);
-    outside.await.expect("no panic");
-    inside.await.expect("no panic");
-    root.span().end();
-
-    let spans = tt.spans_named("otelconc.semaphore.wait");
-    assert_eq!(spans.len(), 2, "{spans:?}");
-    let outcome = |s: &otelconc_testkit::SpanData| {
-        s.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == ATTR_OUTCOME)
-            .map(|kv| kv.value.to_string())
-    };
-    let mut outcomes: Vec<_> = spans.iter().filter_map(outcome).collect();
-    outcomes.sort();
-    assert_eq!(outcomes, vec!["cancelled", "ok"]);
-    for s in &spans {
-        assert_eq!(s.parent_span_id, root_id);
-    }
-    tt.assert_all_cataloged();
 }
 
 /// Threads take and give back random weights with `try_acquire` and `acquire` while
@@ -413,12 +254,12 @@ fn permits_are_conserved_under_threads_and_resizes() {
                 for _ in 0..2_000 {
                     let n = 1 + rng.below(4) as u32;
                     if rng.below(2) == 0 {
-                        if let Ok(p) = sem.try_acquire(n) {
+                        if let Ok(p) = sem.try_acquire_many(n) {
                             yield_now().await;
                             drop(p);
                         }
                     } else if let Ok(Ok(p)) =
-                        tokio::time::timeout(Duration::from_micros(50), sem.acquire(n)).await
+                        tokio::time::timeout(Duration::from_micros(50), sem.acquire_many(n)).await
                     {
                         yield_now().await;
                         drop(p);
@@ -469,7 +310,7 @@ fn shrinking_never_strands_a_waiter() {
                 let (mut ok, mut refused) = (0u32, 0u32);
                 for _ in 0..300 {
                     let n = 1 + rng.below(4) as u32;
-                    match sem.acquire(n).await {
+                    match sem.acquire_many(n).await {
                         Ok(p) => {
                             ok += 1;
                             yield_now().await;
@@ -525,11 +366,11 @@ async fn a_panic_while_holding_permits_gives_them_back() {
     let task = tokio::spawn({
         let sem = sem.clone();
         async move {
-            let _p = sem.acquire_owned(3).await.expect("free");
+            let _p = sem.acquire_many_owned(3).await.expect("free");
             panic!("user code failed while holding the permits");
         }
     });
     assert!(task.await.expect_err("the task panicked").is_panic());
     assert_eq!(sem.available_permits(), 3);
-    assert_eq!(sem.try_acquire(3).expect("all back").num_permits(), 3);
+    assert_eq!(sem.try_acquire_many(3).expect("all back").num_permits(), 3);
 }
