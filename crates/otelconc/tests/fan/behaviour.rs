@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use otelconc::fan::{
-    FanIn, FanOut, ItemError, fan_in, fan_out, fan_out_items, fan_out_items_unordered,
+    BuildError, FanIn, FanOut, ItemError, fan_in, fan_out, fan_out_items, fan_out_items_unordered,
 };
 use otelconc::group::{CancelCause, TaskError};
 use tokio::time::sleep;
@@ -15,13 +15,24 @@ use tokio::time::sleep;
 async fn zero_concurrency_or_capacity_is_rejected_with_a_clear_error() {
     let f = |x: u8| async move { Ok::<_, String>(x) };
     let err = fan_out_items([1u8], 0, f).unwrap_err();
+    assert_eq!(err, BuildError::ZeroConcurrency);
     assert_eq!(
         err.to_string(),
         "fan_out_items: concurrency must be at least 1 (0 would never start an item)"
     );
     assert!(fan_out_items_unordered([1u8], 0, f).is_err());
+    assert!(matches!(
+        fan_out_items_unordered([1u8], 0, f),
+        Err(BuildError::ZeroConcurrency)
+    ));
     assert!(FanOut::new("x").items([1u8], 0, f).is_err());
+    assert!(matches!(
+        FanOut::new("x").items_unordered([1u8], 0, f),
+        Err(BuildError::ZeroConcurrency)
+    ));
     let err = FanIn::<u8>::builder("x").capacity(0).build().unwrap_err();
+    // A zero capacity is its own variant, not a zero concurrency.
+    assert_eq!(err, BuildError::ZeroCapacity);
     assert!(
         err.to_string().contains("capacity must be at least 1"),
         "{err}"
