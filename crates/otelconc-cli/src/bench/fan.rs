@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStream, TryStreamExt, future, stream};
-use otelconc::fan::{FanIn, FanOut, ZeroConcurrency};
+use otelconc::fan::{BuildError, FanIn, FanOut};
 use otelconc::group::TaskGroup;
 use otelconc::telemetry::Telemetry;
 use tokio::runtime::Runtime;
@@ -130,7 +130,7 @@ fn otelconc_ordered(fan: &FanOut) -> impl Fn(&Runtime, u64) -> Duration + 'stati
 }
 
 /// Sums a fan-out stream; a rejected call or a failed item becomes its message.
-async fn sum_items<S: TryStream<Ok = u64>>(items: Result<S, ZeroConcurrency>) -> Result<u64, String>
+async fn sum_items<S: TryStream<Ok = u64>>(items: Result<S, BuildError>) -> Result<u64, String>
 where
     S::Error: fmt::Display,
 {

@@ -80,23 +80,43 @@ impl<E: fmt::Display> fmt::Display for ItemError<E> {
 /// `?` works without wrapping; the message includes `E`'s own.
 impl<E: fmt::Debug + fmt::Display> Error for ItemError<E> {}
 
-/// A concurrency or capacity of 0 was passed: rejected up front, because it could never
-/// make progress (the `futures` crate's `buffered(0)` hangs forever instead).
+/// A fan-out or fan-in was asked for a size that could never make progress: rejected up
+/// front (the `futures` crate's `buffered(0)` hangs forever instead).
 ///
 /// # Examples
 /// ```
-/// let err = otelconc::fan::fan_out_items([1], 0, |x| async move { Ok::<_, String>(x) }).unwrap_err();
+/// use otelconc::fan::{BuildError, FanIn, fan_out_items};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = fan_out_items([1], 0, |x| async move { Ok::<_, String>(x) }).unwrap_err();
+/// assert_eq!(err, BuildError::ZeroConcurrency);
 /// assert_eq!(err.to_string(), "fan_out_items: concurrency must be at least 1 (0 would never start an item)");
+/// let err = FanIn::<u8>::builder("events").capacity(0).build().unwrap_err();
+/// assert_eq!(err, BuildError::ZeroCapacity);
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ZeroConcurrency {
-    pub(crate) what: &'static str,
+#[non_exhaustive]
+pub enum BuildError {
+    /// A concurrency of 0 for [`fan_out_items`](super::fan_out_items) or
+    /// [`fan_out_items_unordered`](super::fan_out_items_unordered) (or the
+    /// [`FanOut`](super::FanOut) methods): it would never start an item.
+    ZeroConcurrency,
+    /// A capacity of 0 for [`FanInBuilder::capacity`](super::FanInBuilder::capacity): it
+    /// could never hand an item over.
+    ZeroCapacity,
 }
 
-impl fmt::Display for ZeroConcurrency {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.what)
+        f.write_str(match self {
+            Self::ZeroConcurrency => {
+                "fan_out_items: concurrency must be at least 1 (0 would never start an item)"
+            }
+            Self::ZeroCapacity => {
+                "fan_in: capacity must be at least 1 (0 could never hand an item over)"
+            }
+        })
     }
 }
 
-impl Error for ZeroConcurrency {}
+impl Error for BuildError {}

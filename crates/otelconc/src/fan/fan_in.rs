@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context as TaskCx, Poll};
 
@@ -14,198 +13,13 @@ use opentelemetry::{Context, KeyValue};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::error::ZeroConcurrency;
+use super::carrier::{Merged, Msg, ReceiveSpan, Traced};
+use super::error::BuildError;
 use crate::group::Guarded;
 use crate::telemetry::names::{ATTR_NAME, fan as names};
 use crate::telemetry::{Counter, SpanPolicy, Telemetry, sampled_context};
 
 const DEFAULT_CAPACITY: usize = 32;
-
-/// A value with the OpenTelemetry context of the code that produced it, for
-/// [`FanInBuilder::traced_input`]: each item keeps its own producer's trace.
-///
-/// # Examples
-/// ```
-/// use otelconc::fan::Traced;
-/// let t = Traced::new(5); // captures the current context if it is sampled
-/// assert!(t.context.is_none());
-/// assert_eq!(t.value, 5);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Traced<T> {
-    /// The value.
-    pub value: T,
-    /// The producer's context; `None` outside a sampled trace.
-    pub context: Option<Context>,
-}
-
-impl<T> Traced<T> {
-    /// `value` with the current context when it holds a sampled span (one thread-local
-    /// read and no allocation otherwise).
-    ///
-    /// # Examples
-    /// ```
-    /// let t = otelconc::fan::Traced::new("job");
-    /// assert_eq!(t.value, "job");
-    /// ```
-    pub fn new(value: T) -> Self {
-        Self {
-            value,
-            context: sampled_context(),
-        }
-    }
-
-    /// `value` with an explicit producer context.
-    ///
-    /// # Examples
-    /// ```
-    /// let t = otelconc::fan::Traced::with_context("job", None);
-    /// assert!(t.context.is_none());
-    /// ```
-    pub fn with_context(value: T, context: Option<Context>) -> Self {
-        Self { value, context }
-    }
-}
-
-/// The span of one received item, ended when the [`Merged`] is dropped.
-struct ReceiveSpan(Option<Context>);
-
-impl Drop for ReceiveSpan {
-    fn drop(&mut self) {
-        if let Some(cx) = self.0.take() {
-            cx.span().end();
-        }
-    }
-}
-
-/// One item out of a [`FanIn`]: the value, which input it came from, and its traces.
-///
-/// When the item was produced inside a sampled trace, receiving it started a span
-/// `otelconc.fan_in.receive` linked to the producer's context; run the item's
-/// processing under [`Merged::context`] to make it part of that span, which ends when the
-/// `Merged` is dropped (or [`Merged::into_inner`] is called).
-///
-/// # Examples
-/// ```
-/// use futures::StreamExt;
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let mut out = otelconc::fan::fan_in([futures::stream::iter([7])]);
-/// let m = out.next().await.unwrap();
-/// assert_eq!((*m, m.input()), (7, 0));
-/// # }
-/// ```
-pub struct Merged<T> {
-    value: T,
-    input: usize,
-    producer: Option<Context>,
-    span: ReceiveSpan,
-}
-
-impl<T: fmt::Debug> fmt::Debug for Merged<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Merged")
-            .field("value", &self.value)
-            .field("input", &self.input)
-            .field("traced", &self.producer.is_some())
-            .finish()
-    }
-}
-
-impl<T> Deref for Merged<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T> Merged<T> {
-    /// The value.
-    ///
-    /// # Examples
-    /// ```
-    /// # use futures::StreamExt;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # let mut out = otelconc::fan::fan_in([futures::stream::iter([7])]);
-    /// let m = out.next().await.unwrap();
-    /// assert_eq!(*m.value(), 7);
-    /// # }
-    /// ```
-    pub fn value(&self) -> &T {
-        &self.value
-    }
-
-    /// The value; ends the receive span.
-    ///
-    /// # Examples
-    /// ```
-    /// # use futures::StreamExt;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # let mut out = otelconc::fan::fan_in([futures::stream::iter([7])]);
-    /// let v: i32 = out.next().await.unwrap().into_inner();
-    /// assert_eq!(v, 7);
-    /// # }
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.value
-    }
-
-    /// The index of the input it came from, in the order inputs were added.
-    ///
-    /// # Examples
-    /// ```
-    /// # use futures::StreamExt;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # let mut out = otelconc::fan::fan_in([futures::stream::iter([7])]);
-    /// assert_eq!(out.next().await.unwrap().input(), 0);
-    /// # }
-    /// ```
-    pub fn input(&self) -> usize {
-        self.input
-    }
-
-    /// The producer's context, when the item was produced inside a sampled trace.
-    ///
-    /// # Examples
-    /// ```
-    /// # use futures::StreamExt;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # let mut out = otelconc::fan::fan_in([futures::stream::iter([7])]);
-    /// assert!(out.next().await.unwrap().producer_context().is_none());
-    /// # }
-    /// ```
-    pub fn producer_context(&self) -> Option<&Context> {
-        self.producer.as_ref()
-    }
-
-    /// The context of the receive span (`otelconc.fan_in.receive`), to run the item's
-    /// processing under (`opentelemetry::context::FutureExt::with_context`); `None` when
-    /// no span was started.
-    ///
-    /// # Examples
-    /// ```
-    /// # use futures::StreamExt;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # let mut out = otelconc::fan::fan_in([futures::stream::iter([7])]);
-    /// assert!(out.next().await.unwrap().context().is_none()); // not traced
-    /// # }
-    /// ```
-    pub fn context(&self) -> Option<&Context> {
-        self.span.0.as_ref()
-    }
-}
-
-/// What merge tasks send the output.
-enum Msg<T> {
-    Item {
-        value: T,
-        input: usize,
-        producer: Option<Context>,
-    },
-    Panicked {
-        input: usize,
-        message: String,
-    },
-}
 
 type BoxInput<T> = Pin<Box<dyn Stream<Item = Traced<T>> + Send>>;
 
@@ -322,7 +136,7 @@ impl<T: Send + 'static> FanInBuilder<T> {
     /// Starts one merge task per input and returns the merged stream.
     ///
     /// # Errors
-    /// [`ZeroConcurrency`] when the capacity is 0.
+    /// [`BuildError::ZeroCapacity`] when the capacity is 0.
     ///
     /// # Panics
     /// When called outside a tokio runtime (it spawns the merge tasks).
@@ -334,11 +148,9 @@ impl<T: Send + 'static> FanInBuilder<T> {
     /// assert!(err.to_string().contains("capacity must be at least 1"));
     /// # }
     /// ```
-    pub fn build(self) -> Result<FanIn<T>, ZeroConcurrency> {
+    pub fn build(self) -> Result<FanIn<T>, BuildError> {
         if self.capacity == 0 {
-            return Err(ZeroConcurrency {
-                what: "fan_in: capacity must be at least 1 (0 could never hand an item over)",
-            });
+            return Err(BuildError::ZeroCapacity);
         }
         let telemetry = self.telemetry.unwrap_or_else(Telemetry::global);
         let name = KeyValue::new(ATTR_NAME, self.name);
@@ -425,6 +237,7 @@ async fn merge<T>(
 /// assert_eq!(all, [1, 2, 3]);
 /// # }
 /// ```
+#[must_use = "dropping a `FanIn` aborts its merge tasks"]
 pub struct FanIn<T> {
     rx: mpsc::Receiver<Msg<T>>,
     tasks: JoinSet<()>,
@@ -466,7 +279,10 @@ impl<T: Send + 'static> FanIn<T> {
     /// not yet received are dropped.
     ///
     /// # Cancel safety
-    /// Dropping the future drops the `FanIn`, which aborts the tasks without waiting.
+    /// This method is cancel safe. If `shutdown` is used as a branch in
+    /// [`tokio::select!`] and another branch completes first, the merge tasks are
+    /// aborted all the same (the `FanIn` is dropped); only the wait until they are gone
+    /// is cut short.
     ///
     /// # Examples
     /// ```

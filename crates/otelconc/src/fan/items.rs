@@ -16,7 +16,8 @@ use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 
 use super::error::ItemError;
-use super::out::Inner;
+use super::metrics::ItemCounts;
+use super::state::Shared;
 use crate::panic_payload;
 use crate::telemetry::names::fan as names;
 use crate::telemetry::{EndingSpan, record_error};
@@ -193,7 +194,7 @@ enum Started<Fut> {
 /// The span of item `index`, a child of the caller's context `parent`.
 #[cold]
 #[inline(never)]
-fn item_span(fan: &Inner, parent: &Context, index: usize) -> Context {
+fn item_span(fan: &Shared, parent: &Context, index: usize) -> Context {
     fan.telemetry.start_span(
         &names::ITEM,
         parent,
@@ -220,35 +221,14 @@ struct Source<I, F> {
     next_index: usize,
     /// The caller's context, when the call was made inside a sampled trace.
     parent: Option<Context>,
-    fan: Arc<Inner>,
-    /// Results yielded since the last flush (any outcome).
-    yielded: u32,
-    /// Errors and panics among them: counted on the (cold) failure path only, so an
-    /// `ok` item costs one increment.
-    failed: u32,
-    panicked: u32,
+    fan: Arc<Shared>,
+    /// Outcomes yielded since they were last added to the fan-out's counters.
+    counts: ItemCounts,
 }
-
-/// Outcomes are added to the counters in batches of at most this many, and whenever the
-/// stream waits, ends or is dropped: a collection never misses more than the items the
-/// stream yielded since it last waited, and an item costs a local increment.
-const FLUSH_EVERY: u32 = 256;
 
 impl<I, F> Source<I, F> {
     fn flush(&mut self) {
-        let yielded = std::mem::take(&mut self.yielded);
-        let error = std::mem::take(&mut self.failed);
-        let panic = std::mem::take(&mut self.panicked);
-        let ok = yielded.saturating_sub(error).saturating_sub(panic);
-        if ok > 0 {
-            self.fan.ok.add(u64::from(ok));
-        }
-        if error > 0 {
-            self.fan.error.add(u64::from(error));
-        }
-        if panic > 0 {
-            self.fan.panic.add(u64::from(panic));
-        }
+        self.counts.flush(&self.fan.metrics);
     }
 
     /// Flushes the counts when the stream is about to wait or has ended.
@@ -273,7 +253,7 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: Future<Output = Result<R, E>>,
 {
-    fn new(items: I, limit: usize, f: F, fan: Arc<Inner>) -> Self {
+    fn new(items: I, limit: usize, f: F, fan: Arc<Shared>) -> Self {
         Self {
             items: Some(items),
             f,
@@ -281,9 +261,7 @@ where
             next_index: 0,
             parent: fan.telemetry.span_parent(),
             fan,
-            yielded: 0,
-            failed: 0,
-            panicked: 0,
+            counts: ItemCounts::default(),
         }
     }
 
@@ -337,21 +315,7 @@ where
 
     #[inline]
     fn count(&mut self, out: &Result<R, ItemError<E>>) {
-        if let Err(e) = out {
-            self.count_failure(e);
-        }
-        self.yielded += 1;
-        if self.yielded >= FLUSH_EVERY {
-            self.flush();
-        }
-    }
-
-    #[cold]
-    fn count_failure(&mut self, e: &ItemError<E>) {
-        match e {
-            ItemError::Failed { .. } => self.failed += 1,
-            ItemError::Panicked { .. } => self.panicked += 1,
-        }
+        self.counts.count(out, &self.fan.metrics);
     }
 
     fn remaining_hint(&self, running: usize) -> (usize, Option<usize>) {
@@ -380,6 +344,7 @@ where
 /// assert_eq!(out.next().await, Some(Ok(2)));
 /// # }
 /// ```
+#[must_use = "streams do nothing unless polled"]
 pub struct FanOutItems<I, F, Fut>
 where
     I: Iterator,
@@ -431,6 +396,7 @@ impl<T> Ord for Ahead<T> {
 /// assert_eq!(all, [1, 2, 3]);
 /// # }
 /// ```
+#[must_use = "streams do nothing unless polled"]
 pub struct FanOutItemsUnordered<I, F, Fut>
 where
     I: Iterator,
@@ -480,7 +446,7 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: fmt::Display,
 {
-    pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Inner>) -> Self {
+    pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Shared>) -> Self {
         let source = Source::new(items, limit, f, fan);
         let traced = source.parent.is_some();
         Self {
@@ -521,7 +487,6 @@ where
     /// assert_eq!(out.unwrap_err().index(), 1);
     /// # }
     /// ```
-    #[must_use]
     pub fn fail_fast(mut self) -> Self {
         self.fail_fast = true;
         self
@@ -535,7 +500,7 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: fmt::Display,
 {
-    pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Inner>) -> Self {
+    pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Shared>) -> Self {
         let source = Source::new(items, limit, f, fan);
         let traced = source.parent.is_some();
         Self {

@@ -9,7 +9,7 @@
 //! | the same, results as they complete | [`fan_out_items_unordered`], [`FanOut::items_unordered`] | `buffer_unordered` |
 //! | many streams merged into one | [`fan_in`], [`FanIn::builder`] | the seed's `FanIn`, `select_all` |
 //!
-//! What they fix: a concurrency of 0 is an error ([`ZeroConcurrency`]), not the hang of
+//! What they fix: a concurrency of 0 is an error ([`BuildError`]), not the hang of
 //! `buffered(0)`; a panic in an item or worker is that item's error with its message;
 //! `fan_out` returns every error, not only the first; dropping a fan-out stream cancels
 //! its items and dropping a fan-in aborts its merge tasks, so nothing runs unowned.
@@ -65,12 +65,16 @@
 //! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
+mod carrier;
 mod error;
 mod fan_in;
+mod fan_out;
 mod items;
-mod out;
+mod metrics;
+mod state;
 
-pub use error::{ItemError, ZeroConcurrency};
-pub use fan_in::{FanIn, FanInBuilder, Merged, Traced, fan_in};
+pub use carrier::{Merged, Traced};
+pub use error::{BuildError, ItemError};
+pub use fan_in::{FanIn, FanInBuilder, fan_in};
+pub use fan_out::{FanOut, FanOutBuilder, fan_out, fan_out_items, fan_out_items_unordered};
 pub use items::{FanOutItems, FanOutItemsUnordered};
-pub use out::{FanOut, FanOutBuilder, fan_out, fan_out_items, fan_out_items_unordered};

@@ -55,6 +55,7 @@
 
 mod error;
 mod guarded;
+mod metrics;
 mod task_group;
 mod token;
 

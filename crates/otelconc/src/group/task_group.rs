@@ -15,38 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{BuildError, GroupError, SpawnError, TaskError, TrySpawnError};
 use super::guarded::Guarded;
+use super::metrics::Metrics;
 use super::token::{CancelCause, CauseCell, GroupToken};
-use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, group as names};
-use crate::telemetry::{Counter, EndingSpan, Telemetry, UpDownCounter};
-
-/// The instruments of one group, bound once at construction.
-struct Metrics {
-    started: Counter,
-    ok: Counter,
-    error: Counter,
-    panic: Counter,
-    cancelled: Counter,
-    running: UpDownCounter,
-}
-
-impl Metrics {
-    fn new(t: &Telemetry, name: &KeyValue) -> Self {
-        let with = |outcome: &'static str| {
-            t.counter(
-                &names::TASKS_FINISHED,
-                &[name.clone(), KeyValue::new(ATTR_OUTCOME, outcome)],
-            )
-        };
-        Self {
-            started: t.counter(&names::TASKS_STARTED, std::slice::from_ref(name)),
-            ok: with("ok"),
-            error: with("error"),
-            panic: with("panic"),
-            cancelled: with("cancelled"),
-            running: t.up_down_counter(&names::TASKS_RUNNING, std::slice::from_ref(name)),
-        }
-    }
-}
+use crate::telemetry::names::{ATTR_NAME, group as names};
+use crate::telemetry::{Counter, EndingSpan, Telemetry};
 
 /// What the group's tasks share.
 struct Shared {
@@ -428,8 +400,12 @@ where
     /// When called outside a tokio runtime (as [`tokio::spawn`] does).
     ///
     /// # Cancel safety
-    /// If the returned future is dropped while it waits for a slot, `task` is dropped
-    /// without being started; nothing else changes.
+    /// If `spawn` is used as a branch in [`tokio::select!`] and another branch completes
+    /// first, then it is guaranteed that the task was not started. **However, in that
+    /// case, the task is dropped and will be lost.**
+    ///
+    /// To avoid losing the task, use [`try_spawn`](Self::try_spawn), which hands it back
+    /// when no slot is free.
     ///
     /// # Examples
     /// ```
@@ -671,8 +647,10 @@ where
     /// succeed.
     ///
     /// # Cancel safety
-    /// Dropping the future drops the group: its token fires and the tasks still running
-    /// are aborted (see the type's docs on shutdown).
+    /// If `wait` is used as a branch in [`tokio::select!`] and another branch completes
+    /// first, then the group is dropped: its token fires and the tasks still running are
+    /// aborted (see the type's docs on shutdown). **However, in that case, the results
+    /// of the tasks that had finished are dropped and will be lost.**
     ///
     /// # Examples
     /// ```
@@ -701,7 +679,10 @@ where
     /// succeed, including the aborted ones.
     ///
     /// # Cancel safety
-    /// Dropping the future drops the group: the tasks still running are aborted.
+    /// If `shutdown` is used as a branch in [`tokio::select!`] and another branch
+    /// completes first, then the group is dropped and the tasks still running are
+    /// aborted. **However, in that case, the results of the tasks that had finished are
+    /// dropped and will be lost.**
     ///
     /// # Examples
     /// ```

@@ -147,7 +147,7 @@ impl GroupToken {
     /// Waits until the token fires.
     ///
     /// # Cancel safety
-    /// Cancel safe: dropping the future only stops waiting.
+    /// This method is cancel safe.
     ///
     /// # Examples
     /// ```

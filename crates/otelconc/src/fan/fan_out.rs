@@ -7,24 +7,12 @@ use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 
-use super::error::ZeroConcurrency;
+use super::error::BuildError;
 use super::items::{FanOutItems, FanOutItemsUnordered};
+use super::state::Shared;
 use crate::group::{GroupError, GroupToken, TaskGroup};
-use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, fan as names};
-use crate::telemetry::{Counter, EndingSpan, Telemetry};
-
-/// What every call on one [`FanOut`] shares.
-pub(crate) struct Inner {
-    pub(crate) name: KeyValue,
-    pub(crate) telemetry: Telemetry,
-    pub(crate) ok: Counter,
-    pub(crate) error: Counter,
-    pub(crate) panic: Counter,
-}
-
-const ZERO_ITEMS: ZeroConcurrency = ZeroConcurrency {
-    what: "fan_out_items: concurrency must be at least 1 (0 would never start an item)",
-};
+use crate::telemetry::names::{ATTR_NAME, fan as names};
+use crate::telemetry::{EndingSpan, Telemetry};
 
 /// Fan-out with a name and a telemetry handle, built once and reused.
 ///
@@ -51,13 +39,13 @@ const ZERO_ITEMS: ZeroConcurrency = ZeroConcurrency {
 /// ```
 #[derive(Clone)]
 pub struct FanOut {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for FanOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FanOut")
-            .field("name", &self.inner.name.value)
+            .field("name", &self.shared.name.value)
             .finish_non_exhaustive()
     }
 }
@@ -102,21 +90,8 @@ impl FanOutBuilder {
     pub fn build(self) -> FanOut {
         let telemetry = self.telemetry.unwrap_or_else(Telemetry::global);
         let name = KeyValue::new(ATTR_NAME, self.name);
-        let counter = |outcome: &'static str| {
-            telemetry.counter(
-                &names::ITEMS,
-                &[name.clone(), KeyValue::new(ATTR_OUTCOME, outcome)],
-            )
-        };
-        let (ok, error, panic) = (counter("ok"), counter("error"), counter("panic"));
         FanOut {
-            inner: Arc::new(Inner {
-                name,
-                telemetry,
-                ok,
-                error,
-                panic,
-            }),
+            shared: Arc::new(Shared::new(name, telemetry)),
         }
     }
 }
@@ -165,7 +140,9 @@ impl FanOut {
     /// When called outside a tokio runtime.
     ///
     /// # Cancel safety
-    /// Dropping the future aborts the workers still running.
+    /// If `run` is used as a branch in [`tokio::select!`] and another branch completes
+    /// first, then the workers still running are aborted. **However, in that case, the
+    /// results of the workers that had finished are dropped and will be lost.**
     ///
     /// # Examples
     /// ```
@@ -193,13 +170,13 @@ impl FanOut {
         R: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let inner = &self.inner;
-        let span = inner.telemetry.span_parent().map(|parent| {
-            inner.telemetry.start_span(
+        let shared = &self.shared;
+        let span = shared.telemetry.span_parent().map(|parent| {
+            shared.telemetry.start_span(
                 &names::FAN_OUT,
                 &parent,
                 vec![
-                    inner.name.clone(),
+                    shared.name.clone(),
                     KeyValue::new(
                         names::ATTR_WORKERS,
                         i64::try_from(workers).unwrap_or(i64::MAX),
@@ -209,8 +186,8 @@ impl FanOut {
         });
         let mut span = EndingSpan::new(span, "fan_out dropped before it finished");
         let mut group: TaskGroup<R, E> = TaskGroup::builder()
-            .name(inner.name.value.as_str().into_owned())
-            .telemetry(inner.telemetry.clone())
+            .name(shared.name.value.as_str().into_owned())
+            .telemetry(shared.telemetry.clone())
             .build()
             .unwrap_or_else(|_| unreachable!("no limit was set"));
         let token = group.token();
@@ -230,7 +207,7 @@ impl FanOut {
     /// order (see [`fan_out_items`](super::fan_out_items)).
     ///
     /// # Errors
-    /// [`ZeroConcurrency`] when `concurrency` is 0.
+    /// [`BuildError::ZeroConcurrency`] when `concurrency` is 0.
     ///
     /// # Examples
     /// ```
@@ -247,7 +224,7 @@ impl FanOut {
         items: I,
         concurrency: usize,
         f: F,
-    ) -> Result<FanOutItems<I::IntoIter, F, Fut>, ZeroConcurrency>
+    ) -> Result<FanOutItems<I::IntoIter, F, Fut>, BuildError>
     where
         I: IntoIterator,
         F: FnMut(I::Item) -> Fut,
@@ -255,13 +232,13 @@ impl FanOut {
         E: fmt::Display,
     {
         if concurrency == 0 {
-            return Err(ZERO_ITEMS);
+            return Err(BuildError::ZeroConcurrency);
         }
         Ok(FanOutItems::new(
             items.into_iter(),
             concurrency,
             f,
-            self.inner.clone(),
+            self.shared.clone(),
         ))
     }
 
@@ -270,7 +247,7 @@ impl FanOut {
     /// [`fan_out_items_unordered`](super::fan_out_items_unordered)).
     ///
     /// # Errors
-    /// [`ZeroConcurrency`] when `concurrency` is 0.
+    /// [`BuildError::ZeroConcurrency`] when `concurrency` is 0.
     ///
     /// # Examples
     /// ```
@@ -287,7 +264,7 @@ impl FanOut {
         items: I,
         concurrency: usize,
         f: F,
-    ) -> Result<FanOutItemsUnordered<I::IntoIter, F, Fut>, ZeroConcurrency>
+    ) -> Result<FanOutItemsUnordered<I::IntoIter, F, Fut>, BuildError>
     where
         I: IntoIterator,
         F: FnMut(I::Item) -> Fut,
@@ -295,13 +272,13 @@ impl FanOut {
         E: fmt::Display,
     {
         if concurrency == 0 {
-            return Err(ZERO_ITEMS);
+            return Err(BuildError::ZeroConcurrency);
         }
         Ok(FanOutItemsUnordered::new(
             items.into_iter(),
             concurrency,
             f,
-            self.inner.clone(),
+            self.shared.clone(),
         ))
     }
 }
@@ -319,7 +296,9 @@ impl FanOut {
 /// When called outside a tokio runtime.
 ///
 /// # Cancel safety
-/// Dropping the future aborts the workers still running.
+/// If `fan_out` is used as a branch in [`tokio::select!`] and another branch completes
+/// first, then the workers still running are aborted. **However, in that case, the
+/// results of the workers that had finished are dropped and will be lost.**
 ///
 /// # Examples
 /// ```
@@ -362,7 +341,7 @@ where
 /// and reuse its instruments.
 ///
 /// # Errors
-/// [`ZeroConcurrency`] when `concurrency` is 0.
+/// [`BuildError::ZeroConcurrency`] when `concurrency` is 0.
 ///
 /// # Examples
 /// ```
@@ -382,7 +361,7 @@ pub fn fan_out_items<I, F, Fut, R, E>(
     items: I,
     concurrency: usize,
     f: F,
-) -> Result<FanOutItems<I::IntoIter, F, Fut>, ZeroConcurrency>
+) -> Result<FanOutItems<I::IntoIter, F, Fut>, BuildError>
 where
     I: IntoIterator,
     F: FnMut(I::Item) -> Fut,
@@ -390,7 +369,7 @@ where
     E: fmt::Display,
 {
     if concurrency == 0 {
-        return Err(ZERO_ITEMS);
+        return Err(BuildError::ZeroConcurrency);
     }
     FanOut::new("fan_out").items(items, concurrency, f)
 }
@@ -400,7 +379,7 @@ where
 /// rejected.
 ///
 /// # Errors
-/// [`ZeroConcurrency`] when `concurrency` is 0.
+/// [`BuildError::ZeroConcurrency`] when `concurrency` is 0.
 ///
 /// # Examples
 /// ```
@@ -420,7 +399,7 @@ pub fn fan_out_items_unordered<I, F, Fut, R, E>(
     items: I,
     concurrency: usize,
     f: F,
-) -> Result<FanOutItemsUnordered<I::IntoIter, F, Fut>, ZeroConcurrency>
+) -> Result<FanOutItemsUnordered<I::IntoIter, F, Fut>, BuildError>
 where
     I: IntoIterator,
     F: FnMut(I::Item) -> Fut,
@@ -428,7 +407,7 @@ where
     E: fmt::Display,
 {
     if concurrency == 0 {
-        return Err(ZERO_ITEMS);
+        return Err(BuildError::ZeroConcurrency);
     }
     FanOut::new("fan_out").items_unordered(items, concurrency, f)
 }

@@ -1,0 +1,7 @@
+//! fan_out, fan_out_items and fan_in: semantics, bad input, faults, leftovers, and the
+//! telemetry an exporter receives. One test binary, a file per concern.
+
+mod behaviour;
+mod cancellation;
+mod panics;
+mod telemetry;

@@ -1,0 +1,149 @@
+//! The spans and metrics an exporter receives from a TaskGroup.
+
+use std::time::Duration;
+
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{Status, TraceContextExt};
+use otelconc::group::TaskGroup;
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
+use otelconc_testkit::{TestTelemetry, attr};
+
+#[tokio::test]
+async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
+    let tt = TestTelemetry::new();
+    let mut group: TaskGroup<(), String> = TaskGroup::builder()
+        .name("fetch")
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    async {
+        group.spawn(async { Ok(()) }).await.unwrap();
+        group
+            .spawn(async { Err("backend down".to_owned()) })
+            .await
+            .unwrap();
+    }
+    .with_context(root.clone())
+    .await;
+    // Spawned outside any trace: no span. (On this current-thread runtime no task has
+    // run yet, so the group is not cancelled and the spawn is accepted.)
+    group.spawn(async { Ok(()) }).await.unwrap();
+    let _ = group.wait().await;
+    root.span().end();
+
+    let root_id = root.span().span_context().span_id();
+    let trace_id = root.span().span_context().trace_id();
+    let spans = tt.spans_named("otelconc.group.task");
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    for s in &spans {
+        assert_eq!(s.parent_span_id, root_id);
+        assert_eq!(s.span_context.trace_id(), trace_id);
+    }
+    let failed = spans
+        .iter()
+        .find(|s| matches!(s.status, Status::Error { .. }))
+        .expect("the failed task's span has an error status");
+    assert!(failed.events.iter().any(|e| e.name == "exception"));
+
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "fetch");
+    assert_eq!(
+        m.value("otelconc.group.tasks.started", std::slice::from_ref(&name)),
+        Some(3.0)
+    );
+    let finished = |outcome: &'static str| {
+        m.value(
+            "otelconc.group.tasks.finished",
+            &[name.clone(), attr(ATTR_OUTCOME, outcome)],
+        )
+    };
+    assert_eq!(finished("ok"), Some(2.0));
+    assert_eq!(finished("error"), Some(1.0));
+    assert_eq!(
+        m.value("otelconc.group.tasks.running", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test(start_paused = true)]
+async fn aborted_and_panicked_tasks_are_counted_and_their_spans_end() {
+    let tt = TestTelemetry::new();
+    let mut group: TaskGroup<(), String> = TaskGroup::builder()
+        .name("jobs")
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    async {
+        group.spawn(async { panic!("oops") }).await.unwrap();
+        group
+            .spawn(std::future::pending::<Result<(), String>>())
+            .await
+            .ok();
+    }
+    .with_context(root.clone())
+    .await;
+    let err = group.shutdown(Duration::from_millis(1)).await.unwrap_err();
+    assert_eq!(err.len(), 2);
+    let spans = tt.spans_named("otelconc.group.task");
+    assert_eq!(spans.len(), 2, "every task span ended");
+    assert!(
+        spans
+            .iter()
+            .all(|s| matches!(s.status, Status::Error { .. }))
+    );
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "jobs");
+    for outcome in ["panic", "cancelled"] {
+        assert_eq!(
+            m.value(
+                "otelconc.group.tasks.finished",
+                &[name.clone(), attr(ATTR_OUTCOME, outcome)]
+            ),
+            Some(1.0),
+            "{outcome}"
+        );
+    }
+    assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
+}
+
+#[tokio::test]
+async fn tasks_aborted_before_their_first_poll_are_still_accounted_for() {
+    let tt = TestTelemetry::new();
+    let mut group: TaskGroup<(), String> = TaskGroup::builder()
+        .name("unstarted")
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    async {
+        for _ in 0..3 {
+            group.spawn(async { Ok(()) }).await.unwrap();
+        }
+    }
+    .with_context(root)
+    .await;
+    // On this current-thread runtime none of them has run yet: dropping the group
+    // aborts them before their first poll.
+    drop(group);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        tt.spans_named("otelconc.group.task").len(),
+        3,
+        "every span ended"
+    );
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "unstarted");
+    assert_eq!(
+        m.value(
+            "otelconc.group.tasks.finished",
+            &[name.clone(), attr(ATTR_OUTCOME, "cancelled")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
+}
