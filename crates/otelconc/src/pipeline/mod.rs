@@ -110,14 +110,19 @@
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod builder;
+mod carrier;
 mod chain;
 mod error;
+mod launch;
+mod metrics;
 mod output;
+mod run;
 mod stage;
 
-pub use builder::{DEFAULT_TIME_EVERY, INPUT_STAGE, Pipeline, PipelineBuilder};
+pub use builder::{DEFAULT_TIME_EVERY, PipelineBuilder};
 pub use chain::{Chain, ChainBuilder, Parallel};
 pub use error::{BuildError, PipelineError, SendError};
+pub use launch::{INPUT_STAGE, Pipeline};
 pub use output::{PipelineSender, PipelineStream};
 
 /// What a failed item (a stage returned an error or panicked) does to a pipeline run.
