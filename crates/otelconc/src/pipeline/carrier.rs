@@ -2,7 +2,7 @@
 //! the trace a sampled item carries ([`ItemTrace`]).
 
 use opentelemetry::Context;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// The trace an item carries: the context its next span is a child of, when it was
 /// put in the queue the next stage reads, and its sequence number. Present only for

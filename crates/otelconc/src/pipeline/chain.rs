@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::stage::{Failure, StageState, call, finish_stage_span, stage_span};
 use super::{BuildError, PipelineError};

@@ -58,7 +58,9 @@
 //! (the caller of [`PipelineSender::send`], [`Pipeline::run`] or [`Chain::execute`]),
 //! each later one a child of the previous stage's span of the same item, so one item's
 //! spans form a chain that reads in the order the item went; the stage function runs
-//! with its span current. Every instrument and span is in
+//! with its span current. Stage durations and the span's queue wait are read from
+//! tokio's clock (`tokio::time::Instant`), so under `tokio::time::pause()` they are
+//! paused time. Every instrument and span is in
 //! [`docs/telemetry.md`][telemetry]. A run's buffers are reported until they close or its
 //! stream ends, and are never kept alive for the gauge's sake.
 //!

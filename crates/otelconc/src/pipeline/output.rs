@@ -10,8 +10,8 @@ use std::task::{Context as TaskContext, Poll};
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_core::Stream;
 use opentelemetry::Context;
-use std::time::Instant;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::carrier::{ItemTrace, OrderedEnv, UnorderedEnv};

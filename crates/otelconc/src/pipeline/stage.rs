@@ -11,7 +11,7 @@ use async_channel::{Receiver, Sender, TryRecvError};
 use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::{Context, KeyValue};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::carrier::{Carrier, Opened};
 use super::metrics::{FLUSH_EVERY, LocalCounts, Metrics};

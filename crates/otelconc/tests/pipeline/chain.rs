@@ -3,13 +3,14 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use opentelemetry::Value;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider};
 use otelconc::pipeline::{Chain, Parallel, PipelineError};
-use otelconc::telemetry::names::ATTR_OUTCOME;
 use otelconc::telemetry::names::pipeline::ATTR_STAGE;
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 
 use crate::attr_of;
@@ -141,4 +142,28 @@ async fn parallel_returns_every_chains_result_and_every_error() {
         ["first", "second"],
         "every error, not only the first"
     );
+}
+
+/// A chain's stage calls are timed on tokio's clock: under paused time a stage that
+/// sleeps 2 s records exactly 2 s.
+#[tokio::test(start_paused = true)]
+async fn chain_stage_duration_is_read_from_tokios_clock() {
+    let tt = TestTelemetry::new();
+    let chain = Chain::builder("paused-chain")
+        .stage("sleep", |n: u64| async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, Infallible>(n)
+        })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    assert_eq!(chain.execute(1).await.unwrap(), 1);
+    let duration = tt
+        .metrics()
+        .histogram(
+            "otelconc.pipeline.stage.duration",
+            &[attr(ATTR_NAME, "paused-chain"), attr(ATTR_STAGE, "sleep")],
+        )
+        .unwrap();
+    assert_eq!(duration, (1, 2.0));
 }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use opentelemetry::context::FutureExt as _;
@@ -293,4 +294,50 @@ async fn stopping_mid_item_ends_its_span_with_an_error_status() {
     let spans = tt.spans_named("otelconc.pipeline.stage");
     assert_eq!(spans.len(), 1, "the span ended");
     assert!(matches!(&spans[0].status, Status::Error { .. }));
+}
+
+/// Stage durations and queue waits are read from tokio's clock, so under paused time a
+/// stage that sleeps 2 s records exactly 2 s, traced or not, and an item that waits
+/// 2 s in the queue behind the previous one has a span that says so.
+#[tokio::test(start_paused = true)]
+async fn stage_timings_are_read_from_tokios_clock() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("paused")
+        .stage("sleep", 1, 4, |n: u64| async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, Infallible>(n)
+        })
+        .time_every(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let stage = [attr(ATTR_NAME, "paused"), attr(ATTR_STAGE, "sleep")];
+    let duration = |tt: &TestTelemetry| {
+        tt.metrics()
+            .histogram("otelconc.pipeline.stage.duration", &stage)
+            .unwrap()
+    };
+
+    // Traced: both items enter at once; the one worker takes item 0 at once and item 1
+    // when it is done with item 0, 2 s later.
+    let root = tt.root("submitter");
+    let out = async { pipeline.run(stream::iter(0..2_u64)).count().await }
+        .with_context(root)
+        .await;
+    assert_eq!(out, 2);
+    assert_eq!(duration(&tt), (2, 4.0), "two traced items, 2 s each");
+    let spans = tt.spans_named("otelconc.pipeline.stage");
+    for (seq, wait) in [(0, 0.0), (1, 2.0)] {
+        let span = item_spans(&spans, seq);
+        assert_eq!(span.len(), 1, "item {seq}");
+        assert_eq!(
+            attr_of(&span[0], ATTR_QUEUE_WAIT),
+            Some(&Value::F64(wait)),
+            "item {seq}'s queue wait"
+        );
+    }
+
+    // Untraced (one item in `time_every`, here every item): timed the same way.
+    assert_eq!(pipeline.run(stream::iter(0..1_u64)).count().await, 1);
+    assert_eq!(duration(&tt), (3, 6.0), "one more item, 2 s");
 }
