@@ -1,16 +1,15 @@
 //! The seed's simple forms: [`Chain`] (a sequential `T -> T` stage chain) and
 //! [`Parallel`] (several chains over one input).
 
+use futures_util::future::{BoxFuture, join_all};
+use opentelemetry::context::FutureExt as _;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
-use futures_util::future::{BoxFuture, join_all};
-use opentelemetry::context::FutureExt as _;
-
-use super::stage::{Failure, Registrations, StageState, call, finish_stage_span, stage_span};
+use super::stage::{Failure, StageState, call, finish_stage_span, stage_span};
 use super::{BuildError, PipelineError};
 use crate::telemetry::Telemetry;
 
@@ -102,19 +101,16 @@ where
             });
         }
         let telemetry = self.telemetry.unwrap_or_else(Telemetry::global);
-        let mut stages = Vec::with_capacity(self.stages.len());
-        let mut registrations = Vec::with_capacity(self.stages.len());
-        for (name, f) in self.stages {
-            let (state, reg) = StageState::new(&telemetry, &self.name, &name, false);
-            stages.push((state, f));
-            registrations.push(reg);
-        }
+        let stages: Vec<_> = self
+            .stages
+            .into_iter()
+            .map(|(name, f)| (StageState::new(&telemetry, &self.name, &name, false), f))
+            .collect();
         Ok(Chain {
             name: self.name,
+            timed: stages.iter().any(|(s, _)| s.metrics.observed()),
             stages,
             telemetry,
-            timed: registrations.iter().any(Registrations::observed),
-            _registrations: registrations,
         })
     }
 }
@@ -147,7 +143,6 @@ pub struct Chain<T, E> {
     telemetry: Telemetry,
     /// Whether an SDK reads the stages' metrics; if not, no stage call is timed.
     timed: bool,
-    _registrations: Vec<Registrations>,
 }
 
 impl<T, E> fmt::Debug for Chain<T, E> {
@@ -206,8 +201,10 @@ where
     /// stages after it do not run.
     ///
     /// # Cancel safety
-    /// Dropping the future drops the input and stops at the stage it was in (that
-    /// stage's span ends with an error status saying so).
+    /// If `execute` is used as the event in a [`tokio::select!`] statement and some
+    /// other branch completes first, then the chain stops at the stage it was in (that
+    /// stage's span ends with an error status saying so). **However, in that case, the
+    /// input (or what the stages so far made of it) is dropped and will be lost.**
     ///
     /// # Examples
     /// ```
@@ -226,7 +223,7 @@ where
         let mut parent = self.telemetry.span_parent();
         let mut value = input;
         for (stage, f) in &self.stages {
-            stage.received.fetch_add(1, Ordering::Relaxed);
+            stage.metrics.received.fetch_add(1, Ordering::Relaxed);
             let start = self.timed.then(Instant::now);
             let result = match parent.take() {
                 None => call(&**f, value).await,
@@ -240,17 +237,17 @@ where
                 }
             };
             if let Some(start) = start {
-                stage.duration.record(start.elapsed().as_secs_f64());
+                stage.metrics.duration.record(start.elapsed().as_secs_f64());
             }
             match result {
                 Ok(v) => {
-                    stage.ok.fetch_add(1, Ordering::Relaxed);
+                    stage.metrics.ok.fetch_add(1, Ordering::Relaxed);
                     value = v;
                 }
                 Err(failure) => {
                     let count = match failure {
-                        Failure::Error(_) => &stage.error,
-                        Failure::Panic(_) => &stage.panic,
+                        Failure::Error(_) => &stage.metrics.error,
+                        Failure::Panic(_) => &stage.metrics.panic,
                     };
                     count.fetch_add(1, Ordering::Relaxed);
                     return Err(failure.into_error(&stage.name));
@@ -363,7 +360,10 @@ where
     /// result, in the order the chains were added.
     ///
     /// # Cancel safety
-    /// Dropping the future stops every chain at the stage it was in.
+    /// If `execute` is used as the event in a [`tokio::select!`] statement and some
+    /// other branch completes first, then every chain stops at the stage it was in.
+    /// **However, in that case, every chain's value is dropped and will be lost**
+    /// (`input` itself was moved into the future, and is dropped with it).
     ///
     /// # Examples
     /// ```

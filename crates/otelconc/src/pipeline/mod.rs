@@ -58,7 +58,9 @@
 //! (the caller of [`PipelineSender::send`], [`Pipeline::run`] or [`Chain::execute`]),
 //! each later one a child of the previous stage's span of the same item, so one item's
 //! spans form a chain that reads in the order the item went; the stage function runs
-//! with its span current. Every instrument and span is in
+//! with its span current. Stage durations and the span's queue wait are read from
+//! tokio's clock (`tokio::time::Instant`), so under `tokio::time::pause()` they are
+//! paused time. Every instrument and span is in
 //! [`docs/telemetry.md`][telemetry]. A run's buffers are reported until they close or its
 //! stream ends, and are never kept alive for the gauge's sake.
 //!
@@ -110,14 +112,19 @@
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod builder;
+mod carrier;
 mod chain;
 mod error;
+mod launch;
+mod metrics;
 mod output;
+mod run;
 mod stage;
 
-pub use builder::{DEFAULT_TIME_EVERY, INPUT_STAGE, Pipeline, PipelineBuilder};
+pub use builder::{DEFAULT_TIME_EVERY, PipelineBuilder};
 pub use chain::{Chain, ChainBuilder, Parallel};
 pub use error::{BuildError, PipelineError, SendError};
+pub use launch::{INPUT_STAGE, Pipeline};
 pub use output::{PipelineSender, PipelineStream};
 
 /// What a failed item (a stage returned an error or panicked) does to a pipeline run.

@@ -6,15 +6,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_core::Stream;
 use opentelemetry::Context;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use super::stage::{ItemTrace, OrderedEnv, RunShared, UnorderedEnv};
+use super::carrier::{ItemTrace, OrderedEnv, UnorderedEnv};
+use super::run::RunShared;
 use super::{PipelineError, SendError};
 use crate::sync::lock;
 use crate::telemetry::Telemetry;
@@ -113,8 +114,14 @@ impl<In: Send + 'static> PipelineSender<In> {
     /// output dropped).
     ///
     /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, the item was not sent
-    /// (it is dropped with the future).
+    /// If `send` is used as the event in a [`tokio::select!`] statement and some other
+    /// branch completes first, then it is guaranteed that the item was not sent.
+    /// **However, in that case, the item is dropped and will be lost.** There is no
+    /// `reserve` to send without this risk: send from a task that is not cancelled
+    /// (the pipeline's own [`run`](super::Pipeline::run) feeder is one).
+    ///
+    /// For ordered output a cancelled `send` takes no sequence number, so the output
+    /// does not wait for it.
     ///
     /// # Examples
     /// ```
@@ -443,8 +450,9 @@ impl<Out, E> PipelineStream<Out, E> {
     /// tasks has ended.
     ///
     /// # Cancel safety
-    /// Cancel safe: the run is stopped at the first poll; dropping the future only
-    /// stops the waiting.
+    /// This method is cancel safe. The run is stopped at the first poll (or when the
+    /// future is dropped unpolled, since the stream goes with it); cancelling the future
+    /// only stops the waiting.
     ///
     /// # Examples
     /// ```

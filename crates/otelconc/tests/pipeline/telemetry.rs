@@ -1,0 +1,343 @@
+//! The telemetry an in-memory exporter receives from a pipeline: stage counters, the
+//! duration histogram, and each item's chain of stage spans.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanId, Status, TraceContextExt};
+use opentelemetry::{KeyValue, Value};
+use otelconc::pipeline::{ErrorPolicy, Pipeline};
+use otelconc::telemetry::names::pipeline::ATTR_STAGE;
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
+use otelconc_testkit::{SpanData, TestTelemetry, attr};
+
+use crate::attr_of;
+
+/// The span attribute of an item's sequence number in its run.
+const ATTR_SEQ: &str = "otelconc.pipeline.seq";
+
+/// A run holds what it needs: dropping the `Pipeline` value while its output is still
+/// being read stops neither the run nor its stage metrics (they stop once the run is
+/// over too).
+#[tokio::test]
+async fn a_run_that_outlives_its_pipeline_value_is_still_reported() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("outlived")
+        .stage("only", 2, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let mut out = pipeline.run(stream::iter(0..100_u64));
+    drop(pipeline);
+    for _ in 0..50 {
+        out.next().await.expect("an item").expect("ok");
+    }
+    let attrs = [attr(ATTR_NAME, "outlived"), attr(ATTR_STAGE, "only")];
+    let received = tt
+        .metrics()
+        .value("otelconc.pipeline.stage.received", &attrs)
+        .expect("still reported while the run lives");
+    assert!(received >= 50.0, "{received}");
+    assert_eq!(out.count().await, 50);
+}
+
+#[tokio::test]
+async fn stage_metrics_count_every_item_and_time_it() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("metrics")
+        .stage("one", 2, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .stage("two", 2, 4, |n: u64| async move { Ok(n) })
+        .time_every(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let out = pipeline.run(stream::iter(0..500_u64));
+    assert_eq!(out.count().await, 500);
+    let m = tt.metrics();
+    for stage in ["one", "two"] {
+        let attrs = [attr(ATTR_NAME, "metrics"), attr(ATTR_STAGE, stage)];
+        assert_eq!(
+            m.value("otelconc.pipeline.stage.received", &attrs),
+            Some(500.0)
+        );
+        let mut ok = attrs.to_vec();
+        ok.push(attr(ATTR_OUTCOME, "ok"));
+        assert_eq!(
+            m.value("otelconc.pipeline.stage.processed", &ok),
+            Some(500.0)
+        );
+        let (count, sum) = m
+            .histogram("otelconc.pipeline.stage.duration", &attrs)
+            .unwrap();
+        assert_eq!(count, 500);
+        assert!(sum >= 0.0);
+        // The run is over: its buffers are gone and report nothing.
+        assert_eq!(
+            m.value("otelconc.pipeline.stage.buffer.depth", &attrs),
+            Some(0.0)
+        );
+    }
+    assert_eq!(
+        m.unit("otelconc.pipeline.stage.duration").as_deref(),
+        Some("s")
+    );
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn stage_duration_is_sampled_one_in_n_per_worker() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("sampled-timing")
+        .stage("only", 1, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .time_every(10)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    assert_eq!(
+        pipeline.run(stream::iter(0..1_000_u64)).count().await,
+        1_000
+    );
+    let (count, _) = tt
+        .metrics()
+        .histogram(
+            "otelconc.pipeline.stage.duration",
+            &[attr(ATTR_STAGE, "only")],
+        )
+        .unwrap();
+    assert_eq!(count, 100);
+}
+
+/// The stage spans of one item, in stage order.
+fn item_spans(spans: &[SpanData], seq: i64) -> Vec<SpanData> {
+    let mut v: Vec<SpanData> = spans
+        .iter()
+        .filter(|s| s.name == "otelconc.pipeline.stage")
+        .filter(|s| attr_of(s, ATTR_SEQ) == Some(&Value::I64(seq)))
+        .cloned()
+        .collect();
+    v.sort_by_key(|s| s.start_time);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_items_stage_spans_form_a_parent_chain_in_one_trace() {
+    for ordered in [false, true] {
+        item_span_chain(ordered).await;
+    }
+}
+
+async fn item_span_chain(ordered: bool) {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("traced")
+        .stage("parse", 2, 4, |s: String| async move { s.parse::<u64>() })
+        .stage("square", 2, 4, |n: u64| async move { Ok(n * n) })
+        .stage("format", 1, 4, |n: u64| async move { Ok(format!("{n}")) })
+        .ordered(ordered)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    let root_span = root.span().span_context().clone();
+    let out: Vec<String> = async {
+        pipeline
+            .run(stream::iter((0..10_u64).map(|n| n.to_string())))
+            .map(|r| r.unwrap())
+            .collect()
+            .await
+    }
+    .with_context(root.clone())
+    .await;
+    assert_eq!(out.len(), 10);
+    root.span().end();
+    let spans = tt.spans();
+    for seq in 0..10 {
+        let chain = item_spans(&spans, seq);
+        let names: Vec<&Value> = chain
+            .iter()
+            .map(|s| attr_of(s, ATTR_STAGE).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                &Value::from("parse"),
+                &Value::from("square"),
+                &Value::from("format")
+            ],
+            "item {seq}"
+        );
+        let mut parent: SpanId = root_span.span_id();
+        for s in &chain {
+            assert_eq!(s.span_context.trace_id(), root_span.trace_id(), "one trace");
+            assert_eq!(s.parent_span_id, parent, "item {seq}: parent chain");
+            assert_eq!(attr_of(s, ATTR_NAME), Some(&Value::from("traced")));
+            assert!(matches!(attr_of(s, ATTR_QUEUE_WAIT), Some(Value::F64(w)) if *w >= 0.0));
+            assert_eq!(s.status, Status::Unset);
+            parent = s.span_context.span_id();
+        }
+    }
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn each_sent_item_is_traced_from_its_own_senders_context() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("per-sender")
+        .stage("a", 1, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .stage("b", 1, 4, |n: u64| async move { Ok(n) })
+        .ordered(true)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let (tx, out) = pipeline.start();
+    let r1 = tt.root("request-1");
+    let r2 = tt.root("request-2");
+    tx.send(0).with_context(r1.clone()).await.unwrap();
+    tx.send(1).await.unwrap(); // outside any trace: no spans
+    tx.send(2).with_context(r2.clone()).await.unwrap();
+    drop(tx);
+    assert_eq!(out.count().await, 3);
+    let spans = tt.spans();
+    for (seq, root) in [(0, &r1), (2, &r2)] {
+        let chain = item_spans(&spans, seq);
+        assert_eq!(chain.len(), 2);
+        assert_eq!(
+            chain[0].parent_span_id,
+            root.span().span_context().span_id()
+        );
+        assert_eq!(chain[1].parent_span_id, chain[0].span_context.span_id());
+        assert_eq!(
+            chain[1].span_context.trace_id(),
+            root.span().span_context().trace_id()
+        );
+    }
+    assert!(
+        item_spans(&spans, 1).is_empty(),
+        "unsampled item has no span"
+    );
+}
+
+#[tokio::test]
+async fn no_span_is_made_outside_a_sampled_trace() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("quiet")
+        .stage("a", 2, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    assert_eq!(pipeline.run(stream::iter(0..100_u64)).count().await, 100);
+    assert!(tt.spans().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_items_stage_span_has_error_status_and_an_exception_event() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("errors")
+        .stage("check", 1, 4, |n: u64| async move {
+            match n {
+                1 => Err("one is bad".to_owned()),
+                2 => panic!("two panics"),
+                _ => Ok(n),
+            }
+        })
+        .stage("after", 1, 4, |n: u64| async move { Ok(n) })
+        .on_error(ErrorPolicy::Skip)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    let n = async { pipeline.run(stream::iter(0..4_u64)).count().await }
+        .with_context(root)
+        .await;
+    assert_eq!(n, 2);
+    let spans = tt.spans();
+    for (seq, kind, msg) in [(1, "error", "one is bad"), (2, "panic", "two panics")] {
+        let chain = item_spans(&spans, seq);
+        assert_eq!(chain.len(), 1, "a failed item goes no further");
+        let s = &chain[0];
+        assert_eq!(s.status, Status::error(msg));
+        let ev = s.events.iter().find(|e| e.name == "exception").unwrap();
+        assert!(
+            ev.attributes
+                .contains(&KeyValue::new("exception.type", kind))
+        );
+        assert!(
+            ev.attributes
+                .contains(&KeyValue::new("exception.message", msg))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_mid_item_ends_its_span_with_an_error_status() {
+    let tt = TestTelemetry::new();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let s = started.clone();
+    let pipeline = Pipeline::builder("stop-traced")
+        .stage("stuck", 1, 1, move |_: u64| {
+            let s = s.clone();
+            async move {
+                s.notify_one();
+                std::future::pending::<Result<u64, Infallible>>().await
+            }
+        })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    let (tx, out) = pipeline.start();
+    tx.send(7).with_context(root).await.unwrap();
+    started.notified().await;
+    out.stop().await;
+    let spans = tt.spans_named("otelconc.pipeline.stage");
+    assert_eq!(spans.len(), 1, "the span ended");
+    assert!(matches!(&spans[0].status, Status::Error { .. }));
+}
+
+/// Stage durations and queue waits are read from tokio's clock, so under paused time a
+/// stage that sleeps 2 s records exactly 2 s, traced or not, and an item that waits
+/// 2 s in the queue behind the previous one has a span that says so.
+#[tokio::test(start_paused = true)]
+async fn stage_timings_are_read_from_tokios_clock() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("paused")
+        .stage("sleep", 1, 4, |n: u64| async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, Infallible>(n)
+        })
+        .time_every(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let stage = [attr(ATTR_NAME, "paused"), attr(ATTR_STAGE, "sleep")];
+    let duration = |tt: &TestTelemetry| {
+        tt.metrics()
+            .histogram("otelconc.pipeline.stage.duration", &stage)
+            .unwrap()
+    };
+
+    // Traced: both items enter at once; the one worker takes item 0 at once and item 1
+    // when it is done with item 0, 2 s later.
+    let root = tt.root("submitter");
+    let out = async { pipeline.run(stream::iter(0..2_u64)).count().await }
+        .with_context(root)
+        .await;
+    assert_eq!(out, 2);
+    assert_eq!(duration(&tt), (2, 4.0), "two traced items, 2 s each");
+    let spans = tt.spans_named("otelconc.pipeline.stage");
+    for (seq, wait) in [(0, 0.0), (1, 2.0)] {
+        let span = item_spans(&spans, seq);
+        assert_eq!(span.len(), 1, "item {seq}");
+        assert_eq!(
+            attr_of(&span[0], ATTR_QUEUE_WAIT),
+            Some(&Value::F64(wait)),
+            "item {seq}'s queue wait"
+        );
+    }
+
+    // Untraced (one item in `time_every`, here every item): timed the same way.
+    assert_eq!(pipeline.run(stream::iter(0..1_u64)).count().await, 1);
+    assert_eq!(duration(&tt), (3, 6.0), "one more item, 2 s");
+}
