@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::shared::{Config, Shared};
+use super::state::{Config, Shared};
 use super::worker_pool::WorkerPool;
 use crate::telemetry::Telemetry;
 
@@ -40,6 +40,21 @@ pub struct Builder {
     outcomes: Option<usize>,
     sample_every: u32,
     telemetry: Option<Telemetry>,
+}
+
+impl WorkerPool {
+    /// A builder for a pool named `name` (the `otelconc.name` attribute of its telemetry).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("reports").workers(1).build()?;
+    /// # Ok::<(), otelconc::pool::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name)
+    }
 }
 
 impl Builder {

@@ -93,9 +93,11 @@ mod builder;
 mod error;
 mod handle;
 mod job;
+mod metrics;
 mod outcome;
-mod shared;
+mod state;
 mod stats;
+mod worker;
 mod worker_pool;
 
 pub use builder::Builder;

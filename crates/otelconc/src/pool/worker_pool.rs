@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::builder::Builder;
 use super::error::{ConfigError, SubmitError, TrySubmitError};
 use super::handle::JobHandle;
 use super::job::{Job, erase, recover};
 use super::outcome::Outcomes;
-use super::shared::{Envelope, Shared};
+use super::state::{Envelope, Shared};
 use super::stats::{ShutdownReport, Stats};
 
 /// A fixed set of workers running [`Job`]s from a bounded queue, with telemetry built in.
@@ -62,19 +61,6 @@ impl fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// A builder for a pool named `name` (the `otelconc.name` attribute of its telemetry).
-    ///
-    /// # Examples
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let pool = otelconc::pool::WorkerPool::builder("reports").workers(1).build()?;
-    /// # Ok::<(), otelconc::pool::ConfigError>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn builder(name: impl Into<String>) -> Builder {
-        Builder::new(name)
-    }
-
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         Self {
             inner: Arc::new(Owner { shared }),
@@ -153,11 +139,11 @@ impl WorkerPool {
         let s = self.shared();
         match s.tx.send(env).await {
             Ok(()) => {
-                s.accepted();
+                s.metrics.accepted();
                 Ok(())
             }
             Err(e) => {
-                s.refused(false);
+                s.metrics.refused(false);
                 Err(recovered(e.0))
             }
         }
@@ -214,15 +200,15 @@ impl WorkerPool {
         let s = self.shared();
         match s.tx.try_send(env) {
             Ok(()) => {
-                s.accepted();
+                s.metrics.accepted();
                 Ok(())
             }
             Err(async_channel::TrySendError::Full(e)) => {
-                s.refused(true);
+                s.metrics.refused(true);
                 Err(TrySubmitError::Full(recovered(e)))
             }
             Err(async_channel::TrySendError::Closed(e)) => {
-                s.refused(false);
+                s.metrics.refused(false);
                 Err(TrySubmitError::Closed(recovered(e)))
             }
         }
