@@ -239,7 +239,7 @@ impl Shared {
         while let Ok(env) = self.rx.try_recv() {
             self.metrics.not_started();
             let meta = self.outcomes.as_ref().map(|_| meta_of(&*env.cell));
-            self.settle(env.cell, meta, Err(JobError::Rejected));
+            self.settle(env.cell, meta, Err(JobError::NotStarted));
         }
         if let Some((tx, _)) = &self.outcomes {
             tx.close();
@@ -249,7 +249,7 @@ impl Shared {
             completed: s.completed,
             failed: s.failed,
             cancelled: s.cancelled,
-            never_started: s.not_started,
+            not_started: s.not_started,
             deadline_passed: self.aborted.load(Relaxed),
         }
     }
