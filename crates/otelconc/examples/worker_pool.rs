@@ -11,7 +11,7 @@ use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use otelconc::pool::{CancellationToken, Named, WorkerPool};
+use otelconc::pool::{Named, WorkerPool, with_token};
 use otelconc::telemetry::Telemetry;
 
 #[tokio::main]
@@ -40,8 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     async {
         let mut handles = Vec::new();
         for image in 1..=3_u32 {
-            let job = Named::new("resize", move |_token| async move { image * 100 })
-                .with_id(image.to_string());
+            let job =
+                Named::new("resize", move || async move { image * 100 }).with_id(image.to_string());
             handles.push(pool.submit_handle(job).await?);
         }
         for h in handles {
@@ -51,16 +51,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A panic becomes an error on that job; the worker keeps running. (The default
         // panic hook would still print it with a backtrace; one line is enough here.)
         std::panic::set_hook(Box::new(|info| eprintln!("[panic hook] {info}")));
-        let bad = Named::new("decode", |_token| async { panic!("corrupt header") });
+        let bad = Named::new("decode", || async { panic!("corrupt header") });
         println!("decode -> {:?}", pool.submit_handle(bad).await?.await);
 
         // Past the 100 ms timeout the job is dropped and its token fires.
-        let slow = Named::new("upscale", |token: CancellationToken| async move {
-            tokio::select! {
-                () = token.cancelled() => "cancelled",
-                () = tokio::time::sleep(Duration::from_secs(10)) => "done",
-            }
-        });
+        let slow = Named::new(
+            "upscale",
+            with_token(|token| async move {
+                tokio::select! {
+                    () = token.cancelled() => "cancelled",
+                    () = tokio::time::sleep(Duration::from_secs(10)) => "done",
+                }
+            }),
+        );
         println!("upscale -> {:?}", pool.submit_handle(slow).await?.await);
         Ok::<_, Box<dyn std::error::Error>>(())
     }

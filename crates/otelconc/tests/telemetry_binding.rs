@@ -157,7 +157,7 @@ async fn workload(t: &Telemetry) {
         .build()
         .unwrap();
     for _ in 0..3 {
-        pool.submit(|_t| async {}).await.unwrap();
+        pool.submit(|| async {}).await.unwrap();
     }
     pool.shutdown(std::time::Duration::from_secs(5)).await;
 }

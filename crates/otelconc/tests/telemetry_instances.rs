@@ -126,7 +126,7 @@ async fn same_named_pools_average_their_utilization_and_keep_the_oldest_job() {
     let (started_tx, started_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel::<()>();
     busy_pool
-        .submit(move |_t| async move {
+        .submit(move || async move {
             let _ = started_tx.send(());
             let _ = release_rx.await;
         })

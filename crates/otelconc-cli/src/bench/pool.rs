@@ -20,7 +20,7 @@ use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
-use otelconc::pool::{CancellationToken, WorkerPool};
+use otelconc::pool::WorkerPool;
 use otelconc::telemetry::Telemetry;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
@@ -240,7 +240,7 @@ fn otelconc_pool(
         let (handles_tx, handles_rx) = async_channel::unbounded();
         let submit = async move {
             for _ in 0..ops {
-                let job = move |_t: CancellationToken| work.run();
+                let job = move || work.run();
                 let sent = if how == Await::Handles {
                     match p.submit_handle(job).await {
                         Ok(h) => handles_tx.send(h).await.is_ok(),

@@ -518,9 +518,7 @@ fn pipeline(
                 async move {
                     let panics = run.settings.faults.job_panics(item.seq);
                     let (event, score) = std::mem::replace(&mut item.value, (Event::empty(), 0));
-                    let job = move |_token: CancellationToken| async move {
-                        digest(&event, score, panics)
-                    };
+                    let job = move || async move { digest(&event, score, panics) };
                     let handle = match run.pool.submit_handle(job).await {
                         Ok(h) => h,
                         Err(_) => {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::ConfigError;
-use super::shared::{Config, Shared};
+use super::error::BuildError;
+use super::state::{Config, Shared};
 use super::worker_pool::WorkerPool;
 use crate::telemetry::Telemetry;
 
@@ -26,7 +26,7 @@ use crate::telemetry::Telemetry;
 ///     .shutdown_deadline(Duration::from_secs(5))
 ///     .build()?;
 /// assert_eq!(pool.stats().workers, 4);
-/// # Ok::<(), otelconc::pool::ConfigError>(())
+/// # Ok::<(), otelconc::pool::BuildError>(())
 /// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
@@ -40,6 +40,21 @@ pub struct Builder {
     outcomes: Option<usize>,
     sample_every: u32,
     telemetry: Option<Telemetry>,
+}
+
+impl WorkerPool {
+    /// A builder for a pool named `name` (the `otelconc.name` attribute of its telemetry).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = otelconc::pool::WorkerPool::builder("reports").workers(1).build()?;
+    /// # Ok::<(), otelconc::pool::BuildError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name)
+    }
 }
 
 impl Builder {
@@ -156,7 +171,7 @@ impl Builder {
     /// its time driver enabled (`enable_time` or `enable_all`).
     ///
     /// # Errors
-    /// [`ConfigError`] for zero workers, capacity, timeout, outcomes buffer or timing
+    /// [`BuildError`] for zero workers, capacity, timeout, outcomes buffer or timing
     /// sample, or when called outside a tokio runtime.
     ///
     /// # Examples
@@ -164,28 +179,28 @@ impl Builder {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let pool = otelconc::pool::WorkerPool::builder("p").workers(2).build()?;
     /// assert!(otelconc::pool::WorkerPool::builder("p").queue_capacity(0).build().is_err());
-    /// # Ok::<(), otelconc::pool::ConfigError>(())
+    /// # Ok::<(), otelconc::pool::BuildError>(())
     /// # }).unwrap();
     /// ```
-    pub fn build(self) -> Result<WorkerPool, ConfigError> {
+    pub fn build(self) -> Result<WorkerPool, BuildError> {
         let pool = self.name.clone();
         if self.workers == 0 {
-            return Err(ConfigError::ZeroWorkers { pool });
+            return Err(BuildError::ZeroWorkers { pool });
         }
         if self.capacity == 0 {
-            return Err(ConfigError::ZeroCapacity { pool });
+            return Err(BuildError::ZeroCapacity { pool });
         }
         if self.timeout == Some(Duration::ZERO) {
-            return Err(ConfigError::ZeroTimeout { pool });
+            return Err(BuildError::ZeroTimeout { pool });
         }
         if self.outcomes == Some(0) {
-            return Err(ConfigError::ZeroOutcomes { pool });
+            return Err(BuildError::ZeroOutcomes { pool });
         }
         if self.sample_every == 0 {
-            return Err(ConfigError::ZeroSample { pool });
+            return Err(BuildError::ZeroSample { pool });
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Err(ConfigError::NoRuntime { pool });
+            return Err(BuildError::NoRuntime { pool });
         };
         let shared = Shared::new(
             Config {

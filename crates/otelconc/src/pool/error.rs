@@ -22,8 +22,9 @@ pub enum JobError {
     /// future was dropped and its token cancelled.
     Cancelled,
     /// The job was accepted but never started: the pool aborted, or a shutdown deadline
-    /// passed, while it was still queued.
-    Rejected,
+    /// passed, while it was still queued. (A job the pool refused at submit is handed
+    /// back in a [`SubmitError`] or [`TrySubmitError`] instead.)
+    NotStarted,
 }
 
 impl fmt::Display for JobError {
@@ -32,7 +33,7 @@ impl fmt::Display for JobError {
             Self::Panicked(m) => write!(f, "job panicked: {m}"),
             Self::TimedOut => f.write_str("job timed out"),
             Self::Cancelled => f.write_str("job cancelled by pool shutdown"),
-            Self::Rejected => f.write_str("job never started: the pool shut down first"),
+            Self::NotStarted => f.write_str("job not started: the pool shut down first"),
         }
     }
 }
@@ -150,8 +151,7 @@ impl<J> fmt::Display for TrySubmitError<J> {
 
 impl<J> std::error::Error for TrySubmitError<J> {}
 
-/// An invalid pool configuration, from [`Builder::build`](super::Builder::build) or
-/// [`WorkerPool::resize`](super::WorkerPool::resize).
+/// An invalid pool configuration, from [`Builder::build`](super::Builder::build).
 ///
 /// # Examples
 /// ```
@@ -160,8 +160,8 @@ impl<J> std::error::Error for TrySubmitError<J> {}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConfigError {
-    /// `workers(0)` or `resize(0)`.
+pub enum BuildError {
+    /// `workers(0)`.
     ZeroWorkers {
         /// The pool's name.
         pool: String,
@@ -191,19 +191,12 @@ pub enum ConfigError {
         /// The pool's name.
         pool: String,
     },
-    /// `resize` after `close`.
-    Closed {
-        /// The pool's name.
-        pool: String,
-    },
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ZeroWorkers { pool } => {
-                write!(f, "worker pool {pool:?}: workers must be at least 1, got 0")
-            }
+            Self::ZeroWorkers { pool } => zero_workers(f, pool),
             Self::ZeroCapacity { pool } => write!(
                 f,
                 "worker pool {pool:?}: queue capacity must be at least 1, got 0"
@@ -224,9 +217,53 @@ impl fmt::Display for ConfigError {
                 f,
                 "worker pool {pool:?}: must be built inside a tokio runtime"
             ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn zero_workers(f: &mut fmt::Formatter<'_>, pool: &str) -> fmt::Result {
+    write!(f, "worker pool {pool:?}: workers must be at least 1, got 0")
+}
+
+/// [`WorkerPool::resize`](super::WorkerPool::resize) refused; the worker count is
+/// unchanged.
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use otelconc::pool::{ResizeError, WorkerPool};
+/// let pool = WorkerPool::builder("p").workers(2).build()?;
+/// assert_eq!(pool.resize(0), Err(ResizeError::ZeroWorkers { pool: "p".into() }));
+/// pool.close();
+/// let err = pool.resize(4).unwrap_err();
+/// assert_eq!(err.to_string(), "worker pool \"p\" is closed");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResizeError {
+    /// `resize(0)`.
+    ZeroWorkers {
+        /// The pool's name.
+        pool: String,
+    },
+    /// `resize` after `close` (or a shutdown).
+    Closed {
+        /// The pool's name.
+        pool: String,
+    },
+}
+
+impl fmt::Display for ResizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroWorkers { pool } => zero_workers(f, pool),
             Self::Closed { pool } => write!(f, "worker pool {pool:?} is closed"),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ResizeError {}

@@ -17,15 +17,16 @@ use super::error::JobError;
 /// and the outcomes stream when you do not need each output.
 ///
 /// # Cancel safety
-/// Awaiting a handle is cancel-safe: drop the future and await the handle again later,
-/// the output is kept until then.
+/// The `&mut JobHandle<T>` type is cancel safe. If it is used as the event in a
+/// [`tokio::select!`] statement and some other branch completes first, then it is
+/// guaranteed that the output of the job is not lost: await the handle again to get it.
 ///
 /// # Examples
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use otelconc::pool::WorkerPool;
 /// let pool = WorkerPool::builder("calc").build()?;
-/// let handle = pool.submit_handle(|_token| async { 6 * 7 }).await.map_err(|_| "closed")?;
+/// let handle = pool.submit_handle(|| async { 6 * 7 }).await.map_err(|_| "closed")?;
 /// assert_eq!(handle.await?, 42);
 /// # pool.shutdown(std::time::Duration::from_secs(1)).await;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -1,5 +1,5 @@
-//! What a pool runs: the [`Job`] trait, [`Named`] jobs, and the type-erased cell a queued
-//! job travels in.
+//! What a pool runs: the [`Job`] trait, [`Named`] jobs, jobs that take the pool's
+//! cancellation token ([`with_token`]), and the type-erased cell a queued job travels in.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -16,10 +16,16 @@ use super::error::JobError;
 
 /// A unit of work a [`WorkerPool`](super::WorkerPool) runs.
 ///
-/// Every `FnOnce(CancellationToken) -> impl Future` closure is a job; implement the trait
-/// yourself (`run` may be an `async fn`), or wrap a closure in [`Named`], when the job
-/// should carry a name and an id.
-/// Both go on the job's span only, never on metrics.
+/// Every `FnOnce() -> impl Future` closure is a job: `pool.submit(|| async { .. })`. The
+/// closure is called when a worker starts the job, not at submit, so nothing the job
+/// does (a timer, a request) begins while it waits in the queue. A job that needs the
+/// pool's [`CancellationToken`] is a closure taking it, wrapped in [`with_token`]:
+/// `pool.submit(with_token(|token| async move { .. }))`. Implement the trait yourself
+/// (`run` may be an `async fn`), or wrap a job in [`Named`], when the job should carry a
+/// name and an id. Both go on the job's span only, never on metrics.
+///
+/// (A closure cannot be a job both with and without a token argument: Rust would see two
+/// overlapping implementations, hence the [`with_token`] wrapper for the rarer kind.)
 ///
 /// The token passed to [`Job::run`] fires when the job times out, when the pool aborts,
 /// or when a shutdown deadline passes. The pool drops the job's future at that moment
@@ -74,6 +80,72 @@ pub trait Job: Send + 'static {
 
 impl<F, Fut> Job for F
 where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    type Output = Fut::Output;
+
+    fn run(self, _token: CancellationToken) -> impl Future<Output = Fut::Output> + Send + 'static {
+        self()
+    }
+}
+
+/// Makes a job of a closure that takes the pool's [`CancellationToken`].
+///
+/// The token fires when the job times out, when the pool aborts, or when a shutdown
+/// deadline passes (see [`Job`]). The pool drops the job's future then anyway; the token
+/// is for work the job hands elsewhere, such as a spawned task or a blocking thread.
+/// Jobs that do not hand work elsewhere do not need it: submit `|| async { .. }`.
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use otelconc::pool::{JobError, WorkerPool, with_token};
+///
+/// let pool = WorkerPool::builder("p").job_timeout(Duration::from_millis(10)).build()?;
+/// let (tx, rx) = tokio::sync::oneshot::channel();
+/// let h = pool
+///     .submit_handle(with_token(|token| async move {
+///         // Work handed to another task stops when the token fires.
+///         tokio::spawn(async move { token.cancelled().await; tx.send("stopped") });
+///         std::future::pending::<()>().await
+///     }))
+///     .await?;
+/// assert_eq!(h.await, Err(JobError::TimedOut));
+/// assert_eq!(rx.await?, "stopped");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub fn with_token<F, Fut>(job: F) -> WithToken<F>
+where
+    F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    WithToken(job)
+}
+
+/// A job that takes the pool's [`CancellationToken`]; from [`with_token`].
+///
+/// # Examples
+/// ```
+/// use otelconc::pool::{Named, with_token};
+/// let job = Named::new("crawl", with_token(|token| async move { token.is_cancelled() }));
+/// # let _ = job;
+/// ```
+#[must_use = "a job does nothing until it is submitted to a pool"]
+pub struct WithToken<F>(F);
+
+impl<F> fmt::Debug for WithToken<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WithToken(..)")
+    }
+}
+
+impl<F, Fut> Job for WithToken<F>
+where
     F: FnOnce(CancellationToken) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
@@ -81,7 +153,7 @@ where
     type Output = Fut::Output;
 
     fn run(self, token: CancellationToken) -> impl Future<Output = Fut::Output> + Send + 'static {
-        self(token)
+        (self.0)(token)
     }
 }
 
@@ -90,10 +162,11 @@ where
 /// # Examples
 /// ```
 /// use otelconc::pool::{Job, Named};
-/// let job = Named::new("send-email", |_token| async { 1 }).with_id("42");
+/// let job = Named::new("send-email", || async { 1 }).with_id("42");
 /// assert_eq!(job.name().as_deref(), Some("send-email"));
 /// assert_eq!(job.id().as_deref(), Some("42"));
 /// ```
+#[must_use = "a job does nothing until it is submitted to a pool"]
 pub struct Named<J> {
     name: Cow<'static, str>,
     id: Option<Cow<'static, str>>,
@@ -115,7 +188,7 @@ impl<J: Job> Named<J> {
     /// # Examples
     /// ```
     /// use otelconc::pool::{Job, Named};
-    /// let job = Named::new("reindex", |_token| async {});
+    /// let job = Named::new("reindex", || async {});
     /// assert_eq!(job.name().as_deref(), Some("reindex"));
     /// ```
     pub fn new(name: impl Into<Cow<'static, str>>, job: J) -> Self {
@@ -131,10 +204,9 @@ impl<J: Job> Named<J> {
     /// # Examples
     /// ```
     /// use otelconc::pool::{Job, Named};
-    /// let job = Named::new("reindex", |_token| async {}).with_id(7.to_string());
+    /// let job = Named::new("reindex", || async {}).with_id(7.to_string());
     /// assert_eq!(job.id().as_deref(), Some("7"));
     /// ```
-    #[must_use]
     pub fn with_id(mut self, id: impl Into<Cow<'static, str>>) -> Self {
         self.id = Some(id.into());
         self
@@ -145,9 +217,9 @@ impl<J: Job> Named<J> {
     /// # Examples
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use otelconc::pool::{CancellationToken, Named};
-    /// let job = Named::new("reindex", |_token| async { 5 });
-    /// assert_eq!(job.into_inner()(CancellationToken::new()).await, 5);
+    /// use otelconc::pool::Named;
+    /// let job = Named::new("reindex", || async { 5 });
+    /// assert_eq!(job.into_inner()().await, 5);
     /// # });
     /// ```
     pub fn into_inner(self) -> J {

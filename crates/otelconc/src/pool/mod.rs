@@ -14,10 +14,10 @@
 //! use otelconc::pool::{JobError, WorkerPool};
 //!
 //! let pool = WorkerPool::builder("thumbnails").workers(4).queue_capacity(256).build()?;
-//! pool.submit(|_token| async { /* fire and forget */ }).await?;
-//! let h = pool.submit_handle(|_token| async { 40 + 2 }).await?;
+//! pool.submit(|| async { /* fire and forget */ }).await?;
+//! let h = pool.submit_handle(|| async { 40 + 2 }).await?;
 //! assert_eq!(h.await?, 42);
-//! let h = pool.submit_handle(|_token| async { panic!("bad input") }).await?;
+//! let h = pool.submit_handle(|| async { panic!("bad input") }).await?;
 //! assert_eq!(h.await, Err::<(), _>(JobError::Panicked("bad input".into())));
 //! let report = pool.shutdown(Duration::from_secs(5)).await;
 //! assert_eq!((report.completed, report.failed), (2, 1));
@@ -26,11 +26,12 @@
 //! ```
 //!
 //! # Jobs
-//! A job is any `FnOnce(CancellationToken) -> impl Future` closure, or a type
-//! implementing [`Job`] (which may carry a name and an id for its span; [`Named`] wraps
-//! a closure with them). The token fires when the job times out, when the pool aborts,
-//! or when a shutdown deadline passes; the pool drops the job's future then, so the token
-//! is for work the job handed elsewhere.
+//! A job is any `FnOnce() -> impl Future` closure (`|| async { .. }`), called when a
+//! worker starts it; a closure that takes the pool's [`CancellationToken`], wrapped in
+//! [`with_token`]; or a type implementing [`Job`] (which may carry a name and an id for
+//! its span; [`Named`] wraps a job with them). The token fires when the job times out,
+//! when the pool aborts, or when a shutdown deadline passes; the pool drops the job's
+//! future then, so the token is for work the job handed elsewhere.
 //!
 //! # Submitting
 //! - [`WorkerPool::submit`] waits for queue space; the output is dropped and the outcome
@@ -38,7 +39,7 @@
 //! - [`WorkerPool::submit_handle`] / [`WorkerPool::try_submit_handle`] return a
 //!   [`JobHandle`] resolving to `Result<T, JobError>`: [`JobError::Panicked`] (with the
 //!   message), [`JobError::TimedOut`], [`JobError::Cancelled`] (running at abort or
-//!   deadline), [`JobError::Rejected`] (queued at abort or deadline, never started).
+//!   deadline), [`JobError::NotStarted`] (queued at abort or deadline, never started).
 //! - The outcomes stream ([`WorkerPool::outcomes`], enabled by the builder's
 //!   `outcomes(capacity)`) is the seed's results channel done safely: workers never wait
 //!   on it. When nobody reads it, it fills, and each later outcome is dropped and counted
@@ -93,15 +94,17 @@ mod builder;
 mod error;
 mod handle;
 mod job;
+mod metrics;
 mod outcome;
-mod shared;
+mod state;
 mod stats;
+mod worker;
 mod worker_pool;
 
 pub use builder::Builder;
-pub use error::{ConfigError, JobError, SubmitError, TrySubmitError};
+pub use error::{BuildError, JobError, ResizeError, SubmitError, TrySubmitError};
 pub use handle::JobHandle;
-pub use job::{Job, Named};
+pub use job::{Job, Named, WithToken, with_token};
 pub use outcome::{Outcome, Outcomes};
 pub use stats::{ShutdownReport, Stats};
 pub use tokio_util::sync::CancellationToken;

@@ -50,7 +50,7 @@ pub struct Outcome {
 /// use otelconc::pool::WorkerPool;
 /// let pool = WorkerPool::builder("p").outcomes(16).build()?;
 /// let mut outcomes = pool.outcomes().expect("enabled in the builder");
-/// pool.submit(|_t| async {}).await?;
+/// pool.submit(|| async {}).await?;
 /// assert!(outcomes.next().await.unwrap().result.is_ok());
 /// # pool.shutdown(std::time::Duration::from_secs(1)).await;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -79,14 +79,15 @@ impl Outcomes {
     /// empty.
     ///
     /// # Cancel safety
-    /// Cancel-safe: an outcome is taken only when this resolves.
+    /// This method is cancel safe. If `recv` is used as a branch in [`tokio::select!`]
+    /// and another branch completes first, it is guaranteed that no outcome was received.
     ///
     /// # Examples
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let pool = otelconc::pool::WorkerPool::builder("p").outcomes(4).build()?;
     /// let outcomes = pool.outcomes().unwrap();
-    /// pool.submit(|_t| async {}).await?;
+    /// pool.submit(|| async {}).await?;
     /// assert!(outcomes.recv().await.is_some());
     /// pool.shutdown(std::time::Duration::from_secs(1)).await;
     /// assert!(outcomes.recv().await.is_none());

@@ -18,7 +18,11 @@
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Workers the pool is configured to run.
+    /// Workers the pool runs: the configured count while the pool is open (a worker
+    /// retiring after a shrinking [`resize`](super::WorkerPool::resize) no longer
+    /// counts). After [`close`](super::WorkerPool::close) or a shutdown it falls as workers
+    /// exit (an abort counts them all out at once), and it is 0 once every worker has
+    /// exited.
     pub workers: usize,
     /// Workers running a job now.
     pub busy: usize,
@@ -36,9 +40,11 @@ pub struct Stats {
     pub timed_out: u64,
     /// Jobs that had started when the pool aborted or a shutdown deadline passed.
     pub cancelled: u64,
-    /// Jobs accepted but never started (dropped from the queue at abort or deadline).
+    /// Jobs accepted but never started (dropped from the queue at abort or deadline,
+    /// each ended with [`JobError::NotStarted`](super::JobError::NotStarted)).
     pub not_started: u64,
-    /// Submits refused (queue full on `try_submit`, or pool closed).
+    /// Submits refused: the job was handed back, never accepted (queue full on
+    /// `try_submit`, or pool closed). Not part of `submitted`.
     pub rejected: u64,
     /// Outcomes the outcomes stream dropped because its buffer was full.
     pub outcomes_dropped: u64,
@@ -48,14 +54,14 @@ pub struct Stats {
 /// [`WorkerPool::shutdown`](super::WorkerPool::shutdown) and
 /// [`WorkerPool::abort`](super::WorkerPool::abort).
 ///
-/// `completed + failed + cancelled + never_started` is the number of jobs the pool
+/// `completed + failed + cancelled + not_started` is the number of jobs the pool
 /// accepted ([`ShutdownReport::accepted`]).
 ///
 /// # Examples
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
-/// pool.submit(|_t| async {}).await?;
+/// pool.submit(|| async {}).await?;
 /// let report = pool.shutdown(std::time::Duration::from_secs(1)).await;
 /// assert_eq!((report.completed, report.accepted()), (1, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -70,8 +76,9 @@ pub struct ShutdownReport {
     pub failed: u64,
     /// Jobs that had started and were cancelled at abort or deadline.
     pub cancelled: u64,
-    /// Jobs still queued at abort or deadline, dropped without starting.
-    pub never_started: u64,
+    /// Jobs accepted but never started: still queued at abort or deadline, dropped
+    /// without starting (each ended with [`JobError::NotStarted`](super::JobError::NotStarted)).
+    pub not_started: u64,
     /// Whether the deadline passed (or `abort` was called) before the queue drained.
     pub deadline_passed: bool,
 }
@@ -85,6 +92,6 @@ impl ShutdownReport {
     /// assert_eq!(r.accepted(), 0);
     /// ```
     pub fn accepted(&self) -> u64 {
-        self.completed + self.failed + self.cancelled + self.never_started
+        self.completed + self.failed + self.cancelled + self.not_started
     }
 }

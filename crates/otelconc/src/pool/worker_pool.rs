@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::builder::Builder;
-use super::error::{ConfigError, SubmitError, TrySubmitError};
+use super::error::{ResizeError, SubmitError, TrySubmitError};
 use super::handle::JobHandle;
 use super::job::{Job, erase, recover};
 use super::outcome::Outcomes;
-use super::shared::{Envelope, Shared};
+use super::state::{Envelope, Shared};
 use super::stats::{ShutdownReport, Stats};
 
 /// A fixed set of workers running [`Job`]s from a bounded queue, with telemetry built in.
@@ -29,7 +28,7 @@ use super::stats::{ShutdownReport, Stats};
 /// use otelconc::pool::WorkerPool;
 ///
 /// let pool = WorkerPool::builder("emails").workers(2).build()?;
-/// let handle = pool.submit_handle(|_token| async { "sent" }).await?;
+/// let handle = pool.submit_handle(|| async { "sent" }).await?;
 /// assert_eq!(handle.await?, "sent");
 /// let report = pool.shutdown(Duration::from_secs(5)).await;
 /// assert_eq!(report.completed, 1);
@@ -62,19 +61,6 @@ impl fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// A builder for a pool named `name` (the `otelconc.name` attribute of its telemetry).
-    ///
-    /// # Examples
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let pool = otelconc::pool::WorkerPool::builder("reports").workers(1).build()?;
-    /// # Ok::<(), otelconc::pool::ConfigError>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn builder(name: impl Into<String>) -> Builder {
-        Builder::new(name)
-    }
-
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         Self {
             inner: Arc::new(Owner { shared }),
@@ -102,14 +88,18 @@ impl WorkerPool {
     /// [`SubmitError`] with the job when the pool is closed (also while waiting).
     ///
     /// # Cancel safety
-    /// Cancel-safe: if the future is dropped before it resolves, the job was not queued
-    /// (it is dropped with the future).
+    /// If `submit` is used as a branch in [`tokio::select!`] and another branch completes
+    /// first, then it is guaranteed that the job was not queued. **However, in that case,
+    /// the job is dropped and will be lost.**
+    ///
+    /// To avoid losing jobs, use [`WorkerPool::try_submit`], which hands the job back
+    /// when the queue is full, and retry it later.
     ///
     /// # Examples
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
-    /// pool.submit(|_token| async { println!("hello from a worker") }).await?;
+    /// pool.submit(|| async { println!("hello from a worker") }).await?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -128,13 +118,18 @@ impl WorkerPool {
     /// [`SubmitError`] with the job when the pool is closed.
     ///
     /// # Cancel safety
-    /// Cancel-safe: if the future is dropped before it resolves, the job was not queued.
+    /// If `submit_handle` is used as a branch in [`tokio::select!`] and another branch completes
+    /// first, then it is guaranteed that the job was not queued. **However, in that case,
+    /// the job is dropped and will be lost.**
+    ///
+    /// To avoid losing jobs, use [`WorkerPool::try_submit_handle`], which hands the job back
+    /// when the queue is full, and retry it later.
     ///
     /// # Examples
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
-    /// let h = pool.submit_handle(|_token| async { 2 + 2 }).await?;
+    /// let h = pool.submit_handle(|| async { 2 + 2 }).await?;
     /// assert_eq!(h.await?, 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
@@ -153,11 +148,11 @@ impl WorkerPool {
         let s = self.shared();
         match s.tx.send(env).await {
             Ok(()) => {
-                s.accepted();
+                s.metrics.accepted();
                 Ok(())
             }
             Err(e) => {
-                s.refused(false);
+                s.metrics.refused(false);
                 Err(recovered(e.0))
             }
         }
@@ -173,7 +168,7 @@ impl WorkerPool {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// use otelconc::pool::{TrySubmitError, WorkerPool};
     /// let pool = WorkerPool::builder("p").build()?;
-    /// match pool.try_submit(|_token| async {}) {
+    /// match pool.try_submit(|| async {}) {
     ///     Ok(()) => {}
     ///     Err(TrySubmitError::Full(_job)) => { /* shed load, or retry later */ }
     ///     Err(TrySubmitError::Closed(_job)) => { /* shutting down */ }
@@ -195,7 +190,7 @@ impl WorkerPool {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
-    /// let h = pool.try_submit_handle(|_token| async { 1 })?;
+    /// let h = pool.try_submit_handle(|| async { 1 })?;
     /// assert_eq!(h.await?, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
@@ -214,15 +209,15 @@ impl WorkerPool {
         let s = self.shared();
         match s.tx.try_send(env) {
             Ok(()) => {
-                s.accepted();
+                s.metrics.accepted();
                 Ok(())
             }
             Err(async_channel::TrySendError::Full(e)) => {
-                s.refused(true);
+                s.metrics.refused(true);
                 Err(TrySubmitError::Full(recovered(e)))
             }
             Err(async_channel::TrySendError::Closed(e)) => {
-                s.refused(false);
+                s.metrics.refused(false);
                 Err(TrySubmitError::Closed(recovered(e)))
             }
         }
@@ -281,8 +276,8 @@ impl WorkerPool {
     /// them.
     ///
     /// # Errors
-    /// [`ConfigError::ZeroWorkers`] for 0, [`ConfigError::Closed`] after
-    /// [`WorkerPool::close`].
+    /// [`ResizeError::ZeroWorkers`] for 0, [`ResizeError::Closed`] after
+    /// [`WorkerPool::close`] (or a shutdown).
     ///
     /// # Examples
     /// ```
@@ -295,17 +290,17 @@ impl WorkerPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub fn resize(&self, workers: usize) -> Result<(), ConfigError> {
+    pub fn resize(&self, workers: usize) -> Result<(), ResizeError> {
         let s = self.shared();
         if workers == 0 {
-            return Err(ConfigError::ZeroWorkers {
+            return Err(ResizeError::ZeroWorkers {
                 pool: s.name.to_string(),
             });
         }
         if s.resize(workers) {
             Ok(())
         } else {
-            Err(ConfigError::Closed {
+            Err(ResizeError::Closed {
                 pool: s.name.to_string(),
             })
         }
@@ -320,7 +315,7 @@ impl WorkerPool {
     /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
     /// assert!(pool.close());
     /// assert!(!pool.close());
-    /// assert!(pool.submit(|_t| async {}).await.is_err());
+    /// assert!(pool.submit(|| async {}).await.is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -358,7 +353,7 @@ impl WorkerPool {
 
     /// Closes the pool, lets the workers drain the queue until `deadline`, then cancels
     /// what still runs (token fired, future dropped: `Cancelled`) and drops what never
-    /// started (`Rejected`). Returns when every worker task has exited.
+    /// started (`NotStarted`). Returns when every worker task has exited.
     ///
     /// Idempotent and safe to call concurrently with submits and with itself: every call
     /// returns once the pool is down, with the same final counts. A job that blocks its
@@ -367,8 +362,10 @@ impl WorkerPool {
     /// that job too, so the deadline passes and that job ends up cancelled.
     ///
     /// # Cancel safety
-    /// Cancel-safe: dropping the future leaves the pool closed and draining; call again
-    /// (or [`WorkerPool::abort`]) to wait for the end.
+    /// This method is cancel safe. If `shutdown` is used as a branch in
+    /// [`tokio::select!`] and another branch completes first, the pool stays closed and
+    /// draining, and no job's outcome is lost; call it again (or [`WorkerPool::abort`]) to
+    /// wait for the end and get the report.
     ///
     /// # Examples
     /// ```
@@ -376,7 +373,7 @@ impl WorkerPool {
     /// use std::time::Duration;
     /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
     /// for _ in 0..10 {
-    ///     pool.submit(|_t| async {}).await?;
+    ///     pool.submit(|| async {}).await?;
     /// }
     /// let report = pool.shutdown(Duration::from_secs(5)).await;
     /// assert_eq!(report.accepted(), 10);
@@ -390,7 +387,7 @@ impl WorkerPool {
     /// [`WorkerPool::shutdown`] with the builder's `shutdown_deadline` (default 30 s).
     ///
     /// # Cancel safety
-    /// As [`WorkerPool::shutdown`].
+    /// This method is cancel safe, as [`WorkerPool::shutdown`].
     ///
     /// # Examples
     /// ```
@@ -410,8 +407,8 @@ impl WorkerPool {
     /// returns when every worker task has exited (as `shutdown(Duration::ZERO)`).
     ///
     /// # Cancel safety
-    /// As [`WorkerPool::shutdown`]; the abort itself has happened once this is first
-    /// polled.
+    /// This method is cancel safe, as [`WorkerPool::shutdown`]. The abort itself has
+    /// happened once this is first polled.
     ///
     /// # Examples
     /// ```

@@ -5,7 +5,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Status, TraceContextExt};
-use otelconc::pool::{CancellationToken, JobError, Named, WorkerPool};
+use otelconc::pool::{JobError, Named, WorkerPool, with_token};
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON};
 use otelconc_testkit::{SpanData, TestTelemetry, attr};
 
@@ -31,15 +31,15 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     let root = tt.root("submitter");
     let (ok, panicked, timed_out) = async {
         let ok = p
-            .submit_handle(Named::new("ok", |_t| async { 1 }).with_id("id-1"))
+            .submit_handle(Named::new("ok", || async { 1 }).with_id("id-1"))
             .await
             .unwrap();
         let panicked = p
-            .submit_handle(Named::new("panics", |_t| async { panic!("kaboom") }))
+            .submit_handle(Named::new("panics", || async { panic!("kaboom") }))
             .await
             .unwrap();
         let timed_out = p
-            .submit_handle(|_t| tokio::time::sleep(Duration::from_secs(5)))
+            .submit_handle(|| tokio::time::sleep(Duration::from_secs(5)))
             .await
             .unwrap();
         (ok, panicked, timed_out)
@@ -51,11 +51,11 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     assert_eq!(timed_out.await, Err(JobError::TimedOut));
     // Outside any trace: no span, still counted.
     for _ in 0..3 {
-        p.submit(|_t| async {}).await.unwrap();
+        p.submit(|| async {}).await.unwrap();
     }
-    assert!(p.try_submit(|_t| async {}).is_ok());
+    assert!(p.try_submit(|| async {}).is_ok());
     let report = p.shutdown(Duration::from_secs(5)).await;
-    assert!(p.submit(|_t| async {}).await.is_err());
+    assert!(p.submit(|| async {}).await.is_err());
     root.span().end();
 
     // One span per traced job, each a child of the submitter's span.
@@ -123,7 +123,7 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     assert_eq!(count("ok"), report.completed);
     assert_eq!(count("panicked") + count("timed_out"), report.failed);
     assert_eq!(count("cancelled"), report.cancelled);
-    assert_eq!(count("not_started"), report.never_started);
+    assert_eq!(count("not_started"), report.not_started);
     assert_eq!(
         m.value("otelconc.pool.submitted", std::slice::from_ref(&name)),
         Some(report.accepted() as f64)
@@ -169,10 +169,10 @@ async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
         .build()
         .unwrap();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    p.submit(move |token: CancellationToken| async move {
+    p.submit(with_token(move |token| async move {
         let _ = started_tx.send(());
         token.cancelled().await;
-    })
+    }))
     .await
     .unwrap();
     started_rx.await.unwrap();
@@ -192,7 +192,7 @@ async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
     assert!(age >= 0.02, "age {age}");
     // Outcomes nobody reads: the buffer holds one, the rest are counted as dropped.
     for _ in 0..3 {
-        p.submit(|_t| async {}).await.unwrap();
+        p.submit(|| async {}).await.unwrap();
     }
     let report = p.abort().await;
     assert_eq!(report.accepted(), 4);
@@ -212,20 +212,17 @@ async fn a_job_cancelled_by_the_shutdown_deadline_still_ends_its_span() {
         .unwrap();
     let root = tt.root("submitter");
     let (running, queued) = async {
-        let running = p
-            .submit_handle(|_t| std::future::pending::<()>())
-            .await
-            .unwrap();
-        let queued = p.submit_handle(|_t| async {}).await.unwrap();
+        let running = p.submit_handle(std::future::pending::<()>).await.unwrap();
+        let queued = p.submit_handle(|| async {}).await.unwrap();
         (running, queued)
     }
     .with_context(root.clone())
     .await;
     tokio::task::yield_now().await;
     let report = p.shutdown(Duration::from_secs(1)).await;
-    assert_eq!((report.cancelled, report.never_started), (1, 1));
+    assert_eq!((report.cancelled, report.not_started), (1, 1));
     assert_eq!(running.await, Err(JobError::Cancelled));
-    assert_eq!(queued.await, Err(JobError::Rejected));
+    assert_eq!(queued.await, Err(JobError::NotStarted));
     // The running job's span ended, as an error; the queued job never started a span.
     let spans = tt.spans_named("otelconc.pool.job");
     assert_eq!(spans.len(), 1);

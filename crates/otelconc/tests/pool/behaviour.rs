@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use otelconc::pool::{
-    CancellationToken, ConfigError, Job, JobError, Named, TrySubmitError, WorkerPool,
+    BuildError, CancellationToken, Job, JobError, Named, ResizeError, TrySubmitError, WorkerPool,
+    with_token,
 };
 use tokio::sync::{Barrier, Notify, oneshot};
 
@@ -21,14 +22,14 @@ fn pool(name: &str, workers: usize, capacity: usize) -> WorkerPool {
 /// Queues `n` jobs that each sleep for `each`.
 async fn submit_sleeps(p: &WorkerPool, n: usize, each: Duration) {
     for _ in 0..n {
-        p.submit(move |_t| tokio::time::sleep(each)).await.unwrap();
+        p.submit(move || tokio::time::sleep(each)).await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn invalid_configuration_is_rejected_with_a_clear_error() {
     let e = WorkerPool::builder("p").workers(0).build().unwrap_err();
-    assert_eq!(e, ConfigError::ZeroWorkers { pool: "p".into() });
+    assert_eq!(e, BuildError::ZeroWorkers { pool: "p".into() });
     assert!(e.to_string().contains("workers must be at least 1"));
     let e = WorkerPool::builder("p")
         .queue_capacity(0)
@@ -44,20 +45,20 @@ async fn invalid_configuration_is_rejected_with_a_clear_error() {
             .contains("job timeout must be longer than zero")
     );
     let e = WorkerPool::builder("p").outcomes(0).build().unwrap_err();
-    assert!(matches!(e, ConfigError::ZeroOutcomes { .. }));
+    assert!(matches!(e, BuildError::ZeroOutcomes { .. }));
     let e = WorkerPool::builder("p")
         .timing_sample(0)
         .build()
         .unwrap_err();
-    assert!(matches!(e, ConfigError::ZeroSample { .. }));
+    assert!(matches!(e, BuildError::ZeroSample { .. }));
     let p = pool("p", 1, 1);
-    assert!(matches!(p.resize(0), Err(ConfigError::ZeroWorkers { .. })));
+    assert!(matches!(p.resize(0), Err(ResizeError::ZeroWorkers { .. })));
 }
 
 #[test]
 fn building_outside_a_runtime_is_an_error_not_a_panic() {
     let e = WorkerPool::builder("p").build().unwrap_err();
-    assert_eq!(e, ConfigError::NoRuntime { pool: "p".into() });
+    assert_eq!(e, BuildError::NoRuntime { pool: "p".into() });
 }
 
 #[tokio::test]
@@ -66,15 +67,15 @@ async fn handles_resolve_to_outputs_and_fire_and_forget_jobs_run() {
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..5 {
         let ran = ran.clone();
-        p.submit(move |_t| async move {
+        p.submit(move || async move {
             ran.fetch_add(1, Ordering::SeqCst);
         })
         .await
         .unwrap();
     }
-    let h = p.submit_handle(|_t| async { "out" }).await.unwrap();
+    let h = p.submit_handle(|| async { "out" }).await.unwrap();
     assert_eq!(h.await, Ok("out"));
-    let h = p.try_submit_handle(|_t| async { 7 }).unwrap();
+    let h = p.try_submit_handle(|| async { 7 }).unwrap();
     assert_eq!(h.await, Ok(7));
     let report = p.shutdown(Duration::from_secs(5)).await;
     assert_eq!(ran.load(Ordering::SeqCst), 5);
@@ -89,7 +90,7 @@ async fn panicking_job_is_an_error_and_capacity_is_unchanged() {
     let mut handles = Vec::new();
     for i in 0..3 {
         handles.push(
-            p.submit_handle(move |_t| async move {
+            p.submit_handle(move || async move {
                 if i < 10 {
                     panic!("job {i} failed");
                 }
@@ -107,7 +108,7 @@ async fn panicking_job_is_an_error_and_capacity_is_unchanged() {
     for _ in 0..3 {
         let b = barrier.clone();
         handles.push(
-            p.submit_handle(move |_t| async move {
+            p.submit_handle(move || async move {
                 b.wait().await;
             })
             .await
@@ -132,21 +133,21 @@ async fn timed_out_job_is_an_error_and_its_token_fires() {
         .unwrap();
     let (seen_tx, seen_rx) = oneshot::channel();
     let h = p
-        .submit_handle(move |token: CancellationToken| async move {
+        .submit_handle(with_token(move |token| async move {
             // Work the job handed elsewhere learns of the timeout through the token.
             tokio::spawn(async move {
                 token.cancelled().await;
                 let _ = seen_tx.send(());
             });
             tokio::time::sleep(Duration::from_secs(60)).await;
-        })
+        }))
         .await
         .unwrap();
     assert_eq!(h.await, Err(JobError::TimedOut));
     seen_rx.await.expect("the job's token fired on timeout");
     // The next job on the same worker gets a token that has not fired.
     let h = p
-        .submit_handle(|token: CancellationToken| async move { token.is_cancelled() })
+        .submit_handle(with_token(|token| async move { token.is_cancelled() }))
         .await
         .unwrap();
     assert_eq!(h.await, Ok(false));
@@ -161,20 +162,20 @@ async fn abort_cancels_running_jobs_and_drops_queued_ones() {
     let s2 = started.clone();
     let (tok_tx, tok_rx) = oneshot::channel();
     let running = p
-        .submit_handle(move |token: CancellationToken| async move {
+        .submit_handle(with_token(move |token| async move {
             let _ = tok_tx.send(token);
             s2.notify_one();
             std::future::pending::<()>().await;
-        })
+        }))
         .await
         .unwrap();
     started.notified().await;
-    let queued = p.submit_handle(|_t| async { 1 }).await.unwrap();
+    let queued = p.submit_handle(|| async { 1 }).await.unwrap();
     let report = p.abort().await;
     assert_eq!(running.await, Err(JobError::Cancelled));
-    assert_eq!(queued.await, Err(JobError::Rejected));
+    assert_eq!(queued.await, Err(JobError::NotStarted));
     assert!(tok_rx.await.unwrap().is_cancelled());
-    assert_eq!((report.cancelled, report.never_started), (1, 1));
+    assert_eq!((report.cancelled, report.not_started), (1, 1));
     assert_eq!(report.accepted(), 2);
     assert!(report.deadline_passed);
     assert_eq!(p.stats().busy, 0);
@@ -196,7 +197,7 @@ async fn shutdown_while_jobs_are_queued_and_the_deadline_passes() {
     let mut handles = Vec::new();
     for _ in 0..5 {
         handles.push(
-            p.submit_handle(|_t| tokio::time::sleep(Duration::from_secs(10)))
+            p.submit_handle(|| tokio::time::sleep(Duration::from_secs(10)))
                 .await
                 .unwrap(),
         );
@@ -212,9 +213,9 @@ async fn shutdown_while_jobs_are_queued_and_the_deadline_passes() {
         vec![
             Ok(()),
             Err(JobError::Cancelled),
-            Err(JobError::Rejected),
-            Err(JobError::Rejected),
-            Err(JobError::Rejected),
+            Err(JobError::NotStarted),
+            Err(JobError::NotStarted),
+            Err(JobError::NotStarted),
         ]
     );
     assert_eq!(
@@ -222,7 +223,7 @@ async fn shutdown_while_jobs_are_queued_and_the_deadline_passes() {
             report.completed,
             report.failed,
             report.cancelled,
-            report.never_started
+            report.not_started
         ),
         (1, 0, 1, 3)
     );
@@ -253,7 +254,7 @@ async fn shutdown_twice_and_concurrently_gives_one_answer() {
     assert_eq!(a.accepted(), 6);
     // The 1.5 s deadline passed with two jobs running and two queued.
     assert_eq!(
-        (a.completed, a.cancelled, a.never_started),
+        (a.completed, a.cancelled, a.not_started),
         (2, 2, 2),
         "{a:?}"
     );
@@ -278,7 +279,7 @@ fn ten_thousand_submits_racing_shutdown_are_each_accounted_for_once() {
             let probe = probe.clone();
             let ran = ran.clone();
             submitters.spawn(async move {
-                let job = move |_t| async move {
+                let job = move || async move {
                     let _probe = probe;
                     ran.fetch_add(1, Ordering::SeqCst);
                     if i % 4 == 0 {
@@ -298,23 +299,23 @@ fn ten_thousand_submits_racing_shutdown_are_each_accounted_for_once() {
             p.shutdown(Duration::from_secs(30))
         );
         assert_eq!(r1, r2);
-        let (mut ok, mut cancelled, mut rejected, mut refused) = (0, 0, 0, 0);
+        let (mut ok, mut cancelled, mut not_started, mut refused) = (0, 0, 0, 0);
         while let Some(res) = submitters.join_next().await {
             match res.expect("no submitter panicked") {
                 Some(Ok(())) => ok += 1,
                 Some(Err(JobError::Cancelled)) => cancelled += 1,
-                Some(Err(JobError::Rejected)) => rejected += 1,
+                Some(Err(JobError::NotStarted)) => not_started += 1,
                 Some(Err(e)) => panic!("unexpected {e}"),
                 None => refused += 1,
             }
         }
-        assert_eq!(ok + cancelled + rejected + refused, 10_000);
+        assert_eq!(ok + cancelled + not_started + refused, 10_000);
         assert_eq!(r1.completed, ok);
         assert_eq!(r1.cancelled, cancelled);
-        assert_eq!(r1.never_started, rejected);
+        assert_eq!(r1.not_started, not_started);
         assert_eq!(r1.failed, 0);
         let s = p.stats();
-        assert_eq!(s.submitted, ok + cancelled + rejected);
+        assert_eq!(s.submitted, ok + cancelled + not_started);
         assert_eq!(s.rejected, refused);
         assert_eq!(ran.load(Ordering::SeqCst) as u64, ok + cancelled);
         // No job (queued or running) is still held anywhere.
@@ -330,7 +331,7 @@ async fn no_task_of_the_pool_is_alive_after_shutdown() {
     p.resize(6).unwrap();
     p.resize(2).unwrap();
     for _ in 0..20 {
-        p.submit(|_t| tokio::task::yield_now()).await.unwrap();
+        p.submit(tokio::task::yield_now).await.unwrap();
     }
     assert!(metrics.num_alive_tasks() > before);
     let report = p.shutdown(Duration::from_secs(5)).await;
@@ -338,7 +339,7 @@ async fn no_task_of_the_pool_is_alive_after_shutdown() {
     assert_eq!(metrics.num_alive_tasks(), before);
 
     let p = pool("p", 3, 8);
-    p.submit(|_t| std::future::pending::<()>()).await.unwrap();
+    p.submit(std::future::pending::<()>).await.unwrap();
     tokio::task::yield_now().await;
     let report = p.abort().await;
     assert_eq!(report.cancelled, 1);
@@ -368,7 +369,7 @@ fn resize_under_load_loses_and_duplicates_nothing() {
         };
         for i in 0..JOBS {
             let runs = runs.clone();
-            p.submit(move |_t| async move {
+            p.submit(move || async move {
                 runs[i].fetch_add(1, Ordering::SeqCst);
                 if i % 3 == 0 {
                     tokio::task::yield_now().await;
@@ -402,20 +403,20 @@ async fn job_submitting_to_its_own_full_pool_does_not_deadlock() {
     let (f, n) = (follow_up_ran.clone(), never_ran.clone());
     let (full_tx, full_rx) = oneshot::channel();
     let h = p
-        .submit_handle(move |_t| async move {
+        .submit_handle(move || async move {
             let f2 = f.clone();
             inner
-                .try_submit(move |_t| async move {
+                .try_submit(move || async move {
                     f2.fetch_add(1, Ordering::SeqCst);
                 })
                 .expect("one free slot");
             // The queue is full now and the only worker is this job.
-            let second = inner.try_submit(move |_t| async move {
+            let second = inner.try_submit(move || async move {
                 f.fetch_add(1, Ordering::SeqCst);
             });
             let _ = full_tx.send(matches!(second, Err(TrySubmitError::Full(_))));
             let _ = inner
-                .submit(move |_t| async move {
+                .submit(move || async move {
                     n.fetch_add(1, Ordering::SeqCst);
                 })
                 .await;
@@ -437,19 +438,19 @@ async fn submit_after_close_is_a_closed_error_and_queued_jobs_still_run() {
     let gate = Arc::new(Notify::new());
     let g = gate.clone();
     let first = p
-        .submit_handle(move |_t| async move { g.notified().await })
+        .submit_handle(move || async move { g.notified().await })
         .await
         .unwrap();
-    let queued = p.submit_handle(|_t| async { 5 }).await.unwrap();
+    let queued = p.submit_handle(|| async { 5 }).await.unwrap();
     assert!(p.close());
     assert!(p.is_closed());
-    let err = p.submit(|_t| async { 1 }).await.unwrap_err();
+    let err = p.submit(|| async { 1 }).await.unwrap_err();
     assert_eq!(err.to_string(), "the worker pool is closed");
     let job = err.into_inner();
-    assert_eq!(job(CancellationToken::new()).await, 1);
-    assert!(p.try_submit(|_t| async {}).unwrap_err().is_closed());
-    assert!(p.submit_handle(|_t| async {}).await.is_err());
-    assert!(matches!(p.resize(4), Err(ConfigError::Closed { .. })));
+    assert_eq!(job().await, 1);
+    assert!(p.try_submit(|| async {}).unwrap_err().is_closed());
+    assert!(p.submit_handle(|| async {}).await.is_err());
+    assert!(matches!(p.resize(4), Err(ResizeError::Closed { .. })));
     gate.notify_one();
     assert_eq!(first.await, Ok(()));
     assert_eq!(queued.await, Ok(5));
@@ -463,23 +464,23 @@ async fn try_submit_on_a_full_queue_hands_the_job_back() {
     let p = pool("p", 1, 1);
     let gate = Arc::new(Notify::new());
     let g = gate.clone();
-    p.submit(move |_t| async move { g.notified().await })
+    p.submit(move || async move { g.notified().await })
         .await
         .unwrap();
     tokio::task::yield_now().await; // the worker takes it
-    p.try_submit(|_t| async {}).unwrap();
+    p.try_submit(|| async {}).unwrap();
     let back = p
-        .try_submit(Named::new("n", |_t| async { 9 }).with_id("1"))
+        .try_submit(Named::new("n", || async { 9 }).with_id("1"))
         .unwrap_err();
     assert!(back.is_full());
     let job = back.into_inner();
-    assert_eq!(job.into_inner()(CancellationToken::new()).await, 9);
+    assert_eq!(job.into_inner()().await, 9);
     // A submit cancelled while waiting for space did not enqueue its job.
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let waited = tokio::time::timeout(
         Duration::from_secs(1),
-        p.submit(move |_t| async move {
+        p.submit(move || async move {
             r.fetch_add(1, Ordering::SeqCst);
         }),
     )
@@ -502,7 +503,7 @@ async fn outcomes_stream_never_stalls_workers_when_unread() {
         .unwrap();
     let outcomes = p.outcomes().unwrap();
     for i in 0..10 {
-        p.submit(Named::new("job", move |_t| async move {
+        p.submit(Named::new("job", move || async move {
             if i == 0 {
                 panic!("first");
             }
@@ -548,11 +549,45 @@ async fn a_panic_in_a_jobs_name_does_not_kill_the_worker() {
         .unwrap();
     let outcomes = p.outcomes().unwrap();
     assert_eq!(p.submit_handle(BadName).await.unwrap().await, Ok(3));
-    assert_eq!(
-        p.submit_handle(|_t| async { 4 }).await.unwrap().await,
-        Ok(4)
-    );
+    assert_eq!(p.submit_handle(|| async { 4 }).await.unwrap().await, Ok(4));
     let first = outcomes.recv().await.unwrap();
     assert_eq!((first.name, first.result), (None, Ok(())));
     assert_eq!(p.shutdown(Duration::from_secs(5)).await.completed, 2);
+}
+
+/// `Stats::workers` is the configured count while the pool runs and 0 once every worker
+/// has exited, whether the queue drained or the deadline passed.
+#[tokio::test(start_paused = true)]
+async fn stats_report_no_workers_once_every_worker_exited() {
+    let p = pool("drained", 3, 8);
+    p.resize(5).unwrap();
+    p.resize(2).unwrap();
+    assert_eq!(p.stats().workers, 2);
+    submit_sleeps(&p, 4, Duration::from_millis(10)).await;
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert!(!report.deadline_passed);
+    assert_eq!(report.completed, 4);
+    assert_eq!(p.stats().workers, 0);
+
+    let p = pool("deadline", 2, 8);
+    p.submit(std::future::pending::<()>).await.unwrap();
+    p.submit(std::future::pending::<()>).await.unwrap();
+    p.submit(|| async {}).await.unwrap();
+    let report = p.shutdown(Duration::from_millis(10)).await;
+    assert!(report.deadline_passed);
+    assert_eq!((report.cancelled, report.not_started), (2, 1));
+    assert_eq!(p.stats().workers, 0);
+    assert_eq!(p.stats().busy, 0);
+
+    // Closed but not shut down: the workers drain the queue and exit on their own.
+    let p = pool("closed", 2, 8);
+    submit_sleeps(&p, 2, Duration::from_millis(10)).await;
+    assert!(p.close());
+    assert_eq!(p.stats().workers, 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(p.stats().workers, 0);
+    assert_eq!(p.stats().completed, 2);
 }

@@ -1,0 +1,333 @@
+//! The state workers and handles share ([`Shared`]): the queue, the worker roster, and
+//! shutdown and stats, which read both. The worker loop and starting or retiring workers
+//! are in `worker.rs`; the instruments in `metrics.rs`.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry::{Context, KeyValue, StringValue};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::error::JobError;
+use super::job::{ErasedJob, Meta};
+use super::metrics::{Metrics, Observed, register_observables};
+use super::outcome::Outcome;
+use super::stats::{ShutdownReport, Stats};
+use crate::sync::lock;
+use crate::telemetry::Telemetry;
+use crate::telemetry::names::ATTR_NAME;
+
+/// A queued job: the erased job, the submitter's context when it was sampled, and the
+/// time it was queued when that is recorded (for the span's queue wait, or because the
+/// job is in the histograms' 1-in-N sample: `timed`).
+pub(crate) struct Envelope {
+    pub(crate) cell: Pin<Box<dyn ErasedJob>>,
+    pub(crate) parent: Option<Context>,
+    pub(crate) enqueued: Option<Instant>,
+    pub(crate) timed: bool,
+}
+
+/// One worker's state and counters, on a cache line of its own: only that worker writes
+/// the counters, so counting a job costs no contended atomic operation. The roster
+/// ([`Shared`]) reads them for stats, and tells the worker to retire.
+#[repr(align(128))]
+pub(crate) struct WorkerSlot {
+    pub(crate) id: u64,
+    /// The pool's name for span attributes, in an `Arc` of this worker's own: cloning a
+    /// shared one per span would bounce its reference count between workers.
+    pub(crate) name_attr: KeyValue,
+    pub(crate) retire: AtomicBool,
+    pub(crate) wake: Notify,
+    pub(crate) busy: AtomicBool,
+    /// Jobs this worker has started (its current job's sequence number).
+    pub(crate) started: AtomicU64,
+    pub(crate) ok: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+}
+
+impl WorkerSlot {
+    pub(crate) fn new(id: u64, name: &str) -> Self {
+        Self {
+            id,
+            name_attr: KeyValue::new(ATTR_NAME, StringValue::from(Arc::<str>::from(name))),
+            retire: AtomicBool::new(false),
+            wake: Notify::new(),
+            busy: AtomicBool::new(false),
+            started: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Counts of workers that have exited.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    ok: u64,
+    panicked: u64,
+    timed_out: u64,
+    cancelled: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &WorkerSlot) {
+        self.ok += s.ok.load(Relaxed);
+        self.panicked += s.panicked.load(Relaxed);
+        self.timed_out += s.timed_out.load(Relaxed);
+        self.cancelled += s.cancelled.load(Relaxed);
+    }
+}
+
+/// The worker roster.
+pub(crate) struct Workers {
+    pub(crate) closed: bool,
+    /// Workers not told to retire.
+    pub(crate) active: usize,
+    pub(crate) next_id: u64,
+    /// Every worker task not yet exited (including retiring ones).
+    pub(crate) live: Vec<(Arc<WorkerSlot>, AbortHandle)>,
+    retired: Totals,
+}
+
+pub(crate) struct Config {
+    pub(crate) name: Arc<str>,
+    pub(crate) capacity: usize,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Duration,
+    pub(crate) outcomes: Option<usize>,
+    pub(crate) sample_every: u32,
+    pub(crate) telemetry: Telemetry,
+}
+
+pub(crate) struct Shared {
+    pub(crate) name: Arc<str>,
+    pub(crate) tx: async_channel::Sender<Envelope>,
+    pub(crate) rx: async_channel::Receiver<Envelope>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Duration,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) metrics: Metrics,
+    pub(crate) outcomes: Option<(
+        async_channel::Sender<Outcome>,
+        async_channel::Receiver<Outcome>,
+    )>,
+    /// Parent of every worker's job token; cancelled on abort.
+    pub(crate) root: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) workers: Mutex<Workers>,
+    aborted: AtomicBool,
+    /// Held while a shutdown drains the queue and reads the final counts, so concurrent
+    /// shutdowns report the same numbers.
+    finishing: Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: Config, rt: tokio::runtime::Handle) -> Arc<Self> {
+        let (tx, rx) = async_channel::bounded(cfg.capacity);
+        let shared = Arc::new(Self {
+            name: cfg.name.clone(),
+            tx,
+            rx,
+            timeout: cfg.timeout,
+            deadline: cfg.deadline,
+            metrics: Metrics::new(&cfg.telemetry, &cfg.name, cfg.sample_every),
+            telemetry: cfg.telemetry,
+            outcomes: cfg.outcomes.map(async_channel::bounded),
+            root: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            rt,
+            workers: Mutex::new(Workers {
+                closed: false,
+                active: 0,
+                next_id: 0,
+                live: Vec::new(),
+                retired: Totals::default(),
+            }),
+            aborted: AtomicBool::new(false),
+            finishing: Mutex::new(()),
+        });
+        register_observables(&shared, &shared.telemetry, &shared.name);
+        shared
+    }
+
+    /// Wraps a job for the queue: the submitter's context when sampled, and a timestamp
+    /// when one is recorded (the span's queue wait, or the 1-in-N histogram sample).
+    #[inline]
+    pub(crate) fn envelope(&self, cell: Pin<Box<dyn ErasedJob>>) -> Envelope {
+        let parent = self.telemetry.span_parent();
+        let timed = self.metrics.tick();
+        let enqueued = if timed || parent.is_some() {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        Envelope {
+            cell,
+            parent,
+            enqueued,
+            timed,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// A worker exits: fold its counts into the totals.
+    pub(crate) fn exited(&self, slot: &Arc<WorkerSlot>) {
+        let mut w = lock(&self.workers);
+        if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
+            let (s, _) = w.live.swap_remove(i);
+            w.retired.add(&s);
+            if !s.retire.load(Relaxed) {
+                w.active = w.active.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Stops intake; `true` if this call closed the pool.
+    pub(crate) fn close(&self) -> bool {
+        let first = {
+            let mut w = lock(&self.workers);
+            !std::mem::replace(&mut w.closed, true)
+        };
+        self.tx.close();
+        self.tracker.close();
+        first
+    }
+
+    /// Cancels every job's token and aborts every worker; running jobs' futures are
+    /// dropped at their next await and count as cancelled.
+    fn abort_now(&self) {
+        self.aborted.store(true, Relaxed);
+        self.root.cancel();
+        let mut w = lock(&self.workers);
+        for (_, task) in &w.live {
+            task.abort();
+        }
+        w.active = 0;
+    }
+
+    pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.close();
+        let drained = tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_ok();
+        if !drained {
+            self.abort_now();
+            self.tracker.wait().await;
+        }
+        // Workers exit only once the queue is empty, unless aborted: what is left never
+        // started.
+        let _finishing = lock(&self.finishing);
+        while let Ok(env) = self.rx.try_recv() {
+            self.metrics.not_started();
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*env.cell));
+            self.settle(env.cell, meta, Err(JobError::NotStarted));
+        }
+        if let Some((tx, _)) = &self.outcomes {
+            tx.close();
+        }
+        let s = self.stats();
+        ShutdownReport {
+            completed: s.completed,
+            failed: s.failed,
+            cancelled: s.cancelled,
+            not_started: s.not_started,
+            deadline_passed: self.aborted.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let w = lock(&self.workers);
+        let mut t = w.retired;
+        let mut busy = 0;
+        for (slot, _) in &w.live {
+            t.add(slot);
+            busy += usize::from(slot.busy.load(Relaxed));
+        }
+        let workers = w.active;
+        drop(w);
+        let mut stats = Stats {
+            workers,
+            busy,
+            queued: self.rx.len(),
+            completed: t.ok,
+            failed: t.panicked + t.timed_out,
+            panicked: t.panicked,
+            timed_out: t.timed_out,
+            cancelled: t.cancelled,
+            ..Stats::default()
+        };
+        self.metrics.fill(&mut stats);
+        stats
+    }
+
+    /// The end of every job, run or not: its handle gets `result`, then the outcomes
+    /// stream (when `meta` was taken for it), then the job is dropped.
+    pub(crate) fn settle(
+        &self,
+        mut cell: Pin<Box<dyn ErasedJob>>,
+        meta: Option<Meta>,
+        result: Result<(), JobError>,
+    ) {
+        cell.as_mut().deliver(result.clone());
+        self.push_outcome(meta, result);
+        drop_quietly(cell);
+    }
+
+    fn push_outcome(&self, meta: Option<Meta>, result: Result<(), JobError>) {
+        let (Some((tx, _)), Some((name, id))) = (&self.outcomes, meta) else {
+            return;
+        };
+        if tx.try_send(Outcome { name, id, result }).is_err() {
+            self.metrics.outcome_dropped();
+        }
+    }
+}
+
+impl Observed for Shared {
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn stats(&self) -> Stats {
+        Shared::stats(self)
+    }
+
+    fn max_age(&self) -> f64 {
+        let w = lock(&self.workers);
+        let running = w
+            .live
+            .iter()
+            .filter(|(slot, _)| slot.busy.load(Relaxed))
+            .map(|(slot, _)| (slot.id, slot.started.load(Relaxed)));
+        self.metrics.max_age(running)
+    }
+}
+
+/// A job's name and id; a panic in the job's `name` or `id` leaves them out.
+pub(crate) fn meta_of(cell: &dyn ErasedJob) -> Meta {
+    std::panic::catch_unwind(AssertUnwindSafe(|| cell.meta())).unwrap_or((None, None))
+}
+
+/// Drops a job's cell; a panic in the job's destructor is caught so the worker survives.
+fn drop_quietly(cell: Pin<Box<dyn ErasedJob>>) {
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(cell)));
+}

@@ -1,0 +1,4 @@
+//! `otelconc::pool`: one test binary, one file per concern.
+
+mod behaviour;
+mod telemetry;
