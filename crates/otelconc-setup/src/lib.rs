@@ -733,3 +733,9 @@ where
         health,
     }
 }
+
+/// The README's Rust blocks (the quick start), compiled and run as doctests so they
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
