@@ -7,7 +7,7 @@ use opentelemetry::trace::SpanKind;
 use super::{attributes, instruments, spans};
 
 /// How to regenerate the file; the test that compares it prints the same command.
-const REGENERATE: &str = "OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry_doc";
+const REGENERATE: &str = "OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry doc::";
 
 /// The conventions every primitive follows, shared with the `telemetry` module's docs.
 const CONVENTIONS: &str = include_str!("conventions.md");

@@ -1,6 +1,6 @@
 //! Instances built on the global providers (the default of every builder) share their
 //! observable instruments by name too, across separate `Telemetry::global()` calls.
-//! (One test in its own binary: it installs a global meter provider.)
+//! (It installs a global meter provider, holding [`crate::GLOBALS`].)
 
 use otelconc::semaphore::Semaphore;
 use otelconc::telemetry::names::ATTR_NAME;
@@ -8,6 +8,7 @@ use otelconc_testkit::{TestTelemetry, attr};
 
 #[test]
 fn semaphores_on_the_global_provider_add_up_by_name() {
+    let _globals = crate::GLOBALS.blocking_lock();
     let tt = TestTelemetry::new();
     opentelemetry::global::set_meter_provider(tt.meter_provider().clone());
     // Each `new` takes its own `Telemetry::global()`.

@@ -9,8 +9,8 @@
 //! `binds: true` it overrides `bind` as the SDK with the feature does, so the tests also
 //! see which path a measurement took.
 //!
-//! The global provider is process state: this file is its own test binary, and the
-//! test that touches the globals is the only one that does.
+//! The global provider is process state: the test that touches the globals holds
+//! [`crate::GLOBALS`] while it runs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -219,6 +219,7 @@ async fn with_bound_instruments_records_through_bindings_only() {
 /// `bind_global_instruments`, and not on a provider installed after it.
 #[tokio::test]
 async fn global_handles_bind_only_on_the_provider_vouched_for() {
+    let _globals = crate::GLOBALS.lock().await;
     let first = Recorder::new(true);
     opentelemetry::global::set_meter_provider(first.clone());
     let before = Telemetry::global();

@@ -2,7 +2,7 @@
 //! `names::markdown()`, so it lists exactly the instruments and spans the code registers.
 //!
 //! When the catalogue changes, regenerate the file with
-//! `OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry_doc`, which rewrites it
+//! `OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry doc::`, which rewrites it
 //! instead of failing, and commit the result.
 
 use std::collections::BTreeSet;
@@ -11,7 +11,7 @@ use opentelemetry::trace::SpanKind;
 use otelconc::telemetry::names;
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/telemetry.md");
-const REGENERATE: &str = "OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry_doc";
+const REGENERATE: &str = "OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry doc::";
 
 /// The file's text; while blessing, the text it is being rewritten to (the tests run in
 /// parallel with the one that writes it).
