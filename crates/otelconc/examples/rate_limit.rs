@@ -17,9 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // In-memory exporters stand in for an OTLP endpoint.
     let tt = TestTelemetry::new();
     // 20 calls a second, bursts of up to 5.
-    let api = RateLimiter::builder("outbound-api", Rate::per_second(20.0), 5)
+    let api = RateLimiter::builder("outbound-api", Rate::per_second(20).burst(5)?)
         .telemetry(tt.telemetry())
-        .build()?;
+        .build();
 
     let start = Instant::now();
     let request = tt.root("handle-request"); // the caller's (sampled) trace
@@ -29,9 +29,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         callers.push(tokio::spawn(
             async move {
                 for _ in 0..5 {
-                    api.acquire().await; // waits only when the bucket is empty
+                    api.acquire().await?; // waits only when the bucket is empty
                 }
-                caller
+                Ok::<_, otelconc::rate::ExceedsBurst>(caller)
             }
             .with_context(request.clone()),
         ));
@@ -43,9 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("probe: refused, {e}"),
     }
     // Traffic is quiet elsewhere: raise the rate; the callers waiting now speed up.
-    api.set_rate(Rate::per_second(100.0))?;
+    api.set_rate(Rate::per_second(100))?;
     for c in callers {
-        c.await?;
+        c.await??;
     }
     request.span().end();
     println!(

@@ -95,10 +95,9 @@ fn otelconc_variant(
     tasks: u64,
     drain: bool,
 ) -> Variant {
-    let lim = RateLimiter::builder(name, rate, burst)
+    let lim = RateLimiter::builder(name, rate.burst(burst).expect("valid bench quota"))
         .telemetry(t)
-        .build()
-        .expect("valid bench quota");
+        .build();
     if drain {
         while lim.try_acquire().is_ok() {}
     }

@@ -276,9 +276,9 @@ pub(crate) async fn run(
         connections: Semaphore::new("downstream-connections", settings.concurrency as u32)?,
         quota: RateLimiter::new(
             "downstream-quota",
-            Rate::PerSecond(settings.rate),
-            (settings.rate / 100.0).clamp(1.0, 1_000.0) as u32,
-        )?,
+            Rate::per_second(settings.rate)
+                .burst((settings.rate / 100.0).clamp(1.0, 1_000.0) as u32)?,
+        ),
         pool: WorkerPool::builder("cpu")
             .workers(settings.workers)
             .queue_capacity(256)
@@ -569,7 +569,7 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
             );
             let result = async {
                 let _permit = run.connections.acquire().await.map_err(|e| e.to_string())?;
-                run.quota.acquire().await;
+                run.quota.acquire().await.map_err(|e| e.to_string())?;
                 let latency = run.settings.faults.latency(seq, which as u64, 0.002, 0.7);
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs_f64(latency)) => {}

@@ -17,10 +17,10 @@ use std::time::Duration;
 /// ```
 /// use otelconc::rate::{Clock, Rate, RateLimiter};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), otelconc::rate::ConfigError> {
-/// let limiter = RateLimiter::builder("test", Rate::per_second(1.0), 1)
+/// # async fn main() -> Result<(), otelconc::rate::BuildError> {
+/// let limiter = RateLimiter::builder("test", Rate::per_second(1).burst(1)?)
 ///     .clock(Clock::tokio())
-///     .build()?;
+///     .build();
 /// limiter.try_acquire().unwrap();
 /// tokio::time::advance(std::time::Duration::from_secs(1)).await;
 /// assert!(limiter.try_acquire().is_ok());

@@ -3,20 +3,21 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A rate or burst the limiter cannot use; returned by construction and by
+/// A rate or burst the limiter cannot use; returned when a [`Quota`](super::Quota) is
+/// made ([`Quota::new`](super::Quota::new), [`Rate::burst`](super::Rate::burst)) and by
 /// [`RateLimiter::set_rate`](super::RateLimiter::set_rate) /
 /// [`set_burst`](super::RateLimiter::set_burst).
 ///
 /// # Examples
 /// ```
-/// use otelconc::rate::{ConfigError, Rate, RateLimiter};
-/// let err = RateLimiter::new("api", Rate::per_second(-1.0), 10).unwrap_err();
-/// assert!(matches!(err, ConfigError::RateNotPositive(_)));
+/// use otelconc::rate::{BuildError, Rate};
+/// let err = Rate::per_second(-1).burst(10).unwrap_err();
+/// assert!(matches!(err, BuildError::RateNotPositive(_)));
 /// assert!(err.to_string().contains("positive"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum BuildError {
     /// The rate is NaN.
     RateNan,
     /// The rate is infinite; ask for [`Rate::Unlimited`](super::Rate::Unlimited) instead.
@@ -38,7 +39,7 @@ pub enum ConfigError {
     },
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::RateNan => f.write_str("rate limiter: the rate is NaN"),
@@ -64,7 +65,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for BuildError {}
 
 /// The call asked for more tokens than the bucket can ever hold.
 ///
@@ -73,10 +74,10 @@ impl std::error::Error for ConfigError {}
 /// # Examples
 /// ```
 /// use otelconc::rate::{Rate, RateLimiter};
-/// let lim = RateLimiter::new("api", Rate::per_second(10.0), 5)?;
-/// let err = lim.reserve_n(6).unwrap_err();
+/// let lim = RateLimiter::new("api", Rate::per_second(10).burst(5)?);
+/// let err = lim.reserve_many(6).unwrap_err();
 /// assert_eq!((err.requested, err.burst), (6, 5));
-/// # Ok::<(), otelconc::rate::ConfigError>(())
+/// # Ok::<(), otelconc::rate::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExceedsBurst {
@@ -103,11 +104,11 @@ impl std::error::Error for ExceedsBurst {}
 /// # Examples
 /// ```
 /// use otelconc::rate::{Rate, RateLimiter};
-/// let lim = RateLimiter::new("api", Rate::per_second(10.0), 1)?;
+/// let lim = RateLimiter::new("api", Rate::per_second(10).burst(1)?);
 /// lim.try_acquire().unwrap();
 /// let err = lim.try_acquire().unwrap_err();
 /// assert!(err.retry_after() > std::time::Duration::ZERO);
-/// # Ok::<(), otelconc::rate::ConfigError>(())
+/// # Ok::<(), otelconc::rate::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimited {
@@ -120,11 +121,11 @@ impl RateLimited {
     /// # Examples
     /// ```
     /// use otelconc::rate::{Rate, RateLimiter};
-    /// let lim = RateLimiter::new("api", Rate::per_second(1.0), 1)?;
+    /// let lim = RateLimiter::new("api", Rate::per_second(1).burst(1)?);
     /// lim.try_acquire().unwrap();
     /// let wait = lim.try_acquire().unwrap_err().retry_after();
     /// assert!(wait <= std::time::Duration::from_secs(1));
-    /// # Ok::<(), otelconc::rate::ConfigError>(())
+    /// # Ok::<(), otelconc::rate::BuildError>(())
     /// ```
     pub fn retry_after(&self) -> Duration {
         Duration::from_nanos(self.wait_ns)
@@ -143,16 +144,16 @@ impl fmt::Display for RateLimited {
 
 impl std::error::Error for RateLimited {}
 
-/// Why [`RateLimiter::try_acquire_n`](super::RateLimiter::try_acquire_n) refused.
+/// Why [`RateLimiter::try_acquire_many`](super::RateLimiter::try_acquire_many) refused.
 ///
 /// # Examples
 /// ```
 /// use otelconc::rate::{Rate, RateLimiter, TryAcquireError};
-/// let lim = RateLimiter::new("api", Rate::per_second(10.0), 2)?;
-/// assert!(matches!(lim.try_acquire_n(3), Err(TryAcquireError::ExceedsBurst(_))));
-/// lim.try_acquire_n(2).unwrap();
-/// assert!(matches!(lim.try_acquire_n(1), Err(TryAcquireError::RateLimited(_))));
-/// # Ok::<(), otelconc::rate::ConfigError>(())
+/// let lim = RateLimiter::new("api", Rate::per_second(10).burst(2)?);
+/// assert!(matches!(lim.try_acquire_many(3), Err(TryAcquireError::ExceedsBurst(_))));
+/// lim.try_acquire_many(2).unwrap();
+/// assert!(matches!(lim.try_acquire_many(1), Err(TryAcquireError::RateLimited(_))));
+/// # Ok::<(), otelconc::rate::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

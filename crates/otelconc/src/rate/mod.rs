@@ -2,16 +2,18 @@
 //!
 //! Use it when something must not happen more often than a rate: calls to an API with
 //! a quota, writes to a dependency that sheds load, log lines from a hot loop. The
-//! bucket holds up to `burst` tokens and refills at `rate` tokens per second
-//! ([`Rate::per_second`], or [`Rate::Unlimited`]); every call takes `n` tokens. It
+//! bucket holds up to `burst` tokens and refills at `rate` tokens per second; the two
+//! make a [`Quota`], checked when it is made
+//! (`Rate::per_second(50).burst(10)?`, [`Rate::every`], or [`Rate::Unlimited`]), so
+//! building a limiter from it cannot fail. Every call takes `n` tokens. The bucket
 //! starts full. To bound how many things run *at once* rather than how often they
 //! start, use [`crate::semaphore`].
 //!
 //! | call | what it does | Go `x/time/rate` |
 //! |---|---|---|
-//! | [`try_acquire`](RateLimiter::try_acquire), [`try_acquire_n`](RateLimiter::try_acquire_n) | take now or fail, never wait | `Allow`, `AllowN` |
-//! | [`acquire`](RateLimiter::acquire), [`acquire_n`](RateLimiter::acquire_n) | wait for the tokens (cancel-safe) | `Wait`, `WaitN` |
-//! | [`reserve_n`](RateLimiter::reserve_n) | take now, act after [`Reservation::delay`], or [`Reservation::cancel`] | `ReserveN` |
+//! | [`try_acquire`](RateLimiter::try_acquire), [`try_acquire_many`](RateLimiter::try_acquire_many) | take now or fail, never wait | `Allow`, `AllowN` |
+//! | [`acquire`](RateLimiter::acquire), [`acquire_many`](RateLimiter::acquire_many) | wait for the tokens (cancel safe) | `Wait`, `WaitN` |
+//! | [`reserve`](RateLimiter::reserve), [`reserve_many`](RateLimiter::reserve_many) | take now, act after [`Reservation::delay`], or [`Reservation::cancel`]; the [`Reservation`] can move to another task | `Reserve`, `ReserveN` |
 //! | [`execute`](RateLimiter::execute) | wait, then run a future | |
 //! | [`set_rate`](RateLimiter::set_rate), [`set_burst`](RateLimiter::set_burst) | change the quota at runtime; waiters are re-timed at once | `SetLimit`, `SetBurst` |
 //! | [`tokens`](RateLimiter::tokens), [`rate`](RateLimiter::rate), [`burst`](RateLimiter::burst) | introspection | `Tokens`, `Limit`, `Burst` |
@@ -22,7 +24,9 @@
 //!   long it idled and whatever rate changes happened meanwhile. A property test
 //!   checks this over every window of random operation sequences.
 //! - **Asking for more than the burst** fails at once with [`ExceedsBurst`] (or
-//!   [`TryAcquireError::ExceedsBurst`]) instead of waiting forever.
+//!   [`TryAcquireError::ExceedsBurst`]) instead of waiting forever. `acquire` and
+//!   `acquire_many` return the same `Result<(), ExceedsBurst>`; for `acquire` it is
+//!   always `Ok`, since the burst is at least 1.
 //! - **FIFO waiters.** A wait or reservation takes its tokens at once, into debt, and
 //!   is due when the debt ahead of it is repaid. While anyone is waiting the bucket is
 //!   in debt, so `try_acquire` cannot jump the queue.
@@ -39,8 +43,9 @@
 //!   `quanta`, as governor does; [`Clock::tokio`] follows `tokio::time::pause()`, for
 //!   exact tests. The rate is applied as a whole number of nanoseconds per token, so
 //!   rates up to 1e9/s are accepted; NaN, infinite (other than [`Rate::Unlimited`]),
-//!   zero and negative rates and a zero burst are refused at construction
-//!   ([`ConfigError`]).
+//!   zero and negative rates and a zero burst are refused when the [`Quota`] is made,
+//!   and by [`set_rate`](RateLimiter::set_rate)/[`set_burst`](RateLimiter::set_burst)
+//!   ([`BuildError`]).
 //!
 //! # Why hand-written
 //! governor is the reference Rust limiter and its `check()` is the baseline below, but
@@ -77,12 +82,12 @@
 //! use otelconc::rate::{Rate, RateLimiter};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let limiter = RateLimiter::new("search-api", Rate::per_second(50.0), 10)?;
-//! limiter.acquire().await; // waits only when the bucket is empty
+//! let limiter = RateLimiter::new("search-api", Rate::per_second(50).burst(10)?);
+//! limiter.acquire().await?; // waits only when the bucket is empty
 //! if limiter.try_acquire().is_err() {
 //!     // shed this request instead of queueing it
 //! }
-//! limiter.set_rate(Rate::per_second(20.0))?; // the quota was lowered upstream
+//! limiter.set_rate(Rate::per_second(20))?; // the quota was lowered upstream
 //! # Ok(())
 //! # }
 //! ```
@@ -94,7 +99,13 @@ mod clock;
 mod error;
 mod gcra;
 mod limiter;
+mod metrics;
+mod quota;
+mod reservation;
+mod state;
 
 pub use clock::Clock;
-pub use error::{ConfigError, ExceedsBurst, RateLimited, TryAcquireError};
-pub use limiter::{Builder, Rate, RateLimiter, Reservation};
+pub use error::{BuildError, ExceedsBurst, RateLimited, TryAcquireError};
+pub use limiter::{Builder, RateLimiter};
+pub use quota::{Quota, Rate};
+pub use reservation::Reservation;

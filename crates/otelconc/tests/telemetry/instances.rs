@@ -21,10 +21,9 @@ fn semaphore(tt: &TestTelemetry, name: &'static str, permits: u32) -> Semaphore 
 }
 
 fn limiter(tt: &TestTelemetry, name: &'static str) -> RateLimiter {
-    RateLimiter::builder(name, Rate::per_second(1e9), 1_000)
+    RateLimiter::builder(name, Rate::per_second(1e9).burst(1_000).expect("valid"))
         .telemetry(tt.telemetry())
         .build()
-        .expect("valid")
 }
 
 #[tokio::test]

@@ -3,13 +3,13 @@
 //! clock; and the lock-free state holds up under threads hammering it on the real clock.
 //!
 //! The property test is deterministic: it runs [`CASES`] cases drawn from the fixed
-//! seed [`SEED`] (after the seeds saved in `rate_props.proptest-regressions`), so a
-//! run fails only when the code changed, never by the luck of the draw. To explore
-//! new cases locally:
+//! seed [`SEED`] (after the seeds saved in `props.proptest-regressions`, beside this
+//! file), so a run fails only when the code changed, never by the luck of the draw. To
+//! explore new cases locally:
 //!
 //! ```text
-//! OTELCONC_PROPTEST_SEED=random PROPTEST_CASES=1024 cargo test -p otelconc --test rate_props
-//! OTELCONC_PROPTEST_SEED=12345 cargo test -p otelconc --test rate_props   # one given seed
+//! OTELCONC_PROPTEST_SEED=random PROPTEST_CASES=1024 cargo test -p otelconc --test rate -- props::
+//! OTELCONC_PROPTEST_SEED=12345 cargo test -p otelconc --test rate -- props::   # one given seed
 //! ```
 //!
 //! `random` draws a new seed each run; a failure found so is shrunk, printed, and its
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use otelconc::rate::{Clock, Rate, RateLimiter, Reservation};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
+use proptest::test_runner::{FailurePersistence, FileFailurePersistence, RngSeed};
 use tokio::time::Instant;
 
 /// The seed of the cases CI runs (see the module docs for exploring others).
@@ -31,10 +31,19 @@ const SEED: u64 = 0x0007_e1c0_5eed_2026;
 const CASES: u32 = 128;
 
 /// [`CASES`] cases from [`SEED`], unless `OTELCONC_PROPTEST_SEED` (`random` or a
-/// number) or `PROPTEST_CASES` says otherwise.
+/// number) or `PROPTEST_CASES` says otherwise; failures are saved to (and replayed
+/// from) `props.proptest-regressions` beside this file.
 fn config() -> ProptestConfig {
-    // Reads the PROPTEST_* variables, and the regressions file's location.
+    // Reads the PROPTEST_* variables.
     let base = ProptestConfig::default();
+    // proptest's default location is found from the nearest folder holding a `main.rs`
+    // (this one: `tests/rate/`), then a `proptest-regressions/` folder beside it; name
+    // the file beside this one instead. PROPTEST_DISABLE_FAILURE_PERSISTENCE still
+    // turns it off.
+    let failure_persistence = base.failure_persistence.is_some().then(|| {
+        Box::new(FileFailurePersistence::WithSource("proptest-regressions"))
+            as Box<dyn FailurePersistence>
+    });
     let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
         base.cases
     } else {
@@ -50,6 +59,7 @@ fn config() -> ProptestConfig {
     ProptestConfig {
         cases,
         rng_seed,
+        failure_persistence,
         ..base
     }
 }
@@ -83,8 +93,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-struct Held<'a> {
-    r: Reservation<'a>,
+struct Held {
+    r: Reservation,
     n: u32,
     due: Instant,
 }
@@ -95,7 +105,7 @@ struct Held<'a> {
 /// tokens given back covered it): its tokens are granted at `now`, not at the due
 /// time it had before. Called after every operation and every millisecond of an
 /// advance, so no move goes unseen.
-fn track_dues(held: &mut [Held<'_>]) {
+fn track_dues(held: &mut [Held]) {
     let now = Instant::now();
     for h in held {
         let d = h.r.delay();
@@ -109,27 +119,31 @@ type Grants = Arc<Mutex<Vec<(Instant, u32, bool)>>>;
 
 async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<(), String> {
     let start = Instant::now();
-    let l = RateLimiter::builder("prop", Rate::per_second(RATES[initial_rate]), initial_burst)
-        .clock(Clock::tokio())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let l = RateLimiter::builder(
+        "prop",
+        Rate::per_second(RATES[initial_rate])
+            .burst(initial_burst)
+            .map_err(|e| e.to_string())?,
+    )
+    .clock(Clock::tokio())
+    .build();
     let grants: Grants = Arc::default();
     let mut rates = vec![(start, RATES[initial_rate])];
     let mut max_burst = initial_burst;
     let mut tasks = Vec::new();
-    let mut held: Vec<Held<'_>> = Vec::new();
+    let mut held: Vec<Held> = Vec::new();
     for op in ops {
         let now = Instant::now();
         match op {
             Op::Try(n) => {
-                if l.try_acquire_n(n).is_ok() {
+                if l.try_acquire_many(n).is_ok() {
                     grants.lock().unwrap().push((now, n, false));
                 }
             }
             Op::Acquire(n) => {
                 let (l, grants) = (l.clone(), grants.clone());
                 tasks.push(tokio::spawn(async move {
-                    if l.acquire_n(n).await.is_ok() {
+                    if l.acquire_many(n).await.is_ok() {
                         grants.lock().unwrap().push((Instant::now(), n, true));
                     }
                 }));
@@ -140,7 +154,7 @@ async fn run(initial_rate: usize, initial_burst: u32, ops: Vec<Op>) -> Result<()
                 }
             }
             Op::Reserve(n) => {
-                if let Ok(r) = l.reserve_n(n) {
+                if let Ok(r) = l.reserve_many(n) {
                     let due = now + r.delay();
                     held.push(Held { r, n, due });
                 }
@@ -267,7 +281,7 @@ fn lock_free_state_holds_under_threads_and_rate_changes() {
     const R_HIGH: f64 = 2000.0;
     const B_MAX: u32 = 100;
     let started = std::time::Instant::now();
-    let l = RateLimiter::new("stress", Rate::per_second(R_HIGH), B_MAX).unwrap();
+    let l = RateLimiter::new("stress", Rate::per_second(R_HIGH).burst(B_MAX).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let granted = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
@@ -302,7 +316,7 @@ fn lock_free_state_holds_under_threads_and_rate_changes() {
         let (l, stop) = (l.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(r) = l.reserve_n(3) {
+                if let Ok(r) = l.reserve_many(3) {
                     r.cancel();
                 }
             }
@@ -321,6 +335,20 @@ fn lock_free_state_holds_under_threads_and_rate_changes() {
         "{granted} granted in {elapsed:.3} s, at most {allowed:.0} allowed ({changes} rate changes)"
     );
     assert!(granted > 0);
+}
+
+/// The seeds saved in `props.proptest-regressions` are found, so the property test
+/// replays them before its own cases (unless persistence was turned off).
+#[test]
+fn the_saved_failure_seeds_are_found() {
+    match config().failure_persistence {
+        Some(p) => assert_eq!(
+            p.load_persisted_failures2(Some(file!())).len(),
+            2,
+            "the seeds saved in props.proptest-regressions"
+        ),
+        None => assert!(std::env::var_os("PROPTEST_DISABLE_FAILURE_PERSISTENCE").is_some()),
+    }
 }
 
 /// Runs one sequence as the property test does.

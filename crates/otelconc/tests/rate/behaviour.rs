@@ -1,41 +1,16 @@
-//! The rate limiter: exact admission counts on tokio's paused clock, waits, rate changes,
-//! cancellation, bad input, telemetry.
+//! What a user of the limiter relies on: exact admission counts on tokio's paused
+//! clock, waits, rate changes, cancellation, reservations, bad input.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::TraceContextExt;
-use otelconc::rate::{Clock, ConfigError, ExceedsBurst, Rate, RateLimiter, TryAcquireError};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc::rate::{BuildError, Clock, ExceedsBurst, Quota, Rate, RateLimiter, TryAcquireError};
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_REASON};
 use otelconc_testkit::{Rng, TestTelemetry, attr};
 use tokio::time::{Instant, advance, sleep};
 
-fn limiter(rate: f64, burst: u32) -> RateLimiter {
-    RateLimiter::builder("test", Rate::per_second(rate), burst)
-        .clock(Clock::tokio())
-        .build()
-        .expect("valid limiter")
-}
-
-/// Spawns one `acquire` and returns how long it took from now.
-fn timed_acquire(l: &RateLimiter) -> tokio::task::JoinHandle<Duration> {
-    let l = l.clone();
-    let start = Instant::now();
-    tokio::spawn(async move {
-        l.acquire().await;
-        start.elapsed()
-    })
-}
-
-fn drain(l: &RateLimiter) -> u64 {
-    let mut n = 0;
-    while l.try_acquire().is_ok() {
-        n += 1;
-    }
-    n
-}
+use super::{drain, limiter, timed_acquire};
 
 #[tokio::test(start_paused = true)]
 async fn try_acquire_admits_rate_times_ten_plus_burst_over_ten_simulated_seconds() {
@@ -66,7 +41,7 @@ async fn acquire_admits_rate_times_ten_plus_burst_over_ten_simulated_seconds() {
         let (l, admitted) = (l.clone(), admitted.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                l.acquire().await;
+                l.acquire().await.expect("one token");
                 if start.elapsed() > Duration::from_secs(10) {
                     break;
                 }
@@ -127,7 +102,7 @@ async fn unlimited_releases_every_waiter_at_once() {
     let waiters: Vec<_> = (0..5)
         .map(|_| {
             let l = l.clone();
-            tokio::spawn(async move { l.acquire_n(2).await })
+            tokio::spawn(async move { l.acquire_many(2).await })
         })
         .collect();
     advance(Duration::from_millis(5)).await;
@@ -136,7 +111,7 @@ async fn unlimited_releases_every_waiter_at_once() {
         w.await.expect("no panic").expect("within the burst");
     }
     assert_eq!(start.elapsed(), Duration::from_millis(5));
-    assert!(l.try_acquire_n(2).is_ok());
+    assert!(l.try_acquire_many(2).is_ok());
     assert_eq!(l.tokens(), f64::INFINITY);
     // Back to a limit: a full bucket.
     l.set_rate(Rate::per_second(1.0)).expect("valid");
@@ -152,7 +127,7 @@ async fn waiters_are_served_first_come_first_served() {
     for (i, n) in [3u32, 1, 2, 1].into_iter().enumerate() {
         let (l, order) = (l.clone(), order.clone());
         tasks.push(tokio::spawn(async move {
-            l.acquire_n(n).await.expect("within the burst");
+            l.acquire_many(n).await.expect("within the burst");
             order.lock().expect("lock").push(i);
         }));
         tokio::task::yield_now().await; // each starts waiting in turn
@@ -174,61 +149,69 @@ async fn more_than_the_burst_fails_at_once_with_a_clear_error() {
         requested: 5,
         burst: 4,
     };
-    assert_eq!(l.acquire_n(5).await, Err(want));
-    assert_eq!(l.reserve_n(5).unwrap_err(), want);
-    assert_eq!(l.try_acquire_n(5), Err(TryAcquireError::ExceedsBurst(want)));
+    assert_eq!(l.acquire_many(5).await, Err(want));
+    assert_eq!(l.reserve_many(5).unwrap_err(), want);
+    assert_eq!(
+        l.try_acquire_many(5),
+        Err(TryAcquireError::ExceedsBurst(want))
+    );
     assert_eq!(start.elapsed(), Duration::ZERO);
     let msg = want.to_string();
     assert!(msg.contains('5') && msg.contains("burst is 4"), "{msg}");
     // Nothing was taken.
     assert_eq!(l.tokens(), 4.0);
-    assert!(l.try_acquire_n(0).is_ok());
+    assert!(l.try_acquire_many(0).is_ok());
 }
 
 #[test]
 fn bad_rates_and_bursts_are_refused_at_construction() {
-    let build = |r: Rate, b: u32| RateLimiter::new("bad", r, b).map(|_| ());
+    // A quota is checked where it is made, both ways of writing it alike.
+    let build = |r: Rate, b: u32| {
+        let checked = Quota::new(r, b).map(|_| ());
+        assert_eq!(r.burst(b).map(|_| ()), checked);
+        checked
+    };
     assert_eq!(
         build(Rate::per_second(-1.0), 1),
-        Err(ConfigError::RateNotPositive(-1.0))
+        Err(BuildError::RateNotPositive(-1.0))
     );
     assert_eq!(
         build(Rate::per_second(0.0), 1),
-        Err(ConfigError::RateNotPositive(0.0))
+        Err(BuildError::RateNotPositive(0.0))
     );
     assert_eq!(
         build(Rate::per_second(f64::NAN), 1),
-        Err(ConfigError::RateNan)
+        Err(BuildError::RateNan)
     );
     assert_eq!(
         build(Rate::per_second(f64::INFINITY), 1),
-        Err(ConfigError::RateInfinite)
+        Err(BuildError::RateInfinite)
     );
     assert_eq!(
         build(Rate::per_second(f64::NEG_INFINITY), 1),
-        Err(ConfigError::RateInfinite)
+        Err(BuildError::RateInfinite)
     );
     assert_eq!(
         build(Rate::per_second(2e9), 1),
-        Err(ConfigError::RateTooHigh(2e9))
+        Err(BuildError::RateTooHigh(2e9))
     );
-    assert_eq!(build(Rate::per_second(1.0), 0), Err(ConfigError::BurstZero));
-    assert_eq!(build(Rate::Unlimited, 0), Err(ConfigError::BurstZero));
+    assert_eq!(build(Rate::per_second(1.0), 0), Err(BuildError::BurstZero));
+    assert_eq!(build(Rate::Unlimited, 0), Err(BuildError::BurstZero));
     assert!(matches!(
         build(Rate::per_second(1e-6), 1_000),
-        Err(ConfigError::WindowTooLong { .. })
+        Err(BuildError::WindowTooLong { .. })
     ));
     assert_eq!(build(Rate::Unlimited, 1), Ok(()));
     assert_eq!(build(Rate::per_second(1e9), u32::MAX), Ok(()));
-    let msg = ConfigError::RateInfinite.to_string();
+    let msg = BuildError::RateInfinite.to_string();
     assert!(msg.contains("Rate::Unlimited"), "{msg}");
     // Runtime changes are checked the same way and leave the limiter as it was.
-    let l = RateLimiter::new("bad", Rate::per_second(5.0), 2).expect("valid");
+    let l = RateLimiter::new("bad", Rate::per_second(5.0).burst(2).expect("valid"));
     assert_eq!(
         l.set_rate(Rate::per_second(f64::NAN)),
-        Err(ConfigError::RateNan)
+        Err(BuildError::RateNan)
     );
-    assert_eq!(l.set_burst(0), Err(ConfigError::BurstZero));
+    assert_eq!(l.set_burst(0), Err(BuildError::BurstZero));
     assert_eq!((l.rate(), l.burst()), (Rate::per_second(5.0), 2));
 }
 
@@ -239,7 +222,7 @@ async fn a_cancelled_wait_gives_its_tokens_back_and_the_queue_moves_up() {
     // First in line: 5 tokens (due in 500 ms); second: 1 token (due in 600 ms).
     let first = tokio::spawn({
         let l = l.clone();
-        async move { l.acquire_n(5).await }
+        async move { l.acquire_many(5).await }
     });
     tokio::task::yield_now().await;
     let second = timed_acquire(&l);
@@ -256,13 +239,13 @@ async fn a_cancelled_wait_gives_its_tokens_back_and_the_queue_moves_up() {
 #[tokio::test(start_paused = true)]
 async fn reservations_report_their_delay_and_cancel() {
     let l = limiter(10.0, 2);
-    let now = l.reserve_n(2).expect("within the burst");
+    let now = l.reserve_many(2).expect("within the burst");
     assert_eq!(now.delay(), Duration::ZERO);
     drop(now); // committed
     assert!(l.tokens().abs() < 1e-9);
-    let later = l.reserve_n(1).expect("within the burst");
+    let later = l.reserve_many(1).expect("within the burst");
     assert_eq!(later.delay(), Duration::from_millis(100));
-    let latest = l.reserve_n(2).expect("within the burst");
+    let latest = l.reserve_many(2).expect("within the burst");
     assert_eq!(latest.delay(), Duration::from_millis(300));
     later.cancel();
     assert_eq!(latest.delay(), Duration::from_millis(200));
@@ -272,6 +255,61 @@ async fn reservations_report_their_delay_and_cancel() {
     latest.wait().await;
     assert_eq!(start.elapsed(), Duration::from_millis(100));
     assert!(l.try_acquire().is_err());
+}
+
+/// A reservation owns its share of the limiter: it can move into another task, be
+/// awaited or cancelled there, and outlive every handle of the limiter.
+#[tokio::test(start_paused = true)]
+async fn a_reservation_moves_into_another_task() {
+    let l = limiter(10.0, 1);
+    drain(&l);
+    let r = l.reserve().expect("within the burst");
+    assert_eq!(r.delay(), Duration::from_millis(100));
+    let start = Instant::now();
+    let waited = tokio::spawn(async move {
+        r.wait().await;
+        start.elapsed()
+    });
+    assert_eq!(waited.await.expect("no panic"), Duration::from_millis(100));
+    assert!(l.tokens().abs() < 1e-9, "tokens {}", l.tokens());
+
+    // Cancelled in another task: the token comes back.
+    let r = l.reserve_many(1).expect("within the burst");
+    tokio::spawn(async move { r.cancel() })
+        .await
+        .expect("no panic");
+    assert!(l.tokens().abs() < 1e-9, "tokens {}", l.tokens());
+
+    // The last handle dropped while a reservation waits: the wait still completes.
+    let r = l.reserve().expect("within the burst");
+    drop(l);
+    let start = Instant::now();
+    tokio::spawn(r.wait()).await.expect("no panic");
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+}
+
+/// A quota reads as a rate with a burst: whole or fractional events per second, or one
+/// event every period; the same numbers make the same limiter.
+#[tokio::test(start_paused = true)]
+async fn quotas_read_as_a_rate_with_a_burst() {
+    let q = Rate::per_second(4).burst(2).expect("valid");
+    assert_eq!((q.rate(), q.burst()), (Rate::PerSecond(4.0), 2));
+    assert_eq!(Rate::every(Duration::from_millis(250)).burst(2), Ok(q));
+    assert_eq!(Quota::new(Rate::per_second(4.0), 2), Ok(q));
+    assert_eq!(Rate::every(Duration::from_secs(2)), Rate::per_second(0.5));
+    assert_eq!(
+        Rate::every(Duration::ZERO).burst(1),
+        Err(BuildError::RateInfinite)
+    );
+    let l = RateLimiter::builder("quota", q)
+        .clock(Clock::tokio())
+        .build();
+    assert_eq!((l.rate(), l.burst()), (Rate::per_second(4), 2));
+    assert_eq!(drain(&l), 2);
+    advance(Duration::from_millis(249)).await;
+    assert!(l.try_acquire().is_err());
+    advance(Duration::from_millis(1)).await;
+    assert!(l.try_acquire().is_ok());
 }
 
 /// The first sequence the property test once flagged, step by step: a cancel ahead
@@ -284,9 +322,9 @@ async fn a_cancel_ahead_makes_a_reservation_due_at_once_and_rate_changes_grant_n
     let l = limiter(1.0, 1);
     l.set_burst(3).expect("valid");
     assert!((l.tokens() - 1.0).abs() < 1e-9, "tokens {}", l.tokens());
-    let first = l.reserve_n(2).expect("within the burst");
-    let second = l.reserve_n(1).expect("within the burst");
-    let third = l.reserve_n(1).expect("within the burst");
+    let first = l.reserve_many(2).expect("within the burst");
+    let second = l.reserve_many(1).expect("within the burst");
+    let third = l.reserve_many(1).expect("within the burst");
     assert_eq!(
         (first.delay(), second.delay(), third.delay()),
         (ms(1000), ms(2000), ms(3000))
@@ -313,7 +351,7 @@ async fn a_cancel_ahead_makes_a_reservation_due_at_once_and_rate_changes_grant_n
     assert!((l.tokens() - 3.0).abs() < 1e-9, "tokens {}", l.tokens());
     l.set_rate(Rate::per_second(1.0)).expect("valid");
     assert!((l.tokens() - 3.0).abs() < 1e-9, "tokens {}", l.tokens());
-    assert_eq!(l.reserve_n(3).expect("within the burst").delay(), ms(0));
+    assert_eq!(l.reserve_many(3).expect("within the burst").delay(), ms(0));
     assert!(l.try_acquire().is_err());
     advance(ms(999)).await;
     assert!(l.try_acquire().is_err());
@@ -337,14 +375,18 @@ async fn execute_waits_then_runs() {
 #[tokio::test(start_paused = true)]
 async fn a_thousand_random_cancellations_leak_no_token() {
     let tt = TestTelemetry::new();
-    let l = RateLimiter::builder("cancel", Rate::per_second(1.0 / 3600.0), 10)
-        .clock(Clock::tokio())
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
+    let l = RateLimiter::builder(
+        "cancel",
+        Rate::per_second(1.0 / 3600.0)
+            .burst(10)
+            .expect("valid quota"),
+    )
+    .clock(Clock::tokio())
+    .telemetry(tt.telemetry())
+    .build();
     let twin = limiter(1.0 / 3600.0, 10);
-    l.try_acquire_n(10).expect("full bucket");
-    twin.try_acquire_n(10).expect("full bucket");
+    l.try_acquire_many(10).expect("full bucket");
+    twin.try_acquire_many(10).expect("full bucket");
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut tasks = Vec::new();
     let mut asked = 0u64;
@@ -355,7 +397,7 @@ async fn a_thousand_random_cancellations_leak_no_token() {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
             tokio::select! {
-                _ = l.acquire_n(n) => panic!("no wait can complete"),
+                _ = l.acquire_many(n) => panic!("no wait can complete"),
                 () = sleep(cancel_after) => {}
             }
         }));
@@ -398,163 +440,15 @@ async fn a_thousand_random_cancellations_leak_no_token() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn metrics_count_grants_refusals_and_real_waits() {
-    let tt = TestTelemetry::new();
-    let l = RateLimiter::builder("api", Rate::per_second(10.0), 2)
-        .clock(Clock::tokio())
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
-    let name = attr(ATTR_NAME, "api");
-    l.try_acquire().expect("full");
-    l.acquire().await; // no wait: the bucket had a token
-    assert!(l.try_acquire().is_err());
-    assert!(l.try_acquire_n(3).is_err());
-    let m = tt.metrics();
-    // No wait recorded: no point, or (bound instruments) an empty one.
-    assert_eq!(
-        m.histogram("otelconc.rate.wait", std::slice::from_ref(&name))
-            .map_or(0, |(count, _)| count),
-        0
-    );
-    assert!(
-        m.value("otelconc.rate.tokens", std::slice::from_ref(&name))
-            .expect("gauge")
-            .abs()
-            < 1e-9
-    );
-
-    let waiter = tokio::spawn({
-        let l = l.clone();
-        async move { l.acquire_n(2).await }
-    });
-    tokio::task::yield_now().await;
-    let m = tt.metrics();
-    assert_eq!(
-        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.value("otelconc.rate.tokens", std::slice::from_ref(&name)),
-        Some(-2.0)
-    );
-    waiter.await.expect("no panic").expect("within the burst");
-
-    let m = tt.metrics();
-    assert_eq!(
-        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
-        Some(4.0)
-    );
-    let refused = |reason: &'static str| {
-        m.value(
-            "otelconc.rate.refused",
-            &[name.clone(), attr(ATTR_REASON, reason)],
-        )
-    };
-    assert_eq!(refused("rate_limited"), Some(1.0));
-    assert_eq!(refused("exceeds_burst"), Some(3.0));
-    assert_eq!(refused("cancelled"), Some(0.0));
-    assert_eq!(
-        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
-        Some(0.0)
-    );
-    let (count, sum) = m
-        .histogram(
-            "otelconc.rate.wait",
-            &[name.clone(), attr(ATTR_OUTCOME, "ok")],
-        )
-        .expect("one wait");
-    assert_eq!(count, 1);
-    assert!((sum - 0.2).abs() < 1e-9, "waited {sum} s");
-    tt.assert_all_cataloged();
-}
-
-#[tokio::test(start_paused = true)]
-async fn unlimited_reports_no_tokens_gauge() {
-    let tt = TestTelemetry::new();
-    let l = RateLimiter::builder("free", Rate::Unlimited, 1)
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
-    for _ in 0..10 {
-        l.try_acquire().expect("unlimited");
-    }
-    let m = tt.metrics();
-    let name = attr(ATTR_NAME, "free");
-    assert_eq!(
-        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
-        Some(10.0)
-    );
-    assert_eq!(m.value("otelconc.rate.tokens", &[name]), None);
-    drop(l);
-    // A dropped limiter stops reporting.
-    assert_eq!(tt.metrics().value("otelconc.rate.admitted", &[]), None);
-}
-
-#[tokio::test(start_paused = true)]
-async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
-    let tt = TestTelemetry::new();
-    let l = RateLimiter::builder("traced", Rate::per_second(10.0), 1)
-        .clock(Clock::tokio())
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
-    // Outside a trace: no span even though it waits.
-    l.acquire().await;
-    l.acquire().await;
-    assert!(tt.spans_named("otelconc.rate.wait").is_empty());
-
-    let root = tt.root("caller");
-    let root_id = root.span().span_context().span_id();
-    // Inside a sampled trace: a wait gets a span, a pass-through does not.
-    advance(Duration::from_secs(1)).await;
-    l.acquire().with_context(root.clone()).await; // token there: no wait, no span
-    l.acquire().with_context(root.clone()).await; // waits 100 ms
-    // A cancelled wait ends its span too.
-    let cancelled = tokio::time::timeout(
-        Duration::from_millis(10),
-        l.acquire().with_context(root.clone()),
-    )
-    .await;
-    assert!(cancelled.is_err());
-    root.span().end();
-
-    let spans = tt.spans_named("otelconc.rate.wait");
-    assert_eq!(spans.len(), 2, "{spans:?}");
-    for s in &spans {
-        assert_eq!(s.parent_span_id, root_id);
-        assert_eq!(
-            s.span_context.trace_id(),
-            root.span().span_context().trace_id()
-        );
-    }
-    let outcome = |s: &otelconc_testkit::SpanData| {
-        s.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == ATTR_OUTCOME)
-            .map(|kv| kv.value.to_string())
-    };
-    assert_eq!(outcome(&spans[0]).as_deref(), Some("ok"));
-    assert_eq!(outcome(&spans[1]).as_deref(), Some("cancelled"));
-    let (count, _) = tt
-        .metrics()
-        .histogram(
-            "otelconc.rate.wait",
-            &[attr(ATTR_NAME, "traced"), attr(ATTR_OUTCOME, "cancelled")],
-        )
-        .expect("cancelled wait recorded");
-    assert_eq!(count, 1);
-    tt.assert_all_cataloged();
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_panic_in_executed_work_leaves_the_limiter_consistent() {
     let tt = TestTelemetry::new();
-    let l = RateLimiter::builder("panicky", Rate::per_second(10.0), 1)
-        .clock(Clock::tokio())
-        .telemetry(tt.telemetry())
-        .build()
-        .expect("valid");
+    let l = RateLimiter::builder(
+        "panicky",
+        Rate::per_second(10.0).burst(1).expect("valid quota"),
+    )
+    .clock(Clock::tokio())
+    .telemetry(tt.telemetry())
+    .build();
     let task = tokio::spawn({
         let l = l.clone();
         async move {
