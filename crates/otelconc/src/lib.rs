@@ -54,12 +54,10 @@
 pub mod channel;
 pub mod fan;
 pub mod group;
-pub(crate) mod panic_payload;
 pub mod pipeline;
 pub mod pool;
 pub mod rate;
 pub mod select;
 pub mod semaphore;
-pub(crate) mod stripes;
-pub(crate) mod sync;
 pub mod telemetry;
+mod util;

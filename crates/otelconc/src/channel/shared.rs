@@ -14,9 +14,9 @@ use event_listener::Event;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 
-use crate::sync::lock;
 use crate::telemetry::names::{self, channel as spec};
 use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
+use crate::util::sync::lock;
 
 /// One message in 256 per sender handle carries a send timestamp for the queue-time
 /// histogram (plus every message sent inside a sampled trace).

@@ -18,9 +18,9 @@ use pin_project_lite::pin_project;
 use super::error::ItemError;
 use super::metrics::ItemCounts;
 use super::state::Shared;
-use crate::panic_payload;
 use crate::telemetry::names::fan as names;
 use crate::telemetry::{EndingSpan, record_error};
+use crate::util::panic_payload;
 
 /// Where an item keeps its span: nowhere ([`NoSpan`], a zero-sized type, outside a
 /// sampled trace) or in an [`ItemSpan`]. A stream uses one or the other for all its

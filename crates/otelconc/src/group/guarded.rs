@@ -9,7 +9,7 @@ use std::task::{Context as TaskCx, Poll};
 use opentelemetry::Context;
 use pin_project_lite::pin_project;
 
-use crate::panic_payload;
+use crate::util::panic_payload;
 
 pin_project! {
     /// Polls `fut` with `cx` (when there is one) as the current OpenTelemetry context, so

@@ -590,7 +590,7 @@ where
             // future (caught by `Guarded`); its index is unknown.
             Err(err) if err.is_panic() => self.push_unfired(TaskError::Panicked {
                 index: usize::MAX,
-                message: crate::panic_payload::message(&*err.into_panic()),
+                message: crate::util::panic_payload::message(&*err.into_panic()),
             }),
             Err(_) => {}
         }

@@ -322,7 +322,7 @@ fn spawn_feeder<In, S, E>(
         if let Err(payload) = AssertUnwindSafe(feed).catch_unwind().await {
             run.fail(PipelineError::Panic {
                 stage: Arc::from(INPUT_STAGE),
-                message: crate::panic_payload::message(&*payload),
+                message: crate::util::panic_payload::message(&*payload),
             });
         }
         drop(keep_open);

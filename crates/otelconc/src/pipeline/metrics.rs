@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, Weak};
 use async_channel::{Receiver, WeakReceiver};
 use opentelemetry::KeyValue;
 
-use crate::sync::lock;
 use crate::telemetry::names::ATTR_OUTCOME;
 use crate::telemetry::names::pipeline::{BUFFER_DEPTH, DURATION, PROCESSED, RECEIVED};
 use crate::telemetry::{Histogram, Observation, Telemetry};
+use crate::util::sync::lock;
 
 /// How many items a worker counts locally before it adds them to the stage's atomics
 /// (it also adds them whenever it is about to wait for input, and when it stops).

@@ -17,8 +17,8 @@ use tokio_util::task::TaskTracker;
 use super::carrier::{ItemTrace, OrderedEnv, UnorderedEnv};
 use super::run::RunShared;
 use super::{PipelineError, SendError};
-use crate::sync::lock;
 use crate::telemetry::Telemetry;
+use crate::util::sync::lock;
 
 /// Feeds one run of a [`Pipeline`](super::Pipeline) started with
 /// [`Pipeline::start`](super::Pipeline::start). Clone it to feed from several tasks; the

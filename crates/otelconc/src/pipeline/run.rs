@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::PipelineError;
 use super::metrics::{Metrics, ProbeHandle};
-use crate::sync::lock;
+use crate::util::sync::lock;
 
 /// The state of one run.
 pub(crate) struct RunShared<E> {

@@ -17,10 +17,10 @@ use super::carrier::{Carrier, Opened};
 use super::metrics::{FLUSH_EVERY, LocalCounts, Metrics};
 use super::run::RunShared;
 use super::{ErrorPolicy, PipelineError};
-use crate::panic_payload;
 use crate::telemetry::names::pipeline::{ATTR_SEQ, ATTR_STAGE, STAGE_SPAN};
 use crate::telemetry::names::{ATTR_NAME, ATTR_QUEUE_WAIT};
 use crate::telemetry::{EndingSpan, Telemetry};
+use crate::util::panic_payload;
 
 /// One stage of a pipeline (or chain): its name, the attributes of its telemetry and
 /// its instruments, shared by every run of its pipeline (or every call of its chain).

@@ -11,10 +11,10 @@ use opentelemetry::{KeyValue, StringValue};
 use tokio::time::Instant;
 
 use super::stats::Stats;
-use crate::sync::lock;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::util::sync::lock;
 
 /// Outcome indexes of the histograms, in the order of `names::OUTCOMES`.
 pub(crate) const OK: usize = 0;

@@ -20,9 +20,9 @@ use super::job::{ErasedJob, Meta};
 use super::metrics::{Metrics, Observed, register_observables};
 use super::outcome::Outcome;
 use super::stats::{ShutdownReport, Stats};
-use crate::sync::lock;
 use crate::telemetry::Telemetry;
 use crate::telemetry::names::ATTR_NAME;
+use crate::util::sync::lock;
 
 /// A queued job: the erased job, the submitter's context when it was sampled, and the
 /// time it was queued when that is recorded (for the span's queue wait, or because the

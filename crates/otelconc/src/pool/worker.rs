@@ -18,10 +18,10 @@ use super::job::{ErasedJob, Meta};
 use super::metrics::{CANCELLED, OK, PANICKED, TIMED_OUT};
 use super::state::{Envelope, Shared, WorkerSlot, Workers, meta_of};
 use crate::group::Guarded;
-use crate::sync::lock;
 use crate::telemetry::names::ATTR_QUEUE_WAIT;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::record_error;
+use crate::util::sync::lock;
 
 impl Shared {
     /// Starts `n` more workers. Call with the workers lock held.

@@ -9,10 +9,10 @@ use std::sync::{Arc, Weak};
 
 use opentelemetry::{Context, KeyValue};
 
-use crate::stripes::Striped2;
 use crate::telemetry::names::rate as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry, WaitSpans};
+use crate::util::stripes::Striped2;
 
 /// A limiter's telemetry: admitted and refused tokens, waiters, waits and their spans.
 pub(super) struct Metrics {

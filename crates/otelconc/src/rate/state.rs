@@ -14,7 +14,7 @@ use super::clock::Epoch;
 use super::gcra::Gcra;
 use super::metrics::Metrics;
 use super::quota::Rate;
-use crate::sync::lock;
+use crate::util::sync::lock;
 
 /// The Arc'd state behind a [`RateLimiter`](super::RateLimiter) and its
 /// [`Reservation`](super::Reservation)s.

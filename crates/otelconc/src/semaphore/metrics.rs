@@ -10,10 +10,10 @@ use std::sync::{Arc, Weak};
 
 use opentelemetry::{Context, KeyValue};
 
-use crate::stripes::Striped2;
 use crate::telemetry::names::semaphore as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Histogram, Observation, Telemetry, WaitSpans};
+use crate::util::stripes::Striped2;
 
 /// What the gauges and counters read from the semaphore they observe.
 pub(super) trait Observed: Send + Sync + 'static {

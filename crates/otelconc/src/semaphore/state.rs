@@ -26,7 +26,7 @@ pub(super) struct Shared {
     waiting: Waiting,
     pub(super) name: Arc<str>,
     /// Inline, not boxed: a count on the hot path is a fixed offset from here. Its
-    /// per-thread counts are on cache lines of their own (see [`crate::stripes`]).
+    /// per-thread counts are on cache lines of their own (see [`crate::util::stripes`]).
     metrics: Metrics,
 }
 

@@ -8,7 +8,7 @@
 //! A read-modify-write per announcement on shared words moved a cache line between
 //! cores on every contended acquire, and so did one striped by thread, since a task
 //! often leaves on another worker than it entered on. So a thread only ever writes its
-//! own stripe ([`crate::stripes`]), with stores rather than read-modify-writes: one
+//! own stripe ([`crate::util::stripes`]), with stores rather than read-modify-writes: one
 //! count of waiters in, one of waiters out, wherever each waiter entered. A shrink, which is rare, sums them: it
 //! reads every "out" count before any "in" count, so a waiter seen leaving is also seen
 //! entering, and the sum never misses a waiter that is still in.
@@ -29,8 +29,8 @@ use std::sync::atomic::Ordering::{Release, SeqCst};
 
 use crossbeam_utils::CachePadded;
 
-use crate::stripes;
-use crate::sync::lock;
+use crate::util::stripes;
+use crate::util::sync::lock;
 
 #[derive(Debug, Default)]
 struct Stripe {

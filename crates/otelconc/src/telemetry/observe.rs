@@ -35,7 +35,7 @@ use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec};
-use crate::sync::lock;
+use crate::util::sync::lock;
 
 /// How the live sources of one gauge combine into the value exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

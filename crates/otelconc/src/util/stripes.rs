@@ -16,7 +16,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sync::lock;
+use crate::util::sync::lock;
 
 /// Stripes owned by one thread each.
 const OWNED: usize = 8;
