@@ -6,7 +6,7 @@
 //! pipeline stages: parse ─▶ enrich (task group: 3 lookups, each a permit of semaphore
 //!                  "downstream-connections" and a token of rate limiter
 //!                  "downstream-quota") ─▶ process (a CPU job on worker pool "cpu")
-//! sink worker: a write to a simulated store, awaited with select::first_timeout on its
+//! sink worker: a write to a simulated store, awaited with timeout(select::first) on its
 //!              acknowledgement channel; a timed-out write is retried once, then counted
 //! ```
 //!
@@ -736,7 +736,7 @@ async fn device(run: Arc<Run>, rx: Receiver<WriteRequest>, acks: Arc<[Sender<Ack
 }
 
 /// A sink worker: writes each result, waiting for the store's acknowledgement with
-/// `select::first_timeout`; a timed-out write is retried once, then counted.
+/// `select::first` under `tokio::time::timeout`; a timed-out write is retried once, then counted.
 async fn sink_worker(
     run: Arc<Run>,
     writer: usize,
@@ -779,16 +779,16 @@ async fn write(
         let deadline = Instant::now() + run.settings.write_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match select::first_timeout([acks], left).await {
-                Ok(sel) if sel.value == (item.seq, attempt) => {
+            match tokio::time::timeout(left, select::first([acks])).await {
+                Ok(Ok(sel)) if sel.value == (item.seq, attempt) => {
                     span.attribute(KeyValue::new("demo.write.attempts", attempt as i64 + 1));
                     span.end();
                     run.succeed(&item);
                     return Ok(());
                 }
                 // A late acknowledgement of an earlier, timed-out write.
-                Ok(_) => continue,
-                Err(_) => break,
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) | Err(_) => break,
             }
         }
         span.event(

@@ -28,6 +28,7 @@ use opentelemetry::trace::TraceContextExt;
 /// assert!(cx.is_none());
 /// # });
 /// ```
+#[must_use = "dropping a `Received` drops the message and ends its span"]
 pub struct Received<T> {
     value: T,
     cx: Option<Context>,
@@ -142,7 +143,9 @@ impl<T> Received<T> {
     /// children), then ends the span.
     ///
     /// # Cancel safety
-    /// Dropping the future drops the message and ends the span.
+    /// If `in_span` is used as a branch in `tokio::select!` and another branch
+    /// completes first, then `f` may have run only in part. **The message is dropped
+    /// and will be lost**, and the span ends.
     ///
     /// # Examples
     /// ```
@@ -186,6 +189,7 @@ impl<T> Received<T> {
 /// assert_eq!((batch.len(), buf.len()), (2, 2));
 /// # });
 /// ```
+#[must_use = "dropping a `ReceivedBatch` ends its span at once"]
 pub struct ReceivedBatch {
     len: usize,
     cx: Option<Context>,

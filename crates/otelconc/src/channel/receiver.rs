@@ -3,7 +3,7 @@
 use std::fmt;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -11,12 +11,13 @@ use futures_core::Stream;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::Link;
 
+use super::envelope::Env;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
-use super::inner::Rx;
+use super::metrics::{Counts, Outcome, Waited, timed_blocking};
+use super::queue::Rx;
 use super::received::{Received, ReceivedBatch};
-use super::shared::{
-    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, REFUSED, Shared, TIMEOUT, Waited, timed_blocking,
-};
+use super::state::Shared;
+use crate::telemetry::Histogram;
 use crate::telemetry::names::channel as spec;
 
 pin_project_lite::pin_project! {
@@ -33,6 +34,7 @@ pin_project_lite::pin_project! {
 /// assert_eq!(rx.recv().await.unwrap() + rx2.recv().await.unwrap(), 3);
 /// # });
 /// ```
+    #[must_use = "streams do nothing unless polled"]
     pub struct Receiver<T> {
         #[pin]
         pub(super) inner: Rx<T>,
@@ -43,12 +45,12 @@ pin_project_lite::pin_project! {
     impl<T> PinnedDrop for Receiver<T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.shared.retire_receiver(this.counts);
+            this.shared.metrics.retire_receiver(this.counts);
             if this.shared.receiver_handles.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // The last receiver: close now (the channel would close when `inner`
-                // drops) and wake `send_lossless` waiters so they get their message back.
+                // drops) and wake lossless senders and reservers so they see it closed.
                 this.inner.close();
-                this.shared.closed();
+                this.shared.space.closed();
             }
         }
     }
@@ -71,19 +73,19 @@ impl<T> Clone for Receiver<T> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
-            counts: self.shared.recv_counts(),
+            counts: self.shared.metrics.recv_counts(),
         }
     }
 }
 
 impl<T> Receiver<T> {
-    /// Unwraps one message that left the channel: wakes a lossless sender, records
+    /// Unwraps one message that left the channel: wakes a slot waiter, records
     /// queue time if it was sampled. (Successful receives are not counted here: the
     /// exported count is derived as sent minus depth, which saves a locked add per
     /// message.)
     #[inline]
     fn take(&self, env: Env<T>) -> T {
-        self.shared.freed(1);
+        self.shared.space.freed(1);
         if let Some(meta) = env.meta {
             self.shared.arrived(&meta);
         }
@@ -92,7 +94,7 @@ impl<T> Receiver<T> {
 
     /// Like [`take`](Self::take), keeping the producer's context as a consumer span.
     fn take_traced(&self, env: Env<T>) -> Received<T> {
-        self.shared.freed(1);
+        self.shared.space.freed(1);
         let (cx, queue_wait) = match env.meta {
             Some(meta) => {
                 let waited = self.shared.arrived(&meta);
@@ -107,7 +109,7 @@ impl<T> Receiver<T> {
         Received::new(env.value, cx, queue_wait)
     }
 
-    async fn recv_env(&self, dropped_as: &AtomicUsize) -> Result<Env<T>, RecvError> {
+    async fn recv_env(&self) -> Result<Env<T>, RecvError> {
         let shared = &*self.shared;
         let received = match &self.inner {
             Rx::Bare { rx } => rx.recv().await.map(|value| Env { value, meta: None }),
@@ -117,13 +119,13 @@ impl<T> Receiver<T> {
                 Ok(env) => Ok(env),
                 Err(async_channel::TryRecvError::Closed) => Err(async_channel::RecvError),
                 Err(async_channel::TryRecvError::Empty) if self.counts.is_on() => {
-                    Waited::new(rx.recv(), &shared.recv_wait, &self.counts, dropped_as).await
+                    Waited::new(rx.recv(), &shared.metrics.recv_wait, &self.counts).await
                 }
                 Err(async_channel::TryRecvError::Empty) => rx.recv().await,
             },
         };
         received.map_err(|_| {
-            self.counts.add(CLOSED, 1);
+            self.counts.add(Outcome::Closed, 1);
             RecvError
         })
     }
@@ -138,9 +140,9 @@ impl<T> Receiver<T> {
     /// [`RecvError`] once the channel is closed and empty.
     ///
     /// # Cancel safety
-    /// Cancel safe: a message is taken from the channel only in the poll that returns
-    /// it, so dropping the future (in `select!`, on a timeout) loses nothing; the next
-    /// receive gets the message.
+    /// This method is cancel safe. If `recv` is used as a branch in `tokio::select!`
+    /// and another branch completes first, it is guaranteed that no messages were
+    /// received on this channel.
     ///
     /// # Examples
     /// ```
@@ -161,11 +163,11 @@ impl<T> Receiver<T> {
                 Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             };
             if got.is_ok() {
-                self.shared.freed(1);
+                self.shared.space.freed(1);
             }
             return got;
         }
-        let env = self.recv_env(&AS_CANCELLED).await?;
+        let env = self.recv_env().await?;
         Ok(self.take(env))
     }
 
@@ -181,7 +183,9 @@ impl<T> Receiver<T> {
     /// [`RecvError`] once the channel is closed and empty.
     ///
     /// # Cancel safety
-    /// Cancel safe, like [`recv`](Self::recv).
+    /// This method is cancel safe. If `recv_traced` is used as a branch in
+    /// `tokio::select!` and another branch completes first, it is guaranteed that no
+    /// messages were received on this channel.
     ///
     /// # Examples
     /// ```
@@ -195,7 +199,7 @@ impl<T> Receiver<T> {
     /// # });
     /// ```
     pub async fn recv_traced(&self) -> Result<Received<T>, RecvError> {
-        let env = self.recv_env(&AS_CANCELLED).await?;
+        let env = self.recv_env().await?;
         Ok(self.take_traced(env))
     }
 
@@ -216,11 +220,11 @@ impl<T> Receiver<T> {
         match self.inner.try_recv() {
             Ok(env) => Ok(self.take(env)),
             Err(async_channel::TryRecvError::Empty) => {
-                self.counts.add(REFUSED, 1);
+                self.counts.add(Outcome::Refused, 1);
                 Err(TryRecvError::Empty)
             }
             Err(async_channel::TryRecvError::Closed) => {
-                self.counts.add(CLOSED, 1);
+                self.counts.add(Outcome::Closed, 1);
                 Err(TryRecvError::Closed)
             }
         }
@@ -233,7 +237,9 @@ impl<T> Receiver<T> {
     /// is closed and empty.
     ///
     /// # Cancel safety
-    /// Cancel safe, like [`recv`](Self::recv): on timeout nothing was taken.
+    /// This method is cancel safe. If `recv_timeout` is used as a branch in
+    /// `tokio::select!` and another branch completes first (or it times out), it is
+    /// guaranteed that no messages were received on this channel.
     ///
     /// # Examples
     /// ```
@@ -246,24 +252,14 @@ impl<T> Receiver<T> {
     /// # });
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        // A wait dropped by the timeout counts as `timeout`; a recv_timeout future
-        // dropped by its caller as `cancelled`.
-        let dropped_as = AtomicUsize::new(CANCELLED);
-        let result = {
-            let mut fut = pin!(self.recv_env(&dropped_as));
-            match tokio::time::timeout(timeout, fut.as_mut()).await {
-                Ok(r) => Some(r),
-                Err(_) => {
-                    dropped_as.store(TIMEOUT, Ordering::Relaxed);
-                    None
-                }
-            }
-        };
-        match result {
-            Some(Ok(env)) => Ok(self.take(env)),
-            Some(Err(RecvError)) => Err(RecvTimeoutError::Closed),
-            None => Err(RecvTimeoutError::Timeout),
-        }
+        let (histogram, counts) = (&self.shared.metrics.recv_wait, &*self.counts);
+        let env = match &self.inner {
+            Rx::Bare { rx } => recv_within(rx, timeout, histogram, counts)
+                .await
+                .map(Env::bare),
+            Rx::Env { rx } => recv_within(rx, timeout, histogram, counts).await,
+        }?;
+        Ok(self.take(env))
     }
 
     /// Receives from synchronous code, blocking the thread until a message is ready.
@@ -284,7 +280,7 @@ impl<T> Receiver<T> {
             Ok(env) => Ok(env),
             Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             Err(async_channel::TryRecvError::Empty) => {
-                timed_blocking(&self.shared.recv_wait, &self.counts, || {
+                timed_blocking(&self.shared.metrics.recv_wait, &self.counts, || {
                     self.inner.recv_blocking()
                 })
             }
@@ -292,7 +288,7 @@ impl<T> Receiver<T> {
         match env {
             Ok(env) => Ok(self.take(env)),
             Err(e) => {
-                self.counts.add(CLOSED, 1);
+                self.counts.add(Outcome::Closed, 1);
                 Err(e)
             }
         }
@@ -304,8 +300,9 @@ impl<T> Receiver<T> {
     /// Returns 0 only when `limit` is 0 or the channel is closed and empty.
     ///
     /// # Cancel safety
-    /// Cancel safe: it waits like [`recv`](Self::recv) and takes the rest without
-    /// waiting, so a dropped future has taken nothing.
+    /// This method is cancel safe. If `recv_many` is used as a branch in
+    /// `tokio::select!` and another branch completes first, it is guaranteed that no
+    /// messages were received on this channel.
     ///
     /// # Examples
     /// ```
@@ -321,7 +318,7 @@ impl<T> Receiver<T> {
         if limit == 0 {
             return 0;
         }
-        let Ok(first) = self.recv_env(&AS_CANCELLED).await else {
+        let Ok(first) = self.recv_env().await else {
             return 0;
         };
         self.drain(first, buf, limit, drop)
@@ -352,7 +349,7 @@ impl<T> Receiver<T> {
                 next = self.inner.try_recv().ok();
             }
         }
-        self.shared.freed(n);
+        self.shared.space.freed(n);
         n
     }
 
@@ -364,7 +361,9 @@ impl<T> Receiver<T> {
     /// when the batch is dropped.
     ///
     /// # Cancel safety
-    /// Cancel safe, like [`recv_many`](Self::recv_many).
+    /// This method is cancel safe. If `recv_many_traced` is used as a branch in
+    /// `tokio::select!` and another branch completes first, it is guaranteed that no
+    /// messages were received on this channel.
     ///
     /// # Examples
     /// ```
@@ -381,7 +380,7 @@ impl<T> Receiver<T> {
         if limit == 0 {
             return ReceivedBatch::new(0, None);
         }
-        let Ok(first) = self.recv_env(&AS_CANCELLED).await else {
+        let Ok(first) = self.recv_env().await else {
             return ReceivedBatch::new(0, None);
         };
         let mut links = Vec::new();
@@ -418,7 +417,7 @@ impl<T> Receiver<T> {
     /// ```
     pub fn close(&self) -> bool {
         let closed = self.inner.close();
-        self.shared.closed();
+        self.shared.space.closed();
         closed
     }
 
@@ -505,8 +504,36 @@ impl<T> Receiver<T> {
     }
 }
 
-/// Messages until the channel is closed and empty; cancel safe like
-/// [`Receiver::recv`]. Waits through the stream are not recorded in
+/// Receives from `rx` within `timeout`, counting a wait given up at the deadline as
+/// `timeout` and a wait whose future is dropped as `cancelled`.
+async fn recv_within<M>(
+    rx: &async_channel::Receiver<M>,
+    timeout: Duration,
+    histogram: &Histogram,
+    counts: &Counts,
+) -> Result<M, RecvTimeoutError> {
+    let got = match rx.try_recv() {
+        Ok(m) => Ok(m),
+        Err(async_channel::TryRecvError::Closed) => Err(RecvTimeoutError::Closed),
+        Err(async_channel::TryRecvError::Empty) => {
+            let mut wait = pin!(Waited::new(rx.recv(), histogram, counts));
+            match tokio::time::timeout(timeout, wait.as_mut()).await {
+                Ok(r) => r.map_err(|_| RecvTimeoutError::Closed),
+                Err(_) => {
+                    wait.as_mut().timed_out();
+                    return Err(RecvTimeoutError::Timeout);
+                }
+            }
+        }
+    };
+    if got.is_err() {
+        counts.add(Outcome::Closed, 1);
+    }
+    got
+}
+
+/// Messages until the channel is closed and empty. Polling the stream is cancel safe,
+/// like [`Receiver::recv`]. Waits through the stream are not recorded in
 /// `otelconc.channel.recv.wait`.
 ///
 /// # Examples

@@ -5,20 +5,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use event_listener::EventListener;
 use opentelemetry::Context;
 
+use super::envelope::{Env, end_producer};
 use super::error::{SendError, SendTimeoutError, TrySendError};
-use super::inner::Tx;
-use super::shared::{
-    AS_CANCELLED, CANCELLED, CLOSED, Counts, Env, OK, REFUSED, Shared, TIMEOUT, Waited,
-    end_producer, record_wait, timed_blocking,
-};
+use super::metrics::{Counts, Outcome, Waited, record_wait, timed_blocking};
+use super::permit::Permit;
+use super::queue::Tx;
+use super::space::{Claim, Waiter};
+use super::state::Shared;
 
 /// The sending half of a channel. Clone it for more producers.
 ///
@@ -54,27 +54,27 @@ impl<T> Clone for Sender<T> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
-            counts: self.shared.send_counts(),
+            counts: self.shared.metrics.send_counts(),
         }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.shared.retire_sender(&self.counts);
+        self.shared.metrics.retire_sender(&self.counts);
     }
 }
 
 impl<T> Sender<T> {
     #[inline]
-    fn envelope(&self, value: T) -> Env<T> {
+    pub(super) fn envelope(&self, value: T) -> Env<T> {
         self.shared.envelope(value, &self.counts)
     }
 
     /// Counts a finished send by `outcome` and ends its producer span, if it has one
     /// (marked as an error unless the outcome is `OK`).
     #[inline]
-    fn finish(&self, outcome: usize, producer: Option<Context>) {
+    pub(super) fn finish(&self, outcome: Outcome, producer: Option<Context>) {
         self.counts.add(outcome, 1);
         if let Some(cx) = producer {
             end_producer(cx, outcome);
@@ -82,6 +82,9 @@ impl<T> Sender<T> {
     }
 
     /// Sends `value`, waiting for space if the channel is full.
+    ///
+    /// It costs what async-channel's send costs: it does not look at slots held by
+    /// [`Permit`]s (see [`reserve`](Self::reserve)).
     ///
     /// Inside a sampled trace the message carries the sender's context to the receiver
     /// (no span is built for the send itself, unless the channel was built with
@@ -93,12 +96,12 @@ impl<T> Sender<T> {
     /// or [`close`](Self::close) called).
     ///
     /// # Cancel safety
-    /// Not lossless. If the future is dropped before it completes, the message was not
-    /// sent and is dropped with the future (counted as `cancelled`); nothing already in
-    /// the channel is affected. Once it completed with `Ok`, the message is in the
-    /// channel: it is received, or dropped exactly once with the channel. Under
-    /// `select!` or a timeout, use [`send_lossless`](Self::send_lossless) or
-    /// [`send_timeout`](Self::send_timeout), which hand the message back.
+    /// If `send` is used as a branch in `tokio::select!` and another branch completes
+    /// first, then it is guaranteed that the message was not sent. **However, in that
+    /// case, the message is dropped and will be lost.** (It is counted as `cancelled`.)
+    ///
+    /// To avoid losing messages, use [`reserve`](Self::reserve) to reserve capacity,
+    /// then use the returned [`Permit`] to send the message.
     ///
     /// # Examples
     /// ```
@@ -131,17 +134,17 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(env)) => Err(async_channel::SendError(env)),
             Err(async_channel::TrySendError::Full(env)) if self.counts.is_on() => {
-                Waited::new(tx.send(env), &shared.send_wait, &self.counts, &AS_CANCELLED).await
+                Waited::new(tx.send(env), &shared.metrics.send_wait, &self.counts).await
             }
             Err(async_channel::TrySendError::Full(env)) => tx.send(env).await,
         };
         match sent {
             Ok(()) => {
-                self.finish(OK, producer);
+                self.finish(Outcome::Ok, producer);
                 Ok(())
             }
             Err(async_channel::SendError(env)) => {
-                self.finish(CLOSED, producer);
+                self.finish(Outcome::Closed, producer);
                 Err(SendError(env.value))
             }
         }
@@ -165,12 +168,12 @@ impl<T> Sender<T> {
         let env = self.envelope(value);
         let producer = self.shared.producer_of(&env);
         let (outcome, result) = match self.inner.try_send(env) {
-            Ok(()) => (OK, Ok(())),
+            Ok(()) => (Outcome::Ok, Ok(())),
             Err(async_channel::TrySendError::Full(env)) => {
-                (REFUSED, Err(TrySendError::Full(env.value)))
+                (Outcome::Refused, Err(TrySendError::Full(env.value)))
             }
             Err(async_channel::TrySendError::Closed(env)) => {
-                (CLOSED, Err(TrySendError::Closed(env.value)))
+                (Outcome::Closed, Err(TrySendError::Closed(env.value)))
             }
         };
         self.finish(outcome, producer);
@@ -183,8 +186,13 @@ impl<T> Sender<T> {
     /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Closed`], with the message.
     ///
     /// # Cancel safety
-    /// Like [`send`](Self::send): dropping the future before it completes drops the
-    /// message, unsent. On timeout the message is handed back in the error.
+    /// If `send_timeout` is used as a branch in `tokio::select!` and another branch
+    /// completes first, then it is guaranteed that the message was not sent.
+    /// **However, in that case, the message is dropped and will be lost.** Its own
+    /// timeout loses nothing: the error hands the message back.
+    ///
+    /// To avoid losing messages, use [`reserve`](Self::reserve) to reserve capacity,
+    /// then use the returned [`Permit`] to send the message.
     ///
     /// # Examples
     /// ```
@@ -205,7 +213,7 @@ impl<T> Sender<T> {
         let mut fut = self.send_lossless(value);
         match tokio::time::timeout(timeout, &mut fut).await {
             Ok(r) => r.map_err(|SendError(v)| SendTimeoutError::Closed(v)),
-            Err(_) => match fut.take_back(TIMEOUT) {
+            Err(_) => match fut.take_back(Outcome::Timeout) {
                 Some(v) => Err(SendTimeoutError::Timeout(v)),
                 None => Ok(()),
             },
@@ -221,10 +229,17 @@ impl<T> Sender<T> {
     /// # Errors
     /// [`SendError`] with the message if the channel is closed.
     ///
+    /// Use [`reserve`](Self::reserve) when you can produce the message after the slot
+    /// is free; use this when you hold the message already and want a send that never
+    /// fails with `Full`: it keeps waiting if a plain send took the slot it found, and
+    /// it never takes a slot a [`Permit`] holds.
+    ///
     /// # Cancel safety
-    /// Lossless. The message enters the channel only inside a poll that then returns
-    /// `Ready(Ok(()))`; until then [`SendLossless::cancel`] returns it. Dropping the
-    /// future without calling `cancel` drops the message unsent (counted as
+    /// This method is cancel safe when the future is polled by `&mut` and
+    /// [`SendLossless::cancel`] is called on it when another branch completes first:
+    /// the message enters the channel only inside a poll that then returns
+    /// `Ready(Ok(()))`, and until then `cancel` returns it. **Dropping the future
+    /// without calling `cancel` drops the message and it will be lost** (counted as
     /// `cancelled`).
     ///
     /// # Examples
@@ -248,8 +263,7 @@ impl<T> Sender<T> {
             sender: self,
             value: Some(value),
             env: None,
-            listener: None,
-            waiting: false,
+            waiter: Waiter::new(&self.shared.space),
             since: None,
         }
     }
@@ -276,12 +290,17 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(env)) => Err(env),
             Err(async_channel::TrySendError::Full(env)) => {
-                timed_blocking(&self.shared.send_wait, &self.counts, || {
+                timed_blocking(&self.shared.metrics.send_wait, &self.counts, || {
                     self.inner.send_blocking(env)
                 })
             }
         };
-        self.finish(if result.is_ok() { OK } else { CLOSED }, producer);
+        let outcome = if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Closed
+        };
+        self.finish(outcome, producer);
         result.map_err(|env| SendError(env.value))
     }
 
@@ -299,7 +318,7 @@ impl<T> Sender<T> {
     /// ```
     pub fn close(&self) -> bool {
         let closed = self.inner.close();
-        self.shared.closed();
+        self.shared.space.closed();
         closed
     }
 
@@ -318,7 +337,7 @@ impl<T> Sender<T> {
     /// Waits until the channel is closed (every receiver dropped, or `close` called).
     ///
     /// # Cancel safety
-    /// Cancel safe: it takes nothing.
+    /// This method is cancel safe.
     ///
     /// # Examples
     /// ```
@@ -403,6 +422,108 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Claims a slot for a permit, or says why not.
+    #[inline]
+    fn claim(&self) -> Result<Claim, SendError<()>> {
+        if self.inner.is_closed() {
+            return Err(SendError(()));
+        }
+        Ok(self
+            .shared
+            .space
+            .try_claim(|| self.inner.len(), self.inner.capacity()))
+    }
+
+    /// Waits for a free slot and holds it: the returned [`Permit`] sends one message
+    /// into it without waiting.
+    ///
+    /// This is the lossless way to send under `tokio::select!` or a timeout: reserving
+    /// takes no message, so a reservation that loses the race loses nothing, and the
+    /// message is handed over only once the slot is held.
+    ///
+    /// What a permit guarantees: reservations never over-commit the channel (the
+    /// messages in it plus the live permits never exceed its capacity), and
+    /// [`Permit::send`] fails with `Full` only if a plain [`send`](Self::send),
+    /// [`try_send`](Self::try_send) or [`blocking_send`](Self::blocking_send) on this
+    /// channel filled the held slot in the meantime: those fast paths do not look at
+    /// reservations, so that they cost what async-channel costs. On a channel whose
+    /// senders all go through `reserve`, [`try_reserve`](Self::try_reserve),
+    /// [`send_lossless`](Self::send_lossless) or [`send_timeout`](Self::send_timeout),
+    /// a permit's send never fails with `Full`.
+    ///
+    /// Reserving counts no send; the permit's send is counted like a
+    /// [`try_send`](Self::try_send), and its message carries the trace context current
+    /// at that send. One wait in 64 is timed into `otelconc.channel.send.wait`.
+    ///
+    /// # Errors
+    /// [`SendError`]`(())` if the channel is closed.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe. If `reserve` is used as a branch in
+    /// `tokio::select!` and another branch completes first, no slot is held and no
+    /// message was taken.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// let permit = tx.reserve().await.unwrap();
+    /// assert!(tx.try_reserve().is_err()); // the one slot is held
+    /// permit.send(1).unwrap();
+    /// // Under select!: the message is handed over only once a slot is held.
+    /// tokio::select! {
+    ///     permit = tx.reserve() => permit.unwrap().send(2).unwrap(),
+    ///     _ = tokio::time::sleep(Duration::from_millis(1)) => {} // nothing lost
+    /// }
+    /// assert_eq!(rx.recv().await, Ok(1));
+    /// # });
+    /// ```
+    pub async fn reserve(&self) -> Result<Permit<'_, T>, SendError<()>> {
+        if let Claim::Held = self.claim()? {
+            return Ok(Permit::new(self));
+        }
+        let mut waiter = Waiter::new(&self.shared.space);
+        let since = self.counts.wait_start();
+        std::future::poll_fn(|cx| {
+            loop {
+                if let Claim::Held = self.claim()? {
+                    record_wait(&self.shared.metrics.send_wait, since);
+                    return Poll::Ready(Ok(Permit::new(self)));
+                }
+                ready!(waiter.poll_room(cx));
+            }
+        })
+        .await
+    }
+
+    /// Holds a free slot if there is one now, without waiting (see
+    /// [`reserve`](Self::reserve) for what a permit guarantees).
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`]`(())` when every slot holds a message or is held by a
+    /// permit, [`TrySendError::Closed`]`(())` when the channel is closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use otelconc::channel::{bounded, TrySendError};
+    /// let (tx, rx) = bounded::<u32>("jobs", 1);
+    /// let permit = tx.try_reserve().unwrap();
+    /// assert_eq!(tx.try_reserve().unwrap_err(), TrySendError::Full(()));
+    /// drop(permit); // gives the slot back
+    /// tx.try_reserve().unwrap().send(3).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(3));
+    /// ```
+    pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
+        match self.claim() {
+            Ok(Claim::Held) => Ok(Permit::new(self)),
+            Ok(Claim::Full) => Err(TrySendError::Full(())),
+            Err(SendError(())) => Err(TrySendError::Closed(())),
+        }
+    }
+}
+
 /// Future of [`Sender::send_lossless`]: a send that hands the message back when you
 /// stop waiting.
 ///
@@ -423,9 +544,7 @@ pub struct SendLossless<'a, T> {
     value: Option<T>,
     /// The message after the first poll, until it is in the channel.
     env: Option<Env<T>>,
-    listener: Option<EventListener>,
-    /// Registered in `space_waiters`.
-    waiting: bool,
+    waiter: Waiter<'a>,
     /// When the wait began, for one wait in 64.
     since: Option<Instant>,
 }
@@ -437,7 +556,7 @@ impl<T> fmt::Debug for SendLossless<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendLossless")
             .field("pending", &(self.value.is_some() || self.env.is_some()))
-            .field("waiting", &self.waiting)
+            .field("waiting", &self.waiter.is_registered())
             .finish()
     }
 }
@@ -453,10 +572,10 @@ impl<T> SendLossless<'_, T> {
     /// assert_eq!(send.cancel(), Some(4)); // never polled, never sent
     /// ```
     pub fn cancel(&mut self) -> Option<T> {
-        self.take_back(CANCELLED)
+        self.take_back(Outcome::Cancelled)
     }
 
-    fn take_back(&mut self, outcome: usize) -> Option<T> {
+    fn take_back(&mut self, outcome: Outcome) -> Option<T> {
         self.stop_waiting();
         if let Some(v) = self.value.take() {
             return Some(v);
@@ -471,13 +590,38 @@ impl<T> SendLossless<'_, T> {
     }
 
     fn stop_waiting(&mut self) {
-        self.listener = None;
+        self.waiter.stop();
         self.since = None;
-        if std::mem::take(&mut self.waiting) {
-            self.sender
-                .shared
-                .space_waiters
-                .fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Pushes the message if a slot can be claimed for it: the claim keeps this push
+    /// out of slots that permits hold. `Err` hands the envelope back (no room).
+    fn push(&mut self, env: Env<T>) -> Result<Result<(), SendError<T>>, Env<T>> {
+        let sender = self.sender;
+        let producer = sender.shared.producer_of(&env);
+        match sender.claim() {
+            Err(SendError(())) => {
+                sender.finish(Outcome::Closed, producer);
+                Ok(Err(SendError(env.value)))
+            }
+            Ok(Claim::Full) => Err(env),
+            Ok(Claim::Held) => {
+                let pushed = sender.inner.try_send(env);
+                sender.shared.space.release(pushed.is_err());
+                match pushed {
+                    Ok(()) => {
+                        record_wait(&sender.shared.metrics.send_wait, self.since);
+                        sender.finish(Outcome::Ok, producer);
+                        Ok(Ok(()))
+                    }
+                    Err(async_channel::TrySendError::Closed(env)) => {
+                        sender.finish(Outcome::Closed, producer);
+                        Ok(Err(SendError(env.value)))
+                    }
+                    // A plain send took the room between the claim and the push.
+                    Err(async_channel::TrySendError::Full(env)) => Err(env),
+                }
+            }
         }
     }
 }
@@ -485,7 +629,7 @@ impl<T> SendLossless<'_, T> {
 impl<T> Drop for SendLossless<'_, T> {
     fn drop(&mut self) {
         // Dropped without `cancel`: the message (if still here) is dropped unsent.
-        drop(self.take_back(CANCELLED));
+        drop(self.take_back(Outcome::Cancelled));
     }
 }
 
@@ -502,40 +646,17 @@ impl<T> Future for SendLossless<'_, T> {
                 // Polled after completion: the message is long gone.
                 return Poll::Ready(Ok(()));
             };
-            let producer = this.sender.shared.producer_of(&env);
-            match this.sender.inner.try_send(env) {
-                Ok(()) => {
-                    record_wait(&this.sender.shared.send_wait, this.since);
+            match this.push(env) {
+                Ok(done) => {
                     this.stop_waiting();
-                    this.sender.finish(OK, producer);
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(done);
                 }
-                Err(async_channel::TrySendError::Closed(env)) => {
-                    this.stop_waiting();
-                    this.sender.finish(CLOSED, producer);
-                    return Poll::Ready(Err(SendError(env.value)));
-                }
-                Err(async_channel::TrySendError::Full(env)) => {
+                Err(env) => {
                     this.env = Some(env);
-                    match this.listener.as_mut() {
-                        None => {
-                            if !this.waiting {
-                                this.sender
-                                    .shared
-                                    .space_waiters
-                                    .fetch_add(1, Ordering::SeqCst);
-                                this.waiting = true;
-                                this.since = this.sender.counts.wait_start();
-                            }
-                            // Listen, then try again: a slot freed in between is seen
-                            // by the retry, a slot freed later by the listener.
-                            this.listener = Some(this.sender.shared.space.listen());
-                        }
-                        Some(l) => match Pin::new(l).poll(cx) {
-                            Poll::Ready(()) => this.listener = None,
-                            Poll::Pending => return Poll::Pending,
-                        },
+                    if !this.waiter.is_registered() {
+                        this.since = this.sender.counts.wait_start();
                     }
+                    ready!(this.waiter.poll_room(cx));
                 }
             }
         }

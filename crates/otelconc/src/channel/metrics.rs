@@ -1,5 +1,6 @@
-//! State shared by every handle of one channel: telemetry, per-handle counts, and the
-//! event that wakes senders waiting through `send_lossless`.
+//! The channel's instruments in one [`Metrics`] struct: per-handle counts by outcome,
+//! the wait and queue-time histograms, the observable instruments that read them, and
+//! [`Waited`], which times and counts one wait.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,12 +11,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use event_listener::Event;
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::KeyValue;
 
 use crate::telemetry::names::{self, channel as spec};
-use crate::telemetry::{Histogram, Observation, Telemetry, record_error};
+use crate::telemetry::{Histogram, Observation, Telemetry};
 use crate::util::sync::lock;
 
 /// One message in 256 per sender handle carries a send timestamp for the queue-time
@@ -27,28 +26,25 @@ pub(super) const SAMPLE_EVERY: u64 = 256;
 /// every operation of the slower side waits briefly.
 pub(super) const SAMPLE_WAITS: u64 = 64;
 
-/// Outcome slots of [`Counts`], in the order of `SEND_OUTCOMES` / `RECV_OUTCOMES`.
-pub(super) const OK: usize = 0;
-/// `full` for sends, `empty` for receives.
-pub(super) const REFUSED: usize = 1;
-pub(super) const CLOSED: usize = 2;
-pub(super) const TIMEOUT: usize = 3;
-pub(super) const CANCELLED: usize = 4;
-
-/// What travels beside a message only when it is sampled or traced.
-pub(super) struct Meta {
-    /// The sender's context, or its producer span's with `producer_spans` (`None` for a
-    /// message sampled only for queue time).
-    pub(super) cx: Option<Context>,
-    pub(super) sent_at: Instant,
+/// How a send or a receive ended; its position in `SEND_OUTCOMES` / `RECV_OUTCOMES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Ok = 0,
+    /// `full` for sends, `empty` for receives.
+    Refused = 1,
+    Closed = 2,
+    Timeout = 3,
+    Cancelled = 4,
 }
 
-/// What the underlying channel carries: the message plus, for 1 in 256 messages and for
-/// messages sent inside a sampled trace, a boxed [`Meta`]. One pointer wide beside `T`,
-/// and `None` (no allocation) for every other message.
-pub(super) struct Env<T> {
-    pub(super) value: T,
-    pub(super) meta: Option<Box<Meta>>,
+/// How many [`Outcome`]s there are.
+const OUTCOMES: usize = 5;
+
+impl Outcome {
+    /// Its name among the send outcomes (`ok`, `full`, `closed`, ...).
+    pub(super) fn send_name(self) -> &'static str {
+        spec::SEND_OUTCOMES[self as usize]
+    }
 }
 
 /// Counts of one handle, by outcome. Each handle owns one, padded to its own cache
@@ -61,7 +57,7 @@ pub(super) struct Env<T> {
 /// channel operation): the first thread to count on a handle becomes its owner and
 /// counts into `ok_owned` with a plain load and store, which is exact because one
 /// thread runs one add at a time; any other thread (the handle shared by reference,
-/// or its task moved to another worker) adds into `by_outcome[OK]` atomically.
+/// or its task moved to another worker) adds into `by_outcome[Ok]` atomically.
 #[repr(align(128))]
 #[derive(Default)]
 pub(super) struct Counts {
@@ -69,7 +65,7 @@ pub(super) struct Counts {
     /// Address of the owning thread's [`THREAD_MARK`], 0 while unowned.
     owner: AtomicUsize,
     ok_owned: AtomicU64,
-    by_outcome: [AtomicU64; 5],
+    by_outcome: [AtomicU64; OUTCOMES],
     /// Operations of this handle that had to wait, for the 1-in-64 wait sample.
     waits: AtomicU64,
 }
@@ -99,19 +95,19 @@ impl Counts {
     /// Whether this is the sampled message of its 1 in [`SAMPLE_EVERY`].
     #[inline]
     pub(super) fn sample_message(&self) -> bool {
-        self.on && self.get(OK).is_multiple_of(SAMPLE_EVERY)
+        self.on && self.get(Outcome::Ok as usize).is_multiple_of(SAMPLE_EVERY)
     }
 
     #[inline]
-    pub(super) fn add(&self, outcome: usize, n: u64) {
+    pub(super) fn add(&self, outcome: Outcome, n: u64) {
         if !self.on {
             return;
         }
-        if outcome == OK && self.owned_here() {
+        if outcome == Outcome::Ok && self.owned_here() {
             let c = &self.ok_owned;
             c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
         } else {
-            self.by_outcome[outcome].fetch_add(n, Ordering::Relaxed);
+            self.by_outcome[outcome as usize].fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -128,10 +124,11 @@ impl Counts {
                     .is_ok())
     }
 
+    /// The count of the outcome at position `outcome`.
     #[inline]
-    pub(super) fn get(&self, outcome: usize) -> u64 {
+    fn get(&self, outcome: usize) -> u64 {
         let shared = self.by_outcome[outcome].load(Ordering::Relaxed);
-        if outcome == OK {
+        if outcome == Outcome::Ok as usize {
             shared.wrapping_add(self.ok_owned.load(Ordering::Relaxed))
         } else {
             shared
@@ -148,13 +145,13 @@ thread_local! {
 
 /// The live handles' counts plus the totals of handles already dropped.
 #[derive(Default)]
-pub(super) struct Registry {
+struct Registry {
     live: Vec<Arc<Counts>>,
-    retired: [u64; 5],
+    retired: [u64; OUTCOMES],
 }
 
 impl Registry {
-    pub(super) fn register(&mut self, on: bool) -> Arc<Counts> {
+    fn register(&mut self, on: bool) -> Arc<Counts> {
         let c = Arc::new(Counts {
             on,
             ..Counts::default()
@@ -163,7 +160,7 @@ impl Registry {
         c
     }
 
-    pub(super) fn retire(&mut self, c: &Arc<Counts>) {
+    fn retire(&mut self, c: &Arc<Counts>) {
         if let Some(i) = self.live.iter().position(|x| Arc::ptr_eq(x, c)) {
             self.live.swap_remove(i);
             for (k, r) in self.retired.iter_mut().enumerate() {
@@ -177,122 +174,102 @@ impl Registry {
     }
 }
 
-pub(super) struct Shared {
-    pub(super) name: KeyValue,
-    pub(super) telemetry: Telemetry,
+/// Every instrument of one channel, and the counts its observable instruments read.
+pub(super) struct Metrics {
     pub(super) send_wait: Histogram,
     pub(super) recv_wait: Histogram,
-    pub(super) queue_time: Histogram,
-    pub(super) senders: Mutex<Registry>,
-    pub(super) receivers: Mutex<Registry>,
-    /// Woken when space frees up or the channel closes, for `send_lossless` waiters.
-    pub(super) space: Event,
-    /// How many `send_lossless` futures are waiting on `space`.
-    pub(super) space_waiters: AtomicUsize,
-    /// Live `Receiver` handles; the last one to drop closes the channel.
-    pub(super) receiver_handles: AtomicUsize,
+    queue_time: Histogram,
+    senders: Mutex<Registry>,
+    receivers: Mutex<Registry>,
     /// The last `received{outcome=ok}` reported, to keep the derived count monotonic.
     received_ok: AtomicU64,
     /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
     observed: AtomicBool,
     /// This channel's part in its observable instruments, for as long as it lives.
     observations: OnceLock<Vec<Observation>>,
-    /// Whether the tracer builds real spans (see [`Telemetry::builds_spans`]); without one no
-    /// context is captured or carried.
-    traced: bool,
-    /// Start an `otelconc.channel.send` span per traced send.
-    pub(super) producer_spans: bool,
     /// Messages in the channel, for the depth gauge. It holds a receiver of the
-    /// channel (not counted in `receiver_handles`), so it lives exactly as long as the
-    /// handles do; the gauge callbacks hold only a `Weak<Shared>`, so a dropped channel
-    /// is freed, queued messages included, even while the meter lives on.
+    /// channel (not counted as a `Receiver` handle), so it lives exactly as long as the
+    /// handles do; the gauge callbacks hold only a weak reference to the channel's
+    /// state, so a dropped channel is freed, queued messages included, even while the
+    /// meter lives on.
     len: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
-    capacity: Option<usize>,
 }
 
-impl Shared {
-    pub(super) fn new(
-        name: String,
-        telemetry: Telemetry,
-        producer_spans: bool,
-        capacity: Option<usize>,
-    ) -> Arc<Self> {
-        // An `Arc<str>` value: cloning the attribute for a span allocates nothing.
-        let name = KeyValue::new(names::ATTR_NAME, Arc::<str>::from(name));
-        let traced = telemetry.builds_spans();
+impl Metrics {
+    pub(super) fn new(telemetry: &Telemetry, name: &KeyValue) -> Self {
         let attrs = [name.clone()];
-        Arc::new(Self {
+        Self {
             send_wait: telemetry.histogram(&spec::SEND_WAIT, &attrs),
             recv_wait: telemetry.histogram(&spec::RECV_WAIT, &attrs),
             queue_time: telemetry.histogram(&spec::QUEUE_TIME, &attrs),
-            name,
-            telemetry,
             senders: Mutex::default(),
             receivers: Mutex::default(),
-            space: Event::new(),
-            space_waiters: AtomicUsize::new(0),
-            receiver_handles: AtomicUsize::new(1),
+            received_ok: AtomicU64::new(0),
             observed: AtomicBool::new(false),
             observations: OnceLock::new(),
-            received_ok: AtomicU64::new(0),
-            traced,
-            producer_spans,
             len: OnceLock::new(),
-            capacity,
-        })
+        }
     }
 
-    /// Registers the observable instruments. Callbacks hold only weak references, so a
-    /// dropped channel stops reporting.
+    /// Registers the observable instruments of the channel whose state `owner` holds
+    /// these metrics (`metrics_of` reaches them). Callbacks hold only weak references,
+    /// so a dropped channel stops reporting.
     ///
     /// A meter without an SDK drops the callbacks at once ([`Observation::observed`]
     /// says so). Then handles count, sample and time nothing (`Counts::on`), so the
     /// channel costs what async-channel costs.
-    pub(super) fn register_observers(self: &Arc<Self>) {
-        let t = &self.telemetry;
+    pub(super) fn register<S: Send + Sync + 'static>(
+        owner: &Arc<S>,
+        metrics_of: fn(&S) -> &Metrics,
+        telemetry: &Telemetry,
+        name: &KeyValue,
+        capacity: Option<usize>,
+    ) {
         let mut observations = Vec::new();
-        for (side, instrument, outcomes) in [
-            (0, &spec::SENT, spec::SEND_OUTCOMES),
-            (1, &spec::RECEIVED, spec::RECV_OUTCOMES),
+        for (receiving, instrument, outcomes) in [
+            (false, &spec::SENT, spec::SEND_OUTCOMES),
+            (true, &spec::RECEIVED, spec::RECV_OUTCOMES),
         ] {
             for (k, outcome) in outcomes.iter().enumerate() {
-                let weak: Weak<Self> = Arc::downgrade(self);
-                let attrs = vec![
-                    self.name.clone(),
-                    KeyValue::new(names::ATTR_OUTCOME, *outcome),
-                ];
-                observations.push(t.observable_counter(instrument, attrs, move || {
-                    let s = weak.upgrade()?;
-                    Some(match (side, k) {
-                        (1, OK) => s.received_ok(),
-                        (0, _) => lock(&s.senders).total(k),
-                        _ => lock(&s.receivers).total(k),
+                let weak: Weak<S> = Arc::downgrade(owner);
+                let attrs = vec![name.clone(), KeyValue::new(names::ATTR_OUTCOME, *outcome)];
+                observations.push(telemetry.observable_counter(instrument, attrs, move || {
+                    let owner = weak.upgrade()?;
+                    let m = metrics_of(&owner);
+                    Some(match (receiving, k) {
+                        (true, k) if k == Outcome::Ok as usize => m.received_ok(),
+                        (false, k) => lock(&m.senders).total(k),
+                        (true, k) => lock(&m.receivers).total(k),
                     })
                 }));
             }
         }
-        let weak = Arc::downgrade(self);
-        observations.push(
-            t.observable_gauge(&spec::DEPTH, vec![self.name.clone()], move || {
-                let len = (weak.upgrade()?.len.get()?)();
+        let weak: Weak<S> = Arc::downgrade(owner);
+        observations.push(telemetry.observable_gauge(
+            &spec::DEPTH,
+            vec![name.clone()],
+            move || {
+                let owner = weak.upgrade()?;
+                let len = (metrics_of(&owner).len.get()?)();
                 Some(i64::try_from(len).unwrap_or(i64::MAX))
-            }),
-        );
-        if let Some(cap) = self.capacity {
-            let weak = Arc::downgrade(self);
+            },
+        ));
+        if let Some(cap) = capacity {
+            let weak: Weak<S> = Arc::downgrade(owner);
             let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-            observations.push(t.observable_gauge(
+            observations.push(telemetry.observable_gauge(
                 &spec::CAPACITY,
-                vec![self.name.clone()],
+                vec![name.clone()],
                 move || weak.upgrade().map(|_| cap),
             ));
         }
-        self.observed.store(
+        let metrics = metrics_of(owner);
+        metrics.observed.store(
             observations.iter().any(Observation::observed),
             Ordering::Relaxed,
         );
         // Registered once, right after construction: a second call cannot happen.
-        let _ = self.observations.set(observations);
+        let _ = metrics.observations.set(observations);
     }
 
     /// Messages received so far: sent minus still queued. Every message that leaves
@@ -301,124 +278,53 @@ impl Shared {
     /// only lag (a send is counted just after its push, and `sent` is read before the
     /// depth), never run ahead, and it is kept monotonic.
     fn received_ok(&self) -> u64 {
-        let sent = lock(&self.senders).total(OK);
+        let sent = lock(&self.senders).total(Outcome::Ok as usize);
         let queued = self.len.get().map_or(0, |len| len()) as u64;
         let estimate = sent.saturating_sub(queued);
         let last = self.received_ok.fetch_max(estimate, Ordering::Relaxed);
         last.max(estimate)
     }
 
-    /// Whether the channel must carry envelopes: an SDK reads its metrics (queue-time
-    /// samples travel with the message) or its tracer makes spans (contexts travel).
+    /// Whether an SDK reads these metrics (known once they are registered).
     pub(super) fn is_observed(&self) -> bool {
-        self.observed.load(Ordering::Relaxed) || self.traced
+        self.observed.load(Ordering::Relaxed)
     }
 
-    /// Gives the depth gauge its channel: a receiver kept here (not counted in
-    /// `receiver_handles`), so it lives exactly as long as the handles do.
+    /// Gives the depth gauge its channel: a receiver kept here (not counted as a
+    /// `Receiver` handle), so it lives exactly as long as the handles do.
     pub(super) fn set_len<M: Send + 'static>(&self, rx: &async_channel::Receiver<M>) {
         let keep = rx.clone();
         // Set once, right after construction; a second call cannot happen.
         let _ = self.len.set(Box::new(move || keep.len()));
     }
 
+    /// The counts of a new sender handle.
     pub(super) fn send_counts(&self) -> Arc<Counts> {
-        lock(&self.senders).register(self.observed.load(Ordering::Relaxed))
+        lock(&self.senders).register(self.is_observed())
     }
 
+    /// The counts of a new receiver handle.
     pub(super) fn recv_counts(&self) -> Arc<Counts> {
-        lock(&self.receivers).register(self.observed.load(Ordering::Relaxed))
+        lock(&self.receivers).register(self.is_observed())
     }
 
+    /// Keeps the counts of a dropped sender handle in the totals.
     pub(super) fn retire_sender(&self, c: &Arc<Counts>) {
         lock(&self.senders).retire(c);
     }
 
+    /// Keeps the counts of a dropped receiver handle in the totals.
     pub(super) fn retire_receiver(&self, c: &Arc<Counts>) {
         lock(&self.receivers).retire(c);
     }
 
-    /// After `n` messages left the channel: wake as many `send_lossless` waiters.
-    ///
-    /// The load is `SeqCst` and the queue's pop is a `SeqCst` read-modify-write, while a
-    /// waiter increments `space_waiters` (`SeqCst`) before it retries its push: either
-    /// this load sees the waiter, or the waiter's retry sees the freed slot.
-    #[inline]
-    pub(super) fn freed(&self, n: usize) {
-        if self.space_waiters.load(Ordering::SeqCst) != 0 {
-            self.space.notify_additional(n);
-        }
-    }
-
-    /// Wakes every `send_lossless` waiter: the channel closed.
-    pub(super) fn closed(&self) {
-        self.space.notify(usize::MAX);
-    }
-
-    /// The envelope of `value` sent from the handle owning `counts`: inside a
-    /// sampled trace the sender's context (or its producer span's) and a timestamp; a
-    /// timestamp for 1 in 256 (when metrics are observed); else nothing.
-    #[inline]
-    pub(super) fn envelope<T>(&self, value: T, counts: &Counts) -> Env<T> {
-        let parent = if self.traced {
-            self.telemetry.span_parent()
-        } else {
-            None
-        };
-        let meta = match parent {
-            Some(parent) => Some(self.traced_meta(parent)),
-            None if counts.sample_message() => Some(Box::new(Meta {
-                cx: None,
-                sent_at: Instant::now(),
-            })),
-            None => None,
-        };
-        Env { value, meta }
-    }
-
+    /// Records the queue time of a message sent at `sent_at`; returns it for span
+    /// attributes.
     #[cold]
-    fn traced_meta(&self, parent: Context) -> Box<Meta> {
-        let cx = if self.producer_spans {
-            self.telemetry
-                .start_span(&spec::SEND_SPAN, &parent, vec![self.name.clone()])
-        } else {
-            parent
-        };
-        Box::new(Meta {
-            cx: Some(cx),
-            sent_at: Instant::now(),
-        })
-    }
-
-    /// The context to end after the send, when this message has a producer span.
-    #[inline]
-    pub(super) fn producer_of<T>(&self, env: &Env<T>) -> Option<Context> {
-        if self.producer_spans {
-            env.meta.as_ref().and_then(|m| m.cx.clone())
-        } else {
-            None
-        }
-    }
-
-    /// Queue time of a message that carried metadata; returns it for span attributes.
-    #[cold]
-    pub(super) fn arrived(&self, meta: &Meta) -> Duration {
-        let waited = meta.sent_at.elapsed();
+    pub(super) fn queue_time(&self, sent_at: Instant) -> Duration {
+        let waited = sent_at.elapsed();
         self.queue_time.record(waited.as_secs_f64());
         waited
-    }
-
-    /// Starts the consumer span of a traced message, child of the context it carried.
-    #[cold]
-    pub(super) fn consumer_span(&self, producer: &Context, waited: Duration) -> Context {
-        self.telemetry.start_span(
-            &spec::RECEIVE_SPAN,
-            producer,
-            vec![
-                self.name.clone(),
-                KeyValue::new(names::ATTR_QUEUE_WAIT, waited.as_secs_f64()),
-            ],
-        )
     }
 }
 
@@ -443,22 +349,11 @@ pub(super) fn record_wait(histogram: &Histogram, since: Option<Instant>) {
     }
 }
 
-/// Ends a producer span; a send that did not end in `OK` marks it as an error first,
-/// of the kind its outcome is named in `SEND_OUTCOMES` (`full`, `closed`, ...).
-#[cold]
-pub(super) fn end_producer(cx: Context, outcome: usize) {
-    if outcome != OK {
-        let kind = spec::SEND_OUTCOMES[outcome];
-        record_error(&cx, kind, format!("send failed: {kind}"));
-    }
-    cx.span().end();
-}
-
 pin_project_lite::pin_project! {
     /// Runs a channel operation's future; if it has to wait (returns `Pending`), times
-    /// the wait into `histogram` (one wait in 64 per handle), and counts `dropped_as` if
-    /// it is dropped while waiting. A future that completes on its first poll costs no
-    /// timestamp.
+    /// the wait into `histogram` (one wait in 64 per handle). Dropped while waiting, it
+    /// counts the operation as `cancelled`, unless [`timed_out`](Self::timed_out)
+    /// counted it first. A future that completes on its first poll costs no timestamp.
     pub(super) struct Waited<'a, F> {
         #[pin]
         fut: F,
@@ -467,33 +362,35 @@ pin_project_lite::pin_project! {
         since: Option<Instant>,
         histogram: &'a Histogram,
         counts: &'a Counts,
-        dropped_as: &'a AtomicUsize,
     }
 
     impl<F> PinnedDrop for Waited<'_, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.waiting {
-                this.counts.add(this.dropped_as.load(Ordering::Relaxed), 1);
+                this.counts.add(Outcome::Cancelled, 1);
             }
         }
     }
 }
 
 impl<'a, F> Waited<'a, F> {
-    pub(super) fn new(
-        fut: F,
-        histogram: &'a Histogram,
-        counts: &'a Counts,
-        dropped_as: &'a AtomicUsize,
-    ) -> Self {
+    pub(super) fn new(fut: F, histogram: &'a Histogram, counts: &'a Counts) -> Self {
         Self {
             fut,
             waiting: false,
             since: None,
             histogram,
             counts,
-            dropped_as,
+        }
+    }
+
+    /// The caller gave up on this wait at its deadline: counts it as `timeout` (and
+    /// not as `cancelled` when it is dropped).
+    pub(super) fn timed_out(self: Pin<&mut Self>) {
+        let this = self.project();
+        if std::mem::take(this.waiting) {
+            this.counts.add(Outcome::Timeout, 1);
         }
     }
 }
@@ -520,6 +417,3 @@ impl<F: Future> Future for Waited<'_, F> {
         }
     }
 }
-
-/// The outcome a plain dropped wait counts as.
-pub(super) static AS_CANCELLED: AtomicUsize = AtomicUsize::new(CANCELLED);

@@ -1,6 +1,6 @@
-//! The channel underneath: `async-channel` carrying either the bare message (nothing
-//! observes the channel: no SDK reads its metrics and the tracer is a no-op) or the
-//! message in an [`Env`] (room for a sampled timestamp or a trace context).
+//! The queue: `async-channel`, bare or enveloped. It carries either the bare message
+//! (nothing observes the channel: no SDK reads its metrics and the tracer is a no-op)
+//! or the message in an [`Env`] (room for a sampled timestamp or a trace context).
 //!
 //! The bare form keeps the slot size of raw async-channel: with several producers and
 //! consumers on neighbouring slots, eight more bytes per slot cost up to ~15%.
@@ -10,14 +10,10 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
 
+use super::envelope::Env;
 use super::error::RecvError;
-use super::shared::Env;
 
 type TrySendError<T> = async_channel::TrySendError<Env<T>>;
-
-fn bare<T>(value: T) -> Env<T> {
-    Env { value, meta: None }
-}
 
 /// The sending side of the underlying channel.
 pub(super) enum Tx<T> {
@@ -50,9 +46,11 @@ impl<T> Tx<T> {
         match self {
             Self::Env(tx) => tx.try_send(env),
             Self::Bare(tx) => tx.try_send(env.value).map_err(|e| match e {
-                async_channel::TrySendError::Full(v) => async_channel::TrySendError::Full(bare(v)),
+                async_channel::TrySendError::Full(v) => {
+                    async_channel::TrySendError::Full(Env::bare(v))
+                }
                 async_channel::TrySendError::Closed(v) => {
-                    async_channel::TrySendError::Closed(bare(v))
+                    async_channel::TrySendError::Closed(Env::bare(v))
                 }
             }),
         }
@@ -61,7 +59,7 @@ impl<T> Tx<T> {
     pub(super) fn send_blocking(&self, env: Env<T>) -> Result<(), Env<T>> {
         match self {
             Self::Env(tx) => tx.send_blocking(env).map_err(|e| e.0),
-            Self::Bare(tx) => tx.send_blocking(env.value).map_err(|e| bare(e.0)),
+            Self::Bare(tx) => tx.send_blocking(env.value).map_err(|e| Env::bare(e.0)),
         }
     }
 
@@ -128,14 +126,14 @@ macro_rules! both_rx {
 impl<T> Rx<T> {
     pub(super) fn try_recv(&self) -> Result<Env<T>, async_channel::TryRecvError> {
         match self {
-            Self::Bare { rx } => rx.try_recv().map(bare),
+            Self::Bare { rx } => rx.try_recv().map(Env::bare),
             Self::Env { rx } => rx.try_recv(),
         }
     }
 
     pub(super) fn recv_blocking(&self) -> Result<Env<T>, RecvError> {
         match self {
-            Self::Bare { rx } => rx.recv_blocking().map(bare).map_err(|_| RecvError),
+            Self::Bare { rx } => rx.recv_blocking().map(Env::bare).map_err(|_| RecvError),
             Self::Env { rx } => rx.recv_blocking().map_err(|_| RecvError),
         }
     }
@@ -173,7 +171,7 @@ impl<T> Rx<T> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Env<T>>> {
         match self.project() {
-            RxProj::Bare { rx } => rx.poll_next(cx).map(|o| o.map(bare)),
+            RxProj::Bare { rx } => rx.poll_next(cx).map(|o| o.map(Env::bare)),
             RxProj::Env { rx } => rx.poll_next(cx),
         }
     }
