@@ -16,8 +16,8 @@
 //!   [`TaskGroup::spawn`] stops waiting for a slot when the group is cancelled.
 //!
 //! # Cost
-//! A task costs about 1.1-1.5x a bare `JoinSet` spawn, with or without SDK metrics: a
-//! few hundred ns on top of the spawn itself; see [`docs/costs.md`][costs].
+//! A task costs about 1.0-1.1x a bare `JoinSet` spawn, with or without SDK metrics; see
+//! [`docs/costs.md`][costs].
 //!
 //! A task costs a tokio spawn plus a bound counter add at start and end and an up-down
 //! counter pair, the task's panic guard, and a slot for its value. Outside a sampled

@@ -66,7 +66,7 @@
 //!
 //! # What it costs
 //! An item costs about 1.1x a hand-written pipeline of tokio tasks and `async-channel`s,
-//! with no SDK or with SDK metrics, and about 5x when every item is in a sampled trace
+//! with no SDK or with SDK metrics, and about 6.5x when every item is in a sampled trace
 //! (one SDK span per stage); see [`docs/costs.md`][costs].
 //!
 //! The stage plumbing is what a hand-written pipeline does: worker tasks joined by
