@@ -60,13 +60,15 @@ impl<'a, T> Permit<'a, T> {
     /// ```
     pub fn send(self, value: T) -> Result<(), TrySendError<T>> {
         let sender = self.sender;
-        // The slot is given back below, after the push: no second release on drop.
-        std::mem::forget(self);
+        // Built while the permit still holds its slot: should the user's tracer panic
+        // here, the permit's drop gives the slot back.
         let env = sender.envelope(value);
         let producer = sender.shared.producer_of(&env);
+        // The slot is given back below, after the push: no second release on drop.
+        std::mem::forget(self);
         let pushed = sender.inner.try_send(env);
         // After the push: a claimer never sees the slot free while it is being filled.
-        sender.shared.space.release(pushed.is_err());
+        sender.shared.space.release();
         let (outcome, result) = match pushed {
             Ok(()) => (Outcome::Ok, Ok(())),
             Err(async_channel::TrySendError::Full(env)) => {
@@ -83,6 +85,6 @@ impl<'a, T> Permit<'a, T> {
 
 impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
-        self.sender.shared.space.release(true);
+        self.sender.shared.space.release();
     }
 }

@@ -598,16 +598,16 @@ impl<T> SendLossless<'_, T> {
     /// out of slots that permits hold. `Err` hands the envelope back (no room).
     fn push(&mut self, env: Env<T>) -> Result<Result<(), SendError<T>>, Env<T>> {
         let sender = self.sender;
-        let producer = sender.shared.producer_of(&env);
         match sender.claim() {
             Err(SendError(())) => {
-                sender.finish(Outcome::Closed, producer);
+                sender.finish(Outcome::Closed, sender.shared.producer_of(&env));
                 Ok(Err(SendError(env.value)))
             }
             Ok(Claim::Full) => Err(env),
             Ok(Claim::Held) => {
+                let producer = sender.shared.producer_of(&env);
                 let pushed = sender.inner.try_send(env);
-                sender.shared.space.release(pushed.is_err());
+                sender.shared.space.release();
                 match pushed {
                     Ok(()) => {
                         record_wait(&sender.shared.metrics.send_wait, self.since);

@@ -2,8 +2,8 @@
 //! and drops it when cancelled): the event that lossless senders and reservers wait
 //! on, and the slots that [`Permit`](super::Permit)s hold.
 //!
-//! Receivers touch this only through [`Space::freed`]: one atomic load, plus a wake-up
-//! while someone is actually waiting. Plain `send`, `try_send` and `blocking_send` never
+//! Receivers touch this through [`Space::freed`] (one atomic load, plus a wake-up while
+//! someone is actually waiting) and, when they close the channel, [`Space::closed`]. Plain `send`, `try_send` and `blocking_send` never
 //! touch it, so they cost what async-channel costs; the price is that they do not see
 //! reservations (see [`Space::try_claim`]).
 
@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
+use crossbeam_utils::CachePadded;
 use event_listener::{Event, EventListener};
 
 /// The channel's free-slot signal and its reserved slots.
@@ -21,8 +22,9 @@ pub(super) struct Space {
     /// How many waiters are registered on `event`.
     waiters: AtomicUsize,
     /// Slots claimed by live permits (and, for the length of one push, by lossless
-    /// sends).
-    reserved: AtomicUsize,
+    /// sends). On a cache line of its own: lossless senders write it, while every
+    /// receive reads `waiters`.
+    reserved: CachePadded<AtomicUsize>,
 }
 
 /// What a claim found.
@@ -39,7 +41,7 @@ impl Space {
         Self {
             event: Event::new(),
             waiters: AtomicUsize::new(0),
-            reserved: AtomicUsize::new(0),
+            reserved: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 
@@ -87,18 +89,20 @@ impl Space {
         }
     }
 
-    /// Gives back a claimed slot; `unused` when no message went into it, to wake a
-    /// waiter for it.
+    /// Gives back a claimed slot, and wakes a waiter if there is one.
+    ///
+    /// The wake-up is needed even when a message went into the slot: between that push
+    /// and this release the message is counted twice (in the length and in `reserved`),
+    /// so a claimer in between saw the channel full and went to sleep on a slot that is
+    /// free now.
     ///
     /// The decrement is `SeqCst` before the `SeqCst` load of `waiters`, and a waiter
     /// registers before it retries its claim: either this sees the waiter, or the
     /// waiter's retry sees the slot.
     #[inline]
-    pub(super) fn release(&self, unused: bool) {
+    pub(super) fn release(&self) {
         self.reserved.fetch_sub(1, Ordering::SeqCst);
-        if unused {
-            self.freed(1);
-        }
+        self.freed(1);
     }
 }
 

@@ -19,8 +19,8 @@ use crate::telemetry::{EndingSpan, Telemetry};
 /// The free functions [`fan_out`](super::fan_out), [`fan_out_items`](super::fan_out_items)
 /// and [`fan_out_items_unordered`](super::fan_out_items_unordered) build a `FanOut`
 /// named `"fan_out"` on [`Telemetry::global`] per call; build one yourself to pick the
-/// name and the telemetry (its instruments are bound once per name and handle either
-/// way). Cloning is cheap (one `Arc`).
+/// name and the telemetry (its instruments are built, and on a handle that binds bound, once per name
+/// and handle either way). Cloning is cheap (one `Arc`).
 ///
 /// # Examples
 /// ```

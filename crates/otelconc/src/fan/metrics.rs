@@ -1,4 +1,4 @@
-//! The instruments of a fan-out, bound once per [`FanOut`](super::FanOut), and the
+//! The instruments of a fan-out, built once per [`FanOut`](super::FanOut), and the
 //! item counts a `fan_out_items` stream keeps locally and adds to them in batches.
 
 use opentelemetry::KeyValue;

@@ -23,11 +23,11 @@
 //! `fan_out_items` is a stream adapter over `FuturesUnordered` (plus a reorder heap for
 //! the ordered form), the same machinery as `buffered` / `buffer_unordered`: no task per
 //! item. Per item it adds a panic guard (free unless a panic happens) and an increment of
-//! a local count, flushed to the bound counter every 256 items and whenever the stream
+//! a local count, flushed to the counter every 256 items and whenever the stream
 //! waits, ends or is dropped: no timestamp, no allocation, no atomic. The caller's
 //! context is checked once per call; outside a sampled trace the item future has no span
 //! field at all. Inside one, each item gets a span. `fan_in` moves each item through one
-//! bounded `tokio::sync::mpsc` channel from its input's merge task, plus one bound
+//! bounded `tokio::sync::mpsc` channel from its input's merge task, plus one
 //! counter add.
 //!
 //! # Telemetry

@@ -1,11 +1,11 @@
-//! The instruments of a [`TaskGroup`](super::TaskGroup), bound once at construction.
+//! The instruments of a [`TaskGroup`](super::TaskGroup), built once at construction.
 
 use opentelemetry::KeyValue;
 
 use crate::telemetry::names::{ATTR_OUTCOME, group as names};
 use crate::telemetry::{Counter, Telemetry, UpDownCounter};
 
-/// The instruments of one group, bound once at construction.
+/// The instruments of one group, built once at construction.
 pub(crate) struct Metrics {
     pub(crate) started: Counter,
     pub(crate) ok: Counter,

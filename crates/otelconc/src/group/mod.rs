@@ -16,14 +16,15 @@
 //!   [`TaskGroup::spawn`] stops waiting for a slot when the group is cancelled.
 //!
 //! # Cost
-//! A task costs about 1.0-1.1x a bare `JoinSet` spawn, with or without SDK metrics; see
+//! A task costs about 1.0-1.1x a bare `JoinSet` spawn over repeated runs, with or
+//! without SDK metrics (single runs on a busy machine have read up to 1.7x); see
 //! [`docs/costs.md`][costs].
 //!
-//! A task costs a tokio spawn plus a bound counter add at start and end and an up-down
+//! A task costs a tokio spawn plus a counter add at start and end and an up-down
 //! counter pair, the task's panic guard, and a slot for its value. Outside a sampled
 //! trace no span is built and no context is carried. Finished tasks are reaped every 32
-//! spawns. A group's instruments are built and bound once per name for a `Telemetry`
-//! handle and its clones; building another group of that name clones them. Still, keep
+//! spawns. A group's instruments are built (and, on a handle that binds, bound) once per
+//! name for a `Telemetry` handle and its clones; building another group of that name clones them. Still, keep
 //! a group for a batch of tasks, not one per tiny task.
 //!
 //! # Telemetry

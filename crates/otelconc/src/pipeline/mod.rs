@@ -66,7 +66,7 @@
 //!
 //! # What it costs
 //! An item costs about 1.1x a hand-written pipeline of tokio tasks and `async-channel`s,
-//! with no SDK or with SDK metrics, and about 6.5x when every item is in a sampled trace
+//! with no SDK or with SDK metrics, and about 6.6x when every item is in a sampled trace
 //! (one SDK span per stage); see [`docs/costs.md`][costs].
 //!
 //! The stage plumbing is what a hand-written pipeline does: worker tasks joined by
@@ -76,7 +76,7 @@
 //! stage the telemetry is a few plain additions (workers count on their own stack and
 //! add to the stage's atomics every 64 items or whenever they are about to wait, so
 //! readings are exact whenever the pipeline is idle) and, for one item in 64 when an
-//! SDK reads the metrics, two clock reads and a bound histogram record.
+//! SDK reads the metrics, two clock reads and a histogram record.
 //!
 //! # Why this is hand-written
 //! `futures::StreamExt::buffered`/`buffer_unordered` give one stage's concurrency on one

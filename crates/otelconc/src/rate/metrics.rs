@@ -131,7 +131,8 @@ impl Metrics {
         self.refused_burst.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// `n` tokens given back by a cancelled reservation or wait.
+    /// `n` tokens of a cancelled reservation or wait (given back, or still spent when
+    /// their due time had already passed).
     pub(super) fn cancelled(&self, n: u64) {
         self.refused_cancelled.fetch_add(n, Ordering::Relaxed);
     }

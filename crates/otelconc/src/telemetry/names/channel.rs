@@ -60,7 +60,7 @@ pub const SEND_WAIT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.send.wait",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a send waited for space: only sends that had to wait, 1 wait in 64 per handle",
+    description: "Time a send or a reservation waited for space: only those that had to wait, 1 wait in 64 per handle",
     attributes: &[ATTR_NAME],
 };
 
