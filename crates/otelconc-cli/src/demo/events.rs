@@ -104,10 +104,13 @@ pub(crate) fn read_file(
 /// it is a regular file: counted by reading it once. `None` for a pipe or another
 /// stream, which cannot be read twice.
 pub(crate) fn count_events(path: &Path) -> io::Result<Option<u64>> {
-    let file = open(path)?;
-    if !file.metadata()?.is_file() {
+    // Looked up without opening: opening a named pipe would connect to its writer and
+    // lose what it sent when the pipe is closed again. A path that cannot be looked up
+    // (missing, no permission) is opened anyway, for `open`'s error naming it.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         return Ok(None);
     }
+    let file = open(path)?;
     let mut n = 0;
     for line in lines(BufReader::new(file)) {
         n += u64::from(!is_blank(&line?));
