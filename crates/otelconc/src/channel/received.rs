@@ -1,20 +1,31 @@
-//! A received message with its trace.
+//! A received message with its trace ([`Received`], shared with the fan-in) and a
+//! traced batch ([`ReceivedBatch`]).
 
 use std::fmt;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::TraceContextExt;
 
-/// A message from [`Receiver::recv_traced`](super::Receiver::recv_traced), with the
-/// consumer span it is processed in when it was sent inside a sampled trace.
+use crate::telemetry::{End, EndingSpan};
+
+/// One message taken from a channel ([`Receiver::recv_traced`](super::Receiver::recv_traced))
+/// or one item taken from a fan-in ([`FanIn`](crate::fan::FanIn)), with the context to
+/// process it under.
 ///
-/// The span (`otelconc.channel.receive`, kind CONSUMER, child of the span current where
-/// the message was sent, or of its `otelconc.channel.send` span on a channel built with
-/// [`producer_spans(true)`](super::Builder::producer_spans)) ends when this value is dropped, when [`in_span`](Self::in_span) finishes, or, after
-/// [`into_parts`](Self::into_parts), when the last clone of the context is dropped.
+/// When the producer handed the value over inside a sampled trace, taking it started a
+/// consumer span (`otelconc.channel.receive` or `otelconc.fan_in.receive`) by the
+/// messaging rule in `docs/telemetry.md`: a child of the consumer's own sampled span
+/// when there is one, else of the producer's context, and linked to the producer's span
+/// either way. That span ends when this value is dropped, when [`into_inner`](Self::into_inner)
+/// is called or [`in_span`](Self::in_span) finishes, or, after
+/// [`into_parts`](Self::into_parts), when the last clone of its context is dropped.
+///
+/// When the producer's trace was not sampled no span is started, and
+/// [`context`](Self::context) is the producer's own context (valid span context and
+/// baggage), so work run under it stays in the producer's trace.
 ///
 /// # Examples
 /// ```
@@ -22,7 +33,7 @@ use opentelemetry::trace::TraceContextExt;
 /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
 /// tx.send(1).await.unwrap();
 /// let msg = rx.recv_traced().await.unwrap();
-/// assert_eq!(*msg.get_ref(), 1);
+/// assert_eq!(*msg, 1);
 /// let (value, cx) = msg.into_parts();
 /// assert_eq!(value, 1);
 /// assert!(cx.is_none());
@@ -31,29 +42,66 @@ use opentelemetry::trace::TraceContextExt;
 #[must_use = "dropping a `Received` drops the message and ends its span"]
 pub struct Received<T> {
     value: T,
-    cx: Option<Context>,
+    span: Consumed,
+    producer: Option<Context>,
     queue_wait: Option<Duration>,
+    input: usize,
 }
 
-impl<T> fmt::Debug for Received<T> {
+/// The consumer span of a [`Received`]: ends (as finished, not cancelled) when dropped,
+/// since dropping a received value is how its processing normally ends.
+struct Consumed(EndingSpan);
+
+impl Drop for Consumed {
+    fn drop(&mut self) {
+        self.0.finish(End::Ok);
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Received<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Received")
-            .field("traced", &self.cx.is_some())
+            .field("value", &self.value)
+            .field("input", &self.input)
+            .field("traced", &self.span.0.has_span())
             .field("queue_wait", &self.queue_wait)
-            .finish_non_exhaustive()
+            .finish()
+    }
+}
+
+impl<T> Deref for Received<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for Received<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
     }
 }
 
 impl<T> Received<T> {
-    pub(super) fn new(value: T, cx: Option<Context>, queue_wait: Option<Duration>) -> Self {
+    /// `value` from input `input`, processed under `span` (its consumer span, or the
+    /// producer's carried context), which `producer` handed over.
+    pub(crate) fn new(
+        value: T,
+        span: EndingSpan,
+        producer: Option<Context>,
+        queue_wait: Option<Duration>,
+        input: usize,
+    ) -> Self {
         Self {
             value,
-            cx,
+            span: Consumed(span),
+            producer,
             queue_wait,
+            input,
         }
     }
 
-    /// The message.
+    /// The value.
     ///
     /// # Examples
     /// ```
@@ -66,7 +114,7 @@ impl<T> Received<T> {
         &self.value
     }
 
-    /// The message, mutably.
+    /// The value, mutably.
     ///
     /// # Examples
     /// ```
@@ -80,7 +128,9 @@ impl<T> Received<T> {
         &mut self.value
     }
 
-    /// The consumer span's context, when the message was sent inside a sampled trace.
+    /// The context to process the value under: the consumer span's when one was
+    /// started, else the producer's when it carried one (a valid span context, sampled
+    /// or not, or baggage); `None` when the producer had no context to carry.
     ///
     /// # Examples
     /// ```
@@ -90,12 +140,39 @@ impl<T> Received<T> {
     /// assert!(msg.context().is_none());
     /// ```
     pub fn context(&self) -> Option<&Context> {
-        self.cx.as_ref()
+        self.span.0.context()
     }
 
-    /// How long the message waited in the channel, when it was timed: sent inside a
-    /// sampled trace, or one of the 1-in-256 messages sampled for the queue-time metric
-    /// (only when an SDK reads the metrics).
+    /// Whether taking the value started a consumer span (the producer's trace, or the
+    /// consumer's own, was sampled).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.try_send(2).unwrap();
+    /// # let msg = tokio::runtime::Runtime::new().unwrap().block_on(rx.recv_traced()).unwrap();
+    /// assert!(!msg.has_span());
+    /// ```
+    pub fn has_span(&self) -> bool {
+        self.span.0.has_span()
+    }
+
+    /// The producer's context, when it carried one (see [`context`](Self::context)).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.try_send(2).unwrap();
+    /// # let msg = tokio::runtime::Runtime::new().unwrap().block_on(rx.recv_traced()).unwrap();
+    /// assert!(msg.producer_context().is_none());
+    /// ```
+    pub fn producer_context(&self) -> Option<&Context> {
+        self.producer.as_ref()
+    }
+
+    /// How long the value waited in the queue, when it was timed: handed over inside a
+    /// trace, or one of the values sampled for the queue-time metric (only when an SDK
+    /// reads the metrics). Always `None` for fan-in items.
     ///
     /// # Examples
     /// ```
@@ -108,7 +185,23 @@ impl<T> Received<T> {
         self.queue_wait
     }
 
-    /// The message; ends the consumer span.
+    /// The index of the fan-in input the item came from, in the order inputs were
+    /// added; always 0 for a message received from a channel.
+    ///
+    /// # Examples
+    /// ```
+    /// # use futures::StreamExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut out = otelconc::fan::fan_in([futures::stream::iter([7]), futures::stream::iter([8])]);
+    /// let first = out.next().await.unwrap();
+    /// assert!(first.input() < 2);
+    /// # }
+    /// ```
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// The value; ends the consumer span.
     ///
     /// # Examples
     /// ```
@@ -118,14 +211,11 @@ impl<T> Received<T> {
     /// assert_eq!(msg.into_inner(), 2);
     /// ```
     pub fn into_inner(self) -> T {
-        if let Some(cx) = &self.cx {
-            cx.span().end();
-        }
         self.value
     }
 
-    /// The message and its consumer span's context; the span ends when you call
-    /// `cx.span().end()` or the last clone of the context is dropped.
+    /// The value and the context to process it under (see [`context`](Self::context)).
+    /// A consumer span in it ends when the last clone of the context is dropped.
     ///
     /// # Examples
     /// ```
@@ -136,16 +226,20 @@ impl<T> Received<T> {
     /// assert_eq!((v, cx.is_none()), (2, true));
     /// ```
     pub fn into_parts(self) -> (T, Option<Context>) {
-        (self.value, self.cx)
+        let Self {
+            value, mut span, ..
+        } = self;
+        let (cx, _) = std::mem::take(&mut span.0).into_parts();
+        (value, cx)
     }
 
-    /// Runs `f(message)` inside the consumer span (so spans it starts are its
-    /// children), then ends the span.
+    /// Runs `f(value)` under [`context`](Self::context) (so spans it starts are children
+    /// of the consumer span, or stay in the producer's trace), then ends the span.
     ///
     /// # Cancel safety
     /// If `in_span` is used as a branch in `tokio::select!` and another branch
-    /// completes first, then `f` may have run only in part. **The message is dropped
-    /// and will be lost**, and the span ends.
+    /// completes first, then `f` may have run only in part. **The value is dropped
+    /// and will be lost**, and the span ends with `otelconc.outcome = cancelled`.
     ///
     /// # Examples
     /// ```
@@ -161,14 +255,17 @@ impl<T> Received<T> {
         F: FnOnce(T) -> Fut,
         Fut: Future,
     {
-        match self.cx {
-            Some(cx) => {
-                let out = f(self.value).with_context(cx.clone()).await;
-                cx.span().end();
-                out
-            }
-            None => f(self.value).await,
-        }
+        let Self {
+            value, mut span, ..
+        } = self;
+        // Dropped mid-way, the span ends as cancelled; finished, as done.
+        let mut span = std::mem::take(&mut span.0);
+        let out = match span.context() {
+            Some(cx) => f(value).with_context(cx.clone()).await,
+            None => f(value).await,
+        };
+        span.finish(End::Ok);
+        out
     }
 }
 
@@ -192,21 +289,25 @@ impl<T> Received<T> {
 #[must_use = "dropping a `ReceivedBatch` ends its span at once"]
 pub struct ReceivedBatch {
     len: usize,
-    cx: Option<Context>,
+    span: Consumed,
 }
 
 impl fmt::Debug for ReceivedBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReceivedBatch")
             .field("len", &self.len)
-            .field("traced", &self.cx.is_some())
+            .field("traced", &self.span.0.has_span())
             .finish()
     }
 }
 
 impl ReceivedBatch {
-    pub(super) fn new(len: usize, cx: Option<Context>) -> Self {
-        Self { len, cx }
+    /// `len` messages, processed under `span`.
+    pub(super) fn new(len: usize, span: EndingSpan) -> Self {
+        Self {
+            len,
+            span: Consumed(span),
+        }
     }
 
     /// How many messages the batch took (0: the channel is closed and empty).
@@ -249,11 +350,11 @@ impl ReceivedBatch {
     /// # });
     /// ```
     pub fn context(&self) -> Option<&Context> {
-        self.cx.as_ref()
+        self.span.0.context()
     }
 
     /// The batch span's context, to run the batch's processing in; the span ends when
-    /// the last clone of it is dropped or `cx.span().end()` is called.
+    /// the last clone of it is dropped.
     ///
     /// # Examples
     /// ```
@@ -264,14 +365,6 @@ impl ReceivedBatch {
     /// # });
     /// ```
     pub fn into_context(mut self) -> Option<Context> {
-        self.cx.take()
-    }
-}
-
-impl Drop for ReceivedBatch {
-    fn drop(&mut self) {
-        if let Some(cx) = &self.cx {
-            cx.span().end();
-        }
+        std::mem::take(&mut self.span.0).into_parts().0
     }
 }

@@ -17,7 +17,7 @@ use super::metrics::{Counts, Outcome, Waited, timed_blocking};
 use super::queue::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::state::Shared;
-use crate::telemetry::Histogram;
+use crate::telemetry::{EndingSpan, Histogram};
 use crate::telemetry::names::channel as spec;
 
 pin_project_lite::pin_project! {
@@ -106,7 +106,7 @@ impl<T> Receiver<T> {
             }
             None => (None, None),
         };
-        Received::new(env.value, cx, queue_wait)
+        Received::new(env.value, EndingSpan::new(cx, None), None, queue_wait, 0)
     }
 
     async fn recv_env(&self) -> Result<Env<T>, RecvError> {
@@ -378,10 +378,10 @@ impl<T> Receiver<T> {
     /// ```
     pub async fn recv_many_traced(&self, buf: &mut Vec<T>, limit: usize) -> ReceivedBatch {
         if limit == 0 {
-            return ReceivedBatch::new(0, None);
+            return ReceivedBatch::new(0, EndingSpan::none());
         }
         let Ok(first) = self.recv_env().await else {
-            return ReceivedBatch::new(0, None);
+            return ReceivedBatch::new(0, EndingSpan::none());
         };
         let mut links = Vec::new();
         let n = self.drain(first, buf, limit, |cx| {
@@ -400,7 +400,7 @@ impl<T> Receiver<T> {
                 ],
             )
         });
-        ReceivedBatch::new(n, cx)
+        ReceivedBatch::new(n, EndingSpan::new(cx, None))
     }
 
     /// Closes the channel for every handle; returns `true` if this call closed it.

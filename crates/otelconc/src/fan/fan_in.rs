@@ -8,16 +8,15 @@ use std::task::{Context as TaskCx, Poll};
 use futures_core::Stream;
 use futures_util::StreamExt;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::carrier::{Merged, Msg, ReceiveSpan, Traced};
+use super::carrier::{Msg, Traced};
 use super::error::BuildError;
-use crate::group::Guarded;
+use crate::channel::Received;
 use crate::telemetry::names::{ATTR_NAME, fan as names};
-use crate::telemetry::{Counter, SpanPolicy, Telemetry, sampled_context};
+use crate::telemetry::{Counter, EndingSpan, Guarded, SpanPolicy, Telemetry, sampled_context};
 
 const DEFAULT_CAPACITY: usize = 32;
 
@@ -186,7 +185,7 @@ async fn merge<T>(
     merged: Counter,
 ) {
     loop {
-        let next = Guarded::new(stream.next(), None::<Context>).await;
+        let next = Guarded::new(stream.next(), EndingSpan::none()).await;
         let msg = match next {
             Ok(Some(item)) => Msg::Item {
                 value: item.value,
@@ -297,32 +296,19 @@ impl<T: Send + 'static> FanIn<T> {
         while self.tasks.join_next().await.is_some() {}
     }
 
+    /// The receive span of an item from `input`, by the consumer span rule.
     fn receive(&self, input: usize, producer: &Context) -> Option<Context> {
-        if self.telemetry.span_policy() == SpanPolicy::Never {
-            return None;
-        }
-        // Inside the consumer's own sampled trace the span belongs there and links to the
-        // producer; a consumer outside any trace continues the producer's trace instead,
-        // so the item's trace runs on through the fan-in.
-        let parent = self
-            .telemetry
-            .span_parent()
-            .unwrap_or_else(|| producer.clone());
         let mut attrs = vec![self.name.clone()];
         attrs.extend(self.labels.get(input).cloned());
-        Some(self.telemetry.start_linked_span(
-            &names::RECEIVE,
-            &parent,
-            vec![Link::with_context(producer.span().span_context().clone())],
-            attrs,
-        ))
+        self.telemetry
+            .consumer_span(&names::RECEIVE, Some(producer), attrs)
     }
 }
 
 impl<T: Send + 'static> Stream for FanIn<T> {
-    type Item = Merged<T>;
+    type Item = Received<T>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Merged<T>>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Received<T>>> {
         let this = self.get_mut();
         match this.rx.poll_recv(cx) {
             Poll::Ready(Some(Msg::Item {
@@ -331,12 +317,8 @@ impl<T: Send + 'static> Stream for FanIn<T> {
                 producer,
             })) => {
                 let span = producer.as_ref().and_then(|p| this.receive(input, p));
-                Poll::Ready(Some(Merged {
-                    value,
-                    input,
-                    producer,
-                    span: ReceiveSpan(span),
-                }))
+                let span = EndingSpan::new(span, producer.as_ref());
+                Poll::Ready(Some(Received::new(value, span, producer, None, input)))
             }
             Poll::Ready(Some(Msg::Panicked { input, message })) => {
                 panic!("fan_in input {input} panicked: {message}")

@@ -12,7 +12,7 @@ use super::items::{FanOutItems, FanOutItemsUnordered};
 use super::state::Shared;
 use crate::group::{GroupError, GroupToken, TaskGroup};
 use crate::telemetry::names::{ATTR_NAME, fan as names};
-use crate::telemetry::{EndingSpan, Telemetry};
+use crate::telemetry::{End, EndingSpan, Telemetry};
 
 /// Fan-out with a name and a telemetry handle, built once and reused.
 ///
@@ -184,7 +184,7 @@ impl FanOut {
                 ],
             )
         });
-        let mut span = EndingSpan::new(span, "fan_out dropped before it finished");
+        let mut span = EndingSpan::new(span, None);
         let mut group: TaskGroup<R, E> = TaskGroup::builder()
             .name(shared.name.value.as_str().into_owned())
             .telemetry(shared.telemetry.clone())
@@ -199,7 +199,10 @@ impl FanOut {
             }
         }
         let out = group.wait().await;
-        span.finish(out.as_ref().err().map(|e| ("error", e.to_string().into())));
+        span.finish(match &out {
+            Ok(_) => End::Ok,
+            Err(e) => End::error(e),
+        });
         out
     }
 

@@ -19,7 +19,7 @@ use super::error::ItemError;
 use super::metrics::ItemCounts;
 use super::state::Shared;
 use crate::telemetry::names::fan as names;
-use crate::telemetry::{EndingSpan, record_error};
+use crate::telemetry::{End, EndingSpan, record_error};
 use crate::util::panic_payload;
 
 /// Where an item keeps its span: nowhere ([`NoSpan`], a zero-sized type, outside a
@@ -49,7 +49,7 @@ struct ItemSpan(EndingSpan);
 
 impl ItemSpan {
     fn new(cx: Option<Context>) -> Self {
-        Self(EndingSpan::new(cx, "item dropped before it finished"))
+        Self(EndingSpan::new(cx, None))
     }
 }
 
@@ -63,9 +63,9 @@ impl SpanSlot for ItemSpan {
     #[inline(never)]
     fn end<R, E: fmt::Display>(&mut self, out: &Result<R, ItemError<E>>) {
         self.0.finish(match out {
-            Ok(_) => None,
-            Err(ItemError::Failed { error, .. }) => Some(("error", error.to_string().into())),
-            Err(ItemError::Panicked { message, .. }) => Some(("panic", message.clone().into())),
+            Ok(_) => End::Ok,
+            Err(ItemError::Failed { error, .. }) => End::error(error),
+            Err(ItemError::Panicked { message, .. }) => End::panic(message.clone()),
         });
     }
 }

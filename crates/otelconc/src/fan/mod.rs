@@ -73,7 +73,8 @@ mod items;
 mod metrics;
 mod state;
 
-pub use carrier::{Merged, Traced};
+pub use crate::channel::Received;
+pub use carrier::Traced;
 pub use error::{BuildError, ItemError};
 pub use fan_in::{FanIn, FanInBuilder, fan_in};
 pub use fan_out::{FanOut, FanOutBuilder, fan_out, fan_out_items, fan_out_items_unordered};

@@ -55,12 +55,10 @@
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod error;
-mod guarded;
 mod metrics;
 mod task_group;
 mod token;
 
 pub use error::{BuildError, GroupError, SpawnError, TaskError, TrySpawnError};
-pub(crate) use guarded::Guarded;
 pub use task_group::{Builder, TaskGroup};
 pub use token::{CancelCause, GroupToken};

@@ -14,11 +14,10 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{BuildError, GroupError, SpawnError, TaskError, TrySpawnError};
-use super::guarded::Guarded;
 use super::metrics::Metrics;
 use super::token::{CancelCause, CauseCell, GroupToken};
 use crate::telemetry::names::{ATTR_NAME, group as names};
-use crate::telemetry::{Counter, EndingSpan, Telemetry};
+use crate::telemetry::{Counter, End, EndingSpan, Guarded, Telemetry};
 
 /// What the group's tasks share.
 struct Shared {
@@ -55,11 +54,10 @@ struct TaskGuard {
 }
 
 impl TaskGuard {
-    fn finish(&mut self, outcome: fn(&Metrics) -> &Counter, error: Option<(&'static str, &str)>) {
+    fn finish(&mut self, outcome: fn(&Metrics) -> &Counter, end: End) {
         self.done = true;
         outcome(&self.shared.metrics).add(1);
-        self.span
-            .finish(error.map(|(kind, message)| (kind, message.to_owned().into())));
+        self.span.finish(end);
     }
 }
 
@@ -518,19 +516,20 @@ where
         let run_cx = span.clone();
         let guard = TaskGuard {
             shared,
-            span: EndingSpan::new(span, "task aborted before it finished"),
+            span: EndingSpan::new(span, None),
             index,
             done: false,
         };
         self.tasks.spawn(async move {
             let _permit = permit;
             let mut guard = guard;
-            let result = match Guarded::new(task, run_cx).await {
+            let result = match Guarded::new(task, EndingSpan::new(None, run_cx.as_ref())).await {
                 Ok(Ok(value)) => {
-                    guard.finish(|m| &m.ok, None);
+                    guard.finish(|m| &m.ok, End::Ok);
                     Ok(value)
                 }
                 Ok(Err(error)) => {
+                    let end = End::error(&error);
                     let message: Arc<str> = error.to_string().into();
                     let failure = fail(
                         &guard.shared,
@@ -540,7 +539,7 @@ where
                         },
                         TaskError::Failed { index, error },
                     );
-                    guard.finish(|m| &m.error, Some(("error", &message)));
+                    guard.finish(|m| &m.error, end);
                     Err(failure)
                 }
                 Err(message) => {
@@ -556,7 +555,7 @@ where
                             message: message.clone(),
                         },
                     );
-                    guard.finish(|m| &m.panic, Some(("panic", &message)));
+                    guard.finish(|m| &m.panic, End::panic(message.clone()));
                     Err(failure)
                 }
             };

@@ -19,7 +19,7 @@ use super::run::RunShared;
 use super::{ErrorPolicy, PipelineError};
 use crate::telemetry::names::pipeline::{ATTR_SEQ, ATTR_STAGE, STAGE_SPAN};
 use crate::telemetry::names::{ATTR_NAME, ATTR_QUEUE_WAIT};
-use crate::telemetry::{EndingSpan, Telemetry};
+use crate::telemetry::{End, EndingSpan, Telemetry};
 use crate::util::panic_payload;
 
 /// One stage of a pipeline (or chain): its name, the attributes of its telemetry and
@@ -112,10 +112,7 @@ where
 /// A stage span: ends with the item's outcome, or, dropped before that (the run was
 /// stopped mid-item), with an error status saying so.
 pub(crate) fn stage_span(cx: &Context) -> EndingSpan {
-    EndingSpan::new(
-        Some(cx.clone()),
-        "the pipeline stopped while this stage ran",
-    )
+    EndingSpan::new(Some(cx.clone()), None)
 }
 
 /// Ends a stage span with the outcome of its call.
@@ -124,9 +121,9 @@ pub(crate) fn finish_stage_span<O, E: fmt::Display>(
     result: &Result<O, Failure<E>>,
 ) {
     span.finish(match result {
-        Ok(_) => None,
-        Err(Failure::Error(e)) => Some(("error", e.to_string().into())),
-        Err(Failure::Panic(m)) => Some(("panic", m.clone().into())),
+        Ok(_) => End::Ok,
+        Err(Failure::Error(e)) => End::error(e),
+        Err(Failure::Panic(m)) => End::panic(m.clone()),
     });
 }
 

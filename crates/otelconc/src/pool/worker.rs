@@ -17,10 +17,9 @@ use super::error::JobError;
 use super::job::{ErasedJob, Meta};
 use super::metrics::{CANCELLED, OK, PANICKED, TIMED_OUT};
 use super::state::{Envelope, Shared, WorkerSlot, Workers, meta_of};
-use crate::group::Guarded;
 use crate::telemetry::names::ATTR_QUEUE_WAIT;
 use crate::telemetry::names::pool as names;
-use crate::telemetry::record_error;
+use crate::telemetry::{EndingSpan, Guarded, record_error};
 use crate::util::sync::lock;
 
 impl Shared {
@@ -139,7 +138,7 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
                 cell: cell.as_mut(),
                 token,
             },
-            job.cx.as_ref(),
+            EndingSpan::new(None, job.cx.as_ref()),
         );
         let caught = match shared.timeout {
             None => Ok(run.await),

@@ -1,7 +1,7 @@
 //! [`Metrics`]: a limiter's instruments and the counts they export.
 //!
 //! The hot path adds to [`Metrics::counts`], one stripe per thread with plain stores
-//! ([`Striped2`]); observable counters sum the stripes when a reader collects. Waits,
+//! ([`Striped`]); observable counters sum the stripes when a reader collects. Waits,
 //! which are slow anyway, record a histogram point and (inside a sampled trace) a span.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -12,12 +12,12 @@ use opentelemetry::{Context, KeyValue};
 use crate::telemetry::names::rate as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry, WaitSpans};
-use crate::util::stripes::Striped2;
+use crate::util::counts::Striped;
 
 /// A limiter's telemetry: admitted and refused tokens, waiters, waits and their spans.
 pub(super) struct Metrics {
     /// `a`: tokens admitted; `b`: tokens refused for want of tokens.
-    counts: Striped2,
+    counts: Striped<2>,
     refused_burst: AtomicU64,
     refused_cancelled: AtomicU64,
     waiting: AtomicI64,
@@ -67,11 +67,11 @@ impl Metrics {
             let w = shared.clone();
             t.observable_counter(spec, attrs, move || w.upgrade().map(|s| f(metrics(&s))))
         };
-        let admitted = counter(&names::ADMITTED, with_name(None), |m| m.counts.a());
+        let admitted = counter(&names::ADMITTED, with_name(None), |m| m.counts.get(0));
         let limited = counter(
             &names::REFUSED,
             with_name(reason(names::REASON_RATE_LIMITED)),
-            |m| m.counts.b(),
+            |m| m.counts.get(1),
         );
         let burst = counter(
             &names::REFUSED,
@@ -95,7 +95,7 @@ impl Metrics {
                 v.is_finite().then_some(v)
             });
         Self {
-            counts: Striped2::default(),
+            counts: Striped::default(),
             refused_burst: AtomicU64::new(0),
             refused_cancelled: AtomicU64::new(0),
             waiting: AtomicI64::new(0),
@@ -117,13 +117,13 @@ impl Metrics {
     /// `n` tokens granted.
     #[inline]
     pub(super) fn admitted(&self, n: u64) {
-        self.counts.add_a(n);
+        self.counts.add(0, n);
     }
 
     /// `n` tokens refused: not in the bucket now.
     #[inline]
     pub(super) fn rate_limited(&self, n: u64) {
-        self.counts.add_b(n);
+        self.counts.add(1, n);
     }
 
     /// `n` tokens refused: more than the burst.

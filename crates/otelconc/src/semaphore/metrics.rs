@@ -13,7 +13,7 @@ use opentelemetry::{Context, KeyValue};
 use crate::telemetry::names::semaphore as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Histogram, Observation, Telemetry, WaitSpans};
-use crate::util::stripes::Striped2;
+use crate::util::counts::Striped;
 
 /// What the gauges and counters read from the semaphore they observe.
 pub(super) trait Observed: Send + Sync + 'static {
@@ -39,7 +39,7 @@ pub(super) enum End {
 /// The semaphore's instruments and the counts its observers export.
 pub(super) struct Metrics {
     /// `a`: permits granted; `b`: permits refused as unavailable.
-    counts: Striped2,
+    counts: Striped<2>,
     refused_total: AtomicU64,
     refused_cancelled: AtomicU64,
     spans: WaitSpans,
@@ -84,12 +84,12 @@ impl Metrics {
             t.observable_gauge(spec, with(None), move || w.upgrade().map(|s| f(&s)))
         };
         let observers = Observers {
-            _admitted: counter(&names::ADMITTED, with(None), |m| m.counts.a()),
+            _admitted: counter(&names::ADMITTED, with(None), |m| m.counts.get(0)),
             _refused: [
                 counter(
                     &names::REFUSED,
                     with(reason(names::REASON_UNAVAILABLE)),
-                    |m| m.counts.b(),
+                    |m| m.counts.get(1),
                 ),
                 counter(
                     &names::REFUSED,
@@ -110,7 +110,7 @@ impl Metrics {
             ],
         };
         Self {
-            counts: Striped2::default(),
+            counts: Striped::default(),
             refused_total: AtomicU64::new(0),
             refused_cancelled: AtomicU64::new(0),
             spans: WaitSpans::new(t, &names::WAIT_SPAN, names::ATTR_REQUESTED, name),
@@ -126,13 +126,13 @@ impl Metrics {
     /// Counts `n` permits granted.
     #[inline]
     pub(super) fn granted(&self, n: u32) {
-        self.counts.add_a(u64::from(n));
+        self.counts.add(0, u64::from(n));
     }
 
     /// Counts `n` permits refused because they were not free.
     #[inline]
     pub(super) fn unavailable(&self, n: u32) {
-        self.counts.add_b(u64::from(n));
+        self.counts.add(1, u64::from(n));
     }
 
     /// Counts `n` permits refused because they exceed the total.

@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering::{Release, SeqCst};
 
 use crossbeam_utils::CachePadded;
 
-use crate::util::stripes;
+use crate::util::counts;
 use crate::util::sync::lock;
 
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ struct Stripe {
 /// The waiter counts and the bound on their requests.
 #[derive(Debug, Default)]
 pub(super) struct Waiting {
-    stripes: [CachePadded<Stripe>; stripes::COUNT],
+    stripes: [CachePadded<Stripe>; counts::COUNT],
     /// Never below a waiting request.
     bound: CachePadded<AtomicU64>,
     /// Held by [`Waiting::bound_for_shrink`], so a reset of the bound and a restore of
@@ -53,8 +53,8 @@ impl Waiting {
     /// Counts a waiter for `n` permits in.
     #[inline]
     pub(super) fn enter(&self, n: u32) {
-        let i = stripes::this_thread();
-        stripes::bump(i, &self.stripes[i].entered, 1, SeqCst);
+        let i = counts::this_thread();
+        counts::bump(i, &self.stripes[i].entered, 1, SeqCst);
         if self.bound.load(SeqCst) < u64::from(n) {
             self.bound.fetch_max(u64::from(n), SeqCst);
         }
@@ -63,10 +63,10 @@ impl Waiting {
     /// Counts a waiter out (on this thread's stripe, wherever it entered).
     #[inline]
     pub(super) fn leave(&self) {
-        let i = stripes::this_thread();
+        let i = counts::this_thread();
         // `Release` is enough (a plain store on x86, where `SeqCst` costs a locked
         // instruction): whoever reads this count also sees the waiter's `entered`.
-        stripes::bump(i, &self.stripes[i].left, 1, Release);
+        counts::bump(i, &self.stripes[i].left, 1, Release);
     }
 
     /// Waiters now: never below those still in (see the module docs).

@@ -1,6 +1,7 @@
 //! Finding the current OpenTelemetry context.
 
 use opentelemetry::Context;
+use opentelemetry::baggage::BaggageExt;
 use opentelemetry::trace::TraceContextExt;
 
 /// The current OpenTelemetry context.
@@ -48,6 +49,52 @@ pub fn sampled_context() -> Option<Context> {
         return is_sampled_cx(&cx).then_some(cx);
     }
     Context::map_current(|cx| is_sampled_cx(cx).then(|| cx.clone()))
+}
+
+/// The current context if it is worth carrying to where the work runs: it holds a valid
+/// span context (sampled **or not**) or baggage. Else `None`, after one thread-local read
+/// (plus, with the `tracing` feature, one look at the current `tracing` span).
+///
+/// This is what every primitive captures when a value is handed to it (a message sent, a
+/// job submitted, an item fed to a pipeline or a fan-out, a task spawned), and what the
+/// work then runs under on the far side: a span the work starts is a child of the
+/// producer's trace even when that trace is not sampled, so a parent-based sampler drops
+/// it with its parent instead of keeping an orphan root, and logs written there carry the
+/// producer's trace id and baggage.
+///
+/// # Examples
+/// ```
+/// use opentelemetry::baggage::BaggageExt;
+/// use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, SpanId, TraceState};
+/// use opentelemetry::{Context, KeyValue};
+/// use otelconc::telemetry::propagated_context;
+///
+/// assert!(propagated_context().is_none());
+/// let unsampled = SpanContext::new(
+///     TraceId::from(1_u128), SpanId::from(1_u64), TraceFlags::default(), true, TraceState::default(),
+/// );
+/// let guard = Context::current().with_remote_span_context(unsampled).attach();
+/// assert!(propagated_context().is_some()); // carried, though not sampled
+/// drop(guard);
+/// let _guard = Context::current_with_baggage([KeyValue::new("tenant", "a")]).attach();
+/// assert!(propagated_context().is_some()); // baggage alone is carried too
+/// ```
+pub fn propagated_context() -> Option<Context> {
+    #[cfg(feature = "tracing")]
+    if let Some(cx) = tracing_context() {
+        return Some(cx);
+    }
+    Context::map_current(|cx| is_worth_carrying(cx).then(|| cx.clone()))
+}
+
+/// Whether `cx` holds a valid span context or baggage (see [`propagated_context`]).
+pub(crate) fn is_worth_carrying(cx: &Context) -> bool {
+    cx.span().span_context().is_valid() || !cx.baggage().is_empty()
+}
+
+/// Whether `cx` holds a sampled span.
+pub(crate) fn is_sampled_context(cx: &Context) -> bool {
+    is_sampled_cx(cx)
 }
 
 /// Whether the current context holds a sampled span (see [`sampled_context`]).

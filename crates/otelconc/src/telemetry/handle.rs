@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
 use opentelemetry::metrics::{Meter, MeterProvider};
-use opentelemetry::trace::{Link, SpanBuilder, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Link, SpanBuilder, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
@@ -416,23 +416,14 @@ impl Telemetry {
     }
 }
 
-/// Marks the span in `cx` as failed: error status with `message`, and an `exception`
-/// event carrying `exception.type` and `exception.message` (OTel semantic conventions).
+/// Marks `cx`'s span failed with `error.type = error_type` and `message` as the status
+/// description (see the error rule in `ending.rs`). Does not end it.
 pub(crate) fn record_error(
     cx: &Context,
-    kind: &'static str,
+    error_type: &'static str,
     message: impl Into<Cow<'static, str>>,
 ) {
-    let span = cx.span();
-    let message = message.into();
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", kind),
-            KeyValue::new("exception.message", message.clone()),
-        ],
-    );
-    span.set_status(Status::error(message));
+    super::record_end(cx, super::End::Failed(error_type, message.into()));
 }
 
 #[cfg(test)]
@@ -498,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn record_error_sets_status_and_exception_event() {
+    fn record_error_sets_status_and_error_type_without_an_event() {
         let exporter = InMemorySpanExporter::default();
         let tp = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
@@ -515,12 +506,15 @@ mod tests {
         record_error(&cx, "panic", "boom");
         cx.span().end();
         let spans = exporter.get_finished_spans().unwrap();
-        assert_eq!(spans[0].status, Status::error("boom"));
-        let ev = &spans[0].events.events[0];
-        assert_eq!(ev.name, "exception");
+        assert_eq!(
+            spans[0].status,
+            opentelemetry::trace::Status::error("boom")
+        );
+        assert!(spans[0].events.events.is_empty());
         assert!(
-            ev.attributes
-                .contains(&KeyValue::new("exception.message", "boom"))
+            spans[0]
+                .attributes
+                .contains(&KeyValue::new("error.type", "panic"))
         );
     }
 }

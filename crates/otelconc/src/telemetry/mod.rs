@@ -9,11 +9,12 @@
 //!   (the default of every builder) reads the global providers when the primitive is
 //!   built; [`Telemetry::new`] injects providers, which is how tests read what was
 //!   exported.
-//! - [`current_context`] and [`sampled_context`]: how the *current* OpenTelemetry context
-//!   is found, including the context of the current `tracing` span (feature `tracing`).
-//!   [`sampled_context`] is the cheap check a primitive makes before it builds any span
-//!   or carries any context: outside a sampled trace it returns `None` after one
-//!   thread-local read.
+//! - [`current_context`], [`propagated_context`] and [`sampled_context`]: how the
+//!   *current* OpenTelemetry context is found, including the context of the current
+//!   `tracing` span (feature `tracing`). [`propagated_context`] is what a primitive
+//!   captures when work is handed to it (any valid span context, sampled or not, or
+//!   baggage); [`sampled_context`] is the cheap check it makes before it builds a span.
+//!   Both return `None` after one thread-local read when there is nothing to carry.
 //!
 //! The rest of this page is also the opening of the repository's `docs/telemetry.md`,
 //! which [`names::markdown`] generates with the table of every instrument, span and
@@ -21,16 +22,20 @@
 //!
 #![doc = include_str!("names/conventions.md")]
 
+mod carrier;
 mod context;
 mod ending;
+mod guard;
 mod handle;
 mod instruments;
 pub mod names;
 mod observe;
 mod wait;
 
-pub use context::{current_context, is_sampled, sampled_context};
-pub(crate) use ending::EndingSpan;
+pub(crate) use carrier::{Carried, Trace, link_to};
+pub use context::{current_context, is_sampled, propagated_context, sampled_context};
+pub(crate) use ending::{End, EndingSpan, record_end};
+pub(crate) use guard::{Guarded, poll_guarded};
 pub(crate) use handle::record_error;
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};

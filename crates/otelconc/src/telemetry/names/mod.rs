@@ -32,6 +32,10 @@ pub const ATTR_NAME: &str = "otelconc.name";
 pub const ATTR_OUTCOME: &str = "otelconc.outcome";
 /// Metric attribute: why an operation was refused, from a closed set per instrument.
 pub const ATTR_REASON: &str = "otelconc.reason";
+/// Span and metric attribute: the kind of error a failed operation ended with, from a
+/// small closed set (`panic`, `timeout`, `queue_full`, `closed`, the type name of the
+/// user's error); the OpenTelemetry `error.type` attribute.
+pub const ATTR_ERROR_TYPE: &str = "error.type";
 /// Span attribute: seconds the item waited in a queue before this span began.
 pub const ATTR_QUEUE_WAIT: &str = "otelconc.queue_wait";
 
@@ -48,6 +52,10 @@ const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
         key: ATTR_REASON,
         description: "Why an operation was refused; the closed set of values is in each instrument's meaning",
+    },
+    AttributeSpec {
+        key: ATTR_ERROR_TYPE,
+        description: "The kind of error a failed operation ended with: `panic`, `timeout`, `queue_full`, `closed`, or the type name of the user's error",
     },
     AttributeSpec {
         key: ATTR_QUEUE_WAIT,

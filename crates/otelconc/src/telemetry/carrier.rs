@@ -1,0 +1,141 @@
+//! The one way a value carries its producer's trace across a queue ([`Carried`],
+//! [`Trace`]), and the one rule for the span of the work on the far side
+//! ([`Telemetry::consumer_span`]).
+//!
+//! Every primitive that moves work from one task to another (a channel message, a pool
+//! job, a pipeline item, a fan-out item, a fan-in item) wraps the value in a [`Carried`]:
+//! the value, plus a boxed [`Trace`] only when there is something to carry. So a value
+//! that carries nothing costs one null pointer beside `T`, and a carried one one
+//! allocation.
+//!
+//! # What is carried
+//! The producer's context whenever it holds a valid span context, sampled or not, or
+//! baggage ([`propagated_context`](super::propagated_context)); the instant the value was
+//! queued when something needs it (a queue-time sample, or the consumer span's
+//! `otelconc.queue.wait` attribute); and, for the pipeline, the item's sequence number.
+//!
+//! # The consumer span rule (OpenTelemetry messaging conventions)
+//! The span of the work on the far side of a hop is started by
+//! [`Telemetry::consumer_span`], and only inside a sampled trace:
+//! - its **parent** is the consumer's ambient span when the consumer runs inside a sampled
+//!   trace (a request handler receiving from a channel), else the producer's context
+//!   when that is sampled; with neither, no span is started;
+//! - it always **links** to the producer's span context, so the hop is visible from both
+//!   ends even when the span's parent is the consumer's ambient span.
+//!
+//! The work then runs under the span's context when a span was started, else under the
+//! producer's carried context, so that work nested in it stays in the producer's trace.
+
+use opentelemetry::trace::{Link, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use tokio::time::Instant;
+
+use super::context::is_sampled_context;
+use super::handle::{SpanPolicy, Telemetry};
+use super::names::SpanSpec;
+
+/// What travels beside a value when there is something to carry.
+#[derive(Debug)]
+pub(crate) struct Trace {
+    /// The producer's context (or its producer span's), when it was worth carrying.
+    pub(crate) cx: Option<Context>,
+    /// When the value was queued, when that is needed (see the module docs).
+    pub(crate) enqueued: Option<Instant>,
+    /// Whether the value is in its primitive's 1-in-N timing sample, so its queue time
+    /// goes to the histogram (a traced value outside the sample does not: histogram
+    /// counts stay a fixed fraction of the traffic).
+    pub(crate) timed: bool,
+    /// The item's sequence number, where a primitive numbers items (pipeline); else 0.
+    pub(crate) seq: u64,
+}
+
+/// A value and what it carries of its producer: one pointer beside `T`, null when
+/// nothing is carried.
+#[derive(Debug)]
+pub(crate) struct Carried<T> {
+    pub(crate) value: T,
+    pub(crate) trace: Option<Box<Trace>>,
+}
+
+impl<T> Carried<T> {
+    /// A value that carries nothing.
+    #[inline]
+    pub(crate) fn bare(value: T) -> Self {
+        Self { value, trace: None }
+    }
+
+    /// A value with the producer's context `cx` (if any) and, when `cx` is carried or
+    /// `timed`, the instant it is queued.
+    #[inline]
+    pub(crate) fn new(value: T, cx: Option<Context>, timed: bool) -> Self {
+        if cx.is_none() && !timed {
+            return Self::bare(value);
+        }
+        Self {
+            value,
+            trace: Some(Box::new(Trace {
+                cx,
+                enqueued: Some(Instant::now()),
+                timed,
+                seq: 0,
+            })),
+        }
+    }
+
+    /// The producer's context, if one was carried.
+    #[inline]
+    pub(crate) fn context(&self) -> Option<&Context> {
+        self.trace.as_ref().and_then(|t| t.cx.as_ref())
+    }
+}
+
+impl Telemetry {
+    /// The context a value handed to a primitive carries: the current one when it is
+    /// worth carrying (see [`propagated_context`](super::propagated_context)); under
+    /// [`SpanPolicy::Always`], the current one even when empty, so the consumer side
+    /// still gets its span.
+    #[inline]
+    pub(crate) fn capture(&self) -> Option<Context> {
+        match self.span_policy() {
+            SpanPolicy::Always => Some(super::current_context()),
+            _ => super::propagated_context(),
+        }
+    }
+
+    /// Whether a span may be a child of `cx` under this span policy.
+    #[inline]
+    pub(crate) fn spans_under(&self, cx: &Context) -> bool {
+        match self.span_policy() {
+            SpanPolicy::Sampled => is_sampled_context(cx),
+            SpanPolicy::Always => true,
+            SpanPolicy::Never => false,
+        }
+    }
+
+    /// The consumer span of one hop, by the rule in the module docs: a child of the
+    /// ambient sampled span, else of the producer's sampled context, linked to the
+    /// producer's span context. `None` when neither is sampled (or spans are off).
+    pub(crate) fn consumer_span(
+        &self,
+        spec: &SpanSpec,
+        producer: Option<&Context>,
+        attributes: Vec<KeyValue>,
+    ) -> Option<Context> {
+        let link = producer.and_then(link_to);
+        let links = link.into_iter().collect();
+        let ambient = self
+            .span_parent()
+            .filter(|a| a.span().span_context().is_valid());
+        if let Some(ambient) = ambient {
+            return Some(self.start_linked_span(spec, &ambient, links, attributes));
+        }
+        let producer = producer.filter(|p| self.spans_under(p))?;
+        Some(self.start_linked_span(spec, producer, links, attributes))
+    }
+}
+
+/// A link to `cx`'s span context, when it is valid.
+pub(crate) fn link_to(cx: &Context) -> Option<Link> {
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| Link::with_context(sc))
+}
