@@ -9,11 +9,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod logs;
 mod memory;
 pub mod rotel;
 mod support;
 
-pub use memory::{MetricsSnapshot, TestTelemetry, UNBOUND_VAR, attr};
+pub use logs::{LoggedEvent, LoggedEvents, log_capture};
+pub use memory::{
+    BAGGAGE_KEY, BAGGAGE_VALUE, MetricsSnapshot, TestTelemetry, UNBOUND_VAR, UNSAMPLED_TRACE_ID,
+    attr, seen_context,
+};
 pub use opentelemetry_sdk::trace::SpanData;
 pub use rotel::{Rotel, RotelMetric, RotelSpan};
 pub use support::{Alive, Rng, settle};

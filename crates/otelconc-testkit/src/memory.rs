@@ -4,11 +4,15 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
 use otelconc::telemetry::Telemetry;
 
 /// Tracer and meter providers that export into memory.
@@ -35,6 +39,27 @@ impl Default for TestTelemetry {
     }
 }
 
+/// The trace id of [`TestTelemetry::unsampled_parent`].
+pub const UNSAMPLED_TRACE_ID: u128 = 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef;
+/// The baggage key of [`TestTelemetry::unsampled_parent`].
+pub const BAGGAGE_KEY: &str = "tenant";
+/// The baggage value of [`TestTelemetry::unsampled_parent`].
+pub const BAGGAGE_VALUE: &str = "acme";
+
+/// What the work under test sees of its context, read the way an OpenTelemetry log
+/// appender reads it: the current context's trace id (if its span context is valid) and
+/// its [`BAGGAGE_KEY`] baggage value.
+pub fn seen_context() -> (Option<TraceId>, Option<String>) {
+    let cx = Context::current();
+    let sc = cx.span().span_context().clone();
+    let trace = sc.is_valid().then(|| sc.trace_id());
+    let baggage = cx
+        .baggage()
+        .get(BAGGAGE_KEY)
+        .map(|v| v.as_str().into_owned());
+    (trace, baggage)
+}
+
 /// Set (to anything) to make [`TestTelemetry::new`] hand out unbound instruments;
 /// `scripts/test.sh` sets it for the library's run without features, so the whole
 /// suite runs on both paths.
@@ -52,9 +77,26 @@ impl TestTelemetry {
     /// Fresh providers with always-on sampling, and a [`Telemetry`] handle that binds
     /// its synchronous instruments when `bind` says so (whatever [`UNBOUND_VAR`] says).
     pub fn with_binding(bind: bool) -> Self {
+        Self::build(bind, Sampler::AlwaysOn)
+    }
+
+    /// Fresh providers whose tracer samples the way production services commonly do,
+    /// `parentbased_traceidratio` (here with ratio 1.0, so a *new root* is always kept):
+    /// a span whose parent was not sampled is dropped, and a span that lost its parent
+    /// becomes an exported root. A test hands work over under [`Self::unsampled_parent`]
+    /// and checks that the spans the work starts are not exported.
+    pub fn parent_based() -> Self {
+        Self::build(
+            std::env::var_os(UNBOUND_VAR).is_none(),
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(1.0))),
+        )
+    }
+
+    fn build(bind: bool, sampler: Sampler) -> Self {
         let spans = InMemorySpanExporter::default();
         let metrics = InMemoryMetricExporter::default();
         let tracer_provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
             .with_simple_exporter(spans.clone())
             .build();
         let reader = PeriodicReader::builder(metrics.clone())
@@ -101,6 +143,31 @@ impl TestTelemetry {
             .with_kind(SpanKind::Internal)
             .start(&tracer);
         Context::current().with_span(span)
+    }
+
+    /// A context holding an upstream span that was **not sampled** (a remote span
+    /// context with trace id [`UNSAMPLED_TRACE_ID`] and the sampled flag off) and the
+    /// baggage entry [`BAGGAGE_KEY`]` = `[`BAGGAGE_VALUE`]: what a service sees for most
+    /// requests under a ratio sampler.
+    pub fn unsampled_parent() -> Context {
+        let sc = SpanContext::new(
+            TraceId::from(UNSAMPLED_TRACE_ID),
+            SpanId::from(0x5eed_u64),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        );
+        Context::new()
+            .with_remote_span_context(sc)
+            .with_baggage([KeyValue::new(BAGGAGE_KEY, BAGGAGE_VALUE)])
+    }
+
+    /// A span `name` started by the work under test, in whatever context is current
+    /// there (as user code in a job or a stage would): ended at once.
+    pub fn start_user_span(&self, name: &'static str) {
+        let tracer = self.tracer_provider.tracer("otelconc-test-user");
+        let mut span = tracer.start(name);
+        span.end();
     }
 
     /// Every span ended so far.

@@ -17,8 +17,8 @@ use super::metrics::{Counts, Outcome, Waited, timed_blocking};
 use super::queue::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::state::Shared;
-use crate::telemetry::{EndingSpan, Histogram};
 use crate::telemetry::names::channel as spec;
+use crate::telemetry::{EndingSpan, Histogram};
 
 pin_project_lite::pin_project! {
 /// The receiving half of a channel. Clone it for more consumers: each message goes to

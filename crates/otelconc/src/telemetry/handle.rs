@@ -506,10 +506,7 @@ mod tests {
         record_error(&cx, "panic", "boom");
         cx.span().end();
         let spans = exporter.get_finished_spans().unwrap();
-        assert_eq!(
-            spans[0].status,
-            opentelemetry::trace::Status::error("boom")
-        );
+        assert_eq!(spans[0].status, opentelemetry::trace::Status::error("boom"));
         assert!(spans[0].events.events.is_empty());
         assert!(
             spans[0]
