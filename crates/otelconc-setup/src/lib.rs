@@ -445,7 +445,9 @@ impl SetupBuilder {
     }
 
     /// Builds the providers and sets them as the global tracer and meter providers
-    /// (and W3C trace context as the global propagator), with otelconc's
+    /// (and W3C trace context plus W3C baggage as the global propagator, which
+    /// [`otelconc::telemetry::inject`] and [`extract`](otelconc::telemetry::extract)
+    /// use), with otelconc's
     /// [`Telemetry::global`](otelconc::telemetry::Telemetry::global) handles recording
     /// through bound instruments from then on (see the [crate docs](crate#bound-instruments)).
     ///
@@ -469,7 +471,10 @@ impl SetupBuilder {
         if let Some(tp) = &guard.tracer_provider {
             opentelemetry::global::set_tracer_provider(tp.clone());
             opentelemetry::global::set_text_map_propagator(
-                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+                opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+                    Box::new(opentelemetry_sdk::propagation::TraceContextPropagator::new()),
+                    Box::new(opentelemetry_sdk::propagation::BaggagePropagator::new()),
+                ]),
             );
         }
         if let Some(mp) = &guard.meter_provider {

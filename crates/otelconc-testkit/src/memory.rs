@@ -56,7 +56,7 @@ pub fn seen_context() -> (Option<TraceId>, Option<String>) {
     let baggage = cx
         .baggage()
         .get(BAGGAGE_KEY)
-        .map(|v| v.as_str().into_owned());
+        .map(|v| v.as_str().to_string());
     (trace, baggage)
 }
 

@@ -16,6 +16,10 @@
 //!   baggage); [`sampled_context`] is the cheap check it makes before it builds a span.
 //!   Both return `None` after one thread-local read when there is nothing to carry.
 //!
+//! - [`inject`] and [`extract`]: the W3C context (`traceparent`, `tracestate`,
+//!   `baggage`) across a process boundary, over the global text-map propagator, for
+//!   bridges to Kafka, NATS, Redis or HTTP.
+//!
 //! The rest of this page is also the opening of the repository's `docs/telemetry.md`,
 //! which [`names::markdown`] generates with the table of every instrument, span and
 //! attribute key.
@@ -30,6 +34,7 @@ mod handle;
 mod instruments;
 pub mod names;
 mod observe;
+mod propagation;
 mod wait;
 
 pub(crate) use carrier::{Carried, Trace, link_to};
@@ -41,6 +46,7 @@ pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
 pub use names::{AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
 pub(crate) use observe::{Combine, Observation};
+pub use propagation::{extract, inject};
 pub(crate) use wait::WaitSpans;
 
 /// Explicit histogram bucket boundaries (seconds) for every duration histogram: from 1 µs

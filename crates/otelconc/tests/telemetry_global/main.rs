@@ -4,6 +4,7 @@
 
 mod binding;
 mod instances;
+mod propagation;
 
 /// Held by every test here for as long as it uses the global providers.
 pub(crate) static GLOBALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -1,0 +1,94 @@
+//! Carrying a context across a process boundary: [`inject`] into a message's headers,
+//! [`extract`] on the far side, over the global text-map propagator.
+
+use opentelemetry::Context;
+use opentelemetry::global;
+use opentelemetry::propagation::{Extractor, Injector};
+
+/// Writes `cx` into `carrier` (a message's headers, an HTTP request, a map) with the
+/// global text-map propagator, so a process that reads the message can continue the
+/// trace with [`extract`].
+///
+/// With the W3C propagators installed (`otelconc-setup` installs W3C trace context and
+/// W3C baggage), this writes `traceparent` (when `cx` holds a valid span context,
+/// sampled or not), `tracestate` (when not empty) and `baggage` (when `cx` has any).
+/// With no propagator installed (the OpenTelemetry API's default is a no-op), it
+/// writes nothing.
+///
+/// # Examples
+/// ```
+/// use std::collections::HashMap;
+/// use opentelemetry::Context;
+///
+/// let mut headers = HashMap::new();
+/// otelconc::telemetry::inject(&Context::current(), &mut headers);
+/// // No span is current, so there is no trace to write.
+/// assert!(!headers.contains_key("traceparent"));
+/// ```
+pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
+    global::get_text_map_propagator(|p| p.inject_context(cx, carrier));
+}
+
+/// The context `carrier` holds (see [`inject`]), read with the global text-map
+/// propagator, as a context to hand to `send_with_context`, `submit_with_context` and
+/// the like, or to attach.
+///
+/// A remote parent extracted this way behaves like a local one: the spans otelconc
+/// builds for work handed over under it are its children when it is sampled, and work
+/// under an unsampled one stays in its trace without spans. Bad input never fails and
+/// never panics: a missing or malformed `traceparent` (a forbidden version, bad hex,
+/// fields of the wrong length, upper case, an all-zero trace or span id) gives a
+/// context without a span context; a `tracestate` over the W3C limit of 32 list
+/// members keeps its first 32; a `baggage` header over the W3C limit of 8192 bytes is
+/// dropped, and one within it keeps at most 64 entries.
+///
+/// The `traceparent` is checked against the W3C format here before the propagator
+/// reads it: the OpenTelemetry SDK's parser accepts trace and span ids shorter than 32
+/// and 16 hex digits, which would make up an id the sender never sent.
+///
+/// # Examples
+/// ```
+/// use std::collections::HashMap;
+/// use opentelemetry::trace::TraceContextExt;
+///
+/// let headers = HashMap::from([("traceparent".to_string(), "not a traceparent".to_string())]);
+/// let cx = otelconc::telemetry::extract(&headers);
+/// assert!(!cx.span().span_context().is_valid());
+/// ```
+pub fn extract(carrier: &dyn Extractor) -> Context {
+    global::get_text_map_propagator(|p| p.extract(&Checked(carrier)))
+}
+
+/// The `traceparent` header, with the W3C field lengths the SDK's parser does not check.
+const TRACEPARENT: &str = "traceparent";
+
+/// A carrier whose `traceparent` is hidden unless it has the W3C shape: version, trace
+/// id, span id and flags of 2, 32, 16 and 2 lowercase hex digits (version 00 with
+/// exactly those four fields; a later version may add fields after them).
+struct Checked<'a>(&'a dyn Extractor);
+
+impl Extractor for Checked<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = self.0.get(key)?;
+        if key.eq_ignore_ascii_case(TRACEPARENT) && !well_formed(value.trim()) {
+            return None;
+        }
+        Some(value)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
+    }
+}
+
+fn well_formed(traceparent: &str) -> bool {
+    let mut fields = traceparent.split('-');
+    let lens = [2, 32, 16, 2];
+    let shape_ok = lens.iter().all(|&len| {
+        fields.next().is_some_and(|f| {
+            f.len() == len && f.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+    });
+    let version_00 = traceparent.starts_with("00-");
+    shape_ok && !(version_00 && fields.next().is_some())
+}

@@ -1,0 +1,154 @@
+//! `telemetry::inject` and `telemetry::extract` over the global propagator: the W3C
+//! context across a process boundary, and bad headers that must not fail or panic.
+
+use std::collections::HashMap;
+
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::{Context, KeyValue, global};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use otelconc::telemetry::{extract, inject};
+
+use crate::GLOBALS;
+
+/// The propagators otelconc-setup installs: W3C trace context and W3C baggage.
+fn install_w3c() {
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+}
+
+fn headers(traceparent: &str) -> HashMap<String, String> {
+    HashMap::from([("traceparent".to_owned(), traceparent.to_owned())])
+}
+
+fn upstream(flags: TraceFlags) -> Context {
+    let sc = SpanContext::new(
+        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
+        SpanId::from(0xb7ad_6b71_6920_3331_u64),
+        flags,
+        false,
+        TraceState::from_key_value([("vendor", "v1")]).expect("tracestate"),
+    );
+    Context::new()
+        .with_remote_span_context(sc)
+        .with_baggage([KeyValue::new("tenant", "acme")])
+}
+
+#[tokio::test]
+async fn a_context_round_trips_through_headers_sampled_or_not() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+        let cx = upstream(flags);
+        let mut h = HashMap::new();
+        inject(&cx, &mut h);
+        let flag = if flags.is_sampled() { "01" } else { "00" };
+        assert_eq!(
+            h.get("traceparent").map(String::as_str),
+            Some(format!("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flag}").as_str())
+        );
+        assert_eq!(h.get("tracestate").map(String::as_str), Some("vendor=v1"));
+        let back = extract(&h);
+        let sc = back.span().span_context().clone();
+        assert!(sc.is_valid() && sc.is_remote());
+        assert_eq!(sc.trace_id(), cx.span().span_context().trace_id());
+        assert_eq!(sc.span_id(), cx.span().span_context().span_id());
+        assert_eq!(sc.is_sampled(), flags.is_sampled());
+        assert_eq!(sc.trace_state().get("vendor"), Some("v1"));
+        assert_eq!(
+            back.baggage().get("tenant").map(|v| v.as_str().to_string()),
+            Some("acme".to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_traceparents_extract_to_a_context_without_a_span() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    let bad = [
+        "",
+        "garbage",
+        // Version ff is forbidden; version 00 must have exactly four parts.
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+        // Bad hex, wrong lengths, upper case.
+        "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",
+        "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-zz",
+        // Short ids, which the SDK's parser alone would pad.
+        "00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01",
+        "00-1-2-01",
+        // All-zero ids.
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+    ];
+    for tp in bad {
+        let cx = extract(&headers(tp));
+        assert!(
+            !cx.span().span_context().is_valid(),
+            "{tp:?} gave a valid span context"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_tracestate_keeps_its_first_32_members() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    let mut h = headers("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    let members: Vec<String> = (0..40).map(|i| format!("k{i}=v{i}")).collect();
+    h.insert("tracestate".to_owned(), members.join(","));
+    let cx = extract(&h);
+    let sc = cx.span().span_context().clone();
+    assert!(sc.is_valid());
+    let ts = sc.trace_state();
+    assert_eq!(ts.get("k0"), Some("v0"));
+    assert_eq!(ts.get("k31"), Some("v31"));
+    assert_eq!(ts.get("k32"), None);
+    assert_eq!(ts.header().split(',').count(), 32);
+}
+
+#[tokio::test]
+async fn baggage_is_bounded_by_the_w3c_limits() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    // Over 8192 bytes: dropped whole, before any entry is parsed.
+    let huge: Vec<String> = (0..20_000).map(|i| format!("key{i}=value{i}")).collect();
+    let h = HashMap::from([("baggage".to_owned(), huge.join(","))]);
+    assert!(extract(&h).baggage().is_empty());
+    // Within 8192 bytes but with 200 entries: at most 64 kept.
+    let many: Vec<String> = (0..200).map(|i| format!("k{i}=v{i}")).collect();
+    let header = many.join(",");
+    assert!(header.len() < 8192);
+    let h = HashMap::from([("baggage".to_owned(), header)]);
+    let cx = extract(&h);
+    let baggage = cx.baggage();
+    assert!(!baggage.is_empty());
+    assert!(baggage.len() <= 64, "{} entries kept", baggage.len());
+    assert_eq!(
+        baggage.get("k0").map(|v| v.as_str().to_string()),
+        Some("v0".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn without_a_propagator_nothing_is_written_or_read() {
+    let _g = GLOBALS.lock().await;
+    global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(
+        vec![],
+    ));
+    let mut h = HashMap::new();
+    inject(&upstream(TraceFlags::SAMPLED), &mut h);
+    assert!(h.is_empty());
+    let cx = extract(&headers(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ));
+    assert!(!cx.span().span_context().is_valid());
+    install_w3c();
+}
