@@ -87,13 +87,11 @@ async fn a_tracing_event_in_a_job_carries_the_unsampled_submitters_trace_id() {
     request
         .set_parent(TestTelemetry::unsampled_parent())
         .unwrap();
-    let h = async {
-        p.submit_handle(|| async { tracing::info!("in the job") })
-            .await
-            .unwrap()
-    }
-    .instrument(request)
-    .await;
+    let h = p
+        .submit_handle(|| async { tracing::info!("in the job") })
+        .instrument(request)
+        .await
+        .unwrap();
     h.await.unwrap();
     p.shutdown(Duration::from_secs(5)).await;
 
