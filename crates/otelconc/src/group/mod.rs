@@ -21,18 +21,30 @@
 //! [`docs/costs.md`][costs].
 //!
 //! A task costs a tokio spawn plus a counter add at start and end and an up-down
-//! counter pair, the task's panic guard, and a slot for its value. Outside a sampled
-//! trace no span is built and no context is carried. Finished tasks are reaped every 32
+//! counter pair, the task's panic guard, and a slot for its value. A task spawned
+//! inside a trace (any valid span context, sampled or not) or with baggage carries the
+//! spawner's context (one context clone); a span is built only when the trace is
+//! sampled. Finished tasks are reaped every 32
 //! spawns. A group's instruments are built (and, on a handle that binds, bound) once per
 //! name for a `Telemetry` handle and its clones; building another group of that name clones them. Still, keep
 //! a group for a batch of tasks, not one per tiny task.
 //!
 //! # Telemetry
-//! Tasks started, finished by outcome and running, with the group's name. Inside a
-//! sampled trace each task runs in an `otelconc.group.task` span, child of the
-//! spawner's context. `running` is an up-down counter rather than an observable gauge:
-//! groups are often built per request, and an up-down counter registers nothing per
-//! group. Every instrument and span is in [`docs/telemetry.md`][telemetry].
+//! Tasks started, finished by outcome (`ok`, `error`, `panic`, `cancelled`) and running,
+//! with the group's name. `running` is an up-down counter rather than an observable
+//! gauge: groups are often built per request, and an up-down counter registers nothing
+//! per group.
+//!
+//! A task carries its spawner's context whenever that holds a valid span context,
+//! sampled or not, or baggage, and runs inside it: spans the task starts stay in the
+//! spawner's trace, and logs written there carry its trace id and baggage. Inside a
+//! sampled trace each task runs in an `otelconc.group.task` span, a child of the
+//! spawner's span that also links to it. A task that returns an error or panics ends its
+//! span with status Error and `error.type` (the error's type name, or `panic`); a task
+//! aborted before it finished (by [`TaskGroup::shutdown`] after its grace period, or by
+//! dropping the group, as a caller does when a sibling failed) ends it with status Unset
+//! and `otelconc.outcome=cancelled`, so one failing task among many is one error. Every
+//! instrument and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Examples
 //! ```

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +29,31 @@ struct Shared {
     /// Orders failures: the order they happened in, across tasks.
     failures: AtomicU64,
     metrics: Metrics,
+    telemetry: Telemetry,
+    /// The group's name, as the `otelconc.name` attribute.
+    name: KeyValue,
+}
+
+impl Shared {
+    /// The span of task `index`, by the consumer rule: a task runs outside any span, so
+    /// its parent is the spawner's context when that is sampled, linked to it. `None`
+    /// without a sampled spawner (the task then runs under `producer`, if any).
+    fn task_span(&self, producer: Option<&Context>, index: usize) -> Option<Context> {
+        let producer = producer?;
+        let attributes = if self.telemetry.spans_under(producer) {
+            vec![
+                self.name.clone(),
+                KeyValue::new(
+                    names::ATTR_TASK_INDEX,
+                    i64::try_from(index).unwrap_or(i64::MAX),
+                ),
+            ]
+        } else {
+            Vec::new()
+        };
+        self.telemetry
+            .consumer_span(&names::TASK, Some(producer), attributes)
+    }
 }
 
 /// What a task hands back to the group.
@@ -48,21 +74,29 @@ struct Failure<E> {
 /// bookkeeping) even when the task is aborted before its first poll.
 struct TaskGuard {
     shared: Arc<Shared>,
-    span: EndingSpan,
+    /// The spawner's context, until the task's first poll takes it to run under.
+    producer: Option<Context>,
     index: usize,
     done: bool,
 }
 
 impl TaskGuard {
-    fn finish(&mut self, outcome: fn(&Metrics) -> &Counter, end: End) {
+    fn finish(&mut self, outcome: fn(&Metrics) -> &Counter) {
         self.done = true;
         outcome(&self.shared.metrics).add(1);
-        self.span.finish(end);
     }
 }
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
+        // Aborted before its first poll: the task still gets its span, which ends as
+        // cancelled at once (a task aborted while running ends its own, in `Guarded`).
+        if let Some(producer) = self.producer.take() {
+            drop(EndingSpan::new(
+                self.shared.task_span(Some(&producer), self.index),
+                None,
+            ));
+        }
         self.shared.metrics.running.add(-1);
         if !self.done {
             self.shared.metrics.cancelled.add(1);
@@ -72,7 +106,6 @@ impl Drop for TaskGuard {
             {
                 aborted.push(self.index);
             }
-            // Its span, if any, ends as cancelled as the guard's fields drop.
         }
     }
 }
@@ -100,8 +133,11 @@ impl Drop for TaskGuard {
 ///   they are gone.
 ///
 /// # Telemetry
-/// Tasks started, finished by outcome and running; inside a sampled trace each task
-/// runs in an `otelconc.group.task` span, child of the spawner's context. See
+/// Tasks started, finished by outcome and running. Each task runs inside the context
+/// current at `spawn` (sampled or not, with its baggage); inside a sampled trace it runs
+/// in an `otelconc.group.task` span, a child of the spawner's span linked to it, which
+/// ends with status Error and `error.type` when the task fails or panics, and with
+/// status Unset and `otelconc.outcome=cancelled` when it is aborted. See
 /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
 ///
 /// # Examples
@@ -121,14 +157,12 @@ pub struct TaskGroup<T, E> {
     failures: Vec<Failure<E>>,
     shared: Arc<Shared>,
     limit: Option<Arc<Semaphore>>,
-    telemetry: Telemetry,
-    name: KeyValue,
 }
 
 impl<T, E> fmt::Debug for TaskGroup<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskGroup")
-            .field("name", &self.name.value)
+            .field("name", &self.shared.name.value)
             .field("tasks", &self.tasks.len())
             .field("spawned", &self.results.len())
             .field("cancelled", &self.shared.cell.is_cancelled())
@@ -262,6 +296,8 @@ where
             aborted: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
             metrics: Metrics::new(&telemetry, &name),
+            telemetry,
+            name,
         });
         Ok(TaskGroup {
             tasks: JoinSet::new(),
@@ -269,8 +305,6 @@ where
             failures: Vec::new(),
             shared,
             limit,
-            telemetry,
-            name,
         })
     }
 }
@@ -387,8 +421,9 @@ where
     /// Starts `task` on the current tokio runtime, waiting for a slot first when the
     /// group has a concurrency limit.
     ///
-    /// Inside a sampled trace the task runs in a span `otelconc.group.task`, child of
-    /// the context current at this call.
+    /// The task runs inside the context current at this call when it holds a valid span
+    /// context (sampled or not) or baggage. Inside a sampled trace it runs in a span
+    /// `otelconc.group.task`, a child of the current span that links to it.
     ///
     /// # Errors
     /// [`SpawnError`] (with the task handed back, not started) when the group's token
@@ -418,14 +453,27 @@ where
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let parent = self.telemetry.span_parent();
-        self.spawn_with_parent(task, parent.as_ref()).await
+        let producer = self.shared.telemetry.capture();
+        self.spawn_carrying(task, producer).await
     }
 
+    /// [`spawn`](Self::spawn) with `parent` as the spawner's context instead of the
+    /// current one (a fan-out passes its own span, or the context it carries).
     pub(crate) async fn spawn_with_parent<F>(
         &mut self,
         task: F,
         parent: Option<&Context>,
+    ) -> Result<(), SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.spawn_carrying(task, parent.cloned()).await
+    }
+
+    async fn spawn_carrying<F>(
+        &mut self,
+        task: F,
+        producer: Option<Context>,
     ) -> Result<(), SpawnError<F>>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
@@ -448,11 +496,12 @@ where
                 }
             }
         };
-        self.start(task, permit, parent);
+        self.start(task, permit, producer);
         Ok(())
     }
 
-    /// Starts `task` if a slot is free, without waiting.
+    /// Starts `task` if a slot is free, without waiting. It carries the current context
+    /// as [`spawn`](Self::spawn) does.
     ///
     /// # Errors
     /// [`TrySpawnError::Full`] when the concurrency limit is reached,
@@ -486,47 +535,42 @@ where
                 Err(TryAcquireError::Closed) => return Err(TrySpawnError::Cancelled(task)),
             },
         };
-        let parent = self.telemetry.span_parent();
-        self.start(task, permit, parent.as_ref());
+        let producer = self.shared.telemetry.capture();
+        self.start(task, permit, producer);
         Ok(())
     }
 
-    fn start<F>(&mut self, task: F, permit: Option<OwnedSemaphorePermit>, parent: Option<&Context>)
+    /// Spawns `task`. It runs under its span (see [`Shared::task_span`]) when the
+    /// spawner's context `producer` is sampled, else under `producer` itself, so work
+    /// nested in it stays in the spawner's trace and sees its baggage.
+    fn start<F>(&mut self, task: F, permit: Option<OwnedSemaphorePermit>, producer: Option<Context>)
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
         let index = self.results.len();
         self.results.push(None);
-        let span = parent.map(|p| {
-            self.telemetry.start_span(
-                &names::TASK,
-                p,
-                vec![
-                    self.name.clone(),
-                    KeyValue::new(
-                        names::ATTR_TASK_INDEX,
-                        i64::try_from(index).unwrap_or(i64::MAX),
-                    ),
-                ],
-            )
-        });
         let shared = self.shared.clone();
         shared.metrics.started.add(1);
         shared.metrics.running.add(1);
-        let run_cx = span.clone();
         let guard = TaskGuard {
             shared,
-            span: EndingSpan::new(span, None),
+            producer,
             index,
             done: false,
         };
         self.tasks.spawn(async move {
             let _permit = permit;
             let mut guard = guard;
-            let result = match Guarded::new(task, EndingSpan::new(None, run_cx.as_ref())).await {
+            // The span starts here, on the task's first poll, outside any span of the
+            // runtime's: so the consumer rule parents it on the spawner's context.
+            let producer = guard.producer.take();
+            let span = guard.shared.task_span(producer.as_ref(), index);
+            // Aborted from here on, this drops first and ends the span as cancelled.
+            let mut run = pin!(Guarded::new(task, EndingSpan::new(span, producer.as_ref())));
+            let (result, end) = match run.as_mut().await {
                 Ok(Ok(value)) => {
-                    guard.finish(|m| &m.ok, End::Ok);
-                    Ok(value)
+                    guard.finish(|m| &m.ok);
+                    (Ok(value), End::Ok)
                 }
                 Ok(Err(error)) => {
                     let end = End::error(&error);
@@ -539,26 +583,25 @@ where
                         },
                         TaskError::Failed { index, error },
                     );
-                    guard.finish(|m| &m.error, end);
-                    Err(failure)
+                    guard.finish(|m| &m.error);
+                    (Err(failure), end)
                 }
                 Err(message) => {
                     let shared_message: Arc<str> = message.as_str().into();
+                    let end = End::panic(message.clone());
                     let failure = fail(
                         &guard.shared,
                         CancelCause::TaskPanicked {
                             index,
                             message: shared_message,
                         },
-                        TaskError::Panicked {
-                            index,
-                            message: message.clone(),
-                        },
+                        TaskError::Panicked { index, message },
                     );
-                    guard.finish(|m| &m.panic, End::panic(message.clone()));
-                    Err(failure)
+                    guard.finish(|m| &m.panic);
+                    (Err(failure), end)
                 }
             };
+            run.as_mut().span().finish(end);
             Done { index, result }
         });
     }

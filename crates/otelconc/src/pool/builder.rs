@@ -141,7 +141,9 @@ impl Builder {
     /// counts are then about `jobs / every`; the `otelconc.pool.jobs` counter is exact.
     /// Jobs inside a sampled trace are in the histograms only when they fall in the
     /// sample (their span has their times, and measuring every one cost a traced job
-    /// about a third more in `otelconc bench pool`).
+    /// about a third more in `otelconc bench pool`), so the histograms stay a fixed
+    /// fraction of the jobs. A timed job that carries no context takes a small box for
+    /// its queue time.
     ///
     /// # Examples
     /// ```

@@ -3,7 +3,6 @@
 
 use std::cell::Cell as StdCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -14,22 +13,27 @@ use super::stats::Stats;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::util::counts::Striped;
 use crate::util::sync::lock;
 
-/// Outcome indexes of the histograms, in the order of `names::OUTCOMES`.
+/// Outcome indexes of the histograms and of each worker's job counters, in the order of
+/// `names::OUTCOMES`.
 pub(crate) const OK: usize = 0;
-pub(crate) const PANICKED: usize = 1;
-pub(crate) const TIMED_OUT: usize = 2;
+pub(crate) const PANIC: usize = 1;
+pub(crate) const TIMEOUT: usize = 2;
 pub(crate) const CANCELLED: usize = 3;
+/// A worker's counter of the jobs it started: its current job's sequence number.
+pub(crate) const STARTED: usize = 4;
+/// How many counters a worker keeps (`util::counts::Owned`, one writer: the worker).
+pub(crate) const COUNTERS: usize = 5;
 
-/// Counters submitters write, on a cache line of their own.
-#[repr(align(128))]
-#[derive(Default)]
-struct SubmitCounters {
-    submitted: AtomicU64,
-    rejected_full: AtomicU64,
-    rejected_closed: AtomicU64,
-}
+/// Indexes of the counters any submitter (or a shutdown) may bump ([`Striped`]).
+const SUBMITTED: usize = 0;
+const REJECTED_FULL: usize = 1;
+const REJECTED_CLOSED: usize = 2;
+/// Jobs accepted but never started (dropped from the queue at abort or deadline).
+const NOT_STARTED: usize = 3;
+const OUTCOMES_DROPPED: usize = 4;
 
 /// Every instrument of one pool, and the counts only telemetry and [`Stats`] read. The
 /// per-job counts live in each worker's slot (see `state::WorkerSlot`), written by that
@@ -40,10 +44,8 @@ pub(crate) struct Metrics {
     /// Queue wait by outcome (same sample).
     wait: [Histogram; 4],
     sample_every: u32,
-    counters: SubmitCounters,
-    /// Jobs accepted but never started (dropped from the queue at abort or deadline).
-    not_started: AtomicU64,
-    outcomes_dropped: AtomicU64,
+    /// `SUBMITTED`, `REJECTED_FULL`, `REJECTED_CLOSED`, `NOT_STARTED`, `OUTCOMES_DROPPED`.
+    counters: Striped<5>,
     /// For the max-age gauge: per worker, the job sequence number last seen running and
     /// when it was first seen.
     seen_running: Mutex<HashMap<u64, (u64, Instant)>>,
@@ -70,9 +72,7 @@ impl Metrics {
             duration: hists(&names::JOB_DURATION),
             wait: hists(&names::QUEUE_WAIT),
             sample_every,
-            counters: SubmitCounters::default(),
-            not_started: AtomicU64::new(0),
-            outcomes_dropped: AtomicU64::new(0),
+            counters: Striped::default(),
             seen_running: Mutex::new(HashMap::new()),
             observables: Mutex::new(Vec::new()),
         }
@@ -106,34 +106,30 @@ impl Metrics {
         self.wait[idx].record((started - queued).as_secs_f64());
     }
 
+    #[inline]
     pub(crate) fn accepted(&self) {
-        self.counters.submitted.fetch_add(1, Relaxed);
+        self.counters.add(SUBMITTED, 1);
     }
 
     pub(crate) fn refused(&self, full: bool) {
-        let c = if full {
-            &self.counters.rejected_full
-        } else {
-            &self.counters.rejected_closed
-        };
-        c.fetch_add(1, Relaxed);
+        let k = if full { REJECTED_FULL } else { REJECTED_CLOSED };
+        self.counters.add(k, 1);
     }
 
     pub(crate) fn not_started(&self) {
-        self.not_started.fetch_add(1, Relaxed);
+        self.counters.add(NOT_STARTED, 1);
     }
 
     pub(crate) fn outcome_dropped(&self) {
-        self.outcomes_dropped.fetch_add(1, Relaxed);
+        self.counters.add(OUTCOMES_DROPPED, 1);
     }
 
     /// Fills the counts this struct keeps into `stats`.
     pub(crate) fn fill(&self, stats: &mut Stats) {
-        stats.submitted = self.counters.submitted.load(Relaxed);
-        stats.not_started = self.not_started.load(Relaxed);
-        stats.rejected =
-            self.counters.rejected_full.load(Relaxed) + self.counters.rejected_closed.load(Relaxed);
-        stats.outcomes_dropped = self.outcomes_dropped.load(Relaxed);
+        stats.submitted = self.counters.get(SUBMITTED);
+        stats.not_started = self.counters.get(NOT_STARTED);
+        stats.rejected = self.counters.get(REJECTED_FULL) + self.counters.get(REJECTED_CLOSED);
+        stats.outcomes_dropped = self.counters.get(OUTCOMES_DROPPED);
     }
 
     /// Seconds the longest-running job has run, as seen by calls to this function: a job
@@ -200,8 +196,8 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
     out.push(t.observable_counter(&names::SUBMITTED, vec![name()], stat(|s| s.submitted)));
     // In the order of `names::REJECT_REASONS`.
     let reasons: [CounterFn; 2] = [
-        |m| m.counters.rejected_full.load(Relaxed),
-        |m| m.counters.rejected_closed.load(Relaxed),
+        |m| m.counters.get(REJECTED_FULL),
+        |m| m.counters.get(REJECTED_CLOSED),
     ];
     for (&reason, f) in names::REJECT_REASONS.iter().zip(reasons) {
         out.push(t.observable_counter(

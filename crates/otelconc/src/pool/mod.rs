@@ -66,10 +66,13 @@
 //! room for its future, in one box), one queue operation each way, per-worker counters
 //! (plain stores on a cache line only that worker writes, read by observable
 //! instruments), and no clock read unless one is recorded. A job is timed for the
-//! histograms (three clock reads, two bound-histogram records) when it is the 1 in N of
-//! the builder's `timing_sample` (default 16), so the histograms are a documented sample
-//! and the `otelconc.pool.jobs` counter is exact. A job inside a sampled trace takes two
-//! clock reads for its span's queue wait. No results channel is needed:
+//! histograms (three clock reads, two bound-histogram records, and a small box for its
+//! queue time) when it is the 1 in N of the builder's `timing_sample` (default 16), so
+//! the histograms are a documented sample and the `otelconc.pool.jobs` counter is exact.
+//! A job submitted inside a trace (any valid span context, sampled or not) or with
+//! baggage carries the submitter's context in that small box: one context clone and one
+//! allocation, and a span only when the trace is sampled, which also takes two clock
+//! reads for its queue wait. No results channel is needed:
 //! [`WorkerPool::shutdown`] reports every accepted job. A [`JobHandle`] adds a oneshot
 //! channel per job; a per-job timeout adds a timer.
 //!
@@ -81,12 +84,23 @@
 //! workers) and a few hundred lines of accounting.
 //!
 //! # Telemetry
-//! Jobs by outcome, intake and refusals, sampled run and queue-wait histograms, queue
-//! depth, workers, busy workers, utilization, the age of the longest-running job and
-//! dropped outcomes, each with the pool's name and never an id. A job submitted inside
-//! a sampled trace runs in an `otelconc.pool.job` span, child of the submitter's span;
-//! there is no span per worker or per pool. Every instrument and span is in
-//! [`docs/telemetry.md`][telemetry].
+//! Jobs by outcome (`ok`, `panic`, `timeout`, `cancelled`, `not_started`), intake and
+//! refusals, sampled run and queue-wait histograms, queue depth, workers, busy workers,
+//! utilization, the age of the longest-running job and dropped outcomes, each with the
+//! pool's name and never an id.
+//!
+//! A job carries its submitter's context whenever that holds a valid span context,
+//! sampled or not, or baggage, and runs inside it: spans the job starts stay in the
+//! submitter's trace (a parent-based sampler drops them with an unsampled parent), and
+//! logs written in the job carry its trace id and baggage. A job submitted inside a
+//! sampled trace runs in an `otelconc.pool.job` span, a child of the submitter's span
+//! that also links to it (a worker runs outside any span, so the consumer rule of
+//! [`telemetry`](crate::telemetry) parents it on the submitter); there is no span per
+//! worker or per pool. A job that panics or times out ends its span with status Error
+//! and `error.type` `panic` or `timeout` (no `exception` event); a job cancelled at abort
+//! or by a passed shutdown deadline ends it with status Unset and
+//! `otelconc.outcome=cancelled`. A job dropped from the queue before it started has no
+//! span. Every instrument and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md

@@ -4,39 +4,37 @@
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::{Context, KeyValue, StringValue};
+use opentelemetry::{KeyValue, StringValue};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::error::JobError;
 use super::job::{ErasedJob, Meta};
-use super::metrics::{Metrics, Observed, register_observables};
+use super::metrics::{
+    CANCELLED, COUNTERS, Metrics, OK, Observed, PANIC, STARTED, TIMEOUT, register_observables,
+};
 use super::outcome::Outcome;
 use super::stats::{ShutdownReport, Stats};
-use crate::telemetry::Telemetry;
 use crate::telemetry::names::ATTR_NAME;
+use crate::telemetry::{Carried, Telemetry};
+use crate::util::counts::{Owned, Roster};
 use crate::util::sync::lock;
 
-/// A queued job: the erased job, the submitter's context when it was sampled, and the
-/// time it was queued when that is recorded (for the span's queue wait, or because the
-/// job is in the histograms' 1-in-N sample: `timed`).
-pub(crate) struct Envelope {
-    pub(crate) cell: Pin<Box<dyn ErasedJob>>,
-    pub(crate) parent: Option<Context>,
-    pub(crate) enqueued: Option<Instant>,
-    pub(crate) timed: bool,
-}
+/// A queued job: the erased job, plus (boxed, only when there is something to carry)
+/// the submitter's context and the time it was queued. `Trace::timed` says the job is in
+/// the histograms' 1-in-N sample; a traced job outside it skips the histograms.
+pub(crate) type Queued = Carried<Pin<Box<dyn ErasedJob>>>;
 
-/// One worker's state and counters, on a cache line of its own: only that worker writes
-/// the counters, so counting a job costs no contended atomic operation. The roster
-/// ([`Shared`]) reads them for stats, and tells the worker to retire.
+/// One worker's state and counters. Only that worker writes the counters (on a cache
+/// line of their own), so counting a job costs no contended atomic operation; the
+/// roster ([`Shared::counts`]) sums them for stats. The worker list tells the worker to
+/// retire. On a cache line of its own, as `busy` is written per job.
 #[repr(align(128))]
 pub(crate) struct WorkerSlot {
     pub(crate) id: u64,
@@ -46,50 +44,24 @@ pub(crate) struct WorkerSlot {
     pub(crate) retire: AtomicBool,
     pub(crate) wake: Notify,
     pub(crate) busy: AtomicBool,
-    /// Jobs this worker has started (its current job's sequence number).
-    pub(crate) started: AtomicU64,
-    pub(crate) ok: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) timed_out: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
+    /// `OK`, `PANIC`, `TIMEOUT`, `CANCELLED` and `STARTED`.
+    pub(crate) counts: Arc<Owned<COUNTERS>>,
 }
 
 impl WorkerSlot {
-    pub(crate) fn new(id: u64, name: &str) -> Self {
+    pub(crate) fn new(id: u64, name: &str, counts: Arc<Owned<COUNTERS>>) -> Self {
         Self {
             id,
             name_attr: KeyValue::new(ATTR_NAME, StringValue::from(Arc::<str>::from(name))),
             retire: AtomicBool::new(false),
             wake: Notify::new(),
             busy: AtomicBool::new(false),
-            started: AtomicU64::new(0),
-            ok: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
-            timed_out: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
+            counts,
         }
     }
 }
 
-/// Counts of workers that have exited.
-#[derive(Default, Clone, Copy)]
-struct Totals {
-    ok: u64,
-    panicked: u64,
-    timed_out: u64,
-    cancelled: u64,
-}
-
-impl Totals {
-    fn add(&mut self, s: &WorkerSlot) {
-        self.ok += s.ok.load(Relaxed);
-        self.panicked += s.panicked.load(Relaxed);
-        self.timed_out += s.timed_out.load(Relaxed);
-        self.cancelled += s.cancelled.load(Relaxed);
-    }
-}
-
-/// The worker roster.
+/// The worker list.
 pub(crate) struct Workers {
     pub(crate) closed: bool,
     /// Workers not told to retire.
@@ -97,7 +69,6 @@ pub(crate) struct Workers {
     pub(crate) next_id: u64,
     /// Every worker task not yet exited (including retiring ones).
     pub(crate) live: Vec<(Arc<WorkerSlot>, AbortHandle)>,
-    retired: Totals,
 }
 
 pub(crate) struct Config {
@@ -112,8 +83,8 @@ pub(crate) struct Config {
 
 pub(crate) struct Shared {
     pub(crate) name: Arc<str>,
-    pub(crate) tx: async_channel::Sender<Envelope>,
-    pub(crate) rx: async_channel::Receiver<Envelope>,
+    pub(crate) tx: async_channel::Sender<Queued>,
+    pub(crate) rx: async_channel::Receiver<Queued>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Duration,
     pub(crate) telemetry: Telemetry,
@@ -127,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) workers: Mutex<Workers>,
+    /// Every worker's job counters, live or exited.
+    pub(crate) counts: Roster<COUNTERS>,
     aborted: AtomicBool,
     /// Held while a shutdown drains the queue and reads the final counts, so concurrent
     /// shutdowns report the same numbers.
@@ -153,8 +126,8 @@ impl Shared {
                 active: 0,
                 next_id: 0,
                 live: Vec::new(),
-                retired: Totals::default(),
             }),
+            counts: Roster::default(),
             aborted: AtomicBool::new(false),
             finishing: Mutex::new(()),
         });
@@ -162,23 +135,13 @@ impl Shared {
         shared
     }
 
-    /// Wraps a job for the queue: the submitter's context when sampled, and a timestamp
-    /// when one is recorded (the span's queue wait, or the 1-in-N histogram sample).
+    /// Wraps a job for the queue: the submitter's context whenever it is worth carrying
+    /// (any valid span context, sampled or not, or baggage: `Telemetry::capture`), and
+    /// the time it was queued when the job carries a context or is in the 1-in-N
+    /// histogram sample. Neither: the job travels bare, with no allocation.
     #[inline]
-    pub(crate) fn envelope(&self, cell: Pin<Box<dyn ErasedJob>>) -> Envelope {
-        let parent = self.telemetry.span_parent();
-        let timed = self.metrics.tick();
-        let enqueued = if timed || parent.is_some() {
-            Some(Instant::now())
-        } else {
-            None
-        };
-        Envelope {
-            cell,
-            parent,
-            enqueued,
-            timed,
-        }
+    pub(crate) fn carry(&self, cell: Pin<Box<dyn ErasedJob>>) -> Queued {
+        Carried::new(cell, self.telemetry.capture(), self.metrics.tick())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -189,16 +152,17 @@ impl Shared {
         self.rx.len()
     }
 
-    /// A worker exits: fold its counts into the totals.
+    /// A worker exits: it leaves the list, and its counts are folded into the totals.
     pub(crate) fn exited(&self, slot: &Arc<WorkerSlot>) {
         let mut w = lock(&self.workers);
         if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
             let (s, _) = w.live.swap_remove(i);
-            w.retired.add(&s);
             if !s.retire.load(Relaxed) {
                 w.active = w.active.saturating_sub(1);
             }
         }
+        drop(w);
+        self.counts.leave(&slot.counts);
     }
 
     /// Stops intake; `true` if this call closed the pool.
@@ -236,10 +200,10 @@ impl Shared {
         // Workers exit only once the queue is empty, unless aborted: what is left never
         // started.
         let _finishing = lock(&self.finishing);
-        while let Ok(env) = self.rx.try_recv() {
+        while let Ok(queued) = self.rx.try_recv() {
             self.metrics.not_started();
-            let meta = self.outcomes.as_ref().map(|_| meta_of(&*env.cell));
-            self.settle(env.cell, meta, Err(JobError::NotStarted));
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*queued.value));
+            self.settle(queued.value, meta, Err(JobError::NotStarted));
         }
         if let Some((tx, _)) = &self.outcomes {
             tx.close();
@@ -256,23 +220,23 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> Stats {
         let w = lock(&self.workers);
-        let mut t = w.retired;
-        let mut busy = 0;
-        for (slot, _) in &w.live {
-            t.add(slot);
-            busy += usize::from(slot.busy.load(Relaxed));
-        }
+        let busy = w
+            .live
+            .iter()
+            .filter(|(slot, _)| slot.busy.load(Relaxed))
+            .count();
         let workers = w.active;
         drop(w);
+        let t = self.counts.totals();
         let mut stats = Stats {
             workers,
             busy,
             queued: self.rx.len(),
-            completed: t.ok,
-            failed: t.panicked + t.timed_out,
-            panicked: t.panicked,
-            timed_out: t.timed_out,
-            cancelled: t.cancelled,
+            completed: t[OK],
+            failed: t[PANIC] + t[TIMEOUT],
+            panicked: t[PANIC],
+            timed_out: t[TIMEOUT],
+            cancelled: t[CANCELLED],
             ..Stats::default()
         };
         self.metrics.fill(&mut stats);
@@ -317,7 +281,7 @@ impl Observed for Shared {
             .live
             .iter()
             .filter(|(slot, _)| slot.busy.load(Relaxed))
-            .map(|(slot, _)| (slot.id, slot.started.load(Relaxed)));
+            .map(|(slot, _)| (slot.id, slot.counts.get(STARTED)));
         self.metrics.max_age(running)
     }
 }

@@ -2,31 +2,30 @@
 //! worker loop, and running one job under its span, timeout and panic guard.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::Duration;
 
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::KeyValue;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::JobError;
 use super::job::{ErasedJob, Meta};
-use super::metrics::{CANCELLED, OK, PANICKED, TIMED_OUT};
-use super::state::{Envelope, Shared, WorkerSlot, Workers, meta_of};
+use super::metrics::{CANCELLED, OK, PANIC, STARTED, TIMEOUT};
+use super::state::{Queued, Shared, WorkerSlot, Workers, meta_of};
 use crate::telemetry::names::ATTR_QUEUE_WAIT;
 use crate::telemetry::names::pool as names;
-use crate::telemetry::{EndingSpan, Guarded, record_error};
+use crate::telemetry::{Carried, End, EndingSpan, Guarded};
 use crate::util::sync::lock;
 
 impl Shared {
     /// Starts `n` more workers. Call with the workers lock held.
     fn spawn_workers(self: &Arc<Self>, w: &mut Workers, n: usize) {
         for _ in 0..n {
-            let slot = Arc::new(WorkerSlot::new(w.next_id, &self.name));
+            let slot = Arc::new(WorkerSlot::new(w.next_id, &self.name, self.counts.join()));
             w.next_id += 1;
             let task = self
                 .tracker
@@ -69,12 +68,6 @@ impl Shared {
     }
 }
 
-/// Adds one to a counter only its worker writes (no read-modify-write needed).
-#[inline]
-fn bump(c: &AtomicU64) {
-    c.store(c.load(Relaxed) + 1, Relaxed);
-}
-
 /// One worker: takes jobs until the queue is closed and empty, or it is told to retire.
 async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
     let mut token = shared.root.child_token();
@@ -82,42 +75,64 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
         if slot.retire.load(Relaxed) {
             break;
         }
-        let env = match shared.rx.try_recv() {
-            Ok(env) => env,
+        let queued = match shared.rx.try_recv() {
+            Ok(queued) => queued,
             Err(async_channel::TryRecvError::Closed) => break,
             Err(async_channel::TryRecvError::Empty) => {
                 let wake = slot.wake.notified();
                 tokio::select! {
                     biased;
                     r = shared.rx.recv() => match r {
-                        Ok(env) => env,
+                        Ok(queued) => queued,
                         Err(_) => break,
                     },
                     () = wake => continue,
                 }
             }
         };
-        run_job(&shared, &slot, &mut token, env).await;
+        run_job(&shared, &slot, &mut token, queued).await;
         // Jobs that never wait would otherwise keep this worker from yielding.
         tokio::task::consume_budget().await;
     }
     shared.exited(&slot);
 }
 
-async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationToken, env: Envelope) {
-    let Envelope {
-        cell,
-        parent,
-        enqueued,
-        timed,
-    } = env;
+/// Runs one job: under its span when the submitter's trace is sampled, else under the
+/// submitter's carried context (if any); with its timeout and panics caught.
+async fn run_job(
+    shared: &Shared,
+    slot: &WorkerSlot,
+    token: &mut CancellationToken,
+    queued: Queued,
+) {
+    let Carried { value: cell, trace } = queued;
+    let (carried, enqueued, timed) = match trace {
+        Some(t) => (t.cx, t.enqueued, t.timed),
+        None => (None, None, false),
+    };
     slot.busy.store(true, Relaxed);
-    bump(&slot.started);
-    let started = enqueued.map(|q| (q, Instant::now()));
-    let meta = (parent.is_some() || shared.outcomes.is_some()).then(|| meta_of(&*cell));
-    let cx = match (&parent, &meta) {
-        (Some(p), Some(m)) => Some(start_span(shared, slot, p, m, started.map(|(q, s)| s - q))),
-        _ => None,
+    slot.counts.add(STARTED, 1);
+    // Whether this job gets a span: a worker runs outside any span, so by the consumer
+    // rule only a sampled submitter's context can be its parent. Its attributes (and the
+    // clock read for the queue wait) are built only then.
+    let spanned = carried
+        .as_ref()
+        .is_some_and(|p| shared.telemetry.spans_under(p));
+    let started = enqueued
+        .filter(|_| timed || spanned)
+        .map(|q| (q, Instant::now()));
+    let meta = (spanned || shared.outcomes.is_some()).then(|| meta_of(&*cell));
+    let span = match &carried {
+        Some(producer) => {
+            let attrs = match (&meta, spanned) {
+                (Some(m), true) => job_attributes(slot, m, started.map(|(q, s)| s - q)),
+                _ => Vec::new(),
+            };
+            shared
+                .telemetry
+                .consumer_span(&names::JOB_SPAN, Some(producer), attrs)
+        }
+        None => None,
     };
     // Traced jobs outside the sample skip the histograms: their span has the times.
     let times = started.filter(|_| timed);
@@ -125,7 +140,6 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
         shared,
         slot,
         cell: Some(cell),
-        cx,
         meta,
         times,
     };
@@ -133,22 +147,32 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
         let Some(cell) = job.cell.as_mut() else {
             return;
         };
-        let run = Guarded::new(
+        // Declared after `job`, so an abort drops it first: its span then ends as
+        // cancelled before `job` counts the job cancelled.
+        let mut run = pin!(Guarded::new(
             Run {
                 cell: cell.as_mut(),
                 token,
             },
-            EndingSpan::new(None, job.cx.as_ref()),
-        );
+            EndingSpan::new(span, carried.as_ref()),
+        ));
         let caught = match shared.timeout {
-            None => Ok(run.await),
-            Some(limit) => tokio::time::timeout(limit, run).await,
+            None => Ok(run.as_mut().await),
+            Some(limit) => tokio::time::timeout(limit, run.as_mut()).await,
         };
-        match caught {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(JobError::Panicked(message)),
-            Err(_elapsed) => Err(JobError::TimedOut),
-        }
+        let (result, end) = match caught {
+            Ok(Ok(())) => (Ok(()), End::Ok),
+            Ok(Err(message)) => {
+                let end = End::panic(message.clone());
+                (Err(JobError::Panicked(message)), end)
+            }
+            Err(_elapsed) => (
+                Err(JobError::TimedOut),
+                End::Failed("timeout", "job timed out".into()),
+            ),
+        };
+        run.as_mut().span().finish(end);
+        result
     };
     if matches!(result, Err(JobError::TimedOut)) {
         // The job's token fires; later jobs on this worker get a fresh one.
@@ -158,14 +182,8 @@ async fn run_job(shared: &Shared, slot: &WorkerSlot, token: &mut CancellationTok
     job.finish(result);
 }
 
-/// Starts a job's `otelconc.pool.job` span, child of the submitter's context.
-fn start_span(
-    shared: &Shared,
-    slot: &WorkerSlot,
-    parent: &Context,
-    meta: &Meta,
-    wait: Option<Duration>,
-) -> Context {
+/// The attributes of a job's `otelconc.pool.job` span.
+fn job_attributes(slot: &WorkerSlot, meta: &Meta, wait: Option<Duration>) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(4);
     attrs.push(slot.name_attr.clone());
     if let Some(n) = &meta.0 {
@@ -177,7 +195,7 @@ fn start_span(
     if let Some(w) = wait {
         attrs.push(KeyValue::new(ATTR_QUEUE_WAIT, w.as_secs_f64()));
     }
-    shared.telemetry.start_span(&names::JOB_SPAN, parent, attrs)
+    attrs
 }
 
 /// Polls a job's cell (under its span and with panics caught by [`Guarded`]).
@@ -198,12 +216,11 @@ impl Future for Run<'_> {
 
 /// A job a worker has taken. Whatever ends it (its output, a panic, the timeout, or the
 /// worker being aborted, which drops this guard), [`InFlight::finish`] counts it exactly
-/// once, ends its span and tells its handle.
+/// once and tells its handle. (Its span is ended by the [`Guarded`] running it.)
 struct InFlight<'a> {
     shared: &'a Shared,
     slot: &'a WorkerSlot,
     cell: Option<Pin<Box<dyn ErasedJob>>>,
-    cx: Option<Context>,
     meta: Option<Meta>,
     /// (queued at, started at) for timed jobs.
     times: Option<(Instant, Instant)>,
@@ -214,24 +231,15 @@ impl InFlight<'_> {
         let Some(cell) = self.cell.take() else {
             return;
         };
-        let (idx, counter) = match &result {
-            Ok(()) => (OK, &self.slot.ok),
-            Err(JobError::Panicked(_)) => (PANICKED, &self.slot.panicked),
-            Err(JobError::TimedOut) => (TIMED_OUT, &self.slot.timed_out),
-            Err(_) => (CANCELLED, &self.slot.cancelled),
+        let idx = match &result {
+            Ok(()) => OK,
+            Err(JobError::Panicked(_)) => PANIC,
+            Err(JobError::TimedOut) => TIMEOUT,
+            Err(_) => CANCELLED,
         };
-        bump(counter);
+        self.slot.counts.add(idx, 1);
         if let Some((queued, started)) = self.times {
             self.shared.metrics.record_times(idx, queued, started);
-        }
-        if let Some(cx) = self.cx.take() {
-            match &result {
-                Ok(()) => {}
-                Err(JobError::Panicked(m)) => record_error(&cx, "panic", m.clone()),
-                Err(JobError::TimedOut) => record_error(&cx, "timeout", "job timed out"),
-                Err(e) => record_error(&cx, "cancelled", e.to_string()),
-            }
-            cx.span().end();
         }
         self.shared.settle(cell, self.meta.take(), result);
         self.slot.busy.store(false, Relaxed);

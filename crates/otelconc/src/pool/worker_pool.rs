@@ -10,7 +10,7 @@ use super::error::{ResizeError, SubmitError, TrySubmitError};
 use super::handle::JobHandle;
 use super::job::{Job, erase, recover};
 use super::outcome::Outcomes;
-use super::state::{Envelope, Shared};
+use super::state::{Queued, Shared};
 use super::stats::{ShutdownReport, Stats};
 
 /// A fixed set of workers running [`Job`]s from a bounded queue, with telemetry built in.
@@ -75,8 +75,10 @@ impl WorkerPool {
     /// how it ended shows in [`WorkerPool::stats`], the metrics and, if enabled,
     /// [`WorkerPool::outcomes`].
     ///
-    /// Costs one allocation (the job) plus the queue operation; inside a sampled trace it
-    /// also carries the submitter's context, and the job's span is its child.
+    /// Costs one allocation (the job) plus the queue operation. When the submitter's
+    /// context holds a valid span context (sampled or not) or baggage, the job carries
+    /// it (one more small allocation) and runs inside it; inside a sampled trace the
+    /// job's span is a child of the submitter's span, linked to it.
     ///
     /// A job that submits to its own pool waits like any submitter: when every worker
     /// does that while the queue is full, nothing drains the queue until the per-job
@@ -105,8 +107,8 @@ impl WorkerPool {
     /// ```
     pub async fn submit<J: Job>(&self, job: J) -> Result<(), SubmitError<J>> {
         let s = self.shared();
-        let env = s.envelope(erase(job, ()));
-        self.send(env).await.map_err(SubmitError)
+        let queued = s.carry(erase(job, ()));
+        self.send(queued).await.map_err(SubmitError)
     }
 
     /// Queues `job` and returns a handle that resolves to its output or its
@@ -139,14 +141,14 @@ impl WorkerPool {
         job: J,
     ) -> Result<JobHandle<J::Output>, SubmitError<J>> {
         let (tx, rx) = oneshot::channel();
-        let env = self.shared().envelope(erase(job, tx));
-        self.send(env).await.map_err(SubmitError)?;
+        let queued = self.shared().carry(erase(job, tx));
+        self.send(queued).await.map_err(SubmitError)?;
         Ok(JobHandle::new(rx))
     }
 
-    async fn send<J: Job>(&self, env: Envelope) -> Result<(), J> {
+    async fn send<J: Job>(&self, queued: Queued) -> Result<(), J> {
         let s = self.shared();
-        match s.tx.send(env).await {
+        match s.tx.send(queued).await {
             Ok(()) => {
                 s.metrics.accepted();
                 Ok(())
@@ -177,8 +179,8 @@ impl WorkerPool {
     /// # }).unwrap();
     /// ```
     pub fn try_submit<J: Job>(&self, job: J) -> Result<(), TrySubmitError<J>> {
-        let env = self.shared().envelope(erase(job, ()));
-        self.try_send(env)
+        let queued = self.shared().carry(erase(job, ()));
+        self.try_send(queued)
     }
 
     /// Queues `job` if there is space now, and returns a handle to its output.
@@ -200,14 +202,14 @@ impl WorkerPool {
         job: J,
     ) -> Result<JobHandle<J::Output>, TrySubmitError<J>> {
         let (tx, rx) = oneshot::channel();
-        let env = self.shared().envelope(erase(job, tx));
-        self.try_send(env)?;
+        let queued = self.shared().carry(erase(job, tx));
+        self.try_send(queued)?;
         Ok(JobHandle::new(rx))
     }
 
-    fn try_send<J: Job>(&self, env: Envelope) -> Result<(), TrySubmitError<J>> {
+    fn try_send<J: Job>(&self, queued: Queued) -> Result<(), TrySubmitError<J>> {
         let s = self.shared();
-        match s.tx.try_send(env) {
+        match s.tx.try_send(queued) {
             Ok(()) => {
                 s.metrics.accepted();
                 Ok(())
@@ -425,11 +427,11 @@ impl WorkerPool {
     }
 }
 
-/// The job back out of a refused envelope. It never started, so it is always there.
-fn recovered<J: Job>(env: Envelope) -> J {
-    match recover::<J>(env.cell) {
+/// The job back out of a refused submit. It never started, so it is always there.
+fn recovered<J: Job>(queued: Queued) -> J {
+    match recover::<J>(queued.value) {
         Some(job) => job,
-        // A refused envelope was never polled; its job is always present.
+        // A refused job was never polled; it is always present.
         None => unreachable!("a refused job is handed back before it starts"),
     }
 }

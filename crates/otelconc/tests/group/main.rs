@@ -3,4 +3,5 @@
 
 mod behaviour;
 mod cancellation;
+mod context;
 mod telemetry;

@@ -5,8 +5,21 @@ use std::time::Duration;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Status, TraceContextExt};
 use otelconc::group::TaskGroup;
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
-use otelconc_testkit::{TestTelemetry, attr};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
+use otelconc_testkit::{SpanData, TestTelemetry, attr};
+
+fn str_attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.as_str().into_owned())
+}
+
+fn cancelled(span: &SpanData) -> bool {
+    span.status == Status::Unset
+        && str_attr(span, ATTR_OUTCOME).as_deref() == Some("cancelled")
+        && str_attr(span, ATTR_ERROR_TYPE).is_none()
+}
 
 #[tokio::test]
 async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
@@ -40,11 +53,27 @@ async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
         assert_eq!(s.parent_span_id, root_id);
         assert_eq!(s.span_context.trace_id(), trace_id);
     }
-    let failed = spans
+    // The error rule: status Error with the message, `error.type` the error's type
+    // name, no `exception` event.
+    let failed: Vec<_> = spans
         .iter()
-        .find(|s| matches!(s.status, Status::Error { .. }))
-        .expect("the failed task's span has an error status");
-    assert!(failed.events.iter().any(|e| e.name == "exception"));
+        .filter(|s| matches!(s.status, Status::Error { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "{spans:#?}");
+    assert_eq!(
+        failed[0].status,
+        Status::error("backend down"),
+        "the message is the status description"
+    );
+    assert_eq!(
+        str_attr(failed[0], ATTR_ERROR_TYPE).as_deref(),
+        Some(std::any::type_name::<String>())
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.events.iter().all(|e| e.name != "exception"))
+    );
 
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "fetch");
@@ -68,7 +97,7 @@ async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn aborted_and_panicked_tasks_are_counted_and_their_spans_end() {
+async fn a_panicked_task_is_an_error_and_an_aborted_one_is_cancelled() {
     let tt = TestTelemetry::new();
     let mut group: TaskGroup<(), String> = TaskGroup::builder()
         .name("jobs")
@@ -89,10 +118,24 @@ async fn aborted_and_panicked_tasks_are_counted_and_their_spans_end() {
     assert_eq!(err.len(), 2);
     let spans = tt.spans_named("otelconc.group.task");
     assert_eq!(spans.len(), 2, "every task span ended");
+    let panicked = spans
+        .iter()
+        .find(|s| matches!(s.status, Status::Error { .. }))
+        .expect("the panicked task's span");
+    assert_eq!(panicked.status, Status::error("oops"));
+    assert_eq!(
+        str_attr(panicked, ATTR_ERROR_TYPE).as_deref(),
+        Some("panic")
+    );
+    assert_eq!(
+        spans.iter().filter(|s| cancelled(s)).count(),
+        1,
+        "{spans:#?}"
+    );
     assert!(
         spans
             .iter()
-            .all(|s| matches!(s.status, Status::Error { .. }))
+            .all(|s| s.events.iter().all(|e| e.name != "exception"))
     );
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "jobs");
@@ -131,11 +174,9 @@ async fn tasks_aborted_before_their_first_poll_are_still_accounted_for() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(
-        tt.spans_named("otelconc.group.task").len(),
-        3,
-        "every span ended"
-    );
+    let spans = tt.spans_named("otelconc.group.task");
+    assert_eq!(spans.len(), 3, "every span ended");
+    assert!(spans.iter().all(cancelled), "{spans:#?}");
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "unstarted");
     assert_eq!(
@@ -146,4 +187,59 @@ async fn tasks_aborted_before_their_first_poll_are_still_accounted_for() {
         Some(3.0)
     );
     assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
+}
+
+/// One failing task among five: its span is the one error. The four siblings, still
+/// running when the caller shuts the group down, are aborted: cancelled, not errors.
+#[tokio::test(start_paused = true)]
+async fn one_failing_task_is_one_error_span_and_its_aborted_siblings_are_cancelled() {
+    let tt = TestTelemetry::new();
+    let mut group: TaskGroup<(), String> = TaskGroup::builder()
+        .name("siblings")
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let token = group.token();
+    let root = tt.root("submitter");
+    async {
+        for _ in 0..4 {
+            // Siblings that ignore the token.
+            group
+                .spawn(std::future::pending::<Result<(), String>>())
+                .await
+                .unwrap();
+        }
+        group
+            .spawn(async { Err("backend down".to_owned()) })
+            .await
+            .unwrap();
+    }
+    .with_context(root.clone())
+    .await;
+    token.cancelled().await;
+    let err = group.shutdown(Duration::from_millis(10)).await.unwrap_err();
+    assert_eq!(err.len(), 5);
+
+    let spans = tt.spans_named("otelconc.group.task");
+    assert_eq!(spans.len(), 5);
+    let errors: Vec<_> = spans
+        .iter()
+        .filter(|s| matches!(s.status, Status::Error { .. }))
+        .collect();
+    assert_eq!(errors.len(), 1, "{spans:#?}");
+    assert_eq!(
+        str_attr(errors[0], "otelconc.group.task.index").as_deref(),
+        Some("4")
+    );
+    assert!(str_attr(errors[0], ATTR_ERROR_TYPE).is_some());
+    assert_eq!(
+        spans.iter().filter(|s| cancelled(s)).count(),
+        4,
+        "{spans:#?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.events.iter().all(|e| e.name != "exception"))
+    );
 }

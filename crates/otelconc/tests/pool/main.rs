@@ -1,4 +1,5 @@
 //! `otelconc::pool`: one test binary, one file per concern.
 
 mod behaviour;
+mod context;
 mod telemetry;

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Status, TraceContextExt};
 use otelconc::pool::{JobError, Named, WorkerPool, with_token};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON};
+use otelconc::telemetry::names::{
+    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON,
+};
 use otelconc_testkit::{SpanData, TestTelemetry, attr};
 
 fn attr_of<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value> {
@@ -14,6 +15,10 @@ fn attr_of<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value
         .iter()
         .find(|kv| kv.key.as_str() == key)
         .map(|kv| &kv.value)
+}
+
+fn str_attr(span: &SpanData, key: &str) -> Option<String> {
+    attr_of(span, key).map(|v| v.as_str().into_owned())
 }
 
 #[tokio::test(start_paused = true)]
@@ -84,23 +89,26 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
         attr_of(ok_span, "otelconc.pool.job.id").map(|v| v.as_str().into_owned()),
         Some("id-1".to_owned())
     );
-    assert!(!matches!(ok_span.status, Status::Error { .. }));
+    assert_eq!(ok_span.status, Status::Unset);
+    assert_eq!(str_attr(ok_span, ATTR_ERROR_TYPE), None);
+    // The error rule: a failure is status Error with the message and `error.type`, and
+    // no `exception` event.
     let p_span = named("panics");
     assert!(matches!(&p_span.status, Status::Error { description } if description == "kaboom"));
-    let ev = p_span
-        .events
-        .iter()
-        .find(|e| e.name == "exception")
-        .expect("exception event");
-    assert!(
-        ev.attributes
-            .contains(&KeyValue::new("exception.type", "panic"))
-    );
+    assert_eq!(str_attr(p_span, ATTR_ERROR_TYPE).as_deref(), Some("panic"));
     let t_span = jobs
         .iter()
         .find(|s| attr_of(s, "otelconc.pool.job.name").is_none())
         .unwrap();
     assert!(matches!(t_span.status, Status::Error { .. }));
+    assert_eq!(
+        str_attr(t_span, ATTR_ERROR_TYPE).as_deref(),
+        Some("timeout")
+    );
+    for s in &jobs {
+        assert!(s.events.iter().all(|e| e.name != "exception"), "{s:#?}");
+        assert_eq!(str_attr(s, ATTR_OUTCOME), None, "no job was cancelled");
+    }
     // No span lives as long as a worker or the pool: every otelconc span is a job span.
     assert!(
         tt.spans()
@@ -121,7 +129,8 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     };
     assert_eq!((report.completed, report.failed), (5, 2));
     assert_eq!(count("ok"), report.completed);
-    assert_eq!(count("panicked") + count("timed_out"), report.failed);
+    assert_eq!((count("panic"), count("timeout")), (1, 1));
+    assert_eq!(count("panic") + count("timeout"), report.failed);
     assert_eq!(count("cancelled"), report.cancelled);
     assert_eq!(count("not_started"), report.not_started);
     assert_eq!(
@@ -143,7 +152,7 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     let (n, sum) = m
         .histogram(
             "otelconc.pool.job.duration",
-            &[name.clone(), attr(ATTR_OUTCOME, "timed_out")],
+            &[name.clone(), attr(ATTR_OUTCOME, "timeout")],
         )
         .unwrap();
     assert_eq!((n, sum), (1, 1.0));
@@ -202,8 +211,10 @@ async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
     assert_eq!(m.value("otelconc.pool.job.max_age", &name), Some(0.0));
 }
 
+/// Cancellation is not an error: the span of a job cut off by the shutdown deadline ends
+/// with status Unset and `otelconc.outcome=cancelled`.
 #[tokio::test(start_paused = true)]
-async fn a_job_cancelled_by_the_shutdown_deadline_still_ends_its_span() {
+async fn a_job_cancelled_by_the_shutdown_deadline_ends_its_span_unset_and_cancelled() {
     let tt = TestTelemetry::new();
     let p = WorkerPool::builder("cancel")
         .workers(1)
@@ -223,10 +234,16 @@ async fn a_job_cancelled_by_the_shutdown_deadline_still_ends_its_span() {
     assert_eq!((report.cancelled, report.not_started), (1, 1));
     assert_eq!(running.await, Err(JobError::Cancelled));
     assert_eq!(queued.await, Err(JobError::NotStarted));
-    // The running job's span ended, as an error; the queued job never started a span.
+    // The running job's span ended, as cancelled; the queued job never started a span.
     let spans = tt.spans_named("otelconc.pool.job");
     assert_eq!(spans.len(), 1);
-    assert!(matches!(spans[0].status, Status::Error { .. }));
+    assert_eq!(spans[0].status, Status::Unset);
+    assert_eq!(
+        str_attr(&spans[0], ATTR_OUTCOME).as_deref(),
+        Some("cancelled")
+    );
+    assert_eq!(str_attr(&spans[0], ATTR_ERROR_TYPE), None);
+    assert!(spans[0].events.iter().all(|e| e.name != "exception"));
     assert_eq!(
         spans[0].parent_span_id,
         root.span().span_context().span_id()
@@ -247,4 +264,35 @@ async fn a_job_cancelled_by_the_shutdown_deadline_still_ends_its_span() {
         ),
         Some(1.0)
     );
+}
+
+/// The histograms are a fixed 1-in-N sample of jobs: jobs submitted inside a sampled
+/// trace get a span each, but only the ones in the sample are timed for the histograms.
+#[tokio::test]
+async fn traced_jobs_outside_the_timing_sample_skip_the_histograms() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("sampled")
+        .workers(2)
+        .timing_sample(16)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    async {
+        for _ in 0..32 {
+            p.submit(|| async {}).await.unwrap();
+        }
+    }
+    .with_context(root)
+    .await;
+    p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(tt.spans_named("otelconc.pool.job").len(), 32);
+    // Any 32 submits in a row on one thread hold exactly 2 of a 1-in-16 stride.
+    let name = [attr(ATTR_NAME, "sampled")];
+    let m = tt.metrics();
+    assert_eq!(
+        m.histogram("otelconc.pool.job.duration", &name).unwrap().0,
+        2
+    );
+    assert_eq!(m.histogram("otelconc.pool.queue.wait", &name).unwrap().0, 2);
 }

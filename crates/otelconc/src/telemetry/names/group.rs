@@ -2,7 +2,10 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{
+    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, AttributeSpec, InstrumentKind, InstrumentSpec,
+    SpanSpec,
+};
 
 /// Span attribute: the index of a task in its group (the order it was spawned in).
 pub(crate) const ATTR_TASK_INDEX: &str = "otelconc.group.task.index";
@@ -48,9 +51,9 @@ pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[TASKS_STARTED, TASKS_FINISHE
 pub const TASK: SpanSpec = SpanSpec {
     name: "otelconc.group.task",
     kind: SpanKind::Internal,
-    attributes: &[ATTR_NAME, ATTR_TASK_INDEX],
-    parent: "the spawner's context at `spawn`",
-    description: "One task's run, until it ends (error status when it fails, panics or is aborted); built only when `spawn` was called inside a sampled trace",
+    attributes: &[ATTR_NAME, ATTR_TASK_INDEX, ATTR_ERROR_TYPE, ATTR_OUTCOME],
+    parent: "the consumer rule: a task runs outside any span, so the parent is the spawner's context captured at `spawn` (for a fan-out, the fan-out's span), and the span links to it",
+    description: "One task's run, from its first poll until it ends; built only when `spawn` was called inside a sampled trace. A task that returns an error or panics is a failure: status Error, error.type the error's type name or `panic`. A task aborted before it finished (by `shutdown` after its grace period, or by dropping the group, also when a sibling's failure made the caller stop) ends with status Unset and otelconc.outcome=cancelled; a task aborted before its first poll gets one too, started and ended as cancelled when it is dropped",
 };
 
 /// Every span this primitive builds.

@@ -2,7 +2,9 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON, InstrumentKind};
+use super::{
+    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON, InstrumentKind,
+};
 use super::{AttributeSpec, InstrumentSpec, SpanSpec};
 
 /// Span attribute: the name a [`Job`](crate::pool::Job) gives itself.
@@ -12,7 +14,7 @@ pub const ATTR_JOB_NAME: &str = "otelconc.pool.job.name";
 pub const ATTR_JOB_ID: &str = "otelconc.pool.job.id";
 
 /// `otelconc.outcome` values of [`JOBS`], [`JOB_DURATION`] and [`QUEUE_WAIT`].
-pub(crate) const OUTCOMES: &[&str] = &["ok", "panicked", "timed_out", "cancelled", "not_started"];
+pub(crate) const OUTCOMES: &[&str] = &["ok", "panic", "timeout", "cancelled", "not_started"];
 /// `otelconc.reason` values of [`REJECTED`].
 pub(crate) const REJECT_REASONS: &[&str] = &["full", "closed"];
 
@@ -33,7 +35,7 @@ pub const JOBS: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pool.jobs",
     kind: InstrumentKind::ObservableCounter,
     unit: "{job}",
-    description: "Jobs that ended, by outcome (ok, panicked, timed_out, cancelled, not_started)",
+    description: "Jobs that ended, by outcome (ok, panic, timeout, cancelled, not_started)",
     attributes: &[ATTR_NAME, ATTR_OUTCOME],
 };
 
@@ -131,9 +133,16 @@ pub const OUTCOMES_DROPPED: InstrumentSpec = InstrumentSpec {
 pub const JOB_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.pool.job",
     kind: SpanKind::Internal,
-    attributes: &[ATTR_NAME, ATTR_JOB_NAME, ATTR_JOB_ID, ATTR_QUEUE_WAIT],
-    parent: "the submitter's context, captured at submit; never a worker or pool span",
-    description: "One job's run, from a worker taking it until it ends (error status when it panics, times out or is cancelled); built only for a job submitted inside a sampled trace",
+    attributes: &[
+        ATTR_NAME,
+        ATTR_JOB_NAME,
+        ATTR_JOB_ID,
+        ATTR_QUEUE_WAIT,
+        ATTR_ERROR_TYPE,
+        ATTR_OUTCOME,
+    ],
+    parent: "the consumer rule: a worker runs outside any span, so the parent is the submitter's context captured at submit (never a worker or pool span), and the span links to it",
+    description: "One job's run, from a worker taking it until it ends; built only for a job submitted inside a sampled trace. A panic or the per-job timeout is a failure: status Error, error.type `panic` or `timeout`. A job cancelled at abort or by a passed shutdown deadline ends with status Unset and otelconc.outcome=cancelled; a job dropped from the queue before it started has no span",
 };
 
 /// Every instrument this primitive registers.
