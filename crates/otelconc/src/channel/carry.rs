@@ -29,19 +29,19 @@ use crate::telemetry::names::{self, channel as spec};
 use crate::telemetry::{Carried, EndingSpan, Trace, link_to};
 
 impl Shared {
-    /// `value` as it goes into the channel, and its producer span (an
-    /// [`EndingSpan::none`] unless the channel has producer spans and the send is inside
-    /// a sampled trace). Counts the message in its thread's queue-time sample.
+    /// `value` as it goes into the channel, and its producer span (`None` unless the
+    /// channel has producer spans and the send is inside a sampled trace). Counts the
+    /// message in its thread's queue-time sample.
     #[inline]
-    pub(super) fn carry<T>(&self, value: T) -> (Carried<T>, EndingSpan) {
+    pub(super) fn carry<T>(&self, value: T) -> (Carried<T>, Option<EndingSpan>) {
         if !self.is_observed() {
             // A bare channel: nothing is carried.
-            return (Carried::bare(value), EndingSpan::none());
+            return (Carried::bare(value), None);
         }
         let timed = self.metrics.sends.sample_message();
         let cx = self.telemetry.capture();
         if cx.is_none() && !timed {
-            return (Carried::bare(value), EndingSpan::none());
+            return (Carried::bare(value), None);
         }
         self.carry_traced(value, cx, timed)
     }
@@ -52,16 +52,16 @@ impl Shared {
         value: T,
         cx: Option<Context>,
         timed: bool,
-    ) -> (Carried<T>, EndingSpan) {
+    ) -> (Carried<T>, Option<EndingSpan>) {
         let spans = self.traced && cx.as_ref().is_some_and(|c| self.telemetry.spans_under(c));
         let (cx, producer) = match cx {
             Some(parent) if spans && self.producer_spans => {
                 let span =
                     self.telemetry
                         .start_span(&spec::SEND_SPAN, &parent, vec![self.name.clone()]);
-                (Some(span.clone()), EndingSpan::new(Some(span), None))
+                (Some(span.clone()), Some(EndingSpan::new(Some(span), None)))
             }
-            cx => (cx, EndingSpan::none()),
+            cx => (cx, None),
         };
         let trace = Trace {
             cx,
@@ -80,10 +80,19 @@ impl Shared {
     /// histogram when it is in the sample; its context is dropped.
     #[inline]
     pub(super) fn arrived<T>(&self, carried: Carried<T>) -> T {
-        if let Some(trace) = carried.trace {
-            self.queue_wait(&trace);
+        let Carried { value, trace } = carried;
+        if let Some(trace) = trace {
+            self.arrived_trace(trace);
         }
-        carried.value
+        value
+    }
+
+    /// The out-of-line part of [`arrived`](Self::arrived): keeps the trace's drop off
+    /// the receive path of messages that carry nothing.
+    #[cold]
+    #[inline(never)]
+    fn arrived_trace(&self, trace: Box<Trace>) {
+        self.queue_wait(&trace);
     }
 
     /// How long the message of `trace` was queued, when its send was timed; recorded

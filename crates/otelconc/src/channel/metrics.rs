@@ -238,6 +238,7 @@ impl Metrics {
     }
 
     /// Whether an SDK reads these metrics (known once they are registered).
+    #[inline]
     pub(super) fn is_observed(&self) -> bool {
         self.observed.load(Ordering::Relaxed)
     }

@@ -43,6 +43,7 @@ macro_rules! both {
 impl<T> Tx<T> {
     /// Pushes `msg` if there is room. A bare channel drops `msg.trace`, which is always
     /// `None` there (nothing samples or traces).
+    #[inline]
     pub(super) fn try_send(&self, msg: Carried<T>) -> Result<(), TrySendError<T>> {
         match self {
             Self::Wrapped(tx) => tx.try_send(msg),
@@ -125,6 +126,7 @@ macro_rules! both_rx {
 }
 
 impl<T> Rx<T> {
+    #[inline]
     pub(super) fn try_recv(&self) -> Result<Carried<T>, async_channel::TryRecvError> {
         match self {
             Self::Bare { rx } => rx.try_recv().map(Carried::bare),

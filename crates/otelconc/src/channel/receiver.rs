@@ -211,6 +211,17 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Rx::Bare { rx } = &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            return match rx.try_recv() {
+                Ok(v) => {
+                    self.shared.space.freed(1);
+                    Ok(v)
+                }
+                Err(async_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+                Err(async_channel::TryRecvError::Closed) => Err(TryRecvError::Closed),
+            };
+        }
         match self.inner.try_recv() {
             Ok(msg) => Ok(self.take(msg)),
             Err(async_channel::TryRecvError::Empty) => {

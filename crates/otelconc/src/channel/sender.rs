@@ -59,17 +59,17 @@ impl<T> Clone for Sender<T> {
 impl<T> Sender<T> {
     /// `value` as it goes into the channel, and its producer span (if any).
     #[inline]
-    pub(super) fn carry(&self, value: T) -> (Carried<T>, EndingSpan) {
+    pub(super) fn carry(&self, value: T) -> (Carried<T>, Option<EndingSpan>) {
         self.shared.carry(value)
     }
 
     /// Counts a finished send by `outcome` and ends its producer span, if it has one,
     /// by the error rule ([`Outcome::send_end`]).
     #[inline]
-    pub(super) fn finish(&self, outcome: Outcome, producer: EndingSpan) {
+    pub(super) fn finish(&self, outcome: Outcome, producer: Option<EndingSpan>) {
         self.shared.metrics.sends.add(outcome, 1);
-        if producer.has_span() {
-            end_producer(producer, outcome);
+        if let Some(span) = producer {
+            end_producer(span, outcome);
         }
     }
 
@@ -161,6 +161,13 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        if let Tx::Bare(tx) = &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            return tx.try_send(value).map_err(|e| match e {
+                async_channel::TrySendError::Full(v) => TrySendError::Full(v),
+                async_channel::TrySendError::Closed(v) => TrySendError::Closed(v),
+            });
+        }
         let (msg, producer) = self.carry(value);
         let (outcome, result) = match self.inner.try_send(msg) {
             Ok(()) => (Outcome::Ok, Ok(())),
@@ -260,7 +267,7 @@ impl<T> Sender<T> {
             sender: self,
             value: Some(value),
             msg: None,
-            producer: EndingSpan::none(),
+            producer: None,
             waiter: Waiter::new(&self.shared.space),
             since: None,
         }
@@ -544,7 +551,7 @@ pub struct SendLossless<'a, T> {
     /// The message after the first poll, until it is in the channel.
     msg: Option<Carried<T>>,
     /// Its producer span, if it has one: ends with the send, or cancelled.
-    producer: EndingSpan,
+    producer: Option<EndingSpan>,
     waiter: Waiter<'a>,
     /// When the wait began, for one wait in 64.
     since: Option<Instant>,
@@ -582,8 +589,7 @@ impl<T> SendLossless<'_, T> {
             return Some(v);
         }
         let msg = self.msg.take()?;
-        self.sender
-            .finish(outcome, std::mem::take(&mut self.producer));
+        self.sender.finish(outcome, self.producer.take());
         Some(msg.value)
     }
 
@@ -598,7 +604,7 @@ impl<T> SendLossless<'_, T> {
         let sender = self.sender;
         match sender.claim() {
             Err(SendError(())) => {
-                sender.finish(Outcome::Closed, std::mem::take(&mut self.producer));
+                sender.finish(Outcome::Closed, self.producer.take());
                 Ok(Err(SendError(msg.value)))
             }
             Ok(Claim::Full) => Err(msg),
@@ -608,11 +614,11 @@ impl<T> SendLossless<'_, T> {
                 match pushed {
                     Ok(()) => {
                         record_wait(&sender.shared.metrics.send_wait, self.since);
-                        sender.finish(Outcome::Ok, std::mem::take(&mut self.producer));
+                        sender.finish(Outcome::Ok, self.producer.take());
                         Ok(Ok(()))
                     }
                     Err(async_channel::TrySendError::Closed(msg)) => {
-                        sender.finish(Outcome::Closed, std::mem::take(&mut self.producer));
+                        sender.finish(Outcome::Closed, self.producer.take());
                         Ok(Err(SendError(msg.value)))
                     }
                     // A plain send took the room between the claim and the push.
