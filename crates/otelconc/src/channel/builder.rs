@@ -90,10 +90,16 @@ impl Builder {
     }
 
     /// Whether every send inside a sampled trace gets its own `otelconc.channel.send`
-    /// span (kind PRODUCER, child of the sender's context; the consumer span is then
-    /// its child). Default `false`: the message carries the sender's context as is and
-    /// the consumer span is a child of the sender's span, which keeps the traced cost
-    /// at one span per message.
+    /// span (kind INTERNAL, child of the sender's context), which the message then
+    /// carries instead of the sender's context (a consumer span without a sampled span
+    /// of its own is its child, and links to it). Default `false`: the message carries
+    /// the sender's context as is, which keeps the traced cost at one span per message.
+    ///
+    /// The span lasts until the message is in the channel. A send that fails ends it
+    /// with status Error and `error.type` `queue_full` (a full channel refused it),
+    /// `closed`, or `timeout` ([`Sender::send_timeout`](super::Sender::send_timeout));
+    /// a send dropped or cancelled before it completed ends it with status Unset and
+    /// `otelconc.outcome = cancelled`. Outside a sampled trace no span is started.
     ///
     /// # Examples
     /// ```
@@ -185,7 +191,7 @@ impl Builder {
         let (tx, rx) = if shared.is_observed() {
             let (tx, rx) = raw_channel(capacity);
             shared.metrics.set_len(&rx);
-            (Tx::Env(tx), Rx::Env { rx })
+            (Tx::Wrapped(tx), Rx::Wrapped { rx })
         } else {
             let (tx, rx) = raw_channel(capacity);
             shared.metrics.set_len(&rx);
@@ -193,14 +199,9 @@ impl Builder {
         };
         let sender = Sender {
             inner: tx,
-            counts: shared.metrics.send_counts(),
             shared: shared.clone(),
         };
-        let receiver = Receiver {
-            inner: rx,
-            counts: shared.metrics.recv_counts(),
-            shared,
-        };
+        let receiver = Receiver { inner: rx, shared };
         Ok((sender, receiver))
     }
 }

@@ -1,11 +1,11 @@
-//! The channel's instruments in one [`Metrics`] struct: per-handle counts by outcome,
+//! The channel's instruments in one [`Metrics`] struct: striped counts by outcome,
 //! the wait and queue-time histograms, the observable instruments that read them, and
 //! [`Waited`], which times and counts one wait.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -14,14 +14,16 @@ use tokio::time::Instant;
 use opentelemetry::KeyValue;
 
 use crate::telemetry::names::{self, channel as spec};
-use crate::telemetry::{Histogram, Observation, Telemetry};
-use crate::util::sync::lock;
+use crate::telemetry::{End, Histogram, Observation, Telemetry};
+use crate::util::counts::Striped;
 
-/// One message in 256 per sender handle carries a send timestamp for the queue-time
-/// histogram (plus every message sent inside a sampled trace).
+/// One message in 256 sent by each thread carries a send timestamp for the queue-time
+/// histogram. Messages sent inside a sampled trace carry one too, for their consumer
+/// span, but are not added to the histogram unless they are in the sample: its count
+/// stays a fixed fraction of the traffic.
 pub(super) const SAMPLE_EVERY: u64 = 256;
 
-/// One wait in 64 per handle is timed for the wait histograms: a timestamp costs 20 to
+/// One wait in 64 of each thread is timed for the wait histograms: a timestamp costs 20 to
 /// 100 ns here, as much as a whole channel operation, and in a busy channel nearly
 /// every operation of the slower side waits briefly.
 pub(super) const SAMPLE_WAITS: u64 = 64;
@@ -41,136 +43,84 @@ pub(super) enum Outcome {
 const OUTCOMES: usize = 5;
 
 impl Outcome {
-    /// Its name among the send outcomes (`ok`, `full`, `closed`, ...).
-    pub(super) fn send_name(self) -> &'static str {
-        spec::SEND_OUTCOMES[self as usize]
+    /// How a producer span whose send ended so ends (the error rule): a refused send
+    /// fails with `error.type` `queue_full`, a send to a closed channel with `closed`, a
+    /// send that gave up at its deadline with `timeout`; a send dropped or cancelled
+    /// before it completed is cancelled, not failed.
+    pub(super) fn send_end(self) -> End {
+        match self {
+            Self::Ok => End::Ok,
+            Self::Refused => End::Failed("queue_full", "channel full".into()),
+            Self::Closed => End::Failed("closed", "channel closed".into()),
+            Self::Timeout => End::Failed("timeout", "send timed out".into()),
+            Self::Cancelled => End::Cancelled,
+        }
     }
 }
 
-/// Counts of one handle, by outcome. Each handle owns one, padded to its own cache
-/// lines, so producers and consumers on different threads never contend on a counter.
+/// The counts of one side of a channel (every sender, or every receiver), by outcome,
+/// plus the two sequences its samples are picked from.
+///
+/// Kept in a [`Striped`] counter: any thread may send or receive through any handle, so
+/// each thread counts on a cache line of its own with a plain load and store (no locked
+/// add, no line shared between producers and consumers), and collection sums the
+/// stripes. A thread's stripe of [`SEQ`] and [`WAITS`] is its own sequence, so the
+/// 1-in-256 message sample and the 1-in-64 wait sample take a fixed stride of each
+/// thread's operations on the channel.
 ///
 /// When nothing observes the channel's metrics (no SDK: the meter dropped the
 /// callbacks), `on` is false and nothing is counted, sampled or timed.
-///
-/// The hot count (`ok`) avoids a locked add (~10 ns here, as much as a tenth of a
-/// channel operation): the first thread to count on a handle becomes its owner and
-/// counts into `ok_owned` with a plain load and store, which is exact because one
-/// thread runs one add at a time; any other thread (the handle shared by reference,
-/// or its task moved to another worker) adds into `by_outcome[Ok]` atomically.
-#[repr(align(128))]
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Counts {
-    on: bool,
-    /// Address of the owning thread's [`THREAD_MARK`], 0 while unowned.
-    owner: AtomicUsize,
-    ok_owned: AtomicU64,
-    by_outcome: [AtomicU64; OUTCOMES],
-    /// Operations of this handle that had to wait, for the 1-in-64 wait sample.
-    waits: AtomicU64,
+    /// Written once, when the channel's instruments are registered.
+    on: AtomicBool,
+    by: Striped<SLOTS>,
 }
+
+/// The slot of [`Counts`] whose per-thread stripe numbers the messages a thread sends,
+/// for the queue-time sample (not exported).
+const SEQ: usize = OUTCOMES;
+/// The slot of [`Counts`] whose per-thread stripe numbers the waits of a thread, for the
+/// wait sample (not exported).
+const WAITS: usize = OUTCOMES + 1;
+/// Slots of [`Counts`]: the outcomes and the two sequences.
+const SLOTS: usize = OUTCOMES + 2;
 
 impl Counts {
     /// Whether anything reads these counts.
     #[inline]
     pub(super) fn is_on(&self) -> bool {
-        self.on
+        self.on.load(Ordering::Relaxed)
     }
 
-    /// Notes one more wait; when it is the sampled one, the time it starts at (see
-    /// [`record_wait`]).
+    /// Notes one more wait; when it is the sampled one of this thread's 1 in
+    /// [`SAMPLE_WAITS`], the time it starts at (see [`record_wait`]).
     #[inline]
     pub(super) fn wait_start(&self) -> Option<Instant> {
-        if !self.on {
+        if !self.is_on() {
             return None;
         }
-        // Only picks which waits to time: a plain load and store (no locked add) is
-        // enough, and if two threads share this handle a lost update only shifts the
-        // sample.
-        let n = self.waits.load(Ordering::Relaxed);
-        self.waits.store(n.wrapping_add(1), Ordering::Relaxed);
+        let n = self.by.add_seq(WAITS, 1);
         n.is_multiple_of(SAMPLE_WAITS).then(Instant::now)
     }
 
-    /// Whether this is the sampled message of its 1 in [`SAMPLE_EVERY`].
+    /// Notes one more message sent; whether it is the sampled one of this thread's 1 in
+    /// [`SAMPLE_EVERY`].
     #[inline]
     pub(super) fn sample_message(&self) -> bool {
-        self.on && self.get(Outcome::Ok as usize).is_multiple_of(SAMPLE_EVERY)
+        self.is_on() && self.by.add_seq(SEQ, 1).is_multiple_of(SAMPLE_EVERY)
     }
 
     #[inline]
     pub(super) fn add(&self, outcome: Outcome, n: u64) {
-        if !self.on {
-            return;
+        if self.is_on() {
+            self.by.add(outcome as usize, n);
         }
-        if outcome == Outcome::Ok && self.owned_here() {
-            let c = &self.ok_owned;
-            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-        } else {
-            self.by_outcome[outcome as usize].fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the current thread owns this handle's `ok_owned` (claiming it if free).
-    #[inline]
-    fn owned_here(&self) -> bool {
-        let me = THREAD_MARK.with(|m| std::ptr::from_ref(m) as usize);
-        let owner = self.owner.load(Ordering::Relaxed);
-        owner == me
-            || (owner == 0
-                && self
-                    .owner
-                    .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok())
     }
 
     /// The count of the outcome at position `outcome`.
-    #[inline]
     fn get(&self, outcome: usize) -> u64 {
-        let shared = self.by_outcome[outcome].load(Ordering::Relaxed);
-        if outcome == Outcome::Ok as usize {
-            shared.wrapping_add(self.ok_owned.load(Ordering::Relaxed))
-        } else {
-            shared
-        }
-    }
-}
-
-thread_local! {
-    /// A per-thread address: identifies the thread that owns a handle's `ok` count. A
-    /// thread that exits may leave its address to a new thread, which then takes over
-    /// a count its predecessor can no longer touch: still one writer at a time.
-    static THREAD_MARK: u8 = const { 0 };
-}
-
-/// The live handles' counts plus the totals of handles already dropped.
-#[derive(Default)]
-struct Registry {
-    live: Vec<Arc<Counts>>,
-    retired: [u64; OUTCOMES],
-}
-
-impl Registry {
-    fn register(&mut self, on: bool) -> Arc<Counts> {
-        let c = Arc::new(Counts {
-            on,
-            ..Counts::default()
-        });
-        self.live.push(c.clone());
-        c
-    }
-
-    fn retire(&mut self, c: &Arc<Counts>) {
-        if let Some(i) = self.live.iter().position(|x| Arc::ptr_eq(x, c)) {
-            self.live.swap_remove(i);
-            for (k, r) in self.retired.iter_mut().enumerate() {
-                *r += c.get(k);
-            }
-        }
-    }
-
-    fn total(&self, outcome: usize) -> u64 {
-        self.retired[outcome] + self.live.iter().map(|c| c.get(outcome)).sum::<u64>()
+        self.by.get(outcome)
     }
 }
 
@@ -179,8 +129,10 @@ pub(super) struct Metrics {
     pub(super) send_wait: Histogram,
     pub(super) recv_wait: Histogram,
     queue_time: Histogram,
-    senders: Mutex<Registry>,
-    receivers: Mutex<Registry>,
+    /// What the senders counted.
+    pub(super) sends: Counts,
+    /// What the receivers counted.
+    pub(super) recvs: Counts,
     /// The last `received{outcome=ok}` reported, to keep the derived count monotonic.
     received_ok: AtomicU64,
     /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
@@ -202,8 +154,8 @@ impl Metrics {
             send_wait: telemetry.histogram(&spec::SEND_WAIT, &attrs),
             recv_wait: telemetry.histogram(&spec::RECV_WAIT, &attrs),
             queue_time: telemetry.histogram(&spec::QUEUE_TIME, &attrs),
-            senders: Mutex::default(),
-            receivers: Mutex::default(),
+            sends: Counts::default(),
+            recvs: Counts::default(),
             received_ok: AtomicU64::new(0),
             observed: AtomicBool::new(false),
             observations: OnceLock::new(),
@@ -216,7 +168,7 @@ impl Metrics {
     /// so a dropped channel stops reporting.
     ///
     /// A meter without an SDK drops the callbacks at once ([`Observation::observed`]
-    /// says so). Then handles count, sample and time nothing (`Counts::on`), so the
+    /// says so). Then the channel counts, samples and times nothing (`Counts::on`), so the
     /// channel costs what async-channel costs.
     pub(super) fn register<S: Send + Sync + 'static>(
         owner: &Arc<S>,
@@ -238,8 +190,8 @@ impl Metrics {
                     let m = metrics_of(&owner);
                     Some(match (receiving, k) {
                         (true, k) if k == Outcome::Ok as usize => m.received_ok(),
-                        (false, k) => lock(&m.senders).total(k),
-                        (true, k) => lock(&m.receivers).total(k),
+                        (false, k) => m.sends.get(k),
+                        (true, k) => m.recvs.get(k),
                     })
                 }));
             }
@@ -264,10 +216,10 @@ impl Metrics {
             ));
         }
         let metrics = metrics_of(owner);
-        metrics.observed.store(
-            observations.iter().any(Observation::observed),
-            Ordering::Relaxed,
-        );
+        let observed = observations.iter().any(Observation::observed);
+        metrics.observed.store(observed, Ordering::Relaxed);
+        metrics.sends.on.store(observed, Ordering::Relaxed);
+        metrics.recvs.on.store(observed, Ordering::Relaxed);
         // Registered once, right after construction: a second call cannot happen.
         let _ = metrics.observations.set(observations);
     }
@@ -278,7 +230,7 @@ impl Metrics {
     /// only lag (a send is counted just after its push, and `sent` is read before the
     /// depth), never run ahead, and it is kept monotonic.
     fn received_ok(&self) -> u64 {
-        let sent = lock(&self.senders).total(Outcome::Ok as usize);
+        let sent = self.sends.get(Outcome::Ok as usize);
         let queued = self.len.get().map_or(0, |len| len()) as u64;
         let estimate = sent.saturating_sub(queued);
         let last = self.received_ok.fetch_max(estimate, Ordering::Relaxed);
@@ -286,6 +238,7 @@ impl Metrics {
     }
 
     /// Whether an SDK reads these metrics (known once they are registered).
+    #[inline]
     pub(super) fn is_observed(&self) -> bool {
         self.observed.load(Ordering::Relaxed)
     }
@@ -298,38 +251,15 @@ impl Metrics {
         let _ = self.len.set(Box::new(move || keep.len()));
     }
 
-    /// The counts of a new sender handle.
-    pub(super) fn send_counts(&self) -> Arc<Counts> {
-        lock(&self.senders).register(self.is_observed())
-    }
-
-    /// The counts of a new receiver handle.
-    pub(super) fn recv_counts(&self) -> Arc<Counts> {
-        lock(&self.receivers).register(self.is_observed())
-    }
-
-    /// Keeps the counts of a dropped sender handle in the totals.
-    pub(super) fn retire_sender(&self, c: &Arc<Counts>) {
-        lock(&self.senders).retire(c);
-    }
-
-    /// Keeps the counts of a dropped receiver handle in the totals.
-    pub(super) fn retire_receiver(&self, c: &Arc<Counts>) {
-        lock(&self.receivers).retire(c);
-    }
-
-    /// Records the queue time of a message sent at `sent_at`; returns it for span
-    /// attributes.
+    /// Records the queue time of a message in the sample.
     #[cold]
-    pub(super) fn queue_time(&self, sent_at: Instant) -> Duration {
-        let waited = sent_at.elapsed();
+    pub(super) fn record_queue_time(&self, waited: Duration) {
         self.queue_time.record(waited.as_secs_f64());
-        waited
     }
 }
 
-/// Runs a blocking wait of the handle owning `counts`, timing it into `histogram` when
-/// it is that handle's sampled wait (one in 64).
+/// Runs a blocking wait counted in `counts`, timing it into `histogram` when it is the
+/// calling thread's sampled wait (one in 64).
 pub(super) fn timed_blocking<R>(
     histogram: &Histogram,
     counts: &Counts,
@@ -351,7 +281,7 @@ pub(super) fn record_wait(histogram: &Histogram, since: Option<Instant>) {
 
 pin_project_lite::pin_project! {
     /// Runs a channel operation's future; if it has to wait (returns `Pending`), times
-    /// the wait into `histogram` (one wait in 64 per handle). Dropped while waiting, it
+    /// the wait into `histogram` (one wait in 64 of each thread). Dropped while waiting, it
     /// counts the operation as `cancelled`, unless [`timed_out`](Self::timed_out)
     /// counted it first. A future that completes on its first poll costs no timestamp.
     pub(super) struct Waited<'a, F> {

@@ -87,42 +87,53 @@
 //!
 //! # Telemetry
 //! Sends and receives by outcome, depth, capacity, and sampled wait and queue-time
-//! histograms, each with the channel's name. A message sent inside a sampled trace
-//! carries the sender's context: [`Receiver::recv_traced`] hands it over with an
-//! `otelconc.channel.receive` span (CONSUMER, child of the span current at the send),
-//! plain [`Receiver::recv`] builds no span, and no `otelconc.channel.send` (PRODUCER)
-//! span is built unless the channel was built with
-//! [`producer_spans(true)`](Builder::producer_spans). Every instrument and span is in
-//! [`docs/telemetry.md`][telemetry].
+//! histograms, each with the channel's name. Every message carries the sender's context
+//! whenever it holds a valid span context, sampled or not, or baggage (a channel nothing
+//! observes excepted, see [Cost](#cost)). [`Receiver::recv_traced`] hands it over as a
+//! [`Received`]: with an `otelconc.channel.receive` span when the receiver or the
+//! sender runs inside a sampled trace (parent: the receiver's sampled span, else the
+//! sender's context; linked to the sender's span context either way), else with the
+//! sender's own context, so that work run under [`Received::context`] stays in the
+//! sender's trace (its spans follow the sender's sampling decision, its logs carry the
+//! sender's trace id and baggage). [`Receiver::recv_many_traced`] does the same for a
+//! batch, linking every message. Plain [`Receiver::recv`] builds no span and drops the
+//! context, and no `otelconc.channel.send` span is built unless the channel was built
+//! with [`producer_spans(true)`](Builder::producer_spans). Every otelconc span is kind
+//! INTERNAL; a failed send ends its span with `error.type` (`queue_full`, `closed`,
+//! `timeout`), a cancelled one with `otelconc.outcome = cancelled`. Every instrument
+//! and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Cost
-//! A message costs about what it costs in `async-channel` with no SDK (1.0x), 0.8-1.4x
-//! with SDK metrics (four producers and consumers, or one of each), and about 5x when
-//! it is received with a span inside a sampled trace (one SDK span); see
-//! [`docs/costs.md`][costs].
+//! A message costs about what it costs in `async-channel` with no SDK (1.0x), 1.5-1.8x
+//! with SDK metrics (one producer and consumer, or four of each; most of the difference
+//! is the look at the current context each send makes, so that unsampled contexts and
+//! baggage travel), 4.5-5x when it carries a sampled context to a plain `recv`, and
+//! 10-17x when it is received with a span (one SDK span); see [`docs/costs.md`][costs].
 //!
 //! It is `async-channel` underneath: a well-kept MPMC channel with `Sync` handles and a
 //! `Stream` receiver, which tokio's channels (single consumer, or broadcast) are not.
 //! What otelconc adds per message is small on purpose:
-//! - the envelope is `T` plus one pointer (`Option<Box<..>>`), `None` (no allocation)
-//!   except for the 1-in-256 queue-time sample and for messages sent inside a sampled
-//!   trace;
-//! - counts are relaxed `AtomicU64`s owned by each handle (padded to their own cache
-//!   lines, so producers and consumers never contend on them), summed by observable
-//!   counters at collection time; there is no synchronous counter call per message.
-//!   The thread that first sends on a handle bumps its count with a plain load and
-//!   store (no locked add); other threads using the same handle add atomically into a
-//!   second cell, so the count stays exact;
+//! - a message travels as `T` plus one pointer (`Option<Box<..>>`), `None` (no
+//!   allocation) unless it carries a context (one context clone and one small box; no
+//!   span unless the trace is sampled) or is in the 1-in-256 queue-time sample;
+//! - counts are striped per thread: each thread counts the channel's sends and
+//!   receives on a cache line of its own with a plain load and store (no locked add,
+//!   no line shared between producers and consumers), and observable counters sum the
+//!   stripes at collection time; there is no synchronous counter call per message;
 //! - depth and capacity are read from the channel at collection time;
 //! - timestamps, which cost as much as a whole channel operation, are taken only for
-//!   sampled or traced messages and for 1 wait in 64;
+//!   1 message in 256 and 1 wait in 64 of each thread, and for messages sent inside a
+//!   sampled trace (whose queue wait goes on their consumer span, not into the
+//!   histogram, unless they are in the sample);
 //! - successful receives are not counted at all: `received{outcome=ok}` is derived as
 //!   sent minus depth at collection time (exact when the channel is quiet, never ahead
-//!   of the truth, monotonic), which saves a locked add per message;
-//! - when nothing reads the metrics (no SDK: the meter drops the callbacks, which the
-//!   channel notices when it is built) and the tracer is a no-op, the channel carries
-//!   bare `T`s (no envelope) and counts, samples and times nothing: it is then
-//!   async-channel plus one predictable branch per operation.
+//!   of the truth, monotonic), which saves an add per message;
+//! - **a channel nothing observes** (no SDK reads its metrics: the meter drops the
+//!   callbacks, which the channel notices when it is built; and its tracer builds no
+//!   spans: a no-op tracer, or [`SpanPolicy::Never`]) carries bare `T`s and **no
+//!   context at all**: [`Received::context`] is then always `None`. It counts, samples
+//!   and times nothing either: it is async-channel plus one predictable branch per
+//!   operation.
 //!
 //! `reserve` and `send_lossless` are hand-written on an `event-listener` event because
 //! async-channel has no reservation and its send future owns the message and drops it
@@ -130,11 +141,12 @@
 //! for a slot (one atomic load otherwise).
 //!
 //! [`Telemetry`]: crate::telemetry::Telemetry
+//! [`SpanPolicy::Never`]: crate::telemetry::SpanPolicy::Never
 //! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod builder;
-mod envelope;
+mod carry;
 mod error;
 mod metrics;
 mod permit;

@@ -41,8 +41,8 @@ impl<'a, T> Permit<'a, T> {
 
     /// Sends `value` into the held slot, without waiting, and gives the slot up.
     ///
-    /// Counted like a [`Sender::try_send`]; inside a sampled trace the message carries
-    /// the context current here.
+    /// Counted like a [`Sender::try_send`]; the message carries the context current
+    /// here (as [`Sender::send`] says).
     ///
     /// # Errors
     /// [`TrySendError::Closed`] with the message if the channel closed since the
@@ -62,20 +62,19 @@ impl<'a, T> Permit<'a, T> {
         let sender = self.sender;
         // Built while the permit still holds its slot: should the user's tracer panic
         // here, the permit's drop gives the slot back.
-        let env = sender.envelope(value);
-        let producer = sender.shared.producer_of(&env);
+        let (msg, producer) = sender.carry(value);
         // The slot is given back below, after the push: no second release on drop.
         std::mem::forget(self);
-        let pushed = sender.inner.try_send(env);
+        let pushed = sender.inner.try_send(msg);
         // After the push: a claimer never sees the slot free while it is being filled.
         sender.shared.space.release();
         let (outcome, result) = match pushed {
             Ok(()) => (Outcome::Ok, Ok(())),
-            Err(async_channel::TrySendError::Full(env)) => {
-                (Outcome::Refused, Err(TrySendError::Full(env.value)))
+            Err(async_channel::TrySendError::Full(msg)) => {
+                (Outcome::Refused, Err(TrySendError::Full(msg.value)))
             }
-            Err(async_channel::TrySendError::Closed(env)) => {
-                (Outcome::Closed, Err(TrySendError::Closed(env.value)))
+            Err(async_channel::TrySendError::Closed(msg)) => {
+                (Outcome::Closed, Err(TrySendError::Closed(msg.value)))
             }
         };
         sender.finish(outcome, producer);

@@ -1,6 +1,7 @@
-//! The queue: `async-channel`, bare or enveloped. It carries either the bare message
-//! (nothing observes the channel: no SDK reads its metrics and the tracer is a no-op)
-//! or the message in an [`Env`] (room for a sampled timestamp or a trace context).
+//! The queue: `async-channel`, bare or carried. It carries either the bare message
+//! (nothing observes the channel: no SDK reads its metrics and the tracer builds no
+//! spans; then no context travels either) or the message as a [`Carried`] (room for the
+//! sender's context and a timestamp).
 //!
 //! The bare form keeps the slot size of raw async-channel: with several producers and
 //! consumers on neighbouring slots, eight more bytes per slot cost up to ~15%.
@@ -10,22 +11,22 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
 
-use super::envelope::Env;
 use super::error::RecvError;
+use crate::telemetry::Carried;
 
-type TrySendError<T> = async_channel::TrySendError<Env<T>>;
+type TrySendError<T> = async_channel::TrySendError<Carried<T>>;
 
 /// The sending side of the underlying channel.
 pub(super) enum Tx<T> {
     Bare(async_channel::Sender<T>),
-    Env(async_channel::Sender<Env<T>>),
+    Wrapped(async_channel::Sender<Carried<T>>),
 }
 
 impl<T> Clone for Tx<T> {
     fn clone(&self) -> Self {
         match self {
             Self::Bare(tx) => Self::Bare(tx.clone()),
-            Self::Env(tx) => Self::Env(tx.clone()),
+            Self::Wrapped(tx) => Self::Wrapped(tx.clone()),
         }
     }
 }
@@ -34,32 +35,33 @@ macro_rules! both {
     ($self:expr, $x:ident => $e:expr) => {
         match $self {
             Self::Bare($x) => $e,
-            Self::Env($x) => $e,
+            Self::Wrapped($x) => $e,
         }
     };
 }
 
 impl<T> Tx<T> {
-    /// Pushes `env` if there is room. A bare channel drops `env.meta`, which is always
+    /// Pushes `msg` if there is room. A bare channel drops `msg.trace`, which is always
     /// `None` there (nothing samples or traces).
-    pub(super) fn try_send(&self, env: Env<T>) -> Result<(), TrySendError<T>> {
+    #[inline]
+    pub(super) fn try_send(&self, msg: Carried<T>) -> Result<(), TrySendError<T>> {
         match self {
-            Self::Env(tx) => tx.try_send(env),
-            Self::Bare(tx) => tx.try_send(env.value).map_err(|e| match e {
+            Self::Wrapped(tx) => tx.try_send(msg),
+            Self::Bare(tx) => tx.try_send(msg.value).map_err(|e| match e {
                 async_channel::TrySendError::Full(v) => {
-                    async_channel::TrySendError::Full(Env::bare(v))
+                    async_channel::TrySendError::Full(Carried::bare(v))
                 }
                 async_channel::TrySendError::Closed(v) => {
-                    async_channel::TrySendError::Closed(Env::bare(v))
+                    async_channel::TrySendError::Closed(Carried::bare(v))
                 }
             }),
         }
     }
 
-    pub(super) fn send_blocking(&self, env: Env<T>) -> Result<(), Env<T>> {
+    pub(super) fn send_blocking(&self, msg: Carried<T>) -> Result<(), Carried<T>> {
         match self {
-            Self::Env(tx) => tx.send_blocking(env).map_err(|e| e.0),
-            Self::Bare(tx) => tx.send_blocking(env.value).map_err(|e| Env::bare(e.0)),
+            Self::Wrapped(tx) => tx.send_blocking(msg).map_err(|e| e.0),
+            Self::Bare(tx) => tx.send_blocking(msg.value).map_err(|e| Carried::bare(e.0)),
         }
     }
 
@@ -101,7 +103,7 @@ pin_project_lite::pin_project! {
     #[project = RxProj]
     pub(super) enum Rx<T> {
         Bare { #[pin] rx: async_channel::Receiver<T> },
-        Env { #[pin] rx: async_channel::Receiver<Env<T>> },
+        Wrapped { #[pin] rx: async_channel::Receiver<Carried<T>> },
     }
 }
 
@@ -109,7 +111,7 @@ impl<T> Clone for Rx<T> {
     fn clone(&self) -> Self {
         match self {
             Self::Bare { rx } => Self::Bare { rx: rx.clone() },
-            Self::Env { rx } => Self::Env { rx: rx.clone() },
+            Self::Wrapped { rx } => Self::Wrapped { rx: rx.clone() },
         }
     }
 }
@@ -118,23 +120,24 @@ macro_rules! both_rx {
     ($self:expr, $x:ident => $e:expr) => {
         match $self {
             Self::Bare { rx: $x } => $e,
-            Self::Env { rx: $x } => $e,
+            Self::Wrapped { rx: $x } => $e,
         }
     };
 }
 
 impl<T> Rx<T> {
-    pub(super) fn try_recv(&self) -> Result<Env<T>, async_channel::TryRecvError> {
+    #[inline]
+    pub(super) fn try_recv(&self) -> Result<Carried<T>, async_channel::TryRecvError> {
         match self {
-            Self::Bare { rx } => rx.try_recv().map(Env::bare),
-            Self::Env { rx } => rx.try_recv(),
+            Self::Bare { rx } => rx.try_recv().map(Carried::bare),
+            Self::Wrapped { rx } => rx.try_recv(),
         }
     }
 
-    pub(super) fn recv_blocking(&self) -> Result<Env<T>, RecvError> {
+    pub(super) fn recv_blocking(&self) -> Result<Carried<T>, RecvError> {
         match self {
-            Self::Bare { rx } => rx.recv_blocking().map(Env::bare).map_err(|_| RecvError),
-            Self::Env { rx } => rx.recv_blocking().map_err(|_| RecvError),
+            Self::Bare { rx } => rx.recv_blocking().map(Carried::bare).map_err(|_| RecvError),
+            Self::Wrapped { rx } => rx.recv_blocking().map_err(|_| RecvError),
         }
     }
 
@@ -166,13 +169,13 @@ impl<T> Rx<T> {
         both_rx!(self, rx => rx.sender_count())
     }
 
-    pub(super) fn poll_next_env(
+    pub(super) fn poll_next_msg(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Env<T>>> {
+    ) -> Poll<Option<Carried<T>>> {
         match self.project() {
-            RxProj::Bare { rx } => rx.poll_next(cx).map(|o| o.map(Env::bare)),
-            RxProj::Env { rx } => rx.poll_next(cx),
+            RxProj::Bare { rx } => rx.poll_next(cx).map(|o| o.map(Carried::bare)),
+            RxProj::Wrapped { rx } => rx.poll_next(cx),
         }
     }
 }

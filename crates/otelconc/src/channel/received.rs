@@ -4,28 +4,32 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::pin;
 use std::time::Duration;
 
 use opentelemetry::Context;
-use opentelemetry::context::FutureExt as _;
 
-use crate::telemetry::{End, EndingSpan};
+use crate::telemetry::{End, EndingSpan, Guarded};
 
 /// One message taken from a channel ([`Receiver::recv_traced`](super::Receiver::recv_traced))
 /// or one item taken from a fan-in ([`FanIn`](crate::fan::FanIn)), with the context to
 /// process it under.
 ///
-/// When the producer handed the value over inside a sampled trace, taking it started a
-/// consumer span (`otelconc.channel.receive` or `otelconc.fan_in.receive`) by the
-/// messaging rule in `docs/telemetry.md`: a child of the consumer's own sampled span
-/// when there is one, else of the producer's context, and linked to the producer's span
-/// either way. That span ends when this value is dropped, when [`into_inner`](Self::into_inner)
-/// is called or [`in_span`](Self::in_span) finishes, or, after
-/// [`into_parts`](Self::into_parts), when the last clone of its context is dropped.
+/// When the consumer runs inside a sampled trace, or the producer handed the value over
+/// inside one, taking it started a consumer span (`otelconc.channel.receive` or
+/// `otelconc.fan_in.receive`, kind INTERNAL) by the messaging rule in
+/// `docs/telemetry.md`: a child of the consumer's own sampled span when there is one,
+/// else of the producer's context, and linked to the producer's span context either
+/// way. That span ends when this value is dropped, when
+/// [`into_inner`](Self::into_inner) is called or [`in_span`](Self::in_span) finishes,
+/// or, after [`into_parts`](Self::into_parts), when the last clone of its context is
+/// dropped.
 ///
-/// When the producer's trace was not sampled no span is started, and
-/// [`context`](Self::context) is the producer's own context (valid span context and
-/// baggage), so work run under it stays in the producer's trace.
+/// Otherwise no span is started, and [`context`](Self::context) is the context the
+/// producer carried (a valid span context, sampled or not, and its baggage), so work
+/// run under it stays in the producer's trace: spans it starts are dropped with an
+/// unsampled parent by a parent-based sampler, and logs written there carry the
+/// producer's trace id and baggage.
 ///
 /// # Examples
 /// ```
@@ -143,8 +147,8 @@ impl<T> Received<T> {
         self.span.0.context()
     }
 
-    /// Whether taking the value started a consumer span (the producer's trace, or the
-    /// consumer's own, was sampled).
+    /// Whether taking the value started a consumer span (the consumer's own trace, or
+    /// the producer's, was sampled).
     ///
     /// # Examples
     /// ```
@@ -171,8 +175,8 @@ impl<T> Received<T> {
     }
 
     /// How long the value waited in the queue, when it was timed: handed over inside a
-    /// trace, or one of the values sampled for the queue-time metric (only when an SDK
-    /// reads the metrics). Always `None` for fan-in items.
+    /// sampled trace, or one of the values sampled for the queue-time metric (only when
+    /// an SDK reads the metrics). Always `None` for fan-in items.
     ///
     /// # Examples
     /// ```
@@ -234,12 +238,19 @@ impl<T> Received<T> {
     }
 
     /// Runs `f(value)` under [`context`](Self::context) (so spans it starts are children
-    /// of the consumer span, or stay in the producer's trace), then ends the span.
+    /// of the consumer span, or stay in the producer's trace, and logs written in it
+    /// carry that trace id and baggage), then ends the span.
+    ///
+    /// # Panics
+    /// If `f` or its future panics, the consumer span ends with status Error and
+    /// `error.type = panic` (the panic message as its description), and the panic is
+    /// resumed with that message (a `String`) as its payload.
     ///
     /// # Cancel safety
     /// If `in_span` is used as a branch in `tokio::select!` and another branch
     /// completes first, then `f` may have run only in part. **The value is dropped
-    /// and will be lost**, and the span ends with `otelconc.outcome = cancelled`.
+    /// and will be lost**, and the span ends with status Unset and
+    /// `otelconc.outcome = cancelled`.
     ///
     /// # Examples
     /// ```
@@ -259,21 +270,31 @@ impl<T> Received<T> {
             value, mut span, ..
         } = self;
         // Dropped mid-way, the span ends as cancelled; finished, as done.
-        let mut span = std::mem::take(&mut span.0);
-        let out = match span.context() {
-            Some(cx) => f(value).with_context(cx.clone()).await,
-            None => f(value).await,
-        };
-        span.finish(End::Ok);
-        out
+        let span = std::mem::take(&mut span.0);
+        let mut work = pin!(Guarded::new(async move { f(value).await }, span));
+        match work.as_mut().await {
+            Ok(out) => {
+                work.as_mut().span().finish(End::Ok);
+                out
+            }
+            Err(message) => {
+                work.as_mut().span().finish(End::panic(message.clone()));
+                std::panic::resume_unwind(Box::new(message))
+            }
+        }
     }
 }
 
 /// What [`Receiver::recv_many_traced`](super::Receiver::recv_many_traced) took: how many
-/// messages, and the batch span when any of them was sent inside a sampled trace.
+/// messages, and the context to process them under.
 ///
-/// The span (`otelconc.channel.receive_batch`, kind CONSUMER, linked to the context each
-/// traced message carried from its sender) ends when this value is dropped.
+/// The batch span (`otelconc.channel.receive_batch`, kind INTERNAL) is started when the
+/// receiver runs inside a sampled trace (its parent) or, failing that, when a message of
+/// the batch was sent inside one (the first such message's context is its parent). It
+/// links to the span context every message of the batch carried, sampled or not, and
+/// ends when this value is dropped. With neither, no span is started and
+/// [`context`](Self::context) is the context the first message that carried one
+/// brought (so work run under it stays in that producer's trace).
 ///
 /// # Examples
 /// ```
@@ -339,7 +360,9 @@ impl ReceivedBatch {
         self.len == 0
     }
 
-    /// The batch span's context, when any message was traced.
+    /// The context to process the batch under: the batch span's when one was started,
+    /// else the first context a message of the batch carried (a valid span context,
+    /// sampled or not, or baggage); `None` when neither.
     ///
     /// # Examples
     /// ```
@@ -353,8 +376,8 @@ impl ReceivedBatch {
         self.span.0.context()
     }
 
-    /// The batch span's context, to run the batch's processing in; the span ends when
-    /// the last clone of it is dropped.
+    /// The [`context`](Self::context), to run the batch's processing in; a batch span in
+    /// it ends when the last clone of it is dropped.
     ///
     /// # Examples
     /// ```

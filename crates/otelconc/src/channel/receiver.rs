@@ -8,17 +8,14 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::Link;
 
-use super::envelope::Env;
+use super::carry::Batch;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
 use super::metrics::{Counts, Outcome, Waited, timed_blocking};
 use super::queue::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::state::Shared;
-use crate::telemetry::names::channel as spec;
-use crate::telemetry::{EndingSpan, Histogram};
+use crate::telemetry::{Carried, EndingSpan, Histogram};
 
 pin_project_lite::pin_project! {
 /// The receiving half of a channel. Clone it for more consumers: each message goes to
@@ -39,13 +36,11 @@ pin_project_lite::pin_project! {
         #[pin]
         pub(super) inner: Rx<T>,
         pub(super) shared: Arc<Shared>,
-        pub(super) counts: Arc<Counts>,
     }
 
     impl<T> PinnedDrop for Receiver<T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.shared.metrics.retire_receiver(this.counts);
             if this.shared.receiver_handles.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // The last receiver: close now (the channel would close when `inner`
                 // drops) and wake lossless senders and reservers so they see it closed.
@@ -73,68 +68,59 @@ impl<T> Clone for Receiver<T> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
-            counts: self.shared.metrics.recv_counts(),
         }
     }
 }
 
 impl<T> Receiver<T> {
+    /// What the receivers counted.
+    #[inline]
+    fn counts(&self) -> &Counts {
+        &self.shared.metrics.recvs
+    }
+
     /// Unwraps one message that left the channel: wakes a slot waiter, records
     /// queue time if it was sampled. (Successful receives are not counted here: the
-    /// exported count is derived as sent minus depth, which saves a locked add per
-    /// message.)
+    /// exported count is derived as sent minus depth, which saves an add per message.)
     #[inline]
-    fn take(&self, env: Env<T>) -> T {
+    fn take(&self, msg: Carried<T>) -> T {
         self.shared.space.freed(1);
-        if let Some(meta) = env.meta {
-            self.shared.arrived(&meta);
-        }
-        env.value
+        self.shared.arrived(msg)
     }
 
-    /// Like [`take`](Self::take), keeping the producer's context as a consumer span.
-    fn take_traced(&self, env: Env<T>) -> Received<T> {
+    /// Like [`take`](Self::take), with the consumer span or the sender's context.
+    fn take_traced(&self, msg: Carried<T>) -> Received<T> {
         self.shared.space.freed(1);
-        let (cx, queue_wait) = match env.meta {
-            Some(meta) => {
-                let waited = self.shared.arrived(&meta);
-                let cx = meta
-                    .cx
-                    .as_ref()
-                    .map(|producer| self.shared.consumer_span(producer, waited));
-                (cx, Some(waited))
-            }
-            None => (None, None),
-        };
-        Received::new(env.value, EndingSpan::new(cx, None), None, queue_wait, 0)
+        self.shared.received(msg)
     }
 
-    async fn recv_env(&self) -> Result<Env<T>, RecvError> {
+    async fn recv_msg(&self) -> Result<Carried<T>, RecvError> {
         let shared = &*self.shared;
         let received = match &self.inner {
-            Rx::Bare { rx } => rx.recv().await.map(|value| Env { value, meta: None }),
+            Rx::Bare { rx } => rx.recv().await.map(Carried::bare),
             // A message that is there already is taken without building the receive
             // future (as `recv` itself would, on its first poll).
-            Rx::Env { rx } => match rx.try_recv() {
-                Ok(env) => Ok(env),
+            Rx::Wrapped { rx } => match rx.try_recv() {
+                Ok(msg) => Ok(msg),
                 Err(async_channel::TryRecvError::Closed) => Err(async_channel::RecvError),
-                Err(async_channel::TryRecvError::Empty) if self.counts.is_on() => {
-                    Waited::new(rx.recv(), &shared.metrics.recv_wait, &self.counts).await
+                Err(async_channel::TryRecvError::Empty) if self.counts().is_on() => {
+                    Waited::new(rx.recv(), &shared.metrics.recv_wait, self.counts()).await
                 }
                 Err(async_channel::TryRecvError::Empty) => rx.recv().await,
             },
         };
         received.map_err(|_| {
-            self.counts.add(Outcome::Closed, 1);
+            self.counts().add(Outcome::Closed, 1);
             RecvError
         })
     }
 
     /// Receives the next message, waiting until one is ready.
     ///
-    /// A message sent inside a sampled trace carries its producer's context; this form
-    /// drops it (the queue time is still recorded). Use
-    /// [`recv_traced`](Self::recv_traced) to process the message in a consumer span.
+    /// A message carries its sender's context (see [`Sender::send`](super::Sender::send));
+    /// this form drops it (a sampled queue time is still recorded). Use
+    /// [`recv_traced`](Self::recv_traced) to process the message under it, or in a
+    /// consumer span.
     ///
     /// # Errors
     /// [`RecvError`] once the channel is closed and empty.
@@ -167,16 +153,24 @@ impl<T> Receiver<T> {
             }
             return got;
         }
-        let env = self.recv_env().await?;
-        Ok(self.take(env))
+        let msg = self.recv_msg().await?;
+        Ok(self.take(msg))
     }
 
-    /// Receives the next message with its trace: when it was sent inside a sampled
-    /// trace, [`Received`] holds an `otelconc.channel.receive` span (kind CONSUMER, with
-    /// the queue wait as an attribute) that ends when the `Received` is dropped. Its
-    /// parent is the span that was current where the message was sent, or that send's
+    /// Receives the next message with its trace, by the messaging rule: when this
+    /// receive runs inside a sampled trace, [`Received`] holds an
+    /// `otelconc.channel.receive` span (kind INTERNAL) that is a child of the current
+    /// span; else, when the message was sent inside a sampled trace, one that is a child
+    /// of the sender's context (the span current at the send, or that send's
     /// `otelconc.channel.send` span on a channel built with
-    /// [`producer_spans(true)`](super::Builder::producer_spans). See
+    /// [`producer_spans(true)`](super::Builder::producer_spans)). Either way the span
+    /// links to the sender's span context, carries the queue wait when the send was
+    /// timed, and ends when the `Received` is dropped.
+    ///
+    /// With neither sampled, no span is started and [`Received::context`] is the
+    /// context the sender carried (an unsampled span context and its baggage), so work
+    /// run under it stays in the sender's trace. A channel nothing observes carries no
+    /// context (see the [module docs](super#cost)). See
     /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
     ///
     /// # Errors
@@ -193,14 +187,14 @@ impl<T> Receiver<T> {
     /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
     /// tx.send(3).await.unwrap();
     /// let msg = rx.recv_traced().await.unwrap();
-    /// assert!(msg.context().is_none()); // not sent inside a sampled trace
+    /// assert!(msg.context().is_none()); // sent outside any trace
     /// let value = msg.in_span(|v| async move { v * 2 }).await;
     /// assert_eq!(value, 6);
     /// # });
     /// ```
     pub async fn recv_traced(&self) -> Result<Received<T>, RecvError> {
-        let env = self.recv_env().await?;
-        Ok(self.take_traced(env))
+        let msg = self.recv_msg().await?;
+        Ok(self.take_traced(msg))
     }
 
     /// Receives a message if one is ready, without waiting.
@@ -217,14 +211,25 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Rx::Bare { rx } = &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            return match rx.try_recv() {
+                Ok(v) => {
+                    self.shared.space.freed(1);
+                    Ok(v)
+                }
+                Err(async_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+                Err(async_channel::TryRecvError::Closed) => Err(TryRecvError::Closed),
+            };
+        }
         match self.inner.try_recv() {
-            Ok(env) => Ok(self.take(env)),
+            Ok(msg) => Ok(self.take(msg)),
             Err(async_channel::TryRecvError::Empty) => {
-                self.counts.add(Outcome::Refused, 1);
+                self.counts().add(Outcome::Refused, 1);
                 Err(TryRecvError::Empty)
             }
             Err(async_channel::TryRecvError::Closed) => {
-                self.counts.add(Outcome::Closed, 1);
+                self.counts().add(Outcome::Closed, 1);
                 Err(TryRecvError::Closed)
             }
         }
@@ -252,14 +257,14 @@ impl<T> Receiver<T> {
     /// # });
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let (histogram, counts) = (&self.shared.metrics.recv_wait, &*self.counts);
-        let env = match &self.inner {
+        let (histogram, counts) = (&self.shared.metrics.recv_wait, self.counts());
+        let msg = match &self.inner {
             Rx::Bare { rx } => recv_within(rx, timeout, histogram, counts)
                 .await
-                .map(Env::bare),
-            Rx::Env { rx } => recv_within(rx, timeout, histogram, counts).await,
+                .map(Carried::bare),
+            Rx::Wrapped { rx } => recv_within(rx, timeout, histogram, counts).await,
         }?;
-        Ok(self.take(env))
+        Ok(self.take(msg))
     }
 
     /// Receives from synchronous code, blocking the thread until a message is ready.
@@ -276,19 +281,19 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv_blocking(), Ok(4));
     /// ```
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        let env = match self.inner.try_recv() {
-            Ok(env) => Ok(env),
+        let msg = match self.inner.try_recv() {
+            Ok(msg) => Ok(msg),
             Err(async_channel::TryRecvError::Closed) => Err(RecvError),
             Err(async_channel::TryRecvError::Empty) => {
-                timed_blocking(&self.shared.metrics.recv_wait, &self.counts, || {
+                timed_blocking(&self.shared.metrics.recv_wait, self.counts(), || {
                     self.inner.recv_blocking()
                 })
             }
         };
-        match env {
-            Ok(env) => Ok(self.take(env)),
+        match msg {
+            Ok(msg) => Ok(self.take(msg)),
             Err(e) => {
-                self.counts.add(Outcome::Closed, 1);
+                self.counts().add(Outcome::Closed, 1);
                 Err(e)
             }
         }
@@ -318,7 +323,7 @@ impl<T> Receiver<T> {
         if limit == 0 {
             return 0;
         }
-        let Ok(first) = self.recv_env().await else {
+        let Ok(first) = self.recv_msg().await else {
             return 0;
         };
         self.drain(first, buf, limit, drop)
@@ -329,21 +334,21 @@ impl<T> Receiver<T> {
     /// `traced`. Returns how many; lossless senders are woken once for all of them.
     fn drain(
         &self,
-        first: Env<T>,
+        first: Carried<T>,
         buf: &mut Vec<T>,
         limit: usize,
         mut traced: impl FnMut(opentelemetry::Context),
     ) -> usize {
         let mut next = Some(first);
         let mut n = 0;
-        while let Some(env) = next.take() {
-            if let Some(meta) = env.meta {
-                self.shared.arrived(&meta);
-                if let Some(cx) = meta.cx {
+        while let Some(Carried { value, trace }) = next.take() {
+            if let Some(trace) = trace {
+                self.shared.queue_wait(&trace);
+                if let Some(cx) = trace.cx {
                     traced(cx);
                 }
             }
-            buf.push(env.value);
+            buf.push(value);
             n += 1;
             if n < limit {
                 next = self.inner.try_recv().ok();
@@ -353,12 +358,22 @@ impl<T> Receiver<T> {
         n
     }
 
-    /// [`recv_many`](Self::recv_many) with the batch's trace: when any message of the
-    /// batch was sent inside a sampled trace, the returned [`ReceivedBatch`] holds an
-    /// `otelconc.channel.receive_batch` span (kind CONSUMER, child of the current
-    /// context) that links to the context each such message carried from its sender
-    /// (the span current at the send, or its `otelconc.channel.send` span) and ends
-    /// when the batch is dropped.
+    /// [`recv_many`](Self::recv_many) with the batch's trace, by the batch rule: the
+    /// returned [`ReceivedBatch`] holds an `otelconc.channel.receive_batch` span (kind
+    /// INTERNAL, with `otelconc.channel.batch_size`) whose parent is the current span
+    /// when this receive runs inside a sampled trace, else the context of the first
+    /// message of the batch that was sent inside a sampled trace (so the span joins that
+    /// trace instead of starting a root a sampler may drop). It links to the span
+    /// context every message carried from its sender, sampled or not (the span current
+    /// at the send, or its `otelconc.channel.send` span), and ends when the batch is
+    /// dropped.
+    ///
+    /// The SDK keeps at most 128 links per span by default
+    /// (`OTEL_SPAN_LINK_COUNT_LIMIT`): links beyond that are dropped, while
+    /// `otelconc.channel.batch_size` still says how many messages the batch took.
+    ///
+    /// With neither sampled, no span is started, and [`ReceivedBatch::context`] is the
+    /// first context a message of the batch carried, if any.
     ///
     /// # Cancel safety
     /// This method is cancel safe. If `recv_many_traced` is used as a branch in
@@ -380,27 +395,13 @@ impl<T> Receiver<T> {
         if limit == 0 {
             return ReceivedBatch::new(0, EndingSpan::none());
         }
-        let Ok(first) = self.recv_env().await else {
+        let Ok(first) = self.recv_msg().await else {
             return ReceivedBatch::new(0, EndingSpan::none());
         };
-        let mut links = Vec::new();
-        let n = self.drain(first, buf, limit, |cx| {
-            use opentelemetry::trace::TraceContextExt;
-            links.push(Link::with_context(cx.span().span_context().clone()));
-        });
-        let cx = (!links.is_empty()).then(|| {
-            let parent = crate::telemetry::current_context();
-            self.shared.telemetry.start_linked_span(
-                &spec::RECEIVE_BATCH_SPAN,
-                &parent,
-                links,
-                vec![
-                    self.shared.name.clone(),
-                    KeyValue::new(spec::ATTR_BATCH_SIZE, n as i64),
-                ],
-            )
-        });
-        ReceivedBatch::new(n, EndingSpan::new(cx, None))
+        let mut batch = Batch::default();
+        let n = self.drain(first, buf, limit, |cx| batch.add(&self.shared, cx));
+        let span = self.shared.batch_span(n, &batch);
+        ReceivedBatch::new(n, EndingSpan::new(span, batch.first()))
     }
 
     /// Closes the channel for every handle; returns `true` if this call closed it.
@@ -551,8 +552,8 @@ impl<T> Stream for Receiver<T> {
     type Item = T;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
-        match self.as_mut().project().inner.poll_next_env(cx) {
-            Poll::Ready(Some(env)) => Poll::Ready(Some(self.take(env))),
+        match self.as_mut().project().inner.poll_next_msg(cx) {
+            Poll::Ready(Some(msg)) => Poll::Ready(Some(self.take(msg))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

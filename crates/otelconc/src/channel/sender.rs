@@ -10,15 +10,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use opentelemetry::Context;
-
-use super::envelope::{Env, end_producer};
+use super::carry::end_producer;
 use super::error::{SendError, SendTimeoutError, TrySendError};
-use super::metrics::{Counts, Outcome, Waited, record_wait, timed_blocking};
+use super::metrics::{Outcome, Waited, record_wait, timed_blocking};
 use super::permit::Permit;
 use super::queue::Tx;
 use super::space::{Claim, Waiter};
 use super::state::Shared;
+use crate::telemetry::{Carried, EndingSpan};
 
 /// The sending half of a channel. Clone it for more producers.
 ///
@@ -35,7 +34,6 @@ use super::state::Shared;
 pub struct Sender<T> {
     pub(super) inner: Tx<T>,
     pub(super) shared: Arc<Shared>,
-    pub(super) counts: Arc<Counts>,
 }
 
 impl<T> fmt::Debug for Sender<T> {
@@ -54,30 +52,24 @@ impl<T> Clone for Sender<T> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
-            counts: self.shared.metrics.send_counts(),
         }
     }
 }
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.shared.metrics.retire_sender(&self.counts);
-    }
-}
-
 impl<T> Sender<T> {
+    /// `value` as it goes into the channel, and its producer span (if any).
     #[inline]
-    pub(super) fn envelope(&self, value: T) -> Env<T> {
-        self.shared.envelope(value, &self.counts)
+    pub(super) fn carry(&self, value: T) -> (Carried<T>, Option<EndingSpan>) {
+        self.shared.carry(value)
     }
 
-    /// Counts a finished send by `outcome` and ends its producer span, if it has one
-    /// (marked as an error unless the outcome is `OK`).
+    /// Counts a finished send by `outcome` and ends its producer span, if it has one,
+    /// by the error rule ([`Outcome::send_end`]).
     #[inline]
-    pub(super) fn finish(&self, outcome: Outcome, producer: Option<Context>) {
-        self.counts.add(outcome, 1);
-        if let Some(cx) = producer {
-            end_producer(cx, outcome);
+    pub(super) fn finish(&self, outcome: Outcome, producer: Option<EndingSpan>) {
+        self.shared.metrics.sends.add(outcome, 1);
+        if let Some(span) = producer {
+            end_producer(span, outcome);
         }
     }
 
@@ -86,9 +78,12 @@ impl<T> Sender<T> {
     /// It costs what async-channel's send costs: it does not look at slots held by
     /// [`Permit`]s (see [`reserve`](Self::reserve)).
     ///
-    /// Inside a sampled trace the message carries the sender's context to the receiver
-    /// (no span is built for the send itself, unless the channel was built with
-    /// [`producer_spans(true)`](super::Builder::producer_spans)). See
+    /// The message carries the sender's context to the receiver whenever it holds a
+    /// valid span context, sampled or not, or baggage (except on a channel nothing
+    /// observes, see the [module docs](super#cost)). No span is built for the send
+    /// itself, unless the channel was built with
+    /// [`producer_spans(true)`](super::Builder::producer_spans) and the send is inside a
+    /// sampled trace. See
     /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
     ///
     /// # Errors
@@ -98,7 +93,8 @@ impl<T> Sender<T> {
     /// # Cancel safety
     /// If `send` is used as a branch in `tokio::select!` and another branch completes
     /// first, then it is guaranteed that the message was not sent. **However, in that
-    /// case, the message is dropped and will be lost.** (It is counted as `cancelled`.)
+    /// case, the message is dropped and will be lost.** (It is counted as `cancelled`,
+    /// and its producer span, if it has one, ends cancelled.)
     ///
     /// To avoid losing messages, use [`reserve`](Self::reserve) to reserve capacity,
     /// then use the returned [`Permit`] to send the message.
@@ -123,29 +119,29 @@ impl<T> Sender<T> {
                     Err(async_channel::TrySendError::Closed(v)) => Err(SendError(v)),
                 };
             }
-            Tx::Env(tx) => tx,
+            Tx::Wrapped(tx) => tx,
         };
-        let env = self.envelope(value);
-        let producer = self.shared.producer_of(&env);
-        let shared = &*self.shared;
+        // Dropped before the send completes, `producer` ends its span as cancelled.
+        let (msg, producer) = self.carry(value);
+        let metrics = &self.shared.metrics;
         // With space free, the message goes in without building the send future (as
         // that future's first poll would do).
-        let sent = match tx.try_send(env) {
+        let sent = match tx.try_send(msg) {
             Ok(()) => Ok(()),
-            Err(async_channel::TrySendError::Closed(env)) => Err(async_channel::SendError(env)),
-            Err(async_channel::TrySendError::Full(env)) if self.counts.is_on() => {
-                Waited::new(tx.send(env), &shared.metrics.send_wait, &self.counts).await
+            Err(async_channel::TrySendError::Closed(msg)) => Err(async_channel::SendError(msg)),
+            Err(async_channel::TrySendError::Full(msg)) if metrics.sends.is_on() => {
+                Waited::new(tx.send(msg), &metrics.send_wait, &metrics.sends).await
             }
-            Err(async_channel::TrySendError::Full(env)) => tx.send(env).await,
+            Err(async_channel::TrySendError::Full(msg)) => tx.send(msg).await,
         };
         match sent {
             Ok(()) => {
                 self.finish(Outcome::Ok, producer);
                 Ok(())
             }
-            Err(async_channel::SendError(env)) => {
+            Err(async_channel::SendError(msg)) => {
                 self.finish(Outcome::Closed, producer);
-                Err(SendError(env.value))
+                Err(SendError(msg.value))
             }
         }
     }
@@ -165,15 +161,21 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let env = self.envelope(value);
-        let producer = self.shared.producer_of(&env);
-        let (outcome, result) = match self.inner.try_send(env) {
+        if let Tx::Bare(tx) = &self.inner {
+            // Nothing observes this channel: it is async-channel.
+            return tx.try_send(value).map_err(|e| match e {
+                async_channel::TrySendError::Full(v) => TrySendError::Full(v),
+                async_channel::TrySendError::Closed(v) => TrySendError::Closed(v),
+            });
+        }
+        let (msg, producer) = self.carry(value);
+        let (outcome, result) = match self.inner.try_send(msg) {
             Ok(()) => (Outcome::Ok, Ok(())),
-            Err(async_channel::TrySendError::Full(env)) => {
-                (Outcome::Refused, Err(TrySendError::Full(env.value)))
+            Err(async_channel::TrySendError::Full(msg)) => {
+                (Outcome::Refused, Err(TrySendError::Full(msg.value)))
             }
-            Err(async_channel::TrySendError::Closed(env)) => {
-                (Outcome::Closed, Err(TrySendError::Closed(env.value)))
+            Err(async_channel::TrySendError::Closed(msg)) => {
+                (Outcome::Closed, Err(TrySendError::Closed(msg.value)))
             }
         };
         self.finish(outcome, producer);
@@ -189,7 +191,8 @@ impl<T> Sender<T> {
     /// If `send_timeout` is used as a branch in `tokio::select!` and another branch
     /// completes first, then it is guaranteed that the message was not sent.
     /// **However, in that case, the message is dropped and will be lost.** Its own
-    /// timeout loses nothing: the error hands the message back.
+    /// timeout loses nothing: the error hands the message back (and a producer span,
+    /// if the send has one, ends with `error.type = timeout`).
     ///
     /// To avoid losing messages, use [`reserve`](Self::reserve) to reserve capacity,
     /// then use the returned [`Permit`] to send the message.
@@ -240,7 +243,8 @@ impl<T> Sender<T> {
     /// the message enters the channel only inside a poll that then returns
     /// `Ready(Ok(()))`, and until then `cancel` returns it. **Dropping the future
     /// without calling `cancel` drops the message and it will be lost** (counted as
-    /// `cancelled`).
+    /// `cancelled`). Either way a producer span, if the send has one, ends with status
+    /// Unset and `otelconc.outcome = cancelled`.
     ///
     /// # Examples
     /// ```
@@ -262,7 +266,8 @@ impl<T> Sender<T> {
         SendLossless {
             sender: self,
             value: Some(value),
-            env: None,
+            msg: None,
+            producer: None,
             waiter: Waiter::new(&self.shared.space),
             since: None,
         }
@@ -284,14 +289,14 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.try_recv(), Ok(9));
     /// ```
     pub fn blocking_send(&self, value: T) -> Result<(), SendError<T>> {
-        let env = self.envelope(value);
-        let producer = self.shared.producer_of(&env);
-        let result = match self.inner.try_send(env) {
+        let (msg, producer) = self.carry(value);
+        let metrics = &self.shared.metrics;
+        let result = match self.inner.try_send(msg) {
             Ok(()) => Ok(()),
-            Err(async_channel::TrySendError::Closed(env)) => Err(env),
-            Err(async_channel::TrySendError::Full(env)) => {
-                timed_blocking(&self.shared.metrics.send_wait, &self.counts, || {
-                    self.inner.send_blocking(env)
+            Err(async_channel::TrySendError::Closed(msg)) => Err(msg),
+            Err(async_channel::TrySendError::Full(msg)) => {
+                timed_blocking(&metrics.send_wait, &metrics.sends, || {
+                    self.inner.send_blocking(msg)
                 })
             }
         };
@@ -301,7 +306,7 @@ impl<T> Sender<T> {
             Outcome::Closed
         };
         self.finish(outcome, producer);
-        result.map_err(|env| SendError(env.value))
+        result.map_err(|msg| SendError(msg.value))
     }
 
     /// Closes the channel for every handle; returns `true` if this call closed it.
@@ -454,7 +459,8 @@ impl<T> Sender<T> {
     ///
     /// Reserving counts no send; the permit's send is counted like a
     /// [`try_send`](Self::try_send), and its message carries the trace context current
-    /// at that send. One wait in 64 is timed into `otelconc.channel.send.wait`.
+    /// at that send. One wait in 64 of each thread is timed into
+    /// `otelconc.channel.send.wait`.
     ///
     /// # Errors
     /// [`SendError`]`(())` if the channel is closed.
@@ -485,7 +491,7 @@ impl<T> Sender<T> {
             return Ok(Permit::new(self));
         }
         let mut waiter = Waiter::new(&self.shared.space);
-        let since = self.counts.wait_start();
+        let since = self.shared.metrics.sends.wait_start();
         std::future::poll_fn(|cx| {
             loop {
                 if let Claim::Held = self.claim()? {
@@ -540,10 +546,12 @@ impl<T> Sender<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct SendLossless<'a, T> {
     sender: &'a Sender<T>,
-    /// The message before the first poll (no envelope, no span yet).
+    /// The message before the first poll (nothing captured, no span yet).
     value: Option<T>,
     /// The message after the first poll, until it is in the channel.
-    env: Option<Env<T>>,
+    msg: Option<Carried<T>>,
+    /// Its producer span, if it has one: ends with the send, or cancelled.
+    producer: Option<EndingSpan>,
     waiter: Waiter<'a>,
     /// When the wait began, for one wait in 64.
     since: Option<Instant>,
@@ -555,7 +563,7 @@ impl<T> Unpin for SendLossless<'_, T> {}
 impl<T> fmt::Debug for SendLossless<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendLossless")
-            .field("pending", &(self.value.is_some() || self.env.is_some()))
+            .field("pending", &(self.value.is_some() || self.msg.is_some()))
             .field("waiting", &self.waiter.is_registered())
             .finish()
     }
@@ -580,13 +588,9 @@ impl<T> SendLossless<'_, T> {
         if let Some(v) = self.value.take() {
             return Some(v);
         }
-        let env = self.env.take()?;
-        let producer = env
-            .meta
-            .and_then(|m| m.cx)
-            .filter(|_| self.sender.shared.producer_spans);
-        self.sender.finish(outcome, producer);
-        Some(env.value)
+        let msg = self.msg.take()?;
+        self.sender.finish(outcome, self.producer.take());
+        Some(msg.value)
     }
 
     fn stop_waiting(&mut self) {
@@ -595,31 +599,30 @@ impl<T> SendLossless<'_, T> {
     }
 
     /// Pushes the message if a slot can be claimed for it: the claim keeps this push
-    /// out of slots that permits hold. `Err` hands the envelope back (no room).
-    fn push(&mut self, env: Env<T>) -> Result<Result<(), SendError<T>>, Env<T>> {
+    /// out of slots that permits hold. `Err` hands the message back (no room).
+    fn push(&mut self, msg: Carried<T>) -> Result<Result<(), SendError<T>>, Carried<T>> {
         let sender = self.sender;
         match sender.claim() {
             Err(SendError(())) => {
-                sender.finish(Outcome::Closed, sender.shared.producer_of(&env));
-                Ok(Err(SendError(env.value)))
+                sender.finish(Outcome::Closed, self.producer.take());
+                Ok(Err(SendError(msg.value)))
             }
-            Ok(Claim::Full) => Err(env),
+            Ok(Claim::Full) => Err(msg),
             Ok(Claim::Held) => {
-                let producer = sender.shared.producer_of(&env);
-                let pushed = sender.inner.try_send(env);
+                let pushed = sender.inner.try_send(msg);
                 sender.shared.space.release();
                 match pushed {
                     Ok(()) => {
                         record_wait(&sender.shared.metrics.send_wait, self.since);
-                        sender.finish(Outcome::Ok, producer);
+                        sender.finish(Outcome::Ok, self.producer.take());
                         Ok(Ok(()))
                     }
-                    Err(async_channel::TrySendError::Closed(env)) => {
-                        sender.finish(Outcome::Closed, producer);
-                        Ok(Err(SendError(env.value)))
+                    Err(async_channel::TrySendError::Closed(msg)) => {
+                        sender.finish(Outcome::Closed, self.producer.take());
+                        Ok(Err(SendError(msg.value)))
                     }
                     // A plain send took the room between the claim and the push.
-                    Err(async_channel::TrySendError::Full(env)) => Err(env),
+                    Err(async_channel::TrySendError::Full(msg)) => Err(msg),
                 }
             }
         }
@@ -639,22 +642,24 @@ impl<T> Future for SendLossless<'_, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         if let Some(v) = this.value.take() {
-            this.env = Some(this.sender.envelope(v));
+            let (msg, producer) = this.sender.carry(v);
+            this.msg = Some(msg);
+            this.producer = producer;
         }
         loop {
-            let Some(env) = this.env.take() else {
+            let Some(msg) = this.msg.take() else {
                 // Polled after completion: the message is long gone.
                 return Poll::Ready(Ok(()));
             };
-            match this.push(env) {
+            match this.push(msg) {
                 Ok(done) => {
                     this.stop_waiting();
                     return Poll::Ready(done);
                 }
-                Err(env) => {
-                    this.env = Some(env);
+                Err(msg) => {
+                    this.msg = Some(msg);
                     if !this.waiter.is_registered() {
-                        this.since = this.sender.counts.wait_start();
+                        this.since = this.sender.shared.metrics.sends.wait_start();
                     }
                     ready!(this.waiter.poll_room(cx));
                 }

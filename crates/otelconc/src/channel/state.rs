@@ -21,7 +21,8 @@ pub(super) struct Shared {
     /// Live `Receiver` handles; the last one to drop closes the channel.
     pub(super) receiver_handles: AtomicUsize,
     /// Whether the tracer builds real spans (see [`Telemetry::builds_spans`]); without
-    /// one no context is captured or carried.
+    /// one no span is started, and, unless an SDK reads the metrics, no context is
+    /// carried.
     pub(super) traced: bool,
     /// Start an `otelconc.channel.send` span per traced send.
     pub(super) producer_spans: bool,
@@ -56,9 +57,11 @@ impl Shared {
         shared
     }
 
-    /// Whether the channel must carry envelopes: an SDK reads its metrics (queue-time
-    /// samples travel with the message) or its tracer makes spans (contexts travel).
+    /// Whether the channel carries its messages as [`Carried`](crate::telemetry::Carried)
+    /// values: an SDK reads its metrics (queue-time samples travel with the message) or
+    /// its tracer builds spans. Otherwise it carries bare messages and no context.
+    #[inline]
     pub(super) fn is_observed(&self) -> bool {
-        self.metrics.is_observed() || self.traced
+        self.traced || self.metrics.is_observed()
     }
 }

@@ -151,7 +151,7 @@ async fn waits_are_recorded_only_when_an_operation_really_waited() {
 }
 
 #[tokio::test]
-async fn queue_time_is_sampled_one_in_256_per_sender() {
+async fn queue_time_is_sampled_one_in_256_per_sending_thread() {
     let tt = TestTelemetry::new();
     let (tx, rx) = channel::builder("orders")
         .telemetry(tt.telemetry())
@@ -160,16 +160,46 @@ async fn queue_time_is_sampled_one_in_256_per_sender() {
         tx.send(i).await.unwrap();
     }
     let tx2 = tx.clone();
-    tx2.send(1000).await.unwrap(); // a new handle's first message is sampled
+    // Another handle used on the same thread continues the thread's stride: its
+    // first message is not sampled, the thread's message 768 would be.
+    for i in 520..760 {
+        tx2.send(i).await.unwrap();
+    }
     let mut buf = Vec::new();
-    while rx.recv_many(&mut buf, 1000).await > 0 && buf.len() < 521 {}
+    while buf.len() < 760 && rx.recv_many(&mut buf, 1000).await > 0 {}
     let (n, _) = tt
         .metrics()
         .histogram(spec::QUEUE_TIME.name, &[attr(names::ATTR_NAME, "orders")])
         .unwrap();
-    assert_eq!(
-        n, 4,
-        "messages 0, 256 and 512 of the first sender, 0 of the second"
+    assert_eq!(n, 3, "messages 0, 256 and 512 sent by this thread");
+}
+
+#[tokio::test]
+async fn traced_messages_are_not_added_to_the_queue_time_sample() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .unbounded::<u32>();
+    let root = tt.root("submitter");
+    for i in 0..10 {
+        tx.send(i).with_context(root.clone()).await.unwrap();
+    }
+    for _ in 0..10 {
+        let msg = rx.recv_traced().await.unwrap();
+        assert!(msg.queue_wait().is_some(), "a traced message is timed");
+    }
+    let (n, _) = tt
+        .metrics()
+        .histogram(spec::QUEUE_TIME.name, &[attr(names::ATTR_NAME, "orders")])
+        .unwrap();
+    assert_eq!(n, 1, "only message 0 is in the 1-in-256 sample");
+    let spans = tt.spans_named(spec::RECEIVE_SPAN.name);
+    assert_eq!(spans.len(), 10);
+    assert!(
+        spans
+            .iter()
+            .all(|s| attr_of(s, names::ATTR_QUEUE_WAIT).is_some()),
+        "every traced message's queue wait is on its span"
     );
 }
 
@@ -214,12 +244,18 @@ async fn the_consumer_span_is_a_child_of_the_sender() {
     let consumer = tt.spans_named(spec::RECEIVE_SPAN.name);
     assert_eq!(consumer.len(), 1);
     let consumer = &consumer[0];
-    assert_eq!(consumer.span_kind, SpanKind::Consumer);
+    assert_eq!(consumer.span_kind, SpanKind::Internal);
     assert_eq!(
         consumer.span_context.trace_id(),
         root_span.span_context.trace_id()
     );
     assert_eq!(consumer.parent_span_id, root_span.span_context.span_id());
+    let linked: Vec<_> = consumer
+        .links
+        .iter()
+        .map(|l| l.span_context.span_id())
+        .collect();
+    assert_eq!(linked, [root_span.span_context.span_id()]);
     assert!(attr_of(consumer, names::ATTR_QUEUE_WAIT).is_some());
     assert_eq!(
         attr_of(consumer, names::ATTR_NAME),
@@ -249,7 +285,8 @@ async fn with_producer_spans_the_chain_is_sender_producer_consumer() {
     let producers = tt.spans_named(spec::SEND_SPAN.name);
     assert_eq!(producers.len(), 2, "one producer span per traced send");
     for p in &producers {
-        assert_eq!(p.span_kind, SpanKind::Producer);
+        assert_eq!(p.span_kind, SpanKind::Internal);
+        assert_eq!(p.status, opentelemetry::trace::Status::Unset);
         assert_eq!(p.parent_span_id, root_span.span_context.span_id());
     }
     let consumers = tt.spans_named(spec::RECEIVE_SPAN.name);
@@ -262,7 +299,7 @@ async fn with_producer_spans_the_chain_is_sender_producer_consumer() {
 }
 
 #[tokio::test]
-async fn a_batch_span_links_to_every_traced_message() {
+async fn a_batch_span_without_an_ambient_span_is_a_child_of_the_first_sampled_message() {
     let tt = TestTelemetry::new();
     let (tx, rx) = channel::builder("orders")
         .telemetry(tt.telemetry())
@@ -283,7 +320,13 @@ async fn a_batch_span_links_to_every_traced_message() {
     let spans = tt.spans_named(spec::RECEIVE_BATCH_SPAN.name);
     assert_eq!(spans.len(), 1);
     let batch = &spans[0];
-    assert_eq!(batch.span_kind, SpanKind::Consumer);
+    assert_eq!(batch.span_kind, SpanKind::Internal);
+    let a_span = &tt.spans_named("a")[0];
+    assert_eq!(batch.parent_span_id, a_span.span_context.span_id());
+    assert_eq!(
+        batch.span_context.trace_id(),
+        a_span.span_context.trace_id()
+    );
     let linked: Vec<_> = batch
         .links
         .iter()

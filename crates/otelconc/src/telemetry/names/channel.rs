@@ -2,7 +2,9 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, AttributeSpec, InstrumentKind};
+use super::{
+    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, AttributeSpec, InstrumentKind,
+};
 use super::{InstrumentSpec, SpanSpec};
 
 /// Span attribute: how many messages a `recv_many` batch took.
@@ -60,7 +62,7 @@ pub const SEND_WAIT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.send.wait",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a send or a reservation waited for space: only those that had to wait, 1 wait in 64 per handle",
+    description: "Time a send or a reservation waited for space: only those that had to wait, 1 wait in 64 of each thread",
     attributes: &[ATTR_NAME],
 };
 
@@ -69,7 +71,7 @@ pub const RECV_WAIT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.recv.wait",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a receive waited for a message: only receives that had to wait, 1 wait in 64 per handle",
+    description: "Time a receive waited for a message: only receives that had to wait, 1 wait in 64 of each thread",
     attributes: &[ATTR_NAME],
 };
 
@@ -78,7 +80,7 @@ pub const QUEUE_TIME: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.queue_time",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a message spent in the channel, for 1 message in 256 per sender handle plus every message sent inside a sampled trace",
+    description: "Time a message spent in the channel, for 1 message in 256 sent by each thread (a fixed stride; messages sent inside a sampled trace are not added beyond it: their queue wait goes on their span)",
     attributes: &[ATTR_NAME],
 };
 
@@ -91,28 +93,28 @@ pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[
 /// with `producer_spans(true)` (off by default).
 pub const SEND_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.send",
-    kind: SpanKind::Producer,
-    attributes: &[ATTR_NAME],
-    parent: "the sender's context",
-    description: "One send inside a sampled trace, until the message is in the channel (error status if the send failed); built only on a channel built with `producer_spans(true)`, which is off by default",
+    kind: SpanKind::Internal,
+    attributes: &[ATTR_NAME, ATTR_ERROR_TYPE, ATTR_OUTCOME],
+    parent: "child of the code that sent the message (the sender's sampled context); the message then carries this span's context",
+    description: "One send inside a sampled trace, until the message is in the channel; built only on a channel built with `producer_spans(true)`, which is off by default. A failed send ends it with status Error and `error.type` `queue_full`, `closed` or `timeout`; a send dropped or cancelled before it completed ends it with status Unset and `otelconc.outcome=cancelled`",
 };
 
 /// The consumer side of one message (`recv_traced`).
 pub const RECEIVE_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.receive",
-    kind: SpanKind::Consumer,
-    attributes: &[ATTR_NAME, ATTR_QUEUE_WAIT],
-    parent: "the span that was current where the message was sent; with `producer_spans(true)`, that send's `otelconc.channel.send` span",
-    description: "The processing of one message taken by `recv_traced`, until its `Received` is dropped or its `in_span` future ends; built only for a message sent inside a sampled trace (plain `recv` builds none)",
+    kind: SpanKind::Internal,
+    attributes: &[ATTR_NAME, ATTR_QUEUE_WAIT, ATTR_ERROR_TYPE, ATTR_OUTCOME],
+    parent: "consumer rule: the receiver's sampled span if there is one, else the context the message carried (the sender's span, or its `otelconc.channel.send` span) when sampled; always links to the sender's span context",
+    description: "The processing of one message taken by `recv_traced`, until its `Received` is dropped or its `in_span` future ends; built only when the receiver or the sender runs inside a sampled trace (plain `recv` builds none). A panic in `in_span` ends it with `error.type=panic`; an `in_span` future dropped before it finished ends it with status Unset and `otelconc.outcome=cancelled`",
 };
 
 /// The consumer side of a `recv_many_traced` batch.
 pub const RECEIVE_BATCH_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.channel.receive_batch",
-    kind: SpanKind::Consumer,
+    kind: SpanKind::Internal,
     attributes: &[ATTR_NAME, ATTR_BATCH_SIZE],
-    parent: "the receiver's current context; links to the context each traced message carried (its sender's span, or its `otelconc.channel.send` span)",
-    description: "The processing of one batch taken by `recv_many_traced`, until its `ReceivedBatch` is dropped; built only when a message of the batch was sent inside a sampled trace",
+    parent: "batch rule: the receiver's sampled span if there is one, else the context of the first message of the batch that was sent inside a sampled trace; links to the span context every message carried, sampled or not (the SDK keeps 128 links per span by default and drops the rest; `otelconc.channel.batch_size` keeps the count)",
+    description: "The processing of one batch taken by `recv_many_traced`, until its `ReceivedBatch` is dropped; built only when the receiver or a sender of the batch runs inside a sampled trace",
 };
 
 /// Every span this primitive builds.
