@@ -88,8 +88,9 @@ pub fn propagated_context() -> Option<Context> {
 }
 
 /// Whether `cx` holds a valid span context or baggage (see [`propagated_context`]).
+#[inline]
 pub(crate) fn is_worth_carrying(cx: &Context) -> bool {
-    cx.span().span_context().is_valid() || !cx.baggage().is_empty()
+    (cx.has_active_span() && cx.span().span_context().is_valid()) || !cx.baggage().is_empty()
 }
 
 /// Whether `cx` holds a sampled span.
@@ -117,7 +118,18 @@ fn is_sampled_cx(cx: &Context) -> bool {
 
 /// The OpenTelemetry context of the current `tracing` span, when one is bridged and valid.
 #[cfg(feature = "tracing")]
+#[inline]
 fn tracing_context() -> Option<Context> {
+    // No active subscriber enables anything: no `tracing` span can be current, and
+    // looking for one (a thread-local read and a dispatcher clone) is skipped.
+    if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::OFF {
+        return None;
+    }
+    tracing_span_context()
+}
+
+#[cfg(feature = "tracing")]
+fn tracing_span_context() -> Option<Context> {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let span = tracing::Span::current();
     if span.is_none() || span.is_disabled() {
