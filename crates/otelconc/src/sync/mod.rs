@@ -37,8 +37,11 @@
 //! fairness too. A call that fails it awaits tokio's own future.
 //!
 //! # Cost
-//! An uncontended lock and unlock costs about what tokio's costs, with or without an
-//! SDK, and a contended one about the same; see [`docs/costs.md`][costs] (suite `lock`).
+//! In one run on a shared 2-core machine an uncontended `lock` + unlock took 0.5x
+//! tokio's time with no SDK and 0.7x with SDK metrics (the `try_lock` fast path skips
+//! tokio's future), an uncontended `read` 1.0x and 1.3x, a `write` 1.0x and 1.1x; with
+//! 8 tasks contending, the `Mutex` took 1.1x either way and the `RwLock` 1.2-1.3x; see
+//! [`docs/costs.md`][costs] (suite `lock`).
 //! With no SDK reading the metrics a call adds one predictable branch when it takes the
 //! lock and one when the guard drops. With an SDK, taking the lock adds one counter add
 //! (a plain store on the exclusive side, whose counts only the holder writes; a
