@@ -22,6 +22,7 @@
 //! | [`group`] | [`group::TaskGroup`]: fallible tasks that succeed or fail together, errgroup done right |
 //! | [`rate`] | a token-bucket rate limiter (events/s and burst) with waits, reservations and runtime rate changes |
 //! | [`semaphore`] | a weighted, FIFO semaphore with owned guards and runtime resize |
+//! | [`sync`] | an async `Mutex` and `RwLock` (tokio's, fair) whose contention, waits and long holds show in the metrics |
 //! | [`telemetry`] | instrument and span names, how primitives find their meter, tracer and context |
 //!
 //! # Features
@@ -59,5 +60,6 @@ pub mod pool;
 pub mod rate;
 pub mod select;
 pub mod semaphore;
+pub mod sync;
 pub mod telemetry;
 mod util;

@@ -20,6 +20,7 @@ use tokio::runtime::Runtime;
 
 mod channel;
 mod fan;
+mod lock;
 mod markdown;
 mod pipeline;
 mod pool;
@@ -133,6 +134,7 @@ const SUITES: &[(&str, CasesFn, &SuiteDoc)] = &[
     ("fan", fan::cases, &fan::DOC),
     ("rate", rate::cases, &rate::DOC),
     ("semaphore", semaphore::cases, &semaphore::DOC),
+    ("lock", lock::cases, &lock::DOC),
 ];
 
 fn suites() -> Vec<Suite> {

@@ -390,6 +390,19 @@ impl Telemetry {
         self.observatory.gauge(&self.meter, spec, attrs, observe)
     }
 
+    /// This instance's part in the observable up-down counter `spec` with `attrs`: an
+    /// additive level, reported as the sum of what the `observe` of every live instance
+    /// of the name returns. `observe` should hold only a `Weak` of its instance.
+    pub(crate) fn observable_up_down_counter(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    ) -> Observation {
+        self.observatory
+            .up_down_counter(&self.meter, spec, attrs, observe)
+    }
+
     /// Like [`Telemetry::observable_gauge`] with an `f64` value, the instances of a
     /// name combining as `combine` says.
     pub(crate) fn observable_gauge_f64(

@@ -14,7 +14,9 @@
 //!   last one leaves, the counter stops reporting (as a single instance did), and a
 //!   later instance of that name starts from zero;
 //! - gauges add up (waiters, depth, permits in use), or, for ratios and maxima, take the
-//!   mean or the largest value ([`Combine`]).
+//!   mean or the largest value ([`Combine`]);
+//! - up-down counters (additive levels) add up, and a source that leaves takes its part
+//!   of the level with it.
 //!
 //! No crate does this: the SDK's own aggregation of observable instruments is the
 //! "last value wins" this module works around.
@@ -244,6 +246,7 @@ pub(crate) struct Observatory {
     counters: Mutex<HashMap<Key, Weak<Slot<u64>>>>,
     gauges: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
     gauges_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
+    up_down: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
     /// Bound synchronous instruments. Building and binding one costs the SDK a few
     /// microseconds (an instrument lookup and an attribute-set lookup, each under a
     /// lock); primitives built per request (task groups, `fan_out` runs) would pay that
@@ -412,6 +415,38 @@ impl Observatory {
             k,
             Some(Combine::Sum),
             |cb| register!(meter.i64_observable_gauge(spec.name), spec, attrs, cb),
+            Arc::new(read),
+        )
+    }
+
+    /// An observable `i64` up-down counter for `spec` and `attrs` on `meter`: an
+    /// additive level (waiters, holders); the instances of a name add up.
+    pub(crate) fn up_down_counter(
+        &self,
+        meter: &Meter,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    ) -> Observation {
+        debug_assert_eq!(
+            spec.kind,
+            InstrumentKind::ObservableUpDownCounter,
+            "{}",
+            spec.name
+        );
+        let k = key(spec, &attrs);
+        observe_in(
+            &self.up_down,
+            k,
+            Some(Combine::Sum),
+            |cb| {
+                register!(
+                    meter.i64_observable_up_down_counter(spec.name),
+                    spec,
+                    attrs,
+                    cb
+                )
+            },
             Arc::new(read),
         )
     }

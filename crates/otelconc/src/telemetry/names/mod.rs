@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod rate;
 pub mod semaphore;
+pub mod sync;
 
 mod markdown;
 
@@ -156,6 +157,7 @@ pub fn instruments() -> impl Iterator<Item = &'static InstrumentSpec> {
         .chain(group::INSTRUMENTS)
         .chain(rate::INSTRUMENTS)
         .chain(semaphore::INSTRUMENTS)
+        .chain(sync::INSTRUMENTS)
 }
 
 /// Every span the crate builds.
@@ -174,6 +176,7 @@ pub fn spans() -> impl Iterator<Item = &'static SpanSpec> {
         .chain(group::SPANS)
         .chain(rate::SPANS)
         .chain(semaphore::SPANS)
+        .chain(sync::SPANS)
 }
 
 /// Every attribute key an instrument or a span of the crate carries.
@@ -193,6 +196,7 @@ pub fn attributes() -> impl Iterator<Item = &'static AttributeSpec> {
         .chain(group::ATTRIBUTES)
         .chain(rate::ATTRIBUTES)
         .chain(semaphore::ATTRIBUTES)
+        .chain(sync::ATTRIBUTES)
 }
 
 #[cfg(test)]
