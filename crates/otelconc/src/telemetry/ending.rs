@@ -4,7 +4,7 @@
 //! # The error rule (OpenTelemetry `recording-errors.md`)
 //! - A failed operation's span gets status Error with the error's message as the status
 //!   description, and `error.type` from a small closed set: `panic`, `timeout`,
-//!   `queue_full`, `closed`, or the type name of the user's error. No `exception`
+//!   `queue_full`, `closed`, `would_block`, or the type name of the user's error. No `exception`
 //!   span event (deprecated) is added.
 //! - **Cancellation is not an error.** Work that ends because it was dropped, aborted or
 //!   stopped before it finished (a sibling aborted because another task failed, a job
