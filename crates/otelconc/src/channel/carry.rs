@@ -46,6 +46,20 @@ impl Shared {
         self.carry_traced(value, cx, timed)
     }
 
+    /// As [`carry`](Self::carry), with the context `cx` handed in by the caller instead
+    /// of the current one.
+    pub(super) fn carry_with<T>(&self, value: T, cx: &Context) -> (Carried<T>, Option<EndingSpan>) {
+        if !self.is_observed() {
+            return (Carried::bare(value), None);
+        }
+        let timed = self.metrics.sends.sample_message();
+        let cx = self.telemetry.carried(cx);
+        if cx.is_none() && !timed {
+            return (Carried::bare(value), None);
+        }
+        self.carry_traced(value, cx, timed)
+    }
+
     #[cold]
     fn carry_traced<T>(
         &self,

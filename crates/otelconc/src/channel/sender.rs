@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
+use opentelemetry::Context;
 use tokio::time::Instant;
 
 use super::carry::end_producer;
@@ -108,21 +109,63 @@ impl<T> Sender<T> {
     /// # });
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let tx = match &self.inner {
-            // Nothing observes this channel: it is async-channel.
-            Tx::Bare(tx) => {
-                return match tx.try_send(value) {
-                    Ok(()) => Ok(()),
-                    Err(async_channel::TrySendError::Full(v)) => {
-                        tx.send(v).await.map_err(|e| SendError(e.0))
-                    }
-                    Err(async_channel::TrySendError::Closed(v)) => Err(SendError(v)),
-                };
+        match &self.inner {
+            Tx::Bare(tx) => send_bare(tx, value).await,
+            Tx::Wrapped(tx) => {
+                // Dropped before the send completes, `producer` ends its span as cancelled.
+                let (msg, producer) = self.carry(value);
+                self.send_carried(tx, msg, producer).await
             }
-            Tx::Wrapped(tx) => tx,
-        };
-        // Dropped before the send completes, `producer` ends its span as cancelled.
-        let (msg, producer) = self.carry(value);
+        }
+    }
+
+    /// As [`send`](Self::send), with the message carrying `cx` (an extracted remote
+    /// context, say: see [`telemetry::extract`](crate::telemetry::extract)) instead of
+    /// the current context. The receiver sees it exactly as it would see a local
+    /// sender's context: it is carried when it holds a valid span context (sampled or
+    /// not) or baggage, a traced receive's span is its child when it is sampled (by
+    /// the rule in `docs/telemetry.md`), and producer spans are its children.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Cancel safety
+    /// If `send_with_context` is used as a branch in `tokio::select!` and another branch
+    /// completes first, then it is guaranteed that the message was not sent. **However,
+    /// in that case, the message is dropped and will be lost.**
+    ///
+    /// To avoid losing messages, use [`reserve`](Self::reserve) to reserve capacity,
+    /// then use the returned [`Permit`] to send the message.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::collections::HashMap;
+    /// // Headers of a message from another process (here with no trace in them).
+    /// let headers: HashMap<String, String> = HashMap::new();
+    /// let cx = otelconc::telemetry::extract(&headers);
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.send_with_context(5, &cx).await.unwrap();
+    /// assert_eq!(rx.recv().await, Ok(5));
+    /// # });
+    /// ```
+    pub async fn send_with_context(&self, value: T, cx: &Context) -> Result<(), SendError<T>> {
+        match &self.inner {
+            Tx::Bare(tx) => send_bare(tx, value).await,
+            Tx::Wrapped(tx) => {
+                let (msg, producer) = self.shared.carry_with(value, cx);
+                self.send_carried(tx, msg, producer).await
+            }
+        }
+    }
+
+    /// Sends a carried message on a wrapped channel, waiting for space.
+    async fn send_carried(
+        &self,
+        tx: &async_channel::Sender<Carried<T>>,
+        msg: Carried<T>,
+        producer: Option<EndingSpan>,
+    ) -> Result<(), SendError<T>> {
         let metrics = &self.shared.metrics;
         // With space free, the message goes in without building the send future (as
         // that future's first poll would do).
@@ -162,13 +205,38 @@ impl<T> Sender<T> {
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         if let Tx::Bare(tx) = &self.inner {
-            // Nothing observes this channel: it is async-channel.
-            return tx.try_send(value).map_err(|e| match e {
-                async_channel::TrySendError::Full(v) => TrySendError::Full(v),
-                async_channel::TrySendError::Closed(v) => TrySendError::Closed(v),
-            });
+            return try_send_bare(tx, value);
         }
         let (msg, producer) = self.carry(value);
+        self.try_send_carried(msg, producer)
+    }
+
+    /// As [`try_send`](Self::try_send), with the message carrying `cx` instead of the
+    /// current context (see [`send_with_context`](Self::send_with_context)).
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    ///
+    /// # Examples
+    /// ```
+    /// use opentelemetry::Context;
+    /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);
+    /// tx.try_send_with_context(1, &Context::new()).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn try_send_with_context(&self, value: T, cx: &Context) -> Result<(), TrySendError<T>> {
+        if let Tx::Bare(tx) = &self.inner {
+            return try_send_bare(tx, value);
+        }
+        let (msg, producer) = self.shared.carry_with(value, cx);
+        self.try_send_carried(msg, producer)
+    }
+
+    fn try_send_carried(
+        &self,
+        msg: Carried<T>,
+        producer: Option<EndingSpan>,
+    ) -> Result<(), TrySendError<T>> {
         let (outcome, result) = match self.inner.try_send(msg) {
             Ok(()) => (Outcome::Ok, Ok(())),
             Err(async_channel::TrySendError::Full(msg)) => {
@@ -666,4 +734,21 @@ impl<T> Future for SendLossless<'_, T> {
             }
         }
     }
+}
+
+/// A send on a channel nothing observes: async-channel's, nothing carried.
+async fn send_bare<T>(tx: &async_channel::Sender<T>, value: T) -> Result<(), SendError<T>> {
+    match tx.try_send(value) {
+        Ok(()) => Ok(()),
+        Err(async_channel::TrySendError::Full(v)) => tx.send(v).await.map_err(|e| SendError(e.0)),
+        Err(async_channel::TrySendError::Closed(v)) => Err(SendError(v)),
+    }
+}
+
+/// A try-send on a channel nothing observes: async-channel's, nothing carried.
+fn try_send_bare<T>(tx: &async_channel::Sender<T>, value: T) -> Result<(), TrySendError<T>> {
+    tx.try_send(value).map_err(|e| match e {
+        async_channel::TrySendError::Full(v) => TrySendError::Full(v),
+        async_channel::TrySendError::Closed(v) => TrySendError::Closed(v),
+    })
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::{KeyValue, StringValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
@@ -142,6 +142,12 @@ impl Shared {
     #[inline]
     pub(crate) fn carry(&self, cell: Pin<Box<dyn ErasedJob>>) -> Queued {
         Carried::new(cell, self.telemetry.capture(), self.metrics.tick())
+    }
+
+    /// As [`carry`](Self::carry), with the context `cx` handed in by the submitter
+    /// instead of the current one.
+    pub(crate) fn carry_with(&self, cell: Pin<Box<dyn ErasedJob>>, cx: &Context) -> Queued {
+        Carried::new(cell, self.telemetry.carried(cx), self.metrics.tick())
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::Context;
 use tokio::sync::oneshot;
 
 use super::error::{ResizeError, SubmitError, TrySubmitError};
@@ -111,6 +112,44 @@ impl WorkerPool {
         self.send(queued).await.map_err(SubmitError)
     }
 
+    /// As [`submit`](Self::submit), with the job carrying `cx` (an extracted remote
+    /// context, say: see [`telemetry::extract`](crate::telemetry::extract)) instead of
+    /// the current context. The job sees it exactly as it would see a local
+    /// submitter's context: it runs inside it when it holds a valid span context
+    /// (sampled or not) or baggage, and its span is a child of it when it is sampled.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    ///
+    /// # Cancel safety
+    /// If `submit_with_context` is used as a branch in [`tokio::select!`] and another
+    /// branch completes first, then it is guaranteed that the job was not queued.
+    /// **However, in that case, the job is dropped and will be lost.**
+    ///
+    /// To avoid losing jobs, use [`WorkerPool::try_submit_with_context`], which hands
+    /// the job back when the queue is full, and retry it later.
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::collections::HashMap;
+    /// // Headers of a message from another process (here with no trace in them).
+    /// let headers: HashMap<String, String> = HashMap::new();
+    /// let cx = otelconc::telemetry::extract(&headers);
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// pool.submit_with_context(|| async {}, &cx).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn submit_with_context<J: Job>(
+        &self,
+        job: J,
+        cx: &Context,
+    ) -> Result<(), SubmitError<J>> {
+        let queued = self.shared().carry_with(erase(job, ()), cx);
+        self.send(queued).await.map_err(SubmitError)
+    }
+
     /// Queues `job` and returns a handle that resolves to its output or its
     /// [`JobError`](super::JobError). Waits for space while the queue is full.
     ///
@@ -180,6 +219,30 @@ impl WorkerPool {
     /// ```
     pub fn try_submit<J: Job>(&self, job: J) -> Result<(), TrySubmitError<J>> {
         let queued = self.shared().carry(erase(job, ()));
+        self.try_send(queued)
+    }
+
+    /// As [`try_submit`](Self::try_submit), with the job carrying `cx` instead of the
+    /// current context (see [`submit_with_context`](Self::submit_with_context)).
+    ///
+    /// # Errors
+    /// As [`try_submit`](Self::try_submit).
+    ///
+    /// # Examples
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use opentelemetry::Context;
+    /// let pool = otelconc::pool::WorkerPool::builder("p").build()?;
+    /// pool.try_submit_with_context(|| async {}, &Context::new())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn try_submit_with_context<J: Job>(
+        &self,
+        job: J,
+        cx: &Context,
+    ) -> Result<(), TrySubmitError<J>> {
+        let queued = self.shared().carry_with(erase(job, ()), cx);
         self.try_send(queued)
     }
 

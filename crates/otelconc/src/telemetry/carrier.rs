@@ -102,6 +102,17 @@ impl Telemetry {
         }
     }
 
+    /// `cx`, handed in explicitly (an extracted remote context, say), as a value
+    /// carries it: kept when it is worth carrying (a valid span context or baggage);
+    /// under [`SpanPolicy::Always`], kept even when empty.
+    #[inline]
+    pub(crate) fn carried(&self, cx: &Context) -> Option<Context> {
+        match self.span_policy() {
+            SpanPolicy::Always => Some(cx.clone()),
+            _ => super::context::is_worth_carrying(cx).then(|| cx.clone()),
+        }
+    }
+
     /// Whether a span may be a child of `cx` under this span policy.
     #[inline]
     pub(crate) fn spans_under(&self, cx: &Context) -> bool {

@@ -2,6 +2,7 @@
 //! context across a process boundary, and bad headers that must not fail or panic.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::TextMapCompositePropagator;
@@ -151,4 +152,96 @@ async fn without_a_propagator_nothing_is_written_or_read() {
     ));
     assert!(!cx.span().span_context().is_valid());
     install_w3c();
+}
+
+/// A context extracted from a `traceparent` header, with W3C baggage.
+fn remote(sampled: bool) -> Context {
+    let flags = if sampled { "01" } else { "00" };
+    let h = HashMap::from([
+        (
+            "traceparent".to_owned(),
+            format!(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flag}",
+                flag = flags
+            ),
+        ),
+        ("baggage".to_owned(), "tenant=acme".to_owned()),
+    ]);
+    extract(&h)
+}
+
+const REMOTE_TRACE: u128 = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
+const REMOTE_SPAN: u64 = 0xb7ad_6b71_6920_3331;
+
+#[tokio::test]
+async fn a_message_sent_with_an_extracted_sampled_context_is_received_in_its_trace() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    let tt = otelconc_testkit::TestTelemetry::new();
+    let (tx, rx) = otelconc::channel::builder("bridge")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(4);
+    // The bridge task runs outside any trace; the message's trace comes from its headers.
+    tx.send_with_context(7, &remote(true)).await.unwrap();
+    let msg = rx.recv_traced().await.unwrap();
+    assert!(msg.has_span());
+    drop(msg);
+    let span = tt
+        .spans_named("otelconc.channel.receive")
+        .pop()
+        .expect("receive span");
+    assert_eq!(span.span_context.trace_id(), TraceId::from(REMOTE_TRACE));
+    assert_eq!(span.parent_span_id, SpanId::from(REMOTE_SPAN));
+    assert!(span.parent_span_is_remote);
+    assert_eq!(span.links.links.len(), 1);
+    assert_eq!(
+        span.links.links[0].span_context.span_id(),
+        SpanId::from(REMOTE_SPAN)
+    );
+}
+
+#[tokio::test]
+async fn a_job_submitted_with_an_extracted_context_runs_in_its_trace_sampled_or_not() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    for sampled in [true, false] {
+        let tt = Arc::new(otelconc_testkit::TestTelemetry::parent_based());
+        let pool = otelconc::pool::WorkerPool::builder("bridge")
+            .telemetry(tt.telemetry())
+            .workers(1)
+            .build()
+            .unwrap();
+        let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+        let job_tt = tt.clone();
+        pool.submit_with_context(
+            move || async move {
+                job_tt.start_user_span("user.work");
+                let _ = seen_tx.send(otelconc_testkit::seen_context());
+            },
+            &remote(sampled),
+        )
+        .await
+        .unwrap();
+        let (trace, baggage) = seen_rx.await.unwrap();
+        pool.graceful_shutdown().await;
+        // The job ran inside the remote trace, with its baggage.
+        assert_eq!(
+            trace,
+            Some(TraceId::from(REMOTE_TRACE)),
+            "sampled={sampled}"
+        );
+        assert_eq!(baggage.as_deref(), Some("acme"));
+        let user = tt.spans_named("user.work");
+        if sampled {
+            let job = tt.spans_named("otelconc.pool.job").pop().expect("job span");
+            assert_eq!(job.span_context.trace_id(), TraceId::from(REMOTE_TRACE));
+            assert_eq!(job.parent_span_id, SpanId::from(REMOTE_SPAN));
+            assert_eq!(user.len(), 1);
+            assert_eq!(user[0].parent_span_id, job.span_context.span_id());
+        } else {
+            // Unsampled upstream: no span of ours, and the job's own span is dropped
+            // with its parent instead of becoming an exported root.
+            assert!(tt.spans().is_empty(), "{:?}", tt.spans());
+        }
+    }
 }
