@@ -28,7 +28,8 @@ const COUNTS: usize = 4;
 /// [`Chain`]: super::Chain
 pub(crate) enum Counts {
     Workers(Roster<COUNTS>),
-    Calls(Striped<COUNTS>),
+    /// Boxed: one cache line per thread stripe is large beside the roster.
+    Calls(Box<Striped<COUNTS>>),
 }
 
 impl Counts {
@@ -125,7 +126,7 @@ impl Metrics {
             Self {
                 counts: match kind {
                     StageKind::Pipeline => Counts::Workers(Roster::default()),
-                    StageKind::Chain => Counts::Calls(Striped::default()),
+                    StageKind::Chain => Counts::Calls(Box::default()),
                 },
                 duration: telemetry.histogram(&DURATION, attrs),
                 probes: Mutex::new(Vec::new()),

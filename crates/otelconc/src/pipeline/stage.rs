@@ -97,7 +97,11 @@ impl<E> Failure<E> {
 /// returned error with its type as `error.type`, a panic (while building or polling the
 /// future) as [`Failure::Panic`] with the panic message and `error.type = panic`.
 /// Dropped before it finishes (the run stopped), the span ends as cancelled.
-pub(crate) async fn call<I, O, E, F, Fut>(f: &F, input: I, span: EndingSpan) -> Result<O, Failure<E>>
+pub(crate) async fn call<I, O, E, F, Fut>(
+    f: &F,
+    input: I,
+    span: EndingSpan,
+) -> Result<O, Failure<E>>
 where
     F: Fn(I) -> Fut + ?Sized,
     Fut: Future<Output = Result<O, E>>,
@@ -190,7 +194,11 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
         match result {
             Ok(v) => {
                 counts.one(OK);
-                if tx.send(M::item(seq, Carried { value: v, trace })).await.is_err() {
+                if tx
+                    .send(M::item(seq, Carried { value: v, trace }))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }

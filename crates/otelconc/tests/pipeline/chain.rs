@@ -102,7 +102,11 @@ async fn chain_stage_spans_are_children_of_the_caller_linked_to_the_stage_before
     let caller = root.span().span_context().span_id();
     assert!(spans.iter().all(|s| s.parent_span_id == caller));
     let linked = |s: &otelconc_testkit::SpanData| -> Vec<_> {
-        s.links.links.iter().map(|l| l.span_context.span_id()).collect()
+        s.links
+            .links
+            .iter()
+            .map(|l| l.span_context.span_id())
+            .collect()
     };
     assert_eq!(linked(&spans[0]), [caller]);
     assert_eq!(linked(&spans[1]), [spans[0].span_context.span_id()]);

@@ -13,7 +13,9 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceId;
 use opentelemetry::{Context, KeyValue};
 use otelconc::pipeline::Pipeline;
-use otelconc_testkit::{BAGGAGE_KEY, BAGGAGE_VALUE, TestTelemetry, UNSAMPLED_TRACE_ID, seen_context};
+use otelconc_testkit::{
+    BAGGAGE_KEY, BAGGAGE_VALUE, TestTelemetry, UNSAMPLED_TRACE_ID, seen_context,
+};
 
 /// What code saw of its context: trace id and baggage value.
 type Seen = Arc<Mutex<Vec<(Option<TraceId>, Option<String>)>>>;
@@ -24,7 +26,11 @@ fn record(seen: &Seen) {
 
 /// Two stages that each record their context, start a span of their own, and record
 /// their context again after an await (a later poll).
-fn recording(tt: &Arc<TestTelemetry>, seen: &Seen, ordered: bool) -> Pipeline<u64, u64, Infallible> {
+fn recording(
+    tt: &Arc<TestTelemetry>,
+    seen: &Seen,
+    ordered: bool,
+) -> Pipeline<u64, u64, Infallible> {
     let stage = |tt: Arc<TestTelemetry>, seen: Seen| {
         move |n: u64| {
             let (tt, seen) = (tt.clone(), seen.clone());
@@ -83,7 +89,10 @@ async fn an_unsampled_parent_reaches_every_stage_and_the_input_and_no_span_is_ex
         let seen = seen.lock().unwrap().clone();
         // 4 reads of the input, 2 stages x 2 reads x 8 items.
         assert_eq!(seen.len(), 4 + 2 * 2 * 8, "ordered: {ordered}");
-        assert!(seen.iter().all(|s| *s == want), "ordered: {ordered}: {seen:?}");
+        assert!(
+            seen.iter().all(|s| *s == want),
+            "ordered: {ordered}: {seen:?}"
+        );
     }
     assert!(
         tt.spans().is_empty(),

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
+use opentelemetry::Value;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, Status, TraceContextExt};
-use opentelemetry::Value;
 use otelconc::pipeline::{ErrorPolicy, Pipeline};
 use otelconc::telemetry::names::pipeline::ATTR_STAGE;
 use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
@@ -175,7 +175,11 @@ async fn item_span_chain(ordered: bool) {
             // The consumer rule: the workers run outside any span, so the producer (the
             // previous stage, or the submitter) is both the parent and the link.
             assert_eq!(s.links.links.len(), 1, "item {seq}: one link");
-            assert_eq!(s.links.links[0].span_context.span_id(), parent, "item {seq}: link");
+            assert_eq!(
+                s.links.links[0].span_context.span_id(),
+                parent,
+                "item {seq}: link"
+            );
             assert_eq!(attr_of(s, ATTR_NAME), Some(&Value::from("traced")));
             assert!(matches!(attr_of(s, ATTR_QUEUE_WAIT), Some(Value::F64(w)) if *w >= 0.0));
             assert_eq!(s.status, Status::Unset);
@@ -268,7 +272,11 @@ async fn a_failed_items_stage_span_has_error_status_and_error_type_and_no_event(
             Some(&Value::from(error_type)),
             "item {seq}"
         );
-        assert!(s.events.events.is_empty(), "no exception event: {:?}", s.events.events);
+        assert!(
+            s.events.events.is_empty(),
+            "no exception event: {:?}",
+            s.events.events
+        );
     }
     // The items that went through end their spans without an error.
     for seq in [0, 3] {
