@@ -3,11 +3,14 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context as TaskCx, Poll, ready};
 
-use async_channel::{Receiver, Sender};
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::envelope::Mode;
@@ -92,27 +95,42 @@ impl<E> Failure<E> {
     }
 }
 
-/// Calls the stage function under `span` (its context current while the call is
-/// polled, panics caught: [`Guarded`]) and ends the span with the call's outcome: a
-/// returned error with its type as `error.type`, a panic (while building or polling the
-/// future) as [`Failure::Panic`] with the panic message and `error.type = panic`.
-/// Dropped before it finishes (the run stopped), the span ends as cancelled.
-pub(crate) async fn call<I, O, E, F, Fut>(
-    f: &F,
-    input: I,
-    span: EndingSpan,
-) -> Result<O, Failure<E>>
+pin_project! {
+    /// One call of the stage function (see [`call`]): a single future over the
+    /// [`Guarded`] call, with no `async fn` layer between it and the worker loop.
+    pub(crate) struct Call<Fut> {
+        #[pin]
+        run: Guarded<Fut>,
+    }
+}
+
+impl<Fut, O, E> Future for Call<Fut>
 where
-    F: Fn(I) -> Fut + ?Sized,
     Fut: Future<Output = Result<O, E>>,
     E: fmt::Display,
 {
-    let mut guarded = std::pin::pin!(Guarded::new(async move { f(input).await }, span));
-    let out = guarded.as_mut().await;
-    let span = guarded.span();
+    type Output = Result<O, Failure<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let mut run = self.project().run;
+        let out = ready!(run.as_mut().poll(cx));
+        Poll::Ready(settle(out, run.span()))
+    }
+}
+
+/// Ends `span` with the outcome of a call (built only for a span of its own) and turns
+/// the outcome into the stage's result.
+#[inline]
+fn settle<O, E: fmt::Display>(
+    out: Result<Result<O, E>, String>,
+    span: &mut EndingSpan,
+) -> Result<O, Failure<E>> {
     match out {
         Ok(Ok(v)) => {
-            span.finish(End::Ok);
+            if span.has_span() {
+                span.finish(End::Ok);
+            }
             Ok(v)
         }
         Ok(Err(e)) => {
@@ -127,6 +145,27 @@ where
             }
             Err(Failure::Panic(message))
         }
+    }
+}
+
+/// Calls the stage function under `span` (its context current while the call is
+/// polled, panics caught: [`Guarded`]) and ends the span with the call's outcome: a
+/// returned error with its type as `error.type`, a panic (while building or polling the
+/// future) as [`Failure::Panic`] with the panic message and `error.type = panic`.
+/// Dropped before it finishes (the run stopped), the span ends as cancelled.
+#[inline]
+pub(crate) fn call<I, O, E, F, Fut>(
+    f: &F,
+    input: I,
+    span: EndingSpan,
+) -> Call<impl Future<Output = Result<O, E>>>
+where
+    F: Fn(I) -> Fut + ?Sized,
+    Fut: Future<Output = Result<O, E>>,
+    E: fmt::Display,
+{
+    Call {
+        run: Guarded::new(async move { f(input).await }, span),
     }
 }
 
@@ -169,7 +208,16 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
         every: shared.time_every,
         tick: 0,
     };
-    while let Ok(env) = rx.recv().await {
+    loop {
+        // `try_recv` first: an item that is already there costs no `Recv` future.
+        let env = match rx.try_recv() {
+            Ok(env) => env,
+            Err(TryRecvError::Empty) => match rx.recv().await {
+                Ok(env) => env,
+                Err(_) => break,
+            },
+            Err(TryRecvError::Closed) => break,
+        };
         let (seq, item) = M::open(env);
         let Some(Carried { value, trace }) = item else {
             // A skipped item's marker (ordered mode): pass it on to the sink.
@@ -182,10 +230,12 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
         };
         counts.one(TAKEN);
         let (result, trace) = match trace {
-            None => (
-                timing.call(&stage, &*f, value, EndingSpan::none()).await,
-                None,
-            ),
+            None => {
+                let start = timing.start();
+                let r = call(&*f, value, EndingSpan::none()).await;
+                timing.stop(&stage, start);
+                (r, None)
+            }
             Some(tr) => {
                 let (r, tr) = carried(&stage, &shared, &mut timing, &*f, value, tr, seq).await;
                 (r, Some(tr))
@@ -194,12 +244,15 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
         match result {
             Ok(v) => {
                 counts.one(OK);
-                if tx
-                    .send(M::item(seq, Carried { value: v, trace }))
-                    .await
-                    .is_err()
-                {
-                    break;
+                // `try_send` first: room in the buffer costs no `Send` future.
+                match tx.try_send(M::item(seq, Carried { value: v, trace })) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(out)) => {
+                        if tx.send(out).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(TrySendError::Closed(_)) => break,
                 }
             }
             Err(failure) => {
@@ -236,32 +289,26 @@ struct Timing {
 }
 
 impl Timing {
-    /// Calls the stage function (see [`call`]), timed when the item is in the sample.
+    /// The start of a call's time, when the call is in the sample.
     #[inline]
-    async fn call<I, O, E, F, Fut>(
-        &mut self,
-        stage: &StageState,
-        f: &F,
-        value: I,
-        span: EndingSpan,
-    ) -> Result<O, Failure<E>>
-    where
-        F: Fn(I) -> Fut + ?Sized,
-        Fut: Future<Output = Result<O, E>>,
-        E: fmt::Display,
-    {
-        let timed = self.on && {
-            self.tick += 1;
-            self.tick >= self.every
-        };
-        if !timed {
-            return call(f, value, span).await;
+    fn start(&mut self) -> Option<Instant> {
+        if !self.on {
+            return None;
+        }
+        self.tick += 1;
+        if self.tick < self.every {
+            return None;
         }
         self.tick = 0;
-        let start = Instant::now();
-        let r = call(f, value, span).await;
-        stage.metrics.duration.record(start.elapsed().as_secs_f64());
-        r
+        Some(Instant::now())
+    }
+
+    /// Records the time since `start`, if the call was in the sample.
+    #[inline]
+    fn stop(&self, stage: &StageState, start: Option<Instant>) {
+        if let Some(start) = start {
+            stage.metrics.duration.record(start.elapsed().as_secs_f64());
+        }
     }
 }
 
@@ -287,9 +334,9 @@ where
 {
     let span = stage.start_span(&shared.telemetry, tr.cx.as_ref(), Some(seq), tr.enqueued);
     let Some(span) = span else {
-        let r = timing
-            .call(stage, f, value, EndingSpan::new(None, tr.cx.as_ref()))
-            .await;
+        let start = timing.start();
+        let r = call(f, value, EndingSpan::new(None, tr.cx.as_ref())).await;
+        timing.stop(stage, start);
         return (r, tr);
     };
     let next = span.clone();
