@@ -16,7 +16,7 @@ use super::carrier::{Msg, Traced};
 use super::error::BuildError;
 use crate::channel::Received;
 use crate::telemetry::names::{ATTR_NAME, fan as names};
-use crate::telemetry::{Counter, EndingSpan, Guarded, SpanPolicy, Telemetry, sampled_context};
+use crate::telemetry::{Carried, Counter, EndingSpan, Guarded, Telemetry, propagated_context};
 
 const DEFAULT_CAPACITY: usize = 32;
 
@@ -86,7 +86,9 @@ impl<T: Send + 'static> FanInBuilder<T> {
 
     /// Adds an input labelled `name` (the `otelconc.fan_in.input` attribute of the
     /// merged-items counter; inputs may share a name). Its items carry the context
-    /// current at this call, when sampled; the input is polled under it.
+    /// current at this call when it is worth carrying (a valid span context, sampled or
+    /// not, or baggage: [`propagated_context`]), and the input is polled under it; with
+    /// nothing to carry, its items carry nothing.
     ///
     /// # Examples
     /// ```
@@ -98,7 +100,7 @@ impl<T: Send + 'static> FanInBuilder<T> {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let cx = sampled_context().filter(|_| self.spans_on());
+        let cx = propagated_context();
         let carried = cx.clone();
         let stream = input.map(move |value| Traced {
             value,
@@ -124,12 +126,6 @@ impl<T: Send + 'static> FanInBuilder<T> {
     {
         self.inputs.push((name.into(), Box::pin(input), None));
         self
-    }
-
-    fn spans_on(&self) -> bool {
-        self.telemetry
-            .as_ref()
-            .is_none_or(|t| t.span_policy() != SpanPolicy::Never)
     }
 
     /// Starts one merge task per input and returns the merged stream.
@@ -185,13 +181,10 @@ async fn merge<T>(
     merged: Counter,
 ) {
     loop {
+        // The input is polled under the context of its merge task (see `input`).
         let next = Guarded::new(stream.next(), EndingSpan::none()).await;
         let msg = match next {
-            Ok(Some(item)) => Msg::Item {
-                value: item.value,
-                input,
-                producer: item.context,
-            },
+            Ok(Some(item)) => Msg::Item(item.into_carried(), input),
             Ok(None) => return,
             Err(message) => {
                 let _ = tx.send(Msg::Panicked { input, message }).await;
@@ -221,9 +214,17 @@ async fn merge<T>(
 /// # Telemetry
 /// `otelconc.fan_in.items` counts merged items by input, the name given to
 /// [`FanInBuilder::input`] (or the index for [`fan_in`]): give inputs names from a small
-/// set rather than fanning in thousands of indexed inputs. An item produced inside a
-/// sampled trace gets an `otelconc.fan_in.receive` span when received, linked to its
-/// producer; see [`Merged`] and
+/// set rather than fanning in thousands of indexed inputs.
+///
+/// Each item comes out as a [`Received`] with the context to process it under. An item
+/// that carries its producer's context (see [`Traced`] and [`FanInBuilder::input`])
+/// gets an `otelconc.fan_in.receive` span when received inside a sampled trace, by the
+/// consumer rule: a child of the consumer's own sampled span when there is one, else of
+/// the producer's context, linked to the producer either way; the span ends when the
+/// `Received` is dropped. Outside a sampled trace no span is built and
+/// [`Received::context`] is the producer's own context (unsampled, or baggage only), so
+/// work run under it stays in the producer's trace. An item from an input with no
+/// context carries nothing and gets no span. See
 /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
 ///
 /// # Examples
@@ -296,12 +297,15 @@ impl<T: Send + 'static> FanIn<T> {
         while self.tasks.join_next().await.is_some() {}
     }
 
-    /// The receive span of an item from `input`, by the consumer span rule.
+    /// The receive span of an item from `input`, by the consumer span rule; the
+    /// attributes are built only for a span that starts.
     fn receive(&self, input: usize, producer: &Context) -> Option<Context> {
-        let mut attrs = vec![self.name.clone()];
-        attrs.extend(self.labels.get(input).cloned());
         self.telemetry
-            .consumer_span(&names::RECEIVE, Some(producer), attrs)
+            .consumer_span_with(&names::RECEIVE, Some(producer), || {
+                let mut attrs = vec![self.name.clone()];
+                attrs.extend(self.labels.get(input).cloned());
+                attrs
+            })
     }
 }
 
@@ -311,11 +315,8 @@ impl<T: Send + 'static> Stream for FanIn<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Received<T>>> {
         let this = self.get_mut();
         match this.rx.poll_recv(cx) {
-            Poll::Ready(Some(Msg::Item {
-                value,
-                input,
-                producer,
-            })) => {
+            Poll::Ready(Some(Msg::Item(Carried { value, trace }, input))) => {
+                let producer = trace.and_then(|t| t.cx);
                 let span = producer.as_ref().and_then(|p| this.receive(input, p));
                 let span = EndingSpan::new(span, producer.as_ref());
                 Poll::Ready(Some(Received::new(value, span, producer, None, input)))

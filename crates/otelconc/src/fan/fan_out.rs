@@ -10,7 +10,7 @@ use opentelemetry::KeyValue;
 use super::error::BuildError;
 use super::items::{FanOutItems, FanOutItemsUnordered};
 use super::state::Shared;
-use crate::group::{GroupError, GroupToken, TaskGroup};
+use crate::group::{GroupError, GroupToken, TaskError, TaskGroup};
 use crate::telemetry::names::{ATTR_NAME, fan as names};
 use crate::telemetry::{End, EndingSpan, Telemetry};
 
@@ -97,6 +97,15 @@ impl FanOutBuilder {
 }
 
 impl FanOut {
+    /// The fan-out of the free functions: named `"fan_out"`, on [`Telemetry::global`]
+    /// (read per call), with instruments kept for as long as the global meter provider
+    /// stays installed.
+    fn global() -> Self {
+        Self {
+            shared: Arc::new(Shared::global()),
+        }
+    }
+
     /// A fan-out named `name` (the `otelconc.name` attribute; keep the set of names
     /// small) on [`Telemetry::global`].
     ///
@@ -129,8 +138,11 @@ impl FanOut {
     ///
     /// `worker(input, index, token)` gets a clone of `input`, its index and the group's
     /// token, which fires on the first error (cancel-on-error): workers should stop when
-    /// it does. `workers == 0` returns an empty vector. Inside a sampled trace the call
-    /// has a span `otelconc.fan_out` and each worker's task span is its child.
+    /// it does. `workers == 0` returns an empty vector. Each worker runs under the
+    /// caller's context when it is worth carrying (a valid span context, sampled or
+    /// not, or baggage). Inside a sampled trace the call has a span `otelconc.fan_out`
+    /// (ended with status Error and `error.type` when a worker failed) and each
+    /// worker's task span is its child.
     ///
     /// # Errors
     /// [`GroupError`] with every worker's [`TaskError`](crate::group::TaskError):
@@ -171,10 +183,16 @@ impl FanOut {
         E: fmt::Display + Send + 'static,
     {
         let shared = &self.shared;
-        let span = shared.telemetry.span_parent().map(|parent| {
+        // The caller's context, whenever it is worth carrying; inside a sampled trace the
+        // call gets a span of its own, a child of it.
+        let carried = shared.telemetry.capture();
+        let parent = carried
+            .as_ref()
+            .filter(|cx| shared.telemetry.spans_under(cx));
+        let span = parent.map(|parent| {
             shared.telemetry.start_span(
                 &names::FAN_OUT,
-                &parent,
+                parent,
                 vec![
                     shared.name.clone(),
                     KeyValue::new(
@@ -184,7 +202,8 @@ impl FanOut {
                 ],
             )
         });
-        let mut span = EndingSpan::new(span, None);
+        // The workers are spawned with the span's context, or the caller's carried one.
+        let mut span = EndingSpan::new(span, carried.as_ref());
         let mut group: TaskGroup<R, E> = TaskGroup::builder()
             .name(shared.name.value.as_str().into_owned())
             .telemetry(shared.telemetry.clone())
@@ -201,7 +220,14 @@ impl FanOut {
         let out = group.wait().await;
         span.finish(match &out {
             Ok(_) => End::Ok,
-            Err(e) => End::error(e),
+            // Named after the first failure: the worker's error type, or `panic`.
+            Err(e) => match e.first() {
+                TaskError::Failed { .. } => {
+                    End::Failed(std::any::type_name::<E>(), e.to_string().into())
+                }
+                TaskError::Panicked { .. } => End::panic(e.to_string()),
+                _ => End::Cancelled,
+            },
         });
         out
     }
@@ -326,7 +352,7 @@ where
     R: Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    FanOut::new("fan_out").run(input, workers, worker).await
+    FanOut::global().run(input, workers, worker).await
 }
 
 /// Runs `f` on every item of `items`, at most `concurrency` at a time, and yields the
@@ -374,7 +400,7 @@ where
     if concurrency == 0 {
         return Err(BuildError::ZeroConcurrency);
     }
-    FanOut::new("fan_out").items(items, concurrency, f)
+    FanOut::global().items(items, concurrency, f)
 }
 
 /// Like [`fan_out_items`], yielding results in the order they complete:
@@ -412,5 +438,5 @@ where
     if concurrency == 0 {
         return Err(BuildError::ZeroConcurrency);
     }
-    FanOut::new("fan_out").items_unordered(items, concurrency, f)
+    FanOut::global().items_unordered(items, concurrency, f)
 }

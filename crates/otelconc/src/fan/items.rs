@@ -4,14 +4,12 @@
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll, ready};
 
 use futures_core::{Stream, TryFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 
@@ -19,19 +17,18 @@ use super::error::ItemError;
 use super::metrics::ItemCounts;
 use super::state::Shared;
 use crate::telemetry::names::fan as names;
-use crate::telemetry::{End, EndingSpan, record_error};
-use crate::util::panic_payload;
+use crate::telemetry::{End, EndingSpan, poll_guarded};
 
-/// Where an item keeps its span: nowhere ([`NoSpan`], a zero-sized type, outside a
-/// sampled trace) or in an [`ItemSpan`]. A stream uses one or the other for all its
-/// items, so an untraced item future carries no span field at all.
+/// Where an item keeps its span: nowhere ([`NoSpan`], a zero-sized type, when the call
+/// carried no context) or in an [`ItemSpan`]. A stream uses one or the other for all its
+/// items, so an item future with nothing to carry has no span field at all.
 trait SpanSlot {
     fn context(&self) -> Option<&Context>;
     /// Ends the span with the item's outcome.
     fn end<R, E: fmt::Display>(&mut self, out: &Result<R, ItemError<E>>);
 }
 
-/// No span: the item runs outside a sampled trace.
+/// No span and no context: the call was made with no context worth carrying.
 struct NoSpan;
 
 impl SpanSlot for NoSpan {
@@ -43,15 +40,10 @@ impl SpanSlot for NoSpan {
     fn end<R, E: fmt::Display>(&mut self, _out: &Result<R, ItemError<E>>) {}
 }
 
-/// The span of one item, ended when the item ends or, if it is dropped unfinished,
-/// ended as cancelled.
+/// The item's span (inside a sampled trace), or the caller's carried context (outside
+/// one): the item runs under it. A span ends with the item's outcome by the error rule,
+/// or, if the item is dropped unfinished, as cancelled.
 struct ItemSpan(EndingSpan);
-
-impl ItemSpan {
-    fn new(cx: Option<Context>) -> Self {
-        Self(EndingSpan::new(cx, None))
-    }
-}
 
 impl SpanSlot for ItemSpan {
     #[inline]
@@ -59,20 +51,28 @@ impl SpanSlot for ItemSpan {
         self.0.context()
     }
 
-    #[cold]
-    #[inline(never)]
+    #[inline]
     fn end<R, E: fmt::Display>(&mut self, out: &Result<R, ItemError<E>>) {
-        self.0.finish(match out {
-            Ok(_) => End::Ok,
-            Err(ItemError::Failed { error, .. }) => End::error(error),
-            Err(ItemError::Panicked { message, .. }) => End::panic(message.clone()),
-        });
+        if self.0.has_span() {
+            end_span(&mut self.0, out);
+        }
     }
 }
 
+#[cold]
+#[inline(never)]
+fn end_span<R, E: fmt::Display>(span: &mut EndingSpan, out: &Result<R, ItemError<E>>) {
+    span.finish(match out {
+        Ok(_) => End::Ok,
+        Err(ItemError::Failed { error, .. }) => End::error(error),
+        Err(ItemError::Panicked { message, .. }) => End::panic(message.clone()),
+    });
+}
+
 pin_project! {
-    /// One item's future: the user's future, polled under the item's span (when
-    /// sampled), with panics caught. Kept small: it is allocated once per item.
+    /// One item's future: the user's future, polled under the item's span or carried
+    /// context, with panics caught ([`poll_guarded`]). Kept small: it is allocated once
+    /// per item.
     struct Item<Fut, S> {
         #[pin]
         fut: Fut,
@@ -81,36 +81,24 @@ pin_project! {
     }
 }
 
-impl<Fut, S> Future for Item<Fut, S>
+impl<Fut, S, R, E> Future for Item<Fut, S>
 where
-    Fut: TryFuture,
-    Fut::Error: fmt::Display,
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Display,
     S: SpanSlot,
 {
-    type Output = (usize, Result<Fut::Ok, ItemError<Fut::Error>>);
+    type Output = Done<R, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let fut = this.fut;
         // After a panic the item is ready with the panic's message and its owner drops
-        // it without polling again, so no broken invariant of `fut` can be observed.
-        let polled = match this.span.context() {
-            Some(otel) => {
-                let _attached = otel.clone().attach();
-                catch_unwind(AssertUnwindSafe(|| fut.try_poll(cx)))
-            }
-            None => catch_unwind(AssertUnwindSafe(|| fut.try_poll(cx))),
-        };
+        // it without polling again.
         let index = *this.index;
-        let out = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(v))) => Ok(v),
-            Ok(Poll::Ready(Err(error))) => Err(ItemError::Failed { index, error }),
-            Err(payload) => Err(ItemError::Panicked {
-                index,
-                message: panic_payload::message(&*payload),
-            }),
+        let out = match ready!(poll_guarded(this.fut, this.span.context(), cx)) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(error)) => Err(ItemError::Failed { index, error }),
+            Err(message) => Err(ItemError::Panicked { index, message }),
         };
         this.span.end(&out);
         Poll::Ready((index, out))
@@ -120,20 +108,16 @@ where
 /// An item's result.
 type Res<Fut> = Result<<Fut as TryFuture>::Ok, ItemError<<Fut as TryFuture>::Error>>;
 
-/// An item's index and result.
-type Out<Fut> = (usize, Res<Fut>);
+/// An item's index and result, as its future ends.
+type Done<R, E> = (usize, Result<R, ItemError<E>>);
 
-/// The items in flight: untraced or traced, fixed for the stream's life.
+/// The items in flight: without or with a span slot, fixed for the stream's life.
 enum Running<Fut> {
     Plain(FuturesUnordered<Item<Fut, NoSpan>>),
     Traced(FuturesUnordered<Item<Fut, ItemSpan>>),
 }
 
-impl<Fut> Running<Fut>
-where
-    Fut: TryFuture,
-    Fut::Error: fmt::Display,
-{
+impl<Fut> Running<Fut> {
     fn new(traced: bool) -> Self {
         if traced {
             Self::Traced(FuturesUnordered::new())
@@ -155,7 +139,7 @@ where
         match (self, item) {
             (Self::Plain(r), Started::Plain(i)) => r.push(i),
             (Self::Traced(r), Started::Traced(i)) => r.push(i),
-            // The source starts traced items exactly when the stream is traced.
+            // The source starts items with a slot exactly when the stream has slots.
             (Self::Plain(r), Started::Traced(i)) => r.push(Item {
                 fut: i.fut,
                 index: i.index,
@@ -164,16 +148,8 @@ where
             (Self::Traced(r), Started::Plain(i)) => r.push(Item {
                 fut: i.fut,
                 index: i.index,
-                span: ItemSpan::new(None),
+                span: ItemSpan(EndingSpan::none()),
             }),
-        }
-    }
-
-    #[inline]
-    fn poll_next(&mut self, cx: &mut TaskCx<'_>) -> Poll<Option<Out<Fut>>> {
-        match self {
-            Self::Plain(r) => r.poll_next_unpin(cx),
-            Self::Traced(r) => r.poll_next_unpin(cx),
         }
     }
 
@@ -181,6 +157,20 @@ where
         match self {
             Self::Plain(r) => r.clear(),
             Self::Traced(r) => r.clear(),
+        }
+    }
+}
+
+impl<Fut, R, E> Running<Fut>
+where
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Display,
+{
+    #[inline]
+    fn poll_next(&mut self, cx: &mut TaskCx<'_>) -> Poll<Option<Done<R, E>>> {
+        match self {
+            Self::Plain(r) => r.poll_next_unpin(cx),
+            Self::Traced(r) => r.poll_next_unpin(cx),
         }
     }
 }
@@ -219,32 +209,15 @@ struct Source<I, F> {
     f: F,
     limit: usize,
     next_index: usize,
-    /// The caller's context, when the call was made inside a sampled trace.
-    parent: Option<Context>,
+    /// The caller's context at the call, when it was worth carrying (a valid span
+    /// context, sampled or not, or baggage): every item runs under it, or under its
+    /// own span, a child of it.
+    carried: Option<Context>,
+    /// Whether items get spans: `carried` is in a sampled trace (per the span policy).
+    spans: bool,
     fan: Arc<Shared>,
-    /// Outcomes yielded since they were last added to the fan-out's counters.
+    /// This stream's counts of the outcomes it yielded.
     counts: ItemCounts,
-}
-
-impl<I, F> Source<I, F> {
-    fn flush(&mut self) {
-        self.counts.flush(&self.fan.metrics);
-    }
-
-    /// Flushes the counts when the stream is about to wait or has ended.
-    #[inline]
-    fn flush_if<T>(&mut self, poll: Poll<Option<T>>) -> Poll<Option<T>> {
-        if !matches!(poll, Poll::Ready(Some(_))) {
-            self.flush();
-        }
-        poll
-    }
-}
-
-impl<I, F> Drop for Source<I, F> {
-    fn drop(&mut self) {
-        self.flush();
-    }
 }
 
 impl<I, F, Fut, R, E> Source<I, F>
@@ -254,68 +227,87 @@ where
     Fut: Future<Output = Result<R, E>>,
 {
     fn new(items: I, limit: usize, f: F, fan: Arc<Shared>) -> Self {
+        let carried = fan.telemetry.capture();
+        let spans = carried
+            .as_ref()
+            .is_some_and(|cx| fan.telemetry.spans_under(cx));
         Self {
             items: Some(items),
             f,
             limit,
             next_index: 0,
-            parent: fan.telemetry.span_parent(),
+            carried,
+            spans,
+            counts: ItemCounts::join(&fan.metrics),
             fan,
-            counts: ItemCounts::default(),
         }
     }
 
-    /// The next item's future.
+    /// The next item's future, built by `f` under the item's span or carried context
+    /// with panics caught ([`poll_guarded`]: building it is polling a future that is
+    /// ready at once).
     #[inline]
-    fn next_item(&mut self) -> Next<Fut> {
+    fn next_item(&mut self, cx: &mut TaskCx<'_>) -> Next<Fut> {
         let Some(item) = self.items.as_mut().and_then(Iterator::next) else {
             self.items = None;
             return Next::Exhausted;
         };
         let index = self.next_index;
         self.next_index += 1;
-        if let Some(parent) = &self.parent {
-            let span = item_span(&self.fan, parent, index);
-            return self.next_traced(item, index, span);
+        if self.carried.is_some() {
+            return self.next_carried(item, index, cx);
         }
         let f = &mut self.f;
-        match catch_unwind(AssertUnwindSafe(|| f(item))) {
-            Ok(fut) => Next::Item(Started::Plain(Item {
+        // Building the future is polling one that is ready at once with it.
+        #[allow(
+            clippy::async_yields_async,
+            reason = "the future yielded is the item's"
+        )]
+        let build = async { f(item) };
+        match poll_guarded(pin!(build), None, cx) {
+            Poll::Ready(Ok(fut)) => Next::Item(Started::Plain(Item {
                 fut,
                 index,
                 span: NoSpan,
             })),
-            Err(payload) => Next::Panicked(index, panic_payload::message(&*payload)),
+            Poll::Ready(Err(message)) => Next::Panicked(index, message),
+            Poll::Pending => unreachable!("calling `f` does not wait"),
         }
     }
 
-    /// [`Source::next_item`] inside a sampled trace: `f` runs under the item's `span`,
-    /// which the item keeps.
+    /// [`Source::next_item`] with a context to carry: `f` runs under the item's span
+    /// (inside a sampled trace) or the carried context, which the item keeps.
     #[inline(never)]
-    fn next_traced(&mut self, item: I::Item, index: usize, span: Context) -> Next<Fut> {
-        let f = &mut self.f;
-        let built = {
-            let _attached = span.clone().attach();
-            catch_unwind(AssertUnwindSafe(|| f(item)))
+    fn next_carried(&mut self, item: I::Item, index: usize, cx: &mut TaskCx<'_>) -> Next<Fut> {
+        let carried = self.carried.as_ref();
+        let span = match carried {
+            Some(parent) if self.spans => Some(item_span(&self.fan, parent, index)),
+            _ => None,
         };
-        match built {
-            Ok(fut) => Next::Item(Started::Traced(Item {
+        let mut span = EndingSpan::new(span, carried);
+        let f = &mut self.f;
+        #[allow(
+            clippy::async_yields_async,
+            reason = "the future yielded is the item's"
+        )]
+        let build = async { f(item) };
+        match poll_guarded(pin!(build), span.context(), cx) {
+            Poll::Ready(Ok(fut)) => Next::Item(Started::Traced(Item {
                 fut,
                 index,
-                span: ItemSpan::new(Some(span)),
+                span: ItemSpan(span),
             })),
-            Err(payload) => {
-                let message = panic_payload::message(&*payload);
-                record_error(&span, "panic", message.clone());
-                span.span().end();
+            Poll::Ready(Err(message)) => {
+                span.finish(End::panic(message.clone()));
                 Next::Panicked(index, message)
             }
+            Poll::Pending => unreachable!("calling `f` does not wait"),
         }
     }
 
     #[inline]
-    fn count(&mut self, out: &Result<R, ItemError<E>>) {
-        self.counts.count(out, &self.fan.metrics);
+    fn count(&self, out: &Result<R, ItemError<E>>) {
+        self.counts.count(out);
     }
 
     fn remaining_hint(&self, running: usize) -> (usize, Option<usize>) {
@@ -448,7 +440,7 @@ where
 {
     pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Shared>) -> Self {
         let source = Source::new(items, limit, f, fan);
-        let traced = source.parent.is_some();
+        let traced = source.carried.is_some();
         Self {
             source,
             running: Running::new(traced),
@@ -502,7 +494,7 @@ where
 {
     pub(crate) fn new(items: I, limit: usize, f: F, fan: Arc<Shared>) -> Self {
         let source = Source::new(items, limit, f, fan);
-        let traced = source.parent.is_some();
+        let traced = source.carried.is_some();
         Self {
             source,
             running: Running::new(traced),
@@ -528,9 +520,7 @@ where
     type Item = Result<R, ItemError<E>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let poll = this.poll_inner(cx);
-        this.source.flush_if(poll)
+        self.get_mut().poll_inner(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -550,7 +540,7 @@ where
         let this = self;
         // Results waiting for their turn count against the limit, as in `buffered`.
         while this.running.len() + this.ahead.len() < this.source.limit {
-            match this.source.next_item() {
+            match this.source.next_item(cx) {
                 Next::Item(item) => this.running.push(item),
                 Next::Panicked(index, message) => {
                     let out = Err(ItemError::Panicked { index, message });
@@ -598,9 +588,7 @@ where
     type Item = Result<R, ItemError<E>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let poll = this.poll_inner(cx);
-        this.source.flush_if(poll)
+        self.get_mut().poll_inner(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -618,7 +606,7 @@ where
     fn poll_inner(&mut self, cx: &mut TaskCx<'_>) -> Poll<Option<Result<R, ItemError<E>>>> {
         let this = self;
         while this.running.len() < this.source.limit {
-            match this.source.next_item() {
+            match this.source.next_item(cx) {
                 Next::Item(item) => this.running.push(item),
                 Next::Panicked(index, message) => {
                     // `f` itself panicked: this item's result is ready now.

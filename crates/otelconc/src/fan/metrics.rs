@@ -1,86 +1,80 @@
-//! The instruments of a fan-out, built once per [`FanOut`](super::FanOut), and the
-//! item counts a `fan_out_items` stream keeps locally and adds to them in batches.
+//! The instruments of a fan-out, built once per [`FanOut`](super::FanOut): the counts
+//! of `fan_out_items` streams and the observable counters that read them.
+
+use std::sync::{Arc, Weak};
 
 use opentelemetry::KeyValue;
 
 use super::error::ItemError;
 use crate::telemetry::names::{ATTR_OUTCOME, fan as names};
-use crate::telemetry::{Counter, Telemetry};
+use crate::telemetry::{Observation, Telemetry};
+use crate::util::counts::{Owned, Roster};
 
-/// The instruments of one [`FanOut`](super::FanOut): items of `fan_out_items` by outcome.
+/// The outcomes an item is counted under, by index.
+const OUTCOMES: [&str; 3] = ["ok", "error", "panic"];
+
+/// The instruments of one [`FanOut`](super::FanOut): items of `fan_out_items` by
+/// outcome, counted by each stream into counters of its own ([`ItemCounts`]) and summed
+/// when metrics are collected.
 pub(crate) struct Metrics {
-    ok: Counter,
-    error: Counter,
-    panic: Counter,
+    items: Arc<Roster<3>>,
+    /// The fan-out's part in its observable counters (they read `items` through a
+    /// `Weak`); dropped with the fan-out.
+    _observers: Vec<Observation>,
 }
 
 impl Metrics {
     pub(crate) fn new(telemetry: &Telemetry, name: &KeyValue) -> Self {
-        let counter = |outcome: &'static str| {
-            telemetry.counter(
-                &names::ITEMS,
-                &[name.clone(), KeyValue::new(ATTR_OUTCOME, outcome)],
-            )
-        };
+        let items = Arc::new(Roster::default());
+        let observers = OUTCOMES
+            .iter()
+            .enumerate()
+            .map(|(k, outcome)| {
+                let r: Weak<Roster<3>> = Arc::downgrade(&items);
+                telemetry.observable_counter(
+                    &names::ITEMS,
+                    vec![name.clone(), KeyValue::new(ATTR_OUTCOME, *outcome)],
+                    move || r.upgrade().map(|r| r.total(k)),
+                )
+            })
+            .collect();
         Self {
-            ok: counter("ok"),
-            error: counter("error"),
-            panic: counter("panic"),
+            items,
+            _observers: observers,
         }
     }
 }
 
-/// Outcomes are added to the counters in batches of at most this many, and whenever the
-/// stream waits, ends or is dropped: a collection never misses more than the items the
-/// stream yielded since it last waited, and an item costs a local increment.
-const FLUSH_EVERY: u32 = 256;
-
-/// The outcomes one stream yielded since it last flushed them to its [`Metrics`].
-#[derive(Default)]
+/// One stream's item counts: counters only that stream writes (a plain load and store
+/// per item), in the fan-out's roster from the stream's start until it is dropped, when
+/// they go into the roster's totals.
 pub(crate) struct ItemCounts {
-    /// Results yielded since the last flush (any outcome).
-    yielded: u32,
-    /// Errors and panics among them: counted on the (cold) failure path only, so an
-    /// `ok` item costs one increment.
-    failed: u32,
-    panicked: u32,
+    roster: Arc<Roster<3>>,
+    own: Arc<Owned<3>>,
 }
 
 impl ItemCounts {
-    /// Counts one yielded result; flushes every [`FLUSH_EVERY`] results.
+    pub(crate) fn join(metrics: &Metrics) -> Self {
+        Self {
+            roster: metrics.items.clone(),
+            own: metrics.items.join(),
+        }
+    }
+
+    /// Counts one yielded result under its outcome.
     #[inline]
-    pub(crate) fn count<R, E>(&mut self, out: &Result<R, ItemError<E>>, metrics: &Metrics) {
-        if let Err(e) = out {
-            self.count_failure(e);
-        }
-        self.yielded += 1;
-        if self.yielded >= FLUSH_EVERY {
-            self.flush(metrics);
-        }
+    pub(crate) fn count<R, E>(&self, out: &Result<R, ItemError<E>>) {
+        let k = match out {
+            Ok(_) => 0,
+            Err(ItemError::Failed { .. }) => 1,
+            Err(ItemError::Panicked { .. }) => 2,
+        };
+        self.own.add(k, 1);
     }
+}
 
-    #[cold]
-    fn count_failure<E>(&mut self, e: &ItemError<E>) {
-        match e {
-            ItemError::Failed { .. } => self.failed += 1,
-            ItemError::Panicked { .. } => self.panicked += 1,
-        }
-    }
-
-    /// Adds the counts to `metrics` and starts again from zero.
-    pub(crate) fn flush(&mut self, metrics: &Metrics) {
-        let yielded = std::mem::take(&mut self.yielded);
-        let error = std::mem::take(&mut self.failed);
-        let panic = std::mem::take(&mut self.panicked);
-        let ok = yielded.saturating_sub(error).saturating_sub(panic);
-        if ok > 0 {
-            metrics.ok.add(u64::from(ok));
-        }
-        if error > 0 {
-            metrics.error.add(u64::from(error));
-        }
-        if panic > 0 {
-            metrics.panic.add(u64::from(panic));
-        }
+impl Drop for ItemCounts {
+    fn drop(&mut self) {
+        self.roster.leave(&self.own);
     }
 }

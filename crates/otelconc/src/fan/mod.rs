@@ -22,22 +22,36 @@
 //!
 //! `fan_out_items` is a stream adapter over `FuturesUnordered` (plus a reorder heap for
 //! the ordered form), the same machinery as `buffered` / `buffer_unordered`: no task per
-//! item. Per item it adds a panic guard (free unless a panic happens) and an increment of
-//! a local count, flushed to the counter every 256 items and whenever the stream
-//! waits, ends or is dropped: no timestamp, no allocation, no atomic. The caller's
-//! context is checked once per call; outside a sampled trace the item future has no span
-//! field at all. Inside one, each item gets a span. `fan_in` moves each item through one
-//! bounded `tokio::sync::mpsc` channel from its input's merge task, plus one
-//! counter add.
+//! item. Per item it adds a panic guard (free unless a panic happens) and one plain
+//! addition to a counter only that stream writes (read when metrics are collected): no
+//! timestamp, no allocation, no atomic read-modify-write. The caller's context is read
+//! once per call; with nothing to carry the item future has no span field at all. With
+//! a context but outside a sampled trace, each item costs a context clone and runs
+//! under it; inside one, each item gets a span. `fan_in` moves each item through one
+//! bounded `tokio::sync::mpsc` channel from its input's merge task, plus one counter
+//! add (and one small box when the item carries a context).
 //!
 //! # Telemetry
-//! Items of `fan_out_items` by outcome and fan-in items by input, with the helper's name.
-//! Inside a sampled trace, `fan_out` runs in an `otelconc.fan_out` span whose workers are
-//! the `otelconc.group.task` spans of a group named like the fan-out (and counted by its
+//! Items of `fan_out_items` by outcome (observable counters, read at collection: keep
+//! a [`FanOut`] you build rather than building one per call, which would take its
+//! counts with it; the free functions keep theirs) and fan-in items by input, with the
+//! helper's name.
+//!
+//! Work runs inside the trace of the code that handed it over: a `fan_out_items` item
+//! and a `fan_out` worker under the caller's context at the call, a fan-in item under
+//! its producer's ([`Traced`], [`FanInBuilder::input`]), whenever that context holds a
+//! valid span context, sampled or not, or baggage. So spans the work starts stay in
+//! that trace and its logs carry its trace id and baggage. Inside a sampled trace,
+//! `fan_out` runs in an `otelconc.fan_out` span whose workers are the
+//! `otelconc.group.task` spans of a group named like the fan-out (and counted by its
 //! `otelconc.group.tasks.*` metrics), each item of `fan_out_items` gets an
-//! `otelconc.fan_out.item` span, and an item a fan-in merged gets an
-//! `otelconc.fan_in.receive` span linked to its producer. Every instrument and span is
-//! in [`docs/telemetry.md`][telemetry].
+//! `otelconc.fan_out.item` span (a child of the caller's context), and an item a
+//! fan-in merged gets an `otelconc.fan_in.receive` span by the consumer rule (a child
+//! of the consumer's sampled span if it has one, else of the producer's context, linked
+//! to the producer). A failed item or worker ends its span with status Error and
+//! `error.type` (the error's type name, or `panic`); an item cancelled by `fail_fast` or
+//! a dropped stream ends it with status Unset and `otelconc.outcome = cancelled`. Every
+//! instrument and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Why hand-written
 //! `futures`' `buffered` accepts 0 and hangs, lets a panic unwind through the consumer,

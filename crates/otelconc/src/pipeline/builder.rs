@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::carrier::{Ordered, Unordered};
+use super::envelope::{Ordered, Unordered};
 use super::launch::{Connects, Pipeline, connect_stage};
+use super::metrics::StageKind;
 use super::stage::{Shared, StageState};
 use super::{BuildError, ErrorPolicy};
 use crate::telemetry::Telemetry;
@@ -289,7 +290,7 @@ where
         let stages: Vec<_> = self
             .stages
             .iter()
-            .map(|s| StageState::new(&telemetry, &self.name, &s.name, true))
+            .map(|s| StageState::new(&telemetry, &self.name, &s.name, StageKind::Pipeline))
             .collect();
         Ok(Pipeline {
             name: self.name,

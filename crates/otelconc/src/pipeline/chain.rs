@@ -6,12 +6,12 @@ use opentelemetry::context::FutureExt as _;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
-use super::stage::{Failure, StageState, call, finish_stage_span, stage_span};
+use super::metrics::{ERROR, OK, PANIC, StageKind, TAKEN};
+use super::stage::{Failure, StageState, call};
 use super::{BuildError, PipelineError};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{EndingSpan, Telemetry};
 
 type StageFn<T, E> = Box<dyn Fn(T) -> BoxFuture<'static, Result<T, E>> + Send + Sync>;
 
@@ -104,7 +104,10 @@ where
         let stages: Vec<_> = self
             .stages
             .into_iter()
-            .map(|(name, f)| (StageState::new(&telemetry, &self.name, &name, false), f))
+            .map(|(name, f)| {
+                let stage = StageState::new(&telemetry, &self.name, &name, StageKind::Chain);
+                (stage, f)
+            })
             .collect();
         Ok(Chain {
             name: self.name,
@@ -120,9 +123,11 @@ where
 ///
 /// Use it for a fixed sequence of steps on one value; use [`Pipeline`](super::Pipeline)
 /// for a stream of items. Each stage call is timed into
-/// `otelconc.pipeline.stage.duration` and counted like a pipeline stage's; inside a
-/// sampled trace each stage gets a span, the first a child of the caller's context and
-/// each next one a child of the previous.
+/// `otelconc.pipeline.stage.duration` and counted like a pipeline stage's, and runs
+/// under the caller's context. Inside a sampled trace each stage gets a span by the
+/// consumer rule: the stages run on the caller's task, so each span is a child of the
+/// caller's span and links to the span of the stage before (the first, to the
+/// caller's).
 ///
 /// # Examples
 /// ```
@@ -203,7 +208,7 @@ where
     /// # Cancel safety
     /// If `execute` is used as the event in a [`tokio::select!`] statement and some
     /// other branch completes first, then the chain stops at the stage it was in (that
-    /// stage's span ends with an error status saying so). **However, in that case, the
+    /// stage's span ends with status Unset and `otelconc.outcome = cancelled`). **However, in that case, the
     /// input (or what the stages so far made of it) is dropped and will be lost.**
     ///
     /// # Examples
@@ -220,36 +225,32 @@ where
     /// # }
     /// ```
     pub async fn execute(&self, input: T) -> Result<T, PipelineError<E>> {
-        let mut parent = self.telemetry.span_parent();
+        // The first stage's producer is the caller; each next one's, the stage before.
+        let mut producer = self.telemetry.capture();
         let mut value = input;
         for (stage, f) in &self.stages {
-            stage.metrics.received.fetch_add(1, Ordering::Relaxed);
+            let counts = &stage.metrics;
+            counts.count_call(TAKEN);
+            let span = stage.start_span(&self.telemetry, producer.as_ref(), None, None);
+            let next = span.clone();
             let start = self.timed.then(Instant::now);
-            let result = match parent.take() {
-                None => call(&**f, value).await,
-                Some(p) => {
-                    let cx = stage.start_span(&self.telemetry, &p, None, None);
-                    let span = stage_span(&cx);
-                    let r = call(&**f, value).with_context(cx.clone()).await;
-                    finish_stage_span(span, &r);
-                    parent = Some(cx);
-                    r
-                }
-            };
+            let result = call(&**f, value, EndingSpan::new(span, producer.as_ref())).await;
             if let Some(start) = start {
                 stage.metrics.duration.record(start.elapsed().as_secs_f64());
             }
+            if next.is_some() {
+                producer = next;
+            }
             match result {
                 Ok(v) => {
-                    stage.metrics.ok.fetch_add(1, Ordering::Relaxed);
+                    counts.count_call(OK);
                     value = v;
                 }
                 Err(failure) => {
-                    let count = match failure {
-                        Failure::Error(_) => &stage.metrics.error,
-                        Failure::Panic(_) => &stage.metrics.panic,
-                    };
-                    count.fetch_add(1, Ordering::Relaxed);
+                    counts.count_call(match failure {
+                        Failure::Error(_) => ERROR,
+                        Failure::Panic(_) => PANIC,
+                    });
                     return Err(failure.into_error(&stage.name));
                 }
             }

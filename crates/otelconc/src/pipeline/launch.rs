@@ -3,22 +3,22 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
 use futures_core::Stream;
-use futures_util::{FutureExt as _, StreamExt as _};
-use opentelemetry::context::FutureExt as _;
+use futures_util::StreamExt as _;
+use opentelemetry::Context;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::PipelineError;
-use super::carrier::{Carrier, Ordered, Unordered};
+use super::envelope::{Mode, Ordered, Unordered};
 use super::output::{OutputRx, PipelineSender, PipelineStream};
 use super::run::RunShared;
 use super::stage::{Shared, worker};
+use crate::telemetry::{EndingSpan, Guarded};
 
 /// The stage name in the [`PipelineError::Panic`] of a run whose input stream panicked
 /// (see [`Pipeline::run`]).
@@ -30,17 +30,17 @@ use super::stage::{Shared, worker};
 pub const INPUT_STAGE: &str = "(input)";
 
 /// Builds the stage tasks of one run: takes the run's input channel, returns its output.
-type Connect<C, In, Out, E> = Arc<
-    dyn Fn(Receiver<<C as Carrier>::Env<In>>, &Launch<E>) -> Receiver<<C as Carrier>::Env<Out>>
+type Connect<M, In, Out, E> = Arc<
+    dyn Fn(Receiver<<M as Mode>::Env<In>>, &Launch<E>) -> Receiver<<M as Mode>::Env<Out>>
         + Send
         + Sync,
 >;
 
 /// A run whose stage tasks are spawned: its launch state, input and output channels.
-type Launched<C, In, Out, E> = (
+type Launched<M, In, Out, E> = (
     Launch<E>,
-    Sender<<C as Carrier>::Env<In>>,
-    Receiver<<C as Carrier>::Env<Out>>,
+    Sender<<M as Mode>::Env<In>>,
+    Receiver<<M as Mode>::Env<Out>>,
 );
 
 /// The stage tasks of both output modes; the mode is picked at `build`.
@@ -50,17 +50,17 @@ pub(super) struct Connects<In, Out, E> {
 }
 
 /// `prev`, then one more stage: its output buffer and its `concurrency` workers.
-pub(super) fn connect_stage<C, In, Mid, O, E, F, Fut>(
-    prev: Connect<C, In, Mid, E>,
+pub(super) fn connect_stage<M, In, Mid, O, E, F, Fut>(
+    prev: Connect<M, In, Mid, E>,
     index: usize,
     concurrency: usize,
     buffer: usize,
     f: Arc<F>,
-) -> Connect<C, In, O, E>
+) -> Connect<M, In, O, E>
 where
-    C: Carrier,
-    C::Env<Mid>: Send + 'static,
-    C::Env<O>: Send + 'static,
+    M: Mode,
+    M::Env<Mid>: Send + 'static,
+    M::Env<O>: Send + 'static,
     In: Send + 'static,
     Mid: Send + 'static,
     O: Send + 'static,
@@ -76,7 +76,7 @@ where
             launch.run.probe(&stage.metrics, &out);
         }
         for _ in 0..concurrency {
-            launch.spawn(worker::<C, _, _, _, _, _>(
+            launch.spawn(worker::<M, _, _, _, _, _>(
                 input.clone(),
                 tx.clone(),
                 f.clone(),
@@ -204,7 +204,8 @@ where
     }
 
     /// Runs the pipeline over `input` and returns its output stream. A task pulls
-    /// `input`; every item's trace starts from the context current here (when sampled).
+    /// `input`, under the context current here, and every item carries that context
+    /// (see [`PipelineSender::send`] for what is carried).
     ///
     /// Nothing is pulled faster than the stages take it: the input waits when the
     /// first stage's queue is full. If polling `input` panics, the run fails with
@@ -235,7 +236,7 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        let origin = self.shared.telemetry.span_parent();
+        let origin = self.shared.telemetry.capture();
         let (launch, sender, out) = self.open();
         spawn_feeder(&launch, sender, input, origin);
         self.finish(launch, out)
@@ -257,11 +258,11 @@ where
         }
     }
 
-    fn launch<C: Carrier>(
+    fn launch<M: Mode>(
         &self,
-        connect: &Connect<C, In, Out, E>,
+        connect: &Connect<M, In, Out, E>,
         input_capacity: usize,
-    ) -> Launched<C, In, Out, E> {
+    ) -> Launched<M, In, Out, E> {
         let token = match &self.token {
             Some(t) => t.child_token(),
             None => CancellationToken::new(),
@@ -290,21 +291,24 @@ where
     }
 }
 
-/// Spawns the task that pulls `input` into the run. Items are numbered here (one
-/// feeder, so a plain counter) and carry `origin` as their trace parent. A panic while
-/// pulling `input` fails the run with [`PipelineError::Panic`] for the stage
-/// [`INPUT_STAGE`], rather than ending the input early as if it were complete.
+/// Spawns the task that pulls `input` into the run, under `origin` (the context where
+/// the run started, if it is worth carrying). Items are numbered here (one feeder, so
+/// a plain counter) and carry `origin`. A panic while pulling `input` fails the run with
+/// [`PipelineError::Panic`] for the stage [`INPUT_STAGE`], rather than ending the input
+/// early as if it were complete.
 fn spawn_feeder<In, S, E>(
     launch: &Launch<E>,
     sender: PipelineSender<In>,
     input: S,
-    origin: Option<opentelemetry::Context>,
+    origin: Option<Context>,
 ) where
     In: Send + 'static,
     S: Stream<Item = In> + Send + 'static,
     E: Send + 'static,
 {
-    let with_context = origin.clone();
+    // The feeder runs under `origin`: the input stream's own logs and spans stay in
+    // the trace of the code that started the run.
+    let span = EndingSpan::new(None, origin.as_ref());
     // Keeps the input open until a panic is recorded, so the run cannot look complete.
     let keep_open = sender.clone();
     let run = launch.run.clone();
@@ -318,19 +322,15 @@ fn spawn_feeder<In, S, E>(
             seq += 1;
         }
     };
-    let feed = async move {
-        if let Err(payload) = AssertUnwindSafe(feed).catch_unwind().await {
+    launch.spawn(async move {
+        if let Err(message) = Guarded::new(feed, span).await {
             run.fail(PipelineError::Panic {
                 stage: Arc::from(INPUT_STAGE),
-                message: crate::util::panic_payload::message(&*payload),
+                message,
             });
         }
         drop(keep_open);
-    };
-    match with_context {
-        Some(cx) => launch.spawn(feed.with_context(cx)),
-        None => launch.spawn(feed),
-    }
+    });
 }
 
 #[cfg(test)]

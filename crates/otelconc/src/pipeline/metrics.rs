@@ -1,9 +1,7 @@
 //! A stage's instruments: its counters, its duration histogram and the probes of its
-//! runs' buffers, the observable instruments that read them, and the counts a worker
-//! keeps on its stack and adds to them in batches.
+//! runs' buffers, and the observable instruments that read them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_channel::{Receiver, WeakReceiver};
@@ -12,11 +10,45 @@ use opentelemetry::KeyValue;
 use crate::telemetry::names::ATTR_OUTCOME;
 use crate::telemetry::names::pipeline::{BUFFER_DEPTH, DURATION, PROCESSED, RECEIVED};
 use crate::telemetry::{Histogram, Observation, Telemetry};
+use crate::util::counts::{Owned, Roster, Striped};
 use crate::util::sync::lock;
 
-/// How many items a worker counts locally before it adds them to the stage's atomics
-/// (it also adds them whenever it is about to wait for input, and when it stops).
-pub(crate) const FLUSH_EVERY: u64 = 64;
+/// The index of each count of a stage: items taken in, then finished by outcome.
+pub(crate) const TAKEN: usize = 0;
+pub(crate) const OK: usize = 1;
+pub(crate) const ERROR: usize = 2;
+pub(crate) const PANIC: usize = 3;
+/// How many counts a stage keeps.
+const COUNTS: usize = 4;
+
+/// Who writes a stage's counts: the workers of its pipeline's runs, each its own
+/// counters ([`Owned`], joined from the roster), or the callers of a [`Chain`], any
+/// thread through the shared handle ([`Striped`]).
+///
+/// [`Chain`]: super::Chain
+pub(crate) enum Counts {
+    Workers(Roster<COUNTS>),
+    /// Boxed: one cache line per thread stripe is large beside the roster.
+    Calls(Box<Striped<COUNTS>>),
+}
+
+impl Counts {
+    fn total(&self, k: usize) -> u64 {
+        match self {
+            Self::Workers(r) => r.total(k),
+            Self::Calls(s) => s.get(k),
+        }
+    }
+}
+
+/// Which kind of stage the instruments are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StageKind {
+    /// A pipeline stage: worker tasks and an output buffer (with its depth gauge).
+    Pipeline,
+    /// A chain stage: called on the caller's task, no buffer.
+    Chain,
+}
 
 /// What the buffer depth gauge reads of one run's stage buffer: how many items wait
 /// in it, `None` once the channel is closed.
@@ -38,17 +70,11 @@ pub(crate) type ProbeHandle = Arc<dyn BufferDepth>;
 /// A run's buffer as its stage sees it (see [`ProbeHandle`]).
 type Probe = Weak<dyn BufferDepth>;
 
-/// Reads one outcome's counter of a stage.
-type OutcomeField = fn(&Metrics) -> &AtomicU64;
-
 /// One stage's instruments, shared by every run of its pipeline (or every call of its
-/// chain): the counters its observable instruments read, its duration histogram, the
+/// chain): the counts its observable instruments read, its duration histogram, the
 /// probes of its runs' output buffers, and its part in the observable instruments.
 pub(crate) struct Metrics {
-    pub(crate) received: AtomicU64,
-    pub(crate) ok: AtomicU64,
-    pub(crate) error: AtomicU64,
-    pub(crate) panic: AtomicU64,
+    pub(crate) counts: Counts,
     pub(crate) duration: Histogram,
     probes: Mutex<Vec<Probe>>,
     /// The stage's part in its observable instruments, whose sources hold only a
@@ -65,31 +91,30 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A stage's instruments, with `attrs` (the pipeline's name and the stage's);
-    /// `depth` registers the buffer depth gauge (pipelines have buffers, chains do not).
-    pub(crate) fn new(telemetry: &Telemetry, attrs: &[KeyValue], depth: bool) -> Arc<Self> {
+    /// A stage's instruments, with `attrs` (the pipeline's name and the stage's); a
+    /// pipeline stage also registers the buffer depth gauge.
+    pub(crate) fn new(telemetry: &Telemetry, attrs: &[KeyValue], kind: StageKind) -> Arc<Self> {
         Arc::new_cyclic(|w: &Weak<Self>| {
             let mut observers = Vec::with_capacity(4);
-            let r = w.clone();
-            observers.push(
-                telemetry.observable_counter(&RECEIVED, attrs.to_vec(), move || {
-                    r.upgrade().map(|s| s.received.load(Ordering::Relaxed))
-                }),
-            );
-            let outcomes: [(&'static str, OutcomeField); 3] = [
-                ("ok", |s| &s.ok),
-                ("error", |s| &s.error),
-                ("panic", |s| &s.panic),
+            let outcomes = [
+                (TAKEN, None),
+                (OK, Some("ok")),
+                (ERROR, Some("error")),
+                (PANIC, Some("panic")),
             ];
-            for (outcome, field) in outcomes {
+            for (k, outcome) in outcomes {
                 let r = w.clone();
-                let mut a = attrs.to_vec();
-                a.push(KeyValue::new(ATTR_OUTCOME, outcome));
-                observers.push(telemetry.observable_counter(&PROCESSED, a, move || {
-                    r.upgrade().map(|s| field(&s).load(Ordering::Relaxed))
-                }));
+                let read = move || r.upgrade().map(|s| s.counts.total(k));
+                observers.push(match outcome {
+                    None => telemetry.observable_counter(&RECEIVED, attrs.to_vec(), read),
+                    Some(outcome) => {
+                        let mut a = attrs.to_vec();
+                        a.push(KeyValue::new(ATTR_OUTCOME, outcome));
+                        telemetry.observable_counter(&PROCESSED, a, read)
+                    }
+                });
             }
-            let depth_observer = depth.then(|| {
+            let depth_observer = (kind == StageKind::Pipeline).then(|| {
                 let r = w.clone();
                 telemetry.observable_gauge(&BUFFER_DEPTH, attrs.to_vec(), move || {
                     let s = r.upgrade()?;
@@ -99,16 +124,25 @@ impl Metrics {
                 })
             });
             Self {
-                received: AtomicU64::new(0),
-                ok: AtomicU64::new(0),
-                error: AtomicU64::new(0),
-                panic: AtomicU64::new(0),
+                counts: match kind {
+                    StageKind::Pipeline => Counts::Workers(Roster::default()),
+                    StageKind::Chain => Counts::Calls(Box::default()),
+                },
                 duration: telemetry.histogram(&DURATION, attrs),
                 probes: Mutex::new(Vec::new()),
                 observers,
                 depth_observer,
             }
         })
+    }
+
+    /// Adds one to count `k` of a chain stage, from any thread (a pipeline stage's
+    /// workers count through their [`WorkerCounts`]).
+    #[inline]
+    pub(crate) fn count_call(&self, k: usize) {
+        if let Counts::Calls(c) = &self.counts {
+            c.add(k, 1);
+        }
     }
 
     /// Whether an SDK reads the stage's metrics (a no-op meter drops them at once).
@@ -157,45 +191,37 @@ impl Metrics {
     }
 }
 
-/// Counts kept on the worker's stack and added to the stage's atomics in batches, so
-/// the per-item cost is a few plain additions instead of contended atomic operations.
-pub(crate) struct LocalCounts {
+/// A stage worker's own counts, joined to its stage's roster for as long as the worker
+/// runs: the worker adds to them with plain stores, and they leave the roster (their
+/// counts going into its totals) when the worker ends, however it ends (an aborted
+/// worker task is dropped, and this with it).
+pub(crate) struct WorkerCounts {
     metrics: Arc<Metrics>,
-    pub(crate) received: u64,
-    pub(crate) ok: u64,
-    pub(crate) error: u64,
-    pub(crate) panic: u64,
+    own: Arc<Owned<COUNTS>>,
 }
 
-impl LocalCounts {
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
-        Self {
-            metrics,
-            received: 0,
-            ok: 0,
-            error: 0,
-            panic: 0,
-        }
+impl WorkerCounts {
+    /// Counts for a new worker of the stage of `metrics`.
+    pub(crate) fn join(metrics: Arc<Metrics>) -> Self {
+        let own = match &metrics.counts {
+            Counts::Workers(r) => r.join(),
+            // A chain stage has no workers; its counts are never read from here.
+            Counts::Calls(_) => Arc::default(),
+        };
+        Self { metrics, own }
     }
 
-    /// Adds the counts to the stage's atomics and zeroes them.
-    pub(crate) fn flush(&mut self) {
-        for (n, a) in [
-            (&mut self.received, &self.metrics.received),
-            (&mut self.ok, &self.metrics.ok),
-            (&mut self.error, &self.metrics.error),
-            (&mut self.panic, &self.metrics.panic),
-        ] {
-            if *n > 0 {
-                a.fetch_add(*n, Ordering::Relaxed);
-                *n = 0;
-            }
-        }
+    /// Adds one to count `k`.
+    #[inline]
+    pub(crate) fn one(&self, k: usize) {
+        self.own.add(k, 1);
     }
 }
 
-impl Drop for LocalCounts {
+impl Drop for WorkerCounts {
     fn drop(&mut self) {
-        self.flush();
+        if let Counts::Workers(r) = &self.metrics.counts {
+            r.leave(&self.own);
+        }
     }
 }

@@ -51,18 +51,30 @@
 //!
 //! # Telemetry
 //! Per stage, items taken in and finished by outcome, a sampled duration histogram (one
-//! item in [`time_every`](PipelineBuilder::time_every) per worker, plus every traced
-//! item; [`Chain`] times every call) and the depth of its output buffer, with the pipeline's name and
-//! `otelconc.stage`. Inside a sampled trace each stage makes an `otelconc.pipeline.stage`
-//! span per item: the first stage's is a child of the context where the item entered
-//! (the caller of [`PipelineSender::send`], [`Pipeline::run`] or [`Chain::execute`]),
-//! each later one a child of the previous stage's span of the same item, so one item's
-//! spans form a chain that reads in the order the item went; the stage function runs
-//! with its span current. Stage durations and the span's queue wait are read from
-//! tokio's clock (`tokio::time::Instant`), so under `tokio::time::pause()` they are
-//! paused time. Every instrument and span is in
-//! [`docs/telemetry.md`][telemetry]. A run's buffers are reported until they close or its
-//! stream ends, and are never kept alive for the gauge's sake.
+//! item in [`time_every`](PipelineBuilder::time_every) per worker, plus every item that
+//! gets a span; [`Chain`] times every call) and the depth of its output buffer, with the
+//! pipeline's name and `otelconc.stage`.
+//!
+//! **Context.** An item carries the context where it entered (the caller of
+//! [`PipelineSender::send`], [`Pipeline::run`] or [`Chain::execute`]) whenever that holds
+//! a valid span context, sampled or not, or baggage, and each stage function runs under
+//! it: spans it starts stay in that trace (a parent-based sampler drops them with an
+//! unsampled parent instead of keeping orphan roots), and its logs carry the trace id
+//! and baggage. [`Pipeline::run`] pulls its input stream under that context too.
+//!
+//! **Spans.** Inside a sampled trace each stage makes an `otelconc.pipeline.stage` span
+//! per item, by the consumer rule of [`docs/telemetry.md`][telemetry]: the stage workers
+//! run outside any span, so the first stage's span is a child of the context where the
+//! item entered and each later one a child of the previous stage's span of the same item
+//! (linked to it as well), so one item's spans form a chain that reads in the order the
+//! item went; the stage function runs with its span current. A stage that fails ends its
+//! span with status Error and `error.type` (the type name of the stage's error, or
+//! `panic`); an item dropped mid-stage because the run stopped ends it with status Unset
+//! and `otelconc.outcome = cancelled`. Stage durations and the span's queue wait are read
+//! from tokio's clock (`tokio::time::Instant`), so under `tokio::time::pause()` they are
+//! paused time. Every instrument and span is in [`docs/telemetry.md`][telemetry]. A run's
+//! buffers are reported until they close or its stream ends, and are never kept alive
+//! for the gauge's sake.
 //!
 //! # What it costs
 //! An item costs about 1.1x a hand-written pipeline of tokio tasks and `async-channel`s,
@@ -71,12 +83,13 @@
 //!
 //! The stage plumbing is what a hand-written pipeline does: worker tasks joined by
 //! bounded `async-channel`s, nothing else on the path. What crosses a channel is the
-//! item plus one pointer-sized trace slot (`None` outside a sampled trace); ordered
-//! runs add an 8-byte sequence number and a semaphore permit per item. Per item and
-//! stage the telemetry is a few plain additions (workers count on their own stack and
-//! add to the stage's atomics every 64 items or whenever they are about to wait, so
-//! readings are exact whenever the pipeline is idle) and, for one item in 64 when an
-//! SDK reads the metrics, two clock reads and a histogram record.
+//! item plus one pointer (null when the item carries no context); ordered runs add an
+//! 8-byte sequence number and a semaphore permit per item. An item that carries a
+//! context (an unsampled one, say) costs one small allocation where it enters and a
+//! context clone per stage, never a span. Per item and stage the telemetry is a few
+//! plain additions to counters that only the worker writes (on a cache line of its
+//! own, read when metrics are collected) and, for one item in 64 when an SDK reads the
+//! metrics, two clock reads and a histogram record.
 //!
 //! # Why this is hand-written
 //! `futures::StreamExt::buffered`/`buffer_unordered` give one stage's concurrency on one
@@ -112,8 +125,8 @@
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
 mod builder;
-mod carrier;
 mod chain;
+mod envelope;
 mod error;
 mod launch;
 mod metrics;

@@ -11,13 +11,12 @@ use async_channel::{Receiver, Sender, TrySendError};
 use futures_core::Stream;
 use opentelemetry::Context;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use super::carrier::{ItemTrace, OrderedEnv, UnorderedEnv};
+use super::envelope::{Mode, Ordered, Unordered};
 use super::run::RunShared;
 use super::{PipelineError, SendError};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Carried, Telemetry};
 use crate::util::sync::lock;
 
 /// Feeds one run of a [`Pipeline`](super::Pipeline) started with
@@ -48,6 +47,10 @@ pub struct PipelineSender<In> {
     seq: Arc<AtomicU64>,
     telemetry: Telemetry,
 }
+
+/// What crosses a buffer in each output mode.
+type UnorderedEnv<T> = <Unordered as Mode>::Env<T>;
+type OrderedEnv<T> = <Ordered as Mode>::Env<T>;
 
 enum Tx<In> {
     Unordered(Sender<UnorderedEnv<In>>),
@@ -105,9 +108,17 @@ impl<In: Send + 'static> PipelineSender<In> {
     }
 
     /// Sends `item` into the pipeline, waiting while the first stage's queue is full (or,
-    /// for ordered output, while the pipeline holds as many items as it can). When the
-    /// current context is inside a sampled trace, the item carries it, and the first
-    /// stage's span is its child.
+    /// for ordered output, while the pipeline holds as many items as it can).
+    ///
+    /// The item carries the current context whenever it holds a valid span context,
+    /// sampled or not, or baggage ([`propagated_context`]), and every stage runs under
+    /// it: a span a stage function starts stays in the sender's trace, and its logs
+    /// carry the sender's trace id and baggage. Inside a sampled trace each stage makes
+    /// an `otelconc.pipeline.stage` span, the first a child of this context and each
+    /// next one a child of the stage before. Outside any, nothing is carried and the
+    /// item crosses each buffer bare.
+    ///
+    /// [`propagated_context`]: crate::telemetry::propagated_context
     ///
     /// # Errors
     /// [`SendError`] with the item when the run has stopped (failed, cancelled, or its
@@ -140,7 +151,7 @@ impl<In: Send + 'static> PipelineSender<In> {
     /// # }
     /// ```
     pub async fn send(&self, item: In) -> Result<(), SendError<In>> {
-        let origin = self.telemetry.span_parent();
+        let origin = self.telemetry.capture();
         match &self.tx {
             Tx::Unordered(tx) => {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -195,26 +206,13 @@ impl<In> PipelineSender<In> {
     }
 }
 
-fn trace_of(origin: Option<&Context>, seq: u64) -> Option<Box<ItemTrace>> {
-    origin.map(|cx| {
-        Box::new(ItemTrace {
-            cx: cx.clone(),
-            enqueued: Instant::now(),
-            seq,
-        })
-    })
-}
-
 async fn send_unordered<In: Send + 'static>(
     tx: &Sender<UnorderedEnv<In>>,
     item: In,
     seq: u64,
     origin: Option<&Context>,
 ) -> Result<(), SendError<In>> {
-    let env = UnorderedEnv {
-        trace: trace_of(origin, seq),
-        value: item,
-    };
+    let env = Unordered::item(seq, Carried::new(item, origin.cloned(), false));
     tx.send(env).await.map_err(|e| SendError(e.0.value))
 }
 
@@ -234,16 +232,12 @@ async fn send_ordered<In: Send + 'static>(
         Err(_) => return Err(SendError(item)),
     }
     let seq = seq.unwrap_or_else(|| counter.fetch_add(1, Ordering::Relaxed));
-    let env = OrderedEnv {
-        seq,
-        trace: trace_of(origin, seq),
-        value: Some(item),
-    };
+    let item = Carried::new(item, origin.cloned(), false);
     // The queue holds as many items as the window admits, so it is never full here.
-    match tx.try_send(env) {
+    match tx.try_send((seq, Some(item))) {
         Ok(()) => Ok(()),
-        Err(TrySendError::Closed(env) | TrySendError::Full(env)) => match env.value {
-            Some(v) => Err(SendError(v)),
+        Err(TrySendError::Closed((_, item)) | TrySendError::Full((_, item))) => match item {
+            Some(item) => Err(SendError(item.value)),
             None => unreachable!("the sender always sends a value"),
         },
     }
@@ -316,7 +310,8 @@ impl<T> Reorder<T> {
 /// token fires, the stream ends with [`PipelineError::Cancelled`].
 ///
 /// Dropping the stream stops the run: every stage task is aborted (any item in flight
-/// is dropped, and its stage span ends with an error status). Use
+/// is dropped, and its stage span ends with status Unset and
+/// `otelconc.outcome = cancelled`). Use
 /// [`stop`](Self::stop) to also wait until every task has ended.
 ///
 /// # Examples
@@ -529,7 +524,7 @@ impl<Out, E> Stream for PipelineStream<Out, E> {
             }
             match &mut this.rx {
                 Rx::Unordered(rx) => match rx.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(env)) => return Poll::Ready(Some(Ok(env.value))),
+                    Poll::Ready(Some(item)) => return Poll::Ready(Some(Ok(item.value))),
                     Poll::Ready(None) => return Poll::Ready(this.finish()),
                     Poll::Pending => return Poll::Pending,
                 },
@@ -540,7 +535,7 @@ impl<Out, E> Stream for PipelineStream<Out, E> {
                         None => {}
                     }
                     match rx.as_mut().poll_next(cx) {
-                        Poll::Ready(Some(env)) => r.insert(env.seq, env.value),
+                        Poll::Ready(Some((seq, item))) => r.insert(seq, item.map(|i| i.value)),
                         Poll::Ready(None) => return Poll::Ready(this.finish()),
                         Poll::Pending => {
                             r.release();

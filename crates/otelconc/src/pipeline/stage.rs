@@ -3,24 +3,23 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context as TaskCx, Poll, ready};
 
-use async_channel::{Receiver, Sender, TryRecvError};
-use futures_util::FutureExt as _;
-use opentelemetry::context::FutureExt as _;
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::carrier::{Carrier, Opened};
-use super::metrics::{FLUSH_EVERY, LocalCounts, Metrics};
+use super::envelope::Mode;
+use super::metrics::{ERROR, Metrics, OK, PANIC, StageKind, TAKEN, WorkerCounts};
 use super::run::RunShared;
 use super::{ErrorPolicy, PipelineError};
 use crate::telemetry::names::pipeline::{ATTR_SEQ, ATTR_STAGE, STAGE_SPAN};
 use crate::telemetry::names::{ATTR_NAME, ATTR_QUEUE_WAIT};
-use crate::telemetry::{End, EndingSpan, Telemetry};
-use crate::util::panic_payload;
+use crate::telemetry::{Carried, End, EndingSpan, Guarded, Telemetry, Trace};
 
 /// One stage of a pipeline (or chain): its name, the attributes of its telemetry and
 /// its instruments, shared by every run of its pipeline (or every call of its chain).
@@ -32,17 +31,16 @@ pub(crate) struct StageState {
 }
 
 impl StageState {
-    /// The stage `stage` of the pipeline (or chain) `pipeline`, and its instruments;
-    /// `depth` registers the buffer depth gauge (pipelines have buffers, chains do not).
+    /// The stage `stage` of the pipeline (or chain) `pipeline`, and its instruments.
     pub(crate) fn new(
         telemetry: &Telemetry,
         pipeline: &Arc<str>,
         stage: &Arc<str>,
-        depth: bool,
+        kind: StageKind,
     ) -> Arc<Self> {
         let name_kv = KeyValue::new(ATTR_NAME, pipeline.clone());
         let stage_kv = KeyValue::new(ATTR_STAGE, stage.clone());
-        let metrics = Metrics::new(telemetry, &[name_kv.clone(), stage_kv.clone()], depth);
+        let metrics = Metrics::new(telemetry, &[name_kv.clone(), stage_kv.clone()], kind);
         Arc::new(Self {
             name: stage.clone(),
             name_kv,
@@ -51,27 +49,32 @@ impl StageState {
         })
     }
 
-    /// Starts this stage's span for one item, as a child of `parent`.
+    /// This stage's span for one item that `producer` handed over (the previous
+    /// stage's span, or the context where the item entered), by the consumer span
+    /// rule: `None` outside a sampled trace. The attributes (and the queue wait since
+    /// `enqueued`) are built only for a span that starts.
     pub(crate) fn start_span(
         &self,
         telemetry: &Telemetry,
-        parent: &Context,
+        producer: Option<&Context>,
         seq: Option<u64>,
-        queue_wait: Option<f64>,
-    ) -> Context {
-        let mut attrs = Vec::with_capacity(4);
-        attrs.push(self.name_kv.clone());
-        attrs.push(self.stage_kv.clone());
-        if let Some(seq) = seq {
-            attrs.push(KeyValue::new(
-                ATTR_SEQ,
-                i64::try_from(seq).unwrap_or(i64::MAX),
-            ));
-        }
-        if let Some(w) = queue_wait {
-            attrs.push(KeyValue::new(ATTR_QUEUE_WAIT, w));
-        }
-        telemetry.start_span(&STAGE_SPAN, parent, attrs)
+        enqueued: Option<Instant>,
+    ) -> Option<Context> {
+        telemetry.consumer_span_with(&STAGE_SPAN, producer, || {
+            let mut attrs = Vec::with_capacity(4);
+            attrs.push(self.name_kv.clone());
+            attrs.push(self.stage_kv.clone());
+            if let Some(seq) = seq {
+                attrs.push(KeyValue::new(
+                    ATTR_SEQ,
+                    i64::try_from(seq).unwrap_or(i64::MAX),
+                ));
+            }
+            if let Some(e) = enqueued {
+                attrs.push(KeyValue::new(ATTR_QUEUE_WAIT, e.elapsed().as_secs_f64()));
+            }
+            attrs
+        })
     }
 }
 
@@ -92,39 +95,78 @@ impl<E> Failure<E> {
     }
 }
 
-/// Calls the stage function; a panic (while building or polling its future) becomes
-/// [`Failure::Panic`] with the panic message.
-pub(crate) async fn call<I, O, E, F, Fut>(f: &F, input: I) -> Result<O, Failure<E>>
-where
-    F: Fn(I) -> Fut + ?Sized,
-    Fut: Future<Output = Result<O, E>>,
-{
-    match AssertUnwindSafe(async { f(input).await })
-        .catch_unwind()
-        .await
-    {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Failure::Error(e)),
-        Err(payload) => Err(Failure::Panic(panic_payload::message(&*payload))),
+pin_project! {
+    /// One call of the stage function (see [`call`]): a single future over the
+    /// [`Guarded`] call, with no `async fn` layer between it and the worker loop.
+    pub(crate) struct Call<Fut> {
+        #[pin]
+        run: Guarded<Fut>,
     }
 }
 
-/// A stage span: ends with the item's outcome, or, dropped before that (the run was
-/// stopped mid-item), with an error status saying so.
-pub(crate) fn stage_span(cx: &Context) -> EndingSpan {
-    EndingSpan::new(Some(cx.clone()), None)
+impl<Fut, O, E> Future for Call<Fut>
+where
+    Fut: Future<Output = Result<O, E>>,
+    E: fmt::Display,
+{
+    type Output = Result<O, Failure<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let mut run = self.project().run;
+        let out = ready!(run.as_mut().poll(cx));
+        Poll::Ready(settle(out, run.span()))
+    }
 }
 
-/// Ends a stage span with the outcome of its call.
-pub(crate) fn finish_stage_span<O, E: fmt::Display>(
-    mut span: EndingSpan,
-    result: &Result<O, Failure<E>>,
-) {
-    span.finish(match result {
-        Ok(_) => End::Ok,
-        Err(Failure::Error(e)) => End::error(e),
-        Err(Failure::Panic(m)) => End::panic(m.clone()),
-    });
+/// Ends `span` with the outcome of a call (built only for a span of its own) and turns
+/// the outcome into the stage's result.
+#[inline]
+fn settle<O, E: fmt::Display>(
+    out: Result<Result<O, E>, String>,
+    span: &mut EndingSpan,
+) -> Result<O, Failure<E>> {
+    match out {
+        Ok(Ok(v)) => {
+            if span.has_span() {
+                span.finish(End::Ok);
+            }
+            Ok(v)
+        }
+        Ok(Err(e)) => {
+            if span.has_span() {
+                span.finish(End::error(&e));
+            }
+            Err(Failure::Error(e))
+        }
+        Err(message) => {
+            if span.has_span() {
+                span.finish(End::panic(message.clone()));
+            }
+            Err(Failure::Panic(message))
+        }
+    }
+}
+
+/// Calls the stage function under `span` (its context current while the call is
+/// polled, panics caught: [`Guarded`]) and ends the span with the call's outcome: a
+/// returned error with its type as `error.type`, a panic (while building or polling the
+/// future) as [`Failure::Panic`] with the panic message and `error.type = panic`.
+/// Dropped before it finishes (the run stopped), the span ends as cancelled.
+#[inline]
+pub(crate) fn call<I, O, E, F, Fut>(
+    f: &F,
+    input: I,
+    span: EndingSpan,
+) -> Call<impl Future<Output = Result<O, E>>>
+where
+    F: Fn(I) -> Fut + ?Sized,
+    Fut: Future<Output = Result<O, E>>,
+    E: fmt::Display,
+{
+    Call {
+        run: Guarded::new(async move { f(input).await }, span),
+    }
 }
 
 /// What the stage workers of every run of one pipeline share (not generic).
@@ -143,112 +185,90 @@ pub(crate) struct Shared {
 
 /// One of a stage's `concurrency` workers: takes items from the stage's input, runs
 /// the stage function, and sends results to the stage's output buffer.
-pub(crate) async fn worker<C, I, O, E, F, Fut>(
-    rx: Receiver<C::Env<I>>,
-    tx: Sender<C::Env<O>>,
+pub(crate) async fn worker<M, I, O, E, F, Fut>(
+    rx: Receiver<M::Env<I>>,
+    tx: Sender<M::Env<O>>,
     f: Arc<F>,
     stage: Arc<StageState>,
     shared: Arc<Shared>,
     run: Arc<RunShared<E>>,
 ) where
-    C: Carrier,
-    C::Env<I>: Send,
-    C::Env<O>: Send,
+    M: Mode,
+    M::Env<I>: Send,
+    M::Env<O>: Send,
     I: Send + 'static,
     O: Send + 'static,
     F: Fn(I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    let mut counts = LocalCounts::new(stage.metrics.clone());
-    let every = shared.time_every;
-    let mut tick = 0_u32;
+    let counts = WorkerCounts::join(stage.metrics.clone());
+    let mut timing = Timing {
+        on: shared.timed,
+        every: shared.time_every,
+        tick: 0,
+    };
     loop {
+        // `try_recv` first: an item that is already there costs no `Recv` future.
         let env = match rx.try_recv() {
             Ok(env) => env,
-            Err(TryRecvError::Empty) => {
-                counts.flush();
-                match rx.recv().await {
-                    Ok(env) => env,
-                    Err(_) => break,
-                }
-            }
+            Err(TryRecvError::Empty) => match rx.recv().await {
+                Ok(env) => env,
+                Err(_) => break,
+            },
             Err(TryRecvError::Closed) => break,
         };
-        let Opened { seq, trace, value } = C::open(env);
-        let Some(value) = value else {
+        let (seq, item) = M::open(env);
+        let Some(Carried { value, trace }) = item else {
             // A skipped item's marker (ordered mode): pass it on to the sink.
-            if let Some(skip) = C::skipped(seq)
+            if let Some(skip) = M::skipped(seq)
                 && tx.send(skip).await.is_err()
             {
                 break;
             }
             continue;
         };
-        counts.received += 1;
+        counts.one(TAKEN);
         let (result, trace) = match trace {
             None => {
-                // Timed only when an SDK reads the histogram (else it drops the value).
-                let timed = shared.timed && {
-                    tick += 1;
-                    tick >= every
-                };
-                if timed {
-                    tick = 0;
-                    let start = Instant::now();
-                    let r = call(&*f, value).await;
-                    stage.metrics.duration.record(start.elapsed().as_secs_f64());
-                    (r, None)
-                } else {
-                    (call(&*f, value).await, None)
-                }
+                let start = timing.start();
+                let r = call(&*f, value, EndingSpan::none()).await;
+                timing.stop(&stage, start);
+                (r, None)
             }
-            Some(mut tr) => {
-                let wait = tr.enqueued.elapsed().as_secs_f64();
-                let cx = stage.start_span(&shared.telemetry, &tr.cx, Some(seq), Some(wait));
-                let span = stage_span(&cx);
-                let start = Instant::now();
-                let r = call(&*f, value).with_context(cx.clone()).await;
-                // One clock read ends the stage's time and starts the item's wait for
-                // the next stage.
-                let end = Instant::now();
-                stage.metrics.duration.record((end - start).as_secs_f64());
-                finish_stage_span(span, &r);
-                tr.cx = cx;
-                tr.enqueued = end;
+            Some(tr) => {
+                let (r, tr) = carried(&stage, &shared, &mut timing, &*f, value, tr, seq).await;
                 (r, Some(tr))
             }
         };
         match result {
             Ok(v) => {
-                counts.ok += 1;
-                match tx.try_send(C::item(seq, trace, v)) {
+                counts.one(OK);
+                // `try_send` first: room in the buffer costs no `Send` future.
+                match tx.try_send(M::item(seq, Carried { value: v, trace })) {
                     Ok(()) => {}
-                    Err(async_channel::TrySendError::Full(out)) => {
-                        // About to wait for the next stage: publish the counts first.
-                        counts.flush();
+                    Err(TrySendError::Full(out)) => {
                         if tx.send(out).await.is_err() {
                             break;
                         }
                     }
-                    Err(async_channel::TrySendError::Closed(_)) => break,
+                    Err(TrySendError::Closed(_)) => break,
                 }
             }
             Err(failure) => {
-                match failure {
-                    Failure::Error(_) => counts.error += 1,
-                    Failure::Panic(_) => counts.panic += 1,
-                }
+                counts.one(match failure {
+                    Failure::Error(_) => ERROR,
+                    Failure::Panic(_) => PANIC,
+                });
                 let error = failure.into_error(&stage.name);
                 match shared.policy {
                     ErrorPolicy::FailFast => {
-                        counts.flush();
                         run.fail(error);
                         break;
                     }
                     ErrorPolicy::Skip => {
                         run.skipped.fetch_add(1, Ordering::Relaxed);
-                        if let Some(skip) = C::skipped(seq)
+                        if let Some(skip) = M::skipped(seq)
                             && tx.send(skip).await.is_err()
                         {
                             break;
@@ -257,9 +277,76 @@ pub(crate) async fn worker<C, I, O, E, F, Fut>(
                 }
             }
         }
-        // `received` counts the items since the last flush (flushing zeroes it).
-        if counts.received >= FLUSH_EVERY {
-            counts.flush();
+    }
+}
+
+/// A worker's 1-in-N sample of the items it times for the duration histogram (only
+/// when an SDK reads it: else it drops the value).
+struct Timing {
+    on: bool,
+    every: u32,
+    tick: u32,
+}
+
+impl Timing {
+    /// The start of a call's time, when the call is in the sample.
+    #[inline]
+    fn start(&mut self) -> Option<Instant> {
+        if !self.on {
+            return None;
+        }
+        self.tick += 1;
+        if self.tick < self.every {
+            return None;
+        }
+        self.tick = 0;
+        Some(Instant::now())
+    }
+
+    /// Records the time since `start`, if the call was in the sample.
+    #[inline]
+    fn stop(&self, stage: &StageState, start: Option<Instant>) {
+        if let Some(start) = start {
+            stage.metrics.duration.record(start.elapsed().as_secs_f64());
         }
     }
+}
+
+/// Runs the stage on an item that carries its producer's context `tr`. Inside a sampled
+/// trace the stage gets a span (by the consumer span rule), the call is timed, and the
+/// item goes on carrying the span's context, the next stage's producer, and the instant
+/// it left. Outside one, the call runs under the carried context (so the stage
+/// function's logs, baggage and spans stay in the producer's trace), sampled for timing
+/// like an untraced item, and the item goes on carrying the same context.
+async fn carried<I, O, E, F, Fut>(
+    stage: &StageState,
+    shared: &Shared,
+    timing: &mut Timing,
+    f: &F,
+    value: I,
+    mut tr: Box<Trace>,
+    seq: u64,
+) -> (Result<O, Failure<E>>, Box<Trace>)
+where
+    F: Fn(I) -> Fut + ?Sized,
+    Fut: Future<Output = Result<O, E>>,
+    E: fmt::Display,
+{
+    let span = stage.start_span(&shared.telemetry, tr.cx.as_ref(), Some(seq), tr.enqueued);
+    let Some(span) = span else {
+        let start = timing.start();
+        let r = call(f, value, EndingSpan::new(None, tr.cx.as_ref())).await;
+        timing.stop(stage, start);
+        return (r, tr);
+    };
+    let next = span.clone();
+    let start = Instant::now();
+    let r = call(f, value, EndingSpan::new(Some(span), None)).await;
+    // One clock read ends the stage's time and starts the item's wait for the next
+    // stage.
+    let end = Instant::now();
+    stage.metrics.duration.record((end - start).as_secs_f64());
+    tr.cx = Some(next);
+    tr.enqueued = Some(end);
+    (r, tr)
 }

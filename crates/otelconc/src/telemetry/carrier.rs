@@ -132,16 +132,28 @@ impl Telemetry {
         producer: Option<&Context>,
         attributes: Vec<KeyValue>,
     ) -> Option<Context> {
-        let link = producer.and_then(link_to);
-        let links = link.into_iter().collect();
+        self.consumer_span_with(spec, producer, || attributes)
+    }
+
+    /// [`consumer_span`](Self::consumer_span), building the attributes only when a span
+    /// is started: a hop outside any sampled trace then costs no attribute vector (nor
+    /// the clock read or `Arc` clones that go into one).
+    pub(crate) fn consumer_span_with(
+        &self,
+        spec: &SpanSpec,
+        producer: Option<&Context>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Option<Context> {
         let ambient = self
             .span_parent()
             .filter(|a| a.span().span_context().is_valid());
-        if let Some(ambient) = ambient {
-            return Some(self.start_linked_span(spec, &ambient, links, attributes));
-        }
-        let producer = producer.filter(|p| self.spans_under(p))?;
-        Some(self.start_linked_span(spec, producer, links, attributes))
+        let parent = match ambient {
+            Some(ambient) => ambient,
+            None => producer.filter(|p| self.spans_under(p))?.clone(),
+        };
+        // The link is built only for a span that starts: nothing is cloned otherwise.
+        let links = producer.and_then(link_to).into_iter().collect();
+        Some(self.start_linked_span(spec, &parent, links, attributes()))
     }
 }
 

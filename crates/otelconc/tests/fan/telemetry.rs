@@ -3,11 +3,20 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use opentelemetry::Value;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use otelconc::fan::{FanIn, FanOut, Traced};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, fan::ATTR_INPUT};
-use otelconc_testkit::{TestTelemetry, attr};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, fan::ATTR_INPUT};
+use otelconc_testkit::{SpanData, TestTelemetry, attr};
+
+/// The value of `span`'s attribute `key`.
+fn attr_of<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
 use tokio::time::sleep;
 
 #[tokio::test]
@@ -43,12 +52,19 @@ async fn item_spans_are_children_of_the_caller_and_items_are_counted_by_outcome(
     let spans = tt.spans_named("otelconc.fan_out.item");
     assert_eq!(spans.len(), 4);
     assert!(spans.iter().all(|s| s.parent_span_id == root_id));
+    let failed: Vec<_> = spans
+        .iter()
+        .filter(|s| matches!(s.status, Status::Error { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].status, Status::error("item 3 too big"));
     assert_eq!(
-        spans
-            .iter()
-            .filter(|s| matches!(s.status, Status::Error { .. }))
-            .count(),
-        1
+        attr_of(failed[0], ATTR_ERROR_TYPE),
+        Some(&Value::from(std::any::type_name::<String>()))
+    );
+    assert!(
+        spans.iter().all(|s| s.events.events.is_empty()),
+        "no exception event"
     );
 
     let m = tt.metrics();
@@ -87,6 +103,29 @@ async fn fan_out_workers_are_children_of_the_fan_out_span() {
             .all(|s| s.parent_span_id == parent[0].span_context.span_id())
     );
     tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn a_failed_fan_out_span_has_the_workers_error_type_and_no_event() {
+    let tt = TestTelemetry::new();
+    let fan = FanOut::builder("probe").telemetry(tt.telemetry()).build();
+    let root = tt.root("request");
+    let err = fan
+        .run(1u8, 2, |_, i, _| async move {
+            if i == 1 { Err(std::fmt::Error) } else { Ok(i) }
+        })
+        .with_context(root.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.len(), 1);
+    let span = tt.spans_named("otelconc.fan_out");
+    assert_eq!(span.len(), 1);
+    assert!(matches!(span[0].status, Status::Error { .. }));
+    assert_eq!(
+        attr_of(&span[0], ATTR_ERROR_TYPE),
+        Some(&Value::from(std::any::type_name::<std::fmt::Error>()))
+    );
+    assert!(span[0].events.events.is_empty());
 }
 
 #[tokio::test]
@@ -170,6 +209,7 @@ async fn fan_in_links_each_item_to_its_producer_and_counts_by_input() {
 
     let spans = tt.spans_named("otelconc.fan_in.receive");
     assert_eq!(spans.len(), 5, "every receive span ended");
+    assert!(spans.iter().all(|s| s.span_kind == SpanKind::Internal));
     let consumer_id = consumer.span().span_context().span_id();
     assert!(spans.iter().all(|s| s.parent_span_id == consumer_id));
     let linked = |p: &opentelemetry::Context| {
@@ -195,7 +235,8 @@ async fn fan_in_links_each_item_to_its_producer_and_counts_by_input() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn items_cancelled_by_fail_fast_end_their_spans_and_are_counted() {
+async fn items_cancelled_by_fail_fast_end_their_spans_unset_and_cancelled_and_the_failure_is_counted()
+ {
     let tt = TestTelemetry::new();
     let fan = FanOut::builder("batch").telemetry(tt.telemetry()).build();
     let root = tt.root("request");
@@ -218,11 +259,22 @@ async fn items_cancelled_by_fail_fast_end_their_spans_and_are_counted() {
     let spans = tt.spans_named("otelconc.fan_out.item");
     // Items 0, 1 and 2 started; 0 and 2 were cancelled, 1 failed: all three ended.
     assert_eq!(spans.len(), 3, "{spans:#?}");
-    assert!(
-        spans
-            .iter()
-            .all(|s| matches!(s.status, Status::Error { .. }))
-    );
+    for s in &spans {
+        let index = attr_of(s, "otelconc.fan_out.index");
+        if index == Some(&Value::I64(1)) {
+            assert_eq!(s.status, Status::error("bad item"));
+            assert_eq!(
+                attr_of(s, ATTR_ERROR_TYPE),
+                Some(&Value::from(std::any::type_name::<String>()))
+            );
+        } else {
+            // Cancellation is not an error.
+            assert_eq!(s.status, Status::Unset, "item {index:?}");
+            assert_eq!(attr_of(s, ATTR_OUTCOME), Some(&Value::from("cancelled")));
+            assert_eq!(attr_of(s, ATTR_ERROR_TYPE), None);
+        }
+        assert!(s.events.events.is_empty(), "no exception event");
+    }
     // The stream was dropped right after the error: its counts were flushed.
     let m = tt.metrics();
     assert_eq!(

@@ -71,8 +71,11 @@ async fn chain_runs_stages_in_order_and_stops_at_the_first_failure() {
     );
 }
 
+/// The consumer rule on the caller's task: the caller's sampled span is the ambient
+/// span, so every stage span is its child, linked to the span of the stage before (the
+/// first, to the caller's), and spans the stage function makes nest under its stage.
 #[tokio::test]
-async fn chain_stage_spans_form_a_parent_chain_under_the_caller() {
+async fn chain_stage_spans_are_children_of_the_caller_linked_to_the_stage_before() {
     let tt = TestTelemetry::new();
     let provider = tt.tracer_provider().clone();
     let chain = Chain::builder("c")
@@ -96,11 +99,17 @@ async fn chain_stage_spans_form_a_parent_chain_under_the_caller() {
     let mut spans = tt.spans_named("otelconc.pipeline.stage");
     spans.sort_by_key(|s| s.start_time);
     assert_eq!(spans.len(), 2);
-    assert_eq!(
-        spans[0].parent_span_id,
-        root.span().span_context().span_id()
-    );
-    assert_eq!(spans[1].parent_span_id, spans[0].span_context.span_id());
+    let caller = root.span().span_context().span_id();
+    assert!(spans.iter().all(|s| s.parent_span_id == caller));
+    let linked = |s: &otelconc_testkit::SpanData| -> Vec<_> {
+        s.links
+            .links
+            .iter()
+            .map(|l| l.span_context.span_id())
+            .collect()
+    };
+    assert_eq!(linked(&spans[0]), [caller]);
+    assert_eq!(linked(&spans[1]), [spans[0].span_context.span_id()]);
     assert_eq!(attr_of(&spans[1], ATTR_STAGE), Some(&Value::from("two")));
     let user = tt.spans_named("user-work");
     assert_eq!(user[0].parent_span_id, spans[1].span_context.span_id());

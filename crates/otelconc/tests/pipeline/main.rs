@@ -1,9 +1,11 @@
 //! `otelconc::pipeline`: delivery, ordering, error policies, panics and backpressure
 //! (`behaviour`), how runs stop and what they leave (`shutdown`), the telemetry an
-//! in-memory exporter receives (`telemetry`), and `Chain`/`Parallel` (`chain`).
+//! in-memory exporter receives (`telemetry`), the context items carry through the
+//! stages (`context`), and `Chain`/`Parallel` (`chain`).
 
 mod behaviour;
 mod chain;
+mod context;
 mod shutdown;
 mod telemetry;
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
+use opentelemetry::Value;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, Status, TraceContextExt};
-use opentelemetry::{KeyValue, Value};
 use otelconc::pipeline::{ErrorPolicy, Pipeline};
 use otelconc::telemetry::names::pipeline::ATTR_STAGE;
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
 use otelconc_testkit::{SpanData, TestTelemetry, attr};
 
 use crate::attr_of;
@@ -123,7 +123,7 @@ fn item_spans(spans: &[SpanData], seq: i64) -> Vec<SpanData> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_items_stage_spans_form_a_parent_chain_in_one_trace() {
+async fn one_items_stage_spans_form_a_parent_chain_in_one_trace_each_linked_to_its_parent() {
     for ordered in [false, true] {
         item_span_chain(ordered).await;
     }
@@ -172,6 +172,14 @@ async fn item_span_chain(ordered: bool) {
         for s in &chain {
             assert_eq!(s.span_context.trace_id(), root_span.trace_id(), "one trace");
             assert_eq!(s.parent_span_id, parent, "item {seq}: parent chain");
+            // The consumer rule: the workers run outside any span, so the producer (the
+            // previous stage, or the submitter) is both the parent and the link.
+            assert_eq!(s.links.links.len(), 1, "item {seq}: one link");
+            assert_eq!(
+                s.links.links[0].span_context.span_id(),
+                parent,
+                "item {seq}: link"
+            );
             assert_eq!(attr_of(s, ATTR_NAME), Some(&Value::from("traced")));
             assert!(matches!(attr_of(s, ATTR_QUEUE_WAIT), Some(Value::F64(w)) if *w >= 0.0));
             assert_eq!(s.status, Status::Unset);
@@ -232,7 +240,7 @@ async fn no_span_is_made_outside_a_sampled_trace() {
 }
 
 #[tokio::test]
-async fn a_failed_items_stage_span_has_error_status_and_an_exception_event() {
+async fn a_failed_items_stage_span_has_error_status_and_error_type_and_no_event() {
     let tt = TestTelemetry::new();
     let pipeline = Pipeline::builder("errors")
         .stage("check", 1, 4, |n: u64| async move {
@@ -253,25 +261,34 @@ async fn a_failed_items_stage_span_has_error_status_and_an_exception_event() {
         .await;
     assert_eq!(n, 2);
     let spans = tt.spans();
-    for (seq, kind, msg) in [(1, "error", "one is bad"), (2, "panic", "two panics")] {
+    let string = std::any::type_name::<String>();
+    for (seq, error_type, msg) in [(1, string, "one is bad"), (2, "panic", "two panics")] {
         let chain = item_spans(&spans, seq);
         assert_eq!(chain.len(), 1, "a failed item goes no further");
         let s = &chain[0];
         assert_eq!(s.status, Status::error(msg));
-        let ev = s.events.iter().find(|e| e.name == "exception").unwrap();
-        assert!(
-            ev.attributes
-                .contains(&KeyValue::new("exception.type", kind))
+        assert_eq!(
+            attr_of(s, ATTR_ERROR_TYPE),
+            Some(&Value::from(error_type)),
+            "item {seq}"
         );
         assert!(
-            ev.attributes
-                .contains(&KeyValue::new("exception.message", msg))
+            s.events.events.is_empty(),
+            "no exception event: {:?}",
+            s.events.events
         );
+    }
+    // The items that went through end their spans without an error.
+    for seq in [0, 3] {
+        for s in item_spans(&spans, seq) {
+            assert_eq!(s.status, Status::Unset);
+            assert_eq!(attr_of(&s, ATTR_ERROR_TYPE), None);
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_mid_item_ends_its_span_with_an_error_status() {
+async fn stopping_mid_item_ends_its_span_cancelled_with_status_unset() {
     let tt = TestTelemetry::new();
     let started = Arc::new(tokio::sync::Notify::new());
     let s = started.clone();
@@ -293,7 +310,13 @@ async fn stopping_mid_item_ends_its_span_with_an_error_status() {
     out.stop().await;
     let spans = tt.spans_named("otelconc.pipeline.stage");
     assert_eq!(spans.len(), 1, "the span ended");
-    assert!(matches!(&spans[0].status, Status::Error { .. }));
+    assert_eq!(spans[0].status, Status::Unset, "a stop is not an error");
+    assert_eq!(
+        attr_of(&spans[0], ATTR_OUTCOME),
+        Some(&Value::from("cancelled"))
+    );
+    assert_eq!(attr_of(&spans[0], ATTR_ERROR_TYPE), None);
+    assert!(spans[0].events.events.is_empty());
 }
 
 /// Stage durations and queue waits are read from tokio's clock, so under paused time a

@@ -2,7 +2,8 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
+use super::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
+use super::{AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
 
 /// Metric and span attribute: the fan-in input an item came from, as the user named it
 /// (or its index when unnamed). Its cardinality is the number of distinct input names the
@@ -33,7 +34,7 @@ pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[
 /// Items of `fan_out_items` whose result the stream yielded, by outcome.
 pub const ITEMS: InstrumentSpec = InstrumentSpec {
     name: "otelconc.fan_out.items",
-    kind: InstrumentKind::Counter,
+    kind: InstrumentKind::ObservableCounter,
     unit: "{item}",
     description: "Items of fan_out_items whose result was yielded, by outcome (ok, error, panic)",
     attributes: &[ATTR_NAME, ATTR_OUTCOME],
@@ -55,27 +56,27 @@ pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[ITEMS, MERGED];
 pub const FAN_OUT: SpanSpec = SpanSpec {
     name: "otelconc.fan_out",
     kind: SpanKind::Internal,
-    attributes: &[ATTR_NAME, ATTR_WORKERS],
-    parent: "the caller's context",
-    description: "One `fan_out` call, until every worker has ended; its workers run as `otelconc.group.task` spans under it. Built only inside a sampled trace",
+    attributes: &[ATTR_NAME, ATTR_WORKERS, ATTR_ERROR_TYPE, ATTR_OUTCOME],
+    parent: "the caller's context (the code that handed the work over)",
+    description: "One `fan_out` call, until every worker has ended; its workers run as `otelconc.group.task` spans under it. Status Error with `error.type` (the first failed worker's error type name, or `panic`) when a worker failed; status Unset with `otelconc.outcome = cancelled` when the call was dropped before it finished. Built only inside a sampled trace",
 };
 
 /// One item of `fan_out_items`.
 pub const ITEM: SpanSpec = SpanSpec {
     name: "otelconc.fan_out.item",
     kind: SpanKind::Internal,
-    attributes: &[ATTR_NAME, ATTR_INDEX],
-    parent: "the context current when `fan_out_items` was called",
-    description: "One item of `fan_out_items` (or its unordered form), from the item's start until its future ends or the stream is dropped; built only when the call was inside a sampled trace",
+    attributes: &[ATTR_NAME, ATTR_INDEX, ATTR_ERROR_TYPE, ATTR_OUTCOME],
+    parent: "the caller's context when `fan_out_items` was called (the code that handed the items over); items run in the task that polls the stream, under this span",
+    description: "One item of `fan_out_items` (or its unordered form), from the item's start until its future ends: status Error with `error.type` (the item error's type name, or `panic`) when it failed, status Unset with `otelconc.outcome = cancelled` when it was dropped unfinished (`fail_fast`, or the stream dropped). Built only when the call was inside a sampled trace (an unsampled context is carried and the item runs under it, without a span)",
 };
 
 /// One item received from a fan-in, linked to the context that produced it.
 pub const RECEIVE: SpanSpec = SpanSpec {
     name: "otelconc.fan_in.receive",
-    kind: SpanKind::Consumer,
-    attributes: &[ATTR_NAME, ATTR_INPUT],
-    parent: "the consumer's context when it is in a sampled trace, else the item's producer context; always links to the producer context",
-    description: "One item taken from a fan-in, until the `Merged` item is dropped; built only for an item produced inside a sampled trace",
+    kind: SpanKind::Internal,
+    attributes: &[ATTR_NAME, ATTR_INPUT, ATTR_OUTCOME],
+    parent: "the consumer rule: the consumer's span when it runs inside a sampled trace, else the item's producer context; always links to the producer context",
+    description: "One item taken from a fan-in, until the `Received` item is dropped (or its `in_span` finishes; `otelconc.outcome = cancelled` when `in_span` is dropped before it finished); built only for an item whose producer context was carried (`Traced`, or an input added under a context) when the consumer's or the producer's trace is sampled",
 };
 
 /// Every span this primitive builds.

@@ -2,7 +2,8 @@
 
 use opentelemetry::trace::SpanKind;
 
-use super::{ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, AttributeSpec, InstrumentKind};
+use super::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
+use super::{AttributeSpec, InstrumentKind};
 use super::{InstrumentSpec, SpanSpec};
 
 /// Metric and span attribute: the name of the pipeline stage.
@@ -66,9 +67,16 @@ pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[RECEIVED, PROCESSED, DURATIO
 pub const STAGE_SPAN: SpanSpec = SpanSpec {
     name: "otelconc.pipeline.stage",
     kind: SpanKind::Internal,
-    attributes: &[ATTR_NAME, ATTR_STAGE, ATTR_SEQ, ATTR_QUEUE_WAIT],
-    parent: "the item's previous stage span; for the first stage, the context where the item entered (send, run or execute)",
-    description: "One stage's work on one item, with the stage function's own spans nested under it (error status when it fails); built only for an item that entered inside a sampled trace",
+    attributes: &[
+        ATTR_NAME,
+        ATTR_STAGE,
+        ATTR_SEQ,
+        ATTR_QUEUE_WAIT,
+        ATTR_ERROR_TYPE,
+        ATTR_OUTCOME,
+    ],
+    parent: "the consumer rule, with the item's carried context as the producer: stage workers run outside any span, so a child of the item's previous stage span (for the first stage, of the context where the item entered: `send`, `run`), linked to it; a `Chain` stage runs on the caller's task, so a child of the caller's sampled span, linked to the previous stage's span (the first, to the caller's)",
+    description: "One stage's work on one item, with the stage function's own spans nested under it; a failed call ends it with status Error and `error.type` (the stage error's type name, or `panic`), an item dropped because the run stopped with status Unset and `otelconc.outcome = cancelled`. Built only for an item that entered inside a sampled trace (the item carries an unsampled context too, and the stage function runs under it, but no span is built)",
 };
 
 /// Every span this primitive builds.
