@@ -64,28 +64,24 @@ impl<T> Carried<T> {
         Self { value, trace: None }
     }
 
-    /// A value with the producer's context `cx` (if any) and, when `cx` is carried or
-    /// `timed`, the instant it is queued.
+    /// A value with the producer's context `cx` (if any) and, when it is `timed` or
+    /// `cx` is sampled (its consumer span gets the queue wait), the instant it is
+    /// queued: a value that only carries an unsampled context reads no clock.
     #[inline]
     pub(crate) fn new(value: T, cx: Option<Context>, timed: bool) -> Self {
         if cx.is_none() && !timed {
             return Self::bare(value);
         }
+        let clocked = timed || cx.as_ref().is_some_and(is_sampled_context);
         Self {
             value,
             trace: Some(Box::new(Trace {
                 cx,
-                enqueued: Some(Instant::now()),
+                enqueued: clocked.then(Instant::now),
                 timed,
                 seq: 0,
             })),
         }
-    }
-
-    /// The producer's context, if one was carried.
-    #[inline]
-    pub(crate) fn context(&self) -> Option<&Context> {
-        self.trace.as_ref().and_then(|t| t.cx.as_ref())
     }
 }
 

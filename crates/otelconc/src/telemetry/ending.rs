@@ -107,6 +107,7 @@ impl EndingSpan {
     }
 
     /// Ends the span with how the work ended. Later calls, and the drop, do nothing.
+    #[inline]
     pub(crate) fn finish(&mut self, end: End) {
         if let Some(cx) = self.cx.take()
             && self.owned
@@ -124,6 +125,7 @@ impl EndingSpan {
 }
 
 impl Drop for EndingSpan {
+    #[inline]
     fn drop(&mut self) {
         if self.cx.is_some() {
             self.finish(End::Cancelled);

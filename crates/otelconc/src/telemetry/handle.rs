@@ -1,6 +1,5 @@
 //! [`Telemetry`]: the meter, tracer and span policy a primitive instance uses.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -429,16 +428,6 @@ impl Telemetry {
     }
 }
 
-/// Marks `cx`'s span failed with `error.type = error_type` and `message` as the status
-/// description (see the error rule in `ending.rs`). Does not end it.
-pub(crate) fn record_error(
-    cx: &Context,
-    error_type: &'static str,
-    message: impl Into<Cow<'static, str>>,
-) {
-    super::record_end(cx, super::End::Failed(error_type, message.into()));
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -502,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn record_error_sets_status_and_error_type_without_an_event() {
+    fn a_failure_sets_status_and_error_type_without_an_event() {
         let exporter = InMemorySpanExporter::default();
         let tp = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
@@ -516,7 +505,7 @@ mod tests {
             description: "test",
         };
         let cx = t.start_span(&SPAN, &Context::new(), vec![]);
-        record_error(&cx, "panic", "boom");
+        crate::telemetry::ending::record_end(&cx, crate::telemetry::End::panic("boom"));
         cx.span().end();
         let spans = exporter.get_finished_spans().unwrap();
         assert_eq!(spans[0].status, opentelemetry::trace::Status::error("boom"));

@@ -39,9 +39,8 @@ mod wait;
 
 pub(crate) use carrier::{Carried, Trace, link_to};
 pub use context::{current_context, is_sampled, propagated_context, sampled_context};
-pub(crate) use ending::{End, EndingSpan, record_end};
+pub(crate) use ending::{End, EndingSpan};
 pub(crate) use guard::{Guarded, poll_guarded};
-pub(crate) use handle::record_error;
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
 pub use names::{AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
