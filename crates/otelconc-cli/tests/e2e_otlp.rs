@@ -326,3 +326,71 @@ fn an_invalid_variable_fails_the_program_with_a_message_naming_it() {
         "{stderr}"
     );
 }
+
+/// The trace rules as a collector sees them, under the sampler production services use
+/// and with injected failures: every Error span says what kind of error in
+/// `error.type`, no span has an `exception` event, a span that ended by cancellation is
+/// not an error, and no exported span names a parent its trace does not have (a hop
+/// never starts an orphan fragment).
+#[test]
+fn under_a_parent_based_ratio_sampler_errors_cancellations_and_parents_follow_the_rules() {
+    let rotel = Rotel::start();
+    let out = demo(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.endpoint_for("grpc")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.2".to_owned()),
+        ],
+        &["--quick", "--failure-rate", "0.05"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(succeeded(&stdout) > 0);
+    rotel.expect("a complete event trace", WAIT, |spans, _| {
+        !complete_event_traces(spans).is_empty()
+    });
+    // The program flushed before it exited; give rotel's printing a moment to catch
+    // up with what it accepted by waiting for the metrics too.
+    rotel.expect("metrics of every primitive", WAIT, |_, m| {
+        metrics_arrived(m)
+    });
+    let spans = rotel.spans();
+    let errors: Vec<_> = spans
+        .iter()
+        .filter(|s| s.status_code == "STATUS_CODE_ERROR")
+        .collect();
+    assert!(
+        !errors.is_empty(),
+        "a 5% failure rate made some span fail among {}",
+        spans.len()
+    );
+    for s in &errors {
+        assert!(
+            attr(&s.attributes, "error.type").is_some_and(|t| !t.is_empty()),
+            "Error span without error.type: {s:?}"
+        );
+    }
+    for s in &spans {
+        assert!(
+            !s.events.iter().any(|e| e == "exception"),
+            "exception event on {s:?}"
+        );
+        if attr(&s.attributes, "otelconc.outcome") == Some("cancelled") {
+            assert_ne!(
+                s.status_code, "STATUS_CODE_ERROR",
+                "cancelled is not an error: {s:?}"
+            );
+        }
+    }
+    for (trace_id, trace) in traces(&spans) {
+        for s in &trace {
+            if !s.parent_span_id.is_empty() {
+                assert!(
+                    parent_of(&trace, s).is_some(),
+                    "{} in trace {trace_id} names a parent the trace does not have",
+                    s.name
+                );
+            }
+        }
+    }
+}

@@ -108,6 +108,14 @@ pub struct RotelSpan {
     pub resource: Vec<Attr>,
     /// The span's own attributes.
     pub attributes: Vec<Attr>,
+    /// The span kind as rotel prints it (`SPAN_KIND_INTERNAL`, ...).
+    pub kind: String,
+    /// The status code as rotel prints it (`STATUS_CODE_UNSET`, `STATUS_CODE_ERROR`, ...).
+    pub status_code: String,
+    /// The status message (description).
+    pub status_message: String,
+    /// The names of the span's events.
+    pub events: Vec<String>,
 }
 
 impl RotelSpan {
@@ -530,6 +538,7 @@ enum Section {
     Other,
     Resource,
     SpanAttributes,
+    SpanEvent,
 }
 
 /// Parses the spans out of rotel's output.
@@ -557,12 +566,21 @@ pub fn parse_spans(output: &str) -> Vec<RotelSpan> {
             section = Section::Other;
         } else if line.starts_with("Attributes:") && in_span {
             section = Section::SpanAttributes;
+        } else if line.starts_with("SpanEvent #") && in_span {
+            section = Section::SpanEvent;
         } else if let Some(a) = parse_attr(line) {
             match section {
                 Section::Resource => resource.push(a),
                 Section::SpanAttributes => {
                     if let Some(s) = spans.last_mut() {
                         s.attributes.push(a);
+                    }
+                }
+                Section::SpanEvent => {
+                    if a.0 == "Name"
+                        && let Some(s) = spans.last_mut()
+                    {
+                        s.events.push(a.1);
                     }
                 }
                 Section::Other => {}
@@ -577,6 +595,9 @@ pub fn parse_spans(output: &str) -> Vec<RotelSpan> {
                     "Parent ID" => s.parent_span_id = v.to_owned(),
                     "ID" => s.span_id = v.to_owned(),
                     "Name" => s.name = v.to_owned(),
+                    "Kind" => s.kind = v.to_owned(),
+                    "Status code" => s.status_code = v.to_owned(),
+                    "Status message" => s.status_message = v.to_owned(),
                     _ => {}
                 }
             }
@@ -658,6 +679,11 @@ End time: 1544712661000000000
     Status message : 
 Attributes:
      -> n: Int(5)
+SpanEvent #0
+     -> Name: exception
+     -> Timestamp: 1544712660500000000
+     -> Attributes:
+          -> exception.message: Str(boom)
 ResourceMetrics #0
 Resource SchemaURL: 
 Resource attributes:
@@ -689,6 +715,9 @@ StartTimestamp: 1544712660000000000
         assert_eq!(s.service_name(), Some("svc-x"));
         assert_eq!(attr(&s.resource, "deployment.environment"), Some("test"));
         assert_eq!(s.attributes, vec![("n".to_owned(), "Int(5)".to_owned())]);
+        assert_eq!(s.kind, "SPAN_KIND_SERVER");
+        assert_eq!(s.status_code, "STATUS_CODE_UNSET");
+        assert_eq!(s.events, vec!["exception".to_owned()]);
         let metrics = parse_metrics(&out);
         assert_eq!(metrics.len(), 1);
         assert_eq!(metrics[0].name, "my.counter");

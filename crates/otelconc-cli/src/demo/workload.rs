@@ -191,7 +191,10 @@ impl Run {
     /// Ends an event as failed: counted by kind, its root span closed with an error.
     fn fail<T>(&self, item: &Item<T>, kind: FailKind, message: String) -> Failed {
         let counter = self.acct.failures(kind);
-        item.root.span().set_status(Status::error(message));
+        // The error rule otelconc's own spans follow: `error.type`, message as status.
+        let root = item.root.span();
+        root.set_attribute(KeyValue::new("error.type", kind.as_str()));
+        root.set_status(Status::error(message));
         self.finish(item, counter, &self.inst.latency_failed, kind.as_str());
         Failed(kind)
     }
@@ -438,7 +441,8 @@ async fn intake(
         let sent = tokio::select! {
             r = tx.send(item).with_context(root.clone()) => r,
             () = stop.cancelled() => {
-                root.span().set_status(Status::error("intake stopped before the event was accepted"));
+                // Stopped, not failed: a cancellation is not an error.
+                root.span().set_attribute(KeyValue::new("otelconc.outcome", "cancelled"));
                 root.span().end();
                 return None;
             }
@@ -584,7 +588,12 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
             .with_context(span.context())
             .await;
             if let Err(e) = &result {
-                span.error(e.clone());
+                if token.is_cancelled() {
+                    // A sibling failed first: this lookup was cancelled, not failed.
+                    span.attribute(KeyValue::new("otelconc.outcome", "cancelled"));
+                } else {
+                    span.error("lookup_failed", e.clone());
+                }
             }
             span.end();
             result
@@ -693,9 +702,13 @@ impl ClientSpan {
         }
     }
 
-    fn error(&self, message: String) {
+    /// Marks the span failed the way otelconc's spans are: `error.type` and the message
+    /// as the status description.
+    fn error(&self, error_type: &'static str, message: String) {
         if let Some(cx) = &self.0 {
-            cx.span().set_status(Status::error(message));
+            let span = cx.span();
+            span.set_attribute(KeyValue::new("error.type", error_type));
+            span.set_status(Status::error(message));
         }
     }
 
@@ -799,7 +812,7 @@ async fn write(
             run.acct.write_retried.fetch_add(1, Ordering::Relaxed);
         }
     }
-    span.error("write timed out twice".to_owned());
+    span.error("timeout", "write timed out twice".to_owned());
     span.end();
     run.fail(
         &item,
