@@ -152,6 +152,48 @@ impl<In: Send + 'static> PipelineSender<In> {
     /// ```
     pub async fn send(&self, item: In) -> Result<(), SendError<In>> {
         let origin = self.telemetry.capture();
+        self.send_from(item, origin).await
+    }
+
+    /// As [`send`](Self::send), with the item carrying `cx` (an extracted remote
+    /// context, say: see [`telemetry::extract`](crate::telemetry::extract)) instead of
+    /// the current context. The stages see it exactly as they would see a local
+    /// sender's context: they run inside it when it holds a valid span context (sampled
+    /// or not) or baggage, and the first stage's span is its child when it is sampled.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Cancel safety
+    /// If `send_with_context` is used as the event in a [`tokio::select!`] statement and
+    /// some other branch completes first, then it is guaranteed that the item was not
+    /// sent. **However, in that case, the item is dropped and will be lost.**
+    ///
+    /// # Examples
+    /// ```
+    /// use futures::StreamExt;
+    /// use otelconc::pipeline::Pipeline;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let p = Pipeline::builder("p")
+    ///     .stage("double", 1, 4, |x: u8| async move { Ok::<_, std::io::Error>(x * 2) })
+    ///     .build()
+    ///     .unwrap();
+    /// let (tx, mut out) = p.start();
+    /// // Headers of a message from another process (here with no trace in them).
+    /// let headers = std::collections::HashMap::<String, String>::new();
+    /// let cx = otelconc::telemetry::extract(&headers);
+    /// tx.send_with_context(21, &cx).await.unwrap();
+    /// drop(tx);
+    /// assert_eq!(out.next().await.unwrap().unwrap(), 42);
+    /// # }
+    /// ```
+    pub async fn send_with_context(&self, item: In, cx: &Context) -> Result<(), SendError<In>> {
+        let origin = self.telemetry.carried(cx);
+        self.send_from(item, origin).await
+    }
+
+    async fn send_from(&self, item: In, origin: Option<Context>) -> Result<(), SendError<In>> {
         match &self.tx {
             Tx::Unordered(tx) => {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);

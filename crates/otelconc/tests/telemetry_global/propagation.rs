@@ -245,3 +245,33 @@ async fn a_job_submitted_with_an_extracted_context_runs_in_its_trace_sampled_or_
         }
     }
 }
+
+#[tokio::test]
+async fn a_pipeline_item_sent_with_an_extracted_context_runs_its_stages_in_that_trace() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    let tt = otelconc_testkit::TestTelemetry::new();
+    let p = otelconc::pipeline::Pipeline::builder("bridge")
+        .stage("seen", 1, 4, |_: u8| async {
+            Ok::<_, std::io::Error>(otelconc_testkit::seen_context())
+        })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let (tx, mut out) = p.start();
+    tx.send_with_context(1, &remote(true)).await.unwrap();
+    drop(tx);
+    let (trace, baggage) = futures::StreamExt::next(&mut out)
+        .await
+        .expect("one item")
+        .expect("ok");
+    assert_eq!(trace, Some(TraceId::from(REMOTE_TRACE)));
+    assert_eq!(baggage.as_deref(), Some("acme"));
+    out.stop().await;
+    let stage = tt
+        .spans_named("otelconc.pipeline.stage")
+        .pop()
+        .expect("stage span");
+    assert_eq!(stage.span_context.trace_id(), TraceId::from(REMOTE_TRACE));
+    assert_eq!(stage.parent_span_id, SpanId::from(REMOTE_SPAN));
+}
