@@ -27,6 +27,7 @@ mod providers;
 mod rate;
 mod semaphore;
 mod telemetry;
+mod tower;
 
 pub(crate) use providers::BenchTelemetry;
 
@@ -133,6 +134,7 @@ const SUITES: &[(&str, CasesFn, &SuiteDoc)] = &[
     ("fan", fan::cases, &fan::DOC),
     ("rate", rate::cases, &rate::DOC),
     ("semaphore", semaphore::cases, &semaphore::DOC),
+    ("tower", tower::cases, &tower::DOC),
 ];
 
 fn suites() -> Vec<Suite> {

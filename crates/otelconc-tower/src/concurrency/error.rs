@@ -20,7 +20,7 @@ use std::time::Duration;
 /// use otelconc_tower::concurrency::{ConcurrencyLimitLayer, ConcurrencyLimited};
 /// use tower::{Service, ServiceBuilder, ServiceExt};
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn main() -> Result<(), otelconc_tower::BoxError> {
 /// let sem = Semaphore::new("db", 1)?;
 /// let _busy = sem.try_acquire()?; // the only permit is in use
 /// let mut svc = ServiceBuilder::new()

@@ -46,16 +46,21 @@ pin_project! {
             permit: Option<OwnedSemaphorePermit>,
         },
         Waiting {
-            acquire: Acquire,
-            deadline: Option<Pin<Box<Sleep>>>,
-            retry_after: Option<std::time::Duration>,
-            service: Option<S>,
-            request: Option<Req>,
+            call: Box<WaitingCall<S, Req>>,
         },
         Refused {
             error: Option<BoxError>,
         },
     }
+}
+
+/// A weighted call waiting for its permits (boxed: the rare path keeps the future small).
+struct WaitingCall<S, Req> {
+    acquire: Acquire,
+    deadline: Option<Pin<Box<Sleep>>>,
+    retry_after: Option<std::time::Duration>,
+    service: Option<S>,
+    request: Option<Req>,
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
@@ -77,11 +82,13 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
     ) -> Self {
         Self {
             kind: Kind::Waiting {
-                acquire,
-                deadline,
-                retry_after,
-                service: Some(service),
-                request: Some(request),
+                call: Box::new(WaitingCall {
+                    acquire,
+                    deadline,
+                    retry_after,
+                    service: Some(service),
+                    request: Some(request),
+                }),
             },
         }
     }
@@ -124,13 +131,14 @@ where
                         .take()
                         .unwrap_or_else(|| "ResponseFuture polled after it completed".into())));
                 }
-                KindProj::Waiting {
-                    acquire,
-                    deadline,
-                    retry_after,
-                    service,
-                    request,
-                } => {
+                KindProj::Waiting { call } => {
+                    let WaitingCall {
+                        acquire,
+                        deadline,
+                        retry_after,
+                        service,
+                        request,
+                    } = &mut **call;
                     if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
                         let next = match (r, service.take(), request.take()) {
                             (Ok(permit), Some(mut svc), Some(req)) => Kind::Called {

@@ -18,7 +18,7 @@
 //! use otelconc_tower::concurrency::ConcurrencyLimitLayer;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), otelconc_tower::BoxError> {
 //! let connections = Semaphore::new("db-connections", 8)?;
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(ConcurrencyLimitLayer::new(connections.clone()))

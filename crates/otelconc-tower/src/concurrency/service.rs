@@ -15,17 +15,14 @@ use super::future::{Acquire, ResponseFuture};
 use super::layer::{Mode, Unweighted, Weight};
 use crate::BoxError;
 
-/// Where an unweighted service handle is between `poll_ready` and `call`.
-enum State {
-    /// No permit taken.
-    Idle,
+/// An unweighted service handle's slow path between `poll_ready` and `call` (boxed, so
+/// the handle stays small on the fast path, where a permit is simply free).
+enum Slow {
     /// Waiting for a permit (wait modes).
     Waiting {
         acquire: Acquire,
         deadline: Option<Pin<Box<Sleep>>>,
     },
-    /// A permit taken for the next `call`.
-    Ready(OwnedSemaphorePermit),
     /// The next `call` fails with this.
     Refused(BoxError),
 }
@@ -73,16 +70,18 @@ pub struct ConcurrencyLimit<S, W = Unweighted> {
     mode: Mode,
     retry_after: Option<Duration>,
     weight: W,
-    state: State,
+    /// The permit taken by `poll_ready` for the next `call` (unweighted).
+    permit: Option<OwnedSemaphorePermit>,
+    slow: Option<Box<Slow>>,
 }
 
 impl<S: fmt::Debug, W: fmt::Debug> fmt::Debug for ConcurrencyLimit<S, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Idle => "idle",
-            State::Waiting { .. } => "waiting",
-            State::Ready(_) => "ready",
-            State::Refused(_) => "refused",
+        let state = match (&self.permit, self.slow.as_deref()) {
+            (Some(_), _) => "ready",
+            (None, None) => "idle",
+            (None, Some(Slow::Waiting { .. })) => "waiting",
+            (None, Some(Slow::Refused(_))) => "refused",
         };
         f.debug_struct("ConcurrencyLimit")
             .field("inner", &self.inner)
@@ -108,7 +107,8 @@ impl<S, W> ConcurrencyLimit<S, W> {
             mode,
             retry_after,
             weight,
-            state: State::Idle,
+            permit: None,
+            slow: None,
         }
     }
 
@@ -143,7 +143,7 @@ impl<S, W> ConcurrencyLimit<S, W> {
     }
 
     fn refusal(&self) -> BoxError {
-        Box::new(ConcurrencyLimited::new(self.retry_after))
+        self_refusal(self.retry_after)
     }
 
     /// `n` permits now, without counting a refusal when they are plainly not free.
@@ -185,54 +185,79 @@ where
     type Future = ResponseFuture<S, Req>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        loop {
-            match &mut self.state {
-                State::Idle => {
-                    self.state = match (self.take_now(1), self.mode) {
-                        (Some(p), _) => State::Ready(p),
-                        (None, Mode::Shed) => match self.semaphore.try_acquire_owned() {
-                            Ok(p) => State::Ready(p),
-                            Err(TryAcquireError::ExceedsTotal(e)) => State::Refused(Box::new(e)),
-                            Err(_) => State::Refused(self.refusal()),
-                        },
-                        (None, Mode::Wait(max)) => {
-                            let (acquire, deadline) = self.wait_for(1, max);
-                            State::Waiting { acquire, deadline }
+        if self.permit.is_none() {
+            if self.slow.is_none() {
+                match self.take_now(1) {
+                    Some(p) => self.permit = Some(p),
+                    None => match self.start_slow() {
+                        Ok(p) => self.permit = Some(p),
+                        Err(slow) => self.slow = Some(Box::new(slow)),
+                    },
+                }
+            }
+            if let Some(slow) = self.slow.as_deref_mut() {
+                match slow {
+                    Slow::Refused(_) => return Poll::Ready(Ok(())),
+                    Slow::Waiting { acquire, deadline } => {
+                        if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
+                            match r {
+                                Ok(p) => {
+                                    self.permit = Some(p);
+                                    self.slow = None;
+                                }
+                                Err(e) => {
+                                    *slow = Slow::Refused(Box::new(e));
+                                    return Poll::Ready(Ok(()));
+                                }
+                            }
+                        } else if deadline
+                            .as_mut()
+                            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+                        {
+                            // Dropping the wait gives up its place in the queue.
+                            *slow = Slow::Refused(self_refusal(self.retry_after));
+                            return Poll::Ready(Ok(()));
+                        } else {
+                            return Poll::Pending;
                         }
-                    };
-                }
-                State::Waiting { acquire, deadline } => {
-                    if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
-                        self.state = match r {
-                            Ok(p) => State::Ready(p),
-                            Err(e) => State::Refused(Box::new(e)),
-                        };
-                        continue;
                     }
-                    let expired = deadline
-                        .as_mut()
-                        .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                    if !expired {
-                        return Poll::Pending;
-                    }
-                    // Dropping the wait gives up its place in the queue.
-                    self.state = State::Refused(self.refusal());
                 }
-                State::Ready(_) => return self.inner.poll_ready(cx).map_err(Into::into),
-                State::Refused(_) => return Poll::Ready(Ok(())),
             }
         }
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match std::mem::replace(&mut self.state, State::Idle) {
-            State::Ready(permit) => ResponseFuture::called(self.inner.call(req), permit),
-            State::Refused(e) => ResponseFuture::refused(e),
-            State::Idle | State::Waiting { .. } => {
-                panic!("ConcurrencyLimit::call before poll_ready returned Ready")
+        if let Some(permit) = self.permit.take() {
+            return ResponseFuture::called(self.inner.call(req), permit);
+        }
+        match self.slow.take().map(|s| *s) {
+            Some(Slow::Refused(e)) => ResponseFuture::refused(e),
+            _ => panic!("ConcurrencyLimit::call before poll_ready returned Ready"),
+        }
+    }
+}
+
+impl<S> ConcurrencyLimit<S, Unweighted> {
+    /// What to do when no permit was free at first sight: take one freed since (shed
+    /// mode), refuse, or start waiting.
+    fn start_slow(&self) -> Result<OwnedSemaphorePermit, Slow> {
+        match self.mode {
+            Mode::Shed => match self.semaphore.try_acquire_owned() {
+                Ok(p) => Ok(p),
+                Err(TryAcquireError::ExceedsTotal(e)) => Err(Slow::Refused(Box::new(e))),
+                Err(_) => Err(Slow::Refused(self.refusal())),
+            },
+            Mode::Wait(max) => {
+                let (acquire, deadline) = self.wait_for(1, max);
+                Err(Slow::Waiting { acquire, deadline })
             }
         }
     }
+}
+
+fn self_refusal(retry_after: Option<Duration>) -> BoxError {
+    Box::new(ConcurrencyLimited::new(retry_after))
 }
 
 impl<S, Req, F> Service<Req> for ConcurrencyLimit<S, Weight<F>>

@@ -18,7 +18,7 @@ use std::time::Duration;
 /// use otelconc_tower::rate::{RateLimitLayer, RateLimited};
 /// use tower::{Service, ServiceBuilder, ServiceExt};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn main() -> Result<(), otelconc_tower::BoxError> {
 /// let limiter = RateLimiter::builder("api", Rate::per_second(4).burst(1)?)
 ///     .clock(Clock::tokio())
 ///     .build();

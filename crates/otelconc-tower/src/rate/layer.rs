@@ -1,5 +1,7 @@
 //! [`RateLimitLayer`]: how a [`RateLimit`] is configured.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use otelconc::rate::RateLimiter;
@@ -48,6 +50,9 @@ pub(crate) enum Mode {
 pub struct RateLimitLayer {
     limiter: RateLimiter,
     mode: Mode,
+    /// Whether the bucket runs low, shared by the services made here (see
+    /// `RateLimit::take_now`).
+    pressure: Arc<AtomicBool>,
 }
 
 impl RateLimitLayer {
@@ -67,6 +72,7 @@ impl RateLimitLayer {
         Self {
             limiter,
             mode: Mode::Wait(None),
+            pressure: Arc::default(),
         }
     }
 
@@ -113,6 +119,11 @@ impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit::new(inner, self.limiter.clone(), self.mode)
+        RateLimit::new(
+            inner,
+            self.limiter.clone(),
+            self.mode,
+            self.pressure.clone(),
+        )
     }
 }

@@ -17,7 +17,7 @@
 //! use otelconc_tower::rate::RateLimitLayer;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), otelconc_tower::BoxError> {
 //! let limiter = RateLimiter::new("outbound", Rate::per_second(100).burst(10)?);
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(RateLimitLayer::new(limiter))

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use otelconc::rate::RateLimiter;
@@ -16,14 +18,11 @@ use crate::BoxError;
 /// The wait for a reserved token: `Reservation::wait`, boxed to be kept across polls.
 type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
-/// Where this service handle is between `poll_ready` and `call`.
-enum State {
-    /// Nothing taken.
-    Idle,
+/// A service handle's slow path between `poll_ready` and `call` (boxed, so the handle
+/// stays small on the fast path, where a token is simply there).
+enum Slow {
     /// Waiting for a reserved token (wait mode).
     Waiting(Wait),
-    /// A token was taken for the next `call` (wait mode).
-    Ready,
     /// The next `call` fails with this (a bounded wait that would be too long).
     Refused(BoxError),
 }
@@ -50,23 +49,29 @@ enum State {
 /// # Telemetry
 /// The limiter's own: tokens admitted and refused, the waits and their
 /// `otelconc.rate.wait` spans (inside a sampled trace). In wait mode a request that
-/// finds the bucket empty is not counted as refused: the bucket is read first, and only
-/// a race with another caller between that read and the take counts once as refused
-/// before the request queues.
+/// queues is counted as admitted when its token comes, and normally not as refused:
+/// while the bucket runs low the layer reads it before taking (one more clock read),
+/// while it is plentiful it only takes. So a refusal is counted (reason `rate_limited`)
+/// for the first request of the layer to find the bucket empty after a plentiful
+/// spell, and for a request that loses a race for the last token; not for the others.
 pub struct RateLimit<S> {
     inner: S,
     limiter: RateLimiter,
     mode: Mode,
-    state: State,
+    /// Set while the bucket runs low; shared by every handle the layer made.
+    pressure: Arc<AtomicBool>,
+    /// A token was taken by `poll_ready` for the next `call` (wait mode).
+    token: bool,
+    slow: Option<Box<Slow>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Idle => "idle",
-            State::Waiting(_) => "waiting",
-            State::Ready => "ready",
-            State::Refused(_) => "refused",
+        let state = match (self.token, self.slow.as_deref()) {
+            (true, _) => "ready",
+            (false, None) => "idle",
+            (false, Some(Slow::Waiting(_))) => "waiting",
+            (false, Some(Slow::Refused(_))) => "refused",
         };
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
@@ -78,12 +83,19 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
 }
 
 impl<S> RateLimit<S> {
-    pub(crate) fn new(inner: S, limiter: RateLimiter, mode: Mode) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        limiter: RateLimiter,
+        mode: Mode,
+        pressure: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             inner,
             limiter,
             mode,
-            state: State::Idle,
+            pressure,
+            token: false,
+            slow: None,
         }
     }
 
@@ -119,40 +131,60 @@ impl<S> RateLimit<S> {
         &self.limiter
     }
 
-    /// Takes a token now if one is there, else queues a reservation (or refuses, when
-    /// it would wait longer than the bounded wait allows).
-    fn start(&mut self, max: Option<std::time::Duration>) {
-        // Read the bucket first so that a request about to queue is not counted as
-        // refused by `try_acquire`.
-        if self.limiter.tokens() >= 1.0 && self.limiter.try_acquire().is_ok() {
-            self.state = State::Ready;
-            return;
+    /// Takes a token if one is there now, without counting a refusal for a request
+    /// that is about to queue instead: while the bucket runs low (the `pressure` flag
+    /// every handle of the layer shares), the bucket is read before the take; while it
+    /// is plentiful, the take alone is tried, and the first one to find it empty (and
+    /// counted refused) raises the flag.
+    fn take_now(&self) -> bool {
+        if !self.pressure.load(Ordering::Relaxed) {
+            if self.limiter.try_acquire().is_ok() {
+                return true;
+            }
+            self.pressure.store(true, Ordering::Relaxed);
+            return false;
         }
-        self.state = match self.limiter.reserve() {
+        let tokens = self.limiter.tokens();
+        if tokens < 1.0 {
+            return false;
+        }
+        if tokens >= 2.0 {
+            // Another token would still be there after this one: the pressure is off.
+            self.pressure.store(false, Ordering::Relaxed);
+        }
+        self.limiter.try_acquire().is_ok()
+    }
+
+    /// Queues a reservation for a token that is not there now (or refuses, when it
+    /// would wait longer than the bounded wait allows); `None` when it is due at once.
+    fn reserve(&self, max: Option<std::time::Duration>) -> Option<Slow> {
+        match self.limiter.reserve() {
             Ok(r) => {
                 let delay = r.delay();
                 match max {
                     Some(max) if delay > max => {
                         r.cancel();
-                        State::Refused(Box::new(RateLimited::new(delay)))
+                        Some(Slow::Refused(Box::new(RateLimited::new(delay))))
                     }
-                    _ if delay.is_zero() => {
-                        drop(r); // due now: dropping commits
-                        State::Ready
-                    }
-                    _ => State::Waiting(Box::pin(r.wait())),
+                    _ if delay.is_zero() => None, // due now: dropping `r` commits it
+                    _ => Some(Slow::Waiting(Box::pin(r.wait()))),
                 }
             }
             // One token is above no burst (the burst is at least 1); kept for the types.
-            Err(e) => State::Refused(Box::new(e)),
-        };
+            Err(e) => Some(Slow::Refused(Box::new(e))),
+        }
     }
 }
 
 impl<S: Clone> Clone for RateLimit<S> {
     /// A handle on the same limiter that has taken no token.
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.limiter.clone(), self.mode)
+        Self::new(
+            self.inner.clone(),
+            self.limiter.clone(),
+            self.mode,
+            self.pressure.clone(),
+        )
     }
 }
 
@@ -170,31 +202,45 @@ where
             Mode::Shed => return self.inner.poll_ready(cx).map_err(Into::into),
             Mode::Wait(max) => max,
         };
-        loop {
-            match &mut self.state {
-                State::Idle => self.start(max),
-                State::Waiting(wait) => {
-                    ready!(wait.as_mut().poll(cx));
-                    self.state = State::Ready;
+        if !self.token {
+            if self.slow.is_none() {
+                if self.take_now() {
+                    self.token = true;
+                } else {
+                    match self.reserve(max) {
+                        None => self.token = true,
+                        Some(slow) => self.slow = Some(Box::new(slow)),
+                    }
                 }
-                State::Ready => return self.inner.poll_ready(cx).map_err(Into::into),
-                State::Refused(_) => return Poll::Ready(Ok(())),
+            }
+            match self.slow.as_deref_mut() {
+                None => {}
+                Some(Slow::Refused(_)) => return Poll::Ready(Ok(())),
+                Some(Slow::Waiting(wait)) => {
+                    ready!(wait.as_mut().poll(cx));
+                    self.slow = None;
+                    self.token = true;
+                }
             }
         }
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match std::mem::replace(&mut self.state, State::Idle) {
-            State::Refused(e) => ResponseFuture::refused(e),
-            State::Ready => ResponseFuture::called(self.inner.call(req)),
-            State::Idle if self.mode == Mode::Shed => match self.limiter.try_acquire() {
+        if std::mem::take(&mut self.token) {
+            return ResponseFuture::called(self.inner.call(req));
+        }
+        if let Some(slow) = self.slow.take() {
+            if let Slow::Refused(e) = *slow {
+                return ResponseFuture::refused(e);
+            }
+        } else if self.mode == Mode::Shed {
+            return match self.limiter.try_acquire() {
                 Ok(()) => ResponseFuture::called(self.inner.call(req)),
                 Err(e) => ResponseFuture::refused(Box::new(RateLimited::new(e.retry_after()))),
-            },
-            // tower's contract: `call` only after `poll_ready` said ready.
-            State::Idle | State::Waiting(_) => {
-                panic!("RateLimit::call before poll_ready returned Ready")
-            }
+            };
         }
+        // tower's contract: `call` only after `poll_ready` said ready.
+        panic!("RateLimit::call before poll_ready returned Ready")
     }
 }
