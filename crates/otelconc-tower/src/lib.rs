@@ -29,8 +29,8 @@
 //! [`otelconc::semaphore::ExceedsTotal`] for a weighted request that could never fit.
 //!
 //! # Examples
-//! A client stack: at most 50 requests per second, 8 in flight, each in a CLIENT span
-//! whose context travels in the request's headers (feature `http`):
+//! A client stack: at most 8 requests in flight, 50 per second, each sent in a CLIENT
+//! span whose context travels in the request's headers (feature `http`):
 //! ```
 //! # #[cfg(feature = "http")] {
 //! use otelconc::rate::{Rate, RateLimiter};
@@ -42,9 +42,9 @@
 //! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 //! # });
 //! let client = ServiceBuilder::new()
-//!     .layer(HttpClientLayer::new())
-//!     .layer(RateLimitLayer::new(RateLimiter::new("geo-api", Rate::per_second(50).burst(10)?)))
 //!     .layer(ConcurrencyLimitLayer::new(Semaphore::new("geo-api", 8)?))
+//!     .layer(RateLimitLayer::new(RateLimiter::new("geo-api", Rate::per_second(50).burst(10)?)))
+//!     .layer(HttpClientLayer::new())
 //!     .service(hyper_client);
 //! # let _ = client;
 //! # Ok(())

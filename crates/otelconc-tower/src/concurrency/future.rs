@@ -153,14 +153,14 @@ where
                         kind.set(next);
                         continue;
                     }
-                    if let Some(d) = deadline {
-                        if d.as_mut().poll(cx).is_ready() {
-                            let error = ConcurrencyLimited::new(*retry_after);
-                            kind.set(Kind::Refused {
-                                error: Some(Box::new(error)),
-                            });
-                            continue;
-                        }
+                    if let Some(d) = deadline
+                        && d.as_mut().poll(cx).is_ready()
+                    {
+                        let error = ConcurrencyLimited::new(*retry_after);
+                        kind.set(Kind::Refused {
+                            error: Some(Box::new(error)),
+                        });
+                        continue;
                     }
                     return Poll::Pending;
                 }

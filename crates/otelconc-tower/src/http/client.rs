@@ -27,9 +27,12 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X
 /// `Service<http::Request<B>>`) so that each request gets a CLIENT span and carries the
 /// W3C context (`traceparent`, `tracestate`, `baggage`) in its headers.
 ///
-/// Put it outermost in the client stack, above the limit layers: the span then covers the
-/// request itself, while the waits for a token or a permit happen in `poll_ready`, before
-/// it, in the caller's own span (where their `otelconc.*.wait` spans land).
+/// Put it right above the HTTP client, below the limit layers: the waits for a token or
+/// a permit happen in their `poll_ready`, in the caller's own span (where their
+/// `otelconc.*.wait` spans land), and a request they refuse is never sent, so it gets no
+/// CLIENT span. Placed above them it works too (the waits still come before the span,
+/// which starts in `call`), and a refusal then ends the span with an `error.type` that
+/// names it.
 ///
 /// # Spans
 /// Named `{method}` (the client does not know the server's route), kind CLIENT, a child
