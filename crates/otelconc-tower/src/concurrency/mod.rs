@@ -10,7 +10,9 @@
 //! # Cost
 //! Per request, over the inner service: one read of the free permits and one take of
 //! an owned permit (a reference-count increment), as for tower's own
-//! `ConcurrencyLimit`; see the `tower` suite of the repository's `docs/costs.md`.
+//! `ConcurrencyLimit`, in about 1.45x its time (20.5 ns against 14 ns per ready + call,
+//! with or without SDK metrics; the `tower` suite of the bench). The extra 6 ns are the
+//! layer's, not the semaphore's: the read before the take, and `BoxError` results.
 //!
 //! # Examples
 //! ```
