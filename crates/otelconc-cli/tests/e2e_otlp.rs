@@ -3,8 +3,9 @@
 //!
 //! The demo's trace of one event must follow it across every primitive: the ingest
 //! channel, each pipeline stage, the three lookups (with their semaphore and rate
-//! limiter waits when they waited), the pool job, the fan-in and the sink write, in one
-//! trace with no orphan span.
+//! limiter waits when they waited, and the HTTP CLIENT span of each lookup's request
+//! with the downstream server's SERVER span as its child), the pool job, the fan-in and
+//! the sink write, in one trace with no orphan span.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -150,6 +151,30 @@ fn assert_event_trace(trace: &[&RotelSpan]) {
         .collect();
     assert_eq!(roots.len(), 1, "one root per event trace");
     assert_eq!(roots[0].name, "demo.event");
+    // Each lookup is a real HTTP request: its CLIENT span (`GET`) has the downstream
+    // server's SERVER span of the lookup's route as its child, across the hop.
+    for service in ["users", "geo", "fraud"] {
+        let lookup = trace
+            .iter()
+            .find(|s| s.name == format!("lookup {service}"))
+            .expect("the lookup");
+        let client = trace
+            .iter()
+            .find(|s| s.name == "GET" && s.parent_span_id == lookup.span_id)
+            .unwrap_or_else(|| panic!("no CLIENT span under lookup {service}"));
+        assert_eq!(attr(&client.attributes, "http.request.method"), Some("GET"));
+        assert_eq!(
+            attr(&client.attributes, "server.address"),
+            Some("127.0.0.1")
+        );
+        let route = format!("/{service}/{{seq}}");
+        let server = trace
+            .iter()
+            .find(|s| s.parent_span_id == client.span_id)
+            .unwrap_or_else(|| panic!("no SERVER span under the CLIENT span of {service}"));
+        assert_eq!(server.name, format!("GET {route}"));
+        assert_eq!(attr(&server.attributes, "http.route"), Some(route.as_str()));
+    }
     // Waits hang off the lookup that waited; the pool job off the process stage.
     for s in trace {
         let parent = parent_of(trace, s).map(|p| p.name.as_str());

@@ -28,6 +28,7 @@ mod providers;
 mod rate;
 mod semaphore;
 mod telemetry;
+mod tower;
 
 pub(crate) use providers::BenchTelemetry;
 
@@ -135,6 +136,7 @@ const SUITES: &[(&str, CasesFn, &SuiteDoc)] = &[
     ("rate", rate::cases, &rate::DOC),
     ("semaphore", semaphore::cases, &semaphore::DOC),
     ("lock", lock::cases, &lock::DOC),
+    ("tower", tower::cases, &tower::DOC),
 ];
 
 fn suites() -> Vec<Suite> {

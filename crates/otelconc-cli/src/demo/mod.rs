@@ -24,6 +24,7 @@ use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use otelconc_setup::{self as setup, Export, Sampler, ShutdownError, TelemetryGuard};
 
+mod downstream;
 mod events;
 mod faults;
 mod progress;

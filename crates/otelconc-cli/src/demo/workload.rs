@@ -3,9 +3,10 @@
 //! ```text
 //! intake ─▶ channel "ingest" ─▶ router ─▶ pipeline shard 0 ┐
 //!                                      └▶ pipeline shard 1 ┴▶ fan-in "results" ─▶ channel "writes" ─▶ sink workers
-//! pipeline stages: parse ─▶ enrich (task group: 3 lookups, each a permit of semaphore
-//!                  "downstream-connections" and a token of rate limiter
-//!                  "downstream-quota") ─▶ process (a CPU job on worker pool "cpu")
+//! pipeline stages: parse ─▶ enrich (task group: 3 lookups, each an HTTP GET to the
+//!                  downstream server on loopback through the tower layers of semaphore
+//!                  "downstream-connections" and rate limiter "downstream-quota", see
+//!                  `downstream`) ─▶ process (a CPU job on worker pool "cpu")
 //! sink worker: a write to a simulated store, awaited with timeout(select::first) on its
 //!              acknowledgement channel; a timed-out write is retried once, then counted
 //! ```
@@ -13,7 +14,9 @@
 //! Every event gets a root span `demo.event` (sampled per the tracer provider's
 //! sampler); the primitives carry its context across every hand-over, so one sampled
 //! event's trace holds the ingest channel, each pipeline stage, the three lookups with
-//! their semaphore and limiter waits, the pool job, the fan-in and the sink write.
+//! their semaphore and limiter waits and their HTTP CLIENT spans, each with the
+//! downstream server's SERVER span as its child (the context crosses the hop in the
+//! request's `traceparent`), the pool job, the fan-in and the sink write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +40,7 @@ use otelconc::telemetry::Telemetry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::downstream::{self, Downstream, Server};
 use super::events::{self, Event, RawEvent};
 use super::faults::Faults;
 
@@ -180,8 +184,11 @@ struct Run {
     settings: Settings,
     acct: Arc<Accounting>,
     inst: Instruments,
-    connections: Semaphore,
-    quota: RateLimiter,
+    /// The client stack of the lookups (it holds semaphore "downstream-connections" and
+    /// rate limiter "downstream-quota").
+    downstream: Downstream,
+    /// The downstream server; aborted when the run's primitives are dropped.
+    server: Server,
     pool: WorkerPool,
     /// The handle every per-event task group is built with: made once, not per event.
     telemetry: Telemetry,
@@ -275,13 +282,14 @@ pub(crate) async fn run(
         latency_ok: latency.bind(&[KeyValue::new("demo.outcome", "ok")]),
         latency_failed: latency.bind(&[KeyValue::new("demo.outcome", "failed")]),
     };
+    let connections = Semaphore::new("downstream-connections", settings.concurrency as u32)?;
+    let quota = RateLimiter::new(
+        "downstream-quota",
+        Rate::per_second(settings.rate).burst((settings.rate / 100.0).clamp(1.0, 1_000.0) as u32)?,
+    );
     let run = Arc::new(Run {
-        connections: Semaphore::new("downstream-connections", settings.concurrency as u32)?,
-        quota: RateLimiter::new(
-            "downstream-quota",
-            Rate::per_second(settings.rate)
-                .burst((settings.rate / 100.0).clamp(1.0, 1_000.0) as u32)?,
-        ),
+        downstream: downstream::client(connections, quota),
+        server: downstream::start(settings.faults).await?,
         pool: WorkerPool::builder("cpu")
             .workers(settings.workers)
             .queue_capacity(256)
@@ -556,36 +564,33 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
         .telemetry(run.telemetry.clone())
         .build()
         .map_err(|e| e.to_string())?;
-    let services = [
-        ("users", "lookup users"),
-        ("geo", "lookup geo"),
-        ("fraud", "lookup fraud"),
-    ];
-    for (which, (service, name)) in services.into_iter().enumerate() {
+    let names = ["lookup users", "lookup geo", "lookup fraud"];
+    for (which, name) in names.into_iter().enumerate() {
         let run = run.clone();
         let seq = item.seq;
         let token = group.token();
+        let root = item.root.clone();
         let lookup = async move {
-            let span = ClientSpan::start(
+            // The lookup as the demo sees it; the HTTP CLIENT span of the request, its
+            // permit and token waits are its children. An unsampled event's lookup runs
+            // under the event's own (unsampled) context, so its request still carries
+            // the event's trace and the server's parent-based sampler drops its span
+            // too, instead of starting a trace of its own.
+            let span = DemoSpan::start(
                 &run.inst.tracer,
                 name,
-                [KeyValue::new("demo.service", service)],
+                SpanKind::Internal,
+                [KeyValue::new("demo.service", downstream::SERVICES[which])],
             );
+            let service = downstream::SERVICES[which];
             let result = async {
-                let _permit = run.connections.acquire().await.map_err(|e| e.to_string())?;
-                run.quota.acquire().await.map_err(|e| e.to_string())?;
-                let latency = run.settings.faults.latency(seq, which as u64, 0.002, 0.7);
+                let call = downstream::lookup_score(run.downstream.clone(), run.server.addr, which, seq);
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs_f64(latency)) => {}
-                    () = token.cancelled() => return Err(format!("{service} lookup cancelled: a sibling failed")),
-                }
-                if run.settings.faults.lookup_fails(seq, which as u64) {
-                    Err(format!("{service} lookup failed: 503 from downstream"))
-                } else {
-                    Ok(seq.wrapping_mul(31).wrapping_add(which as u64))
+                    r = call => r,
+                    () = token.cancelled() => Err(format!("{service} lookup cancelled: a sibling failed")),
                 }
             }
-            .with_context(span.context())
+            .with_context(span.context_or(&root))
             .await;
             if let Err(e) = &result {
                 if token.is_cancelled() {
@@ -667,18 +672,19 @@ type Ack = (u64, u64);
 /// sampled trace: the rule the library itself follows, so an unsampled event pays for
 /// no span at all. Without one, every method does nothing and work runs under the
 /// current context.
-struct ClientSpan(Option<Context>);
+struct DemoSpan(Option<Context>);
 
-impl ClientSpan {
+impl DemoSpan {
     fn start(
         tracer: &BoxedTracer,
         name: &'static str,
+        kind: SpanKind,
         attributes: impl IntoIterator<Item = KeyValue>,
     ) -> Self {
         Self(otelconc::telemetry::sampled_context().map(|parent| {
             let span = tracer
                 .span_builder(name)
-                .with_kind(SpanKind::Client)
+                .with_kind(kind)
                 .with_attributes(attributes)
                 .start_with_context(tracer, &parent);
             parent.with_span(span)
@@ -688,6 +694,11 @@ impl ClientSpan {
     /// The context to run the call under.
     fn context(&self) -> Context {
         self.0.clone().unwrap_or_else(Context::current)
+    }
+
+    /// The context to run the call under: the span's, or `fallback` when there is none.
+    fn context_or(&self, fallback: &Context) -> Context {
+        self.0.clone().unwrap_or_else(|| fallback.clone())
     }
 
     fn attribute(&self, kv: KeyValue) {
@@ -777,7 +788,7 @@ async fn write(
     writer: usize,
     acks: &Receiver<Ack>,
 ) -> Result<(), ()> {
-    let span = ClientSpan::start(&run.inst.tracer, "sink write", []);
+    let span = DemoSpan::start(&run.inst.tracer, "sink write", SpanKind::Client, []);
     let cx = span.context();
     for attempt in 0..2 {
         let req = WriteRequest {
