@@ -104,11 +104,10 @@
 //! and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Cost
-//! A message costs about what it costs in `async-channel` with no SDK (1.0x), 1.5-1.8x
-//! with SDK metrics (one producer and consumer, or four of each; most of the difference
-//! is the look at the current context each send makes, so that unsampled contexts and
-//! baggage travel), 4.5-5x when it carries a sampled context to a plain `recv`, and
-//! 10-17x when it is received with a span (one SDK span); see [`docs/costs.md`][costs].
+//! A message costs about what it costs in `async-channel` with no SDK (0.8-1.0x),
+//! 1.1-1.6x with SDK metrics (four producers and consumers, or one of each), 2-5x when it
+//! carries a sampled context to a plain `recv`, and 5-15x when it is received with a
+//! span (one SDK span); see [`docs/costs.md`][costs].
 //!
 //! It is `async-channel` underneath: a well-kept MPMC channel with `Sync` handles and a
 //! `Stream` receiver, which tokio's channels (single consumer, or broadcast) are not.

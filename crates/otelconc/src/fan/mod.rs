@@ -16,8 +16,8 @@
 //!
 //! # Cost
 //! An item of `fan_out_items` costs about what it costs in `futures`' `buffered` or
-//! `buffer_unordered` (1.1-1.3x, with or without SDK metrics), a `fan_in` item about
-//! 0.75-1.2x a task per input into one `mpsc`, and a `fan_out` worker what a
+//! `buffer_unordered` (1.2-1.6x, with or without SDK metrics), a `fan_in` item about
+//! 1.0-1.1x a task per input into one `mpsc`, and a `fan_out` worker what a
 //! [`TaskGroup`](crate::group::TaskGroup) task costs; see [`docs/costs.md`][costs].
 //!
 //! `fan_out_items` is a stream adapter over `FuturesUnordered` (plus a reorder heap for

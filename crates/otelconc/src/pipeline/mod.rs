@@ -77,8 +77,8 @@
 //! for the gauge's sake.
 //!
 //! # What it costs
-//! An item costs about 1.1x a hand-written pipeline of tokio tasks and `async-channel`s,
-//! with no SDK or with SDK metrics, and about 6.6x when every item is in a sampled trace
+//! An item costs about 1.0x a hand-written pipeline of tokio tasks and `async-channel`s,
+//! with no SDK or with SDK metrics, and about 7x when every item is in a sampled trace
 //! (one SDK span per stage); see [`docs/costs.md`][costs].
 //!
 //! The stage plumbing is what a hand-written pipeline does: worker tasks joined by

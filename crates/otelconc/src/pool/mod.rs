@@ -58,9 +58,10 @@
 //!
 //! # What it costs
 //! A job costs about what it costs in a hand-written pool of 4 tasks over an
-//! `async-channel` with a results channel (0.95x, with or without SDK metrics), and
-//! about 2-4x when submitted inside a sampled trace (one SDK span per job; the more
-//! work the job does, the less the span weighs); see [`docs/costs.md`][costs].
+//! `async-channel` with a results channel (1.0-1.1x, with or without SDK metrics), and
+//! about 3-6x when submitted inside a sampled trace (one SDK span per job, linked to the
+//! submitter; the more work the job does, the less the span weighs); see
+//! [`docs/costs.md`][costs].
 //!
 //! The hot path is lean by construction: one allocation per job (the type-erased job and
 //! room for its future, in one box), one queue operation each way, per-worker counters
