@@ -143,13 +143,13 @@ impl Telemetry {
         let ambient = self
             .span_parent()
             .filter(|a| a.span().span_context().is_valid());
-        let parent = match ambient {
+        let parent = match &ambient {
             Some(ambient) => ambient,
-            None => producer.filter(|p| self.spans_under(p))?.clone(),
+            None => producer.filter(|p| self.spans_under(p))?,
         };
         // The link is built only for a span that starts: nothing is cloned otherwise.
         let links = producer.and_then(link_to).into_iter().collect();
-        Some(self.start_linked_span(spec, &parent, links, attributes()))
+        Some(self.start_linked_span(spec, parent, links, attributes()))
     }
 }
 
