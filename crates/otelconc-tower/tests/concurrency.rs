@@ -11,8 +11,9 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::routing::get;
 use otelconc::semaphore::Semaphore;
-use otelconc_testkit::Rng;
-use otelconc_tower::ConcurrencyLimitLayer;
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_REASON};
+use otelconc_testkit::{Rng, TestTelemetry, attr};
+use otelconc_tower::{ConcurrencyLimitLayer, ConcurrencyLimited};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const LIMIT: u32 = 4;
@@ -332,4 +333,59 @@ async fn a_weight_above_the_total_fails_at_once() {
         3
     );
     assert_eq!(sem.available_permits(), 3);
+}
+
+#[tokio::test]
+async fn the_semaphore_counts_a_refusal_only_when_the_layer_refuses() {
+    let tt = TestTelemetry::new();
+    let sem = Semaphore::builder("counted", 1)
+        .telemetry(tt.telemetry())
+        .build()
+        .expect("permits");
+    let name = attr(ATTR_NAME, "counted");
+    let refused = |reason: &'static str| {
+        tt.metrics().value(
+            "otelconc.semaphore.refused",
+            &[name.clone(), attr(ATTR_REASON, reason)],
+        )
+    };
+    let service = |layer: ConcurrencyLimitLayer| {
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|()| async { Ok::<_, std::convert::Infallible>("ran") })
+    };
+
+    // Wait mode: a request that finds no permit free queues; it is not refused.
+    let mut first = service(ConcurrencyLimitLayer::new(sem.clone()));
+    let mut second = first.clone();
+    first.ready().await.expect("ready: the only permit");
+    let mut queued = Box::pin(async move { second.ready().await?.call(()).await });
+    assert!(futures::poll!(queued.as_mut()).is_pending(), "it waits");
+    assert_eq!(first.call(()).await.expect("the first"), "ran");
+    assert_eq!(queued.await.expect("the second, after the wait"), "ran");
+    assert_eq!(refused("unavailable"), Some(0.0));
+    assert_eq!(
+        tt.metrics()
+            .value("otelconc.semaphore.admitted", std::slice::from_ref(&name)),
+        Some(2.0)
+    );
+
+    // Shed mode: a refusal is counted once, and the inner service is not called.
+    let held = sem.try_acquire_owned().expect("the only permit");
+    let mut shed = service(ConcurrencyLimitLayer::new(sem.clone()).shed());
+    let err = shed.ready().await.expect("ready").call(()).await;
+    assert!(err.expect_err("shed").is::<ConcurrencyLimited>());
+    assert_eq!(refused("unavailable"), Some(1.0));
+
+    // A semaphore shrunk to no permits: the refusal says so, counted as such.
+    drop(held);
+    assert_eq!(sem.forget_permits(1), 1);
+    let err = shed.ready().await.expect("ready").call(()).await;
+    let err = err.expect_err("no permit can ever be free");
+    let e = err
+        .downcast_ref::<otelconc::semaphore::ExceedsTotal>()
+        .expect("ExceedsTotal");
+    assert_eq!((e.requested, e.total), (1, 0));
+    assert_eq!(refused("unavailable"), Some(1.0));
+    assert_eq!(refused("exceeds_total"), Some(1.0));
 }

@@ -45,17 +45,24 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
     notes: "tower's `RateLimit` counts requests in a fixed window held by the service \
         itself (no shared state, one `Instant::now()` per call); otelconc's layer takes a \
         token from a limiter every clone shares (one read of the CPU's counter, a CAS and \
-        a striped counter add), which came out at 0.89-0.94x in three runs on a shared \
-        2-core machine (tower: 25 ns per request). tower's `ConcurrencyLimit` and \
+        a striped counter add), which came out at 0.71x in five runs on a shared 2-core \
+        machine (17.9 ns against 25.1 ns per request; the same layer code measured \
+        0.86-0.91x in the build before: a cost this small moves between builds). tower's `ConcurrencyLimit` and \
         otelconc's both take an owned permit of a semaphore in `poll_ready` and move it \
-        into the response future; otelconc's came out at 1.42-1.46x (20.5 ns against \
-        14.1-14.5 ns), above the 1.2x aimed at. The semaphore is not the gap: its owned \
-        try-acquire and release alone measured 13.0 ns against tokio's 13.4 ns. The \
-        6 ns are the layer's: a read of the free permits before the take (so that a \
-        request about to queue is not counted as refused), the `BoxError` results that \
-        tower's convention asks of a layer that can refuse (tower's is infallible), and \
-        a response future that can also hold a weighted wait. Boxing the slow-path \
-        state already took it down from 2.1x.",
+        into the response future; otelconc's came out at 1.23x (median of five runs: \
+        17.8 ns against 14.4 ns), from 1.44x before its ready path was trimmed. Counted \
+        in instructions (callgrind, `--quick`), a request costs 281 against tower's 207; \
+        48 of the extra 74 are the semaphore's: otelconc's owned try-acquire (it counts \
+        the grant on a per-thread stripe) and the read of the free permits before it (so \
+        that a request about to queue is not counted as refused) are 70 instructions in \
+        two calls against tokio's 22. The layer's share is the response future's drop \
+        (17: it can also hold a weighted wait or a refusal) and the `BoxError` checks \
+        that tower's convention asks of a layer that can refuse (tower's is \
+        infallible). Boxing the slow-path state had taken it from 2.1x to 1.45x; moving \
+        the slow paths into cold functions, taking the permit in shed mode without the \
+        read, and building the response future in place took it to 1.23x (a variant that \
+        built the future in a temporary and copied it ran fewer instructions but slower: \
+        one store-forwarding stall per request).",
 };
 
 const FULL: u64 = 2_000_000;

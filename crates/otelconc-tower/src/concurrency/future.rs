@@ -64,6 +64,7 @@ struct WaitingCall<S, Req> {
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
+    #[inline]
     pub(crate) fn called(future: S::Future, permit: OwnedSemaphorePermit) -> Self {
         Self {
             kind: Kind::Called {
@@ -117,53 +118,74 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut kind = self.project().kind;
-        loop {
-            match kind.as_mut().project() {
-                KindProj::Called { future, permit } => {
-                    let out = ready!(future.poll(cx));
-                    drop(permit.take()); // the request is done: give its permits back now
-                    return Poll::Ready(out.map_err(Into::into));
+        // The fast path, kept small enough to inline: a called service.
+        if let KindProj::Called { future, permit } = kind.as_mut().project() {
+            let out = ready!(future.poll(cx));
+            drop(permit.take()); // the request is done: give its permits back now
+            return Poll::Ready(out.map_err(Into::into));
+        }
+        poll_slow(kind, cx)
+    }
+}
+
+/// A weighted call still waiting for its permits, or a refusal.
+#[cold]
+#[inline(never)]
+fn poll_slow<S, Req>(
+    mut kind: Pin<&mut Kind<S, Req>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<S::Response, BoxError>>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    loop {
+        match kind.as_mut().project() {
+            KindProj::Called { future, permit } => {
+                let out = ready!(future.poll(cx));
+                drop(permit.take());
+                return Poll::Ready(out.map_err(Into::into));
+            }
+            KindProj::Refused { error } => {
+                return Poll::Ready(Err(error
+                    .take()
+                    .unwrap_or_else(|| "ResponseFuture polled after it completed".into())));
+            }
+            KindProj::Waiting { call } => {
+                let WaitingCall {
+                    acquire,
+                    deadline,
+                    retry_after,
+                    service,
+                    request,
+                } = &mut **call;
+                if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
+                    let next = match (r, service.take(), request.take()) {
+                        (Ok(permit), Some(mut svc), Some(req)) => Kind::Called {
+                            future: svc.call(req),
+                            permit: Some(permit),
+                        },
+                        (Err(e), _, _) => Kind::Refused {
+                            error: Some(Box::new(e)),
+                        },
+                        _ => Kind::Refused { error: None },
+                    };
+                    kind.set(next);
+                    continue;
                 }
-                KindProj::Refused { error } => {
-                    return Poll::Ready(Err(error
-                        .take()
-                        .unwrap_or_else(|| "ResponseFuture polled after it completed".into())));
+                if let Some(d) = deadline
+                    && d.as_mut().poll(cx).is_ready()
+                {
+                    let error = ConcurrencyLimited::new(*retry_after);
+                    kind.set(Kind::Refused {
+                        error: Some(Box::new(error)),
+                    });
+                    continue;
                 }
-                KindProj::Waiting { call } => {
-                    let WaitingCall {
-                        acquire,
-                        deadline,
-                        retry_after,
-                        service,
-                        request,
-                    } = &mut **call;
-                    if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
-                        let next = match (r, service.take(), request.take()) {
-                            (Ok(permit), Some(mut svc), Some(req)) => Kind::Called {
-                                future: svc.call(req),
-                                permit: Some(permit),
-                            },
-                            (Err(e), _, _) => Kind::Refused {
-                                error: Some(Box::new(e)),
-                            },
-                            _ => Kind::Refused { error: None },
-                        };
-                        kind.set(next);
-                        continue;
-                    }
-                    if let Some(d) = deadline
-                        && d.as_mut().poll(cx).is_ready()
-                    {
-                        let error = ConcurrencyLimited::new(*retry_after);
-                        kind.set(Kind::Refused {
-                            error: Some(Box::new(error)),
-                        });
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
+                return Poll::Pending;
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use otelconc::semaphore::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -63,7 +63,8 @@ enum Slow {
 /// `otelconc.semaphore.wait` spans (inside a sampled trace), permits in use. A request
 /// that finds no permit free in a wait mode is not counted as refused: the free permits
 /// are read first, and only a race with another caller between that read and the take
-/// counts once as refused before the request queues.
+/// counts once as refused before the request queues. In shed mode (unweighted) the
+/// take is tried at once, and a refused request is counted once.
 pub struct ConcurrencyLimit<S, W = Unweighted> {
     inner: S,
     semaphore: Semaphore,
@@ -147,6 +148,7 @@ impl<S, W> ConcurrencyLimit<S, W> {
     }
 
     /// `n` permits now, without counting a refusal when they are plainly not free.
+    #[inline]
     fn take_now(&self, n: u32) -> Option<OwnedSemaphorePermit> {
         if self.semaphore.available_permits() < n {
             return None;
@@ -184,74 +186,114 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
-            if self.slow.is_none() {
-                match self.take_now(1) {
-                    Some(p) => self.permit = Some(p),
-                    None => match self.start_slow() {
-                        Ok(p) => self.permit = Some(p),
-                        Err(slow) => self.slow = Some(Box::new(slow)),
-                    },
-                }
-            }
-            if let Some(slow) = self.slow.as_deref_mut() {
-                match slow {
-                    Slow::Refused(_) => return Poll::Ready(Ok(())),
-                    Slow::Waiting { acquire, deadline } => {
-                        if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
-                            match r {
-                                Ok(p) => {
-                                    self.permit = Some(p);
-                                    self.slow = None;
-                                }
-                                Err(e) => {
-                                    *slow = Slow::Refused(Box::new(e));
-                                    return Poll::Ready(Ok(()));
-                                }
-                            }
-                        } else if deadline
-                            .as_mut()
-                            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
-                        {
-                            // Dropping the wait gives up its place in the queue.
-                            *slow = Slow::Refused(self_refusal(self.retry_after));
-                            return Poll::Ready(Ok(()));
-                        } else {
-                            return Poll::Pending;
+            let taken = self.slow.is_none()
+                && match self.mode {
+                    // A failed take is the refusal, counted once by the semaphore.
+                    Mode::Shed => match self.semaphore.try_acquire_owned() {
+                        Ok(p) => {
+                            self.permit = Some(p);
+                            true
                         }
-                    }
+                        Err(e) => {
+                            self.shed(e);
+                            false
+                        }
+                    },
+                    Mode::Wait(max) => match self.take_now(1) {
+                        Some(p) => {
+                            self.permit = Some(p);
+                            true
+                        }
+                        None => {
+                            self.start_wait(max);
+                            false
+                        }
+                    },
+                };
+            if !taken {
+                ready!(self.poll_slow(cx));
+                if self.permit.is_none() {
+                    return Poll::Ready(Ok(())); // refused: `call` fails, inner not called
                 }
             }
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if let Some(permit) = self.permit.take() {
-            return ResponseFuture::called(self.inner.call(req), permit);
-        }
-        match self.slow.take().map(|s| *s) {
-            Some(Slow::Refused(e)) => ResponseFuture::refused(e),
-            _ => panic!("ConcurrencyLimit::call before poll_ready returned Ready"),
+        match self.permit.take() {
+            Some(permit) => ResponseFuture::called(self.inner.call(req), permit),
+            None => ResponseFuture::refused(self.take_refusal()),
         }
     }
 }
 
 impl<S> ConcurrencyLimit<S, Unweighted> {
-    /// What to do when no permit was free at first sight: take one freed since (shed
-    /// mode), refuse, or start waiting.
-    fn start_slow(&self) -> Result<OwnedSemaphorePermit, Slow> {
-        match self.mode {
-            Mode::Shed => match self.semaphore.try_acquire_owned() {
-                Ok(p) => Ok(p),
-                Err(TryAcquireError::ExceedsTotal(e)) => Err(Slow::Refused(Box::new(e))),
-                Err(_) => Err(Slow::Refused(self.refusal())),
-            },
-            Mode::Wait(max) => {
-                let (acquire, deadline) = self.wait_for(1, max);
-                Err(Slow::Waiting { acquire, deadline })
+    /// Shed mode found no permit free: the next `call` fails.
+    #[cold]
+    #[inline(never)]
+    fn shed(&mut self, e: TryAcquireError) {
+        let error = match e {
+            TryAcquireError::ExceedsTotal(e) => Box::new(e),
+            _ => self.refusal(),
+        };
+        self.slow = Some(Box::new(Slow::Refused(error)));
+    }
+
+    /// Wait mode found no permit free: queue for one.
+    #[cold]
+    #[inline(never)]
+    fn start_wait(&mut self, max: Option<Duration>) {
+        let (acquire, deadline) = self.wait_for(1, max);
+        self.slow = Some(Box::new(Slow::Waiting { acquire, deadline }));
+    }
+
+    /// A pending wait or refusal: `Ready` with `self.permit` set when the permit is
+    /// granted, without it when the next `call` is to fail.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(slow) = self.slow.as_deref_mut() else {
+            return Poll::Ready(());
+        };
+        match slow {
+            Slow::Refused(_) => Poll::Ready(()),
+            Slow::Waiting { acquire, deadline } => {
+                if let Poll::Ready(r) = acquire.as_mut().poll(cx) {
+                    match r {
+                        Ok(p) => {
+                            self.permit = Some(p);
+                            self.slow = None;
+                        }
+                        Err(e) => *slow = Slow::Refused(Box::new(e)),
+                    }
+                    Poll::Ready(())
+                } else if deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+                {
+                    // Dropping the wait gives up its place in the queue.
+                    *slow = Slow::Refused(self_refusal(self.retry_after));
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
             }
+        }
+    }
+
+    /// `call` without a permit: the refusal `poll_ready` left for it. (It returns the
+    /// error, not the response future, so that `call` builds its future in place.)
+    #[cold]
+    #[inline(never)]
+    fn take_refusal(&mut self) -> BoxError {
+        match self.slow.take().map(|s| *s) {
+            Some(Slow::Refused(e)) => e,
+            _ => panic!("ConcurrencyLimit::call before poll_ready returned Ready"),
         }
     }
 }
