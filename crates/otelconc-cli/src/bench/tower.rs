@@ -49,18 +49,20 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         machine (17.9 ns against 25.1 ns per request; the same layer code measured \
         0.86-0.91x in the build before: a cost this small moves between builds). tower's `ConcurrencyLimit` and \
         otelconc's both take an owned permit of a semaphore in `poll_ready` and move it \
-        into the response future; otelconc's came out at 1.23x (median of five runs: \
-        17.8 ns against 14.4 ns), from 1.44x before its ready path was trimmed. Counted \
-        in instructions (callgrind, `--quick`), a request costs 281 against tower's 207; \
-        48 of the extra 74 are the semaphore's: otelconc's owned try-acquire (it counts \
+        into the response future; otelconc's came out at 1.12-1.16x (five runs: \
+        16.1-16.7 ns against 14.3-14.4 ns), from 1.44x before its ready path was trimmed \
+        and the semaphore's owned take and free-permit read were inlined. Before that \
+        inlining, counted in instructions (callgrind, `--quick`), a request cost 281 \
+        against tower's 207; 48 of the extra 74 were the semaphore's: otelconc's owned try-acquire (it counts \
         the grant on a per-thread stripe) and the read of the free permits before it (so \
         that a request about to queue is not counted as refused) are 70 instructions in \
-        two calls against tokio's 22. The layer's share is the response future's drop \
+        two calls against tokio's 22. The layer's share was the response future's drop \
         (17: it can also hold a weighted wait or a refusal) and the `BoxError` checks \
         that tower's convention asks of a layer that can refuse (tower's is \
         infallible). Boxing the slow-path state had taken it from 2.1x to 1.45x; moving \
         the slow paths into cold functions, taking the permit in shed mode without the \
-        read, and building the response future in place took it to 1.23x (a variant that \
+        read, and building the response future in place took it to 1.23x, and inlining \
+        the semaphore's calls to 1.12-1.16x (a variant that \
         built the future in a temporary and copied it ran fewer instructions but slower: \
         one store-forwarding stall per request).",
 };

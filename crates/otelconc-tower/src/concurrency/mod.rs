@@ -10,12 +10,12 @@
 //! # Cost
 //! Per request, over the inner service: one take of an owned permit (a reference-count
 //! increment), as for tower's own `ConcurrencyLimit`, preceded in a wait mode by one
-//! read of the free permits; in about 1.23x its time (17.8 ns against 14.4 ns per
-//! ready + call, with or without SDK metrics; the `tower` suite of the bench, median of
-//! 5 runs). Counted in instructions (callgrind), that is 281 against 207, and 48 of the
-//! 74 extra are the semaphore's: its owned take counts the grant on a per-thread stripe,
-//! and the read is a call of its own. The slow paths (waits, refusals) are kept out of
-//! line, so the ready path is a few compares around the take.
+//! read of the free permits; in about 1.12-1.16x its time (16.1-16.7 ns against
+//! 14.3-14.4 ns per ready + call, with or without SDK metrics; the `tower` suite of the
+//! bench, five runs). What remains over tower's is the semaphore's owned take, which
+//! counts the grant on a per-thread stripe, and the read before it. The slow paths
+//! (waits, refusals) are kept out of line, so the ready path is a few compares around
+//! the take.
 //!
 //! # Examples
 //! ```

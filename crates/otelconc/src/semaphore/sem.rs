@@ -321,6 +321,7 @@ impl Semaphore {
     /// assert_eq!(p.num_permits(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn try_acquire_owned(&self) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         self.try_acquire_many_owned(1)
     }
@@ -339,6 +340,7 @@ impl Semaphore {
     /// assert_eq!((p.num_permits(), sem.available_permits()), (2, 1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn try_acquire_many_owned(&self, n: u32) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         self.shared.try_take(n)?;
         Ok(OwnedSemaphorePermit::new(self.shared.clone(), n))
@@ -406,6 +408,7 @@ impl Semaphore {
     /// assert_eq!(Semaphore::new("db", 3)?.available_permits(), 3);
     /// # Ok::<(), otelconc::semaphore::BuildError>(())
     /// ```
+    #[inline]
     pub fn available_permits(&self) -> u32 {
         // Never above the total, which fits in u32.
         self.shared.sem.available_permits() as u32
