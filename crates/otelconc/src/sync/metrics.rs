@@ -1,23 +1,31 @@
 //! The locks' telemetry, one [`Side`] per side of a lock (a `Mutex` has the exclusive
 //! side, an `RwLock` both): its counts, instruments and observers, the sampled hold and
-//! wait timings ([`Hold`], [`Wait`]), the wait spans, and the oldest-hold tracker.
+//! wait timings ([`Hold`], [`Waited`]), the wait spans, and the oldest-hold tracker.
 //!
 //! Counting follows the crate's two schemes ([`crate::util::counts`]):
 //! - hold starts and ends on the exclusive side are written by the holder only, which
 //!   the lock itself orders (a start after acquiring, an end before releasing): plain
 //!   single-writer counters ([`Owned`]), no locked instruction;
 //! - the shared side has many holders at once: [`Striped`];
-//! - refusals, waits, cancellations and waiter counts are off the fast path: [`Striped`].
+//! - refusals, waits and cancellations are off the fast path: [`Striped`]. Each count
+//!   is one add on one stripe: a wait is counted once as it starts (`contended`) and
+//!   once as it ends (`waited` or `cancelled`), and the calls waiting now are the
+//!   difference, not a count of their own.
 //!
 //! With no SDK reading the metrics nothing is counted, timed or tracked: a hold costs
-//! one predictable branch at its start and one at its end.
+//! one predictable branch at its start and one at its end, and a call that waits
+//! awaits tokio's own future behind one more branch per poll. The sampled work (clock
+//! reads, histogram records, span ends) is out of line, so the fast path inlines
+//! small.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex, Weak};
+use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
 
 use crate::telemetry::names::sync as names;
 use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
@@ -93,12 +101,12 @@ impl Holds for Striped<2> {
     }
 }
 
-/// Indexes of [`Side::cold`].
+/// Indexes of [`Side::cold`]: `try_` calls refused; waits started (`contended`);
+/// waits ended with the lock; waits ended by cancellation.
 const REFUSED: usize = 0;
 const CONTENDED: usize = 1;
-const CANCELLED: usize = 2;
-const WAIT_IN: usize = 3;
-const WAIT_OUT: usize = 4;
+const WAITED: usize = 2;
+const CANCELLED: usize = 3;
 
 /// One side of a lock: its counts, instruments and observers.
 pub(super) struct Side<H> {
@@ -108,8 +116,10 @@ pub(super) struct Side<H> {
     pub(super) name: Arc<str>,
     /// Whether an SDK reads the metrics; if not, nothing is counted or timed.
     counting: bool,
+    /// Whether a wait has anything to record: `counting`, or spans being made.
+    watched: bool,
     /// Counts off the fast path (indexes above).
-    cold: Striped<5>,
+    cold: Striped<4>,
     hold_time: Histogram,
     wait_ok: Histogram,
     wait_cancelled: Histogram,
@@ -176,11 +186,14 @@ impl<H: Holds> Side<H> {
                 )
             },
         ];
+        // A meter without an SDK drops the callbacks at once.
+        let counting = observers[0].observed();
+        let traced = t.builds_spans();
         Self {
             holds: H::default(),
             name: name.clone(),
-            // A meter without an SDK drops the callbacks at once.
-            counting: observers[0].observed(),
+            counting,
+            watched: counting || traced,
             cold: Striped::default(),
             hold_time: t.histogram(&names::HOLD_DURATION, &base),
             wait_ok: t.histogram(&names::WAIT_DURATION, &with(&[outcome(names::OUTCOME_OK)])),
@@ -191,7 +204,7 @@ impl<H: Holds> Side<H> {
             marks: StdMutex::new(VecDeque::new()),
             spans: Spans {
                 telemetry: t.clone(),
-                traced: t.builds_spans(),
+                traced,
                 attrs: base,
             },
             _observers: observers,
@@ -206,55 +219,66 @@ impl<H: Holds> Side<H> {
         }
     }
 
-    /// Starts a real wait (the lock was taken when the call looked): counts it, counts
-    /// the waiter in, times it if it falls in the sample, and traces it inside a
-    /// sampled trace. End it with [`Wait::acquired`]; dropped otherwise, it ends as
-    /// cancelled.
+    /// Starts a real wait (the lock was taken when the call looked): counts it (one
+    /// add, whose value before picks the sample), times it if it falls in the sample,
+    /// and traces it inside a sampled trace. [`Waited`] ends it with
+    /// [`Side::end_wait`].
     #[cold]
-    fn wait(&self) -> Wait<'_, H> {
+    #[inline(never)]
+    fn start_wait(&self) -> WaitStart {
         let start = if self.counting {
-            self.cold.add(WAIT_IN, 1);
             // Every SAMPLE-th wait on this thread, the first never.
             let seq = self.cold.add_seq(CONTENDED, 1);
             (seq % SAMPLE == SAMPLE - 1).then(quanta::Instant::now)
         } else {
             None
         };
-        Wait {
-            side: self,
+        WaitStart {
             start,
             span: self.spans.start(),
-            acquired: false,
         }
     }
 
-    /// Awaits `acquire`, the lock's own future for a call whose fast path (`try_`)
-    /// failed, polling it once per wake-up as a plain `.await` would. If its first poll
-    /// already gets the lock (released meanwhile), the call did not wait; otherwise the
-    /// wait starts then ([`Side::wait`]), and ends as acquired or, if this future is
-    /// dropped first, as cancelled.
-    pub(super) async fn waited<F: Future>(&self, acquire: F) -> F::Output {
-        let mut acquire = pin!(acquire);
-        let mut wait = None;
-        let out = poll_fn(|cx| {
-            let r = acquire.as_mut().poll(cx);
-            if r.is_pending() && wait.is_none() {
-                wait = Some(self.wait());
+    /// Ends a wait started by [`Side::start_wait`]: with the lock (`acquired`) or
+    /// cancelled.
+    #[cold]
+    #[inline(never)]
+    fn end_wait(&self, wait: WaitStart, acquired: bool) {
+        if self.counting {
+            self.cold.add(if acquired { WAITED } else { CANCELLED }, 1);
+            if let Some(start) = wait.start {
+                let h = if acquired {
+                    &self.wait_ok
+                } else {
+                    &self.wait_cancelled
+                };
+                h.record(start.elapsed().as_secs_f64());
             }
-            r
-        })
-        .await;
-        if let Some(w) = wait {
-            w.acquired();
         }
-        out
+        let outcome = if acquired {
+            names::OUTCOME_OK
+        } else {
+            names::OUTCOME_CANCELLED
+        };
+        WaitSpans::end(wait.span, outcome);
+    }
+
+    /// Awaits `acquire`, the lock's own future for a call whose fast path (`try_`)
+    /// failed (see [`Waited`]).
+    #[inline]
+    pub(super) fn waited<F: Future>(&self, acquire: F) -> Waited<'_, H, F> {
+        Waited {
+            acquire,
+            side: self,
+            wait: None,
+        }
     }
 
     /// Callers waiting now: counted out before counted in, so never below those still
     /// in (a waiter that entered on one thread may leave on another).
     fn waiters(&self) -> i64 {
-        let left = self.cold.get(WAIT_OUT);
-        let entered = self.cold.get(WAIT_IN);
+        let left = self.cold.get(WAITED).wrapping_add(self.cold.get(CANCELLED));
+        let entered = self.cold.get(CONTENDED);
         i64::try_from(entered.saturating_sub(left)).unwrap_or(i64::MAX)
     }
 
@@ -324,10 +348,9 @@ impl<S: Holder> Hold<S> {
     #[inline]
     pub(super) fn start(holder: S) -> Self {
         let side = holder.side();
-        let start = if side.counting {
-            // Every SAMPLE-th hold, the first never.
-            let seq = side.holds.start();
-            (seq % SAMPLE == SAMPLE - 1).then(quanta::Instant::now)
+        // Every SAMPLE-th hold, the first never.
+        let start = if side.counting && side.holds.start() % SAMPLE == SAMPLE - 1 {
+            Some(sampled_now())
         } else {
             None
         };
@@ -374,50 +397,86 @@ impl<S: Holder> Drop for Hold<S> {
         if side.counting {
             side.holds.end();
             if let Some(start) = self.start {
-                side.hold_time.record(start.elapsed().as_secs_f64());
+                record_since(&side.hold_time, start);
             }
         }
     }
 }
 
-/// A wait in progress (see [`Side::wait`]).
-pub(super) struct Wait<'a, H: Holds> {
-    side: &'a Side<H>,
+/// The clock read of a sampled hold's start: out of line, so that the 15 holds in 16
+/// that skip it carry no code for it.
+#[cold]
+#[inline(never)]
+fn sampled_now() -> quanta::Instant {
+    quanta::Instant::now()
+}
+
+/// Records the time since `start` in `h`: out of line, as [`sampled_now`].
+#[cold]
+#[inline(never)]
+fn record_since(h: &Histogram, start: quanta::Instant) {
+    h.record(start.elapsed().as_secs_f64());
+}
+
+/// What a wait in progress carries: its sampled start and its span.
+pub(super) struct WaitStart {
     start: Option<quanta::Instant>,
     span: Option<Context>,
-    acquired: bool,
 }
 
-impl<H: Holds> Wait<'_, H> {
-    /// Ends the wait: the call got the lock.
-    pub(super) fn acquired(mut self) {
-        self.acquired = true;
+pin_project! {
+    /// A call's wait for the lock: the lock's own future, polled once per wake-up as a
+    /// plain `.await` would. If its first poll already gets the lock (released
+    /// meanwhile), the call did not wait; otherwise the wait starts then
+    /// ([`Side::start_wait`]) and ends as acquired or, if this future is dropped first,
+    /// as cancelled. With nothing to record (no SDK, no spans) it is the lock's own
+    /// future behind one branch per poll.
+    pub(super) struct Waited<'a, H, F>
+    where
+        H: Holds,
+    {
+        #[pin]
+        acquire: F,
+        side: &'a Side<H>,
+        wait: Option<WaitStart>,
+    }
+
+    impl<'a, H, F> PinnedDrop for Waited<'a, H, F>
+    where
+        H: Holds,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(wait) = this.wait.take() {
+                this.side.end_wait(wait, false);
+            }
+        }
     }
 }
 
-impl<H: Holds> Drop for Wait<'_, H> {
-    fn drop(&mut self) {
-        let s = self.side;
-        if s.counting {
-            s.cold.add(WAIT_OUT, 1);
-            if !self.acquired {
-                s.cold.add(CANCELLED, 1);
+impl<H: Holds, F: Future> Future for Waited<'_, H, F> {
+    type Output = F::Output;
+
+    /// Out of line: only a call that found the lock taken gets here, and keeping the
+    /// wait out of the lock call's own poll keeps that poll small enough to inline
+    /// into the caller's.
+    #[inline(never)]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match this.acquire.poll(cx) {
+            Poll::Ready(out) => {
+                if let Some(wait) = this.wait.take() {
+                    this.side.end_wait(wait, true);
+                }
+                Poll::Ready(out)
             }
-            if let Some(start) = self.start {
-                let h = if self.acquired {
-                    &s.wait_ok
-                } else {
-                    &s.wait_cancelled
-                };
-                h.record(start.elapsed().as_secs_f64());
+            Poll::Pending => {
+                if this.side.watched && this.wait.is_none() {
+                    *this.wait = Some(this.side.start_wait());
+                }
+                Poll::Pending
             }
         }
-        let outcome = if self.acquired {
-            names::OUTCOME_OK
-        } else {
-            names::OUTCOME_CANCELLED
-        };
-        WaitSpans::end(self.span.take(), outcome);
     }
 }
 
