@@ -36,6 +36,11 @@
 //! `try_write`, which fails whenever calls are queued, so the fast path keeps the
 //! fairness too. A call that fails it awaits tokio's own future.
 //!
+//! One difference from tokio's locks follows: a call that takes a free lock on the fast
+//! path does not consume tokio's cooperative scheduling budget, so a task that loops on
+//! an uncontended lock without any other await never yields to the scheduler on its own
+//! account. Put a `tokio::task::yield_now().await` (or `consume_budget`) in such a loop.
+//!
 //! # Cost
 //! In one run on a shared 2-core machine (tokio: 25 ns per uncontended call) an
 //! uncontended `lock` + unlock took 0.52x tokio's time with no SDK and 0.65x with SDK
