@@ -569,13 +569,13 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
         let run = run.clone();
         let seq = item.seq;
         let token = group.token();
-        let root = item.root.clone();
         let lookup = async move {
             // The lookup as the demo sees it; the HTTP CLIENT span of the request, its
-            // permit and token waits are its children. An unsampled event's lookup runs
-            // under the event's own (unsampled) context, so its request still carries
-            // the event's trace and the server's parent-based sampler drops its span
-            // too, instead of starting a trace of its own.
+            // permit and token waits are its children. An unsampled event's lookup has
+            // no span and runs under the context the task group carried from the stage
+            // (the event's own, unsampled), so its request still carries the event's
+            // trace and the server's parent-based sampler drops its span too, instead
+            // of starting a trace of its own.
             let span = DemoSpan::start(
                 &run.inst.tracer,
                 name,
@@ -590,7 +590,7 @@ async fn enrich(run: &Arc<Run>, item: &Item<Event>) -> Result<u64, String> {
                     () = token.cancelled() => Err(format!("{service} lookup cancelled: a sibling failed")),
                 }
             }
-            .with_context(span.context_or(&root))
+            .with_context(span.context())
             .await;
             if let Err(e) = &result {
                 if token.is_cancelled() {
@@ -694,11 +694,6 @@ impl DemoSpan {
     /// The context to run the call under.
     fn context(&self) -> Context {
         self.0.clone().unwrap_or_else(Context::current)
-    }
-
-    /// The context to run the call under: the span's, or `fallback` when there is none.
-    fn context_or(&self, fallback: &Context) -> Context {
-        self.0.clone().unwrap_or_else(|| fallback.clone())
     }
 
     fn attribute(&self, kv: KeyValue) {

@@ -15,8 +15,9 @@ use crate::telemetry::{End, EndingSpan, Guarded};
 /// or one item taken from a fan-in ([`FanIn`](crate::fan::FanIn)), with the context to
 /// process it under.
 ///
-/// When the consumer runs inside a sampled trace, or the producer handed the value over
-/// inside one, taking it started a consumer span (`otelconc.channel.receive` or
+/// When the consumer runs inside a sampled trace (for a fan-in item, only one that
+/// carried its producer's context), or the producer handed the value over inside one,
+/// taking it started a consumer span (`otelconc.channel.receive` or
 /// `otelconc.fan_in.receive`, kind INTERNAL) by the messaging rule in
 /// `docs/telemetry.md`: a child of the consumer's own sampled span when there is one,
 /// else of the producer's context, and linked to the producer's span context either

@@ -18,9 +18,9 @@ use crate::telemetry::{End, EndingSpan, Telemetry};
 ///
 /// The free functions [`fan_out`](super::fan_out), [`fan_out_items`](super::fan_out_items)
 /// and [`fan_out_items_unordered`](super::fan_out_items_unordered) build a `FanOut`
-/// named `"fan_out"` on [`Telemetry::global`] per call; build one yourself to pick the
-/// name and the telemetry (its instruments are built, and on a handle that binds bound, once per name
-/// and handle either way). Cloning is cheap (one `Arc`).
+/// named `"fan_out"` on [`Telemetry::global`] per call, whose instruments (and item
+/// counts) every call shares for as long as the global meter provider stays installed;
+/// build one yourself to pick the name and the telemetry. Cloning is cheap (one `Arc`).
 ///
 /// # Examples
 /// ```
@@ -315,8 +315,9 @@ impl FanOut {
 /// Runs `workers` copies of `worker` on one `input` and returns every result or every
 /// error, cancelling the other workers' token on the first error: the seed's `FanOut`.
 ///
-/// Same as [`FanOut::run`] on a `FanOut` named `"fan_out"` (built per call; build your
-/// own to reuse its instruments).
+/// Same as [`FanOut::run`] on a `FanOut` named `"fan_out"` on [`Telemetry::global`],
+/// whose instruments every call shares; build your own [`FanOut`] to pick the name and
+/// the telemetry.
 ///
 /// # Errors
 /// [`GroupError`] with every failed worker's error or panic message.
@@ -366,8 +367,8 @@ where
 /// inside `f` for CPU-heavy work. A panic in `f` or in its future becomes that item's
 /// [`ItemError::Panicked`](super::ItemError::Panicked).
 ///
-/// Built on a `FanOut` named `"fan_out"` per call; build your own [`FanOut`] to name it
-/// and reuse its instruments.
+/// Built on a `FanOut` named `"fan_out"` on [`Telemetry::global`], whose instruments
+/// every call shares; build your own [`FanOut`] to pick the name and the telemetry.
 ///
 /// # Errors
 /// [`BuildError::ZeroConcurrency`] when `concurrency` is 0.
