@@ -1,0 +1,173 @@
+//! The Lua scripts: each runs atomically in Redis.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Copies the entry `id` of stream `KEYS[1]` to stream `KEYS[2]` with the error, the
+/// delivery count and the source id, then acks and deletes it. Runs only while the
+/// entry is pending and owned by `consumer` (else returns 0: someone else has it).
+///
+/// KEYS: stream, dead. ARGV: group, id, consumer, error, deliveries.
+const DEAD_LETTER: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if not p[1] or p[1][2] ~= ARGV[3] then return 0 end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+local args = {KEYS[2], '*'}
+if e[1] then for _, v in ipairs(e[1][2]) do args[#args + 1] = v end end
+args[#args + 1] = 'otelconc.source_id'; args[#args + 1] = ARGV[2]
+args[#args + 1] = 'otelconc.error'; args[#args + 1] = ARGV[4]
+args[#args + 1] = 'otelconc.deliveries'; args[#args + 1] = ARGV[5]
+redis.call('XADD', unpack(args))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Commits a finished job: sets the dedup marker `KEYS[2]` (NX, PX ttl); only when it
+/// was new, runs the effect commands; then acks and deletes the entry. An effect that
+/// fails moves the entry to the dead-letter stream `KEYS[3]` with its error.
+/// Returns {1, ''} applied, {0, ''} duplicate, {2, error} an effect failed.
+///
+/// KEYS: stream, marker, dead. ARGV: group, id, ttl ms, deliveries, n, then n commands
+/// each as argc followed by its args.
+const COMMIT: &str = r"
+local fresh = redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3])
+local err = nil
+if fresh then
+  local i = 6
+  for c = 1, tonumber(ARGV[5]) do
+    local n = tonumber(ARGV[i])
+    local r = redis.pcall(unpack(ARGV, i + 1, i + n))
+    i = i + n + 1
+    if type(r) == 'table' and r.err then err = r.err; break end
+  end
+end
+if err then
+  local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+  local args = {KEYS[3], '*'}
+  if e[1] then for _, v in ipairs(e[1][2]) do args[#args + 1] = v end end
+  args[#args + 1] = 'otelconc.source_id'; args[#args + 1] = ARGV[2]
+  args[#args + 1] = 'otelconc.error'; args[#args + 1] = 'effect failed: ' .. err
+  args[#args + 1] = 'otelconc.deliveries'; args[#args + 1] = ARGV[4]
+  redis.call('XADD', unpack(args))
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if err then return {2, err} end
+if fresh then return {1, ''} end
+return {0, ''}
+";
+
+/// Resets the idle time of each entry still owned by `consumer`; returns the ids it
+/// no longer owns (acked, or reclaimed by another consumer).
+///
+/// KEYS: stream. ARGV: group, consumer, ids...
+const HEARTBEAT: &str = r"
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+";
+
+/// Sets the idle time of entry `id` (still owned by `consumer`) to `idle` ms, so it
+/// becomes reclaimable after `visibility - idle`. Returns 1, or 0 when not owned.
+///
+/// KEYS: stream. ARGV: group, consumer, id, idle ms.
+const RELEASE: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if not p[1] or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
+return 1
+";
+
+/// Deletes consumer `ARGV[2]` from the group only if it holds no pending entry.
+/// Returns 1 deleted, 0 kept.
+///
+/// KEYS: stream. ARGV: group, consumer.
+const DELETE_IF_IDLE: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if p[1] then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// A script's source and its SHA1 (for `EVALSHA`).
+pub(crate) struct Lua {
+    code: &'static str,
+    hash: String,
+}
+
+impl Lua {
+    fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            hash: Script::new(code).get_hash().to_string(),
+        }
+    }
+}
+
+pub(crate) static DEAD_LETTER_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(DEAD_LETTER));
+pub(crate) static COMMIT_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(COMMIT));
+pub(crate) static HEARTBEAT_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(HEARTBEAT));
+pub(crate) static RELEASE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(RELEASE));
+pub(crate) static DELETE_IF_IDLE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(DELETE_IF_IDLE));
+
+/// Keys and arguments of one script call, owned (so the call's future is `Send` for any
+/// lifetime, which the `redis` crate's borrowed `ScriptInvocation` is not).
+#[derive(Default)]
+pub(crate) struct Call {
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call {
+    pub(crate) fn key(&mut self, k: impl AsRef<[u8]>) -> &mut Self {
+        self.keys.push(k.as_ref().to_vec());
+        self
+    }
+
+    pub(crate) fn arg(&mut self, a: impl redis::ToRedisArgs) -> &mut Self {
+        self.args.extend(a.to_redis_args());
+        self
+    }
+
+    fn cmd(&self, verb: &str, body: &[u8]) -> redis::Cmd {
+        let mut c = redis::cmd(verb);
+        c.arg(body).arg(self.keys.len());
+        for k in &self.keys {
+            c.arg(k.as_slice());
+        }
+        for a in &self.args {
+            c.arg(a.as_slice());
+        }
+        c
+    }
+
+    /// `EVALSHA`, falling back to `EVAL` (which also loads it) when Redis does not have
+    /// the script yet (a fresh or restarted server).
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &Lua,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> redis::RedisResult<T> {
+        match self
+            .cmd("EVALSHA", script.hash.as_bytes())
+            .query_async(conn)
+            .await
+        {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                self.cmd("EVAL", script.code.as_bytes())
+                    .query_async(conn)
+                    .await
+            }
+            other => other,
+        }
+    }
+}
