@@ -275,6 +275,25 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// # let _ = open; Ok(()) }
     /// ```
     pub async fn len(&self) -> Result<u64, Error> {
+        self.stream_len().await
+    }
+
+    /// Whether the stream holds no entry (nothing waiting, nothing in flight).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis cannot be reached.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(q: otelconc_redis::Queue<u64>) -> Result<(), otelconc_redis::Error> {
+    /// assert!(q.is_empty().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.stream_len().await? == 0)
+    }
+
+    async fn stream_len(&self) -> Result<u64, Error> {
         let mut conn = self.inner.conn.clone();
         Ok(redis::cmd("XLEN")
             .arg(&self.inner.keys.stream)
