@@ -61,7 +61,9 @@ impl JobContext {
     ///
     /// # Examples
     /// ```no_run
-    /// # fn f(cx: otelconc_redis::JobContext) { let key = cx.id(); # let _ = key; }
+    /// # fn f(cx: otelconc_redis::JobContext) {
+    /// let key = cx.id();
+    /// # let _ = key; }
     /// ```
     pub fn id(&self) -> &str {
         &self.inner.id
