@@ -30,6 +30,7 @@ struct Inner {
     queue: String,
     attempt: u64,
     token: CancellationToken,
+    started: std::time::Instant,
     effects: Mutex<Option<Vec<Vec<Vec<u8>>>>>,
 }
 
@@ -51,6 +52,7 @@ impl JobContext {
                 queue,
                 attempt,
                 token,
+                started: std::time::Instant::now(),
                 effects: Mutex::new(Some(Vec::new())),
             }),
         }
@@ -127,6 +129,11 @@ impl JobContext {
         {
             list.push(args);
         }
+    }
+
+    /// When the handler was handed this delivery (for `messaging.process.duration`).
+    pub(crate) fn started(&self) -> std::time::Instant {
+        self.inner.started
     }
 
     /// The effects, once: later `effect` calls are ignored.

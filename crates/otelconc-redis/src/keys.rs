@@ -26,6 +26,11 @@ impl Keys {
         }
     }
 
+    /// The queue's name, shared, for metric attributes.
+    pub(crate) fn name_arc(&self) -> std::sync::Arc<str> {
+        std::sync::Arc::from(self.name.as_str())
+    }
+
     pub(crate) fn done(&self, id: &str) -> String {
         format!("{}{id}", self.done_prefix)
     }

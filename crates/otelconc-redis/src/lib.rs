@@ -56,8 +56,10 @@
 //! - **Retries with backoff.** A handler error, a panic or a per-job
 //!   [timeout](WorkerBuilder::job_timeout) is a failed delivery. Before the
 //!   [`max_deliveries`](WorkerBuilder::max_deliveries)th delivery the entry stays pending
-//!   and its idle time is set (`XCLAIM ... IDLE`) so that it becomes reclaimable after the
-//!   backoff (`backoff_base * 2^(attempt-1)`, at most `backoff_max`, which is at most the
+//!   and its idle time is set (`XCLAIM ... IDLE`, in a script that first checks the
+//!   entry is still this consumer's: a failure on an entry another consumer reclaimed
+//!   meanwhile leaves it to that consumer, counted as released and a lost lease) so that
+//!   it becomes reclaimable after the backoff (`backoff_base * 2^(attempt-1)`, at most `backoff_max`, which is at most the
 //!   visibility timeout); the next reclaim runs it again, with Redis's delivery count as
 //!   the attempt number.
 //! - **Dead letters.** A delivery that fails at `max_deliveries` goes to the dead-letter
@@ -127,6 +129,16 @@
 //! Attributes: `messaging.system = redis`, `messaging.operation.name`,
 //! `messaging.operation.type`, `messaging.destination.name`, `messaging.message.id`,
 //! `messaging.consumer.group.name`, `messaging.client.id`, and `otelconc.job.attempt`.
+//!
+//! Metrics (through [`Queue::with_telemetry`] / [`WorkerBuilder::telemetry`], else the
+//! global meter provider): the messaging conventions' `messaging.client.sent.messages`,
+//! `messaging.client.consumed.messages` and `messaging.process.duration`, then
+//! `otelconc.queue.jobs` by outcome, `otelconc.queue.redelivered`, and the queue's
+//! levels `otelconc.queue.pending`, `otelconc.queue.lag` and
+//! `otelconc.queue.pending.oldest.age`. The levels are read from Redis by each worker
+//! every [`metrics_refresh`](WorkerBuilder::metrics_refresh) (5 s), not per job, and a
+//! collection reports the last values read. [`INSTRUMENTS`] lists them all;
+//! `docs/telemetry.md` says what each means.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -139,6 +151,7 @@
 mod context;
 mod error;
 mod keys;
+mod metrics;
 mod queue;
 mod report;
 mod scripts;
@@ -147,6 +160,7 @@ mod worker;
 
 pub use context::JobContext;
 pub use error::Error;
+pub use metrics::INSTRUMENTS;
 pub use queue::{DeadLetter, Queue};
 pub use report::WorkerReport;
 pub use worker::{Worker, WorkerBuilder};

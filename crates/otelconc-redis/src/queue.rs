@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,8 +13,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use otelconc::telemetry::Telemetry;
+
 use crate::error::Error;
 use crate::keys::{ENQUEUED_AT_FIELD, GROUP, JOB_FIELD, Keys};
+use crate::metrics::QueueMetrics;
 
 /// A job queue in a Redis stream, typed by its job `J`.
 ///
@@ -37,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     pub(crate) client: redis::Client,
     pub(crate) conn: ConnectionManager,
+    pub(crate) telemetry: Telemetry,
+    metrics: QueueMetrics,
 }
 
 impl<J> Clone for Queue<J> {
@@ -121,10 +127,46 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
             Err(e) if e.code() == Some("BUSYGROUP") => {}
             Err(e) => return Err(e.into()),
         }
+        let telemetry = Telemetry::global();
+        let metrics = QueueMetrics::new(&telemetry, &keys.name_arc());
         Ok(Self {
-            inner: Arc::new(Inner { keys, client, conn }),
+            inner: Arc::new(Inner {
+                keys,
+                client,
+                conn,
+                telemetry,
+                metrics,
+            }),
             _job: PhantomData,
         })
+    }
+
+    /// The same queue (same connection) recording its metrics through `telemetry`'s
+    /// meter instead of the global one ([`Telemetry::global`] at [`connect`](Self::connect)
+    /// time); a [`Worker`](crate::Worker) built on the returned queue uses it too.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f() -> Result<(), otelconc_redis::Error> {
+    /// use otelconc::telemetry::Telemetry;
+    /// let q = otelconc_redis::Queue::<u64>::connect("redis://127.0.0.1:6379", "numbers")
+    ///     .await?
+    ///     .with_telemetry(Telemetry::global());
+    /// # let _ = q; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
+        let i = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                keys: i.keys.clone(),
+                client: i.client.clone(),
+                conn: i.conn.clone(),
+                metrics: QueueMetrics::new(&telemetry, &i.keys.name_arc()),
+                telemetry,
+            }),
+            _job: PhantomData,
+        }
     }
 
     /// Appends `job` to the queue in a `send {queue}` span that is a child of the
@@ -144,15 +186,18 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// let id = q.submit(&7).await?;
     /// # let _ = id; Ok(()) }
     /// ```
-    pub async fn submit(&self, job: &J) -> Result<String, Error> {
+    pub fn submit(&self, job: &J) -> impl Future<Output = Result<String, Error>> + Send + use<J> {
         self.submit_with_context(job, &otelconc::telemetry::current_context())
-            .await
     }
 
     /// Appends `job` (as JSON, field `job`) with `XADD`, in a `send {queue}` PRODUCER
     /// span that is a child of `cx`; the span's context (`traceparent`, `tracestate`,
     /// `baggage`, per the global propagator) is written into the entry's fields, so the
     /// worker's `process` span joins the same trace. Returns the entry id.
+    ///
+    /// The job is serialized when this is called, not when the future is polled: the
+    /// future borrows nothing, so generic code can spawn it: it is `Send` whatever `J` is
+    /// (`J` need not be `Sync`), and `'static` when `J` is.
     ///
     /// # Errors
     /// [`Error::Encode`] when `job` does not serialize; [`Error::Redis`] when Redis
@@ -171,38 +216,118 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// let id = q.submit_with_context(&7, &cx).await?;
     /// # let _ = id; Ok(()) }
     /// ```
-    pub async fn submit_with_context(&self, job: &J, cx: &Context) -> Result<String, Error> {
-        let payload = serde_json::to_vec(job).map_err(Error::Encode)?;
-        let keys = &self.inner.keys;
-        let span_cx = crate::telemetry::send_span(cx, &keys.name);
-        let mut headers: HashMap<String, String> = HashMap::new();
-        otelconc::telemetry::inject(&span_cx, &mut headers);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&keys.stream)
-            .arg("*")
-            .arg(JOB_FIELD)
-            .arg(payload)
-            .arg(ENQUEUED_AT_FIELD)
-            .arg(now_ms);
-        for (k, v) in &headers {
-            cmd.arg(k).arg(v);
+    pub fn submit_with_context(
+        &self,
+        job: &J,
+        cx: &Context,
+    ) -> impl Future<Output = Result<String, Error>> + Send + use<J> {
+        let inner = self.inner.clone();
+        let payload = serde_json::to_vec(job).map_err(Error::Encode);
+        let cx = cx.clone();
+        async move {
+            let payload = payload?;
+            let keys = &inner.keys;
+            let span_cx = crate::telemetry::send_span(&cx, &keys.name, None);
+            let headers = headers(&span_cx);
+            let mut cmd = redis::cmd("XADD");
+            entry(&mut cmd, &keys.stream, &payload, now_ms(), &headers);
+            let mut conn = inner.conn.clone();
+            let result: redis::RedisResult<String> = cmd.query_async(&mut conn).await;
+            let span = span_cx.span();
+            match &result {
+                Ok(id) => {
+                    inner.metrics.sent(1, None);
+                    span.set_attribute(KeyValue::new("messaging.message.id", id.clone()));
+                }
+                Err(e) => {
+                    inner.metrics.sent(1, Some(error_type(e)));
+                    span.set_attribute(KeyValue::new("error.type", error_type(e)));
+                    span.set_status(Status::error(e.to_string()));
+                }
+            }
+            span.end();
+            Ok(result?)
         }
-        let mut conn = self.inner.conn.clone();
-        let result: redis::RedisResult<String> = cmd.query_async(&mut conn).await;
-        let span = span_cx.span();
-        match &result {
-            Ok(id) => span.set_attribute(KeyValue::new("messaging.message.id", id.clone())),
-            Err(e) => {
-                span.set_attribute(KeyValue::new("error.type", format!("{:?}", e.kind())));
+    }
+
+    /// Appends every job of `jobs` in one pipelined round trip (`XADD`s sent together,
+    /// in chunks of 1,000), in one `send {queue}` PRODUCER span (child of the current
+    /// context, with `messaging.batch.message_count`) whose context every entry
+    /// carries. Returns the entry ids, in the order of `jobs`. For producers that have
+    /// many jobs at hand: one round trip per chunk instead of one per job.
+    ///
+    /// The jobs are serialized when this is called; the future borrows nothing (it is
+    /// `Send`, and `'static` for a `'static` job type).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when a job does not serialize (nothing is sent);
+    /// [`Error::Redis`] when Redis cannot be reached or refuses: chunks sent before the
+    /// failing one are queued, and the failing chunk may be in part.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropped midway, some of the jobs may be queued.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(q: otelconc_redis::Queue<u64>) -> Result<(), otelconc_redis::Error> {
+    /// let ids = q.submit_many(&[1, 2, 3]).await?;
+    /// assert_eq!(ids.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn submit_many(
+        &self,
+        jobs: &[J],
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send + use<J> {
+        let inner = self.inner.clone();
+        let payloads: Result<Vec<Vec<u8>>, Error> = jobs
+            .iter()
+            .map(|j| serde_json::to_vec(j).map_err(Error::Encode))
+            .collect();
+        let cx = otelconc::telemetry::current_context();
+        async move {
+            let payloads = payloads?;
+            if payloads.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys = &inner.keys;
+            let span_cx = crate::telemetry::send_span(&cx, &keys.name, Some(payloads.len()));
+            let headers = headers(&span_cx);
+            let now = now_ms();
+            let mut conn = inner.conn.clone();
+            let mut ids = Vec::with_capacity(payloads.len());
+            let mut failed = None;
+            for chunk in payloads.chunks(SUBMIT_CHUNK) {
+                let mut pipe = redis::pipe();
+                for p in chunk {
+                    let mut cmd = redis::cmd("XADD");
+                    entry(&mut cmd, &keys.stream, p, now, &headers);
+                    pipe.add_command(cmd);
+                }
+                match pipe.query_async::<Vec<String>>(&mut conn).await {
+                    Ok(got) => {
+                        inner.metrics.sent(got.len() as u64, None);
+                        ids.extend(got);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let span = span_cx.span();
+            if let Some(e) = &failed {
+                inner
+                    .metrics
+                    .sent((payloads.len() - ids.len()) as u64, Some(error_type(e)));
+                span.set_attribute(KeyValue::new("error.type", error_type(e)));
                 span.set_status(Status::error(e.to_string()));
             }
+            span.end();
+            match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(ids),
+            }
         }
-        span.end();
-        Ok(result?)
     }
 
     /// The queue's name.
@@ -358,5 +483,52 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
 impl<J> Queue<J> {
     pub(crate) fn keys(&self) -> &Keys {
         &self.inner.keys
+    }
+}
+
+/// Jobs per pipelined round trip of [`Queue::submit_many`].
+const SUBMIT_CHUNK: usize = 1000;
+
+/// The `error.type` of a failed Redis command: a small closed set.
+pub(crate) fn error_type(e: &redis::RedisError) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        "connection"
+    } else {
+        "redis"
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The propagation fields of `span_cx` (`traceparent`, `tracestate`, `baggage`).
+fn headers(span_cx: &Context) -> Vec<(String, String)> {
+    let mut headers: HashMap<String, String> = HashMap::new();
+    otelconc::telemetry::inject(span_cx, &mut headers);
+    headers.into_iter().collect()
+}
+
+/// The arguments of one entry's `XADD` after the verb.
+fn entry(
+    cmd: &mut redis::Cmd,
+    stream: &str,
+    payload: &[u8],
+    now: u64,
+    headers: &[(String, String)],
+) {
+    cmd.arg(stream)
+        .arg("*")
+        .arg(JOB_FIELD)
+        .arg(payload)
+        .arg(ENQUEUED_AT_FIELD)
+        .arg(now);
+    for (k, v) in headers {
+        cmd.arg(k).arg(v);
     }
 }

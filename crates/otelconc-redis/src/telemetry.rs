@@ -15,13 +15,18 @@ fn common(queue: &str, operation: &'static str, kind: &'static str) -> Vec<KeyVa
     ]
 }
 
-/// A context holding a started `send {queue}` span, child of `parent`.
-pub(crate) fn send_span(parent: &Context, queue: &str) -> Context {
+/// A context holding a started `send {queue}` span, child of `parent`; `batch` is the
+/// number of entries of a batch send (`messaging.batch.message_count`).
+pub(crate) fn send_span(parent: &Context, queue: &str, batch: Option<usize>) -> Context {
     let tracer = global::tracer(SCOPE);
+    let mut attrs = common(queue, "send", "send");
+    if let Some(n) = batch {
+        attrs.push(KeyValue::new("messaging.batch.message_count", n as i64));
+    }
     let span = tracer
         .span_builder(format!("send {queue}"))
         .with_kind(SpanKind::Producer)
-        .with_attributes(common(queue, "send", "send"))
+        .with_attributes(attrs)
         .start_with_context(&tracer, parent);
     parent.with_span(span)
 }

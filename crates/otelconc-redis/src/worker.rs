@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use otelconc::pool::{JobError, WorkerPool};
+use otelconc::telemetry::Telemetry;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use serde::Serialize;
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::context::JobContext;
 use crate::error::Error;
 use crate::keys::{GROUP, JOB_FIELD, Keys};
+use crate::metrics::{Outcome, WorkerMetrics};
 use crate::queue::{Queue, RESPONSE_TIMEOUT, manager_config};
 use crate::report::WorkerReport;
 use crate::scripts::{
@@ -103,6 +105,8 @@ pub struct WorkerBuilder<J> {
     block: Duration,
     dedup_ttl: Duration,
     consumer: Option<String>,
+    telemetry: Option<Telemetry>,
+    metrics_refresh: Duration,
 }
 
 impl<J> fmt::Debug for WorkerBuilder<J> {
@@ -161,6 +165,7 @@ struct Shared {
     in_flight: Mutex<HashSet<String>>,
     settlers: TaskTracker,
     counts: Counts,
+    metrics: WorkerMetrics,
 }
 
 #[derive(Default)]
@@ -181,6 +186,9 @@ fn bump(c: &AtomicU64) {
 }
 
 static CONSUMER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Default of [`WorkerBuilder::metrics_refresh`].
+const DEFAULT_METRICS_REFRESH: Duration = Duration::from_secs(5);
 
 /// A consumer name no other process (and no earlier run of this one) uses:
 /// host, process id, start time in microseconds and a per-process counter.
@@ -242,6 +250,8 @@ impl Worker {
             block: Duration::from_secs(1),
             dedup_ttl: Duration::from_secs(24 * 3600),
             consumer: None,
+            telemetry: None,
+            metrics_refresh: DEFAULT_METRICS_REFRESH,
         }
     }
 
@@ -457,6 +467,33 @@ where
         self
     }
 
+    /// Records the worker's metrics (and its pool's) through `telemetry` instead of the
+    /// queue's handle (see [`Queue::with_telemetry`]).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.telemetry(otelconc::telemetry::Telemetry::global()); }
+    /// ```
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// How often the worker reads the queue's levels from Redis (`XPENDING` and
+    /// `XINFO GROUPS`: two commands in one round trip) for the gauges
+    /// `otelconc.queue.pending`, `otelconc.queue.lag` and
+    /// `otelconc.queue.pending.oldest.age`. A collection reports the last values read,
+    /// so they are at most this old. Default 5 s; the first read is at start.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.metrics_refresh(std::time::Duration::from_secs(15)); }
+    /// ```
+    pub fn metrics_refresh(mut self, every: Duration) -> Self {
+        self.metrics_refresh = every;
+        self
+    }
+
     /// Starts the worker: its pool, reader, reclaimer and heartbeat tasks, on their own
     /// connections.
     ///
@@ -482,9 +519,10 @@ where
             || self.block < Duration::from_millis(1)
             || heartbeat.is_zero()
             || self.reclaim_interval.is_zero()
+            || self.metrics_refresh.is_zero()
         {
             return Err(Error::Config(
-                "visibility timeout, read block, heartbeat and reclaim interval must be at least 1 ms".into(),
+                "visibility timeout, read block, heartbeat, reclaim interval and metrics refresh must be at least 1 ms".into(),
             ));
         }
         if heartbeat >= self.visibility {
@@ -493,7 +531,12 @@ where
                 self.visibility
             )));
         }
+        let telemetry = self
+            .telemetry
+            .clone()
+            .unwrap_or_else(|| self.queue.inner.telemetry.clone());
         let mut pool = WorkerPool::builder(format!("redis:{}", self.queue.name()))
+            .telemetry(telemetry.clone())
             .workers(self.workers)
             .queue_capacity(self.workers.max(self.read_batch));
         if let Some(t) = self.job_timeout {
@@ -524,6 +567,7 @@ where
             in_flight: Mutex::new(HashSet::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
+            metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
         });
         // In flight at once: what the pool runs plus what its queue holds.
         let slots = Arc::new(Semaphore::new(
@@ -555,6 +599,11 @@ where
         hb.spawn(heartbeat_loop(
             shared.clone(),
             heartbeat,
+            heartbeat_stop.clone(),
+        ));
+        hb.spawn(levels_loop(
+            shared.clone(),
+            self.metrics_refresh,
             heartbeat_stop.clone(),
         ));
         Ok(Worker {
@@ -625,6 +674,8 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
         match reply {
             Ok(reply) => {
                 let mut first = Some(first);
+                let n: usize = reply.keys.iter().map(|k| k.ids.len()).sum();
+                d.shared.metrics.consumed(n as u64, false);
                 for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
                     let permit = match first.take() {
                         Some(p) => p,
@@ -676,6 +727,7 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
             cursor = reply.next_stream_id.clone();
             let claimed = reply.claimed;
             if !claimed.is_empty() {
+                d.shared.metrics.consumed(claimed.len() as u64, true);
                 let counts = delivery_counts(&mut conn, &d.shared.keys.stream, &claimed).await;
                 for entry in claimed {
                     let Ok(permit) = d.slots.clone().acquire_owned().await else {
@@ -752,6 +804,117 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
     }
 }
 
+/// What a release (or retry) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Released {
+    /// Its idle time is set.
+    Done,
+    /// Another consumer owns the entry now (or it was acked): left alone.
+    NotOwned,
+    /// Redis could not be reached: it stays pending and is reclaimed after the
+    /// visibility timeout.
+    Unreachable,
+}
+
+/// Reads the queue's levels every `every` for the gauges (see
+/// [`WorkerBuilder::metrics_refresh`]): `XPENDING` (summary) and `XINFO GROUPS`, in
+/// one round trip.
+async fn levels_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+    let mut conn = shared.conn.clone();
+    loop {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XPENDING").arg(&shared.keys.stream).arg(GROUP);
+        pipe.cmd("XINFO").arg("GROUPS").arg(&shared.keys.stream);
+        pipe.cmd("XLEN").arg(&shared.keys.stream);
+        let r: redis::RedisResult<(redis::Value, redis::Value, i64)> =
+            pipe.query_async(&mut conn).await;
+        if let Ok((pending, groups, len)) = r {
+            let levels = &shared.metrics.levels;
+            let (count, oldest) = pending_summary(&pending);
+            levels.pending.store(count, Ordering::Relaxed);
+            let age = oldest.map_or(-1, |ms| now_ms().saturating_sub(ms) as i64);
+            levels.oldest_ms.store(age, Ordering::Relaxed);
+            // Redis 7.0 reports no lag once entries were deleted from the stream (as
+            // every ack here does); the stream then holds only undelivered and pending
+            // entries, so the lag is its length less the pending ones.
+            let lag = group_lag(&groups).unwrap_or((len - count).max(0));
+            levels.lag.store(lag, Ordering::Relaxed);
+            levels.valid.store(true, Ordering::Release);
+        }
+        if !pause(&stop, every).await {
+            break;
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The count and the smallest id's time (ms) of an `XPENDING key group` summary.
+fn pending_summary(v: &redis::Value) -> (i64, Option<u64>) {
+    let redis::Value::Array(items) = v else {
+        return (0, None);
+    };
+    let count = match items.first() {
+        Some(redis::Value::Int(n)) => *n,
+        _ => 0,
+    };
+    let oldest = items
+        .get(1)
+        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+        .and_then(|id| id.split('-').next().and_then(|ms| ms.parse().ok()));
+    (count, oldest)
+}
+
+/// The `lag` of this crate's group in an `XINFO GROUPS` reply (Redis 7.0+; `None` when
+/// Redis cannot tell, or an older server does not say).
+fn group_lag(v: &redis::Value) -> Option<i64> {
+    let redis::Value::Array(groups) = v else {
+        return None;
+    };
+    for g in groups {
+        let pairs: Vec<(String, redis::Value)> = match g {
+            redis::Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => redis::from_redis_value_ref::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone())),
+                    _ => None,
+                })
+                .collect(),
+            redis::Value::Map(m) => m
+                .iter()
+                .filter_map(|(k, v)| {
+                    redis::from_redis_value_ref::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone()))
+                })
+                .collect(),
+            _ => continue,
+        };
+        let name = pairs
+            .iter()
+            .find(|(k, _)| k == "name")
+            .and_then(|(_, v)| redis::from_redis_value_ref::<String>(v).ok());
+        if name.as_deref() != Some(GROUP) {
+            continue;
+        }
+        return pairs
+            .iter()
+            .find(|(k, _)| k == "lag")
+            .and_then(|(_, v)| match v {
+                redis::Value::Int(n) => Some(*n),
+                _ => None,
+            });
+    }
+    None
+}
+
 fn fields_as_strings(entry: &StreamId) -> HashMap<String, String> {
     entry
         .map
@@ -774,7 +937,8 @@ struct Notes {
 /// How a delivery ended, as the settler sees it.
 enum Ended {
     Ok(JobContext),
-    Failed(String),
+    /// The error and its `error.type`.
+    Failed(String, &'static str),
     Released,
 }
 
@@ -800,7 +964,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
                 s.max_deliveries
             );
             s.clone()
-                .dead_letter_owned(id, why, attempt - 1, false)
+                .dead_letter_owned(id, why, attempt - 1, "lost")
                 .await;
             drop(permit);
             return;
@@ -819,7 +983,9 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         let job = match decoded {
             Ok(job) => job,
             Err(why) => {
-                s.clone().dead_letter_owned(id, why, attempt, true).await;
+                s.clone()
+                    .dead_letter_owned(id, why, attempt, "decode")
+                    .await;
                 drop(permit);
                 return;
             }
@@ -848,16 +1014,30 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         match submitted {
             Ok(handle) => {
                 let settle: futures_util::future::BoxFuture<'static, ()> = Box::pin(async move {
-                    let ended = match handle.await {
-                        Ok(Ok(())) => match cx_rx.await {
-                            Ok(cx) => Ended::Ok(cx),
-                            Err(_) => Ended::Released,
-                        },
-                        Ok(Err(e)) => Ended::Failed(e),
-                        Err(JobError::Panicked(m)) => Ended::Failed(format!("panicked: {m}")),
-                        Err(JobError::TimedOut) => Ended::Failed("timed out".into()),
-                        Err(_) => Ended::Released,
+                    let result = handle.await;
+                    // Sent when the job started; an error if it never did.
+                    let cx = cx_rx.await.ok();
+                    let started = cx.as_ref().map(JobContext::started);
+                    let ended = match (result, cx) {
+                        (Ok(Ok(())), Some(cx)) => Ended::Ok(cx),
+                        (Ok(Ok(())), None) => Ended::Released,
+                        (Ok(Err(e)), _) => Ended::Failed(e, "job"),
+                        (Err(JobError::Panicked(m)), _) => {
+                            Ended::Failed(format!("panicked: {m}"), "panic")
+                        }
+                        (Err(JobError::TimedOut), _) => {
+                            Ended::Failed("timed out".into(), "timeout")
+                        }
+                        (Err(_), _) => Ended::Released,
                     };
+                    if let Some(started) = started {
+                        let seconds = started.elapsed().as_secs_f64();
+                        match &ended {
+                            Ended::Ok(_) => shared.metrics.processed(seconds, None),
+                            Ended::Failed(_, et) => shared.metrics.processed(seconds, Some(et)),
+                            Ended::Released => {}
+                        }
+                    }
                     shared.settle(&id, attempt, ended, &span_cx).await;
                     drop(permit);
                 });
@@ -919,29 +1099,35 @@ impl Shared {
                 let r: redis::RedisResult<(i64, String)> =
                     inv.invoke(&COMMIT_SCRIPT, &mut conn).await;
                 match r {
-                    Ok((1, _)) => bump(&self.counts.completed),
+                    Ok((1, _)) => {
+                        bump(&self.counts.completed);
+                        self.metrics.settled(Outcome::Completed, None);
+                    }
                     Ok((0, _)) => {
                         notes
                             .attributes
                             .push(KeyValue::new("otelconc.job.duplicate", true));
                         bump(&self.counts.duplicates);
+                        self.metrics.settled(Outcome::Duplicate, None);
                     }
                     Ok((_, err)) => {
                         notes.attributes.push(KeyValue::new("error.type", "effect"));
                         notes.error = Some(format!("effect failed: {err}"));
                         bump(&self.counts.dead_lettered);
+                        self.metrics.settled(Outcome::DeadLettered, Some("effect"));
                     }
                     Err(e) => {
                         notes.attributes.push(KeyValue::new("error.type", "commit"));
                         notes.error = Some(e.to_string());
                         bump(&self.counts.released);
+                        self.metrics.settled(Outcome::Released, None);
                     }
                 }
             }
-            Ended::Failed(why) => {
-                notes.attributes.push(KeyValue::new("error.type", "job"));
+            Ended::Failed(why, et) => {
+                notes.attributes.push(KeyValue::new("error.type", et));
                 if attempt >= self.max_deliveries {
-                    self.dead_letter(id, &why, attempt, false).await;
+                    self.dead_letter(id, &why, attempt, et).await;
                     notes
                         .attributes
                         .push(KeyValue::new("otelconc.job.dead_lettered", true));
@@ -952,10 +1138,21 @@ impl Shared {
                         .saturating_mul(1u32 << shift)
                         .min(self.backoff_max);
                     let idle = self.visibility.saturating_sub(backoff);
-                    if self.release(id, idle).await {
-                        bump(&self.counts.retried);
-                    } else {
-                        bump(&self.counts.released);
+                    match self.release(id, idle).await {
+                        Released::Done => {
+                            bump(&self.counts.retried);
+                            self.metrics.settled(Outcome::Retried, Some(et));
+                        }
+                        Released::NotOwned => {
+                            // Another consumer reclaimed it meanwhile: its retry is theirs.
+                            bump(&self.counts.leases_lost);
+                            bump(&self.counts.released);
+                            self.metrics.settled(Outcome::Released, None);
+                        }
+                        Released::Unreachable => {
+                            bump(&self.counts.released);
+                            self.metrics.settled(Outcome::Released, None);
+                        }
                     }
                 }
                 notes.error = Some(why);
@@ -964,8 +1161,11 @@ impl Shared {
                 notes
                     .attributes
                     .push(KeyValue::new("otelconc.outcome", "released"));
-                self.release(id, self.visibility).await;
+                if self.release(id, self.visibility).await == Released::NotOwned {
+                    bump(&self.counts.leases_lost);
+                }
                 bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
             }
         }
         if let Ok(mut g) = self.in_flight.lock() {
@@ -974,16 +1174,17 @@ impl Shared {
         notes
     }
 
-    /// Sets the entry's idle time to `idle` (reclaimable after `visibility - idle`).
+    /// Sets the entry's idle time to `idle` (reclaimable after `visibility - idle`),
+    /// if this consumer still owns it.
     fn release<'a>(
         &'a self,
         id: &'a str,
         idle: Duration,
-    ) -> futures_util::future::BoxFuture<'a, bool> {
+    ) -> futures_util::future::BoxFuture<'a, Released> {
         Box::pin(self.release_inner(id, idle))
     }
 
-    async fn release_inner(&self, id: &str, idle: Duration) -> bool {
+    async fn release_inner(&self, id: &str, idle: Duration) -> Released {
         let mut conn = self.conn.clone();
         let r: redis::RedisResult<i64> = Call::default()
             .key(&self.keys.stream)
@@ -993,7 +1194,11 @@ impl Shared {
             .arg(idle.as_millis() as u64)
             .invoke(&RELEASE_SCRIPT, &mut conn)
             .await;
-        r.is_ok()
+        match r {
+            Ok(1) => Released::Done,
+            Ok(_) => Released::NotOwned,
+            Err(_) => Released::Unreachable,
+        }
     }
 
     fn dead_letter<'a>(
@@ -1001,9 +1206,9 @@ impl Shared {
         id: &'a str,
         why: &'a str,
         deliveries: u64,
-        decode: bool,
+        error_type: &'static str,
     ) -> futures_util::future::BoxFuture<'a, ()> {
-        Box::pin(self.dead_letter_inner(id, why, deliveries, decode))
+        Box::pin(self.dead_letter_inner(id, why, deliveries, error_type))
     }
 
     fn dead_letter_owned(
@@ -1011,9 +1216,12 @@ impl Shared {
         id: String,
         why: String,
         deliveries: u64,
-        decode: bool,
+        error_type: &'static str,
     ) -> futures_util::future::BoxFuture<'static, ()> {
-        Box::pin(async move { self.dead_letter_inner(&id, &why, deliveries, decode).await })
+        Box::pin(async move {
+            self.dead_letter_inner(&id, &why, deliveries, error_type)
+                .await
+        })
     }
 
     fn settle_owned(
@@ -1026,7 +1234,14 @@ impl Shared {
         Box::pin(async move { self.settle(&id, attempt, ended, &span_cx).await })
     }
 
-    async fn dead_letter_inner(&self, id: &str, why: &str, deliveries: u64, decode: bool) {
+    /// Moves the entry to the dead-letter stream if this consumer still owns it.
+    async fn dead_letter_inner(
+        &self,
+        id: &str,
+        why: &str,
+        deliveries: u64,
+        error_type: &'static str,
+    ) {
         let mut conn = self.conn.clone();
         let r: redis::RedisResult<i64> = Call::default()
             .key(&self.keys.stream)
@@ -1039,13 +1254,24 @@ impl Shared {
             .invoke(&DEAD_LETTER_SCRIPT, &mut conn)
             .await;
         match r {
-            Ok(_) => {
+            Ok(1) => {
                 bump(&self.counts.dead_lettered);
-                if decode {
+                if error_type == "decode" {
                     bump(&self.counts.decode_errors);
                 }
+                self.metrics
+                    .settled(Outcome::DeadLettered, Some(error_type));
             }
-            Err(_) => bump(&self.counts.released),
+            Ok(_) => {
+                // Another consumer reclaimed it meanwhile: the verdict is theirs.
+                bump(&self.counts.leases_lost);
+                bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
+            }
+            Err(_) => {
+                bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
+            }
         }
     }
 }

@@ -316,3 +316,73 @@ async fn an_unreachable_url_is_an_error() {
     let err = Queue::<Job>::connect("not a url", "t").await.unwrap_err();
     assert!(matches!(err, otelconc_redis::Error::Redis(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_another_consumer_reclaimed_is_left_to_it() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let (s, g) = (started.clone(), go.clone());
+    let worker = Worker::builder(q.clone(), move |_j: Job, _cx: JobContext| {
+        let (s, g) = (s.clone(), g.clone());
+        async move {
+            s.notify_one();
+            g.notified().await;
+            Err::<(), _>("fails")
+        }
+    })
+    .visibility_timeout(Duration::from_secs(600))
+    .reclaim_interval(Duration::from_secs(600))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    started.notified().await;
+    // Meanwhile another consumer took the entry over (as after a stall of this one).
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("other")
+        .arg(0)
+        .arg(&id)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    go.notify_one();
+    until(|| async {
+        let s = worker.stats();
+        s.retried + s.released + s.dead_lettered > 0
+    })
+    .await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    // The failure is not this consumer's to retry any more: the entry is left to its
+    // owner, untouched, and the report says so.
+    assert_eq!(
+        (report.retried, report.released, report.leases_lost),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(pending.ids.len(), 1);
+    assert_eq!(pending.ids[0].consumer, "other");
+    // Its idle time was not moved toward a retry (the retry would set it to the
+    // visibility timeout less the backoff: 599.9 s).
+    assert!(
+        pending.ids[0].last_delivered_ms < 60_000,
+        "{:?}",
+        pending.ids[0]
+    );
+}
