@@ -161,6 +161,6 @@ mod worker;
 pub use context::JobContext;
 pub use error::Error;
 pub use metrics::INSTRUMENTS;
-pub use queue::{DeadLetter, Queue};
+pub use queue::{CONNECT_TIMEOUT, DeadLetter, Queue};
 pub use report::WorkerReport;
 pub use worker::{Worker, WorkerBuilder};

@@ -74,6 +74,32 @@ pub(crate) fn manager_config(response: Duration) -> ConnectionManagerConfig {
         .set_number_of_retries(4)
 }
 
+/// The longest [`Queue::connect`] and [`WorkerBuilder::start`](crate::WorkerBuilder::start)
+/// wait for Redis to answer before they fail with a timeout.
+///
+/// # Examples
+/// ```
+/// assert_eq!(otelconc_redis::CONNECT_TIMEOUT.as_secs(), 10);
+/// ```
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `connect` for at most [`CONNECT_TIMEOUT`]; past it, a timeout error naming `url`.
+pub(crate) async fn within_connect_timeout<T>(
+    url: &str,
+    connect: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Redis(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer from Redis at {url} within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        )))),
+    }
+}
+
 /// Response timeout of ordinary commands (long enough for `appendfsync always`).
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -99,8 +125,10 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// (`XGROUP CREATE ... 0 MKSTREAM`, so entries added before any worker started are delivered too; an existing group is kept as it is).
     ///
     /// # Errors
-    /// [`Error::Redis`] for a malformed URL, an unreachable server (after the connection
-    /// timeout, 2 s per attempt), or a key of the wrong type.
+    /// [`Error::Redis`] for a malformed URL, a key of the wrong type, or a server that
+    /// cannot be reached: at once for a refused connection, and after at most 10 s
+    /// ([`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)) for one that does not answer (an
+    /// error whose `is_timeout()` is true, naming the URL).
     ///
     /// # Examples
     /// ```no_run
@@ -110,10 +138,14 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// ```
     pub async fn connect(url: &str, name: &str) -> Result<Self, Error> {
         let client = redis::Client::open(url)?;
+        let keys = Keys::new(name);
+        within_connect_timeout(url, Self::connect_inner(client, keys)).await
+    }
+
+    async fn connect_inner(client: redis::Client, keys: Keys) -> Result<Self, Error> {
         let mut conn =
             ConnectionManager::new_with_config(client.clone(), manager_config(RESPONSE_TIMEOUT))
                 .await?;
-        let keys = Keys::new(name);
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&keys.stream)

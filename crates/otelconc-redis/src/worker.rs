@@ -24,7 +24,7 @@ use crate::context::JobContext;
 use crate::error::Error;
 use crate::keys::{GROUP, JOB_FIELD, Keys};
 use crate::metrics::{Outcome, WorkerMetrics};
-use crate::queue::{Queue, RESPONSE_TIMEOUT, manager_config};
+use crate::queue::{Queue, RESPONSE_TIMEOUT, manager_config, within_connect_timeout};
 use crate::report::WorkerReport;
 use crate::scripts::{
     COMMIT_SCRIPT, Call, DEAD_LETTER_SCRIPT, DELETE_IF_IDLE_SCRIPT, HEARTBEAT_SCRIPT,
@@ -500,7 +500,8 @@ where
     /// # Errors
     /// [`Error::Config`] for a setting out of range (zero workers, batch, block or
     /// deliveries; a heartbeat not shorter than the visibility timeout; a zero timeout);
-    /// [`Error::Redis`] when Redis cannot be reached.
+    /// [`Error::Redis`] when Redis cannot be reached (within
+    /// [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)).
     ///
     /// # Examples
     /// ```no_run
@@ -544,13 +545,20 @@ where
         }
         let pool = pool.build().map_err(|e| Error::Config(e.to_string()))?;
         let client = self.queue.inner.client.clone();
-        let conn =
-            ConnectionManager::new_with_config(client.clone(), manager_config(RESPONSE_TIMEOUT))
-                .await?;
-        let read_conn = ConnectionManager::new_with_config(
-            client.clone(),
-            manager_config(RESPONSE_TIMEOUT + self.block),
-        )
+        let url = client.get_connection_info().addr().to_string();
+        let (conn, read_conn) = within_connect_timeout(&url, async {
+            let conn = ConnectionManager::new_with_config(
+                client.clone(),
+                manager_config(RESPONSE_TIMEOUT),
+            )
+            .await?;
+            let read_conn = ConnectionManager::new_with_config(
+                client.clone(),
+                manager_config(RESPONSE_TIMEOUT + self.block),
+            )
+            .await?;
+            Ok((conn, read_conn))
+        })
         .await?;
         let shared = Arc::new(Shared {
             keys: self.queue.keys().clone(),

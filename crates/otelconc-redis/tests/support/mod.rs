@@ -12,6 +12,7 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Server {
@@ -27,26 +28,37 @@ impl Server {
         let dir =
             std::env::temp_dir().join(format!("otelconc-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a private directory");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
-        let server = Self { child, port, dir };
-        for _ in 0..500 {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(port, &dir, &extra);
+        let server = Self {
+            child,
+            port,
+            dir,
+            extra,
+        };
+        server.wait_listening();
+        server
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no final write) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, in the same directory, with the same
+    /// arguments (so it reloads its append-only file), and waits until it listens.
+    pub fn restart(&mut self) {
+        self.child = spawn(self.port, &self.dir, &self.extra);
+        self.wait_listening();
+    }
+
+    /// Up to 30 s: a generous bound for a loaded machine, not a threshold.
+    fn wait_listening(&self) {
+        let port = self.port;
+        for _ in 0..3000 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
+                return;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -64,6 +76,25 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test.sh installs it)")
 }
 
 impl Drop for Server {
