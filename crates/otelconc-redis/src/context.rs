@@ -107,6 +107,10 @@ impl JobContext {
     /// job runs. Commands run in the order added. Nothing is sent now; a command added
     /// after the handler returned is ignored.
     ///
+    /// On a Redis Cluster node the command's keys must carry the queue's hash tag
+    /// (`{queue name}`), or the job fails to the dead-letter stream with nothing applied
+    /// (see the [crate docs](crate#delivery-semantics)).
+    ///
     /// # Examples
     /// ```no_run
     /// # fn f(cx: otelconc_redis::JobContext) {

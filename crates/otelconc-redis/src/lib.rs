@@ -89,6 +89,18 @@
 //! entry goes to the dead-letter stream with that error; the marker stays, so it is never
 //! applied again. Effects a handler adds after it returned are ignored.
 //!
+//! **Effect keys and Redis Cluster.** The commit script declares only the queue's own
+//! keys, so in a cluster every key an effect touches must live in the queue's slot:
+//! give it the queue's hash tag (`otelconc:{N}:...`, or any key containing `{N}`). On a
+//! server running in cluster mode (`cluster_enabled:1`, read when the worker starts)
+//! the script checks this before it applies anything (`COMMAND GETKEYS` on each effect):
+//! a job with an effect key outside the slot applies none of its effects and goes to
+//! the dead-letter stream with the error ``effect key `K` is outside the queue's hash
+//! slot: ...`` (a one-node cluster would otherwise run it, and the queue would break
+//! once its slots are spread over nodes). On a standalone server any key is allowed.
+//! This crate connects to one node (a `redis::Client`, not a cluster client): in a
+//! cluster, that must be the node that owns the queue's slot.
+//!
 //! **External effects** (an email, an HTTP call, another database) cannot join the
 //! script: use [`JobContext::id`], the entry id, stable across every delivery of one
 //! job, as the idempotency key the external system dedupes on.
@@ -118,7 +130,9 @@
 //! single-slot command in a cluster, so one read per shard). What survives: every
 //! per-entry guarantee above (PEL, reclaim, dedup marker and dead letters are all in the
 //! entry's slot, so the commit script stays single-slot as long as the effect keys share
-//! the tag); ordering only within a shard. This crate does not implement sharding yet.
+//! the tag; see "Effect keys and Redis Cluster" above); ordering only within a shard.
+//! This crate does not implement sharding yet, nor a cluster client: today one queue is
+//! one stream on the one node a [`Queue`] connects to.
 //!
 //! # Telemetry
 //! [`Queue::submit`] runs in a `send {queue}` PRODUCER span and injects its context

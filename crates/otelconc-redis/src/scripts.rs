@@ -29,18 +29,54 @@ return 1
 /// fails moves the entry to the dead-letter stream `KEYS[3]` with its error.
 /// Returns {1, ''} applied, {0, ''} duplicate, {2, error} an effect failed.
 ///
-/// KEYS: stream, marker, dead. ARGV: group, id, ttl ms, deliveries, n, then n commands
-/// each as argc followed by its args.
+/// On a Redis Cluster node (`ARGV[5]` is `1`) every key of every effect command
+/// (`COMMAND GETKEYS`) must hash to the stream's slot by the same hash tag, checked
+/// before anything is applied: a single node that owns every slot would run a foreign
+/// key without complaint, and the queue would break once its slots are spread.
+///
+/// KEYS: stream, marker, dead. ARGV: group, id, ttl ms, deliveries, cluster (0 or 1),
+/// n, then n commands each as argc followed by its args.
 const COMMIT: &str = r"
-local fresh = redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3])
+local function tag(k)
+  local s = string.find(k, '{', 1, true)
+  if s then
+    local e = string.find(k, '}', s + 1, true)
+    if e and e > s + 1 then return string.sub(k, s + 1, e - 1) end
+  end
+  return k
+end
 local err = nil
-if fresh then
-  local i = 6
-  for c = 1, tonumber(ARGV[5]) do
-    local n = tonumber(ARGV[i])
-    local r = redis.pcall(unpack(ARGV, i + 1, i + n))
-    i = i + n + 1
-    if type(r) == 'table' and r.err then err = r.err; break end
+local n = tonumber(ARGV[6])
+if ARGV[5] == '1' then
+  local want = tag(KEYS[1])
+  local i = 7
+  for c = 1, n do
+    local argc = tonumber(ARGV[i])
+    local keys = redis.pcall('COMMAND', 'GETKEYS', unpack(ARGV, i + 1, i + argc))
+    i = i + argc + 1
+    if type(keys) == 'table' and not keys.err then
+      for _, k in ipairs(keys) do
+        if tag(k) ~= want then
+          err = 'effect key `' .. k .. '` is outside the queue\'s hash slot: in Redis Cluster '
+            .. 'the keys of a job\'s effects must carry the queue\'s hash tag {' .. want .. '}'
+          break
+        end
+      end
+    end
+    if err then break end
+  end
+end
+local fresh = false
+if not err then
+  fresh = redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3])
+  if fresh then
+    local i = 7
+    for c = 1, n do
+      local argc = tonumber(ARGV[i])
+      local r = redis.pcall(unpack(ARGV, i + 1, i + argc))
+      i = i + argc + 1
+      if type(r) == 'table' and r.err then err = 'effect failed: ' .. r.err; break end
+    end
   end
 end
 if err then
@@ -48,7 +84,7 @@ if err then
   local args = {KEYS[3], '*'}
   if e[1] then for _, v in ipairs(e[1][2]) do args[#args + 1] = v end end
   args[#args + 1] = 'otelconc.source_id'; args[#args + 1] = ARGV[2]
-  args[#args + 1] = 'otelconc.error'; args[#args + 1] = 'effect failed: ' .. err
+  args[#args + 1] = 'otelconc.error'; args[#args + 1] = err
   args[#args + 1] = 'otelconc.deliveries'; args[#args + 1] = ARGV[4]
   redis.call('XADD', unpack(args))
 end

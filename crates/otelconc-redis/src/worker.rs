@@ -162,6 +162,8 @@ struct Shared {
     backoff_base: Duration,
     backoff_max: Duration,
     dedup_ttl: Duration,
+    /// Whether the server is a Redis Cluster node (effect keys are then checked).
+    cluster: bool,
     in_flight: Mutex<HashSet<String>>,
     settlers: TaskTracker,
     counts: Counts,
@@ -546,7 +548,7 @@ where
         let pool = pool.build().map_err(|e| Error::Config(e.to_string()))?;
         let client = self.queue.inner.client.clone();
         let url = client.get_connection_info().addr().to_string();
-        let (conn, read_conn) = within_connect_timeout(&url, async {
+        let (conn, read_conn, cluster) = within_connect_timeout(&url, async {
             let conn = ConnectionManager::new_with_config(
                 client.clone(),
                 manager_config(RESPONSE_TIMEOUT),
@@ -557,7 +559,13 @@ where
                 manager_config(RESPONSE_TIMEOUT + self.block),
             )
             .await?;
-            Ok((conn, read_conn))
+            let mut info_conn = conn.clone();
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut info_conn)
+                .await?;
+            let cluster = info.lines().any(|l| l.trim() == "cluster_enabled:1");
+            Ok((conn, read_conn, cluster))
         })
         .await?;
         let shared = Arc::new(Shared {
@@ -572,6 +580,7 @@ where
                 .unwrap_or(self.visibility)
                 .min(self.visibility),
             dedup_ttl: self.dedup_ttl,
+            cluster,
             in_flight: Mutex::new(HashSet::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
@@ -1096,6 +1105,7 @@ impl Shared {
                     .arg(id)
                     .arg(self.dedup_ttl.as_millis() as u64)
                     .arg(attempt)
+                    .arg(if self.cluster { "1" } else { "0" })
                     .arg(effects.len());
                 for cmd in &effects {
                     inv.arg(cmd.len());
@@ -1120,7 +1130,7 @@ impl Shared {
                     }
                     Ok((_, err)) => {
                         notes.attributes.push(KeyValue::new("error.type", "effect"));
-                        notes.error = Some(format!("effect failed: {err}"));
+                        notes.error = Some(err);
                         bump(&self.counts.dead_lettered);
                         self.metrics.settled(Outcome::DeadLettered, Some("effect"));
                     }
