@@ -81,7 +81,11 @@
 //! success the worker runs one Lua script (atomic in Redis) that sets a per-job dedup
 //! marker (`<stream>:done:<entry id>`, `SET NX PX`, kept for
 //! [`dedup_ttl`](WorkerBuilder::dedup_ttl), 24 h by default), and only if the marker was
-//! new runs the effect commands, then `XACK`s and `XDEL`s the entry. A job that ran twice
+//! new runs the effect commands, then `XACK`s and `XDEL`s the entry. Commits are
+//! batched: one script call commits every job that finished while the previous calls
+//! (up to 4 at once) were out, up to 128 jobs, each with its own marker, effects and
+//! outcome, and acks them with one `XACK` and one `XDEL`; one job's failing effect
+//! dead-letters that job only. A job that ran twice
 //! (reclaimed from a consumer that was slow rather than dead, or whose ack reply was
 //! lost) applies its effects once: the second commit finds the marker and only acks.
 //! Redis does not roll a script back: an effect command that fails when it runs (a
@@ -138,8 +142,9 @@
 //! [`Queue::submit`] runs in a `send {queue}` PRODUCER span and injects its context
 //! (`traceparent`, `tracestate`, `baggage`) into the entry's fields. The worker runs each
 //! delivery in a `process {queue}` CONSUMER span, a child of that context (and linked to
-//! it), so one trace follows a job from the process that submitted it to the one that
-//! ran it, every retry included; the pool's `otelconc.pool.job` span is a child of it.
+//! it; built only when that context is sampled, as every otelconc span), so one trace
+//! follows a job from the process that submitted it to the one that ran it, every retry
+//! included; the pool's `otelconc.pool.job` span is a child of it.
 //! Attributes: `messaging.system = redis`, `messaging.operation.name`,
 //! `messaging.operation.type`, `messaging.destination.name`, `messaging.message.id`,
 //! `messaging.consumer.group.name`, `messaging.client.id`, and `otelconc.job.attempt`.

@@ -24,18 +24,22 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// Commits a finished job: sets the dedup marker `KEYS[2]` (NX, PX ttl); only when it
-/// was new, runs the effect commands; then acks and deletes the entry. An effect that
-/// fails moves the entry to the dead-letter stream `KEYS[3]` with its error.
-/// Returns {1, ''} applied, {0, ''} duplicate, {2, error} an effect failed.
+/// Commits a batch of finished jobs, each on its own terms: for each job, sets its
+/// dedup marker (NX, PX ttl); only when the marker was new, runs the job's effect
+/// commands; an effect that fails moves the entry to the dead-letter stream `KEYS[2]`
+/// with its error. Then acks and deletes every entry of the batch (one `XACK`, one
+/// `XDEL`). Returns one {code, error} per job, in order: {1, ''} applied, {0, ''}
+/// duplicate, {2, error} an effect failed (or was refused, below).
 ///
-/// On a Redis Cluster node (`ARGV[5]` is `1`) every key of every effect command
+/// On a Redis Cluster node (`ARGV[3]` is `1`) every key of every effect command of a job
 /// (`COMMAND GETKEYS`) must hash to the stream's slot by the same hash tag, checked
-/// before anything is applied: a single node that owns every slot would run a foreign
-/// key without complaint, and the queue would break once its slots are spread.
+/// before any of that job's effects is applied: a single node that owns every slot
+/// would run a foreign key without complaint, and the queue would break once its slots
+/// are spread.
 ///
-/// KEYS: stream, marker, dead. ARGV: group, id, ttl ms, deliveries, cluster (0 or 1),
-/// n, then n commands each as argc followed by its args.
+/// KEYS: stream, dead, then the m jobs' markers. ARGV: group, ttl ms, cluster (0 or 1),
+/// m, then per job: id, deliveries, n, then n commands each as argc followed by its
+/// args.
 const COMMIT: &str = r"
 local function tag(k)
   local s = string.find(k, '{', 1, true)
@@ -45,54 +49,68 @@ local function tag(k)
   end
   return k
 end
-local err = nil
-local n = tonumber(ARGV[6])
-if ARGV[5] == '1' then
-  local want = tag(KEYS[1])
-  local i = 7
-  for c = 1, n do
-    local argc = tonumber(ARGV[i])
-    local keys = redis.pcall('COMMAND', 'GETKEYS', unpack(ARGV, i + 1, i + argc))
-    i = i + argc + 1
-    if type(keys) == 'table' and not keys.err then
-      for _, k in ipairs(keys) do
-        if tag(k) ~= want then
-          err = 'effect key `' .. k .. '` is outside the queue\'s hash slot: in Redis Cluster '
-            .. 'the keys of a job\'s effects must carry the queue\'s hash tag {' .. want .. '}'
-          break
+local want = tag(KEYS[1])
+local cluster = ARGV[3] == '1'
+local out = {}
+local ids = {}
+local i = 5
+for j = 1, tonumber(ARGV[4]) do
+  local id = ARGV[i]
+  local deliveries = ARGV[i + 1]
+  local n = tonumber(ARGV[i + 2])
+  i = i + 3
+  local first = i
+  local err = nil
+  if cluster then
+    for c = 1, n do
+      local argc = tonumber(ARGV[i])
+      local keys = redis.pcall('COMMAND', 'GETKEYS', unpack(ARGV, i + 1, i + argc))
+      i = i + argc + 1
+      if not err and type(keys) == 'table' and not keys.err then
+        for _, k in ipairs(keys) do
+          if tag(k) ~= want then
+            err = 'effect key `' .. k .. '` is outside the queue\'s hash slot: in Redis Cluster '
+              .. 'the keys of a job\'s effects must carry the queue\'s hash tag {' .. want .. '}'
+            break
+          end
         end
       end
     end
-    if err then break end
+    i = first
   end
-end
-local fresh = false
-if not err then
-  fresh = redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3])
-  if fresh then
-    local i = 7
-    for c = 1, n do
-      local argc = tonumber(ARGV[i])
+  local fresh = false
+  if not err then
+    fresh = redis.call('SET', KEYS[2 + j], '1', 'NX', 'PX', ARGV[2])
+  end
+  for c = 1, n do
+    local argc = tonumber(ARGV[i])
+    if fresh and not err then
       local r = redis.pcall(unpack(ARGV, i + 1, i + argc))
-      i = i + argc + 1
-      if type(r) == 'table' and r.err then err = 'effect failed: ' .. r.err; break end
+      if type(r) == 'table' and r.err then err = 'effect failed: ' .. r.err end
     end
+    i = i + argc + 1
   end
+  if err then
+    local e = redis.call('XRANGE', KEYS[1], id, id)
+    local args = {KEYS[2], '*'}
+    if e[1] then for _, v in ipairs(e[1][2]) do args[#args + 1] = v end end
+    args[#args + 1] = 'otelconc.source_id'; args[#args + 1] = id
+    args[#args + 1] = 'otelconc.error'; args[#args + 1] = err
+    args[#args + 1] = 'otelconc.deliveries'; args[#args + 1] = deliveries
+    redis.call('XADD', unpack(args))
+    out[j] = {2, err}
+  elseif fresh then
+    out[j] = {1, ''}
+  else
+    out[j] = {0, ''}
+  end
+  ids[j] = id
 end
-if err then
-  local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-  local args = {KEYS[3], '*'}
-  if e[1] then for _, v in ipairs(e[1][2]) do args[#args + 1] = v end end
-  args[#args + 1] = 'otelconc.source_id'; args[#args + 1] = ARGV[2]
-  args[#args + 1] = 'otelconc.error'; args[#args + 1] = err
-  args[#args + 1] = 'otelconc.deliveries'; args[#args + 1] = ARGV[4]
-  redis.call('XADD', unpack(args))
+if #ids > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+  redis.call('XDEL', KEYS[1], unpack(ids))
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if err then return {2, err} end
-if fresh then return {1, ''} end
-return {0, ''}
+return out
 ";
 
 /// Resets the idle time of each entry still owned by `consumer`; returns the ids it

@@ -164,6 +164,8 @@ struct Shared {
     dedup_ttl: Duration,
     /// Whether the server is a Redis Cluster node (effect keys are then checked).
     cluster: bool,
+    /// To the committer task (see [`commit_loop`]).
+    commits: tokio::sync::mpsc::UnboundedSender<Commit>,
     in_flight: Mutex<HashSet<String>>,
     settlers: TaskTracker,
     counts: Counts,
@@ -568,6 +570,7 @@ where
             Ok((conn, read_conn, cluster))
         })
         .await?;
+        let (commits_tx, commits_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             keys: self.queue.keys().clone(),
             consumer: self.consumer.clone().unwrap_or_else(unique_consumer),
@@ -581,6 +584,7 @@ where
                 .min(self.visibility),
             dedup_ttl: self.dedup_ttl,
             cluster,
+            commits: commits_tx,
             in_flight: Mutex::new(HashSet::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
@@ -616,6 +620,12 @@ where
         hb.spawn(heartbeat_loop(
             shared.clone(),
             heartbeat,
+            heartbeat_stop.clone(),
+        ));
+        hb.spawn(commit_loop(
+            shared.clone(),
+            commits_rx,
+            hb.clone(),
             heartbeat_stop.clone(),
         ));
         hb.spawn(levels_loop(
@@ -821,6 +831,108 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
     }
 }
 
+/// A finished job's commit, for the committer.
+struct Commit {
+    id: String,
+    attempt: u64,
+    effects: Vec<Vec<Vec<u8>>>,
+    /// `(code, error)` as the commit script returns it for this job.
+    reply: tokio::sync::oneshot::Sender<redis::RedisResult<(i64, String)>>,
+}
+
+/// Most jobs committed by one script call.
+const COMMIT_BATCH: usize = 128;
+/// Commit calls in flight at once; while they are all out, finished jobs gather into
+/// the next batch.
+const COMMITS_IN_FLIGHT: usize = 4;
+
+fn stopped_error() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other("the worker's committer stopped"))
+}
+
+/// Commits finished jobs in batches: one script call (one round trip, one `XACK` and one
+/// `XDEL`) for every job that finished while the previous calls were out, each job
+/// still with its own dedup marker, effects and outcome. Runs until `stop`, which
+/// [`Worker::shutdown`] fires only after every settler has had its reply.
+async fn commit_loop(
+    shared: Arc<Shared>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Commit>,
+    calls: TaskTracker,
+    stop: CancellationToken,
+) {
+    let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
+    loop {
+        let permit = tokio::select! {
+            () = stop.cancelled() => break,
+            p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let first = tokio::select! {
+            () = stop.cancelled() => break,
+            c = rx.recv() => match c { Some(c) => c, None => break },
+        };
+        let mut batch = vec![first];
+        while batch.len() < COMMIT_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let shared = shared.clone();
+        calls.spawn(async move {
+            shared.commit_batch(batch).await;
+            drop(permit);
+        });
+    }
+}
+
+impl Shared {
+    async fn commit_batch(&self, batch: Vec<Commit>) {
+        let mut call = Call::default();
+        call.key(&self.keys.stream).key(&self.keys.dead);
+        for c in &batch {
+            call.key(self.keys.done(&c.id));
+        }
+        call.arg(GROUP)
+            .arg(self.dedup_ttl.as_millis() as u64)
+            .arg(if self.cluster { "1" } else { "0" })
+            .arg(batch.len());
+        for c in &batch {
+            call.arg(&c.id).arg(c.attempt).arg(c.effects.len());
+            for cmd in &c.effects {
+                call.arg(cmd.len());
+                for a in cmd {
+                    call.arg(a.as_slice());
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        let r: redis::RedisResult<Vec<(i64, String)>> =
+            call.invoke(&COMMIT_SCRIPT, &mut conn).await;
+        match r {
+            Ok(results) if results.len() == batch.len() => {
+                for (c, result) in batch.into_iter().zip(results) {
+                    let _ = c.reply.send(Ok(result));
+                }
+            }
+            Ok(results) => {
+                let e = redis::RedisError::from(std::io::Error::other(format!(
+                    "the commit script answered {} results for {} jobs",
+                    results.len(),
+                    batch.len()
+                )));
+                for c in batch {
+                    let _ = c.reply.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                for c in batch {
+                    let _ = c.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// What a release (or retry) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Released {
@@ -1008,8 +1120,14 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
             }
         };
         let creation = otelconc::telemetry::extract(&fields_as_strings(&entry));
-        let span_cx =
-            crate::telemetry::process_span(&creation, &s.keys.name, &id, &s.consumer, attempt);
+        // As everywhere in otelconc, a span only inside a sampled trace: an entry
+        // submitted outside one (or with no SDK at the producer) still runs under the
+        // context it carried (baggage included), without a span.
+        let span_cx = if creation.span().span_context().is_sampled() {
+            crate::telemetry::process_span(&creation, &s.keys.name, &id, &s.consumer, attempt)
+        } else {
+            creation
+        };
         if let Ok(mut g) = s.in_flight.lock() {
             g.insert(id.clone());
         }
@@ -1096,26 +1214,17 @@ impl Shared {
         let mut notes = Notes::default();
         match ended {
             Ended::Ok(cx) => {
-                let effects = cx.take_effects();
-                let mut inv = Call::default();
-                inv.key(&self.keys.stream)
-                    .key(self.keys.done(id))
-                    .key(&self.keys.dead)
-                    .arg(GROUP)
-                    .arg(id)
-                    .arg(self.dedup_ttl.as_millis() as u64)
-                    .arg(attempt)
-                    .arg(if self.cluster { "1" } else { "0" })
-                    .arg(effects.len());
-                for cmd in &effects {
-                    inv.arg(cmd.len());
-                    for a in cmd {
-                        inv.arg(a.as_slice());
-                    }
-                }
-                let mut conn = self.conn.clone();
-                let r: redis::RedisResult<(i64, String)> =
-                    inv.invoke(&COMMIT_SCRIPT, &mut conn).await;
+                let (reply, replied) = tokio::sync::oneshot::channel();
+                let commit = Commit {
+                    id: id.to_string(),
+                    attempt,
+                    effects: cx.take_effects(),
+                    reply,
+                };
+                let r = match self.commits.send(commit) {
+                    Ok(()) => replied.await.unwrap_or_else(|_| Err(stopped_error())),
+                    Err(_) => Err(stopped_error()),
+                };
                 match r {
                     Ok((1, _)) => {
                         bump(&self.counts.completed);

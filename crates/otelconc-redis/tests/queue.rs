@@ -140,9 +140,12 @@ async fn a_slow_job_on_a_live_consumer_is_not_reclaimed() {
             }
         }
     };
+    // Heartbeats every 50 ms against a 1 s visibility timeout: only a stall of the
+    // whole process longer than 0.95 s could let the other worker take the job, and the
+    // job runs three timeouts long, so without heartbeats it would be taken.
     let start = |q: Queue<Job>, runs: Arc<AtomicU64>| {
         Worker::builder(q, make(runs))
-            .visibility_timeout(Duration::from_millis(200))
+            .visibility_timeout(Duration::from_secs(1))
             .heartbeat(Duration::from_millis(50))
             .reclaim_interval(Duration::from_millis(20))
             .read_block(Duration::from_millis(50))
@@ -150,11 +153,11 @@ async fn a_slow_job_on_a_live_consumer_is_not_reclaimed() {
     };
     let a = start(q.clone(), runs.clone()).await.unwrap();
     let b = start(q.clone(), runs.clone()).await.unwrap();
-    // Five visibility timeouts long: only heartbeats keep the other worker off it.
+    // Three visibility timeouts long: only heartbeats keep the other worker off it.
     let id = q
         .submit(&Job {
             n: 1,
-            sleep_ms: 1000,
+            sleep_ms: 3000,
             fail: false,
         })
         .await
@@ -182,7 +185,9 @@ async fn a_poison_job_is_dead_lettered_after_max_deliveries_with_its_error() {
         Ok(())
     })
     .max_deliveries(3)
-    .visibility_timeout(Duration::from_millis(200))
+    // Long, so that no delivery is reclaimed for being slow on a loaded machine: the
+    // retries come from the backoff, which sets the idle time past the timeout less it.
+    .visibility_timeout(Duration::from_secs(30))
     .backoff(Duration::from_millis(10), Duration::from_millis(40))
     .reclaim_interval(Duration::from_millis(20))
     .read_block(Duration::from_millis(50))
