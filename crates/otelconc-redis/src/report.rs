@@ -32,11 +32,13 @@ pub struct WorkerReport {
     pub dead_lettered: u64,
     /// Of `dead_lettered`, entries that could not be decoded.
     pub decode_errors: u64,
-    /// Entries left pending for another consumer: cancelled by a shutdown deadline, or
-    /// whose commit or retry could not reach Redis.
+    /// Entries left pending for another consumer: cancelled by a shutdown deadline,
+    /// whose commit or retry could not reach Redis, or whose retry or dead letter found
+    /// the entry owned by another consumer by then (left to it, untouched).
     pub released: u64,
-    /// Heartbeats that found an entry owned by another consumer by then (the job ran
-    /// too long without heartbeats reaching Redis and was reclaimed).
+    /// Entries this worker found owned by another consumer by then (the job ran too
+    /// long without heartbeats reaching Redis and was reclaimed): counted by heartbeats,
+    /// and by retries, dead letters and releases, which then leave the entry alone.
     pub leases_lost: u64,
     /// The pool's own report (meaningful after shutdown).
     pub pool: ShutdownReport,

@@ -28,16 +28,20 @@ where
         .unwrap()
         .unwrap();
     assert!(ids.is_empty());
-    let worker = Worker::builder(queue.clone(), |_j: J, _cx: JobContext| async {
+    let builder = Worker::builder(queue.clone(), |_j: J, _cx: JobContext| async {
         Ok::<(), String>(())
     })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
+    .read_block(Duration::from_millis(50));
+    let worker = tokio::spawn(async move { builder.start().await })
+        .await
+        .unwrap()
+        .unwrap();
     let q = queue.clone();
     tokio::spawn(async move {
         support::until(|| async { q.is_empty().await.unwrap() }).await;
+        q.pending().await.unwrap();
+        q.len().await.unwrap();
+        q.dead_letters(1).await.unwrap();
     })
     .await
     .unwrap();
@@ -53,12 +57,21 @@ struct NotSync {
     n: Cell<u64>,
 }
 
+/// Connects from generic code, in a spawned task.
+async fn connect<J>(url: String) -> Queue<J>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+{
+    tokio::spawn(async move { Queue::<J>::connect(&url, "send").await })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_and_shutdown_futures_are_send_for_a_job_that_is_not_sync() {
     let server = Server::start();
-    let q = Queue::<NotSync>::connect(&server.url(), "send")
-        .await
-        .unwrap();
+    let q = connect::<NotSync>(server.url()).await;
     let (id, completed) = submit_and_run(q, NotSync { n: Cell::new(3) }).await;
     assert!(!id.is_empty());
     assert_eq!(completed, 1);
