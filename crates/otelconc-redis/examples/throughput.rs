@@ -69,7 +69,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut sent = 0;
             while sent < jobs {
                 let n = (jobs - sent).min(1000) as usize;
-                queue.submit_many(&chunk[..n]).await?;
+                if let Err(e) = queue.submit_many(&chunk[..n]).await {
+                    eprintln!("submit_many after {sent} jobs: {e}");
+                    return Err(e);
+                }
                 sent += n as u64;
             }
             Ok::<(), otelconc_redis::Error>(())
@@ -94,10 +97,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let r = w.shutdown(Duration::from_secs(10)).await;
         assert!(r.adds_up(), "{r:?}");
     }
+    // UNLINK frees in the background: a hash of every job's effect is large.
     let mut conn = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    let _: () = redis::cmd("DEL")
+    let _: () = redis::cmd("UNLINK")
         .arg(queue.stream_key())
         .arg(queue.dead_letter_key())
         .arg(&effects_key)

@@ -113,6 +113,21 @@
 //! whose `XADD` returned survives a server crash, and so does every pending entry; with
 //! the default `appendfsync everysec` up to about a second of writes can be lost.
 //!
+//! # Throughput
+//! Per job, Redis sees one `XADD` (pipelined by [`Queue::submit_many`]: 1,000 per round
+//! trip), a share of one `XREADGROUP` (up to [`read_batch`](WorkerBuilder::read_batch)
+//! entries, 64 by default) and a share of one commit script (up to 128 jobs, one `XACK`
+//! and one `XDEL` for all of them, one `SET NX PX` marker per job); heartbeats, reclaims
+//! and the metrics refresh are per interval, not per job. Measured with
+//! `examples/throughput.rs` (no-op jobs, one producer calling `submit_many`, two
+//! workers of 8 with `read_batch(256)`, all in one process, Redis 7.0 on loopback, on a 2-core machine that
+//! other builds kept at a load average of 9 to 12): 24,000 to 36,000 jobs/s with
+//! `appendonly yes` (`appendfsync everysec`), 21,500 with an effect per job; with
+//! `appendfsync always`, 11,500 to 24,000 jobs/s (the fsyncs' latency varies with the
+//! other load on the disk). The CPU each job costs is steadier: 8 to 10 µs in the
+//! client process and 13 to 16 µs in Redis (about 25 µs in all, so about 80,000 jobs/s
+//! if both cores were the queue's).
+//!
 //! # Shutdown
 //! [`Worker::shutdown`] stops reading, lets the pool drain until a deadline (running
 //! jobs finish, and are committed or retried as usual), cancels what is left, and
