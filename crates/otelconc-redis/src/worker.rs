@@ -215,7 +215,8 @@ impl Worker {
     /// A builder for a worker consuming `queue` with `handler`. Defaults: 4 workers,
     /// visibility timeout 30 s, heartbeat every third of it, reclaim every second,
     /// 5 deliveries, backoff from 100 ms doubling up to the visibility timeout, no
-    /// per-job timeout, reads of up to 64 entries blocking 1 s, dedup markers kept 24 h.
+    /// per-job timeout, reads of up to 64 entries blocking 1 s, dedup markers kept 24 h,
+    /// the queue's levels read for the metrics every 5 s.
     ///
     /// The handler's error `E` is recorded with its `Display` text (in the dead-letter
     /// entry and the `process` span).

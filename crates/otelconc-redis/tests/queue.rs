@@ -391,3 +391,56 @@ async fn a_failed_job_another_consumer_reclaimed_is_left_to_it() {
         pending.ids[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails_only_its_job() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let mut c = server.conn().await;
+    // A string where job 7 expects a hash: its effect fails with WRONGTYPE.
+    let _: () = c.set("test:string", "x").await.unwrap();
+    let jobs: Vec<Job> = (0..2500).map(job).collect();
+    // Three pipelined round trips (1,000 per chunk).
+    let ids = q.submit_many(&jobs).await.unwrap();
+    assert_eq!(ids.len(), 2500);
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|id| {
+        let (ms, seq) = id.split_once('-').unwrap();
+        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+    });
+    assert_eq!(sorted, ids, "ids in the order of the jobs");
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        if j.n == 7 {
+            cx.effect(redis::cmd("HINCRBY").arg("test:string").arg("f").arg(1));
+        }
+        Ok::<(), String>(())
+    })
+    .workers(8)
+    .read_batch(256)
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { q.is_empty().await.unwrap() }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        (report.completed, report.dead_lettered),
+        (2499, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    let e = effects(&server).await;
+    // Every job's first effect applied once, job 7's too: Redis does not roll a script
+    // back, and the docs say so.
+    assert_eq!(e.len(), 2500);
+    assert!(e.values().all(|v| *v == 1));
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].source_id, ids[7]);
+    assert!(
+        dead[0].error.starts_with("effect failed: WRONGTYPE"),
+        "{}",
+        dead[0].error
+    );
+}
