@@ -23,7 +23,9 @@ pub struct WorkerReport {
     /// Jobs that succeeded and whose commit applied their effects and acked them.
     pub completed: u64,
     /// Jobs that succeeded but whose dedup marker was already set: another delivery of
-    /// the same job had committed; acked without applying effects.
+    /// the same job had committed; acked without applying effects. Only jobs with
+    /// effects have a marker: a second delivery of a job without effects counts as
+    /// completed.
     pub duplicates: u64,
     /// Failed deliveries left pending for a retry after backoff.
     pub retried: u64,

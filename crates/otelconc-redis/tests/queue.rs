@@ -444,3 +444,28 @@ async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails
         dead[0].error
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_jobs_with_effects_leave_a_dedup_marker() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let plain = q.submit(&job(0)).await.unwrap();
+    let effectful = q.submit(&job(1)).await.unwrap();
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        if j.n == 1 {
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        }
+        Ok::<(), String>(())
+    })
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { q.is_empty().await.unwrap() }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 2, "{report:?}");
+    let mut c = server.conn().await;
+    let markers: Vec<String> = c.keys("otelconc:{t}:done:*").await.unwrap();
+    assert_eq!(markers, vec![format!("otelconc:{{t}}:done:{effectful}")]);
+    assert_ne!(plain, effectful);
+}
