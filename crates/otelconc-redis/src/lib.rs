@@ -123,16 +123,18 @@
 //! Per job, Redis sees one `XADD` (pipelined by [`Queue::submit_many`]: 1,000 per round
 //! trip), a share of one `XREADGROUP` (up to [`read_batch`](WorkerBuilder::read_batch)
 //! entries, 64 by default) and a share of one commit script (up to 128 jobs, one `XACK`
-//! and one `XDEL` for all of them, one `SET NX PX` marker per job); heartbeats, reclaims
-//! and the metrics refresh are per interval, not per job. Measured with
-//! `examples/throughput.rs` (no-op jobs, one producer calling `submit_many`, two
-//! workers of 8 with `read_batch(256)`, all in one process, Redis 7.0 on loopback, on a 2-core machine that
-//! other builds kept at a load average of 9 to 12): 24,000 to 36,000 jobs/s with
-//! `appendonly yes` (`appendfsync everysec`), 21,500 with an effect per job; with
-//! `appendfsync always`, 11,500 to 24,000 jobs/s (the fsyncs' latency varies with the
-//! other load on the disk). The CPU each job costs is steadier: 8 to 10 µs in the
-//! client process and 13 to 16 µs in Redis (about 25 µs in all, so about 80,000 jobs/s
-//! if both cores were the queue's).
+//! and one `XDEL` for all of them, plus one `SET NX PX` marker per job with effects);
+//! heartbeats, reclaims and the metrics refresh are per interval, not per job. Measured
+//! with `examples/throughput.rs` (200,000 no-op jobs, one producer calling
+//! `submit_many`, two workers of 8 with `read_batch(256)`, all in one process, Redis 7.0
+//! on loopback, on a 2-core machine that other builds kept at a load average of 11 to
+//! 12, so the spread is wide): 26,000 to 51,000 jobs/s with `appendonly yes`
+//! (`appendfsync everysec`), 23,500 with an effect per job (`HINCRBY`); with
+//! `appendfsync always`, 16,500 to 23,000 jobs/s (25,000 in the one run with effects:
+//! the fsyncs' latency varies with the other load on the disk). The CPU each job costs
+//! is steadier: 8 to 10 µs in the client process and about 10 µs in Redis for a no-op
+//! job, 19 µs with an effect (about 20 µs in all, so about 100,000 no-op jobs/s if both
+//! cores were the queue's).
 //!
 //! # Shutdown
 //! [`Worker::shutdown`] stops reading, lets the pool drain until a deadline (running
