@@ -17,6 +17,13 @@ OTELCONC_ROTEL="$(scripts/install-rotel.sh)"
 export OTELCONC_ROTEL
 echo "rotel: $OTELCONC_ROTEL"
 
+step "installing redis-server (the otelconc-redis tests start their own) if missing"
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+fi
+echo "redis-server: $(command -v redis-server)"
+
 # Rust components the gates need; rustup is how this toolchain was installed.
 if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true

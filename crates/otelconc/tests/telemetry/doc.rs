@@ -1,5 +1,7 @@
 //! `docs/telemetry.md` is the catalogue (`otelconc::telemetry::names`) rendered by
 //! `names::markdown()`, so it lists exactly the instruments and spans the code registers.
+//! Hand-written sections for the companion crates may follow the `COMPANIONS` marker
+//! line; each is checked by its own crate's tests, and blessing keeps them.
 //!
 //! When the catalogue changes, regenerate the file with
 //! `OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry doc::`, which rewrites it
@@ -12,6 +14,21 @@ use otelconc::telemetry::names;
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/telemetry.md");
 const REGENERATE: &str = "OTELCONC_BLESS=1 cargo test -p otelconc --test telemetry doc::";
+
+/// The line after which the file holds hand-written sections for the companion crates
+/// (`otelconc-redis`), each checked by that crate's own tests: the catalogue is the
+/// part before it.
+const COMPANIONS: &str = "<!-- Companion crates: hand-written below this line, each section checked by its crate's tests. -->";
+
+/// The generated part of `file` (all of it when it has no companion sections), and the
+/// companion part (from the marker line on).
+fn split(file: &str) -> (&str, &str) {
+    // The blank line before the marker belongs to the companion part.
+    match file.find(&format!("\n{COMPANIONS}")) {
+        Some(i) => file.split_at(i),
+        None => (file, ""),
+    }
+}
 
 /// The file's text; while blessing, the text it is being rewritten to (the tests run in
 /// parallel with the one that writes it).
@@ -30,13 +47,16 @@ fn blessing() -> bool {
 fn the_file_is_the_generated_catalogue() {
     let generated = names::markdown();
     if blessing() {
-        if std::fs::read_to_string(PATH).ok().as_deref() != Some(generated.as_str()) {
-            std::fs::write(PATH, &generated).expect("docs/telemetry.md is writable");
+        let old = std::fs::read_to_string(PATH).unwrap_or_default();
+        let new = format!("{generated}{}", split(&old).1);
+        if old != new {
+            std::fs::write(PATH, &new).expect("docs/telemetry.md is writable");
             eprintln!("rewrote {PATH}");
         }
         return;
     }
-    let on_disk = std::fs::read_to_string(PATH).expect("docs/telemetry.md is readable");
+    let file = std::fs::read_to_string(PATH).expect("docs/telemetry.md is readable");
+    let on_disk = split(&file).0;
     if on_disk != generated {
         let first = on_disk
             .lines()

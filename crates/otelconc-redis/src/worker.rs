@@ -1,0 +1,1407 @@
+//! [`Worker`]: reads a queue's entries, runs them on a worker pool, commits, retries,
+//! dead-letters and reclaims.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use otelconc::pool::{JobError, WorkerPool};
+use otelconc::telemetry::Telemetry;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::context::JobContext;
+use crate::error::Error;
+use crate::keys::{GROUP, JOB_FIELD, Keys};
+use crate::metrics::{Outcome, WorkerMetrics};
+use crate::queue::{Queue, RESPONSE_TIMEOUT, manager_config, within_connect_timeout};
+use crate::report::WorkerReport;
+use crate::scripts::{
+    COMMIT_SCRIPT, Call, DEAD_LETTER_SCRIPT, DELETE_IF_IDLE_SCRIPT, HEARTBEAT_SCRIPT,
+    RELEASE_SCRIPT,
+};
+
+type Handler<J> = Arc<
+    dyn Fn(J, JobContext) -> futures_util::future::BoxFuture<'static, Result<(), String>>
+        + Send
+        + Sync,
+>;
+
+type Run = Box<
+    dyn FnOnce(JobContext) -> futures_util::future::BoxFuture<'static, Result<(), String>> + Send,
+>;
+
+/// One delivery as a pool job.
+struct Delivery {
+    run: Run,
+    id: String,
+    queue: String,
+    attempt: u64,
+    cx_tx: tokio::sync::oneshot::Sender<JobContext>,
+}
+
+impl otelconc::pool::Job for Delivery {
+    type Output = Result<(), String>;
+
+    fn run(self, token: CancellationToken) -> impl Future<Output = Self::Output> + Send + 'static {
+        let cx = JobContext::new(self.id, self.queue, self.attempt, token);
+        let _ = self.cx_tx.send(cx.clone());
+        (self.run)(cx)
+    }
+}
+
+type Submitted =
+    Result<otelconc::pool::JobHandle<Result<(), String>>, otelconc::pool::SubmitError<Delivery>>;
+
+/// Queues the delivery on the pool inside `cx` (the `process` span's context), so the
+/// pool's job span is its child. Boxed at a concrete type: the pool's generic submit
+/// future trips rustc's higher-ranked `Send` inference inside generic async code.
+fn submit(
+    pool: WorkerPool,
+    delivery: Delivery,
+    cx: Context,
+) -> futures_util::future::BoxFuture<'static, Submitted> {
+    Box::pin(async move { pool.submit_handle(delivery).with_context(cx).await })
+}
+
+/// Settings of a [`Worker`], from [`Worker::builder`].
+///
+/// # Examples
+/// ```no_run
+/// # async fn f(q: otelconc_redis::Queue<u64>) -> Result<(), otelconc_redis::Error> {
+/// use std::time::Duration;
+/// let worker = otelconc_redis::Worker::builder(q, |n: u64, _cx| async move {
+///     if n == 0 { Err("zero") } else { Ok(()) }
+/// })
+/// .workers(4)
+/// .visibility_timeout(Duration::from_secs(30))
+/// .max_deliveries(5)
+/// .start()
+/// .await?;
+/// # let _ = worker; Ok(()) }
+/// ```
+pub struct WorkerBuilder<J> {
+    queue: Queue<J>,
+    handler: Handler<J>,
+    workers: usize,
+    visibility: Duration,
+    heartbeat: Option<Duration>,
+    reclaim_interval: Duration,
+    max_deliveries: u64,
+    backoff_base: Duration,
+    backoff_max: Option<Duration>,
+    job_timeout: Option<Duration>,
+    read_batch: usize,
+    block: Duration,
+    dedup_ttl: Duration,
+    consumer: Option<String>,
+    telemetry: Option<Telemetry>,
+    metrics_refresh: Duration,
+}
+
+impl<J> fmt::Debug for WorkerBuilder<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("queue", &self.queue)
+            .field("workers", &self.workers)
+            .field("visibility", &self.visibility)
+            .field("max_deliveries", &self.max_deliveries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Consumes a [`Queue`]: see the [crate docs](crate) for its delivery semantics.
+///
+/// # Examples
+/// ```no_run
+/// # async fn f(q: otelconc_redis::Queue<u64>) -> Result<(), otelconc_redis::Error> {
+/// use std::time::Duration;
+/// let worker = otelconc_redis::Worker::builder(q, |_n: u64, _cx| async {
+///     Ok::<(), String>(())
+/// })
+/// .start()
+/// .await?;
+/// let report = worker.shutdown(Duration::from_secs(10)).await;
+/// println!("{} completed", report.completed);
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    shared: Arc<Shared>,
+    pool: WorkerPool,
+    stop: CancellationToken,
+    loops: TaskTracker,
+    heartbeat_stop: CancellationToken,
+    heartbeat: TaskTracker,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("queue", &self.shared.keys.name)
+            .field("consumer", &self.shared.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    keys: Keys,
+    consumer: String,
+    conn: ConnectionManager,
+    visibility: Duration,
+    max_deliveries: u64,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    dedup_ttl: Duration,
+    /// Whether the server is a Redis Cluster node (effect keys are then checked).
+    cluster: bool,
+    /// To the committer task (see [`commit_loop`]).
+    commits: tokio::sync::mpsc::UnboundedSender<Commit>,
+    in_flight: Mutex<HashSet<String>>,
+    settlers: TaskTracker,
+    counts: Counts,
+    metrics: WorkerMetrics,
+}
+
+#[derive(Default)]
+struct Counts {
+    received: AtomicU64,
+    reclaimed: AtomicU64,
+    completed: AtomicU64,
+    duplicates: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    decode_errors: AtomicU64,
+    released: AtomicU64,
+    leases_lost: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+static CONSUMER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Default of [`WorkerBuilder::metrics_refresh`].
+const DEFAULT_METRICS_REFRESH: Duration = Duration::from_secs(5);
+
+/// A consumer name no other process (and no earlier run of this one) uses:
+/// host, process id, start time in microseconds and a per-process counter.
+fn unique_consumer() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let seq = CONSUMER_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{host}-{}-{micros}-{seq}", std::process::id())
+}
+
+impl Worker {
+    /// A builder for a worker consuming `queue` with `handler`. Defaults: 4 workers,
+    /// visibility timeout 30 s, heartbeat every third of it, reclaim every second,
+    /// 5 deliveries, backoff from 100 ms doubling up to the visibility timeout, no
+    /// per-job timeout, reads of up to 64 entries blocking 1 s, dedup markers kept 24 h,
+    /// the queue's levels read for the metrics every 5 s.
+    ///
+    /// The handler's error `E` is recorded with its `Display` text (in the dead-letter
+    /// entry and the `process` span).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(q: otelconc_redis::Queue<String>) {
+    /// let b = otelconc_redis::Worker::builder(q, |s: String, _cx| async move {
+    ///     s.parse::<u32>().map(|_| ())
+    /// });
+    /// # let _ = b; }
+    /// ```
+    pub fn builder<J, H, Fut, E>(queue: Queue<J>, handler: H) -> WorkerBuilder<J>
+    where
+        J: Serialize + DeserializeOwned + Send + 'static,
+        H: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        let handler: Handler<J> = Arc::new(move |job, cx| {
+            let fut = handler(job, cx);
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        });
+        WorkerBuilder {
+            queue,
+            handler,
+            workers: 4,
+            visibility: Duration::from_secs(30),
+            heartbeat: None,
+            reclaim_interval: Duration::from_secs(1),
+            max_deliveries: 5,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: None,
+            job_timeout: None,
+            read_batch: 64,
+            block: Duration::from_secs(1),
+            dedup_ttl: Duration::from_secs(24 * 3600),
+            consumer: None,
+            telemetry: None,
+            metrics_refresh: DEFAULT_METRICS_REFRESH,
+        }
+    }
+
+    /// This worker's consumer name in the group.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(w: otelconc_redis::Worker) { println!("{}", w.consumer()); }
+    /// ```
+    pub fn consumer(&self) -> &str {
+        &self.shared.consumer
+    }
+
+    /// The counts so far (the `pool` field is zero until shutdown).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(w: otelconc_redis::Worker) { println!("{}", w.stats().completed); }
+    /// ```
+    pub fn stats(&self) -> WorkerReport {
+        let c = &self.shared.counts;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkerReport {
+            received: l(&c.received),
+            reclaimed: l(&c.reclaimed),
+            completed: l(&c.completed),
+            duplicates: l(&c.duplicates),
+            retried: l(&c.retried),
+            dead_lettered: l(&c.dead_lettered),
+            decode_errors: l(&c.decode_errors),
+            released: l(&c.released),
+            leases_lost: l(&c.leases_lost),
+            pool: Default::default(),
+        }
+    }
+
+    /// Stops reading and reclaiming, lets running and queued jobs finish until
+    /// `deadline` (each committed, retried or dead-lettered as usual), cancels the rest
+    /// (released: left pending, reclaimable at once by another consumer), stops the
+    /// heartbeats, removes this consumer from the group if it holds no entry, and
+    /// returns the final counts. Waits up to the read block time (1 s by default) for a
+    /// read in progress to return.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropped midway, the worker keeps shutting down in its tasks but
+    /// the report is lost.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(w: otelconc_redis::Worker) {
+    /// let report = w.shutdown(std::time::Duration::from_secs(30)).await;
+    /// assert!(report.adds_up());
+    /// # }
+    /// ```
+    pub async fn shutdown(self, deadline: Duration) -> WorkerReport {
+        self.stop.cancel();
+        self.loops.close();
+        self.loops.wait().await;
+        let pool_report = self.pool.shutdown(deadline).await;
+        self.shared.settlers.close();
+        self.shared.settlers.wait().await;
+        self.heartbeat_stop.cancel();
+        self.heartbeat.close();
+        self.heartbeat.wait().await;
+        let mut conn = self.shared.conn.clone();
+        let _: redis::RedisResult<i64> = Call::default()
+            .key(&self.shared.keys.stream)
+            .arg(GROUP)
+            .arg(&self.shared.consumer)
+            .invoke(&DELETE_IF_IDLE_SCRIPT, &mut conn)
+            .await;
+        let mut report = self.stats();
+        report.pool = pool_report;
+        report
+    }
+
+    /// Stops at once: [`shutdown`](Self::shutdown) with no deadline. Running jobs are
+    /// cancelled and released to other consumers.
+    ///
+    /// # Cancel safety
+    /// As [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(w: otelconc_redis::Worker) {
+    /// let report = w.abort().await;
+    /// # let _ = report; }
+    /// ```
+    pub async fn abort(self) -> WorkerReport {
+        self.shutdown(Duration::ZERO).await
+    }
+}
+
+impl<J> WorkerBuilder<J>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Jobs run at once (the pool's workers). Default 4.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.workers(16); }
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// How long an entry may sit unacked without a heartbeat before another consumer
+    /// reclaims it. Default 30 s.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.visibility_timeout(std::time::Duration::from_secs(60)); }
+    /// ```
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.visibility = timeout;
+        self
+    }
+
+    /// How often running jobs' idle times are reset; must be shorter than the visibility
+    /// timeout. Default a third of it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.heartbeat(std::time::Duration::from_secs(5)); }
+    /// ```
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = Some(every);
+        self
+    }
+
+    /// How often to look for entries idle past the visibility timeout (and failed
+    /// entries whose backoff passed). Default 1 s.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.reclaim_interval(std::time::Duration::from_millis(200)); }
+    /// ```
+    pub fn reclaim_interval(mut self, every: Duration) -> Self {
+        self.reclaim_interval = every;
+        self
+    }
+
+    /// Deliveries before a failing job is dead-lettered. Default 5; at least 1.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.max_deliveries(3); }
+    /// ```
+    pub fn max_deliveries(mut self, deliveries: u64) -> Self {
+        self.max_deliveries = deliveries;
+        self
+    }
+
+    /// Retry backoff: `base * 2^(attempt-1)`, at most `max` (default, and at most, the
+    /// visibility timeout). Default base 100 ms.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.backoff(Duration::from_millis(50), Duration::from_secs(5)); }
+    /// ```
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = Some(max);
+        self
+    }
+
+    /// A per-job timeout: a job running longer fails (and is retried). Default none.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.job_timeout(std::time::Duration::from_secs(10)); }
+    /// ```
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.job_timeout = Some(timeout);
+        self
+    }
+
+    /// Most entries taken per `XREADGROUP`. Default 64.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.read_batch(128); }
+    /// ```
+    pub fn read_batch(mut self, batch: usize) -> Self {
+        self.read_batch = batch;
+        self
+    }
+
+    /// How long one `XREADGROUP` blocks when the queue is empty (also the longest a
+    /// shutdown waits for a read in progress). Default 1 s.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.read_block(std::time::Duration::from_millis(100)); }
+    /// ```
+    pub fn read_block(mut self, block: Duration) -> Self {
+        self.block = block;
+        self
+    }
+
+    /// How long a job's dedup marker is kept after its commit: a duplicate delivery
+    /// committing later than this applies its effects again. Default 24 h. Each marker
+    /// holds about 150 bytes of Redis memory for this long (only jobs with effects set
+    /// one): see the [crate docs](crate#delivery-semantics).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.dedup_ttl(std::time::Duration::from_secs(7 * 24 * 3600)); }
+    /// ```
+    pub fn dedup_ttl(mut self, ttl: Duration) -> Self {
+        self.dedup_ttl = ttl;
+        self
+    }
+
+    /// Records the worker's metrics (and its pool's) through `telemetry` instead of the
+    /// queue's handle (see [`Queue::with_telemetry`]).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.telemetry(otelconc::telemetry::Telemetry::global()); }
+    /// ```
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// How often the worker reads the queue's levels from Redis (`XPENDING` and
+    /// `XINFO GROUPS`: two commands in one round trip) for the gauges
+    /// `otelconc.queue.pending`, `otelconc.queue.lag` and
+    /// `otelconc.queue.pending.oldest.age`. A collection reports the last values read,
+    /// so they are at most this old. Default 5 s; the first read is at start.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.metrics_refresh(std::time::Duration::from_secs(15)); }
+    /// ```
+    pub fn metrics_refresh(mut self, every: Duration) -> Self {
+        self.metrics_refresh = every;
+        self
+    }
+
+    /// Starts the worker: its pool, reader, reclaimer and heartbeat tasks, on their own
+    /// connections.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a setting out of range (zero workers, batch, block or
+    /// deliveries; a heartbeat not shorter than the visibility timeout; a zero timeout);
+    /// [`Error::Redis`] when Redis cannot be reached (within
+    /// [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(b: otelconc_redis::WorkerBuilder<u64>) -> Result<(), otelconc_redis::Error> {
+    /// let worker = b.start().await?;
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    pub async fn start(self) -> Result<Worker, Error> {
+        let heartbeat = self.heartbeat.unwrap_or(self.visibility / 3);
+        if self.workers == 0 || self.read_batch == 0 || self.max_deliveries == 0 {
+            return Err(Error::Config(
+                "workers, read_batch and max_deliveries must be at least 1".into(),
+            ));
+        }
+        if self.visibility < Duration::from_millis(1)
+            || self.block < Duration::from_millis(1)
+            || heartbeat.is_zero()
+            || self.reclaim_interval.is_zero()
+            || self.metrics_refresh.is_zero()
+        {
+            return Err(Error::Config(
+                "visibility timeout, read block, heartbeat, reclaim interval and metrics refresh must be at least 1 ms".into(),
+            ));
+        }
+        if heartbeat >= self.visibility {
+            return Err(Error::Config(format!(
+                "heartbeat ({heartbeat:?}) must be shorter than the visibility timeout ({:?})",
+                self.visibility
+            )));
+        }
+        let telemetry = self
+            .telemetry
+            .clone()
+            .unwrap_or_else(|| self.queue.inner.telemetry.clone());
+        let mut pool = WorkerPool::builder(format!("redis:{}", self.queue.name()))
+            .telemetry(telemetry.clone())
+            .workers(self.workers)
+            .queue_capacity(self.workers.max(self.read_batch));
+        if let Some(t) = self.job_timeout {
+            pool = pool.job_timeout(t);
+        }
+        let pool = pool.build().map_err(|e| Error::Config(e.to_string()))?;
+        let client = self.queue.inner.client.clone();
+        let url = client.get_connection_info().addr().to_string();
+        let (conn, read_conn, cluster) = within_connect_timeout(&url, async {
+            let conn = ConnectionManager::new_with_config(
+                client.clone(),
+                manager_config(RESPONSE_TIMEOUT),
+            )
+            .await?;
+            let read_conn = ConnectionManager::new_with_config(
+                client.clone(),
+                manager_config(RESPONSE_TIMEOUT + self.block),
+            )
+            .await?;
+            let mut info_conn = conn.clone();
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut info_conn)
+                .await?;
+            let cluster = info.lines().any(|l| l.trim() == "cluster_enabled:1");
+            Ok((conn, read_conn, cluster))
+        })
+        .await?;
+        let (commits_tx, commits_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            keys: self.queue.keys().clone(),
+            consumer: self.consumer.clone().unwrap_or_else(unique_consumer),
+            conn,
+            visibility: self.visibility,
+            max_deliveries: self.max_deliveries,
+            backoff_base: self.backoff_base,
+            backoff_max: self
+                .backoff_max
+                .unwrap_or(self.visibility)
+                .min(self.visibility),
+            dedup_ttl: self.dedup_ttl,
+            cluster,
+            commits: commits_tx,
+            in_flight: Mutex::new(HashSet::new()),
+            settlers: TaskTracker::new(),
+            counts: Counts::default(),
+            metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
+        });
+        // In flight at once: what the pool runs plus what its queue holds.
+        let slots = Arc::new(Semaphore::new(
+            self.workers + self.workers.max(self.read_batch),
+        ));
+        let stop = CancellationToken::new();
+        let loops = TaskTracker::new();
+        let d = Dispatch {
+            shared: shared.clone(),
+            pool: pool.clone(),
+            handler: self.handler.clone(),
+            slots: slots.clone(),
+        };
+        loops.spawn(read_loop(
+            d.clone(),
+            read_conn,
+            self.read_batch,
+            self.block,
+            stop.clone(),
+        ));
+        loops.spawn(reclaim_loop(
+            d,
+            self.reclaim_interval,
+            self.read_batch,
+            stop.clone(),
+        ));
+        let heartbeat_stop = CancellationToken::new();
+        let hb = TaskTracker::new();
+        hb.spawn(heartbeat_loop(
+            shared.clone(),
+            heartbeat,
+            heartbeat_stop.clone(),
+        ));
+        hb.spawn(commit_loop(
+            shared.clone(),
+            commits_rx,
+            hb.clone(),
+            heartbeat_stop.clone(),
+        ));
+        hb.spawn(levels_loop(
+            shared.clone(),
+            self.metrics_refresh,
+            heartbeat_stop.clone(),
+        ));
+        Ok(Worker {
+            shared,
+            pool,
+            stop,
+            loops,
+            heartbeat_stop,
+            heartbeat: hb,
+        })
+    }
+}
+
+struct Dispatch<J> {
+    shared: Arc<Shared>,
+    pool: WorkerPool,
+    handler: Handler<J>,
+    slots: Arc<Semaphore>,
+}
+
+impl<J> Clone for Dispatch<J> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            pool: self.pool.clone(),
+            handler: self.handler.clone(),
+            slots: self.slots.clone(),
+        }
+    }
+}
+
+/// Waits for `d`, or returns false when `stop` fires first.
+async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+async fn read_loop<J: DeserializeOwned + Send + 'static>(
+    d: Dispatch<J>,
+    mut conn: ConnectionManager,
+    batch: usize,
+    block: Duration,
+    stop: CancellationToken,
+) {
+    let keys = d.shared.keys.clone();
+    while !stop.is_cancelled() {
+        // Read only as many entries as there are free slots (at least one).
+        let first = tokio::select! {
+            () = stop.cancelled() => break,
+            p = d.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let count = (d.slots.available_permits() + 1).min(batch);
+        let reply: redis::RedisResult<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&d.shared.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&keys.stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await;
+        match reply {
+            Ok(reply) => {
+                let mut first = Some(first);
+                let n: usize = reply.keys.iter().map(|k| k.ids.len()).sum();
+                d.shared.metrics.consumed(n as u64, false);
+                for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                    let permit = match first.take() {
+                        Some(p) => p,
+                        None => match d.slots.clone().acquire_owned().await {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                    };
+                    bump(&d.shared.counts.received);
+                    d.dispatch(entry, 1, permit).await;
+                }
+            }
+            Err(_) => {
+                // Redis unreachable: the connection manager reconnects; try again soon.
+                drop(first);
+                if !pause(&stop, Duration::from_millis(100)).await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
+    d: Dispatch<J>,
+    every: Duration,
+    batch: usize,
+    stop: CancellationToken,
+) {
+    let mut conn = d.shared.conn.clone();
+    let mut cursor = "0-0".to_string();
+    while pause(&stop, every).await {
+        loop {
+            let free = d.slots.available_permits().min(batch);
+            if free == 0 || stop.is_cancelled() {
+                break;
+            }
+            let reply: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
+                .arg(&d.shared.keys.stream)
+                .arg(GROUP)
+                .arg(&d.shared.consumer)
+                .arg(d.shared.visibility.as_millis() as u64)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(free)
+                .query_async(&mut conn)
+                .await;
+            let Ok(reply) = reply else { break };
+            cursor = reply.next_stream_id.clone();
+            let claimed = reply.claimed;
+            if !claimed.is_empty() {
+                d.shared.metrics.consumed(claimed.len() as u64, true);
+                let counts = delivery_counts(&mut conn, &d.shared.keys.stream, &claimed).await;
+                for entry in claimed {
+                    let Ok(permit) = d.slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    bump(&d.shared.counts.received);
+                    bump(&d.shared.counts.reclaimed);
+                    let attempt = counts.get(&entry.id).copied().unwrap_or(2);
+                    d.dispatch(entry, attempt, permit).await;
+                }
+            }
+            if cursor == "0-0" {
+                break;
+            }
+        }
+    }
+}
+
+/// Redis's delivery count of each claimed entry (one pipelined `XPENDING` per entry).
+async fn delivery_counts(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    claimed: &[StreamId],
+) -> HashMap<String, u64> {
+    let mut pipe = redis::pipe();
+    for e in claimed {
+        pipe.cmd("XPENDING")
+            .arg(stream)
+            .arg(GROUP)
+            .arg(&e.id)
+            .arg(&e.id)
+            .arg(1);
+    }
+    let replies: redis::RedisResult<Vec<StreamPendingCountReply>> = pipe.query_async(conn).await;
+    replies
+        .map(|rs| {
+            rs.into_iter()
+                .flat_map(|r| r.ids)
+                .map(|p| (p.id, p.times_delivered as u64))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+    let mut conn = shared.conn.clone();
+    while pause(&stop, every).await {
+        let ids: Vec<String> = match shared.in_flight.lock() {
+            Ok(g) => g.iter().cloned().collect(),
+            Err(p) => p.into_inner().iter().cloned().collect(),
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let mut call = Call::default();
+        call.key(&shared.keys.stream)
+            .arg(GROUP)
+            .arg(&shared.consumer);
+        for id in &ids {
+            call.arg(id);
+        }
+        let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
+        if let Ok(lost) = lost {
+            // An id acked between the snapshot and the script is not a lost lease.
+            let still = match shared.in_flight.lock() {
+                Ok(g) => lost.iter().filter(|id| g.contains(*id)).count(),
+                Err(p) => lost.iter().filter(|id| p.get_ref().contains(*id)).count(),
+            };
+            shared
+                .counts
+                .leases_lost
+                .fetch_add(still as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A finished job's commit, for the committer.
+struct Commit {
+    id: String,
+    attempt: u64,
+    effects: Vec<Vec<Vec<u8>>>,
+    /// `(code, error)` as the commit script returns it for this job.
+    reply: tokio::sync::oneshot::Sender<redis::RedisResult<(i64, String)>>,
+}
+
+/// Most jobs committed by one script call.
+const COMMIT_BATCH: usize = 128;
+/// Commit calls in flight at once; while they are all out, finished jobs gather into
+/// the next batch.
+const COMMITS_IN_FLIGHT: usize = 4;
+
+fn stopped_error() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other("the worker's committer stopped"))
+}
+
+/// Commits finished jobs in batches: one script call (one round trip, one `XACK` and one
+/// `XDEL`) for every job that finished while the previous calls were out, each job
+/// still with its own dedup marker, effects and outcome. Runs until `stop`, which
+/// [`Worker::shutdown`] fires only after every settler has had its reply.
+async fn commit_loop(
+    shared: Arc<Shared>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Commit>,
+    calls: TaskTracker,
+    stop: CancellationToken,
+) {
+    let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
+    loop {
+        let permit = tokio::select! {
+            () = stop.cancelled() => break,
+            p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let first = tokio::select! {
+            () = stop.cancelled() => break,
+            c = rx.recv() => match c { Some(c) => c, None => break },
+        };
+        let mut batch = vec![first];
+        while batch.len() < COMMIT_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let shared = shared.clone();
+        calls.spawn(async move {
+            shared.commit_batch(batch).await;
+            drop(permit);
+        });
+    }
+}
+
+impl Shared {
+    async fn commit_batch(&self, batch: Vec<Commit>) {
+        let mut call = Call::default();
+        call.key(&self.keys.stream).key(&self.keys.dead);
+        for c in &batch {
+            call.key(self.keys.done(&c.id));
+        }
+        call.arg(GROUP)
+            .arg(self.dedup_ttl.as_millis() as u64)
+            .arg(if self.cluster { "1" } else { "0" })
+            .arg(batch.len());
+        for c in &batch {
+            call.arg(&c.id).arg(c.attempt).arg(c.effects.len());
+            for cmd in &c.effects {
+                call.arg(cmd.len());
+                for a in cmd {
+                    call.arg(a.as_slice());
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        let r: redis::RedisResult<Vec<(i64, String)>> =
+            call.invoke(&COMMIT_SCRIPT, &mut conn).await;
+        match r {
+            Ok(results) if results.len() == batch.len() => {
+                for (c, result) in batch.into_iter().zip(results) {
+                    let _ = c.reply.send(Ok(result));
+                }
+            }
+            Ok(results) => {
+                let e = redis::RedisError::from(std::io::Error::other(format!(
+                    "the commit script answered {} results for {} jobs",
+                    results.len(),
+                    batch.len()
+                )));
+                for c in batch {
+                    let _ = c.reply.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                for c in batch {
+                    let _ = c.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// What a release (or retry) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Released {
+    /// Its idle time is set.
+    Done,
+    /// Another consumer owns the entry now (or it was acked): left alone.
+    NotOwned,
+    /// Redis could not be reached: it stays pending and is reclaimed after the
+    /// visibility timeout.
+    Unreachable,
+}
+
+/// Reads the queue's levels every `every` for the gauges (see
+/// [`WorkerBuilder::metrics_refresh`]): `XPENDING` (summary) and `XINFO GROUPS`, in
+/// one round trip.
+async fn levels_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+    let mut conn = shared.conn.clone();
+    loop {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XPENDING").arg(&shared.keys.stream).arg(GROUP);
+        pipe.cmd("XINFO").arg("GROUPS").arg(&shared.keys.stream);
+        pipe.cmd("XLEN").arg(&shared.keys.stream);
+        let r: redis::RedisResult<(redis::Value, redis::Value, i64)> =
+            pipe.query_async(&mut conn).await;
+        if let Ok((pending, groups, len)) = r {
+            let levels = &shared.metrics.levels;
+            let (count, oldest) = pending_summary(&pending);
+            levels.pending.store(count, Ordering::Relaxed);
+            let age = oldest.map_or(-1, |ms| now_ms().saturating_sub(ms) as i64);
+            levels.oldest_ms.store(age, Ordering::Relaxed);
+            // Redis 7.0 reports no lag once entries were deleted from the stream (as
+            // every ack here does); the stream then holds only undelivered and pending
+            // entries, so the lag is its length less the pending ones.
+            let lag = group_lag(&groups).unwrap_or((len - count).max(0));
+            levels.lag.store(lag, Ordering::Relaxed);
+            levels.valid.store(true, Ordering::Release);
+        }
+        if !pause(&stop, every).await {
+            break;
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The count and the smallest id's time (ms) of an `XPENDING key group` summary.
+fn pending_summary(v: &redis::Value) -> (i64, Option<u64>) {
+    let redis::Value::Array(items) = v else {
+        return (0, None);
+    };
+    let count = match items.first() {
+        Some(redis::Value::Int(n)) => *n,
+        _ => 0,
+    };
+    let oldest = items
+        .get(1)
+        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+        .and_then(|id| id.split('-').next().and_then(|ms| ms.parse().ok()));
+    (count, oldest)
+}
+
+/// The `lag` of this crate's group in an `XINFO GROUPS` reply (Redis 7.0+; `None` when
+/// Redis cannot tell, or an older server does not say).
+fn group_lag(v: &redis::Value) -> Option<i64> {
+    let redis::Value::Array(groups) = v else {
+        return None;
+    };
+    for g in groups {
+        let pairs: Vec<(String, redis::Value)> = match g {
+            redis::Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => redis::from_redis_value_ref::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone())),
+                    _ => None,
+                })
+                .collect(),
+            redis::Value::Map(m) => m
+                .iter()
+                .filter_map(|(k, v)| {
+                    redis::from_redis_value_ref::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone()))
+                })
+                .collect(),
+            _ => continue,
+        };
+        let name = pairs
+            .iter()
+            .find(|(k, _)| k == "name")
+            .and_then(|(_, v)| redis::from_redis_value_ref::<String>(v).ok());
+        if name.as_deref() != Some(GROUP) {
+            continue;
+        }
+        return pairs
+            .iter()
+            .find(|(k, _)| k == "lag")
+            .and_then(|(_, v)| match v {
+                redis::Value::Int(n) => Some(*n),
+                _ => None,
+            });
+    }
+    None
+}
+
+fn fields_as_strings(entry: &StreamId) -> HashMap<String, String> {
+    entry
+        .map
+        .iter()
+        .filter_map(|(k, v)| {
+            redis::from_redis_value_ref::<String>(v)
+                .ok()
+                .map(|v| (k.clone(), v))
+        })
+        .collect()
+}
+
+/// What the settler writes on the `process` span (set after the awaits).
+#[derive(Default)]
+struct Notes {
+    attributes: Vec<KeyValue>,
+    error: Option<String>,
+}
+
+/// How a delivery ended, as the settler sees it.
+enum Ended {
+    Ok(JobContext),
+    /// The error and its `error.type`.
+    Failed(String, &'static str),
+    Released,
+}
+
+impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
+    /// Decodes `entry` and hands it to the pool; an undecodable entry is dead-lettered.
+    fn dispatch(
+        &self,
+        entry: StreamId,
+        attempt: u64,
+        permit: OwnedSemaphorePermit,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(self.clone().dispatch_inner(entry, attempt, permit))
+    }
+
+    async fn dispatch_inner(self, entry: StreamId, attempt: u64, permit: OwnedSemaphorePermit) {
+        let s = self.shared.clone();
+        let pool = self.pool.clone();
+        let id = entry.id.clone();
+        if attempt > s.max_deliveries {
+            let why = format!(
+                "delivered {} times without an outcome (max_deliveries {}): its consumers were lost",
+                attempt - 1,
+                s.max_deliveries
+            );
+            s.clone()
+                .dead_letter_owned(id, why, attempt - 1, "lost")
+                .await;
+            drop(permit);
+            return;
+        }
+        let decoded: Result<J, String> = match entry.map.get(JOB_FIELD) {
+            None => Err(format!(
+                "decode error: the entry has no `{JOB_FIELD}` field"
+            )),
+            Some(v) => match redis::from_redis_value_ref::<Vec<u8>>(v) {
+                Ok(bytes) => {
+                    serde_json::from_slice(&bytes).map_err(|e| format!("decode error: {e}"))
+                }
+                Err(e) => Err(format!("decode error: {e}")),
+            },
+        };
+        let job = match decoded {
+            Ok(job) => job,
+            Err(why) => {
+                s.clone()
+                    .dead_letter_owned(id, why, attempt, "decode")
+                    .await;
+                drop(permit);
+                return;
+            }
+        };
+        let creation = otelconc::telemetry::extract(&fields_as_strings(&entry));
+        // As everywhere in otelconc, a span only inside a sampled trace: an entry
+        // submitted outside one (or with no SDK at the producer) still runs under the
+        // context it carried (baggage included), without a span.
+        let span_cx = if creation.span().span_context().is_sampled() {
+            crate::telemetry::process_span(&creation, &s.keys.name, &id, &s.consumer, attempt)
+        } else {
+            creation
+        };
+        if let Ok(mut g) = s.in_flight.lock() {
+            g.insert(id.clone());
+        }
+        let handler = self.handler.clone();
+        let queue = s.keys.name.clone();
+        let (cx_tx, cx_rx) = tokio::sync::oneshot::channel::<JobContext>();
+        let job_id = id.clone();
+        // Erases `J` before the pool sees the job.
+        let run: Run = Box::new(move |cx| handler(job, cx));
+        let delivery = Delivery {
+            run,
+            id: job_id,
+            queue,
+            attempt,
+            cx_tx,
+        };
+        let submitted = submit(pool, delivery, span_cx.clone()).await;
+        let shared = self.shared.clone();
+        match submitted {
+            Ok(handle) => {
+                let settle: futures_util::future::BoxFuture<'static, ()> = Box::pin(async move {
+                    let result = handle.await;
+                    // Sent when the job started; an error if it never did.
+                    let cx = cx_rx.await.ok();
+                    let started = cx.as_ref().map(JobContext::started);
+                    let ended = match (result, cx) {
+                        (Ok(Ok(())), Some(cx)) => Ended::Ok(cx),
+                        (Ok(Ok(())), None) => Ended::Released,
+                        (Ok(Err(e)), _) => Ended::Failed(e, "job"),
+                        (Err(JobError::Panicked(m)), _) => {
+                            Ended::Failed(format!("panicked: {m}"), "panic")
+                        }
+                        (Err(JobError::TimedOut), _) => {
+                            Ended::Failed("timed out".into(), "timeout")
+                        }
+                        (Err(_), _) => Ended::Released,
+                    };
+                    if let Some(started) = started {
+                        let seconds = started.elapsed().as_secs_f64();
+                        match &ended {
+                            Ended::Ok(_) => shared.metrics.processed(seconds, None),
+                            Ended::Failed(_, et) => shared.metrics.processed(seconds, Some(et)),
+                            Ended::Released => {}
+                        }
+                    }
+                    shared.settle(&id, attempt, ended, &span_cx).await;
+                    drop(permit);
+                });
+                self.shared.settlers.spawn(settle);
+            }
+            Err(_) => {
+                // The pool closed (shutdown): hand the entry to another consumer.
+                shared
+                    .settle_owned(id, attempt, Ended::Released, span_cx)
+                    .await;
+                drop(permit);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn settle<'a>(
+        &'a self,
+        id: &'a str,
+        attempt: u64,
+        ended: Ended,
+        span_cx: &'a Context,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let notes = self.settle_inner(id, attempt, ended).await;
+            let span = span_cx.span();
+            for kv in notes.attributes {
+                span.set_attribute(kv);
+            }
+            if let Some(e) = notes.error {
+                span.set_status(Status::error(e));
+            }
+            span.end();
+        })
+    }
+
+    async fn settle_inner(&self, id: &str, attempt: u64, ended: Ended) -> Notes {
+        let mut notes = Notes::default();
+        match ended {
+            Ended::Ok(cx) => {
+                let (reply, replied) = tokio::sync::oneshot::channel();
+                let commit = Commit {
+                    id: id.to_string(),
+                    attempt,
+                    effects: cx.take_effects(),
+                    reply,
+                };
+                let r = match self.commits.send(commit) {
+                    Ok(()) => replied.await.unwrap_or_else(|_| Err(stopped_error())),
+                    Err(_) => Err(stopped_error()),
+                };
+                match r {
+                    Ok((1, _)) => {
+                        bump(&self.counts.completed);
+                        self.metrics.settled(Outcome::Completed, None);
+                    }
+                    Ok((0, _)) => {
+                        notes
+                            .attributes
+                            .push(KeyValue::new("otelconc.job.duplicate", true));
+                        bump(&self.counts.duplicates);
+                        self.metrics.settled(Outcome::Duplicate, None);
+                    }
+                    Ok((_, err)) => {
+                        notes.attributes.push(KeyValue::new("error.type", "effect"));
+                        notes.error = Some(err);
+                        bump(&self.counts.dead_lettered);
+                        self.metrics.settled(Outcome::DeadLettered, Some("effect"));
+                    }
+                    Err(e) => {
+                        notes.attributes.push(KeyValue::new("error.type", "commit"));
+                        notes.error = Some(e.to_string());
+                        bump(&self.counts.released);
+                        self.metrics.settled(Outcome::Released, None);
+                    }
+                }
+            }
+            Ended::Failed(why, et) => {
+                notes.attributes.push(KeyValue::new("error.type", et));
+                if attempt >= self.max_deliveries {
+                    self.dead_letter(id, &why, attempt, et).await;
+                    notes
+                        .attributes
+                        .push(KeyValue::new("otelconc.job.dead_lettered", true));
+                } else {
+                    let shift = (attempt - 1).min(20) as u32;
+                    let backoff = self
+                        .backoff_base
+                        .saturating_mul(1u32 << shift)
+                        .min(self.backoff_max);
+                    let idle = self.visibility.saturating_sub(backoff);
+                    match self.release(id, idle).await {
+                        Released::Done => {
+                            bump(&self.counts.retried);
+                            self.metrics.settled(Outcome::Retried, Some(et));
+                        }
+                        Released::NotOwned => {
+                            // Another consumer reclaimed it meanwhile: its retry is theirs.
+                            bump(&self.counts.leases_lost);
+                            bump(&self.counts.released);
+                            self.metrics.settled(Outcome::Released, None);
+                        }
+                        Released::Unreachable => {
+                            bump(&self.counts.released);
+                            self.metrics.settled(Outcome::Released, None);
+                        }
+                    }
+                }
+                notes.error = Some(why);
+            }
+            Ended::Released => {
+                notes
+                    .attributes
+                    .push(KeyValue::new("otelconc.outcome", "released"));
+                if self.release(id, self.visibility).await == Released::NotOwned {
+                    bump(&self.counts.leases_lost);
+                }
+                bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
+            }
+        }
+        if let Ok(mut g) = self.in_flight.lock() {
+            g.remove(id);
+        }
+        notes
+    }
+
+    /// Sets the entry's idle time to `idle` (reclaimable after `visibility - idle`),
+    /// if this consumer still owns it.
+    fn release<'a>(
+        &'a self,
+        id: &'a str,
+        idle: Duration,
+    ) -> futures_util::future::BoxFuture<'a, Released> {
+        Box::pin(self.release_inner(id, idle))
+    }
+
+    async fn release_inner(&self, id: &str, idle: Duration) -> Released {
+        let mut conn = self.conn.clone();
+        let r: redis::RedisResult<i64> = Call::default()
+            .key(&self.keys.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(id)
+            .arg(idle.as_millis() as u64)
+            .invoke(&RELEASE_SCRIPT, &mut conn)
+            .await;
+        match r {
+            Ok(1) => Released::Done,
+            Ok(_) => Released::NotOwned,
+            Err(_) => Released::Unreachable,
+        }
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        id: &'a str,
+        why: &'a str,
+        deliveries: u64,
+        error_type: &'static str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(self.dead_letter_inner(id, why, deliveries, error_type))
+    }
+
+    fn dead_letter_owned(
+        self: Arc<Self>,
+        id: String,
+        why: String,
+        deliveries: u64,
+        error_type: &'static str,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(async move {
+            self.dead_letter_inner(&id, &why, deliveries, error_type)
+                .await
+        })
+    }
+
+    fn settle_owned(
+        self: Arc<Self>,
+        id: String,
+        attempt: u64,
+        ended: Ended,
+        span_cx: Context,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(async move { self.settle(&id, attempt, ended, &span_cx).await })
+    }
+
+    /// Moves the entry to the dead-letter stream if this consumer still owns it.
+    async fn dead_letter_inner(
+        &self,
+        id: &str,
+        why: &str,
+        deliveries: u64,
+        error_type: &'static str,
+    ) {
+        let mut conn = self.conn.clone();
+        let r: redis::RedisResult<i64> = Call::default()
+            .key(&self.keys.stream)
+            .key(&self.keys.dead)
+            .arg(GROUP)
+            .arg(id)
+            .arg(&self.consumer)
+            .arg(why)
+            .arg(deliveries)
+            .invoke(&DEAD_LETTER_SCRIPT, &mut conn)
+            .await;
+        match r {
+            Ok(1) => {
+                bump(&self.counts.dead_lettered);
+                if error_type == "decode" {
+                    bump(&self.counts.decode_errors);
+                }
+                self.metrics
+                    .settled(Outcome::DeadLettered, Some(error_type));
+            }
+            Ok(_) => {
+                // Another consumer reclaimed it meanwhile: the verdict is theirs.
+                bump(&self.counts.leases_lost);
+                bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
+            }
+            Err(_) => {
+                bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
+            }
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The queue against a real `redis-server`.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use otelconc_redis::{JobContext, Queue, Worker};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use support::{Server, until};
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Job {
+    n: u64,
+    sleep_ms: u64,
+    fail: bool,
+}
+
+fn job(n: u64) -> Job {
+    Job {
+        n,
+        sleep_ms: 0,
+        fail: false,
+    }
+}
+
+const EFFECTS: &str = "test:effects";
+
+async fn effects(server: &Server) -> std::collections::HashMap<String, i64> {
+    let mut c = server.conn().await;
+    c.hgetall(EFFECTS).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_complete_with_effects_applied_once() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        ids.push(q.submit(&job(n)).await.unwrap());
+    }
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        let _ = j;
+        Ok::<(), String>(())
+    })
+    .workers(4)
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { effects(&server).await.len() == 50 }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 50, "{report:?}");
+    assert!(report.adds_up(), "{report:?}");
+    let e = effects(&server).await;
+    for id in &ids {
+        assert_eq!(e.get(id), Some(&1), "job {id}");
+    }
+    assert_eq!(q.pending().await.unwrap(), 0);
+    assert_eq!(q.len().await.unwrap(), 0, "acked entries are deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let started = Arc::new(AtomicU64::new(0));
+    // First consumer: takes the job and hangs in it; its tasks are then dropped with no
+    // heartbeat (as a crashed process), leaving the entry pending under its name.
+    let s1 = started.clone();
+    let first = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        let s1 = s1.clone();
+        async move {
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            s1.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Ok::<(), String>(())
+        }
+    })
+    .visibility_timeout(Duration::from_millis(300))
+    .heartbeat(Duration::from_millis(100))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    until(|| async { started.load(Ordering::SeqCst) == 1 }).await;
+    let first_name = first.consumer().to_string();
+    // A crash: the worker's runtime goes away without a word to Redis.
+    std::mem::forget(first);
+    // Simulate the dead process: stop its heartbeats by handing its entry's ownership
+    // nowhere; the second consumer reclaims once the entry is idle past the timeout.
+    // (Its tasks still run in this process, so make its heartbeats fail by claiming the
+    // entry to a tombstone consumer first, as a dead process's entry would sit.)
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("dead-consumer")
+        .arg(0)
+        .arg(&id)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let second = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        Ok::<(), String>(())
+    })
+    .visibility_timeout(Duration::from_millis(300))
+    .heartbeat(Duration::from_millis(100))
+    .reclaim_interval(Duration::from_millis(50))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { effects(&server).await.get(&id) == Some(&1) }).await;
+    let report = second.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.reclaimed, report.completed), (1, 1), "{report:?}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+    assert!(!first_name.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_job_on_a_live_consumer_is_not_reclaimed() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let runs = Arc::new(AtomicU64::new(0));
+    let make = |runs: Arc<AtomicU64>| {
+        move |j: Job, cx: JobContext| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
+                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                Ok::<(), String>(())
+            }
+        }
+    };
+    // Heartbeats every 50 ms against a 1 s visibility timeout: only a stall of the
+    // whole process longer than 0.95 s could let the other worker take the job, and the
+    // job runs three timeouts long, so without heartbeats it would be taken.
+    let start = |q: Queue<Job>, runs: Arc<AtomicU64>| {
+        Worker::builder(q, make(runs))
+            .visibility_timeout(Duration::from_secs(1))
+            .heartbeat(Duration::from_millis(50))
+            .reclaim_interval(Duration::from_millis(20))
+            .read_block(Duration::from_millis(50))
+            .start()
+    };
+    let a = start(q.clone(), runs.clone()).await.unwrap();
+    let b = start(q.clone(), runs.clone()).await.unwrap();
+    // Three visibility timeouts long: only heartbeats keep the other worker off it.
+    let id = q
+        .submit(&Job {
+            n: 1,
+            sleep_ms: 3000,
+            fail: false,
+        })
+        .await
+        .unwrap();
+    until(|| async { effects(&server).await.get(&id) == Some(&1) }).await;
+    let ra = a.shutdown(Duration::from_secs(5)).await;
+    let rb = b.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(ra.reclaimed + rb.reclaimed, 0, "{ra:?} {rb:?}");
+    assert_eq!(ra.completed + rb.completed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_job_is_dead_lettered_after_max_deliveries_with_its_error() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        if j.fail {
+            return Err(format!(
+                "job {} always fails (attempt {})",
+                j.n,
+                cx.attempt()
+            ));
+        }
+        Ok(())
+    })
+    .max_deliveries(3)
+    // Long, so that no delivery is reclaimed for being slow on a loaded machine: the
+    // retries come from the backoff, which sets the idle time past the timeout less it.
+    .visibility_timeout(Duration::from_secs(30))
+    .backoff(Duration::from_millis(10), Duration::from_millis(40))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let id = q
+        .submit(&Job {
+            n: 7,
+            sleep_ms: 0,
+            fail: true,
+        })
+        .await
+        .unwrap();
+    q.submit(&job(8)).await.unwrap();
+    until(|| async { q.dead_letters(10).await.unwrap().len() == 1 }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].source_id, id);
+    assert_eq!(dead[0].deliveries, 3);
+    assert_eq!(dead[0].error, "job 7 always fails (attempt 3)");
+    assert!(dead[0].fields.contains_key("job"));
+    assert_eq!(
+        (report.retried, report.dead_lettered, report.completed),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_are_dead_lettered_with_a_decode_error() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let mut c = server.conn().await;
+    // Not ours (no `job` field), bad JSON, and a job of another type.
+    let foreign: String = c
+        .xadd(q.stream_key(), "*", &[("hello", "world")])
+        .await
+        .unwrap();
+    let bad: String = c
+        .xadd(q.stream_key(), "*", &[("job", "{not json")])
+        .await
+        .unwrap();
+    let other: String = c
+        .xadd(q.stream_key(), "*", &[("job", "\"a string\"")])
+        .await
+        .unwrap();
+    let good = q.submit(&job(1)).await.unwrap();
+    let worker = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        Ok::<(), String>(())
+    })
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { effects(&server).await.get(&good) == Some(&1) }).await;
+    until(|| async { q.dead_letters(10).await.unwrap().len() == 3 }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let dead = q.dead_letters(10).await.unwrap();
+    let ids: Vec<_> = dead.iter().map(|d| d.source_id.clone()).collect();
+    assert_eq!(ids, vec![foreign, bad, other]);
+    assert!(
+        dead.iter().all(|d| d.error.starts_with("decode error")),
+        "{dead:?}"
+    );
+    assert_eq!(
+        dead[0].fields.get("hello").map(String::as_str),
+        Some("world")
+    );
+    assert_eq!(
+        (report.decode_errors, report.completed),
+        (3, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_and_acks_in_flight_jobs() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let started = Arc::new(AtomicU64::new(0));
+    let s = started.clone();
+    let worker = Worker::builder(q.clone(), move |j: Job, cx: JobContext| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            Ok::<(), String>(())
+        }
+    })
+    .workers(4)
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    for n in 0..4 {
+        q.submit(&Job {
+            n,
+            sleep_ms: 300,
+            fail: false,
+        })
+        .await
+        .unwrap();
+    }
+    until(|| async { started.load(Ordering::SeqCst) == 4 }).await;
+    let report = worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((report.received, report.completed), (4, 4), "{report:?}");
+    assert_eq!(report.pool.completed, 4);
+    assert!(report.adds_up());
+    assert_eq!(effects(&server).await.len(), 4);
+    assert_eq!(q.pending().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_url_is_an_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens there now.
+    let err = Queue::<Job>::connect(&format!("redis://127.0.0.1:{port}"), "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Redis(_)), "{err}");
+    let err = Queue::<Job>::connect("not a url", "t").await.unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Redis(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_another_consumer_reclaimed_is_left_to_it() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let (s, g) = (started.clone(), go.clone());
+    let worker = Worker::builder(q.clone(), move |_j: Job, _cx: JobContext| {
+        let (s, g) = (s.clone(), g.clone());
+        async move {
+            s.notify_one();
+            g.notified().await;
+            Err::<(), _>("fails")
+        }
+    })
+    .visibility_timeout(Duration::from_secs(600))
+    .reclaim_interval(Duration::from_secs(600))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    started.notified().await;
+    // Meanwhile another consumer took the entry over (as after a stall of this one).
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("other")
+        .arg(0)
+        .arg(&id)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    go.notify_one();
+    until(|| async {
+        let s = worker.stats();
+        s.retried + s.released + s.dead_lettered > 0
+    })
+    .await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    // The failure is not this consumer's to retry any more: the entry is left to its
+    // owner, untouched, and the report says so.
+    assert_eq!(
+        (report.retried, report.released, report.leases_lost),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(pending.ids.len(), 1);
+    assert_eq!(pending.ids[0].consumer, "other");
+    // Its idle time was not moved toward a retry (the retry would set it to the
+    // visibility timeout less the backoff: 599.9 s).
+    assert!(
+        pending.ids[0].last_delivered_ms < 60_000,
+        "{:?}",
+        pending.ids[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails_only_its_job() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let mut c = server.conn().await;
+    // A string where job 7 expects a hash: its effect fails with WRONGTYPE.
+    let _: () = c.set("test:string", "x").await.unwrap();
+    let jobs: Vec<Job> = (0..2500).map(job).collect();
+    // Three pipelined round trips (1,000 per chunk).
+    let ids = q.submit_many(&jobs).await.unwrap();
+    assert_eq!(ids.len(), 2500);
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|id| {
+        let (ms, seq) = id.split_once('-').unwrap();
+        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+    });
+    assert_eq!(sorted, ids, "ids in the order of the jobs");
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        if j.n == 7 {
+            cx.effect(redis::cmd("HINCRBY").arg("test:string").arg("f").arg(1));
+        }
+        Ok::<(), String>(())
+    })
+    .workers(8)
+    .read_batch(256)
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { q.is_empty().await.unwrap() }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        (report.completed, report.dead_lettered),
+        (2499, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    let e = effects(&server).await;
+    // Every job's first effect applied once, job 7's too: Redis does not roll a script
+    // back, and the docs say so.
+    assert_eq!(e.len(), 2500);
+    assert!(e.values().all(|v| *v == 1));
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].source_id, ids[7]);
+    assert!(
+        dead[0].error.starts_with("effect failed: WRONGTYPE"),
+        "{}",
+        dead[0].error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_jobs_with_effects_leave_a_dedup_marker() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let plain = q.submit(&job(0)).await.unwrap();
+    let effectful = q.submit(&job(1)).await.unwrap();
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        if j.n == 1 {
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        }
+        Ok::<(), String>(())
+    })
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { q.is_empty().await.unwrap() }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 2, "{report:?}");
+    let mut c = server.conn().await;
+    let markers: Vec<String> = c.keys("otelconc:{t}:done:*").await.unwrap();
+    assert_eq!(markers, vec![format!("otelconc:{{t}}:done:{effectful}")]);
+    assert_ne!(plain, effectful);
+}
