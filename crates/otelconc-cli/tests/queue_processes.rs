@@ -50,10 +50,8 @@ impl Server {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free loopback port");
-        let dir = std::env::temp_dir().join(format!(
-            "otelconc-cli-{name}-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("otelconc-cli-{name}-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a private directory");
         let child = Command::new("redis-server")
@@ -178,7 +176,11 @@ fn terminate(child: &mut Child) {
 fn summary(dir: &Path, log_name: &str) -> serde_json::Value {
     let out = std::fs::read_to_string(dir.join(format!("{log_name}.out"))).expect("its stdout");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one line on stdout with --json: {out}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one line on stdout with --json: {out}"
+    );
     serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
@@ -192,7 +194,10 @@ fn assert_effects_once(server: &Server, jobs: usize) {
     let effects = server.effects();
     assert_eq!(effects.len(), jobs, "one effect field per job");
     let twice: Vec<_> = effects.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(twice.is_empty(), "effects applied more than once: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "effects applied more than once: {twice:?}"
+    );
 }
 
 #[test]
@@ -246,13 +251,7 @@ fn a_worker_killed_mid_job_has_its_jobs_reclaimed_by_another_and_applied_once() 
         &dir,
         "second",
         &[],
-        &[
-            "worker",
-            "--redis",
-            &url,
-            "--visibility-timeout",
-            "1",
-        ],
+        &["worker", "--redis", &url, "--visibility-timeout", "1"],
     );
     assert!(
         wait_exit(&mut submit, "queue submit"),
@@ -393,7 +392,11 @@ fn a_job_submitted_in_one_process_and_run_in_another_is_one_trace() {
     );
     assert_eq!(field(&summary(&dir, "submit"), "completed"), 5);
     terminate(&mut worker);
-    assert!(wait_exit(&mut worker, "the worker"), "{}", log(&dir, "worker"));
+    assert!(
+        wait_exit(&mut worker, "the worker"),
+        "{}",
+        log(&dir, "worker")
+    );
     rotel.expect("five send and five process spans", WAIT, |spans, _| {
         spans.iter().filter(|s| s.name == "send demo").count() == 5
             && spans.iter().filter(|s| s.name == "process demo").count() == 5
@@ -402,7 +405,10 @@ fn a_job_submitted_in_one_process_and_run_in_another_is_one_trace() {
     for send in spans.iter().filter(|s| s.name == "send demo") {
         assert_eq!(send.service_name(), Some("queue-submit-e2e"));
         assert_eq!(send.kind, "SPAN_KIND_PRODUCER");
-        assert!(send.parent_span_id.is_empty(), "each job's trace starts at its send");
+        assert!(
+            send.parent_span_id.is_empty(),
+            "each job's trace starts at its send"
+        );
         let process: Vec<_> = spans
             .iter()
             .filter(|p| p.name == "process demo" && p.trace_id == send.trace_id)

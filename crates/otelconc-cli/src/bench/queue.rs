@@ -387,7 +387,12 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
             Variant::new("redis-raw", move |rt, ops| {
                 rt.block_on(raw_run(need_url(&raw_url), ops))
             }),
-            otelconc_variant("otelconc-nosdk", url.clone(), Providers::None, &env.telemetry),
+            otelconc_variant(
+                "otelconc-nosdk",
+                url.clone(),
+                Providers::None,
+                &env.telemetry,
+            ),
             otelconc_variant(
                 "otelconc-metrics",
                 url.clone(),
