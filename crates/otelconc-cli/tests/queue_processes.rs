@@ -428,3 +428,59 @@ fn a_job_submitted_in_one_process_and_run_in_another_is_one_trace() {
         );
     }
 }
+
+/// Runs `otelconc queue <args>` to the end; (success, stderr).
+fn run_to_end(dir: &Path, name: &str, args: &[&str]) -> (bool, String) {
+    let mut child = otelconc(dir, name, &[], args);
+    let ok = wait_exit(&mut child, name);
+    let err = std::fs::read_to_string(dir.join(format!("{name}.err"))).unwrap_or_default();
+    (ok, err)
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_a_failing_exit() {
+    let dir = std::env::temp_dir().join(format!("otelconc-cli-badinput-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    // A loopback port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    let nowhere = format!("redis://127.0.0.1:{port}");
+    for (name, args, says) in [
+        (
+            "unreachable-submit",
+            vec!["submit", "--redis", &nowhere, "--jobs", "1"],
+            "cannot use Redis at",
+        ),
+        (
+            "unreachable-worker",
+            vec!["worker", "--redis", &nowhere],
+            "cannot use Redis at",
+        ),
+        (
+            "not-a-url",
+            vec!["worker", "--redis", "localhost:6379"],
+            "is not a Redis URL",
+        ),
+        (
+            "failure-rate",
+            vec!["worker", "--redis", &nowhere, "--failure-rate", "2"],
+            "--failure-rate must be between 0 and 1",
+        ),
+        (
+            "zero-jobs",
+            vec!["submit", "--redis", &nowhere, "--jobs", "0"],
+            "--jobs must be at least 1",
+        ),
+        ("no-jobs", vec!["submit", "--redis", &nowhere], "--jobs"),
+    ] {
+        let (ok, err) = run_to_end(&dir, name, &args);
+        assert!(!ok, "{name}: exit code 0");
+        assert!(
+            err.contains(says),
+            "{name}: stderr does not say {says:?}:\n{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
