@@ -484,3 +484,57 @@ fn bad_input_is_a_clear_error_and_a_failing_exit() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn jobs_that_always_fail_are_counted_as_dead_lettered_with_their_redeliveries() {
+    let server = Server::start("dead");
+    let dir = server.dir.clone();
+    let url = server.url();
+    let mut worker = otelconc(
+        &dir,
+        "worker",
+        &[],
+        &[
+            "worker",
+            "--redis",
+            &url,
+            "--failure-rate",
+            "1",
+            "--max-deliveries",
+            "2",
+            "--visibility-timeout",
+            "1",
+        ],
+    );
+    let mut submit = otelconc(
+        &dir,
+        "submit",
+        &[],
+        &[
+            "submit",
+            "--redis",
+            &url,
+            "--jobs",
+            "10",
+            "--json",
+            "--timeout",
+            "120",
+        ],
+    );
+    assert!(
+        wait_exit(&mut submit, "queue submit"),
+        "queue submit failed\n{}",
+        log(&dir, "submit")
+    );
+    let s = summary(&dir, "submit");
+    assert_eq!(field(&s, "completed"), 0, "{s}");
+    assert_eq!(field(&s, "dead_lettered"), 10, "{s}");
+    assert_eq!(field(&s, "redelivered"), 10, "one redelivery each: {s}");
+    assert!(server.effects().is_empty(), "a failed job applies nothing");
+    terminate(&mut worker);
+    assert!(
+        wait_exit(&mut worker, "the worker"),
+        "{}",
+        log(&dir, "worker")
+    );
+}
