@@ -19,8 +19,11 @@ echo "rotel: $OTELCONC_ROTEL"
 
 step "installing redis-server (the otelconc-redis tests start their own) if missing"
 if ! command -v redis-server >/dev/null 2>&1; then
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+  # apt needs root: through sudo (non-interactive, fails rather than asks) when not root.
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then as_root=(sudo -n); fi
+  "${as_root[@]}" apt-get update
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
 fi
 echo "redis-server: $(command -v redis-server)"
 

@@ -1,5 +1,6 @@
 //! `otelconc`: runs a realistic workload through every otelconc primitive (`demo`) and
-//! measures what the instrumentation costs against uninstrumented peers (`bench`).
+//! measures what the instrumentation costs against uninstrumented peers (`bench`), and
+//! runs the demo's job across processes on the Redis queue (`queue`).
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+mod queue;
 
 /// otelconc: concurrency building blocks for tokio with OpenTelemetry built in.
 #[derive(Debug, Parser)]
@@ -22,6 +24,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure what the instrumentation costs, against uninstrumented peers.
     Bench(bench::BenchArgs),
+    /// The demo's job on a Redis queue, across processes: `queue worker`, `queue submit`.
+    Queue(queue::QueueArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Queue(args) => queue::run(args),
     };
     match result {
         Ok(code) => code,

@@ -25,6 +25,7 @@ mod markdown;
 mod pipeline;
 mod pool;
 mod providers;
+mod queue;
 mod rate;
 mod semaphore;
 mod telemetry;
@@ -56,6 +57,10 @@ pub(crate) struct BenchArgs {
         default_missing_value = "-"
     )]
     markdown: Option<PathBuf>,
+    /// The Redis server of the `queue` suite; without it the suite starts a private
+    /// `redis-server` from PATH on a free loopback port (`--save ''`, no AOF).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 /// What a suite's cases get to build their variants.
@@ -64,6 +69,8 @@ pub(crate) struct Env {
     pub(crate) quick: bool,
     /// SDK providers with discarding exporters, shared by every variant that needs one.
     pub(crate) telemetry: BenchTelemetry,
+    /// The Redis server of the `queue` suite, when it runs.
+    pub(crate) redis_url: Option<String>,
 }
 
 impl Env {
@@ -137,6 +144,7 @@ const SUITES: &[(&str, CasesFn, &SuiteDoc)] = &[
     ("semaphore", semaphore::cases, &semaphore::DOC),
     ("lock", lock::cases, &lock::DOC),
     ("tower", tower::cases, &tower::DOC),
+    ("queue", queue::cases, &queue::DOC),
 ];
 
 fn suites() -> Vec<Suite> {
@@ -183,6 +191,19 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             return Err(Box::new(UnknownSuite(s.clone(), names)));
         }
     }
+    let selected = |name: &str| args.suites.is_empty() || args.suites.iter().any(|n| n == name);
+    // The queue suite's Redis: the one named, else a private server kept for the run.
+    let mut own_redis = None;
+    let redis_url = match (&args.redis, selected("queue")) {
+        (Some(url), _) => Some(url.clone()),
+        (None, true) => {
+            let server = queue::RedisServer::start()?;
+            let url = server.url().to_owned();
+            own_redis = Some(server);
+            Some(url)
+        }
+        (None, false) => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .enable_all()
@@ -190,6 +211,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let env = Env {
         quick: args.quick,
         telemetry: rt.block_on(async { BenchTelemetry::new() }),
+        redis_url,
     };
     let rounds = if args.quick { 3 } else { 5 };
     let markdown_to_stdout = args
@@ -197,10 +219,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         .as_deref()
         .is_some_and(|p| p.as_os_str() == "-");
     let mut reports = Vec::new();
-    for suite in all
-        .iter()
-        .filter(|s| args.suites.is_empty() || args.suites.iter().any(|n| n == s.name))
-    {
+    for suite in all.iter().filter(|s| selected(s.name)) {
         let mut report = markdown::SuiteReport {
             name: suite.name,
             doc: suite.doc,
@@ -220,6 +239,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         reports.push(report);
     }
     env.telemetry.shutdown();
+    drop(own_redis);
     if let Some(path) = &args.markdown {
         let info = markdown::RunInfo {
             date: markdown::today(),
@@ -308,6 +328,7 @@ mod tests {
         let env = Env {
             quick: true,
             telemetry: BenchTelemetry::new(),
+            redis_url: None,
         };
         for suite in suites() {
             let run: BTreeSet<&str> = (suite.cases)(&env)

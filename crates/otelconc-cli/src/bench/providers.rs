@@ -42,7 +42,8 @@ impl PushMetricExporter for DiscardMetrics {
     }
 }
 
-/// The providers every suite's variants share.
+/// The providers every suite's variants share (clones share them too).
+#[derive(Clone)]
 pub(crate) struct BenchTelemetry {
     meter_provider: SdkMeterProvider,
     tracer_provider: SdkTracerProvider,

@@ -29,7 +29,7 @@ mod events;
 mod faults;
 mod progress;
 mod report;
-mod signals;
+pub(crate) mod signals;
 mod summary;
 mod workload;
 
@@ -303,14 +303,14 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>
 
 /// How long exit waits for the telemetry exporter's final flush.
 #[derive(Debug, Clone, Copy)]
-struct ExitWait {
+pub(crate) struct ExitWait {
     deadline: Duration,
     otlp: bool,
 }
 
 impl ExitWait {
     /// One export timeout for OTLP; the guard's default deadline for the local files.
-    fn of(config: &setup::Config) -> Self {
+    pub(crate) fn of(config: &setup::Config) -> Self {
         match config.export {
             Export::Otlp { timeout, .. } => Self {
                 deadline: timeout,
@@ -325,7 +325,7 @@ impl ExitWait {
 
     /// Flushes and shuts telemetry down, returning by the deadline whatever the
     /// collector does; says it is waiting when that takes longer than [`QUIET_WAIT`].
-    fn shut_down(self, telemetry: &TelemetryGuard) -> Result<(), ShutdownError> {
+    pub(crate) fn shut_down(self, telemetry: &TelemetryGuard) -> Result<(), ShutdownError> {
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel();
             s.spawn(move || {
