@@ -97,7 +97,7 @@ impl Drop for TaskGuard {
                 None,
             ));
         }
-        self.shared.metrics.running.add(-1);
+        self.shared.metrics.active.add(-1);
         if !self.done {
             self.shared.metrics.cancelled.add(1);
             // While unwinding, the join error reports the panic instead.
@@ -295,7 +295,7 @@ where
             cell: Arc::new(CauseCell::new(token)),
             aborted: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
-            metrics: Metrics::new(&telemetry, &name),
+            metrics: Metrics::new(&telemetry, &name, std::any::type_name::<E>()),
             telemetry,
             name,
         });
@@ -551,7 +551,7 @@ where
         self.results.push(None);
         let shared = self.shared.clone();
         shared.metrics.started.add(1);
-        shared.metrics.running.add(1);
+        shared.metrics.active.add(1);
         let guard = TaskGuard {
             shared,
             producer,

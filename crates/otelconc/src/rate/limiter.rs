@@ -7,7 +7,7 @@ use std::sync::{Arc, MutexGuard, Weak};
 use super::clock::Clock;
 use super::error::{BuildError, ExceedsBurst, RateLimited, TryAcquireError};
 use super::gcra::{Gcra, Params, Take, convert_due};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Reads};
 use super::quota::{Quota, Rate, params};
 use super::reservation::Reservation;
 use super::state::{Shared, WaitList};
@@ -117,13 +117,12 @@ impl Builder {
         let q = self.quota;
         let epoch = self.clock.unwrap_or_default().epoch();
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
-            let metrics = Metrics::new(
-                &telemetry,
-                &self.name,
-                weak,
-                |s: &Shared| &s.metrics,
-                Shared::tokens,
-            );
+            let reads = Reads {
+                metrics: |s: &Shared| &s.metrics,
+                tokens: Shared::tokens,
+                quota: Shared::quota,
+            };
+            let metrics = Metrics::new(&telemetry, &self.name, weak, reads);
             Shared::new(
                 Gcra::new(q.params()),
                 epoch,
