@@ -22,6 +22,10 @@ const DEFAULT_CAPACITY: usize = 32;
 
 type BoxInput<T> = Pin<Box<dyn Stream<Item = Traced<T>> + Send>>;
 
+/// An input as the builder keeps it: its name (`None` when unnamed), its stream, and
+/// the context it was added under.
+type Input<T> = (Option<Cow<'static, str>>, BoxInput<T>, Option<Context>);
+
 /// Configures a [`FanIn`]: its name, telemetry, buffer and inputs.
 ///
 /// # Examples
@@ -42,8 +46,7 @@ pub struct FanInBuilder<T> {
     name: Cow<'static, str>,
     telemetry: Option<Telemetry>,
     capacity: usize,
-    /// Each input: its name (`None` when unnamed), its stream, its context.
-    inputs: Vec<(Option<Cow<'static, str>>, BoxInput<T>, Option<Context>)>,
+    inputs: Vec<Input<T>>,
 }
 
 impl<T> fmt::Debug for FanInBuilder<T> {

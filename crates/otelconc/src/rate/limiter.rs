@@ -256,7 +256,7 @@ impl RateLimiter {
     /// # Cancel safety
     /// This method is cancel safe. If `acquire` is used as a branch in
     /// [`tokio::select!`] and another branch completes first, the token it was
-    /// waiting for is given back (it counts as refused with reason `cancelled`) and
+    /// waiting for is given back (the call counts with outcome `cancelled`) and
     /// the waits queued behind it move up; only a token whose due time had already
     /// passed stays spent (see [`Reservation::cancel`]). This limiter uses a queue to
     /// grant tokens in the order they were requested. Cancelling a call to `acquire`
@@ -289,7 +289,7 @@ impl RateLimiter {
     /// # Cancel safety
     /// This method is cancel safe. If `acquire_many` is used as a branch in
     /// [`tokio::select!`] and another branch completes first, the `n` tokens it was
-    /// waiting for are given back (they count as refused with reason `cancelled`) and
+    /// waiting for are given back (the call counts with outcome `cancelled`) and
     /// the waits queued behind it move up; only tokens whose due time had already
     /// passed stay spent (see [`Reservation::cancel`]). This limiter uses a queue to
     /// grant tokens in the order they were requested. Cancelling a call to

@@ -42,6 +42,9 @@ pub(super) struct Metrics {
     _observers: Vec<Observation>,
 }
 
+/// Reads one level of the limiter's state `S`.
+type Level<S> = Box<dyn Fn(&S) -> Option<f64> + Send + Sync>;
+
 /// How a wait ended.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum WaitOutcome {
@@ -82,7 +85,7 @@ impl Metrics {
             let w = shared.clone();
             t.observable_counter(spec, attrs, move || w.upgrade().map(|s| f(metrics(&s))))
         };
-        let level = |spec, f: Box<dyn Fn(&S) -> Option<f64> + Send + Sync>| {
+        let level = |spec, f: Level<S>| {
             let w = shared.clone();
             t.observable_up_down_counter_f64(spec, vec![name_kv.clone()], move || f(&*w.upgrade()?))
         };
