@@ -38,9 +38,9 @@ const OTEL_VARS: &[&str] = &[
 const PRIMITIVE_METRICS: &[&str] = &[
     "otelconc.channel.sent",
     "otelconc.pipeline.stage.processed",
-    "otelconc.group.tasks.finished",
-    "otelconc.semaphore.admitted",
-    "otelconc.rate.admitted",
+    "otelconc.group.task.finished",
+    "otelconc.semaphore.acquisitions",
+    "otelconc.rate.acquisitions",
     "otelconc.pool.jobs",
     "otelconc.fan_in.items",
     "otelconc.demo.event.duration",

@@ -18,7 +18,7 @@ fn started(exporter: &InMemoryMetricExporter) -> Option<u64> {
     let metric = last
         .scope_metrics()
         .flat_map(|s| s.metrics())
-        .find(|m| m.name() == "otelconc.group.tasks.started")?;
+        .find(|m| m.name() == "otelconc.group.task.started")?;
     match metric.data() {
         AggregatedMetrics::U64(MetricData::Sum(s)) => {
             Some(s.data_points().map(|p| p.value()).sum())

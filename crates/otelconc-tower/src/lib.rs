@@ -5,8 +5,9 @@
 //! [`otelconc::semaphore::Semaphore`] where Rust services put limits: in a
 //! `tower::ServiceBuilder`, on an axum `Router`, in front of a tonic server or under a
 //! tower-based HTTP client. The limits keep their semantics (FIFO waits, cancellation
-//! that gives back, runtime resizing) and their telemetry (admitted and refused counts,
-//! waits, wait spans) with no glue.
+//! that gives back, runtime resizing) and their telemetry (calls and tokens or permits
+//! by outcome, waits, wait spans) with no glue; the layers export no metric of their
+//! own.
 //!
 //! | module | what it is |
 //! |---|---|

@@ -11,7 +11,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::routing::get;
 use otelconc::semaphore::Semaphore;
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_REASON};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{Rng, TestTelemetry, attr};
 use otelconc_tower::{ConcurrencyLimitLayer, ConcurrencyLimited};
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -343,10 +343,14 @@ async fn the_semaphore_counts_a_refusal_only_when_the_layer_refuses() {
         .build()
         .expect("permits");
     let name = attr(ATTR_NAME, "counted");
-    let refused = |reason: &'static str| {
+    let refused = |error: &'static str| {
         tt.metrics().value(
-            "otelconc.semaphore.refused",
-            &[name.clone(), attr(ATTR_REASON, reason)],
+            "otelconc.semaphore.acquisitions",
+            &[
+                name.clone(),
+                attr(ATTR_OUTCOME, "refused"),
+                attr(ATTR_ERROR_TYPE, error),
+            ],
         )
     };
     let service = |layer: ConcurrencyLimitLayer| {
@@ -363,11 +367,19 @@ async fn the_semaphore_counts_a_refusal_only_when_the_layer_refuses() {
     assert!(futures::poll!(queued.as_mut()).is_pending(), "it waits");
     assert_eq!(first.call(()).await.expect("the first"), "ran");
     assert_eq!(queued.await.expect("the second, after the wait"), "ran");
-    assert_eq!(refused("unavailable"), Some(0.0));
+    assert_eq!(refused("would_block"), Some(0.0));
+    assert_eq!(
+        tt.metrics().value(
+            "otelconc.semaphore.acquisitions",
+            &[name.clone(), attr(ATTR_OUTCOME, "ok")]
+        ),
+        Some(2.0)
+    );
+    // One of the two waited.
     assert_eq!(
         tt.metrics()
-            .value("otelconc.semaphore.admitted", std::slice::from_ref(&name)),
-        Some(2.0)
+            .value("otelconc.semaphore.contended", std::slice::from_ref(&name)),
+        Some(1.0)
     );
 
     // Shed mode: a refusal is counted once, and the inner service is not called.
@@ -375,7 +387,7 @@ async fn the_semaphore_counts_a_refusal_only_when_the_layer_refuses() {
     let mut shed = service(ConcurrencyLimitLayer::new(sem.clone()).shed());
     let err = shed.ready().await.expect("ready").call(()).await;
     assert!(err.expect_err("shed").is::<ConcurrencyLimited>());
-    assert_eq!(refused("unavailable"), Some(1.0));
+    assert_eq!(refused("would_block"), Some(1.0));
 
     // A semaphore shrunk to no permits: the refusal says so, counted as such.
     drop(held);
@@ -386,6 +398,6 @@ async fn the_semaphore_counts_a_refusal_only_when_the_layer_refuses() {
         .downcast_ref::<otelconc::semaphore::ExceedsTotal>()
         .expect("ExceedsTotal");
     assert_eq!((e.requested, e.total), (1, 0));
-    assert_eq!(refused("unavailable"), Some(1.0));
+    assert_eq!(refused("would_block"), Some(1.0));
     assert_eq!(refused("exceeds_total"), Some(1.0));
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use otelconc::rate::{Rate, RateLimiter};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 
 #[tokio::main]
@@ -62,31 +62,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.value(metric, &attrs).unwrap_or(0.0)
     };
     println!("metrics:");
-    println!(
-        "  otelconc.rate.admitted  {}",
-        v("otelconc.rate.admitted", vec![])
-    );
-    for reason in ["rate_limited", "exceeds_burst", "cancelled"] {
-        let n = v("otelconc.rate.refused", vec![attr(ATTR_REASON, reason)]);
-        println!("  otelconc.rate.refused   {n} ({reason})");
+    let outcomes = [
+        ("ok", None),
+        ("refused", Some("rate_limited")),
+        ("refused", Some("exceeds_burst")),
+        ("cancelled", None),
+    ];
+    for (outcome, error) in outcomes {
+        let mut extra = vec![attr(ATTR_OUTCOME, outcome)];
+        extra.extend(error.map(|e| attr(ATTR_ERROR_TYPE, e)));
+        let calls = v("otelconc.rate.acquisitions", extra.clone());
+        let tokens = v("otelconc.rate.tokens", extra);
+        let label = error.map_or(outcome.to_owned(), |e| format!("{outcome}, {e}"));
+        println!("  otelconc.rate.acquisitions  {calls} calls, {tokens} tokens ({label})");
     }
+    println!(
+        "  otelconc.rate.contended     {} calls waited",
+        v("otelconc.rate.contended", vec![])
+    );
     if let Some((count, sum)) = m.histogram(
-        "otelconc.rate.wait",
+        "otelconc.rate.wait.duration",
         &[name.clone(), attr(ATTR_OUTCOME, "ok")],
     ) {
         println!(
-            "  otelconc.rate.wait      {count} waits, {:.1} ms on average",
+            "  otelconc.rate.wait.duration {count} waits, {:.1} ms on average",
             sum / count as f64 * 1e3
         );
     }
-    println!(
-        "  otelconc.rate.waiters   {}",
-        v("otelconc.rate.waiters", vec![])
-    );
-    println!(
-        "  otelconc.rate.tokens    {:.1}",
-        v("otelconc.rate.tokens", vec![])
-    );
+    for level in ["waiter.count", "token.count", "token.limit", "limit"] {
+        let metric = format!("otelconc.rate.{level}");
+        println!("  {metric:<27} {:.1}", v(&metric, vec![]));
+    }
 
     let root = tt.spans_named("handle-request");
     let waits = tt.spans_named("otelconc.rate.wait");

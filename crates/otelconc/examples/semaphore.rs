@@ -10,7 +10,8 @@ use std::time::Duration;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use otelconc::semaphore::Semaphore;
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc::telemetry::names::semaphore::ATTR_PERMIT_STATE;
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 
 #[tokio::main]
@@ -67,32 +68,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.value(metric, &attrs).unwrap_or(0.0)
     };
     println!("metrics:");
-    println!(
-        "  otelconc.semaphore.admitted   {}",
-        v("otelconc.semaphore.admitted", vec![])
-    );
-    for reason in ["unavailable", "exceeds_total", "cancelled"] {
-        let n = v(
-            "otelconc.semaphore.refused",
-            vec![attr(ATTR_REASON, reason)],
-        );
-        println!("  otelconc.semaphore.refused    {n} ({reason})");
+    let outcomes = [
+        ("ok", None),
+        ("refused", Some("would_block")),
+        ("refused", Some("exceeds_total")),
+        ("cancelled", None),
+    ];
+    for (outcome, error) in outcomes {
+        let mut extra = vec![attr(ATTR_OUTCOME, outcome)];
+        extra.extend(error.map(|e| attr(ATTR_ERROR_TYPE, e)));
+        let calls = v("otelconc.semaphore.acquisitions", extra.clone());
+        let permits = v("otelconc.semaphore.permits", extra);
+        let label = error.map_or(outcome.to_owned(), |e| format!("{outcome}, {e}"));
+        println!("  otelconc.semaphore.acquisitions  {calls} calls, {permits} permits ({label})");
     }
+    println!(
+        "  otelconc.semaphore.contended     {} calls waited",
+        v("otelconc.semaphore.contended", vec![])
+    );
     for outcome in ["ok", "cancelled"] {
         if let Some((count, sum)) = m.histogram(
-            "otelconc.semaphore.wait",
+            "otelconc.semaphore.wait.duration",
             &[name.clone(), attr(ATTR_OUTCOME, outcome)],
         ) {
             println!(
-                "  otelconc.semaphore.wait       {count} waits ({outcome}), {:.1} ms on average",
+                "  otelconc.semaphore.wait.duration {count} waits ({outcome}), {:.1} ms on average",
                 sum / count as f64 * 1e3
             );
         }
     }
-    for g in ["waiters", "available", "in_use", "limit"] {
-        let metric = format!("otelconc.semaphore.{g}");
-        println!("  {metric:<29} {}", v(&metric, vec![]));
+    println!(
+        "  otelconc.semaphore.waiter.count  {}",
+        v("otelconc.semaphore.waiter.count", vec![])
+    );
+    for state in ["free", "used"] {
+        let n = v(
+            "otelconc.semaphore.permit.count",
+            vec![attr(ATTR_PERMIT_STATE, state)],
+        );
+        println!("  otelconc.semaphore.permit.count  {n} ({state})");
     }
+    println!(
+        "  otelconc.semaphore.permit.limit  {}",
+        v("otelconc.semaphore.permit.limit", vec![])
+    );
     let waits = tt.spans_named("otelconc.semaphore.wait");
     println!(
         "\nspans: {} otelconc.semaphore.wait spans (only uploads that waited inside the trace)",

@@ -2,9 +2,10 @@
 //! service, bounding the requests in flight (optionally weighted per request).
 //!
 //! The semaphore's semantics carry over unchanged (FIFO whatever the weight, impossible
-//! requests fail at once, runtime resizing), and so does its telemetry: permits
-//! admitted, refused and in use, wait durations, and an `otelconc.semaphore.wait` span
-//! for a request that waits inside a sampled trace. See [`ConcurrencyLimit`] for where
+//! requests fail at once, runtime resizing), and so does its telemetry: calls and
+//! permits by outcome, waits and wait durations, permits free and used, and an
+//! `otelconc.semaphore.wait` span for a request that waits inside a sampled trace. The
+//! layer exports no metric of its own. See [`ConcurrencyLimit`] for where
 //! the permits are taken in each mode and how they are given back.
 //!
 //! # Cost

@@ -59,12 +59,13 @@ enum Slow {
 /// as tower's own limit services do.
 ///
 /// # Telemetry
-/// The semaphore's own: permits admitted and refused, waits and their
-/// `otelconc.semaphore.wait` spans (inside a sampled trace), permits in use. A request
-/// that finds no permit free in a wait mode is not counted as refused: the free permits
-/// are read first, and only a race with another caller between that read and the take
-/// counts once as refused before the request queues. In shed mode (unweighted) the
-/// take is tried at once, and a refused request is counted once.
+/// The semaphore's own (`otelconc.semaphore.*`): calls and permits by outcome, waits
+/// and their `otelconc.semaphore.wait` spans (inside a sampled trace), permits free and
+/// used. A request that finds no permit free in a wait mode is not counted as refused:
+/// the free permits are read first, and only a race with another caller between that
+/// read and the take counts once as a refused call (`error.type = would_block`) before
+/// the request queues. In shed mode (unweighted) the take is tried at once, and a
+/// refused request is counted once.
 pub struct ConcurrencyLimit<S, W = Unweighted> {
     inner: S,
     semaphore: Semaphore,

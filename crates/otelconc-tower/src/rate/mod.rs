@@ -2,8 +2,9 @@
 //!
 //! The limiter's semantics carry over unchanged (FIFO waits, cancellation gives tokens
 //! back, runtime [`set_rate`](otelconc::rate::RateLimiter::set_rate)), and so does its
-//! telemetry: tokens admitted and refused, wait durations, and an `otelconc.rate.wait`
-//! span for a request that waits inside a sampled trace. See [`RateLimit`] for where the
+//! telemetry: calls and tokens by outcome, waits and wait durations, the limiter's
+//! rate and burst, and an `otelconc.rate.wait` span for a request that waits inside a
+//! sampled trace. The layer exports no metric of its own. See [`RateLimit`] for where the
 //! token is taken in each mode.
 //!
 //! # Cost

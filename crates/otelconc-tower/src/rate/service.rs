@@ -47,13 +47,14 @@ enum Slow {
 /// A clone shares the limiter but not a token its original took: it starts with none.
 ///
 /// # Telemetry
-/// The limiter's own: tokens admitted and refused, the waits and their
-/// `otelconc.rate.wait` spans (inside a sampled trace). In wait mode a request that
-/// queues is counted as admitted when its token comes, and normally not as refused:
-/// while the bucket runs low the layer reads it before taking (one more clock read),
-/// while it is plentiful it only takes. So a refusal is counted (reason `rate_limited`)
-/// for the first request of the layer to find the bucket empty after a plentiful
-/// spell, and for a request that loses a race for the last token; not for the others.
+/// The limiter's own (`otelconc.rate.*`): calls and tokens by outcome, the waits and
+/// their `otelconc.rate.wait` spans (inside a sampled trace). In wait mode a request
+/// that queues is counted as a call with outcome `ok` when its token comes (and as
+/// contended), and normally not as refused: while the bucket runs low the layer reads it
+/// before taking (one more clock read), while it is plentiful it only takes. So a
+/// refused call is counted (`error.type = rate_limited`) for the first request of the
+/// layer to find the bucket empty after a plentiful spell, and for a request that loses
+/// a race for the last token, before that request queues; not for the others.
 pub struct RateLimit<S> {
     inner: S,
     limiter: RateLimiter,

@@ -22,6 +22,10 @@ const DEFAULT_CAPACITY: usize = 32;
 
 type BoxInput<T> = Pin<Box<dyn Stream<Item = Traced<T>> + Send>>;
 
+/// An input as the builder keeps it: its name (`None` when unnamed), its stream, and
+/// the context it was added under.
+type Input<T> = (Option<Cow<'static, str>>, BoxInput<T>, Option<Context>);
+
 /// Configures a [`FanIn`]: its name, telemetry, buffer and inputs.
 ///
 /// # Examples
@@ -42,7 +46,7 @@ pub struct FanInBuilder<T> {
     name: Cow<'static, str>,
     telemetry: Option<Telemetry>,
     capacity: usize,
-    inputs: Vec<(Cow<'static, str>, BoxInput<T>, Option<Context>)>,
+    inputs: Vec<Input<T>>,
 }
 
 impl<T> fmt::Debug for FanInBuilder<T> {
@@ -84,11 +88,14 @@ impl<T: Send + 'static> FanInBuilder<T> {
         self
     }
 
-    /// Adds an input labelled `name` (the `otelconc.fan_in.input` attribute of the
-    /// merged-items counter; inputs may share a name). Its items carry the context
-    /// current at this call when it is worth carrying (a valid span context, sampled or
-    /// not, or baggage: [`propagated_context`]), and the input is polled under it; with
-    /// nothing to carry, its items carry nothing.
+    /// Adds an input labelled `name`: the `otelconc.fan_in.input` attribute of the
+    /// merged-items counter and of its items' receive spans, so the counter has one
+    /// series per distinct name. Name inputs from a small fixed set (inputs may share a
+    /// name), or add them with [`unnamed_input`](Self::unnamed_input), which adds no
+    /// attribute. Its items carry the context current at this call when it is worth
+    /// carrying (a valid span context, sampled or not, or baggage:
+    /// [`propagated_context`]), and the input is polled under it; with nothing to
+    /// carry, its items carry nothing.
     ///
     /// # Examples
     /// ```
@@ -96,7 +103,38 @@ impl<T: Send + 'static> FanInBuilder<T> {
     /// # let _ = b;
     /// ```
     #[must_use]
-    pub fn input<S>(mut self, name: impl Into<Cow<'static, str>>, input: S) -> Self
+    pub fn input<S>(self, name: impl Into<Cow<'static, str>>, input: S) -> Self
+    where
+        S: Stream<Item = T> + Send + 'static,
+    {
+        self.add_input(Some(name.into()), input)
+    }
+
+    /// Adds an input with no name: its items are counted and traced without an
+    /// `otelconc.fan_in.input` attribute, under the fan-in's name only (what
+    /// [`fan_in`] does for every input). Otherwise the same as [`input`](Self::input).
+    ///
+    /// # Examples
+    /// ```
+    /// use futures::{StreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = otelconc::fan::FanIn::builder("shards")
+    ///     .unnamed_input(stream::iter([1, 2]))
+    ///     .unnamed_input(stream::iter([3]))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(out.count().await, 3);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn unnamed_input<S>(self, input: S) -> Self
+    where
+        S: Stream<Item = T> + Send + 'static,
+    {
+        self.add_input(None, input)
+    }
+
+    fn add_input<S>(mut self, name: Option<Cow<'static, str>>, input: S) -> Self
     where
         S: Stream<Item = T> + Send + 'static,
     {
@@ -106,7 +144,7 @@ impl<T: Send + 'static> FanInBuilder<T> {
             value,
             context: carried.clone(),
         });
-        self.inputs.push((name.into(), Box::pin(stream), cx));
+        self.inputs.push((name, Box::pin(stream), cx));
         self
     }
 
@@ -124,7 +162,7 @@ impl<T: Send + 'static> FanInBuilder<T> {
     where
         S: Stream<Item = Traced<T>> + Send + 'static,
     {
-        self.inputs.push((name.into(), Box::pin(input), None));
+        self.inputs.push((Some(name.into()), Box::pin(input), None));
         self
     }
 
@@ -153,8 +191,10 @@ impl<T: Send + 'static> FanInBuilder<T> {
         let mut tasks = JoinSet::new();
         let mut labels = Vec::with_capacity(self.inputs.len());
         for (input, (label, stream, cx)) in self.inputs.into_iter().enumerate() {
-            let label = KeyValue::new(names::ATTR_INPUT, label);
-            let merged = telemetry.counter(&names::MERGED, &[name.clone(), label.clone()]);
+            let label = label.map(|l| KeyValue::new(names::ATTR_INPUT, l));
+            let mut attrs = vec![name.clone()];
+            attrs.extend(label.clone());
+            let merged = telemetry.counter(&names::MERGED, &attrs);
             labels.push(label);
             let merge = merge(stream, input, tx.clone(), merged);
             match cx {
@@ -212,9 +252,11 @@ async fn merge<T>(
 /// the panic is carried to the consumer instead of silently ending that input.
 ///
 /// # Telemetry
-/// `otelconc.fan_in.items` counts merged items by input, the name given to
-/// [`FanInBuilder::input`] (or the index for [`fan_in`]): give inputs names from a small
-/// set rather than fanning in thousands of indexed inputs.
+/// `otelconc.fan_in.items` counts merged items under the fan-in's name. Inputs added
+/// with [`FanInBuilder::input`] also carry their name as `otelconc.fan_in.input` (one
+/// series per distinct name: the opt-in, for a small fixed set of names); inputs of
+/// [`fan_in`] and [`FanInBuilder::unnamed_input`] carry none, so fanning in thousands of
+/// streams adds no series.
 ///
 /// Each item comes out as a [`Received`] with the context to process it under. An item
 /// that carries its producer's context (see [`Traced`] and [`FanInBuilder::input`])
@@ -243,7 +285,8 @@ pub struct FanIn<T> {
     tasks: JoinSet<()>,
     telemetry: Telemetry,
     name: KeyValue,
-    labels: Vec<KeyValue>,
+    /// Each input's `otelconc.fan_in.input` attribute, `None` when unnamed.
+    labels: Vec<Option<KeyValue>>,
 }
 
 impl<T> fmt::Debug for FanIn<T> {
@@ -303,7 +346,7 @@ impl<T: Send + 'static> FanIn<T> {
         self.telemetry
             .consumer_span_with(&names::RECEIVE, Some(producer), || {
                 let mut attrs = vec![self.name.clone()];
-                attrs.extend(self.labels.get(input).cloned());
+                attrs.extend(self.labels.get(input).cloned().flatten());
                 attrs
             })
     }
@@ -330,9 +373,11 @@ impl<T: Send + 'static> Stream for FanIn<T> {
     }
 }
 
-/// Merges `inputs` into one stream, one task per input, labelled by index: the seed's
-/// `FanIn`. Same as [`FanIn::builder`]`("fan_in")` with each input added under its
-/// index and the default capacity (32).
+/// Merges `inputs` into one stream, one task per input: the seed's `FanIn`. Same as
+/// [`FanIn::builder`]`("fan_in")` with each input added by
+/// [`unnamed_input`](FanInBuilder::unnamed_input) and the default capacity (32): its
+/// metrics and spans carry no per-input attribute, however many inputs there are (name
+/// them with [`FanInBuilder::input`] to count by input).
 ///
 /// # Panics
 /// When called outside a tokio runtime (it spawns the merge tasks).
@@ -352,10 +397,7 @@ where
 {
     let builder = inputs
         .into_iter()
-        .enumerate()
-        .fold(FanIn::builder("fan_in"), |b, (i, s)| {
-            b.input(i.to_string(), s)
-        });
+        .fold(FanIn::builder("fan_in"), FanInBuilder::unnamed_input);
     builder
         .build()
         .unwrap_or_else(|_| unreachable!("the default capacity is not 0"))

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use opentelemetry::KeyValue;
 
 use super::error::ItemError;
-use crate::telemetry::names::{ATTR_OUTCOME, fan as names};
+use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_OUTCOME, fan as names};
 use crate::telemetry::{Observation, Telemetry};
 use crate::util::counts::{Owned, Roster};
 
@@ -31,11 +31,15 @@ impl Metrics {
             .enumerate()
             .map(|(k, outcome)| {
                 let r: Weak<Roster<3>> = Arc::downgrade(&items);
-                telemetry.observable_counter(
-                    &names::ITEMS,
-                    vec![name.clone(), KeyValue::new(ATTR_OUTCOME, *outcome)],
-                    move || r.upgrade().map(|r| r.total(k)),
-                )
+                let mut attrs = vec![name.clone(), KeyValue::new(ATTR_OUTCOME, *outcome)];
+                // A panic's error.type is known here; a user error's type name is on the
+                // item's span (the counters are built before any item type is known).
+                if *outcome == "panic" {
+                    attrs.push(KeyValue::new(ATTR_ERROR_TYPE, "panic"));
+                }
+                telemetry.observable_counter(&names::ITEMS, attrs, move || {
+                    r.upgrade().map(|r| r.total(k))
+                })
             })
             .collect();
         Self {

@@ -34,8 +34,11 @@
 //! # Telemetry
 //! Items of `fan_out_items` by outcome (observable counters, read at collection: keep
 //! a [`FanOut`] you build rather than building one per call, which would take its
-//! counts with it; the free functions keep theirs) and fan-in items by input, with the
-//! helper's name.
+//! counts with it; the free functions keep theirs; a panic carries `error.type =
+//! panic`), and fan-in items, with the helper's name. Fan-in items carry no per-input
+//! attribute by default ([`fan_in`], [`FanInBuilder::unnamed_input`]); inputs added
+//! with [`FanInBuilder::input`] carry their name as `otelconc.fan_in.input`, on the
+//! counter and on their items' spans: the opt-in, for a small fixed set of names.
 //!
 //! Work runs inside the trace of the code that handed it over: a `fan_out_items` item
 //! and a `fan_out` worker under the caller's context at the call, a fan-in item under
@@ -44,7 +47,7 @@
 //! that trace and its logs carry its trace id and baggage. Inside a sampled trace,
 //! `fan_out` runs in an `otelconc.fan_out` span whose workers are the
 //! `otelconc.group.task` spans of a group named like the fan-out (and counted by its
-//! `otelconc.group.tasks.*` metrics), each item of `fan_out_items` gets an
+//! `otelconc.group.task.*` metrics), each item of `fan_out_items` gets an
 //! `otelconc.fan_out.item` span (a child of the caller's context), and an item a
 //! fan-in merged gets an `otelconc.fan_in.receive` span by the consumer rule (a child
 //! of the consumer's sampled span if it has one, else of the producer's context, linked

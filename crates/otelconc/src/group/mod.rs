@@ -30,10 +30,12 @@
 //! a group for a batch of tasks, not one per tiny task.
 //!
 //! # Telemetry
-//! Tasks started, finished by outcome (`ok`, `error`, `panic`, `cancelled`) and running,
-//! with the group's name. `running` is an up-down counter rather than an observable
-//! gauge: groups are often built per request, and an up-down counter registers nothing
-//! per group.
+//! Tasks started (`otelconc.group.task.started`), finished by outcome
+//! (`otelconc.group.task.finished`: `ok`; `error` with `error.type` the type name of the
+//! group's error type; `panic` with `error.type = panic`; `cancelled`, not an error)
+//! and running (`otelconc.group.task.active`), with the group's name. `active` is a
+//! synchronous up-down counter rather than an observable one: groups are often built per
+//! request, and a synchronous instrument registers no callback per group.
 //!
 //! A task carries its spawner's context whenever that holds a valid span context,
 //! sampled or not, or baggage, and runs inside it: spans the task starts stay in the

@@ -97,7 +97,7 @@ impl Drop for TaskGuard {
                 None,
             ));
         }
-        self.shared.metrics.running.add(-1);
+        self.shared.metrics.active.add(-1);
         if !self.done {
             self.shared.metrics.cancelled.add(1);
             // While unwinding, the join error reports the panic instead.
@@ -133,8 +133,9 @@ impl Drop for TaskGuard {
 ///   they are gone.
 ///
 /// # Telemetry
-/// Tasks started, finished by outcome and running. Each task runs inside the context
-/// current at `spawn` (sampled or not, with its baggage); inside a sampled trace it runs
+/// Tasks started, finished by outcome (a failure with `error.type`) and active. Each
+/// task runs inside the context current at `spawn` (sampled or not, with its baggage);
+/// inside a sampled trace it runs
 /// in an `otelconc.group.task` span, a child of the spawner's span linked to it, which
 /// ends with status Error and `error.type` when the task fails or panics, and with
 /// status Unset and `otelconc.outcome=cancelled` when it is aborted. See
@@ -295,7 +296,7 @@ where
             cell: Arc::new(CauseCell::new(token)),
             aborted: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
-            metrics: Metrics::new(&telemetry, &name),
+            metrics: Metrics::new(&telemetry, &name, std::any::type_name::<E>()),
             telemetry,
             name,
         });
@@ -551,7 +552,7 @@ where
         self.results.push(None);
         let shared = self.shared.clone();
         shared.metrics.started.add(1);
-        shared.metrics.running.add(1);
+        shared.metrics.active.add(1);
         let guard = TaskGuard {
             shared,
             producer,

@@ -7,7 +7,7 @@ use std::sync::{Arc, MutexGuard, Weak};
 use super::clock::Clock;
 use super::error::{BuildError, ExceedsBurst, RateLimited, TryAcquireError};
 use super::gcra::{Gcra, Params, Take, convert_due};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Reads};
 use super::quota::{Quota, Rate, params};
 use super::reservation::Reservation;
 use super::state::{Shared, WaitList};
@@ -117,13 +117,12 @@ impl Builder {
         let q = self.quota;
         let epoch = self.clock.unwrap_or_default().epoch();
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
-            let metrics = Metrics::new(
-                &telemetry,
-                &self.name,
-                weak,
-                |s: &Shared| &s.metrics,
-                Shared::tokens,
-            );
+            let reads = Reads {
+                metrics: |s: &Shared| &s.metrics,
+                tokens: Shared::tokens,
+                quota: Shared::quota,
+            };
+            let metrics = Metrics::new(&telemetry, &self.name, weak, reads);
             Shared::new(
                 Gcra::new(q.params()),
                 epoch,
@@ -257,7 +256,7 @@ impl RateLimiter {
     /// # Cancel safety
     /// This method is cancel safe. If `acquire` is used as a branch in
     /// [`tokio::select!`] and another branch completes first, the token it was
-    /// waiting for is given back (it counts as refused with reason `cancelled`) and
+    /// waiting for is given back (the call counts with outcome `cancelled`) and
     /// the waits queued behind it move up; only a token whose due time had already
     /// passed stays spent (see [`Reservation::cancel`]). This limiter uses a queue to
     /// grant tokens in the order they were requested. Cancelling a call to `acquire`
@@ -290,7 +289,7 @@ impl RateLimiter {
     /// # Cancel safety
     /// This method is cancel safe. If `acquire_many` is used as a branch in
     /// [`tokio::select!`] and another branch completes first, the `n` tokens it was
-    /// waiting for are given back (they count as refused with reason `cancelled`) and
+    /// waiting for are given back (the call counts with outcome `cancelled`) and
     /// the waits queued behind it move up; only tokens whose due time had already
     /// passed stay spent (see [`Reservation::cancel`]). This limiter uses a queue to
     /// grant tokens in the order they were requested. Cancelling a call to

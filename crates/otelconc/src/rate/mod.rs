@@ -71,11 +71,19 @@
 //! span, no SDK call.
 //!
 //! # Telemetry
-//! Tokens admitted and refused by reason, exported by observable counters that sum the
-//! stripes, a histogram of the waits that really waited by outcome, and gauges of the
-//! waiters and the tokens in the bucket, with the limiter's name. A call that waits
-//! inside a sampled trace gets an `otelconc.rate.wait` span. Every instrument and span
-//! is in [`docs/telemetry.md`][telemetry].
+//! With the limiter's name: calls (`otelconc.rate.acquisitions`) and the tokens they
+//! asked for (`otelconc.rate.tokens`), each by outcome (`ok`; `refused` with
+//! `error.type` = `rate_limited` or `exceeds_burst`; `cancelled`), counted once per call
+//! when it settles, by observable counters that sum the stripes; the calls that waited
+//! (`otelconc.rate.contended`), so the share of calls that waited or were refused is a
+//! ratio of two counters; a histogram of every wait by outcome
+//! (`otelconc.rate.wait.duration`); and, read when metrics are collected, the levels as
+//! observable up-down counters: waiters (`otelconc.rate.waiter.count`), tokens in the
+//! bucket (`otelconc.rate.token.count`), the burst (`otelconc.rate.token.limit`) and the
+//! rate in tokens per second (`otelconc.rate.limit`; neither the tokens nor the rate is
+//! reported while the rate is unlimited). A call that waits inside a sampled trace gets
+//! an `otelconc.rate.wait` span. Every instrument and span is in
+//! [`docs/telemetry.md`][telemetry].
 //!
 //! # Examples
 //! ```

@@ -79,6 +79,16 @@ impl Shared {
         lock(&self.list)
     }
 
+    /// The rate in force in tokens per second (`None` when unlimited), and the burst.
+    pub(super) fn quota(&self) -> (Option<f64>, u32) {
+        let list = self.list();
+        let rate = match list.rate {
+            Rate::PerSecond(r) => Some(r),
+            Rate::Unlimited => None,
+        };
+        (rate, list.burst)
+    }
+
     /// Tokens in the bucket now.
     pub(super) fn tokens(&self) -> f64 {
         self.gcra.tokens(self.now_ns())

@@ -58,11 +58,17 @@
 //! queued acquire takes the semaphore's queue lock on every poll.
 //!
 //! # Telemetry
-//! Permits admitted and refused by reason, a histogram of the waits that really waited
-//! by outcome, and gauges of the waiters and of the available, in-use and total
-//! permits, with the semaphore's name. A call that waits inside a sampled trace gets an
-//! `otelconc.semaphore.wait` span. Every instrument and span is in
-//! [`docs/telemetry.md`][telemetry].
+//! With the semaphore's name: calls (`otelconc.semaphore.acquisitions`) and the permits
+//! they asked for (`otelconc.semaphore.permits`), each by outcome (`ok`; `refused` with
+//! `error.type` = `would_block` or `exceeds_total`; `cancelled`), counted once per call
+//! when it ends; the calls that waited (`otelconc.semaphore.contended`), so the share of
+//! calls that waited or were refused is a ratio of two counters; a histogram of every
+//! wait by outcome (`otelconc.semaphore.wait.duration`); and, read when metrics are
+//! collected, the levels as observable up-down counters: waiters
+//! (`otelconc.semaphore.waiter.count`), permits by state `free` / `used`
+//! (`otelconc.semaphore.permit.count`) and the total (`otelconc.semaphore.permit.limit`).
+//! A call that waits inside a sampled trace gets an `otelconc.semaphore.wait` span.
+//! Every instrument and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Examples
 //! ```

@@ -402,6 +402,17 @@ impl Telemetry {
             .up_down_counter(&self.meter, spec, attrs, observe)
     }
 
+    /// Like [`Telemetry::observable_up_down_counter`] with an `f64` value.
+    pub(crate) fn observable_up_down_counter_f64(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Observation {
+        self.observatory
+            .up_down_counter_f64(&self.meter, spec, attrs, observe)
+    }
+
     /// Like [`Telemetry::observable_gauge`] with an `f64` value, the instances of a
     /// name combining as `combine` says.
     pub(crate) fn observable_gauge_f64(

@@ -247,6 +247,7 @@ pub(crate) struct Observatory {
     gauges: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
     gauges_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
     up_down: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
+    up_down_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
     /// Bound synchronous instruments. Building and binding one costs the SDK a few
     /// microseconds (an instrument lookup and an attribute-set lookup, each under a
     /// lock); primitives built per request (task groups, `fan_out` runs) would pay that
@@ -442,6 +443,39 @@ impl Observatory {
             |cb| {
                 register!(
                     meter.i64_observable_up_down_counter(spec.name),
+                    spec,
+                    attrs,
+                    cb
+                )
+            },
+            Arc::new(read),
+        )
+    }
+
+    /// An observable `f64` up-down counter for `spec` and `attrs` on `meter`: an
+    /// additive level that need not be whole (tokens, a rate); the instances of a name
+    /// add up.
+    pub(crate) fn up_down_counter_f64(
+        &self,
+        meter: &Meter,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Observation {
+        debug_assert_eq!(
+            spec.kind,
+            InstrumentKind::ObservableUpDownCounter,
+            "{}",
+            spec.name
+        );
+        let k = key(spec, &attrs);
+        observe_in(
+            &self.up_down_f64,
+            k,
+            Some(Combine::Sum),
+            |cb| {
+                register!(
+                    meter.f64_observable_up_down_counter(spec.name),
                     spec,
                     attrs,
                     cb

@@ -231,6 +231,34 @@ async fn fan_in_links_each_item_to_its_producer_and_counts_by_input() {
     };
     assert_eq!(merged("plain"), Some(3.0));
     assert_eq!(merged("traced"), Some(2.0));
+    // Named inputs label their items' spans too.
+    assert!(spans.iter().all(|s| attr_of(s, ATTR_INPUT).is_some()));
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test]
+async fn unnamed_inputs_add_no_input_attribute_to_metrics_or_spans() {
+    let tt = TestTelemetry::new();
+    let producer = tt.root("producer");
+    let builder = FanIn::builder("shards").telemetry(tt.telemetry());
+    let builder = {
+        let _g = producer.clone().attach();
+        (0..20).fold(builder, |b, i| b.unnamed_input(stream::iter([i])))
+    };
+    let out = builder.build().unwrap();
+    assert_eq!(out.count().await, 20);
+    let spans = tt.spans_named("otelconc.fan_in.receive");
+    assert_eq!(spans.len(), 20);
+    assert!(spans.iter().all(|s| attr_of(s, ATTR_INPUT).is_none()));
+    let m = tt.metrics();
+    assert_eq!(
+        m.attribute_sets("otelconc.fan_in.items"),
+        [vec![attr(ATTR_NAME, "shards")]]
+    );
+    assert_eq!(
+        m.value("otelconc.fan_in.items", &[attr(ATTR_NAME, "shards")]),
+        Some(20.0)
+    );
     tt.assert_all_cataloged();
 }
 
@@ -284,4 +312,32 @@ async fn items_cancelled_by_fail_fast_end_their_spans_unset_and_cancelled_and_th
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn a_panicked_item_is_counted_with_error_type_panic() {
+    let tt = TestTelemetry::new();
+    let fan = FanOut::builder("risky").telemetry(tt.telemetry()).build();
+    let results: Vec<_> = fan
+        .items(0..3u32, 2, |i| async move {
+            assert!(i != 1, "item 1 panics");
+            Ok::<_, String>(i)
+        })
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    let m = tt.metrics();
+    assert_eq!(
+        m.value(
+            "otelconc.fan_out.items",
+            &[
+                attr(ATTR_NAME, "risky"),
+                attr(ATTR_OUTCOME, "panic"),
+                attr(ATTR_ERROR_TYPE, "panic")
+            ]
+        ),
+        Some(1.0)
+    );
+    tt.assert_all_cataloged();
 }

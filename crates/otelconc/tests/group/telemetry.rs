@@ -78,19 +78,31 @@ async fn task_spans_are_children_of_the_spawner_and_metrics_count_outcomes() {
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "fetch");
     assert_eq!(
-        m.value("otelconc.group.tasks.started", std::slice::from_ref(&name)),
+        m.value("otelconc.group.task.started", std::slice::from_ref(&name)),
         Some(3.0)
     );
     let finished = |outcome: &'static str| {
         m.value(
-            "otelconc.group.tasks.finished",
+            "otelconc.group.task.finished",
             &[name.clone(), attr(ATTR_OUTCOME, outcome)],
         )
     };
     assert_eq!(finished("ok"), Some(2.0));
     assert_eq!(finished("error"), Some(1.0));
+    // The failure carries the same error.type as its span.
     assert_eq!(
-        m.value("otelconc.group.tasks.running", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.group.task.finished",
+            &[
+                name.clone(),
+                attr(ATTR_OUTCOME, "error"),
+                attr(ATTR_ERROR_TYPE, std::any::type_name::<String>()),
+            ],
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.group.task.active", std::slice::from_ref(&name)),
         Some(0.0)
     );
     tt.assert_all_cataloged();
@@ -142,14 +154,25 @@ async fn a_panicked_task_is_an_error_and_an_aborted_one_is_cancelled() {
     for outcome in ["panic", "cancelled"] {
         assert_eq!(
             m.value(
-                "otelconc.group.tasks.finished",
+                "otelconc.group.task.finished",
                 &[name.clone(), attr(ATTR_OUTCOME, outcome)]
             ),
             Some(1.0),
             "{outcome}"
         );
     }
-    assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
+    assert_eq!(
+        m.value(
+            "otelconc.group.task.finished",
+            &[
+                name.clone(),
+                attr(ATTR_OUTCOME, "panic"),
+                attr(ATTR_ERROR_TYPE, "panic")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(m.value("otelconc.group.task.active", &[name]), Some(0.0));
 }
 
 #[tokio::test]
@@ -181,12 +204,12 @@ async fn tasks_aborted_before_their_first_poll_are_still_accounted_for() {
     let name = attr(ATTR_NAME, "unstarted");
     assert_eq!(
         m.value(
-            "otelconc.group.tasks.finished",
+            "otelconc.group.task.finished",
             &[name.clone(), attr(ATTR_OUTCOME, "cancelled")]
         ),
         Some(3.0)
     );
-    assert_eq!(m.value("otelconc.group.tasks.running", &[name]), Some(0.0));
+    assert_eq!(m.value("otelconc.group.task.active", &[name]), Some(0.0));
 }
 
 /// One failing task among five: its span is the one error. The four siblings, still

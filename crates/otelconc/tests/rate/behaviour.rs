@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use otelconc::rate::{BuildError, Clock, ExceedsBurst, Quota, Rate, RateLimiter, TryAcquireError};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_REASON};
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{Rng, TestTelemetry, attr};
 use tokio::time::{Instant, advance, sleep};
 
@@ -421,19 +421,22 @@ async fn a_thousand_random_cancellations_leak_no_token() {
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "cancel");
     assert_eq!(
-        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        m.value("otelconc.rate.waiter.count", std::slice::from_ref(&name)),
         Some(0.0)
     );
     // Every wait was either cancelled (tokens given back) or aborted before it started
     // (nothing taken); none was admitted.
     assert_eq!(
-        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.rate.tokens",
+            &[name.clone(), attr(ATTR_OUTCOME, "ok")]
+        ),
         Some(10.0)
     );
     let cancelled = m
         .value(
-            "otelconc.rate.refused",
-            &[name.clone(), attr(ATTR_REASON, "cancelled")],
+            "otelconc.rate.tokens",
+            &[name.clone(), attr(ATTR_OUTCOME, "cancelled")],
         )
         .unwrap_or(0.0);
     assert!(cancelled > 0.0 && cancelled <= asked as f64);
@@ -463,11 +466,14 @@ async fn a_panic_in_executed_work_leaves_the_limiter_consistent() {
     assert_eq!(start.elapsed(), Duration::from_millis(100));
     let m = tt.metrics();
     assert_eq!(
-        m.value("otelconc.rate.waiters", &[attr(ATTR_NAME, "panicky")]),
+        m.value("otelconc.rate.waiter.count", &[attr(ATTR_NAME, "panicky")]),
         Some(0.0)
     );
     assert_eq!(
-        m.value("otelconc.rate.admitted", &[attr(ATTR_NAME, "panicky")]),
+        m.value(
+            "otelconc.rate.acquisitions",
+            &[attr(ATTR_NAME, "panicky"), attr(ATTR_OUTCOME, "ok")]
+        ),
         Some(2.0)
     );
 }

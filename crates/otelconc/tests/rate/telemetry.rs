@@ -1,12 +1,13 @@
-//! The limiter's telemetry, as an in-memory exporter receives it: admitted and refused
-//! tokens, waiters, the tokens gauge, wait durations and wait spans.
+//! The limiter's telemetry, as an in-memory exporter receives it: calls and tokens by
+//! outcome, contended calls, waiters, the tokens in the bucket, the configured rate and
+//! burst, wait durations and wait spans.
 
 use std::time::Duration;
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use otelconc::rate::{Clock, Rate, RateLimiter};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 use tokio::time::advance;
 
@@ -25,12 +26,12 @@ async fn metrics_count_grants_refusals_and_real_waits() {
     let m = tt.metrics();
     // No wait recorded: no point, or (bound instruments) an empty one.
     assert_eq!(
-        m.histogram("otelconc.rate.wait", std::slice::from_ref(&name))
+        m.histogram("otelconc.rate.wait.duration", std::slice::from_ref(&name))
             .map_or(0, |(count, _)| count),
         0
     );
     assert!(
-        m.value("otelconc.rate.tokens", std::slice::from_ref(&name))
+        m.value("otelconc.rate.token.count", std::slice::from_ref(&name))
             .expect("gauge")
             .abs()
             < 1e-9
@@ -43,36 +44,57 @@ async fn metrics_count_grants_refusals_and_real_waits() {
     tokio::task::yield_now().await;
     let m = tt.metrics();
     assert_eq!(
-        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        m.value("otelconc.rate.waiter.count", std::slice::from_ref(&name)),
         Some(1.0)
     );
     assert_eq!(
-        m.value("otelconc.rate.tokens", std::slice::from_ref(&name)),
+        m.value("otelconc.rate.token.count", std::slice::from_ref(&name)),
         Some(-2.0)
     );
     waiter.await.expect("no panic").expect("within the burst");
 
     let m = tt.metrics();
-    assert_eq!(
-        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
-        Some(4.0)
-    );
-    let refused = |reason: &'static str| {
-        m.value(
-            "otelconc.rate.refused",
-            &[name.clone(), attr(ATTR_REASON, reason)],
-        )
+    // Calls and tokens, each by the same outcome and error.type.
+    let by = |metric: &str, outcome: &'static str, error: Option<&'static str>| {
+        let mut attrs = vec![name.clone(), attr(ATTR_OUTCOME, outcome)];
+        attrs.extend(error.map(|e| attr(ATTR_ERROR_TYPE, e)));
+        m.value(metric, &attrs)
     };
-    assert_eq!(refused("rate_limited"), Some(1.0));
-    assert_eq!(refused("exceeds_burst"), Some(3.0));
-    assert_eq!(refused("cancelled"), Some(0.0));
+    let calls = |o, e| by("otelconc.rate.acquisitions", o, e);
+    let tokens = |o, e| by("otelconc.rate.tokens", o, e);
+    assert_eq!(calls("ok", None), Some(3.0));
+    assert_eq!(tokens("ok", None), Some(4.0));
+    assert_eq!(calls("refused", Some("rate_limited")), Some(1.0));
+    assert_eq!(tokens("refused", Some("rate_limited")), Some(1.0));
+    assert_eq!(calls("refused", Some("exceeds_burst")), Some(1.0));
+    assert_eq!(tokens("refused", Some("exceeds_burst")), Some(3.0));
+    assert_eq!(calls("cancelled", None), Some(0.0));
+    assert_eq!(tokens("cancelled", None), Some(0.0));
+    // One call of the five waited: the share of calls that waited is computable.
     assert_eq!(
-        m.value("otelconc.rate.waiters", std::slice::from_ref(&name)),
+        m.value("otelconc.rate.contended", std::slice::from_ref(&name)),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.acquisitions", std::slice::from_ref(&name)),
+        Some(5.0)
+    );
+    // The configured quota.
+    assert_eq!(
+        m.value("otelconc.rate.limit", std::slice::from_ref(&name)),
+        Some(10.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.token.limit", std::slice::from_ref(&name)),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.waiter.count", std::slice::from_ref(&name)),
         Some(0.0)
     );
     let (count, sum) = m
         .histogram(
-            "otelconc.rate.wait",
+            "otelconc.rate.wait.duration",
             &[name.clone(), attr(ATTR_OUTCOME, "ok")],
         )
         .expect("one wait");
@@ -82,7 +104,7 @@ async fn metrics_count_grants_refusals_and_real_waits() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn unlimited_reports_no_tokens_gauge() {
+async fn unlimited_reports_no_tokens_and_no_rate() {
     let tt = TestTelemetry::new();
     let l = RateLimiter::builder("free", Rate::Unlimited.burst(1).expect("valid quota"))
         .telemetry(tt.telemetry())
@@ -93,13 +115,21 @@ async fn unlimited_reports_no_tokens_gauge() {
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "free");
     assert_eq!(
-        m.value("otelconc.rate.admitted", std::slice::from_ref(&name)),
+        m.value("otelconc.rate.acquisitions", std::slice::from_ref(&name)),
         Some(10.0)
     );
-    assert_eq!(m.value("otelconc.rate.tokens", &[name]), None);
+    assert_eq!(
+        m.value("otelconc.rate.token.count", std::slice::from_ref(&name)),
+        None
+    );
+    assert_eq!(
+        m.value("otelconc.rate.limit", std::slice::from_ref(&name)),
+        None
+    );
+    assert_eq!(m.value("otelconc.rate.token.limit", &[name]), Some(1.0));
     drop(l);
     // A dropped limiter stops reporting.
-    assert_eq!(tt.metrics().value("otelconc.rate.admitted", &[]), None);
+    assert_eq!(tt.metrics().value("otelconc.rate.acquisitions", &[]), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -158,10 +188,64 @@ async fn wait_spans_only_inside_a_sampled_trace_as_children_of_the_caller() {
     let (count, _) = tt
         .metrics()
         .histogram(
-            "otelconc.rate.wait",
+            "otelconc.rate.wait.duration",
             &[attr(ATTR_NAME, "traced"), attr(ATTR_OUTCOME, "cancelled")],
         )
         .expect("cancelled wait recorded");
     assert_eq!(count, 1);
+    tt.assert_all_cataloged();
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_waits_and_reservations_count_once_and_the_quota_follows_changes() {
+    let tt = TestTelemetry::new();
+    let l = RateLimiter::builder("q", Rate::per_second(10.0).burst(3).expect("valid quota"))
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build();
+    let name = attr(ATTR_NAME, "q");
+    l.try_acquire_many(3).expect("full");
+    // A wait for 2 tokens, dropped while it waits.
+    let waited = tokio::time::timeout(Duration::from_millis(10), l.acquire_many(2)).await;
+    assert!(waited.is_err());
+    // A reservation of 1, cancelled; another of 2, committed by dropping it.
+    l.reserve().expect("within the burst").cancel();
+    drop(l.reserve_many(2).expect("within the burst"));
+    l.set_rate(Rate::per_second(2.5)).expect("valid rate");
+    l.set_burst(5).expect("valid burst");
+
+    let m = tt.metrics();
+    let by = |metric: &str, outcome: &'static str| {
+        m.value(metric, &[name.clone(), attr(ATTR_OUTCOME, outcome)])
+    };
+    assert_eq!(by("otelconc.rate.acquisitions", "ok"), Some(2.0));
+    assert_eq!(by("otelconc.rate.tokens", "ok"), Some(5.0));
+    assert_eq!(by("otelconc.rate.acquisitions", "cancelled"), Some(2.0));
+    assert_eq!(by("otelconc.rate.tokens", "cancelled"), Some(3.0));
+    // Only the acquire waited; the reservations were made, not waited on.
+    assert_eq!(
+        m.value("otelconc.rate.contended", std::slice::from_ref(&name)),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.waiter.count", std::slice::from_ref(&name)),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.limit", std::slice::from_ref(&name)),
+        Some(2.5)
+    );
+    assert_eq!(
+        m.value("otelconc.rate.token.limit", std::slice::from_ref(&name)),
+        Some(5.0)
+    );
+    assert_eq!(
+        m.histogram(
+            "otelconc.rate.wait.duration",
+            &[name, attr(ATTR_OUTCOME, "cancelled")]
+        )
+        .map(|(count, _)| count),
+        Some(1)
+    );
     tt.assert_all_cataloged();
 }

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use otelconc::semaphore::{BuildError, ExceedsTotal, Semaphore, TooManyPermits, TryAcquireError};
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_REASON};
+use otelconc::telemetry::names::semaphore::ATTR_PERMIT_STATE;
+use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{Rng, TestTelemetry, attr};
 use tokio::task::yield_now;
 use tokio::time::sleep;
@@ -180,17 +181,23 @@ async fn a_thousand_random_cancellations_never_leak_a_permit() {
     let m = tt.metrics();
     let name = attr(ATTR_NAME, "leak");
     assert_eq!(
-        m.value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.semaphore.waiter.count",
+            std::slice::from_ref(&name)
+        ),
         Some(0.0)
     );
     assert_eq!(
-        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.semaphore.permit.count",
+            &[name.clone(), attr(ATTR_PERMIT_STATE, "used")]
+        ),
         Some(0.0)
     );
     let cancelled = m
         .value(
-            "otelconc.semaphore.refused",
-            &[name.clone(), attr(ATTR_REASON, "cancelled")],
+            "otelconc.semaphore.acquisitions",
+            &[name.clone(), attr(ATTR_OUTCOME, "cancelled")],
         )
         .expect("some waits were cancelled");
     assert!(cancelled > 0.0);

@@ -3,7 +3,8 @@
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt;
 use otelconc::semaphore::Semaphore;
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use otelconc::telemetry::names::semaphore::ATTR_PERMIT_STATE;
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 
 use crate::settle;
@@ -22,20 +23,32 @@ async fn metrics_count_grants_refusals_permits_and_real_waits() {
     let m = tt.metrics();
     // No wait recorded: no point, or (bound instruments) an empty one.
     assert_eq!(
-        m.histogram("otelconc.semaphore.wait", std::slice::from_ref(&name))
-            .map_or(0, |(count, _)| count),
+        m.histogram(
+            "otelconc.semaphore.wait.duration",
+            std::slice::from_ref(&name)
+        )
+        .map_or(0, |(count, _)| count),
         0
     );
     assert_eq!(
-        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.semaphore.permit.count",
+            &[name.clone(), attr(ATTR_PERMIT_STATE, "used")]
+        ),
         Some(2.0)
     );
     assert_eq!(
-        m.value("otelconc.semaphore.available", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.semaphore.permit.count",
+            &[name.clone(), attr(ATTR_PERMIT_STATE, "free")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        m.value("otelconc.semaphore.limit", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.semaphore.permit.limit",
+            std::slice::from_ref(&name)
+        ),
         Some(3.0)
     );
 
@@ -45,38 +58,60 @@ async fn metrics_count_grants_refusals_permits_and_real_waits() {
     });
     settle().await;
     assert_eq!(
-        tt.metrics()
-            .value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
+        tt.metrics().value(
+            "otelconc.semaphore.waiter.count",
+            std::slice::from_ref(&name)
+        ),
         Some(1.0)
     );
     drop(a);
     assert_eq!(waiter.await.expect("no panic"), Ok(3));
 
     let m = tt.metrics();
-    assert_eq!(
-        m.value("otelconc.semaphore.admitted", std::slice::from_ref(&name)),
-        Some(5.0)
-    );
-    let refused = |reason: &'static str| {
-        m.value(
-            "otelconc.semaphore.refused",
-            &[name.clone(), attr(ATTR_REASON, reason)],
-        )
+    // Calls and permits, each by the same outcome and error.type.
+    let by = |metric: &str, outcome: &'static str, error: Option<&'static str>| {
+        let mut attrs = vec![name.clone(), attr(ATTR_OUTCOME, outcome)];
+        attrs.extend(error.map(|e| attr(ATTR_ERROR_TYPE, e)));
+        m.value(metric, &attrs)
     };
-    assert_eq!(refused("unavailable"), Some(2.0));
-    assert_eq!(refused("exceeds_total"), Some(4.0));
-    assert_eq!(refused("cancelled"), Some(0.0));
+    let calls = |o, e| by("otelconc.semaphore.acquisitions", o, e);
+    let permits = |o, e| by("otelconc.semaphore.permits", o, e);
+    assert_eq!(calls("ok", None), Some(2.0));
+    assert_eq!(permits("ok", None), Some(5.0));
+    assert_eq!(calls("refused", Some("would_block")), Some(1.0));
+    assert_eq!(permits("refused", Some("would_block")), Some(2.0));
+    assert_eq!(calls("refused", Some("exceeds_total")), Some(1.0));
+    assert_eq!(permits("refused", Some("exceeds_total")), Some(4.0));
+    assert_eq!(calls("cancelled", None), Some(0.0));
+    // One call of the four waited.
     assert_eq!(
-        m.value("otelconc.semaphore.waiters", std::slice::from_ref(&name)),
+        m.value("otelconc.semaphore.contended", std::slice::from_ref(&name)),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "otelconc.semaphore.acquisitions",
+            std::slice::from_ref(&name)
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.value(
+            "otelconc.semaphore.waiter.count",
+            std::slice::from_ref(&name)
+        ),
         Some(0.0)
     );
     assert_eq!(
-        m.value("otelconc.semaphore.in_use", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.semaphore.permit.count",
+            &[name.clone(), attr(ATTR_PERMIT_STATE, "used")]
+        ),
         Some(0.0)
     );
     let (count, sum) = m
         .histogram(
-            "otelconc.semaphore.wait",
+            "otelconc.semaphore.wait.duration",
             &[name.clone(), attr(ATTR_OUTCOME, "ok")],
         )
         .expect("one real wait");
@@ -85,7 +120,10 @@ async fn metrics_count_grants_refusals_permits_and_real_waits() {
     tt.assert_all_cataloged();
     drop(sem);
     // A dropped semaphore stops reporting.
-    assert_eq!(tt.metrics().value("otelconc.semaphore.limit", &[]), None);
+    assert_eq!(
+        tt.metrics().value("otelconc.semaphore.permit.limit", &[]),
+        None
+    );
 }
 
 #[tokio::test]

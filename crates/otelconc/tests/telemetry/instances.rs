@@ -9,6 +9,7 @@ use otelconc::channel;
 use otelconc::pool::WorkerPool;
 use otelconc::rate::{Rate, RateLimiter};
 use otelconc::semaphore::Semaphore;
+use otelconc::telemetry::names::semaphore::ATTR_PERMIT_STATE;
 use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 use tokio::sync::oneshot;
@@ -38,21 +39,32 @@ async fn same_named_semaphores_add_up_instead_of_overwriting_each_other() {
 
     let m = tt.metrics();
     let db = [attr(ATTR_NAME, "db")];
-    assert_eq!(m.value("otelconc.semaphore.limit", &db), Some(7.0));
-    assert_eq!(m.value("otelconc.semaphore.in_use", &db), Some(3.0));
-    assert_eq!(m.value("otelconc.semaphore.available", &db), Some(4.0));
-    assert_eq!(m.value("otelconc.semaphore.admitted", &db), Some(3.0));
+    let state = |s: &'static str| [db[0].clone(), attr(ATTR_PERMIT_STATE, s)];
+    assert_eq!(m.value("otelconc.semaphore.permit.limit", &db), Some(7.0));
+    assert_eq!(
+        m.value("otelconc.semaphore.permit.count", &state("used")),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.value("otelconc.semaphore.permit.count", &state("free")),
+        Some(4.0)
+    );
+    assert_eq!(m.value("otelconc.semaphore.permits", &db), Some(3.0));
+    assert_eq!(m.value("otelconc.semaphore.acquisitions", &db), Some(2.0));
     // One data point per attribute set, not one per instance.
-    assert_eq!(m.attribute_sets("otelconc.semaphore.limit").len(), 2);
+    assert_eq!(m.attribute_sets("otelconc.semaphore.permit.limit").len(), 2);
     let cache = [attr(ATTR_NAME, "cache")];
-    assert_eq!(m.value("otelconc.semaphore.limit", &cache), Some(10.0));
+    assert_eq!(
+        m.value("otelconc.semaphore.permit.limit", &cache),
+        Some(10.0)
+    );
 }
 
 #[tokio::test]
 async fn a_counter_stays_monotonic_while_any_instance_of_its_name_lives() {
     let tt = TestTelemetry::new();
-    let api = [attr(ATTR_NAME, "api")];
-    let admitted = |tt: &TestTelemetry| tt.metrics().value("otelconc.rate.admitted", &api);
+    let api = [attr(ATTR_NAME, "api"), attr(ATTR_OUTCOME, "ok")];
+    let admitted = |tt: &TestTelemetry| tt.metrics().value("otelconc.rate.acquisitions", &api);
 
     let a = limiter(&tt, "api");
     let b = limiter(&tt, "api");
@@ -75,13 +87,15 @@ async fn a_counter_stays_monotonic_while_any_instance_of_its_name_lives() {
     assert_eq!(admitted(&tt), None);
 
     // A new instance of the name starts afresh, and a rebuilt instance reuses the
-    // instrument: still one data point.
+    // instrument: still one data point per outcome (ok, two refusals, cancelled).
     let c = limiter(&tt, "api");
     c.try_acquire().expect("unlimited");
     assert_eq!(admitted(&tt), Some(1.0));
     assert_eq!(
-        tt.metrics().attribute_sets("otelconc.rate.admitted").len(),
-        1
+        tt.metrics()
+            .attribute_sets("otelconc.rate.acquisitions")
+            .len(),
+        4
     );
 }
 
@@ -190,7 +204,8 @@ fn collections_racing_the_last_drop_of_an_instance_do_not_deadlock() {
     let kept = semaphore(&tt, "churn", 2);
     let churn_name = [attr(ATTR_NAME, "churn")];
     assert_eq!(
-        tt.metrics().value("otelconc.semaphore.limit", &churn_name),
+        tt.metrics()
+            .value("otelconc.semaphore.permit.limit", &churn_name),
         Some(2.0)
     );
     drop(kept);

@@ -163,9 +163,9 @@ async fn workload(t: &Telemetry) {
 }
 
 const SYNC_NAMES: &[&str] = &[
-    "otelconc.group.tasks.finished",
-    "otelconc.group.tasks.running",
-    "otelconc.group.tasks.started",
+    "otelconc.group.task.active",
+    "otelconc.group.task.finished",
+    "otelconc.group.task.started",
     "otelconc.pool.job.duration",
     "otelconc.pool.queue.wait",
 ];

@@ -6,8 +6,10 @@ use super::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use super::{AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
 
 /// Metric and span attribute: the fan-in input an item came from, as the user named it
-/// (or its index when unnamed). Its cardinality is the number of distinct input names the
-/// user passed to one fan-in.
+/// with [`FanInBuilder::input`](crate::fan::FanInBuilder::input) (opt-in). Inputs without
+/// a name ([`fan_in`](crate::fan::fan_in),
+/// [`FanInBuilder::unnamed_input`](crate::fan::FanInBuilder::unnamed_input)) carry no
+/// such attribute, so its cardinality is the number of distinct names the user passed.
 pub const ATTR_INPUT: &str = "otelconc.fan_in.input";
 /// Span attribute: the position of an item in the input of `fan_out_items`, or of a
 /// worker in `fan_out`.
@@ -19,7 +21,7 @@ pub(crate) const ATTR_WORKERS: &str = "otelconc.fan_out.workers";
 pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
         key: ATTR_INPUT,
-        description: "The fan-in input an item came from, as the user named it (or its index when unnamed): as many values as distinct input names given to one fan-in",
+        description: "The fan-in input an item came from, as the user named it (`FanInBuilder::input`); absent for unnamed inputs (`fan_in`, `FanInBuilder::unnamed_input`), so there are as many values as distinct names given to one fan-in",
     },
     AttributeSpec {
         key: ATTR_INDEX,
@@ -36,8 +38,8 @@ pub const ITEMS: InstrumentSpec = InstrumentSpec {
     name: "otelconc.fan_out.items",
     kind: InstrumentKind::ObservableCounter,
     unit: "{item}",
-    description: "Items of fan_out_items whose result was yielded, by outcome (ok, error, panic)",
-    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+    description: "Items of fan_out_items whose result was yielded, by outcome: ok, error (the item's error; its type name is on the item's span), panic (error.type = panic)",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME, ATTR_ERROR_TYPE],
 };
 
 /// Items a fan-in merged, by input.
@@ -45,7 +47,7 @@ pub const MERGED: InstrumentSpec = InstrumentSpec {
     name: "otelconc.fan_in.items",
     kind: InstrumentKind::Counter,
     unit: "{item}",
-    description: "Items a fan-in merged into its output, by input",
+    description: "Items a fan-in merged into its output, by input for inputs the user named (none for unnamed inputs, the default of fan_in)",
     attributes: &[ATTR_NAME, ATTR_INPUT],
 };
 

@@ -17,27 +17,27 @@ pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[AttributeSpec {
 }];
 
 /// Tasks a group started.
-pub const TASKS_STARTED: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.group.tasks.started",
+pub const TASK_STARTED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.group.task.started",
     kind: InstrumentKind::Counter,
     unit: "{task}",
     description: "Tasks spawned into a task group",
     attributes: &[ATTR_NAME],
 };
 
-/// Tasks that ended, by outcome: `ok`, `error`, `panic`, `cancelled` (aborted before
-/// it finished, by shutdown or by dropping the group).
-pub const TASKS_FINISHED: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.group.tasks.finished",
+/// Tasks that ended, by outcome: `ok`, `error` and `panic` (with `error.type`),
+/// `cancelled` (aborted before it finished, by shutdown or by dropping the group).
+pub const TASK_FINISHED: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.group.task.finished",
     kind: InstrumentKind::Counter,
     unit: "{task}",
-    description: "Tasks of a task group that ended, by outcome (ok, error, panic, cancelled)",
-    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+    description: "Tasks of a task group that ended, by outcome: ok, error (error.type = the type name of the group's error type), panic (error.type = panic), cancelled (aborted before it finished; not an error)",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME, ATTR_ERROR_TYPE],
 };
 
 /// Tasks running now.
-pub const TASKS_RUNNING: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.group.tasks.running",
+pub const TASK_ACTIVE: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.group.task.active",
     kind: InstrumentKind::UpDownCounter,
     unit: "{task}",
     description: "Tasks of a task group started and not yet ended",
@@ -45,7 +45,7 @@ pub const TASKS_RUNNING: InstrumentSpec = InstrumentSpec {
 };
 
 /// Every instrument this primitive registers.
-pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[TASKS_STARTED, TASKS_FINISHED, TASKS_RUNNING];
+pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[TASK_STARTED, TASK_FINISHED, TASK_ACTIVE];
 
 /// One task's run.
 pub const TASK: SpanSpec = SpanSpec {

@@ -34,8 +34,9 @@ pub const ATTR_OUTCOME: &str = "otelconc.outcome";
 /// Metric attribute: why an operation was refused, from a closed set per instrument.
 pub const ATTR_REASON: &str = "otelconc.reason";
 /// Span and metric attribute: the kind of error a failed operation ended with, from a
-/// small closed set (`panic`, `timeout`, `queue_full`, `closed`, `would_block`, the type name of the
-/// user's error); the OpenTelemetry `error.type` attribute.
+/// small closed set (`panic`, `timeout`, `queue_full`, `closed`, `would_block`,
+/// `rate_limited`, `exceeds_burst`, `exceeds_total`, the type name of the user's error);
+/// the OpenTelemetry `error.type` attribute.
 pub const ATTR_ERROR_TYPE: &str = "error.type";
 /// Span attribute: seconds the item waited in a queue before this span began.
 pub const ATTR_QUEUE_WAIT: &str = "otelconc.queue_wait";
@@ -56,7 +57,7 @@ const ATTRIBUTES: &[AttributeSpec] = &[
     },
     AttributeSpec {
         key: ATTR_ERROR_TYPE,
-        description: "The kind of error a failed operation ended with: `panic`, `timeout`, `queue_full`, `closed`, `would_block` (a `try_` call refused), or the type name of the user's error",
+        description: "The kind of error a failed operation ended with: `panic`, `timeout`, `queue_full`, `closed`, `would_block` (a `try_` call refused), `rate_limited` (a rate limiter's `try_` call refused), `exceeds_burst` / `exceeds_total` (a call asking for more than a rate limiter's burst or a semaphore's total), or the type name of the user's error",
     },
     AttributeSpec {
         key: ATTR_QUEUE_WAIT,
