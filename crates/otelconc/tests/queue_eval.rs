@@ -107,7 +107,7 @@ async fn crossfire_recv_raced_against_cancellation_loses_and_duplicates_nothing(
                     .await
                     .expect("receivers alive");
                     seq += 1;
-                    if seq % 8 == 0 {
+                    if seq % 2 == 0 {
                         tokio::task::yield_now().await;
                     }
                 }
