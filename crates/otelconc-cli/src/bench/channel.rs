@@ -28,11 +28,11 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         (
             "crossfire",
             "raw `crossfire` 3.1 (`mpmc::bounded_async`): the fastest cancel-safe peer \
-            measured; not what the channel is built on (see `src/channel/queue.rs`)",
+            measured; not what the channel is built on (see `crates/otelconc/src/channel/queue.rs`)",
         ),
         (
             "kanal",
-            "raw `kanal` 0.1 (`bounded_async`): not cancel-safe (a receive dropped at \
+            "raw `kanal` 0.1 (`bounded_async`): not cancel-safe (its docs: a receive dropped at \
             hand-off can lose its message), a speed reference only",
         ),
         (
