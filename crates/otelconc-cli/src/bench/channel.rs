@@ -26,6 +26,16 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
             "raw `async-channel`, which the channel is built on (baseline)",
         ),
         (
+            "crossfire",
+            "raw `crossfire` 3.1 (`mpmc::bounded_async`): the fastest cancel-safe peer \
+            measured; not what the channel is built on (see `crates/otelconc/src/channel/queue.rs`)",
+        ),
+        (
+            "kanal",
+            "raw `kanal` 0.1 (`bounded_async`): not cancel-safe (its docs: a receive dropped at \
+            hand-off can lose its message), a speed reference only",
+        ),
+        (
             "tokio-mpsc",
             "`tokio::sync::mpsc` (one consumer only, so `1p1c` only)",
         ),
@@ -119,6 +129,18 @@ macro_rules! mpmc {
 
 fn raw(rt: &tokio::runtime::Runtime, ops: u64, p: u64, c: u64) -> Duration {
     mpmc!(rt, ops, p, c, (tx, rx) = async_channel::bounded::<u64>(CAPACITY),
+        send(tx, i) { let _ = tx.send(i).await; },
+        recv(rx) { rx.recv().await.ok() })
+}
+
+fn crossfire(rt: &tokio::runtime::Runtime, ops: u64, p: u64, c: u64) -> Duration {
+    mpmc!(rt, ops, p, c, (tx, rx) = crossfire::mpmc::bounded_async::<u64>(CAPACITY),
+        send(tx, i) { let _ = tx.send(i).await; },
+        recv(rx) { rx.recv().await.ok() })
+}
+
+fn kanal(rt: &tokio::runtime::Runtime, ops: u64, p: u64, c: u64) -> Duration {
+    mpmc!(rt, ops, p, c, (tx, rx) = kanal::bounded_async::<u64>(CAPACITY),
         send(tx, i) { let _ = tx.send(i).await; },
         recv(rx) { rx.recv().await.ok() })
 }
@@ -263,6 +285,10 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         let mut variants = vec![Variant::new("async-channel", move |rt, ops| {
             raw(rt, ops, p, c)
         })];
+        variants.push(Variant::new("crossfire", move |rt, ops| {
+            crossfire(rt, ops, p, c)
+        }));
+        variants.push(Variant::new("kanal", move |rt, ops| kanal(rt, ops, p, c)));
         if p == 1 && c == 1 {
             variants.push(Variant::new("tokio-mpsc", tokio_mpsc));
         }
