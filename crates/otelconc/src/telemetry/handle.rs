@@ -426,6 +426,17 @@ impl Telemetry {
     ) -> Observation {
         self.observatory.counter(&self.meter, spec, attrs, observe)
     }
+
+    /// Like [`Telemetry::observable_counter`] with an `f64` total (seconds).
+    pub(crate) fn observable_counter_f64(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Observation {
+        self.observatory
+            .counter_f64(&self.meter, spec, attrs, observe)
+    }
 }
 
 #[cfg(test)]

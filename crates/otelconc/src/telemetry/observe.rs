@@ -13,8 +13,8 @@
 //!   source that leaves hands its last observed count to the ones that stay. Once the
 //!   last one leaves, the counter stops reporting (as a single instance did), and a
 //!   later instance of that name starts from zero;
-//! - gauges add up (waiters, depth, permits in use), or, for ratios and maxima, take the
-//!   mean or the largest value ([`Combine`]);
+//! - gauges add up (waiters, depth, permits in use), or, for maxima (ages), take the
+//!   largest value ([`Combine`]);
 //! - up-down counters (additive levels) add up, and a source that leaves takes its part
 //!   of the level with it.
 //!
@@ -44,8 +44,6 @@ use crate::util::sync::lock;
 pub(crate) enum Combine {
     /// Their sum (counts: waiters, depth, permits).
     Sum,
-    /// Their mean (ratios, such as a pool's utilization).
-    Mean,
     /// The largest (maxima, such as the age of the oldest running job).
     Max,
 }
@@ -55,7 +53,6 @@ pub(crate) trait Value: Copy + Send + Sync + 'static {
     const ZERO: Self;
     fn add(self, other: Self) -> Self;
     fn max(self, other: Self) -> Self;
-    fn mean(sum: Self, n: usize) -> Self;
 }
 
 impl Value for u64 {
@@ -65,9 +62,6 @@ impl Value for u64 {
     }
     fn max(self, other: Self) -> Self {
         Ord::max(self, other)
-    }
-    fn mean(sum: Self, n: usize) -> Self {
-        sum / n.max(1) as u64
     }
 }
 
@@ -79,9 +73,6 @@ impl Value for i64 {
     fn max(self, other: Self) -> Self {
         Ord::max(self, other)
     }
-    fn mean(sum: Self, n: usize) -> Self {
-        sum / i64::try_from(n.max(1)).unwrap_or(i64::MAX)
-    }
 }
 
 impl Value for f64 {
@@ -91,9 +82,6 @@ impl Value for f64 {
     }
     fn max(self, other: Self) -> Self {
         f64::max(self, other)
-    }
-    fn mean(sum: Self, n: usize) -> Self {
-        sum / n.max(1) as f64
     }
 }
 
@@ -145,10 +133,8 @@ impl<V: Value> Slot<V> {
             }
         }
         let mut acc: Option<V> = None;
-        let mut n = 0;
         for s in &st.sources {
             let Some(v) = s.last else { continue };
-            n += 1;
             acc = Some(match (acc, self.combine) {
                 (None, _) => v,
                 (Some(a), Some(Combine::Max)) => a.max(v),
@@ -158,7 +144,6 @@ impl<V: Value> Slot<V> {
         match self.combine {
             None if st.sources.is_empty() => None,
             None => Some(acc.unwrap_or(V::ZERO).add(st.retired)),
-            Some(Combine::Mean) => acc.map(|sum| V::mean(sum, n)),
             Some(_) => acc,
         }
     }
@@ -244,6 +229,7 @@ pub(super) fn key(spec: &InstrumentSpec, attrs: &[KeyValue]) -> Key {
 #[derive(Default)]
 pub(crate) struct Observatory {
     counters: Mutex<HashMap<Key, Weak<Slot<u64>>>>,
+    counters_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
     gauges: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
     gauges_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
     up_down: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
@@ -395,6 +381,31 @@ impl Observatory {
             k,
             None,
             |cb| register!(meter.u64_observable_counter(spec.name), spec, attrs, cb),
+            Arc::new(read),
+        )
+    }
+
+    /// An observable `f64` counter for `spec` and `attrs` on `meter` (seconds of busy
+    /// time); this instance's cumulative total is what `read` returns.
+    pub(crate) fn counter_f64(
+        &self,
+        meter: &Meter,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Observation {
+        debug_assert_eq!(
+            spec.kind,
+            InstrumentKind::ObservableCounter,
+            "{}",
+            spec.name
+        );
+        let k = key(spec, &attrs);
+        observe_in(
+            &self.counters_f64,
+            k,
+            None,
+            |cb| register!(meter.f64_observable_counter(spec.name), spec, attrs, cb),
             Arc::new(read),
         )
     }

@@ -39,6 +39,9 @@ pub const ATTR_REASON: &str = "otelconc.reason";
 pub const ATTR_ERROR_TYPE: &str = "error.type";
 /// Span attribute: seconds the item waited in a queue before this span began.
 pub const ATTR_QUEUE_WAIT: &str = "otelconc.queue_wait";
+/// Metric attribute: what a pool's or a pipeline stage's workers are doing, `busy` or
+/// `idle`.
+pub const ATTR_WORKER_STATE: &str = "otelconc.worker.state";
 
 /// The attributes every primitive shares.
 const ATTRIBUTES: &[AttributeSpec] = &[
@@ -61,6 +64,10 @@ const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
         key: ATTR_QUEUE_WAIT,
         description: "Seconds the item waited in a queue before the span began (f64)",
+    },
+    AttributeSpec {
+        key: ATTR_WORKER_STATE,
+        description: "What the workers of a pool or a pipeline stage are doing: `busy` (running a job or an item) or `idle`",
     },
 ];
 
@@ -225,6 +232,39 @@ mod tests {
         let mut seen = HashSet::new();
         for s in super::spans() {
             assert!(seen.insert(s.name), "duplicate span {}", s.name);
+        }
+    }
+
+    /// Only values that do not add up are gauges: ages and maxima of ages (the sum of two
+    /// queues' oldest ages means nothing) and ratios (unit `1`). Every additive level
+    /// (a size, a capacity, a limit, workers, waiters, permits, tokens) is an up-down
+    /// counter, so that a sum over instances and attributes means something
+    /// (OpenTelemetry `metrics.md`, "Instrument types"). Over every primitive's
+    /// instruments: what the code registers is the catalogue's kind (the registration
+    /// asserts it, and `TestTelemetry::assert_all_cataloged` checks what the SDK
+    /// exported).
+    #[test]
+    fn only_ages_and_ratios_are_gauges() {
+        let is_age = |name: &str| {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            last == "age" || last.ends_with("_age")
+        };
+        let additive: Vec<&str> = super::instruments()
+            .filter(|i| i.kind == super::InstrumentKind::ObservableGauge)
+            .filter(|i| !(is_age(i.name) && i.unit == "s") && i.unit != "1")
+            .map(|i| i.name)
+            .collect();
+        assert!(
+            additive.is_empty(),
+            "additive levels registered as gauges (make them up-down counters): {additive:?}"
+        );
+        for i in super::instruments().filter(|i| is_age(i.name)) {
+            assert_eq!(
+                (i.kind, i.unit),
+                (super::InstrumentKind::ObservableGauge, "s"),
+                "{}: an age is a gauge in seconds",
+                i.name
+            );
         }
     }
 
