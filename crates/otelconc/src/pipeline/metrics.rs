@@ -316,6 +316,7 @@ impl WorkerCounts {
     /// Counts for a new worker of the stage of `metrics`, writing into the run buffer
     /// `buffer` (when it is probed).
     pub(crate) fn join(metrics: Arc<Metrics>, buffer: Option<Arc<dyn EnteredRoster>>) -> Self {
+        let read = metrics.observed();
         let own = match &metrics.counts {
             Counts::Workers(r) => r.join(),
             // A chain stage has no workers; its counts are never read from here.
@@ -326,7 +327,7 @@ impl WorkerCounts {
             (b, mine)
         });
         Self {
-            shift: Shift::begin(&metrics.busy),
+            shift: Shift::begin(&metrics.busy, read),
             metrics,
             own,
             entered,

@@ -59,6 +59,8 @@ pub(crate) struct Metrics {
     seen_running: Mutex<HashMap<u64, (u64, Instant)>>,
     /// The observable instruments' registrations, kept alive with the pool.
     observables: Mutex<Vec<Observation>>,
+    /// Whether an SDK reads them (set at registration): if not, workers keep no clock.
+    pub(crate) observed: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
@@ -90,6 +92,7 @@ impl Metrics {
             capacity,
             seen_running: Mutex::new(HashMap::new()),
             observables: Mutex::new(Vec::new()),
+            observed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -295,5 +298,10 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
         Combine::Max,
         reader(shared, S::max_age),
     ));
+    let observed = out.iter().any(Observation::observed);
+    shared
+        .metrics()
+        .observed
+        .store(observed, std::sync::atomic::Ordering::Relaxed);
     *lock(&shared.metrics().observables) = out;
 }

@@ -76,7 +76,7 @@ impl Shared {
 /// takes the next job after parking, never while it drains a non-empty queue.
 async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
     // Dropped when the worker ends, or with its task when it is aborted.
-    let shift = Shift::begin(&shared.metrics.busy);
+    let shift = Shift::begin(&shared.metrics.busy, shared.metrics.observed.load(Relaxed));
     let mut token = shared.root.child_token();
     loop {
         if slot.retire.load(Relaxed) {

@@ -14,6 +14,10 @@
 //! by one per collection, and past [`MARKS`] every second one is dropped, which widens
 //! the bound to two intervals for backlogs that old.
 //!
+//! The queues count an item after pushing it, so a reading taken between the push and
+//! the count sees one item more queued than entered: it then takes the item just taken
+//! out for the oldest one, and reports that one's age for this one reading.
+//!
 //! Written by hand: it is a few lines over the counts each queue already keeps.
 
 use std::collections::VecDeque;

@@ -172,38 +172,43 @@ impl Workers {
 }
 
 /// A worker's clock for as long as the worker runs: dropping it (the worker ended, or
-/// its task was aborted) stops the clock and takes it out of the set.
+/// its task was aborted) stops the clock and takes it out of the set. A shift begun
+/// with nothing reading the busy time (no SDK) has no clock, and costs one branch.
 #[derive(Debug)]
 pub(crate) struct Shift {
-    workers: Arc<Workers>,
-    clock: Arc<Clock>,
+    clock: Option<(Arc<Workers>, Arc<Clock>)>,
 }
 
 impl Shift {
-    /// A clock for a new worker of `workers`.
-    pub(crate) fn begin(workers: &Arc<Workers>) -> Self {
+    /// A clock for a new worker of `workers`, when `read` says an SDK reads them.
+    pub(crate) fn begin(workers: &Arc<Workers>, read: bool) -> Self {
         Self {
-            clock: workers.join(),
-            workers: workers.clone(),
+            clock: read.then(|| (workers.clone(), workers.join())),
         }
     }
 
     /// The worker took an item (see [`Clock::busy`]).
     #[inline]
     pub(crate) fn busy(&self) {
-        self.clock.busy();
+        if let Some((_, c)) = &self.clock {
+            c.busy();
+        }
     }
 
     /// The worker parks (see [`Clock::idle`]).
     #[inline]
     pub(crate) fn idle(&self) {
-        self.clock.idle();
+        if let Some((_, c)) = &self.clock {
+            c.idle();
+        }
     }
 }
 
 impl Drop for Shift {
     fn drop(&mut self) {
-        self.workers.leave(&self.clock);
+        if let Some((workers, c)) = &self.clock {
+            workers.leave(c);
+        }
     }
 }
 
@@ -217,8 +222,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn busy_time_counts_busy_stretches_running_ones_and_workers_gone() {
         let workers = Arc::new(Workers::default());
-        let a = Shift::begin(&workers);
-        let b = Shift::begin(&workers);
+        let a = Shift::begin(&workers, true);
+        let b = Shift::begin(&workers, true);
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(workers.busy_time(), 0.0);
         a.busy();

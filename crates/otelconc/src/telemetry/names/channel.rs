@@ -68,7 +68,7 @@ pub const OLDEST_AGE: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.oldest.age",
     kind: InstrumentKind::ObservableGauge,
     unit: "s",
-    description: "Seconds the oldest message still in the channel has waited, as a lower bound: measured from the first collection after it was sent, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing); 0 when empty. The largest over same-named channels",
+    description: "Seconds the oldest message still in the channel has waited, as a lower bound: measured from the first collection after it was sent, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing; a collection that races a send can report the age of the message just received instead); 0 when empty. The largest over same-named channels",
     attributes: &[ATTR_NAME],
 };
 

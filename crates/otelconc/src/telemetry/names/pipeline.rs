@@ -74,7 +74,7 @@ pub const BUFFER_OLDEST_AGE: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pipeline.stage.buffer.oldest.age",
     kind: InstrumentKind::ObservableGauge,
     unit: "s",
-    description: "Seconds the oldest item still in a pipeline stage's output buffer has waited, as a lower bound: measured from the first collection after the stage put it there, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing); 0 when empty. The largest over the runs in progress",
+    description: "Seconds the oldest item still in a pipeline stage's output buffer has waited, as a lower bound: measured from the first collection after the stage put it there, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing; a collection that races an item going in can report the age of the item just taken instead); 0 when empty. The largest over the runs in progress",
     attributes: &[ATTR_NAME, ATTR_STAGE],
 };
 

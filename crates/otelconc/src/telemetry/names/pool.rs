@@ -101,7 +101,7 @@ pub const QUEUE_OLDEST_AGE: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pool.queue.oldest.age",
     kind: InstrumentKind::ObservableGauge,
     unit: "s",
-    description: "Seconds the oldest job still in the queue has waited, as a lower bound: measured from the first collection after it was submitted, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing); 0 when the queue is empty. The largest over same-named pools",
+    description: "Seconds the oldest job still in the queue has waited, as a lower bound: measured from the first collection after it was submitted, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing; a collection that races a submit can report the age of the job just taken instead); 0 when the queue is empty. The largest over same-named pools",
     attributes: &[ATTR_NAME],
 };
 
