@@ -77,6 +77,65 @@ fn succeeded(stdout: &str) -> usize {
         .unwrap_or_else(|| panic!("no 'succeeded' line in the report:\n{stdout}"))
 }
 
+/// What an operator alerts on, per queue: capacity next to size, the oldest item's age,
+/// and the workers' busy time.
+const QUEUE_METRICS: &[&str] = &[
+    "otelconc.channel.size",
+    "otelconc.channel.capacity",
+    "otelconc.channel.oldest.age",
+    "otelconc.pool.queue.size",
+    "otelconc.pool.queue.capacity",
+    "otelconc.pool.queue.oldest.age",
+    "otelconc.pool.worker.busy.time",
+    "otelconc.pipeline.stage.buffer.size",
+    "otelconc.pipeline.stage.buffer.capacity",
+    "otelconc.pipeline.stage.buffer.oldest.age",
+    "otelconc.pipeline.stage.busy.time",
+];
+
+/// The metrics of the channel, the pool and the pipeline as rotel received them: no
+/// additive level is a gauge (only ages are), every queue exports its capacity, its
+/// oldest item's age and its workers' busy time, and `otelconc.channel.received`
+/// counts messages, not polls (no `empty` outcome).
+fn assert_queue_metrics(metrics: &[RotelMetric]) {
+    for name in QUEUE_METRICS {
+        assert!(
+            metrics.iter().any(|m| m.name == *name),
+            "{name} was exported"
+        );
+    }
+    let ours = ["otelconc.channel.", "otelconc.pool.", "otelconc.pipeline."];
+    for m in metrics
+        .iter()
+        .filter(|m| ours.iter().any(|p| m.name.starts_with(p)))
+    {
+        let last = m.name.rsplit('.').next().unwrap_or_default();
+        let is_age = last == "age" || last.ends_with("_age");
+        assert_eq!(
+            m.data_type == "Gauge",
+            is_age,
+            "{} is a {}: only ages are gauges, additive levels are up-down counters",
+            m.name,
+            m.data_type
+        );
+        if is_age {
+            assert_eq!(m.unit, "s", "{}", m.name);
+        }
+    }
+    for m in metrics
+        .iter()
+        .filter(|m| m.name == "otelconc.channel.received")
+    {
+        for point in &m.points {
+            assert_eq!(
+                attr(point, "otelconc.outcome"),
+                None,
+                "received counts messages, with no outcome: {point:?}"
+            );
+        }
+    }
+}
+
 fn metrics_arrived(metrics: &[RotelMetric]) -> bool {
     PRIMITIVE_METRICS
         .iter()
@@ -221,6 +280,7 @@ fn export_with(protocol: &str) {
             ("OTEL_SERVICE_NAME", service.clone()),
             ("OTEL_TRACES_SAMPLER", "traceidratio".to_owned()),
             ("OTEL_TRACES_SAMPLER_ARG", "0.03".to_owned()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_owned()),
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "deployment.environment.name=e2e,vcs.ref=main%2Fx".to_owned(),
@@ -235,8 +295,9 @@ fn export_with(protocol: &str) {
     );
     assert!(succeeded(&stdout) > 0);
     rotel.expect("metrics of every primitive", WAIT, |_, m| {
-        metrics_arrived(m)
+        metrics_arrived(m) && QUEUE_METRICS.iter().all(|n| m.iter().any(|x| x.name == *n))
     });
+    assert_queue_metrics(&rotel.metrics());
     rotel.expect("a complete event trace", WAIT, |spans, _| {
         !complete_event_traces(spans).is_empty()
     });

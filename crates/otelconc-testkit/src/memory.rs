@@ -281,6 +281,24 @@ impl MetricsSnapshot {
         })
     }
 
+    /// The kind of data metric `name` was exported as: `counter` (a monotonic sum),
+    /// `up-down counter` (a non-monotonic sum), `gauge` or `histogram`.
+    pub fn data_kind(&self, name: &str) -> Option<&'static str> {
+        fn kind<T>(d: &MetricData<T>) -> &'static str {
+            match d {
+                MetricData::Sum(s) if s.is_monotonic() => "counter",
+                MetricData::Sum(_) => "up-down counter",
+                MetricData::Gauge(_) => "gauge",
+                MetricData::Histogram(_) | MetricData::ExponentialHistogram(_) => "histogram",
+            }
+        }
+        Some(match self.metric(name)?.data() {
+            AggregatedMetrics::F64(d) => kind(d),
+            AggregatedMetrics::U64(d) => kind(d),
+            AggregatedMetrics::I64(d) => kind(d),
+        })
+    }
+
     /// The attribute sets of every data point of metric `name`.
     pub fn attribute_sets(&self, name: &str) -> Vec<Vec<KeyValue>> {
         fn sets<T>(d: &MetricData<T>) -> Vec<Vec<KeyValue>> {
@@ -314,7 +332,9 @@ impl MetricsSnapshot {
 
 impl TestTelemetry {
     /// Asserts that every metric collected now and every span ended so far is one the
-    /// catalogue ([`otelconc::telemetry::names`]) lists, with the catalogue's unit.
+    /// catalogue ([`otelconc::telemetry::names`]) lists, with the catalogue's unit and
+    /// kind (a gauge in the catalogue is exported as a gauge, a counter as a monotonic
+    /// sum, an up-down counter as a non-monotonic one).
     pub fn assert_all_cataloged(&self) {
         let snapshot = self.metrics();
         for name in snapshot.names() {
@@ -326,6 +346,14 @@ impl TestTelemetry {
                 Some(spec.unit),
                 "unit of {name}"
             );
+            use otelconc::telemetry::InstrumentKind as K;
+            let want = match spec.kind {
+                K::Counter | K::ObservableCounter => "counter",
+                K::UpDownCounter | K::ObservableUpDownCounter => "up-down counter",
+                K::ObservableGauge => "gauge",
+                _ => "histogram",
+            };
+            assert_eq!(snapshot.data_kind(&name), Some(want), "kind of {name}");
         }
         for span in self.spans() {
             if span.instrumentation_scope.name() != otelconc::telemetry::SCOPE_NAME {

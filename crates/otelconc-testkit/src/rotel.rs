@@ -136,6 +136,8 @@ pub struct RotelMetric {
     pub data_type: String,
     /// The attributes of the resource the metric came with.
     pub resource: Vec<Attr>,
+    /// The attributes of each data point, in the order printed.
+    pub points: Vec<Vec<Attr>>,
 }
 
 impl RotelMetric {
@@ -537,6 +539,7 @@ fn parse_field(line: &str) -> Option<(&str, &str)> {
 enum Section {
     Other,
     Resource,
+    DataPoint,
     SpanAttributes,
     SpanEvent,
 }
@@ -583,7 +586,7 @@ pub fn parse_spans(output: &str) -> Vec<RotelSpan> {
                         s.events.push(a.1);
                     }
                 }
-                Section::Other => {}
+                Section::Other | Section::DataPoint => {}
             }
         } else {
             if !line.starts_with("     ->") {
@@ -634,9 +637,21 @@ pub fn parse_metrics(output: &str) -> Vec<RotelMetric> {
             section = Section::Other;
         } else if line.starts_with("Descriptor:") {
             in_descriptor = true;
+        } else if line.contains("DataPoints #") {
+            if let Some(m) = metrics.last_mut() {
+                m.points.push(Vec::new());
+            }
+            section = Section::DataPoint;
+            in_descriptor = false;
+        } else if line.starts_with("Data point attributes:") {
+            // The point's attributes follow.
         } else if let Some((k, v)) = parse_attr(line) {
             if section == Section::Resource {
                 resource.push((k, v));
+            } else if section == Section::DataPoint {
+                if let Some(p) = metrics.last_mut().and_then(|m| m.points.last_mut()) {
+                    p.push((k, v));
+                }
             } else if in_descriptor && let Some(m) = metrics.last_mut() {
                 match k.as_str() {
                     "Name" => m.name = v,
@@ -699,7 +714,14 @@ Descriptor:
      -> DataType: Sum
      -> IsMonotonic: true
 NumberDataPoints #0
+Data point attributes:
+     -> otelconc.name: Str(orders)
+     -> otelconc.outcome: Str(ok)
 StartTimestamp: 1544712660000000000
+Value: 3
+NumberDataPoints #1
+StartTimestamp: 1544712660000000000
+Value: 4
 ";
 
     #[test]
@@ -724,5 +746,15 @@ StartTimestamp: 1544712660000000000
         assert_eq!(metrics[0].unit, "1");
         assert_eq!(metrics[0].data_type, "Sum");
         assert_eq!(metrics[0].service_name(), Some("svc-y"));
+        assert_eq!(
+            metrics[0].points,
+            vec![
+                vec![
+                    ("otelconc.name".to_owned(), "orders".to_owned()),
+                    ("otelconc.outcome".to_owned(), "ok".to_owned())
+                ],
+                vec![]
+            ]
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! - each `place order` span and, in the same trace, its child
 //!   `otelconc.channel.receive` (kind Consumer, with `otelconc.queue_wait`): the trace
 //!   follows the order through the channel;
-//! - the `otelconc.channel.*` metrics: messages sent and received by outcome, depth,
-//!   capacity, queue time, and how long the consumer waited for messages.
+//! - the `otelconc.channel.*` metrics: messages sent by outcome and received, size,
+//!   capacity, the oldest message's age, queue time, and how long the consumer waited
+//!   for messages.
 
 use std::time::Duration;
 

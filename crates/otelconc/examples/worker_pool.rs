@@ -99,6 +99,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .data_points()
                     .map(|p| format!("{}{}", labels(p.attributes()), p.value()))
                     .collect(),
+                AggregatedMetrics::I64(MetricData::Sum(s)) => s
+                    .data_points()
+                    .map(|p| format!("{}{}", labels(p.attributes()), p.value()))
+                    .collect(),
+                AggregatedMetrics::F64(MetricData::Sum(s)) => s
+                    .data_points()
+                    .map(|p| format!("{}{:.6}", labels(p.attributes()), p.value()))
+                    .collect(),
                 AggregatedMetrics::I64(MetricData::Gauge(g)) => g
                     .data_points()
                     .map(|p| format!("{}{}", labels(p.attributes()), p.value()))

@@ -154,9 +154,75 @@ fn primitive(snap: &Snapshot, prim: &str, secs: f64) -> String {
                 }
                 _ => {
                     if let Some(peak) = snap.peak(spec.name, &me) {
-                        let _ = writeln!(out, "  {measure:<22} peak {peak:>5.0}");
+                        let peak = if spec.unit == "s" {
+                            dur(peak)
+                        } else {
+                            format!("{peak:.0}")
+                        };
+                        let _ = writeln!(out, "  {measure:<22} peak {peak:>9}");
                     }
                 }
+            }
+        }
+        out.push_str(&queues(snap, &specs, &prefix, &instance, secs));
+    }
+    out
+}
+
+/// Saturation and backlog of every queue of one instance (per stage for a pipeline):
+/// the peak size against the capacity, the peak age of the oldest item queued, and the
+/// workers' utilization (busy time over the window and the worker limit).
+fn queues(
+    snap: &Snapshot,
+    specs: &[&names::InstrumentSpec],
+    prefix: &str,
+    instance: &str,
+    secs: f64,
+) -> String {
+    let mut out = String::new();
+    let stages = snap.values_of(prefix, names::pipeline::ATTR_STAGE);
+    let parts: Vec<Option<&str>> = if stages.is_empty() {
+        vec![None]
+    } else {
+        stages.iter().map(|s| Some(s.as_str())).collect()
+    };
+    for part in parts {
+        let mut me = vec![(names::ATTR_NAME, instance)];
+        if let Some(stage) = part {
+            me.push((names::pipeline::ATTR_STAGE, stage));
+        }
+        let label = part.map_or(String::new(), |s| format!(" [{s}]"));
+        for size in specs.iter().filter(|s| s.name.ends_with(".size")) {
+            let base = size.name.trim_end_matches("size");
+            let (Some(peak), Some(cap)) = (
+                snap.peak(size.name, &me),
+                snap.peak(&format!("{base}capacity"), &me),
+            ) else {
+                continue;
+            };
+            let age = snap
+                .peak(&format!("{base}oldest.age"), &me)
+                .map_or("-".to_owned(), dur);
+            let queue = base.trim_start_matches(prefix).trim_end_matches('.');
+            let queue = if queue.is_empty() { "queue" } else { queue };
+            let _ = writeln!(
+                out,
+                "  saturation{label} {queue}: peak {peak:.0}/{cap:.0} ({:.0}%), oldest item peak {age}",
+                100.0 * peak / cap.max(1.0)
+            );
+        }
+        for busy in specs.iter().filter(|s| s.name.ends_with(".busy.time")) {
+            let base = busy.name.trim_end_matches("busy.time");
+            let limit = snap
+                .peak(&format!("{base}worker.limit"), &me)
+                .or_else(|| snap.peak(&format!("{prefix}worker.limit"), &me));
+            let time = snap.total(busy.name, &me);
+            if let Some(limit) = limit.filter(|l| *l > 0.0) {
+                let _ = writeln!(
+                    out,
+                    "  utilization{label}: {:.0}% (busy {time:.2} s over {secs:.2} s x {limit:.0} workers)",
+                    100.0 * time / (secs * limit)
+                );
             }
         }
     }
@@ -177,7 +243,14 @@ fn breakdown(snap: &Snapshot, metric: &str, instance: &str) -> String {
         let label: Vec<String> = attrs
             .iter()
             .filter(|(k, _)| k != names::ATTR_NAME)
-            .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+            .map(|(k, v)| {
+                // Our own keys by their last part; OpenTelemetry's in full.
+                let short = match k.strip_prefix("otelconc.") {
+                    Some(_) => k.rsplit('.').next().unwrap_or(k),
+                    None => k.as_str(),
+                };
+                format!("{short}={v}")
+            })
             .collect();
         *by.entry(label.join(",")).or_default() += v;
     }

@@ -115,7 +115,7 @@ impl Shared {
     pub(super) fn queue_wait(&self, trace: &Trace) -> Option<Duration> {
         let waited = trace.enqueued?.elapsed();
         if trace.timed {
-            self.metrics.record_queue_time(waited);
+            self.metrics.record_queue_time(waited, trace.cx.as_ref());
         }
         Some(waited)
     }

@@ -2,6 +2,7 @@
 //! the wait and queue-time histograms, the observable instruments that read them, and
 //! [`Waited`], which times and counts one wait.
 
+use std::cell::Cell as StdCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,21 +15,25 @@ use tokio::time::Instant;
 use opentelemetry::KeyValue;
 
 use crate::telemetry::names::{self, channel as spec};
-use crate::telemetry::{End, Histogram, Observation, Telemetry};
+use crate::telemetry::{Combine, End, Histogram, Observation, Telemetry};
+use crate::util::backlog::Backlog;
 use crate::util::counts::Striped;
 
-/// One message in 256 sent by each thread carries a send timestamp for the queue-time
-/// histogram. Messages sent inside a sampled trace carry one too, for their consumer
-/// span, but are not added to the histogram unless they are in the sample: its count
-/// stays a fixed fraction of the traffic.
+/// One message in 256 sent by each thread (every 256th of the thread's sends, over all
+/// channels) carries a send timestamp for the queue-time histogram. Messages sent inside
+/// a sampled trace carry one too, for their consumer span, but are not added to the
+/// histogram unless they are in the sample: its count stays a fixed fraction of the
+/// traffic.
 pub(super) const SAMPLE_EVERY: u64 = 256;
 
-/// One wait in 64 of each thread is timed for the wait histograms: a timestamp costs 20 to
+/// One wait in 64 of each thread (every 64th send wait of the thread, over all channels,
+/// and every 64th receive wait) is timed for the wait histograms: a timestamp costs 20 to
 /// 100 ns here, as much as a whole channel operation, and in a busy channel nearly
 /// every operation of the slower side waits briefly.
 pub(super) const SAMPLE_WAITS: u64 = 64;
 
-/// How a send or a receive ended; its position in `SEND_OUTCOMES` / `RECV_OUTCOMES`.
+/// How a send or a receive ended; for a send, its position in `SEND_OUTCOMES` (the
+/// receivers' outcomes are not exported: `otelconc.channel.received` counts messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
     Ok = 0,
@@ -58,35 +63,63 @@ impl Outcome {
     }
 }
 
-/// The counts of one side of a channel (every sender, or every receiver), by outcome,
-/// plus the two sequences its samples are picked from.
+/// The counts of one side of a channel (every sender, or every receiver), by outcome.
 ///
 /// Kept in a [`Striped`] counter: any thread may send or receive through any handle, so
 /// each thread counts on a cache line of its own with a plain load and store (no locked
 /// add, no line shared between producers and consumers), and collection sums the
-/// stripes. A thread's stripe of [`SEQ`] and [`WAITS`] is its own sequence, so the
-/// 1-in-256 message sample and the 1-in-64 wait sample take a fixed stride of each
-/// thread's operations on the channel.
+/// stripes.
+///
+/// The samples are a fixed stride of each thread's operations over every channel (the
+/// thread's [`SEQUENCES`]), not of each channel's: a channel built per request, or a
+/// sender cloned per task, then has its operations timed at the same rate as any other
+/// (1 in N, starting wherever the thread's stride is), never its first one always.
 ///
 /// When nothing observes the channel's metrics (no SDK: the meter dropped the
 /// callbacks), `on` is false and nothing is counted, sampled or timed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Counts {
     /// Written once, when the channel's instruments are registered.
     on: AtomicBool,
-    by: Striped<SLOTS>,
+    /// Which side: the senders count their outcomes, the receivers none (they are not
+    /// exported: `otelconc.channel.received` counts messages).
+    sending: bool,
+    by: Striped<OUTCOMES>,
 }
 
-/// The slot of [`Counts`] whose per-thread stripe numbers the messages a thread sends,
-/// for the queue-time sample (not exported).
-const SEQ: usize = OUTCOMES;
-/// The slot of [`Counts`] whose per-thread stripe numbers the waits of a thread, for the
-/// wait sample (not exported).
-const WAITS: usize = OUTCOMES + 1;
-/// Slots of [`Counts`]: the outcomes and the two sequences.
-const SLOTS: usize = OUTCOMES + 2;
+/// The thread's sequence of messages sent, for the queue-time sample.
+const MESSAGES: usize = 0;
+/// The thread's sequences of send waits and receive waits, for the wait samples.
+const SEND_WAITS: usize = 1;
+const RECEIVE_WAITS: usize = 2;
+
+thread_local! {
+    /// This thread's sequences (see [`Counts`]), over every channel.
+    static SEQUENCES: [StdCell<u64>; 3] = const { [StdCell::new(0), StdCell::new(0), StdCell::new(0)] };
+}
+
+/// The next number of this thread's sequence `k` (0 during thread teardown).
+#[inline]
+fn next(k: usize) -> u64 {
+    SEQUENCES
+        .try_with(|s| {
+            let n = s[k].get();
+            s[k].set(n.wrapping_add(1));
+            n
+        })
+        .unwrap_or(0)
+}
 
 impl Counts {
+    /// The counts of one side: the senders' when `sending`.
+    pub(super) fn new(sending: bool) -> Self {
+        Self {
+            on: AtomicBool::new(false),
+            sending,
+            by: Striped::default(),
+        }
+    }
+
     /// Whether anything reads these counts.
     #[inline]
     pub(super) fn is_on(&self) -> bool {
@@ -100,20 +133,24 @@ impl Counts {
         if !self.is_on() {
             return None;
         }
-        let n = self.by.add_seq(WAITS, 1);
-        n.is_multiple_of(SAMPLE_WAITS).then(Instant::now)
+        let k = if self.sending {
+            SEND_WAITS
+        } else {
+            RECEIVE_WAITS
+        };
+        next(k).is_multiple_of(SAMPLE_WAITS).then(Instant::now)
     }
 
     /// Notes one more message sent; whether it is the sampled one of this thread's 1 in
     /// [`SAMPLE_EVERY`].
     #[inline]
     pub(super) fn sample_message(&self) -> bool {
-        self.is_on() && self.by.add_seq(SEQ, 1).is_multiple_of(SAMPLE_EVERY)
+        self.is_on() && next(MESSAGES).is_multiple_of(SAMPLE_EVERY)
     }
 
     #[inline]
     pub(super) fn add(&self, outcome: Outcome, n: u64) {
-        if self.is_on() {
+        if self.sending && self.is_on() {
             self.by.add(outcome as usize, n);
         }
     }
@@ -129,6 +166,8 @@ pub(super) struct Metrics {
     pub(super) send_wait: Histogram,
     pub(super) recv_wait: Histogram,
     queue_time: Histogram,
+    /// For the oldest message's age.
+    backlog: Backlog,
     /// What the senders counted.
     pub(super) sends: Counts,
     /// What the receivers counted.
@@ -151,11 +190,12 @@ impl Metrics {
     pub(super) fn new(telemetry: &Telemetry, name: &KeyValue) -> Self {
         let attrs = [name.clone()];
         Self {
-            send_wait: telemetry.histogram(&spec::SEND_WAIT, &attrs),
-            recv_wait: telemetry.histogram(&spec::RECV_WAIT, &attrs),
-            queue_time: telemetry.histogram(&spec::QUEUE_TIME, &attrs),
-            sends: Counts::default(),
-            recvs: Counts::default(),
+            send_wait: telemetry.histogram(&spec::SEND_WAIT_DURATION, &attrs),
+            recv_wait: telemetry.histogram(&spec::RECEIVE_WAIT_DURATION, &attrs),
+            queue_time: telemetry.histogram(&spec::QUEUE_DURATION, &attrs),
+            backlog: Backlog::default(),
+            sends: Counts::new(true),
+            recvs: Counts::new(false),
             received_ok: AtomicU64::new(0),
             observed: AtomicBool::new(false),
             observations: OnceLock::new(),
@@ -178,27 +218,26 @@ impl Metrics {
         capacity: Option<usize>,
     ) {
         let mut observations = Vec::new();
-        for (receiving, instrument, outcomes) in [
-            (false, &spec::SENT, spec::SEND_OUTCOMES),
-            (true, &spec::RECEIVED, spec::RECV_OUTCOMES),
-        ] {
-            for (k, outcome) in outcomes.iter().enumerate() {
-                let weak: Weak<S> = Arc::downgrade(owner);
-                let attrs = vec![name.clone(), KeyValue::new(names::ATTR_OUTCOME, *outcome)];
-                observations.push(telemetry.observable_counter(instrument, attrs, move || {
-                    let owner = weak.upgrade()?;
-                    let m = metrics_of(&owner);
-                    Some(match (receiving, k) {
-                        (true, k) if k == Outcome::Ok as usize => m.received_ok(),
-                        (false, k) => m.sends.get(k),
-                        (true, k) => m.recvs.get(k),
-                    })
-                }));
+        let errors = spec::SEND_OUTCOMES.iter().zip(spec::SEND_ERRORS);
+        for (k, (outcome, error)) in errors.enumerate() {
+            let weak: Weak<S> = Arc::downgrade(owner);
+            let mut attrs = vec![name.clone(), KeyValue::new(names::ATTR_OUTCOME, *outcome)];
+            if let Some(e) = error {
+                attrs.push(KeyValue::new(names::ATTR_ERROR_TYPE, *e));
             }
+            observations.push(telemetry.observable_counter(&spec::SENT, attrs, move || {
+                Some(metrics_of(&*weak.upgrade()?).sends.get(k))
+            }));
         }
         let weak: Weak<S> = Arc::downgrade(owner);
-        observations.push(telemetry.observable_gauge(
-            &spec::DEPTH,
+        observations.push(telemetry.observable_counter(
+            &spec::RECEIVED,
+            vec![name.clone()],
+            move || Some(metrics_of(&*weak.upgrade()?).received_ok()),
+        ));
+        let weak: Weak<S> = Arc::downgrade(owner);
+        observations.push(telemetry.observable_up_down_counter(
+            &spec::SIZE,
             vec![name.clone()],
             move || {
                 let owner = weak.upgrade()?;
@@ -209,12 +248,19 @@ impl Metrics {
         if let Some(cap) = capacity {
             let weak: Weak<S> = Arc::downgrade(owner);
             let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-            observations.push(telemetry.observable_gauge(
+            observations.push(telemetry.observable_up_down_counter(
                 &spec::CAPACITY,
                 vec![name.clone()],
                 move || weak.upgrade().map(|_| cap),
             ));
         }
+        let weak: Weak<S> = Arc::downgrade(owner);
+        observations.push(telemetry.observable_gauge_f64(
+            &spec::OLDEST_AGE,
+            vec![name.clone()],
+            Combine::Max,
+            move || Some(metrics_of(&*weak.upgrade()?).oldest_age()),
+        ));
         let metrics = metrics_of(owner);
         let observed = observations.iter().any(Observation::observed);
         metrics.observed.store(observed, Ordering::Relaxed);
@@ -237,6 +283,14 @@ impl Metrics {
         last.max(estimate)
     }
 
+    /// Seconds the oldest message still queued has waited, at least (see
+    /// [`Backlog`]): the messages that entered are the sends counted `ok`.
+    fn oldest_age(&self) -> f64 {
+        let queued = self.len.get().map_or(0, |len| len()) as u64;
+        let entered = self.sends.get(Outcome::Ok as usize);
+        self.backlog.oldest_age(entered, queued)
+    }
+
     /// Whether an SDK reads these metrics (known once they are registered).
     #[inline]
     pub(super) fn is_observed(&self) -> bool {
@@ -251,9 +305,11 @@ impl Metrics {
         let _ = self.len.set(Box::new(move || keep.len()));
     }
 
-    /// Records the queue time of a message in the sample.
+    /// Records the queue time of a message in the sample, under the context it carried
+    /// (if any), so that an SDK that collects exemplars links the point to its trace.
     #[cold]
-    pub(super) fn record_queue_time(&self, waited: Duration) {
+    pub(super) fn record_queue_time(&self, waited: Duration, cx: Option<&opentelemetry::Context>) {
+        let _current = cx.map(|cx| cx.clone().attach());
         self.queue_time.record(waited.as_secs_f64());
     }
 }

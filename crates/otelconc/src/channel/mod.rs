@@ -86,8 +86,11 @@
 //! ```
 //!
 //! # Telemetry
-//! Sends and receives by outcome, depth, capacity, and sampled wait and queue-time
-//! histograms, each with the channel's name. Every message carries the sender's context
+//! Sends by outcome (failures with `error.type`), messages received, the channel's size
+//! and capacity (up-down counters: saturation is size / capacity), the age of the oldest
+//! message still queued (a gauge, the backlog alert), and sampled wait and queue-time
+//! histograms, each with the channel's name. Receives that found the channel empty or
+//! closed, or gave up, are polls and count nowhere. Every message carries the sender's context
 //! whenever it holds a valid span context, sampled or not, or baggage (a channel nothing
 //! observes excepted, see [Cost](#cost)). [`Receiver::recv_traced`] hands it over as a
 //! [`Received`]: with an `otelconc.channel.receive` span when the receiver or the
@@ -119,13 +122,17 @@
 //!   receives on a cache line of its own with a plain load and store (no locked add,
 //!   no line shared between producers and consumers), and observable counters sum the
 //!   stripes at collection time; there is no synchronous counter call per message;
-//! - depth and capacity are read from the channel at collection time;
+//! - size and capacity are read from the channel at collection time, and so is the
+//!   oldest message's age: from the sent count and the size, against the instants of
+//!   earlier collections, with no timestamp per message (see its description in
+//!   [`docs/telemetry.md`][telemetry] for its precision);
 //! - timestamps, which cost as much as a whole channel operation, are taken only for
-//!   1 message in 256 and 1 wait in 64 of each thread, and for messages sent inside a
+//!   1 message in 256 and 1 wait in 64 of each thread (a fixed stride over all the
+//!   thread's channels), and for messages sent inside a
 //!   sampled trace (whose queue wait goes on their consumer span, not into the
 //!   histogram, unless they are in the sample);
-//! - successful receives are not counted at all: `received{outcome=ok}` is derived as
-//!   sent minus depth at collection time (exact when the channel is quiet, never ahead
+//! - receives are not counted at all: `otelconc.channel.received` is derived as
+//!   sent minus size at collection time (exact when the channel is quiet, never ahead
 //!   of the truth, monotonic), which saves an add per message;
 //! - **a channel nothing observes** (no SDK reads its metrics: the meter drops the
 //!   callbacks, which the channel notices when it is built; and its tracer builds no

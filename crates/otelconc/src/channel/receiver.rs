@@ -11,7 +11,7 @@ use futures_core::Stream;
 
 use super::carry::Batch;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
-use super::metrics::{Counts, Outcome, Waited, timed_blocking};
+use super::metrics::{Counts, Waited, timed_blocking};
 use super::queue::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::state::Shared;
@@ -81,7 +81,7 @@ impl<T> Receiver<T> {
 
     /// Unwraps one message that left the channel: wakes a slot waiter, records
     /// queue time if it was sampled. (Successful receives are not counted here: the
-    /// exported count is derived as sent minus depth, which saves an add per message.)
+    /// exported count is derived as sent minus size, which saves an add per message.)
     #[inline]
     fn take(&self, msg: Carried<T>) -> T {
         self.shared.space.freed(1);
@@ -109,10 +109,7 @@ impl<T> Receiver<T> {
                 Err(async_channel::TryRecvError::Empty) => rx.recv().await,
             },
         };
-        received.map_err(|_| {
-            self.counts().add(Outcome::Closed, 1);
-            RecvError
-        })
+        received.map_err(|_| RecvError)
     }
 
     /// Receives the next message, waiting until one is ready.
@@ -224,14 +221,8 @@ impl<T> Receiver<T> {
         }
         match self.inner.try_recv() {
             Ok(msg) => Ok(self.take(msg)),
-            Err(async_channel::TryRecvError::Empty) => {
-                self.counts().add(Outcome::Refused, 1);
-                Err(TryRecvError::Empty)
-            }
-            Err(async_channel::TryRecvError::Closed) => {
-                self.counts().add(Outcome::Closed, 1);
-                Err(TryRecvError::Closed)
-            }
+            Err(async_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            Err(async_channel::TryRecvError::Closed) => Err(TryRecvError::Closed),
         }
     }
 
@@ -290,13 +281,7 @@ impl<T> Receiver<T> {
                 })
             }
         };
-        match msg {
-            Ok(msg) => Ok(self.take(msg)),
-            Err(e) => {
-                self.counts().add(Outcome::Closed, 1);
-                Err(e)
-            }
-        }
+        msg.map(|msg| self.take(msg))
     }
 
     /// Waits for at least one message, then takes up to `limit` that are ready,
@@ -513,7 +498,7 @@ async fn recv_within<M>(
     histogram: &Histogram,
     counts: &Counts,
 ) -> Result<M, RecvTimeoutError> {
-    let got = match rx.try_recv() {
+    match rx.try_recv() {
         Ok(m) => Ok(m),
         Err(async_channel::TryRecvError::Closed) => Err(RecvTimeoutError::Closed),
         Err(async_channel::TryRecvError::Empty) => {
@@ -522,20 +507,16 @@ async fn recv_within<M>(
                 Ok(r) => r.map_err(|_| RecvTimeoutError::Closed),
                 Err(_) => {
                     wait.as_mut().timed_out();
-                    return Err(RecvTimeoutError::Timeout);
+                    Err(RecvTimeoutError::Timeout)
                 }
             }
         }
-    };
-    if got.is_err() {
-        counts.add(Outcome::Closed, 1);
     }
-    got
 }
 
 /// Messages until the channel is closed and empty. Polling the stream is cancel safe,
 /// like [`Receiver::recv`]. Waits through the stream are not recorded in
-/// `otelconc.channel.recv.wait`.
+/// `otelconc.channel.receive.wait.duration`.
 ///
 /// # Examples
 /// ```

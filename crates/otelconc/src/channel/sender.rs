@@ -528,7 +528,7 @@ impl<T> Sender<T> {
     /// Reserving counts no send; the permit's send is counted like a
     /// [`try_send`](Self::try_send), and its message carries the trace context current
     /// at that send. One wait in 64 of each thread is timed into
-    /// `otelconc.channel.send.wait`.
+    /// `otelconc.channel.send.wait.duration`.
     ///
     /// # Errors
     /// [`SendError`]`(())` if the channel is closed.

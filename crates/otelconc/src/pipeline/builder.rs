@@ -190,8 +190,9 @@ where
     }
 
     /// Time one item in `n` per worker for the stage duration histogram (default
-    /// [`DEFAULT_TIME_EVERY`]; `1` times every item), when an SDK reads the metrics
-    /// (without one, nothing is timed). Items in a sampled trace are always timed.
+    /// [`DEFAULT_TIME_EVERY`]; `1` times every item): every `n`th item each worker
+    /// takes, when an SDK reads the metrics (without one, nothing is timed). Items in a
+    /// sampled trace are not added beyond the sample: their span has their time.
     /// Zero is reported by [`build`](Self::build).
     ///
     /// # Examples

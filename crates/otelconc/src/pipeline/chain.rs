@@ -236,6 +236,8 @@ where
             let start = self.timed.then(Instant::now);
             let result = call(&**f, value, EndingSpan::new(span, producer.as_ref())).await;
             if let Some(start) = start {
+                // Under the stage's span, if any: exemplar-ready.
+                let _current = next.clone().map(opentelemetry::Context::attach);
                 stage.metrics.duration.record(start.elapsed().as_secs_f64());
             }
             if next.is_some() {

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::PipelineError;
 use super::envelope::{Mode, Ordered, Unordered};
+use super::metrics::EnteredRoster;
 use super::output::{OutputRx, PipelineSender, PipelineStream};
 use super::run::RunShared;
 use super::stage::{Shared, worker};
@@ -72,9 +73,11 @@ where
         let input = prev(rx, launch);
         let (tx, out) = async_channel::bounded(buffer);
         let stage = launch.shared.stages[index].clone();
-        if launch.shared.depth_read {
-            launch.run.probe(&stage.metrics, &out);
-        }
+        let probe: Option<Arc<dyn EnteredRoster>> = if launch.shared.depth_read {
+            Some(launch.run.probe(&stage.metrics, &out, buffer))
+        } else {
+            None
+        };
         for _ in 0..concurrency {
             launch.spawn(worker::<M, _, _, _, _, _>(
                 input.clone(),
@@ -83,6 +86,7 @@ where
                 stage.clone(),
                 launch.shared.clone(),
                 launch.run.clone(),
+                probe.clone(),
             ));
         }
         out

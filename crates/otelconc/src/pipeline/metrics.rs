@@ -1,5 +1,5 @@
-//! A stage's instruments: its counters, its duration histogram and the probes of its
-//! runs' buffers, and the observable instruments that read them.
+//! A stage's instruments: its counters, its duration histogram, its workers' busy time
+//! and the probes of its runs' buffers, and the observable instruments that read them.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
@@ -7,9 +7,15 @@ use std::sync::{Arc, Mutex, Weak};
 use async_channel::{Receiver, WeakReceiver};
 use opentelemetry::KeyValue;
 
-use crate::telemetry::names::ATTR_OUTCOME;
-use crate::telemetry::names::pipeline::{BUFFER_DEPTH, DURATION, PROCESSED, RECEIVED};
-use crate::telemetry::{Histogram, Observation, Telemetry};
+use crate::telemetry::names::pipeline::{
+    BUFFER_CAPACITY, BUFFER_OLDEST_AGE, BUFFER_SIZE, BUSY_TIME, DURATION, PROCESSED, RECEIVED,
+    WORKER_COUNT, WORKER_LIMIT,
+};
+use crate::telemetry::names::pool::{STATE_BUSY, STATE_IDLE};
+use crate::telemetry::names::{ATTR_OUTCOME, ATTR_WORKER_STATE};
+use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::util::backlog::Backlog;
+use crate::util::busy::{Shift, Workers as BusyWorkers};
 use crate::util::counts::{Owned, Roster, Striped};
 use crate::util::sync::lock;
 
@@ -50,25 +56,42 @@ pub(crate) enum StageKind {
     Chain,
 }
 
-/// What the buffer depth gauge reads of one run's stage buffer: how many items wait
-/// in it, `None` once the channel is closed.
-pub(crate) trait BufferDepth: Send + Sync {
-    fn depth(&self) -> Option<usize>;
+/// What the buffer instruments read of one run's stage buffer: how many items wait in
+/// it and how many it holds at most, and the age of the oldest one; `None` once the
+/// channel is closed.
+pub(crate) trait BufferProbe: Send + Sync {
+    fn level(&self) -> Option<(usize, usize)>;
+    fn oldest_age(&self) -> Option<f64>;
 }
 
-impl<T: Send> BufferDepth for WeakReceiver<T> {
-    fn depth(&self) -> Option<usize> {
-        self.upgrade().map(|r| r.len())
+/// One run's output buffer of a stage: a weak end of it, and the items the stage's
+/// workers put in it (each worker its own counter, [`Owned`]), for the oldest item's
+/// age ([`Backlog`]).
+pub(crate) struct RunBuffer<T> {
+    rx: WeakReceiver<T>,
+    capacity: usize,
+    pub(crate) entered: Roster<1>,
+    backlog: Backlog,
+}
+
+impl<T: Send> BufferProbe for RunBuffer<T> {
+    fn level(&self) -> Option<(usize, usize)> {
+        self.rx.upgrade().map(|r| (r.len(), self.capacity))
+    }
+
+    fn oldest_age(&self) -> Option<f64> {
+        let queued = self.rx.upgrade()?.len() as u64;
+        Some(self.backlog.oldest_age(self.entered.total(0), queued))
     }
 }
 
 /// The strong end of a run's buffer probe, held by the run only: a `WeakReceiver`
 /// keeps its channel, and every item in it, alive, so nothing else may hold one past
 /// its run.
-pub(crate) type ProbeHandle = Arc<dyn BufferDepth>;
+pub(crate) type ProbeHandle = Arc<dyn BufferProbe>;
 
 /// A run's buffer as its stage sees it (see [`ProbeHandle`]).
-type Probe = Weak<dyn BufferDepth>;
+type Probe = Weak<dyn BufferProbe>;
 
 /// One stage's instruments, shared by every run of its pipeline (or every call of its
 /// chain): the counts its observable instruments read, its duration histogram, the
@@ -76,6 +99,8 @@ type Probe = Weak<dyn BufferDepth>;
 pub(crate) struct Metrics {
     pub(crate) counts: Counts,
     pub(crate) duration: Histogram,
+    /// The busy time of the stage's workers, in every run.
+    pub(crate) busy: Arc<BusyWorkers>,
     probes: Mutex<Vec<Probe>>,
     /// The stage's part in its observable instruments, whose sources hold only a
     /// `Weak` of these metrics: once the last run and the pipeline let go of them,
@@ -114,21 +139,81 @@ impl Metrics {
                     }
                 });
             }
-            let depth_observer = (kind == StageKind::Pipeline).then(|| {
+            let mut depth_observer = None;
+            if kind == StageKind::Pipeline {
+                let levels = |r: &Weak<Self>, capacity: bool| {
+                    let r = r.clone();
+                    move || {
+                        let s = r.upgrade()?;
+                        let total: usize = s
+                            .live_probes()
+                            .iter()
+                            .filter_map(|p| p.level())
+                            .map(|(len, cap)| if capacity { cap } else { len })
+                            .sum();
+                        Some(i64::try_from(total).unwrap_or(i64::MAX))
+                    }
+                };
+                let attrs = attrs.to_vec();
+                depth_observer = Some(telemetry.observable_up_down_counter(
+                    &BUFFER_SIZE,
+                    attrs.clone(),
+                    levels(w, false),
+                ));
+                observers.push(telemetry.observable_up_down_counter(
+                    &BUFFER_CAPACITY,
+                    attrs.clone(),
+                    levels(w, true),
+                ));
                 let r = w.clone();
-                telemetry.observable_gauge(&BUFFER_DEPTH, attrs.to_vec(), move || {
-                    let s = r.upgrade()?;
-                    let live = s.live_probes();
-                    let total: usize = live.iter().filter_map(|p| p.depth()).sum();
-                    Some(i64::try_from(total).unwrap_or(i64::MAX))
-                })
-            });
+                observers.push(telemetry.observable_gauge_f64(
+                    &BUFFER_OLDEST_AGE,
+                    attrs.clone(),
+                    Combine::Max,
+                    move || {
+                        let s = r.upgrade()?;
+                        let ages = s
+                            .live_probes()
+                            .iter()
+                            .filter_map(|p| p.oldest_age())
+                            .collect::<Vec<_>>();
+                        Some(ages.into_iter().fold(0.0, f64::max))
+                    },
+                ));
+                let r = w.clone();
+                observers.push(telemetry.observable_counter_f64(
+                    &BUSY_TIME,
+                    attrs.clone(),
+                    move || Some(r.upgrade()?.busy.busy_time()),
+                ));
+                let r = w.clone();
+                observers.push(telemetry.observable_up_down_counter(
+                    &WORKER_LIMIT,
+                    attrs.clone(),
+                    move || Some(i64::try_from(r.upgrade()?.busy.counts().0).unwrap_or(i64::MAX)),
+                ));
+                for (state, busy) in [(STATE_BUSY, true), (STATE_IDLE, false)] {
+                    let r = w.clone();
+                    let mut a = attrs.clone();
+                    a.push(KeyValue::new(ATTR_WORKER_STATE, state));
+                    observers.push(telemetry.observable_up_down_counter(
+                        &WORKER_COUNT,
+                        a,
+                        move || {
+                            let (live, n) = r.upgrade()?.busy.counts();
+                            let v = if busy { n } else { live - n };
+                            Some(i64::try_from(v).unwrap_or(i64::MAX))
+                        },
+                    ));
+                }
+            }
             Self {
                 counts: match kind {
                     StageKind::Pipeline => Counts::Workers(Roster::default()),
                     StageKind::Chain => Counts::Calls(Box::default()),
                 },
                 duration: telemetry.histogram(&DURATION, attrs),
+                busy: Arc::default(),
                 probes: Mutex::new(Vec::new()),
                 observers,
                 depth_observer,
@@ -150,23 +235,34 @@ impl Metrics {
         self.observers.iter().any(Observation::observed)
     }
 
-    /// Whether an SDK reads the stage's buffer depth gauge.
+    /// Whether an SDK reads the stage's buffer size.
     pub(crate) fn depth_observed(&self) -> bool {
         self.depth_observer
             .as_ref()
             .is_some_and(Observation::observed)
     }
 
-    /// A probe of the buffer `rx` reads, reported by this stage while the returned
-    /// handle lives. The probes of runs that let go of theirs are pruned here and at
-    /// every reading, so the list never holds more probes than there were runs alive
-    /// at once.
-    pub(crate) fn probe<T: Send + 'static>(&self, rx: &Receiver<T>) -> ProbeHandle {
-        let handle: ProbeHandle = Arc::new(rx.downgrade());
+    /// A probe of the buffer `rx` reads, of `capacity` items, reported by this stage
+    /// while the returned handle lives; the stage's workers of the run count the items
+    /// they put in the buffer in its `entered`. The probes of runs that let go of theirs
+    /// are pruned here and at every reading, so the list never holds more probes than
+    /// there were runs alive at once.
+    pub(crate) fn probe<T: Send + 'static>(
+        &self,
+        rx: &Receiver<T>,
+        capacity: usize,
+    ) -> Arc<RunBuffer<T>> {
+        let buffer = Arc::new(RunBuffer {
+            rx: rx.downgrade(),
+            capacity,
+            entered: Roster::default(),
+            backlog: Backlog::default(),
+        });
+        let handle: ProbeHandle = buffer.clone();
         let mut probes = lock(&self.probes);
         probes.retain(|p| p.strong_count() > 0);
         probes.push(Arc::downgrade(&handle));
-        handle
+        buffer
     }
 
     /// The probes of the runs still alive (the others are pruned). They are read, and
@@ -194,21 +290,48 @@ impl Metrics {
 /// A stage worker's own counts, joined to its stage's roster for as long as the worker
 /// runs: the worker adds to them with plain stores, and they leave the roster (their
 /// counts going into its totals) when the worker ends, however it ends (an aborted
-/// worker task is dropped, and this with it).
+/// worker task is dropped, and this with it). With them, the worker's busy-time clock
+/// ([`Shift`]) and its count of the items it put in its run's output buffer (when an
+/// SDK reads the buffer's instruments).
 pub(crate) struct WorkerCounts {
     metrics: Arc<Metrics>,
     own: Arc<Owned<COUNTS>>,
+    pub(crate) shift: Shift,
+    /// The run's output buffer and this worker's count of the items it put there.
+    entered: Option<(Arc<dyn EnteredRoster>, Arc<Owned<1>>)>,
+}
+
+/// The roster of a run buffer's `entered` counts, whatever its item type.
+pub(crate) trait EnteredRoster: Send + Sync {
+    fn roster(&self) -> &Roster<1>;
+}
+
+impl<T: Send> EnteredRoster for RunBuffer<T> {
+    fn roster(&self) -> &Roster<1> {
+        &self.entered
+    }
 }
 
 impl WorkerCounts {
-    /// Counts for a new worker of the stage of `metrics`.
-    pub(crate) fn join(metrics: Arc<Metrics>) -> Self {
+    /// Counts for a new worker of the stage of `metrics`, writing into the run buffer
+    /// `buffer` (when it is probed).
+    pub(crate) fn join(metrics: Arc<Metrics>, buffer: Option<Arc<dyn EnteredRoster>>) -> Self {
+        let read = metrics.observed();
         let own = match &metrics.counts {
             Counts::Workers(r) => r.join(),
             // A chain stage has no workers; its counts are never read from here.
             Counts::Calls(_) => Arc::default(),
         };
-        Self { metrics, own }
+        let entered = buffer.map(|b| {
+            let mine = b.roster().join();
+            (b, mine)
+        });
+        Self {
+            shift: Shift::begin(&metrics.busy, read),
+            metrics,
+            own,
+            entered,
+        }
     }
 
     /// Adds one to count `k`.
@@ -216,12 +339,23 @@ impl WorkerCounts {
     pub(crate) fn one(&self, k: usize) {
         self.own.add(k, 1);
     }
+
+    /// The worker put one item (or a skipped item's marker) in its output buffer.
+    #[inline]
+    pub(crate) fn entered(&self) {
+        if let Some((_, mine)) = &self.entered {
+            mine.add(0, 1);
+        }
+    }
 }
 
 impl Drop for WorkerCounts {
     fn drop(&mut self) {
         if let Counts::Workers(r) = &self.metrics.counts {
             r.leave(&self.own);
+        }
+        if let Some((b, mine)) = &self.entered {
+            b.roster().leave(mine);
         }
     }
 }

@@ -51,9 +51,14 @@
 //!
 //! # Telemetry
 //! Per stage, items taken in and finished by outcome, a sampled duration histogram (one
-//! item in [`time_every`](PipelineBuilder::time_every) per worker, plus every item that
-//! gets a span; [`Chain`] times every call) and the depth of its output buffer, with the
-//! pipeline's name and `otelconc.stage`.
+//! item in [`time_every`](PipelineBuilder::time_every) per worker, traced or not;
+//! [`Chain`] times every call), and, read at collection time: its output buffer's size
+//! and capacity (up-down counters) and the age of its oldest item (a gauge), the stage's
+//! worker limit and workers by state (busy, idle), and its workers' busy time (a counter
+//! of seconds, exact: the stage with the highest busy time per worker is the
+//! bottleneck), with the pipeline's name and `otelconc.stage`. A worker reads the clock
+//! for its busy time only when it parks (on an empty input or a full output buffer) and
+//! when it takes the next item.
 //!
 //! **Context.** An item carries the context where it entered (the caller of
 //! [`PipelineSender::send`], [`Pipeline::run`] or [`Chain::execute`]) whenever that holds
@@ -74,7 +79,7 @@
 //! from tokio's clock (`tokio::time::Instant`), so under `tokio::time::pause()` they are
 //! paused time. Every instrument and span is in [`docs/telemetry.md`][telemetry]. A run's
 //! buffers are reported until they close or its stream ends, and are never kept alive
-//! for the gauge's sake.
+//! for the instruments' sake.
 //!
 //! # What it costs
 //! An item costs about 1.0x a hand-written pipeline of tokio tasks and `async-channel`s,

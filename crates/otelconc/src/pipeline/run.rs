@@ -11,7 +11,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineError;
-use super::metrics::{Metrics, ProbeHandle};
+use super::metrics::{Metrics, ProbeHandle, RunBuffer};
 use crate::util::sync::lock;
 
 /// The state of one run.
@@ -89,11 +89,18 @@ impl<E> RunShared<E> {
         lock(&self.aborts).push(h);
     }
 
-    /// Has the stage of `metrics` report the depth of the buffer `rx` reads, while
-    /// this run holds it.
-    pub(crate) fn probe<T: Send + 'static>(&self, metrics: &Metrics, rx: &Receiver<T>) {
-        let probe = metrics.probe(rx);
-        lock(&self.probes).push(probe);
+    /// Has the stage of `metrics` report the buffer `rx` reads (of `capacity` items),
+    /// while this run holds it; the stage's workers count what they put in it through
+    /// the returned buffer.
+    pub(crate) fn probe<T: Send + 'static>(
+        &self,
+        metrics: &Metrics,
+        rx: &Receiver<T>,
+        capacity: usize,
+    ) -> Arc<RunBuffer<T>> {
+        let buffer = metrics.probe(rx, capacity);
+        lock(&self.probes).push(buffer.clone());
+        buffer
     }
 
     /// Lets go of the run's buffers: they stop being reported, and each is freed (with

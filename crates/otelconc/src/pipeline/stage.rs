@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::envelope::Mode;
-use super::metrics::{ERROR, Metrics, OK, PANIC, StageKind, TAKEN, WorkerCounts};
+use super::metrics::{ERROR, EnteredRoster, Metrics, OK, PANIC, StageKind, TAKEN, WorkerCounts};
 use super::run::RunShared;
 use super::{ErrorPolicy, PipelineError};
 use crate::telemetry::names::pipeline::{ATTR_SEQ, ATTR_STAGE, STAGE_SPAN};
@@ -184,7 +184,12 @@ pub(crate) struct Shared {
 }
 
 /// One of a stage's `concurrency` workers: takes items from the stage's input, runs
-/// the stage function, and sends results to the stage's output buffer.
+/// the stage function, and sends results to the stage's output buffer (`probe`, when an
+/// SDK reads the buffer's instruments, counts them).
+///
+/// Its busy time runs from taking an item until it parks on an empty input or a full
+/// output buffer (see [`util::busy`](crate::util::busy)): the clock is read at those
+/// transitions only, never while it drains a non-empty input into a buffer with room.
 pub(crate) async fn worker<M, I, O, E, F, Fut>(
     rx: Receiver<M::Env<I>>,
     tx: Sender<M::Env<O>>,
@@ -192,6 +197,7 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
     stage: Arc<StageState>,
     shared: Arc<Shared>,
     run: Arc<RunShared<E>>,
+    probe: Option<Arc<dyn EnteredRoster>>,
 ) where
     M: Mode,
     M::Env<I>: Send,
@@ -202,7 +208,7 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
     Fut: Future<Output = Result<O, E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    let counts = WorkerCounts::join(stage.metrics.clone());
+    let counts = WorkerCounts::join(stage.metrics.clone(), probe);
     let mut timing = Timing {
         on: shared.timed,
         every: shared.time_every,
@@ -212,19 +218,24 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
         // `try_recv` first: an item that is already there costs no `Recv` future.
         let env = match rx.try_recv() {
             Ok(env) => env,
-            Err(TryRecvError::Empty) => match rx.recv().await {
-                Ok(env) => env,
-                Err(_) => break,
-            },
+            Err(TryRecvError::Empty) => {
+                counts.shift.idle();
+                match rx.recv().await {
+                    Ok(env) => env,
+                    Err(_) => break,
+                }
+            }
             Err(TryRecvError::Closed) => break,
         };
+        counts.shift.busy();
         let (seq, item) = M::open(env);
         let Some(Carried { value, trace }) = item else {
             // A skipped item's marker (ordered mode): pass it on to the sink.
-            if let Some(skip) = M::skipped(seq)
-                && tx.send(skip).await.is_err()
-            {
-                break;
+            if let Some(skip) = M::skipped(seq) {
+                if tx.send(skip).await.is_err() {
+                    break;
+                }
+                counts.entered();
             }
             continue;
         };
@@ -248,12 +259,15 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
                 match tx.try_send(M::item(seq, Carried { value: v, trace })) {
                     Ok(()) => {}
                     Err(TrySendError::Full(out)) => {
+                        // Blocked by the next stage: not busy.
+                        counts.shift.idle();
                         if tx.send(out).await.is_err() {
                             break;
                         }
                     }
                     Err(TrySendError::Closed(_)) => break,
                 }
+                counts.entered();
             }
             Err(failure) => {
                 counts.one(match failure {
@@ -268,10 +282,11 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
                     }
                     ErrorPolicy::Skip => {
                         run.skipped.fetch_add(1, Ordering::Relaxed);
-                        if let Some(skip) = M::skipped(seq)
-                            && tx.send(skip).await.is_err()
-                        {
-                            break;
+                        if let Some(skip) = M::skipped(seq) {
+                            if tx.send(skip).await.is_err() {
+                                break;
+                            }
+                            counts.entered();
                         }
                     }
                 }
@@ -281,7 +296,8 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
 }
 
 /// A worker's 1-in-N sample of the items it times for the duration histogram (only
-/// when an SDK reads it: else it drops the value).
+/// when an SDK reads it: else it drops the value): every Nth item the worker takes,
+/// traced or not, and no other.
 struct Timing {
     on: bool,
     every: u32,
@@ -292,15 +308,22 @@ impl Timing {
     /// The start of a call's time, when the call is in the sample.
     #[inline]
     fn start(&mut self) -> Option<Instant> {
+        self.sampled().then(Instant::now)
+    }
+
+    /// Counts one item; whether it is in the sample (for an item whose call is timed
+    /// anyway, for its span).
+    #[inline]
+    fn sampled(&mut self) -> bool {
         if !self.on {
-            return None;
+            return false;
         }
         self.tick += 1;
         if self.tick < self.every {
-            return None;
+            return false;
         }
         self.tick = 0;
-        Some(Instant::now())
+        true
     }
 
     /// Records the time since `start`, if the call was in the sample.
@@ -313,7 +336,8 @@ impl Timing {
 }
 
 /// Runs the stage on an item that carries its producer's context `tr`. Inside a sampled
-/// trace the stage gets a span (by the consumer span rule), the call is timed, and the
+/// trace the stage gets a span (by the consumer span rule), the call is timed (for the
+/// span, and for the histogram when the item is in the worker's sample), and the
 /// item goes on carrying the span's context, the next stage's producer, and the instant
 /// it left. Outside one, the call runs under the carried context (so the stage
 /// function's logs, baggage and spans stay in the producer's trace), sampled for timing
@@ -340,12 +364,18 @@ where
         return (r, tr);
     };
     let next = span.clone();
+    let sampled = timing.sampled();
     let start = Instant::now();
     let r = call(f, value, EndingSpan::new(Some(span), None)).await;
     // One clock read ends the stage's time and starts the item's wait for the next
-    // stage.
+    // stage. Only an item in the sample goes to the histogram (its span has the time
+    // anyway), recorded under the item's span so that an SDK that collects exemplars
+    // links the point to the trace.
     let end = Instant::now();
-    stage.metrics.duration.record((end - start).as_secs_f64());
+    if sampled {
+        let _current = next.clone().attach();
+        stage.metrics.duration.record((end - start).as_secs_f64());
+    }
     tr.cx = Some(next);
     tr.enqueued = Some(end);
     (r, tr)

@@ -11,8 +11,10 @@ use tokio::time::Instant;
 
 use super::stats::Stats;
 use crate::telemetry::names::pool as names;
-use crate::telemetry::names::{ATTR_NAME, ATTR_OUTCOME, ATTR_REASON};
+use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_WORKER_STATE};
 use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::util::backlog::Backlog;
+use crate::util::busy::Workers as BusyWorkers;
 use crate::util::counts::Striped;
 use crate::util::sync::lock;
 
@@ -46,40 +48,57 @@ pub(crate) struct Metrics {
     sample_every: u32,
     /// `SUBMITTED`, `REJECTED_FULL`, `REJECTED_CLOSED`, `NOT_STARTED`, `OUTCOMES_DROPPED`.
     counters: Striped<5>,
+    /// The workers' busy time.
+    pub(crate) busy: Arc<BusyWorkers>,
+    /// For the oldest queued job's age.
+    backlog: Backlog,
+    /// The queue's capacity.
+    capacity: usize,
     /// For the max-age gauge: per worker, the job sequence number last seen running and
     /// when it was first seen.
     seen_running: Mutex<HashMap<u64, (u64, Instant)>>,
     /// The observable instruments' registrations, kept alive with the pool.
     observables: Mutex<Vec<Observation>>,
+    /// Whether an SDK reads them (set at registration): if not, workers keep no clock.
+    pub(crate) observed: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
+    /// Submits left on this thread before the next timed one, over every pool.
     static TICK: StdCell<u32> = const { StdCell::new(0) };
 }
 
 impl Metrics {
-    pub(crate) fn new(t: &Telemetry, name: &Arc<str>, sample_every: u32) -> Self {
-        let attrs = |outcome: &'static str| {
-            [
+    pub(crate) fn new(t: &Telemetry, name: &Arc<str>, sample_every: u32, capacity: usize) -> Self {
+        let attrs = |i: usize| {
+            let mut a = vec![
                 KeyValue::new(ATTR_NAME, StringValue::from(name.clone())),
-                KeyValue::new(ATTR_OUTCOME, outcome),
-            ]
+                KeyValue::new(ATTR_OUTCOME, names::OUTCOMES[i]),
+            ];
+            if let Some(e) = names::ERRORS[i] {
+                a.push(KeyValue::new(ATTR_ERROR_TYPE, e));
+            }
+            a
         };
-        let hists = |spec| -> [Histogram; 4] {
-            std::array::from_fn(|i| t.histogram(spec, &attrs(names::OUTCOMES[i])))
-        };
+        let hists =
+            |spec| -> [Histogram; 4] { std::array::from_fn(|i| t.histogram(spec, &attrs(i))) };
         Self {
             duration: hists(&names::JOB_DURATION),
-            wait: hists(&names::QUEUE_WAIT),
+            wait: hists(&names::QUEUE_WAIT_DURATION),
             sample_every,
             counters: Striped::default(),
+            busy: Arc::default(),
+            backlog: Backlog::default(),
+            capacity,
             seen_running: Mutex::new(HashMap::new()),
             observables: Mutex::new(Vec::new()),
+            observed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// True for one submit in `sample_every` on this thread: that job is timed for the
-    /// histograms.
+    /// histograms: a fixed stride of the thread's submits over every pool, so a pool
+    /// built per request does not have its first job always timed.
     #[inline]
     pub(crate) fn tick(&self) -> bool {
         let n = self.sample_every;
@@ -98,9 +117,18 @@ impl Metrics {
         })
     }
 
-    /// Records a timed job's run time and queue wait under outcome `idx`.
+    /// Records a timed job's run time and queue wait under outcome `idx`, under the
+    /// job's context `cx` when it has one (its span's, or the submitter's), so that an
+    /// SDK that collects exemplars links the points to the job's trace.
     #[inline]
-    pub(crate) fn record_times(&self, idx: usize, queued: Instant, started: Instant) {
+    pub(crate) fn record_times(
+        &self,
+        idx: usize,
+        queued: Instant,
+        started: Instant,
+        cx: Option<&opentelemetry::Context>,
+    ) {
+        let _current = cx.map(|cx| cx.clone().attach());
         let now = Instant::now();
         self.duration[idx].record((now - started).as_secs_f64());
         self.wait[idx].record((started - queued).as_secs_f64());
@@ -132,6 +160,13 @@ impl Metrics {
         stats.outcomes_dropped = self.counters.get(OUTCOMES_DROPPED);
     }
 
+    /// Seconds the oldest job still queued has waited, at least (see [`Backlog`]), with
+    /// `queued` jobs in the queue: the jobs that entered it are the ones accepted.
+    pub(crate) fn oldest_queued_age(&self, queued: usize) -> f64 {
+        let entered = self.counters.get(SUBMITTED);
+        self.backlog.oldest_age(entered, queued as u64)
+    }
+
     /// Seconds the longest-running job has run, as seen by calls to this function: a job
     /// counts from the first call that saw it running (no timestamp per job). `running`
     /// is `(worker id, job sequence number)` for every busy worker.
@@ -157,6 +192,7 @@ impl Metrics {
 pub(crate) trait Observed: Send + Sync + 'static {
     fn metrics(&self) -> &Metrics;
     fn stats(&self) -> Stats;
+    fn queued(&self) -> usize;
     fn max_age(&self) -> f64;
 }
 
@@ -186,23 +222,28 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
         |s| s.cancelled,
         |s| s.not_started,
     ];
-    for (&outcome, f) in names::OUTCOMES.iter().zip(jobs) {
-        out.push(t.observable_counter(
-            &names::JOBS,
-            vec![name(), KeyValue::new(ATTR_OUTCOME, outcome)],
-            stat(f),
-        ));
+    let outcomes = names::OUTCOMES.iter().zip(names::ERRORS);
+    for ((&outcome, error), f) in outcomes.zip(jobs) {
+        let mut attrs = vec![name(), KeyValue::new(ATTR_OUTCOME, outcome)];
+        if let Some(e) = error {
+            attrs.push(KeyValue::new(ATTR_ERROR_TYPE, *e));
+        }
+        out.push(t.observable_counter(&names::JOBS, attrs, stat(f)));
     }
-    out.push(t.observable_counter(&names::SUBMITTED, vec![name()], stat(|s| s.submitted)));
-    // In the order of `names::REJECT_REASONS`.
-    let reasons: [CounterFn; 2] = [
+    // In the order of `names::SUBMIT_RESULTS`.
+    let submits: [CounterFn; 3] = [
+        |m| m.counters.get(SUBMITTED),
         |m| m.counters.get(REJECTED_FULL),
         |m| m.counters.get(REJECTED_CLOSED),
     ];
-    for (&reason, f) in names::REJECT_REASONS.iter().zip(reasons) {
+    for (&(outcome, error), f) in names::SUBMIT_RESULTS.iter().zip(submits) {
+        let mut attrs = vec![name(), KeyValue::new(ATTR_OUTCOME, outcome)];
+        if let Some(e) = error {
+            attrs.push(KeyValue::new(ATTR_ERROR_TYPE, e));
+        }
         out.push(t.observable_counter(
-            &names::REJECTED,
-            vec![name(), KeyValue::new(ATTR_REASON, reason)],
+            &names::SUBMISSIONS,
+            attrs,
             reader(shared, move |s| f(s.metrics())),
         ));
     }
@@ -211,26 +252,45 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
         vec![name()],
         stat(|s| s.outcomes_dropped),
     ));
-    let gauge = |f: fn(&Stats) -> usize| {
+    let level = |f: fn(&Stats) -> usize| {
         reader(shared, move |s| {
             i64::try_from(f(&s.stats())).unwrap_or(i64::MAX)
         })
     };
-    out.push(t.observable_gauge(&names::QUEUE_DEPTH, vec![name()], gauge(|s| s.queued)));
-    out.push(t.observable_gauge(&names::WORKERS, vec![name()], gauge(|s| s.workers)));
-    out.push(t.observable_gauge(&names::BUSY, vec![name()], gauge(|s| s.busy)));
-    out.push(t.observable_gauge_f64(
-        &names::UTILIZATION,
+    out.push(t.observable_up_down_counter(&names::QUEUE_SIZE, vec![name()], level(|s| s.queued)));
+    out.push(t.observable_up_down_counter(
+        &names::QUEUE_CAPACITY,
         vec![name()],
-        Combine::Mean,
         reader(shared, |s| {
-            let st = s.stats();
-            if st.workers == 0 {
-                0.0
-            } else {
-                st.busy as f64 / st.workers as f64
-            }
+            i64::try_from(s.metrics().capacity).unwrap_or(i64::MAX)
         }),
+    ));
+    out.push(t.observable_gauge_f64(
+        &names::QUEUE_OLDEST_AGE,
+        vec![name()],
+        Combine::Max,
+        reader(shared, |s| s.metrics().oldest_queued_age(s.queued())),
+    ));
+    out.push(t.observable_up_down_counter(
+        &names::WORKER_LIMIT,
+        vec![name()],
+        level(|s| s.workers),
+    ));
+    let state = |v: &'static str| vec![name(), KeyValue::new(ATTR_WORKER_STATE, v)];
+    out.push(t.observable_up_down_counter(
+        &names::WORKER_COUNT,
+        state(names::STATE_BUSY),
+        level(|s| s.busy),
+    ));
+    out.push(t.observable_up_down_counter(
+        &names::WORKER_COUNT,
+        state(names::STATE_IDLE),
+        level(|s| s.workers.saturating_sub(s.busy)),
+    ));
+    out.push(t.observable_counter_f64(
+        &names::WORKER_BUSY_TIME,
+        vec![name()],
+        reader(shared, |s| s.metrics().busy.busy_time()),
     ));
     out.push(t.observable_gauge_f64(
         &names::MAX_JOB_AGE,
@@ -238,5 +298,10 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
         Combine::Max,
         reader(shared, S::max_age),
     ));
+    let observed = out.iter().any(Observation::observed);
+    shared
+        .metrics()
+        .observed
+        .store(observed, std::sync::atomic::Ordering::Relaxed);
     *lock(&shared.metrics().observables) = out;
 }

@@ -85,10 +85,15 @@
 //! workers) and a few hundred lines of accounting.
 //!
 //! # Telemetry
-//! Jobs by outcome (`ok`, `panic`, `timeout`, `cancelled`, `not_started`), intake and
-//! refusals, sampled run and queue-wait histograms, queue depth, workers, busy workers,
-//! utilization, the age of the longest-running job and dropped outcomes, each with the
-//! pool's name and never an id.
+//! Jobs by outcome (`ok`, `panic`, `timeout`, `cancelled`, `not_started`; failures with
+//! `error.type`), submissions (accepted, or refused with `error.type` `queue_full` or
+//! `closed`), sampled run and queue-wait histograms, and, read at collection time: the
+//! queue's size and capacity, the worker limit and workers by state (busy, idle), all
+//! up-down counters; the age of the oldest queued job and of the longest-running one
+//! (gauges); the workers' busy time (a counter of seconds, exact: utilization over a
+//! window is its rate divided by the worker limit); dropped outcomes. Each carries the
+//! pool's name and never an id. Busy time costs no clock read per job: a worker reads
+//! the clock when it parks on an empty queue and when it takes the next job.
 //!
 //! A job carries its submitter's context whenever that holds a valid span context,
 //! sampled or not, or baggage, and runs inside it: spans the job starts stay in the

@@ -115,7 +115,7 @@ impl Shared {
             rx,
             timeout: cfg.timeout,
             deadline: cfg.deadline,
-            metrics: Metrics::new(&cfg.telemetry, &cfg.name, cfg.sample_every),
+            metrics: Metrics::new(&cfg.telemetry, &cfg.name, cfg.sample_every, cfg.capacity),
             telemetry: cfg.telemetry,
             outcomes: cfg.outcomes.map(async_channel::bounded),
             root: CancellationToken::new(),
@@ -279,6 +279,10 @@ impl Observed for Shared {
 
     fn stats(&self) -> Stats {
         Shared::stats(self)
+    }
+
+    fn queued(&self) -> usize {
+        Shared::queued(self)
     }
 
     fn max_age(&self) -> f64 {

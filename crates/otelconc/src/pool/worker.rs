@@ -19,6 +19,7 @@ use super::state::{Queued, Shared, WorkerSlot, Workers, meta_of};
 use crate::telemetry::names::ATTR_QUEUE_WAIT;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::{Carried, End, EndingSpan, Guarded};
+use crate::util::busy::Shift;
 use crate::util::sync::lock;
 
 impl Shared {
@@ -69,7 +70,13 @@ impl Shared {
 }
 
 /// One worker: takes jobs until the queue is closed and empty, or it is told to retire.
+///
+/// Its busy time runs from taking a job until it finds the queue empty (see
+/// [`util::busy`](crate::util::busy)): the clock is read when it parks and when it
+/// takes the next job after parking, never while it drains a non-empty queue.
 async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
+    // Dropped when the worker ends, or with its task when it is aborted.
+    let shift = Shift::begin(&shared.metrics.busy, shared.metrics.observed.load(Relaxed));
     let mut token = shared.root.child_token();
     loop {
         if slot.retire.load(Relaxed) {
@@ -79,6 +86,7 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
             Ok(queued) => queued,
             Err(async_channel::TryRecvError::Closed) => break,
             Err(async_channel::TryRecvError::Empty) => {
+                shift.idle();
                 let wake = slot.wake.notified();
                 tokio::select! {
                     biased;
@@ -90,10 +98,12 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
                 }
             }
         };
+        shift.busy();
         run_job(&shared, &slot, &mut token, queued).await;
         // Jobs that never wait would otherwise keep this worker from yielding.
         tokio::task::consume_budget().await;
     }
+    drop(shift);
     shared.exited(&slot);
 }
 
@@ -136,12 +146,15 @@ async fn run_job(
     };
     // Traced jobs outside the sample skip the histograms: their span has the times.
     let times = started.filter(|_| timed);
+    // A timed job in a trace records its times under its context (exemplars).
+    let cx = times.and_then(|_| span.clone().or_else(|| carried.clone()));
     let mut job = InFlight {
         shared,
         slot,
         cell: Some(cell),
         meta,
         times,
+        cx,
     };
     let result = {
         let Some(cell) = job.cell.as_mut() else {
@@ -224,6 +237,8 @@ struct InFlight<'a> {
     meta: Option<Meta>,
     /// (queued at, started at) for timed jobs.
     times: Option<(Instant, Instant)>,
+    /// The job's context for its timed records: its span's, else the submitter's.
+    cx: Option<opentelemetry::Context>,
 }
 
 impl InFlight<'_> {
@@ -239,7 +254,9 @@ impl InFlight<'_> {
         };
         self.slot.counts.add(idx, 1);
         if let Some((queued, started)) = self.times {
-            self.shared.metrics.record_times(idx, queued, started);
+            self.shared
+                .metrics
+                .record_times(idx, queued, started, self.cx.as_ref());
         }
         self.shared.settle(cell, self.meta.take(), result);
         self.slot.busy.store(false, Relaxed);

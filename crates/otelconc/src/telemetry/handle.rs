@@ -377,18 +377,6 @@ impl Telemetry {
         })
     }
 
-    /// This instance's part in the observable gauge `spec` with `attrs`: the gauge
-    /// reports the sum of what the `observe` of every live instance of the name returns
-    /// (see [`super::observe`]). `observe` should hold only a `Weak` of its instance.
-    pub(crate) fn observable_gauge(
-        &self,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        observe: impl Fn() -> Option<i64> + Send + Sync + 'static,
-    ) -> Observation {
-        self.observatory.gauge(&self.meter, spec, attrs, observe)
-    }
-
     /// This instance's part in the observable up-down counter `spec` with `attrs`: an
     /// additive level, reported as the sum of what the `observe` of every live instance
     /// of the name returns. `observe` should hold only a `Weak` of its instance.
@@ -436,6 +424,17 @@ impl Telemetry {
         observe: impl Fn() -> Option<u64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory.counter(&self.meter, spec, attrs, observe)
+    }
+
+    /// Like [`Telemetry::observable_counter`] with an `f64` total (seconds).
+    pub(crate) fn observable_counter_f64(
+        &self,
+        spec: &'static InstrumentSpec,
+        attrs: Vec<KeyValue>,
+        observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Observation {
+        self.observatory
+            .counter_f64(&self.meter, spec, attrs, observe)
     }
 }
 

@@ -13,8 +13,8 @@
 //!   source that leaves hands its last observed count to the ones that stay. Once the
 //!   last one leaves, the counter stops reporting (as a single instance did), and a
 //!   later instance of that name starts from zero;
-//! - gauges add up (waiters, depth, permits in use), or, for ratios and maxima, take the
-//!   mean or the largest value ([`Combine`]);
+//! - gauges are kept for values that do not add up (ages): the callback takes the
+//!   largest value ([`Combine`]);
 //! - up-down counters (additive levels) add up, and a source that leaves takes its part
 //!   of the level with it.
 //!
@@ -39,13 +39,11 @@ use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec};
 use crate::util::sync::lock;
 
-/// How the live sources of one gauge combine into the value exported.
+/// How the live sources of one observable instrument combine into the value exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Combine {
-    /// Their sum (counts: waiters, depth, permits).
+    /// Their sum (additive levels: waiters, queue sizes, permits).
     Sum,
-    /// Their mean (ratios, such as a pool's utilization).
-    Mean,
     /// The largest (maxima, such as the age of the oldest running job).
     Max,
 }
@@ -55,7 +53,6 @@ pub(crate) trait Value: Copy + Send + Sync + 'static {
     const ZERO: Self;
     fn add(self, other: Self) -> Self;
     fn max(self, other: Self) -> Self;
-    fn mean(sum: Self, n: usize) -> Self;
 }
 
 impl Value for u64 {
@@ -65,9 +62,6 @@ impl Value for u64 {
     }
     fn max(self, other: Self) -> Self {
         Ord::max(self, other)
-    }
-    fn mean(sum: Self, n: usize) -> Self {
-        sum / n.max(1) as u64
     }
 }
 
@@ -79,9 +73,6 @@ impl Value for i64 {
     fn max(self, other: Self) -> Self {
         Ord::max(self, other)
     }
-    fn mean(sum: Self, n: usize) -> Self {
-        sum / i64::try_from(n.max(1)).unwrap_or(i64::MAX)
-    }
 }
 
 impl Value for f64 {
@@ -91,9 +82,6 @@ impl Value for f64 {
     }
     fn max(self, other: Self) -> Self {
         f64::max(self, other)
-    }
-    fn mean(sum: Self, n: usize) -> Self {
-        sum / n.max(1) as f64
     }
 }
 
@@ -145,10 +133,8 @@ impl<V: Value> Slot<V> {
             }
         }
         let mut acc: Option<V> = None;
-        let mut n = 0;
         for s in &st.sources {
             let Some(v) = s.last else { continue };
-            n += 1;
             acc = Some(match (acc, self.combine) {
                 (None, _) => v,
                 (Some(a), Some(Combine::Max)) => a.max(v),
@@ -158,7 +144,6 @@ impl<V: Value> Slot<V> {
         match self.combine {
             None if st.sources.is_empty() => None,
             None => Some(acc.unwrap_or(V::ZERO).add(st.retired)),
-            Some(Combine::Mean) => acc.map(|sum| V::mean(sum, n)),
             Some(_) => acc,
         }
     }
@@ -244,7 +229,7 @@ pub(super) fn key(spec: &InstrumentSpec, attrs: &[KeyValue]) -> Key {
 #[derive(Default)]
 pub(crate) struct Observatory {
     counters: Mutex<HashMap<Key, Weak<Slot<u64>>>>,
-    gauges: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
+    counters_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
     gauges_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
     up_down: Mutex<HashMap<Key, Weak<Slot<i64>>>>,
     up_down_f64: Mutex<HashMap<Key, Weak<Slot<f64>>>>,
@@ -400,22 +385,27 @@ impl Observatory {
         )
     }
 
-    /// An observable `i64` gauge for `spec` and `attrs` on `meter`; the instances of a
-    /// name add up.
-    pub(crate) fn gauge(
+    /// An observable `f64` counter for `spec` and `attrs` on `meter` (seconds of busy
+    /// time); this instance's cumulative total is what `read` returns.
+    pub(crate) fn counter_f64(
         &self,
         meter: &Meter,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<i64> + Send + Sync + 'static,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
-        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
+        debug_assert_eq!(
+            spec.kind,
+            InstrumentKind::ObservableCounter,
+            "{}",
+            spec.name
+        );
         let k = key(spec, &attrs);
         observe_in(
-            &self.gauges,
+            &self.counters_f64,
             k,
-            Some(Combine::Sum),
-            |cb| register!(meter.i64_observable_gauge(spec.name), spec, attrs, cb),
+            None,
+            |cb| register!(meter.f64_observable_counter(spec.name), spec, attrs, cb),
             Arc::new(read),
         )
     }

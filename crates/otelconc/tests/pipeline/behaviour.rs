@@ -322,7 +322,7 @@ async fn with_a_slow_sink_every_buffer_stays_within_its_capacity() {
         for (stage, cap) in [("a", 3.0), ("b", 2.0)] {
             let depth = m
                 .value(
-                    "otelconc.pipeline.stage.buffer.depth",
+                    "otelconc.pipeline.stage.buffer.size",
                     &[attr(ATTR_STAGE, stage)],
                 )
                 .expect("depth is reported");

@@ -96,7 +96,7 @@ fn no_sdk() -> Telemetry {
     Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new())
 }
 
-const DEPTH: &str = "otelconc.pipeline.stage.buffer.depth";
+const DEPTH: &str = "otelconc.pipeline.stage.buffer.size";
 
 /// Runs `pipeline` (from [`held_items`]) until its buffers are full, checks what the
 /// depth gauge reports then (when `tt` is given), ends the run with a fail-fast error

@@ -11,7 +11,9 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, Status, TraceContextExt};
 use otelconc::pipeline::{ErrorPolicy, Pipeline};
 use otelconc::telemetry::names::pipeline::ATTR_STAGE;
-use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT};
+use otelconc::telemetry::names::{
+    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_WORKER_STATE,
+};
 use otelconc_testkit::{SpanData, TestTelemetry, attr};
 
 use crate::attr_of;
@@ -76,7 +78,7 @@ async fn stage_metrics_count_every_item_and_time_it() {
         assert!(sum >= 0.0);
         // The run is over: its buffers are gone and report nothing.
         assert_eq!(
-            m.value("otelconc.pipeline.stage.buffer.depth", &attrs),
+            m.value("otelconc.pipeline.stage.buffer.size", &attrs),
             Some(0.0)
         );
     }
@@ -363,4 +365,76 @@ async fn stage_timings_are_read_from_tokios_clock() {
     // Untraced (one item in `time_every`, here every item): timed the same way.
     assert_eq!(pipeline.run(stream::iter(0..1_u64)).count().await, 1);
     assert_eq!(duration(&tt), (3, 6.0), "one more item, 2 s");
+}
+
+/// Traced items are not added to the duration sample beyond its stride: the histogram's
+/// count stays a fixed fraction of the items (their spans have their times).
+#[tokio::test]
+async fn traced_items_are_not_added_to_the_duration_sample() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("traced-sample")
+        .stage("only", 1, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .time_every(10)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let root = tt.root("submitter");
+    let out = async { pipeline.run(stream::iter(0..20_u64)).count().await }
+        .with_context(root)
+        .await;
+    assert_eq!(out, 20);
+    assert_eq!(tt.spans_named("otelconc.pipeline.stage").len(), 20);
+    let (count, _) = tt
+        .metrics()
+        .histogram(
+            "otelconc.pipeline.stage.duration",
+            &[attr(ATTR_STAGE, "only")],
+        )
+        .unwrap();
+    assert_eq!(count, 2, "items 10 and 20 of the worker, traced or not");
+}
+
+/// A stage's busy time runs while a worker works and stops when it parks on a full
+/// output buffer; the buffer reports its size, its capacity and its oldest item's age,
+/// and the stage its workers by state.
+#[tokio::test(start_paused = true)]
+async fn a_blocked_stage_shows_busy_time_saturation_and_backlog_age() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("blocked")
+        .stage("work", 1, 2, |n: u64| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, Infallible>(n)
+        })
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    // Nobody reads the output: the worker fills the buffer with items 0 and 1 (at 1 s
+    // and 2 s), finishes item 2 at 3 s and parks on the full buffer.
+    let out = pipeline.run(stream::iter(0..5_u64));
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let stage = [attr(ATTR_NAME, "blocked"), attr(ATTR_STAGE, "work")];
+    let value = |metric: &str| tt.metrics().value(metric, &stage);
+    assert_eq!(value("otelconc.pipeline.stage.buffer.size"), Some(2.0));
+    assert_eq!(value("otelconc.pipeline.stage.buffer.capacity"), Some(2.0));
+    assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(3.0));
+    assert_eq!(value("otelconc.pipeline.stage.worker.limit"), Some(1.0));
+    let state = |s| {
+        let mut a = stage.to_vec();
+        a.push(attr(ATTR_WORKER_STATE, s));
+        tt.metrics()
+            .value("otelconc.pipeline.stage.worker.count", &a)
+    };
+    assert_eq!((state("busy"), state("idle")), (Some(0.0), Some(1.0)));
+    // The collection at 3.5 s was the first after items 0 and 1 went in.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(
+        value("otelconc.pipeline.stage.buffer.oldest.age"),
+        Some(2.0)
+    );
+    assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(3.0));
+    tt.assert_all_cataloged();
+    assert_eq!(out.count().await, 5);
+    // Items 3 and 4 took 1 s each once the buffer had room; the run's worker is gone.
+    assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(5.0));
+    assert_eq!(value("otelconc.pipeline.stage.worker.limit"), Some(0.0));
 }

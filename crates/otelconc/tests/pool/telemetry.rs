@@ -6,7 +6,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Status, TraceContextExt};
 use otelconc::pool::{JobError, Named, WorkerPool, with_token};
 use otelconc::telemetry::names::{
-    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_REASON,
+    ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_WORKER_STATE,
 };
 use otelconc_testkit::{SpanData, TestTelemetry, attr};
 
@@ -133,14 +133,34 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
     assert_eq!(count("panic") + count("timeout"), report.failed);
     assert_eq!(count("cancelled"), report.cancelled);
     assert_eq!(count("not_started"), report.not_started);
+    // Failures carry error.type; cancellations are not failures.
+    let failed = [name.clone(), attr(ATTR_ERROR_TYPE, "panic")];
+    assert_eq!(m.value("otelconc.pool.jobs", &failed), Some(1.0));
+    let with_error: f64 = ["panic", "timeout", "queue_full", "closed"]
+        .iter()
+        .filter_map(|e| {
+            m.value(
+                "otelconc.pool.jobs",
+                &[name.clone(), attr(ATTR_ERROR_TYPE, *e)],
+            )
+        })
+        .sum();
+    assert_eq!(with_error, report.failed as f64);
     assert_eq!(
-        m.value("otelconc.pool.submitted", std::slice::from_ref(&name)),
+        m.value(
+            "otelconc.pool.submissions",
+            &[name.clone(), attr(ATTR_OUTCOME, "ok")]
+        ),
         Some(report.accepted() as f64)
     );
     assert_eq!(
         m.value(
-            "otelconc.pool.rejected",
-            &[name.clone(), attr(ATTR_REASON, "closed")]
+            "otelconc.pool.submissions",
+            &[
+                name.clone(),
+                attr(ATTR_OUTCOME, "refused"),
+                attr(ATTR_ERROR_TYPE, "closed")
+            ]
         ),
         Some(1.0)
     );
@@ -157,7 +177,10 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
         .unwrap();
     assert_eq!((n, sum), (1, 1.0));
     let (n, _) = m
-        .histogram("otelconc.pool.queue.wait", std::slice::from_ref(&name))
+        .histogram(
+            "otelconc.pool.queue.wait.duration",
+            std::slice::from_ref(&name),
+        )
         .unwrap();
     assert_eq!(n, report.accepted());
     // No metric carries an id.
@@ -168,7 +191,7 @@ async fn job_spans_are_children_of_the_submitter_and_counters_match_the_report()
 }
 
 #[tokio::test]
-async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
+async fn levels_show_busy_and_idle_workers_the_queue_and_the_stuck_job_age() {
     let tt = TestTelemetry::new();
     let p = WorkerPool::builder("gauges")
         .workers(2)
@@ -187,10 +210,19 @@ async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
     started_rx.await.unwrap();
     let name = [attr(ATTR_NAME, "gauges")];
     let m = tt.metrics();
-    assert_eq!(m.value("otelconc.pool.busy", &name), Some(1.0));
-    assert_eq!(m.value("otelconc.pool.workers", &name), Some(2.0));
-    assert_eq!(m.value("otelconc.pool.utilization", &name), Some(0.5));
-    assert_eq!(m.value("otelconc.pool.queue.depth", &name), Some(0.0));
+    let state = |s| [attr(ATTR_NAME, "gauges"), attr(ATTR_WORKER_STATE, s)];
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("busy")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("idle")),
+        Some(1.0)
+    );
+    assert_eq!(m.value("otelconc.pool.worker.limit", &name), Some(2.0));
+    assert_eq!(m.value("otelconc.pool.queue.size", &name), Some(0.0));
+    assert_eq!(m.value("otelconc.pool.queue.capacity", &name), Some(4.0));
+    assert_eq!(m.value("otelconc.pool.queue.oldest.age", &name), Some(0.0));
     // The age counts from the first collection that saw the job running, so after a
     // 20 ms pause it is at least 20 ms.
     std::thread::sleep(Duration::from_millis(20));
@@ -207,8 +239,61 @@ async fn gauges_show_busy_workers_utilization_and_the_stuck_job_age() {
     assert_eq!(report.accepted(), 4);
     let m = tt.metrics();
     assert_eq!(m.value("otelconc.pool.outcomes.dropped", &name), Some(3.0));
-    assert_eq!(m.value("otelconc.pool.busy", &name), Some(0.0));
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("busy")),
+        Some(0.0)
+    );
     assert_eq!(m.value("otelconc.pool.job.max_age", &name), Some(0.0));
+}
+
+/// Busy time is exact: the sum of the stretches each worker spent between taking a job
+/// and finding the queue empty, the one still going included. The oldest queued job's
+/// age counts from the first collection after it was submitted.
+#[tokio::test(start_paused = true)]
+async fn busy_time_and_the_oldest_queued_job_age_follow_the_clock() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("backlog")
+        .workers(1)
+        .queue_capacity(8)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let name = [attr(ATTR_NAME, "backlog")];
+    let value = |metric| tt.metrics().value(metric, &name);
+    // The first job holds the only worker for 10 s; three more queue behind it.
+    p.submit(|| tokio::time::sleep(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    tokio::task::yield_now().await;
+    for _ in 0..3 {
+        p.submit(|| tokio::time::sleep(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(value("otelconc.pool.queue.size"), Some(3.0));
+    assert_eq!(value("otelconc.pool.queue.capacity"), Some(8.0));
+    assert_eq!(value("otelconc.pool.worker.busy.time"), Some(0.0));
+    // The collection above is the first after the three were submitted.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(value("otelconc.pool.queue.oldest.age"), Some(4.0));
+    assert_eq!(value("otelconc.pool.worker.busy.time"), Some(4.0));
+    // At 10 s the worker takes the second job (without parking): two left, the oldest
+    // of them queued since before the first collection.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(value("otelconc.pool.queue.size"), Some(2.0));
+    assert_eq!(value("otelconc.pool.queue.oldest.age"), Some(10.0));
+    assert_eq!(value("otelconc.pool.worker.busy.time"), Some(10.0));
+    // The queue drains at 13 s; the worker then parks, and busy time stops.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(value("otelconc.pool.queue.size"), Some(0.0));
+    assert_eq!(value("otelconc.pool.queue.oldest.age"), Some(0.0));
+    assert_eq!(value("otelconc.pool.worker.busy.time"), Some(13.0));
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.completed, 4);
+    // The exited worker's busy time stays in the total.
+    assert_eq!(value("otelconc.pool.worker.busy.time"), Some(13.0));
+    tt.assert_all_cataloged();
 }
 
 /// Cancellation is not an error: the span of a job cut off by the shutdown deadline ends
@@ -294,5 +379,10 @@ async fn traced_jobs_outside_the_timing_sample_skip_the_histograms() {
         m.histogram("otelconc.pool.job.duration", &name).unwrap().0,
         2
     );
-    assert_eq!(m.histogram("otelconc.pool.queue.wait", &name).unwrap().0, 2);
+    assert_eq!(
+        m.histogram("otelconc.pool.queue.wait.duration", &name)
+            .unwrap()
+            .0,
+        2
+    );
 }

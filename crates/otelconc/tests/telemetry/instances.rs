@@ -10,7 +10,7 @@ use otelconc::pool::WorkerPool;
 use otelconc::rate::{Rate, RateLimiter};
 use otelconc::semaphore::Semaphore;
 use otelconc::telemetry::names::semaphore::ATTR_PERMIT_STATE;
-use otelconc::telemetry::names::{ATTR_NAME, ATTR_OUTCOME};
+use otelconc::telemetry::names::{self, ATTR_NAME, ATTR_OUTCOME};
 use otelconc_testkit::{TestTelemetry, attr};
 use tokio::sync::oneshot;
 
@@ -116,16 +116,16 @@ async fn same_named_channels_add_their_depth_and_their_messages() {
     }
     let m = tt.metrics();
     let orders = [attr(ATTR_NAME, "orders")];
-    assert_eq!(m.value("otelconc.channel.depth", &orders), Some(5.0));
+    assert_eq!(m.value("otelconc.channel.size", &orders), Some(5.0));
     assert_eq!(m.value("otelconc.channel.capacity", &orders), Some(12.0));
     let sent_ok = [attr(ATTR_NAME, "orders"), attr(ATTR_OUTCOME, "ok")];
     assert_eq!(m.value("otelconc.channel.sent", &sent_ok), Some(5.0));
 }
 
-/// Utilization is a ratio and the oldest job's age a maximum: same-named pools report
-/// their mean and their largest, while counts (workers, busy) add up.
+/// The oldest job's age is a maximum: same-named pools report their largest, while
+/// levels (workers, busy) add up.
 #[tokio::test]
-async fn same_named_pools_average_their_utilization_and_keep_the_oldest_job() {
+async fn same_named_pools_add_their_workers_and_keep_the_oldest_job() {
     let tt = TestTelemetry::new();
     let pool = |workers| {
         WorkerPool::builder("cpu")
@@ -149,9 +149,17 @@ async fn same_named_pools_average_their_utilization_and_keep_the_oldest_job() {
 
     let cpu = [attr(ATTR_NAME, "cpu")];
     let m = tt.metrics();
-    assert_eq!(m.value("otelconc.pool.workers", &cpu), Some(4.0));
-    assert_eq!(m.value("otelconc.pool.busy", &cpu), Some(1.0));
-    assert_eq!(m.value("otelconc.pool.utilization", &cpu), Some(0.5));
+    let busy = [
+        attr(ATTR_NAME, "cpu"),
+        attr(names::ATTR_WORKER_STATE, "busy"),
+    ];
+    let idle = [
+        attr(ATTR_NAME, "cpu"),
+        attr(names::ATTR_WORKER_STATE, "idle"),
+    ];
+    assert_eq!(m.value("otelconc.pool.worker.limit", &cpu), Some(4.0));
+    assert_eq!(m.value("otelconc.pool.worker.count", &busy), Some(1.0));
+    assert_eq!(m.value("otelconc.pool.worker.count", &idle), Some(3.0));
     tokio::time::sleep(Duration::from_millis(20)).await;
     let age = tt
         .metrics()

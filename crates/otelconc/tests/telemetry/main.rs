@@ -8,3 +8,4 @@
 mod context;
 mod doc;
 mod instances;
+mod views;

@@ -167,7 +167,7 @@ const SYNC_NAMES: &[&str] = &[
     "otelconc.group.task.finished",
     "otelconc.group.task.started",
     "otelconc.pool.job.duration",
-    "otelconc.pool.queue.wait",
+    "otelconc.pool.queue.wait.duration",
 ];
 
 fn assert_all_synchronous_instruments_recorded(r: &Recorder) {

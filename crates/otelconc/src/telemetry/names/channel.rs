@@ -12,8 +12,14 @@ pub(crate) const ATTR_BATCH_SIZE: &str = "otelconc.channel.batch_size";
 
 /// Outcomes of `otelconc.channel.sent`.
 pub(crate) const SEND_OUTCOMES: &[&str] = &["ok", "full", "closed", "timeout", "cancelled"];
-/// Outcomes of `otelconc.channel.received`.
-pub(crate) const RECV_OUTCOMES: &[&str] = &["ok", "empty", "closed", "timeout", "cancelled"];
+/// `error.type` of each of [`SEND_OUTCOMES`] that is a failure (`None`: not one).
+pub(crate) const SEND_ERRORS: &[Option<&str>] = &[
+    None,
+    Some("queue_full"),
+    Some("closed"),
+    Some("timeout"),
+    None,
+];
 
 /// The attribute keys of this primitive.
 pub(crate) const ATTRIBUTES: &[AttributeSpec] = &[AttributeSpec {
@@ -26,23 +32,23 @@ pub const SENT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.sent",
     kind: InstrumentKind::ObservableCounter,
     unit: "{message}",
-    description: "Send attempts by outcome (ok, full, closed, timeout, cancelled)",
-    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+    description: "Send attempts by outcome: ok; full (a try_send on a full channel), closed and timeout, each with error.type (queue_full, closed, timeout); cancelled (a waiting send dropped; not an error)",
+    attributes: &[ATTR_NAME, ATTR_OUTCOME, ATTR_ERROR_TYPE],
 };
 
-/// Receive attempts by outcome.
+/// Messages delivered to receivers.
 pub const RECEIVED: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.received",
     kind: InstrumentKind::ObservableCounter,
     unit: "{message}",
-    description: "Receive attempts by outcome (ok, empty, closed, timeout, cancelled)",
-    attributes: &[ATTR_NAME, ATTR_OUTCOME],
+    description: "Messages receivers took from the channel (receives that found it empty, closed, or gave up count nowhere: they are polls, not messages)",
+    attributes: &[ATTR_NAME],
 };
 
 /// Messages in the channel now.
-pub const DEPTH: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.channel.depth",
-    kind: InstrumentKind::ObservableGauge,
+pub const SIZE: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.channel.size",
+    kind: InstrumentKind::ObservableUpDownCounter,
     unit: "{message}",
     description: "Messages in the channel at collection time",
     attributes: &[ATTR_NAME],
@@ -51,42 +57,58 @@ pub const DEPTH: InstrumentSpec = InstrumentSpec {
 /// Capacity of a bounded channel.
 pub const CAPACITY: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.capacity",
-    kind: InstrumentKind::ObservableGauge,
+    kind: InstrumentKind::ObservableUpDownCounter,
     unit: "{message}",
-    description: "Capacity of a bounded channel (not reported for unbounded ones)",
+    description: "Messages a bounded channel holds at most (not reported for unbounded ones); saturation is otelconc.channel.size / otelconc.channel.capacity",
+    attributes: &[ATTR_NAME],
+};
+
+/// Age of the oldest message still in the channel.
+pub const OLDEST_AGE: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.channel.oldest.age",
+    kind: InstrumentKind::ObservableGauge,
+    unit: "s",
+    description: "Seconds the oldest message still in the channel has waited, as a lower bound: measured from the first collection after it was sent, so short of its true age by less than one collection interval (two, for a backlog older than 1024 collections that kept growing; a collection that races a send can report the age of the message just received instead); 0 when empty. The largest over same-named channels",
     attributes: &[ATTR_NAME],
 };
 
 /// Time a sender was blocked waiting for space.
-pub const SEND_WAIT: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.channel.send.wait",
+pub const SEND_WAIT_DURATION: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.channel.send.wait.duration",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a send or a reservation waited for space: only those that had to wait, 1 wait in 64 of each thread",
+    description: "Seconds a send or a reservation waited for space, for 1 in 64 of the sends that had to wait (every 64th wait of each thread, over all channels: a fixed stride that a channel built per request shares)",
     attributes: &[ATTR_NAME],
 };
 
 /// Time a receiver was blocked waiting for a message.
-pub const RECV_WAIT: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.channel.recv.wait",
+pub const RECEIVE_WAIT_DURATION: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.channel.receive.wait.duration",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a receive waited for a message: only receives that had to wait, 1 wait in 64 of each thread",
+    description: "Seconds a receive waited for a message, for 1 in 64 of the receives that had to wait (every 64th wait of each thread, over all channels: a fixed stride that a channel built per request shares)",
     attributes: &[ATTR_NAME],
 };
 
 /// Time messages spent in the queue.
-pub const QUEUE_TIME: InstrumentSpec = InstrumentSpec {
-    name: "otelconc.channel.queue_time",
+pub const QUEUE_DURATION: InstrumentSpec = InstrumentSpec {
+    name: "otelconc.channel.message.queue.duration",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Time a message spent in the channel, for 1 message in 256 sent by each thread (a fixed stride; messages sent inside a sampled trace are not added beyond it: their queue wait goes on their span)",
+    description: "Seconds a message spent in the channel, for 1 message in 256 (every 256th message each thread sends, over all channels: a fixed stride that a channel built per request shares; messages sent inside a sampled trace are not added beyond it: their queue wait goes on their span)",
     attributes: &[ATTR_NAME],
 };
 
 /// Every instrument this primitive registers.
 pub(crate) const INSTRUMENTS: &[InstrumentSpec] = &[
-    SENT, RECEIVED, DEPTH, CAPACITY, SEND_WAIT, RECV_WAIT, QUEUE_TIME,
+    SENT,
+    RECEIVED,
+    SIZE,
+    CAPACITY,
+    OLDEST_AGE,
+    SEND_WAIT_DURATION,
+    RECEIVE_WAIT_DURATION,
+    QUEUE_DURATION,
 ];
 
 /// The producer side of a message sent inside a sampled trace, only on a channel built

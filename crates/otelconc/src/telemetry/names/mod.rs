@@ -31,8 +31,6 @@ pub use markdown::markdown;
 pub const ATTR_NAME: &str = "otelconc.name";
 /// Metric attribute: how an operation ended, from a closed set per instrument.
 pub const ATTR_OUTCOME: &str = "otelconc.outcome";
-/// Metric attribute: why an operation was refused, from a closed set per instrument.
-pub const ATTR_REASON: &str = "otelconc.reason";
 /// Span and metric attribute: the kind of error a failed operation ended with, from a
 /// small closed set (`panic`, `timeout`, `queue_full`, `closed`, `would_block`,
 /// `rate_limited`, `exceeds_burst`, `exceeds_total`, the type name of the user's error);
@@ -40,6 +38,9 @@ pub const ATTR_REASON: &str = "otelconc.reason";
 pub const ATTR_ERROR_TYPE: &str = "error.type";
 /// Span attribute: seconds the item waited in a queue before this span began.
 pub const ATTR_QUEUE_WAIT: &str = "otelconc.queue_wait";
+/// Metric attribute: what a pool's or a pipeline stage's workers are doing, `busy` or
+/// `idle`.
+pub const ATTR_WORKER_STATE: &str = "otelconc.worker.state";
 
 /// The attributes every primitive shares.
 const ATTRIBUTES: &[AttributeSpec] = &[
@@ -52,16 +53,16 @@ const ATTRIBUTES: &[AttributeSpec] = &[
         description: "How an operation ended; the closed set of values is in each instrument's meaning",
     },
     AttributeSpec {
-        key: ATTR_REASON,
-        description: "Why an operation was refused; the closed set of values is in each instrument's meaning",
-    },
-    AttributeSpec {
         key: ATTR_ERROR_TYPE,
         description: "The kind of error a failed operation ended with: `panic`, `timeout`, `queue_full`, `closed`, `would_block` (a `try_` call refused), `rate_limited` (a rate limiter's `try_` call refused), `exceeds_burst` / `exceeds_total` (a call asking for more than a rate limiter's burst or a semaphore's total), or the type name of the user's error",
     },
     AttributeSpec {
         key: ATTR_QUEUE_WAIT,
         description: "Seconds the item waited in a queue before the span began (f64)",
+    },
+    AttributeSpec {
+        key: ATTR_WORKER_STATE,
+        description: "What the workers of a pool or a pipeline stage are doing: `busy` (running a job or an item) or `idle`",
     },
 ];
 
@@ -226,6 +227,39 @@ mod tests {
         let mut seen = HashSet::new();
         for s in super::spans() {
             assert!(seen.insert(s.name), "duplicate span {}", s.name);
+        }
+    }
+
+    /// Only values that do not add up are gauges: ages and maxima of ages (the sum of two
+    /// queues' oldest ages means nothing) and ratios (unit `1`). Every additive level
+    /// (a size, a capacity, a limit, workers, waiters, permits, tokens) is an up-down
+    /// counter, so that a sum over instances and attributes means something
+    /// (OpenTelemetry `metrics.md`, "Instrument types"). Over every primitive's
+    /// instruments: what the code registers is the catalogue's kind (the registration
+    /// asserts it, and `TestTelemetry::assert_all_cataloged` checks what the SDK
+    /// exported).
+    #[test]
+    fn only_ages_and_ratios_are_gauges() {
+        let is_age = |name: &str| {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            last == "age" || last.ends_with("_age")
+        };
+        let additive: Vec<&str> = super::instruments()
+            .filter(|i| i.kind == super::InstrumentKind::ObservableGauge)
+            .filter(|i| !(is_age(i.name) && i.unit == "s") && i.unit != "1")
+            .map(|i| i.name)
+            .collect();
+        assert!(
+            additive.is_empty(),
+            "additive levels registered as gauges (make them up-down counters): {additive:?}"
+        );
+        for i in super::instruments().filter(|i| is_age(i.name)) {
+            assert_eq!(
+                (i.kind, i.unit),
+                (super::InstrumentKind::ObservableGauge, "s"),
+                "{}: an age is a gauge in seconds",
+                i.name
+            );
         }
     }
 
