@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use otelconc::pool::{JobError, WorkerPool};
-use otelconc::telemetry::Telemetry;
+use otelconc::telemetry::{SpanPolicy, Telemetry};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use serde::Serialize;
@@ -170,6 +170,8 @@ struct Shared {
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
+    /// Where the `process` spans go (the builder's handle, else the queue's).
+    telemetry: Telemetry,
 }
 
 #[derive(Default)]
@@ -474,8 +476,8 @@ where
         self
     }
 
-    /// Records the worker's metrics (and its pool's) through `telemetry` instead of the
-    /// queue's handle (see [`Queue::with_telemetry`]).
+    /// Records the worker's metrics (and its pool's) and its `process` spans through
+    /// `telemetry` instead of the queue's handle (see [`Queue::with_telemetry`]).
     ///
     /// # Examples
     /// ```no_run
@@ -543,8 +545,11 @@ where
             .telemetry
             .clone()
             .unwrap_or_else(|| self.queue.inner.telemetry.clone());
+        // The pool's metrics, but not its `otelconc.pool.job` span: the `process` span
+        // already covers the job's run (and its failure), so a third span per job would
+        // only add export cost. The handler still runs under the `process` span.
         let mut pool = WorkerPool::builder(format!("redis:{}", self.queue.name()))
-            .telemetry(telemetry.clone())
+            .telemetry(telemetry.clone().with_span_policy(SpanPolicy::Never))
             .workers(self.workers)
             .queue_capacity(self.workers.max(self.read_batch));
         if let Some(t) = self.job_timeout {
@@ -592,6 +597,7 @@ where
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
+            telemetry,
         });
         // In flight at once: what the pool runs plus what its queue holds.
         let slots = Arc::new(Semaphore::new(
@@ -1127,7 +1133,15 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         // submitted outside one (or with no SDK at the producer) still runs under the
         // context it carried (baggage included), without a span.
         let span_cx = if creation.span().span_context().is_sampled() {
-            crate::telemetry::process_span(&creation, &s.keys.name, &id, &s.consumer, attempt)
+            crate::telemetry::process_span(
+                &s.telemetry,
+                &creation,
+                &s.keys.name,
+                &id,
+                &s.consumer,
+                attempt,
+            )
+            .unwrap_or(creation)
         } else {
             creation
         };
