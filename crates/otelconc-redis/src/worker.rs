@@ -441,6 +441,10 @@ where
 
     /// Most entries taken per `XREADGROUP`. Default 64.
     ///
+    /// A worker holds at most `workers + max(workers, read_batch) + 128` entries at
+    /// once (running, queued for its pool, or finished and waiting for their batched
+    /// commit); it reads only as many as it has room for.
+    ///
     /// # Examples
     /// ```no_run
     /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.read_batch(128); }
@@ -599,9 +603,11 @@ where
             metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
             telemetry,
         });
-        // In flight at once: what the pool runs plus what its queue holds.
+        // In flight at once: what the pool runs, what its queue holds, and one commit
+        // batch of finished jobs waiting for their commit (so reads go on while a
+        // commit is out).
         let slots = Arc::new(Semaphore::new(
-            self.workers + self.workers.max(self.read_batch),
+            self.workers + self.workers.max(self.read_batch) + COMMIT_BATCH,
         ));
         let stop = CancellationToken::new();
         let loops = TaskTracker::new();
