@@ -172,6 +172,9 @@ struct Shared {
     metrics: WorkerMetrics,
     /// Where the `process` spans go (the builder's handle, else the queue's).
     telemetry: Telemetry,
+    /// Room for finished jobs waiting for their commit (one commit batch), apart from
+    /// the read slots.
+    commit_room: Arc<Semaphore>,
 }
 
 #[derive(Default)]
@@ -441,9 +444,9 @@ where
 
     /// Most entries taken per `XREADGROUP`. Default 64.
     ///
-    /// A worker holds at most `workers + max(workers, read_batch) + 128` entries at
-    /// once (running, queued for its pool, or finished and waiting for their batched
-    /// commit); it reads only as many as it has room for.
+    /// A worker reads only as many entries as it has room for: at most
+    /// `workers + max(workers, read_batch)` running or queued for its pool, plus up to
+    /// 128 finished ones waiting for their batched commit.
     ///
     /// # Examples
     /// ```no_run
@@ -602,12 +605,12 @@ where
             counts: Counts::default(),
             metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
             telemetry,
+            commit_room: Arc::new(Semaphore::new(COMMIT_BATCH)),
         });
-        // In flight at once: what the pool runs, what its queue holds, and one commit
-        // batch of finished jobs waiting for their commit (so reads go on while a
-        // commit is out).
+        // In flight at once: what the pool runs plus what its queue holds (finished
+        // jobs waiting for their commit move to `commit_room` while it has room).
         let slots = Arc::new(Semaphore::new(
-            self.workers + self.workers.max(self.read_batch) + COMMIT_BATCH,
+            self.workers + self.workers.max(self.read_batch),
         ));
         let stop = CancellationToken::new();
         let loops = TaskTracker::new();
@@ -1196,6 +1199,13 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
                             Ended::Released => {}
                         }
                     }
+                    // The job is done running: while the commit room has space it
+                    // waits for its commit there and frees its slot, so the reader
+                    // goes on while commits are out.
+                    let permit = match shared.commit_room.clone().try_acquire_owned() {
+                        Ok(room) => room,
+                        Err(_) => permit,
+                    };
                     shared.settle(&id, attempt, ended, &span_cx).await;
                     drop(permit);
                 });
