@@ -172,8 +172,8 @@ struct Shared {
     metrics: WorkerMetrics,
     /// Where the `process` spans go (the builder's handle, else the queue's).
     telemetry: Telemetry,
-    /// Room for finished jobs waiting for their commit (one commit batch), apart from
-    /// the read slots.
+    /// Room for finished jobs waiting for their commit (as many as the commit calls in
+    /// flight can hold), apart from the read slots.
     commit_room: Arc<Semaphore>,
 }
 
@@ -446,7 +446,7 @@ where
     ///
     /// A worker reads only as many entries as it has room for: at most
     /// `workers + max(workers, read_batch)` running or queued for its pool, plus up to
-    /// 128 finished ones waiting for their batched commit.
+    /// 512 finished ones waiting for their batched commit (4 calls of up to 128).
     ///
     /// # Examples
     /// ```no_run
@@ -605,7 +605,7 @@ where
             counts: Counts::default(),
             metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
             telemetry,
-            commit_room: Arc::new(Semaphore::new(COMMIT_BATCH)),
+            commit_room: Arc::new(Semaphore::new(COMMIT_BATCH * COMMITS_IN_FLIGHT)),
         });
         // In flight at once: what the pool runs plus what its queue holds (finished
         // jobs waiting for their commit move to `commit_room` while it has room).
