@@ -64,19 +64,21 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         `XREADGROUP` and of a commit script call (per job: the effects and a dedup \
         marker when it has effects, none here; per call one `XACK` and one `XDEL`; \
         redis-raw: the same `XACK` + `XDEL` without the script). Redis, on the same 2 \
-        cores, does most of the work. Release runs on a shared 2-core machine under \
-        load (load average about 8 from other builds), five runs: redis-raw 61,000 to \
-        166,000 jobs/s, otelconc-nosdk 39,000 to 95,000 (1.58x to 1.75x), \
-        otelconc-metrics 39,000 to 76,000 (1.52x to 2.65x), otelconc-traced 31,000 to \
-        67,000 (1.95x to 2.52x); the ratio target of 1.25x for otelconc-metrics is not \
-        reached. What otelconc adds per job: the script (a Lua call instead of plain \
-        commands), a pool hand-off, a settle task and an in-flight bound (at most \
-        workers + read batch + 128 entries held per worker; redis-raw holds any number). \
-        Against a Redis with `appendonly yes` and `appendfsync always` (`--redis URL`): \
-        redis-raw 61,281 jobs/s, otelconc-metrics 39,277 (1.56x). End to end across \
-        processes, `otelconc queue submit --jobs 50000 --json` with two `queue worker` \
-        processes and `OTEL_SDK_DISABLED=true` gave 68,000 to 72,000 jobs/s with default \
-        durability and 20,000 to 25,000 with `appendfsync always`.",
+        cores, does most of the work. Five release runs on a shared 2-core machine (load \
+        average 1 to 3 from other builds): redis-raw 141,000 to 176,000 jobs/s, \
+        otelconc-nosdk 61,000 to 81,000 (2.07x to 2.31x), otelconc-metrics 50,000 to \
+        73,000 (2.06x to 3.01x), otelconc-traced 44,000 to 65,000 (2.31x to 3.41x): the \
+        target of 1.25x for otelconc-metrics is not reached. What otelconc adds per job \
+        on the client: a Lua script call instead of plain commands, a pool hand-off, a \
+        settle task and an in-flight bound (a worker holds at most workers + read batch \
+        entries not yet finished, plus 512 waiting for their commit; redis-raw holds any \
+        number). Against a Redis with `appendonly yes` and `appendfsync always` \
+        (`--redis URL`, its directory on a virtual disk), one run of an earlier build of \
+        this branch (room for 128 finished jobs): redis-raw 61,281 jobs/s, otelconc-metrics \
+        39,277 (1.56x). End to end across processes, `otelconc queue submit --jobs 50000 \
+        --json` with two `queue worker` processes and `OTEL_SDK_DISABLED=true` gave \
+        36,000 to 72,000 jobs/s with default durability (falling as the 24 h dedup \
+        markers pile up in Redis) and 20,000 to 25,000 with `appendfsync always`.",
 };
 
 const FULL: u64 = 20_000;
