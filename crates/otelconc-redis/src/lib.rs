@@ -167,13 +167,21 @@
 //! delivery in a `process {queue}` CONSUMER span, a child of that context (and linked to
 //! it; built only when that context is sampled, as every otelconc span), so one trace
 //! follows a job from the process that submitted it to the one that ran it, every retry
-//! included; the pool's `otelconc.pool.job` span is a child of it.
+//! included. The handler runs under the `process` span, which is the job's span: the
+//! worker's pool records its metrics but builds no `otelconc.pool.job` span of its own,
+//! so a job costs two spans (`send`, `process`), not three.
+//!
+//! Spans and metrics come from one [`Telemetry`](otelconc::telemetry::Telemetry) handle:
+//! the one given to [`Queue::with_telemetry`] (or [`WorkerBuilder::telemetry`] for a
+//! worker), else [`Telemetry::global`](otelconc::telemetry::Telemetry::global) as it was
+//! when [`Queue::connect`] ran. Its [`SpanPolicy::Never`](otelconc::telemetry::SpanPolicy::Never)
+//! turns both spans off (the context still travels). The entries' context is written and
+//! read with the global text-map propagator (`otelconc::telemetry::inject`/`extract`).
 //! Attributes: `messaging.system = redis`, `messaging.operation.name`,
 //! `messaging.operation.type`, `messaging.destination.name`, `messaging.message.id`,
 //! `messaging.consumer.group.name`, `messaging.client.id`, and `otelconc.job.attempt`.
 //!
-//! Metrics (through [`Queue::with_telemetry`] / [`WorkerBuilder::telemetry`], else the
-//! global meter provider): the messaging conventions' `messaging.client.sent.messages`,
+//! Metrics: the messaging conventions' `messaging.client.sent.messages`,
 //! `messaging.client.consumed.messages` and `messaging.process.duration`, then
 //! `otelconc.queue.jobs` by outcome, `otelconc.queue.redelivered`, and the queue's
 //! levels `otelconc.queue.pending`, `otelconc.queue.lag` and

@@ -174,8 +174,11 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     }
 
     /// The same queue (same connection) recording its metrics through `telemetry`'s
-    /// meter instead of the global one ([`Telemetry::global`] at [`connect`](Self::connect)
-    /// time); a [`Worker`](crate::Worker) built on the returned queue uses it too.
+    /// meter and its `send` spans through `telemetry`'s tracer, instead of the global
+    /// providers ([`Telemetry::global`] at [`connect`](Self::connect) time); a
+    /// [`Worker`](crate::Worker) built on the returned queue uses it too. Under
+    /// [`SpanPolicy::Never`](otelconc::telemetry::SpanPolicy::Never) no span is built
+    /// (the caller's context still travels in each entry).
     ///
     /// # Examples
     /// ```no_run
@@ -259,25 +262,29 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
         async move {
             let payload = payload?;
             let keys = &inner.keys;
-            let span_cx = crate::telemetry::send_span(&cx, &keys.name, None);
-            let headers = headers(&span_cx);
+            let span_cx = crate::telemetry::send_span(&inner.telemetry, &cx, &keys.name, None);
+            let headers = headers(span_cx.as_ref().unwrap_or(&cx));
             let mut cmd = redis::cmd("XADD");
             entry(&mut cmd, &keys.stream, &payload, now_ms(), &headers);
             let mut conn = inner.conn.clone();
             let result: redis::RedisResult<String> = cmd.query_async(&mut conn).await;
-            let span = span_cx.span();
             match &result {
-                Ok(id) => {
-                    inner.metrics.sent(1, None);
-                    span.set_attribute(KeyValue::new("messaging.message.id", id.clone()));
-                }
-                Err(e) => {
-                    inner.metrics.sent(1, Some(error_type(e)));
-                    span.set_attribute(KeyValue::new("error.type", error_type(e)));
-                    span.set_status(Status::error(e.to_string()));
-                }
+                Ok(_) => inner.metrics.sent(1, None),
+                Err(e) => inner.metrics.sent(1, Some(error_type(e))),
             }
-            span.end();
+            if let Some(span_cx) = &span_cx {
+                let span = span_cx.span();
+                match &result {
+                    Ok(id) => {
+                        span.set_attribute(KeyValue::new("messaging.message.id", id.clone()));
+                    }
+                    Err(e) => {
+                        span.set_attribute(KeyValue::new("error.type", error_type(e)));
+                        span.set_status(Status::error(e.to_string()));
+                    }
+                }
+                span.end();
+            }
             Ok(result?)
         }
     }
@@ -322,8 +329,13 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                 return Ok(Vec::new());
             }
             let keys = &inner.keys;
-            let span_cx = crate::telemetry::send_span(&cx, &keys.name, Some(payloads.len()));
-            let headers = headers(&span_cx);
+            let span_cx = crate::telemetry::send_span(
+                &inner.telemetry,
+                &cx,
+                &keys.name,
+                Some(payloads.len()),
+            );
+            let headers = headers(span_cx.as_ref().unwrap_or(&cx));
             let now = now_ms();
             let mut conn = inner.conn.clone();
             let mut ids = Vec::with_capacity(payloads.len());
@@ -346,15 +358,19 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                     }
                 }
             }
-            let span = span_cx.span();
             if let Some(e) = &failed {
                 inner
                     .metrics
                     .sent((payloads.len() - ids.len()) as u64, Some(error_type(e)));
-                span.set_attribute(KeyValue::new("error.type", error_type(e)));
-                span.set_status(Status::error(e.to_string()));
             }
-            span.end();
+            if let Some(span_cx) = &span_cx {
+                let span = span_cx.span();
+                if let Some(e) = &failed {
+                    span.set_attribute(KeyValue::new("error.type", error_type(e)));
+                    span.set_status(Status::error(e.to_string()));
+                }
+                span.end();
+            }
             match failed {
                 Some(e) => Err(e.into()),
                 None => Ok(ids),

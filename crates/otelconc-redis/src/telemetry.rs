@@ -1,10 +1,10 @@
-//! The messaging spans: `send {queue}` (PRODUCER) and `process {queue}` (CONSUMER).
+//! The messaging spans: `send {queue}` (PRODUCER) and `process {queue}` (CONSUMER),
+//! built with the tracer of the [`Telemetry`] handle the queue or worker was given (as
+//! its metrics are), so one handle decides where both go.
 
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue, global};
-
-/// The instrumentation scope of this crate's spans.
-pub(crate) const SCOPE: &str = "otelconc-redis";
+use opentelemetry::{Context, KeyValue};
+use otelconc::telemetry::{SpanPolicy, Telemetry};
 
 fn common(queue: &str, operation: &'static str, kind: &'static str) -> Vec<KeyValue> {
     vec![
@@ -16,9 +16,18 @@ fn common(queue: &str, operation: &'static str, kind: &'static str) -> Vec<KeyVa
 }
 
 /// A context holding a started `send {queue}` span, child of `parent`; `batch` is the
-/// number of entries of a batch send (`messaging.batch.message_count`).
-pub(crate) fn send_span(parent: &Context, queue: &str, batch: Option<usize>) -> Context {
-    let tracer = global::tracer(SCOPE);
+/// number of entries of a batch send (`messaging.batch.message_count`). `None` when the
+/// handle's span policy is [`SpanPolicy::Never`].
+pub(crate) fn send_span(
+    t: &Telemetry,
+    parent: &Context,
+    queue: &str,
+    batch: Option<usize>,
+) -> Option<Context> {
+    if t.span_policy() == SpanPolicy::Never {
+        return None;
+    }
+    let tracer = t.tracer();
     let mut attrs = common(queue, "send", "send");
     if let Some(n) = batch {
         attrs.push(KeyValue::new("messaging.batch.message_count", n as i64));
@@ -27,20 +36,25 @@ pub(crate) fn send_span(parent: &Context, queue: &str, batch: Option<usize>) -> 
         .span_builder(format!("send {queue}"))
         .with_kind(SpanKind::Producer)
         .with_attributes(attrs)
-        .start_with_context(&tracer, parent);
-    parent.with_span(span)
+        .start_with_context(tracer, parent);
+    Some(parent.with_span(span))
 }
 
 /// A context holding a started `process {queue}` span, child of the entry's creation
-/// context `creation` and linked to it.
+/// context `creation` and linked to it; `None` when the handle's span policy is
+/// [`SpanPolicy::Never`].
 pub(crate) fn process_span(
+    t: &Telemetry,
     creation: &Context,
     queue: &str,
     id: &str,
     consumer: &str,
     attempt: u64,
-) -> Context {
-    let tracer = global::tracer(SCOPE);
+) -> Option<Context> {
+    if t.span_policy() == SpanPolicy::Never {
+        return None;
+    }
+    let tracer = t.tracer();
     let mut attrs = common(queue, "process", "process");
     attrs.push(KeyValue::new("messaging.message.id", id.to_string()));
     attrs.push(KeyValue::new(
@@ -57,6 +71,6 @@ pub(crate) fn process_span(
     if sc.is_valid() {
         builder = builder.with_links(vec![Link::with_context(sc)]);
     }
-    let span = builder.start_with_context(&tracer, creation);
-    creation.with_span(span)
+    let span = builder.start_with_context(tracer, creation);
+    Some(creation.with_span(span))
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use otelconc::pool::{JobError, WorkerPool};
-use otelconc::telemetry::Telemetry;
+use otelconc::telemetry::{SpanPolicy, Telemetry};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use serde::Serialize;
@@ -170,6 +170,11 @@ struct Shared {
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
+    /// Where the `process` spans go (the builder's handle, else the queue's).
+    telemetry: Telemetry,
+    /// Room for finished jobs waiting for their commit (as many as the commit calls in
+    /// flight can hold), apart from the read slots.
+    commit_room: Arc<Semaphore>,
 }
 
 #[derive(Default)]
@@ -439,6 +444,10 @@ where
 
     /// Most entries taken per `XREADGROUP`. Default 64.
     ///
+    /// A worker reads only as many entries as it has room for: at most
+    /// `workers + max(workers, read_batch)` running or queued for its pool, plus up to
+    /// 512 finished ones waiting for their batched commit (4 calls of up to 128).
+    ///
     /// # Examples
     /// ```no_run
     /// # fn f(b: otelconc_redis::WorkerBuilder<u64>) { let _ = b.read_batch(128); }
@@ -474,8 +483,8 @@ where
         self
     }
 
-    /// Records the worker's metrics (and its pool's) through `telemetry` instead of the
-    /// queue's handle (see [`Queue::with_telemetry`]).
+    /// Records the worker's metrics (and its pool's) and its `process` spans through
+    /// `telemetry` instead of the queue's handle (see [`Queue::with_telemetry`]).
     ///
     /// # Examples
     /// ```no_run
@@ -543,8 +552,11 @@ where
             .telemetry
             .clone()
             .unwrap_or_else(|| self.queue.inner.telemetry.clone());
+        // The pool's metrics, but not its `otelconc.pool.job` span: the `process` span
+        // already covers the job's run (and its failure), so a third span per job would
+        // only add export cost. The handler still runs under the `process` span.
         let mut pool = WorkerPool::builder(format!("redis:{}", self.queue.name()))
-            .telemetry(telemetry.clone())
+            .telemetry(telemetry.clone().with_span_policy(SpanPolicy::Never))
             .workers(self.workers)
             .queue_capacity(self.workers.max(self.read_batch));
         if let Some(t) = self.job_timeout {
@@ -592,8 +604,11 @@ where
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
+            telemetry,
+            commit_room: Arc::new(Semaphore::new(COMMIT_BATCH * COMMITS_IN_FLIGHT)),
         });
-        // In flight at once: what the pool runs plus what its queue holds.
+        // In flight at once: what the pool runs plus what its queue holds (finished
+        // jobs waiting for their commit move to `commit_room` while it has room).
         let slots = Arc::new(Semaphore::new(
             self.workers + self.workers.max(self.read_batch),
         ));
@@ -1127,7 +1142,15 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         // submitted outside one (or with no SDK at the producer) still runs under the
         // context it carried (baggage included), without a span.
         let span_cx = if creation.span().span_context().is_sampled() {
-            crate::telemetry::process_span(&creation, &s.keys.name, &id, &s.consumer, attempt)
+            crate::telemetry::process_span(
+                &s.telemetry,
+                &creation,
+                &s.keys.name,
+                &id,
+                &s.consumer,
+                attempt,
+            )
+            .unwrap_or(creation)
         } else {
             creation
         };
@@ -1176,6 +1199,13 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
                             Ended::Released => {}
                         }
                     }
+                    // The job is done running: while the commit room has space it
+                    // waits for its commit there and frees its slot, so the reader
+                    // goes on while commits are out.
+                    let permit = match shared.commit_room.clone().try_acquire_owned() {
+                        Ok(room) => room,
+                        Err(_) => permit,
+                    };
                     shared.settle(&id, attempt, ended, &span_cx).await;
                     drop(permit);
                 });

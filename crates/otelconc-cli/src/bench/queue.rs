@@ -2,9 +2,9 @@
 //! hand-written Redis Streams consumer with the same batching, on one Redis server
 //! (`--redis URL`, or a private `redis-server` from PATH, see [`RedisServer`]).
 //!
-//! otelconc-redis records its spans and builds its pool's instruments from the global
-//! providers, so each variant installs its providers globally before it builds its
-//! queue and workers.
+//! Each otelconc variant hands its providers to the queue as a `Telemetry` handle
+//! (`Queue::with_telemetry`), which its workers use too; only the text-map propagator,
+//! which writes each entry's context, is global.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use opentelemetry::global;
-use opentelemetry::metrics::noop::NoopMeterProvider;
-use opentelemetry::trace::noop::NoopTracerProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use otelconc::telemetry::Telemetry;
 use otelconc_redis::{JobContext, Queue, Worker};
 use redis::aio::ConnectionManager;
@@ -30,50 +29,67 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
     about: "End-to-end no-op jobs through one Redis server on loopback (the Redis of \
         `--redis URL`, else a private `redis-server` from PATH with `--save ''` and no \
         AOF: the default durability of a cache-style Redis): 20,000 jobs per run \
-        (`--quick`: 2,000) submitted with 64 submits in flight, run by 2 consumers in \
-        the bench's process (each reads up to 64 entries a call and runs 4 jobs at once), \
-        timed from the first submit until the last job is committed. ns/op is per job; \
-        ops/s is jobs per second end to end. The Redis server shares the 2 cores.",
+        (`--quick`: 2,000) submitted in batches of 64 (one pipelined round trip each, 4 \
+        batches in flight), run by 2 consumers in the bench's process (each reads up to \
+        64 entries a call and runs 4 jobs at once), timed from the first submit until \
+        the last job is committed. ns/op is per job; ops/s is jobs per second end to \
+        end. The Redis server shares the 2 cores.",
     variants: &[
         (
             "redis-raw",
-            "hand-written: `XADD` per job; per consumer a reader (`XREADGROUP COUNT 64`) \
-             feeding 4 tasks that decode the job and `XACK` + `XDEL` it in one pipeline \
-             (baseline)",
+            "hand-written, with the same batching: `XADD`s pipelined 64 at a time; per \
+             consumer a reader (`XREADGROUP COUNT 64`) feeding 4 tasks that decode the \
+             job, and an acker sending one `XACK` + `XDEL` pipeline per up to 128 \
+             finished jobs, 4 at once (baseline)",
         ),
         (
             "otelconc-nosdk",
-            "`Queue::submit` and two `Worker`s (4 workers each, read batch 64): per job a \
-             commit script (dedup marker, effects, ack, delete) and heartbeats; no SDK",
+            "`Queue::submit_many` (64 jobs a call) and two `Worker`s (4 workers each, read \
+             batch 64): jobs committed by a script in batches of up to 128, 4 calls at \
+             once; a `Telemetry` handle on the no-op providers",
         ),
         (
             "otelconc-metrics",
-            "as otelconc-nosdk, with the SDK meter provider installed globally",
+            "as otelconc-nosdk, with a handle on the SDK meter provider (bound \
+             instruments)",
         ),
         (
             "otelconc-traced",
-            "as otelconc-metrics, plus the SDK tracer provider: every job's `send`, \
-             `process` and pool job spans, sampled",
+            "as otelconc-metrics, plus the SDK tracer provider (always on, batch \
+             processor, discarding exporter): per job a `process` span, per batch of 64 a \
+             `send` span",
         ),
     ],
-    notes: "A job is, on the client side, one `XADD` round trip (64 in flight), its \
-        share of an `XREADGROUP`, and one `EVALSHA` of the commit script (dedup marker \
-        `SET NX PX`, the effects, `XACK`, `XDEL`; redis-raw: an `XACK` + `XDEL` \
-        pipeline), plus the worker's heartbeats; Redis, on the same 2 cores, does most \
-        of the work. A full release run on a shared 2-core machine under load (load \
-        average 8 from other builds): redis-raw 20,483 jobs/s, otelconc-nosdk 18,114 \
-        (1.13x), otelconc-metrics 17,217 (1.19x), otelconc-traced 17,111 (1.20x). \
-        Against a Redis with `appendonly yes` and `appendfsync always` (`--redis URL`), \
-        the same run gave otelconc-metrics 9,573 jobs/s and redis-raw 3,980 \
-        (0.42x; why the baseline fell further with fsync on was not investigated). \
-        The issue's target, 25,000 jobs/s with default durability, is not reached in one process with this crate version, \
-        which sends one submit and one commit per job (batched commits and pipelined \
-        submits would be the next step).",
+    notes: "A job is, on the client side, its share of a pipelined `XADD` batch, of an \
+        `XREADGROUP` and of a commit script call (per job: the effects and a dedup \
+        marker when it has effects, none here; per call one `XACK` and one `XDEL`; \
+        redis-raw: the same `XACK` + `XDEL` without the script). Redis, on the same 2 \
+        cores, does most of the work. Five release runs on a shared 2-core machine (load \
+        average 1 to 3 from other builds): redis-raw 141,000 to 176,000 jobs/s, \
+        otelconc-nosdk 61,000 to 81,000 (2.07x to 2.31x), otelconc-metrics 50,000 to \
+        73,000 (2.06x to 3.01x), otelconc-traced 44,000 to 65,000 (2.31x to 3.41x): the \
+        target of 1.25x for otelconc-metrics is not reached. What otelconc adds per job \
+        on the client: a Lua script call instead of plain commands, a pool hand-off, a \
+        settle task and an in-flight bound (a worker holds at most workers + read batch \
+        entries not yet finished, plus 512 waiting for their commit; redis-raw holds any \
+        number). Against a Redis with `appendonly yes` and `appendfsync always` \
+        (`--redis URL`, its directory on a virtual disk), one run of an earlier build of \
+        this branch (room for 128 finished jobs): redis-raw 61,281 jobs/s, otelconc-metrics \
+        39,277 (1.56x). End to end across processes, `otelconc queue submit --jobs 50000 \
+        --json` with two `queue worker` processes and `OTEL_SDK_DISABLED=true` gave \
+        36,000 to 72,000 jobs/s with default durability (falling as the 24 h dedup \
+        markers pile up in Redis) and 20,000 to 25,000 with `appendfsync always`.",
 };
 
 const FULL: u64 = 20_000;
-/// Submits in flight at once.
-const IN_FLIGHT: usize = 64;
+/// Jobs per submit: one `submit_many` (redis-raw: one pipeline of `XADD`s).
+const SUBMIT_BATCH: usize = 64;
+/// Submit batches in flight at once.
+const IN_FLIGHT: usize = 4;
+/// Acks per redis-raw `XACK` + `XDEL` pipeline at most, and such pipelines in flight per
+/// consumer: the worker's commit batching.
+const ACK_BATCH: usize = 128;
+const ACKS_IN_FLIGHT: usize = 4;
 /// Consumers, each with its own connections.
 const CONSUMERS: usize = 2;
 /// Jobs run at once per consumer.
@@ -171,7 +187,7 @@ fn need_url(url: &str) -> &str {
     url
 }
 
-/// Which providers an otelconc variant installs globally.
+/// Which providers an otelconc variant hands its queue.
 #[derive(Clone, Copy)]
 enum Providers {
     None,
@@ -179,32 +195,28 @@ enum Providers {
     Traced,
 }
 
-fn install(providers: Providers, t: &BenchTelemetry) {
+fn handle(providers: Providers, t: &BenchTelemetry) -> Telemetry {
     match providers {
-        Providers::None => {
-            global::set_meter_provider(NoopMeterProvider::new());
-            global::set_tracer_provider(NoopTracerProvider::new());
-        }
-        Providers::Metrics => {
-            global::set_meter_provider(t.sdk_meter_provider().clone());
-            global::set_tracer_provider(NoopTracerProvider::new());
-            // As otelconc-setup does for the SDK it installs.
-            Telemetry::bind_global_instruments();
-        }
-        Providers::Traced => {
-            global::set_meter_provider(t.sdk_meter_provider().clone());
-            global::set_tracer_provider(t.sdk_tracer_provider().clone());
-            Telemetry::bind_global_instruments();
-        }
+        Providers::None => t.nosdk(),
+        Providers::Metrics => t.metrics(),
+        Providers::Traced => t.traced(),
     }
 }
 
-/// `ops` no-op jobs through otelconc-redis: two workers, submits 64 in flight; the time
+/// The jobs `0..ops` in submit batches.
+fn batches(ops: u64) -> impl Iterator<Item = Vec<u64>> {
+    (0..ops)
+        .step_by(SUBMIT_BATCH)
+        .map(move |first| (first..(first + SUBMIT_BATCH as u64).min(ops)).collect())
+}
+
+/// `ops` no-op jobs through otelconc-redis: two workers, submits in batches; the time
 /// from the first submit to the last commit.
-async fn otelconc_run(url: &str, variant: &str, ops: u64) -> Duration {
+async fn otelconc_run(url: &str, variant: &str, ops: u64, telemetry: Telemetry) -> Duration {
     let queue = Queue::<u64>::connect(url, &queue_name(variant))
         .await
-        .expect("the bench's Redis");
+        .expect("the bench's Redis")
+        .with_telemetry(telemetry);
     let mut workers = Vec::new();
     for _ in 0..CONSUMERS {
         let w = Worker::builder(queue.clone(), |_n: u64, _cx: JobContext| async {
@@ -220,11 +232,8 @@ async fn otelconc_run(url: &str, variant: &str, ops: u64) -> Duration {
         workers.push(w);
     }
     let start = Instant::now();
-    futures::stream::iter(0..ops)
-        .map(|n| {
-            let q = queue.clone();
-            async move { q.submit(&n).await }
-        })
+    futures::stream::iter(batches(ops))
+        .map(|jobs| queue.submit_many(&jobs))
         .buffer_unordered(IN_FLIGHT)
         .try_for_each(|_| async { Ok(()) })
         .await
@@ -250,7 +259,10 @@ async fn connection(url: &str) -> redis::RedisResult<ConnectionManager> {
     ConnectionManager::new(redis::Client::open(url)?).await
 }
 
-/// One hand-written consumer: a reader feeding `WORKERS` tasks that decode and ack.
+/// One hand-written consumer: a reader (`XREADGROUP COUNT 64`) feeding `WORKERS` tasks
+/// that decode the job, and an acker that acks finished ones in batches (`XACK` +
+/// `XDEL` of up to `ACK_BATCH` ids in one pipeline, `ACKS_IN_FLIGHT` at once), as the
+/// worker commits.
 async fn raw_consumer(
     url: String,
     stream: String,
@@ -260,31 +272,56 @@ async fn raw_consumer(
 ) -> redis::RedisResult<()> {
     let mut read = connection(&url).await?;
     let ack = connection(&url).await?;
-    let (tx, rx) = async_channel::bounded::<String>(BATCH);
+    let (tx, rx) = async_channel::bounded::<(String, Vec<u8>)>(BATCH);
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..WORKERS {
-        let rx: async_channel::Receiver<String> = rx.clone();
-        let mut ack = ack.clone();
-        let stream = stream.clone();
-        let done = done.clone();
+        let rx = rx.clone();
+        let acks = acks_tx.clone();
         tasks.spawn(async move {
-            while let Ok(id) = rx.recv().await {
-                let _: redis::RedisResult<()> = redis::pipe()
-                    .cmd("XACK")
-                    .arg(&stream)
-                    .arg("g")
-                    .arg(&id)
-                    .ignore()
-                    .cmd("XDEL")
-                    .arg(&stream)
-                    .arg(&id)
-                    .ignore()
-                    .query_async(&mut ack)
-                    .await;
-                done.fetch_add(1, Ordering::Relaxed);
+            while let Ok((id, payload)) = rx.recv().await {
+                // Decoded as the worker decodes it; the job does nothing.
+                let job: Option<u64> = serde_json::from_slice(&payload).ok();
+                std::hint::black_box(job);
+                let _ = acks.send(id);
             }
         });
     }
+    drop(acks_tx);
+    let acker = {
+        let stream = stream.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut calls = tokio::task::JoinSet::new();
+            let mut batch = Vec::with_capacity(ACK_BATCH);
+            while acks_rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
+                while calls.len() >= ACKS_IN_FLIGHT {
+                    calls.join_next().await;
+                }
+                let ids = std::mem::replace(&mut batch, Vec::with_capacity(ACK_BATCH));
+                let mut ack = ack.clone();
+                let stream = stream.clone();
+                let done = done.clone();
+                calls.spawn(async move {
+                    let n = ids.len() as u64;
+                    let _: redis::RedisResult<()> = redis::pipe()
+                        .cmd("XACK")
+                        .arg(&stream)
+                        .arg("g")
+                        .arg(&ids)
+                        .ignore()
+                        .cmd("XDEL")
+                        .arg(&stream)
+                        .arg(&ids)
+                        .ignore()
+                        .query_async(&mut ack)
+                        .await;
+                    done.fetch_add(n, Ordering::Relaxed);
+                });
+            }
+            while calls.join_next().await.is_some() {}
+        })
+    };
     while done.load(Ordering::Relaxed) < ops {
         let reply: StreamReadReply = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -300,22 +337,20 @@ async fn raw_consumer(
             .query_async(&mut read)
             .await?;
         for e in reply.keys.into_iter().flat_map(|k| k.ids) {
-            // Decoded as the worker decodes it.
-            let job: Option<u64> = e
-                .get::<Vec<u8>>("job")
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            std::hint::black_box(job);
-            if tx.send(e.id).await.is_err() {
+            let payload = e.get::<Vec<u8>>("job").unwrap_or_default();
+            if tx.send((e.id, payload)).await.is_err() {
                 break;
             }
         }
     }
     drop(tx);
     while tasks.join_next().await.is_some() {}
+    let _ = acker.await;
     Ok(())
 }
 
-/// `ops` no-op jobs through hand-written `XADD` / `XREADGROUP` / `XACK`.
+/// `ops` no-op jobs through hand-written `XADD` / `XREADGROUP` / `XACK`, batched as the
+/// otelconc variants batch.
 async fn raw_run(url: &str, ops: u64) -> Duration {
     let stream = format!("bench:{{{}}}", queue_name("raw"));
     let mut conn = connection(url).await.expect("the bench's Redis");
@@ -341,20 +376,19 @@ async fn raw_run(url: &str, ops: u64) -> Duration {
         })
         .collect();
     let start = Instant::now();
-    futures::stream::iter(0..ops)
-        .map(|n| {
+    futures::stream::iter(batches(ops))
+        .map(|jobs| {
             let mut c = conn.clone();
-            let stream = stream.clone();
-            async move {
+            let mut pipe = redis::pipe();
+            for n in jobs {
                 let payload = serde_json::to_vec(&n).expect("a u64 encodes");
-                redis::cmd("XADD")
+                pipe.cmd("XADD")
                     .arg(&stream)
                     .arg("*")
                     .arg("job")
-                    .arg(payload)
-                    .query_async::<String>(&mut c)
-                    .await
+                    .arg(payload);
             }
+            async move { pipe.query_async::<Vec<String>>(&mut c).await }
         })
         .buffer_unordered(IN_FLIGHT)
         .try_for_each(|_| async { Ok(()) })
@@ -379,12 +413,19 @@ fn otelconc_variant(
 ) -> Variant {
     let t = t.clone();
     Variant::new(name, move |rt: &Runtime, ops| {
-        install(providers, &t);
-        rt.block_on(otelconc_run(need_url(&url), name, ops))
+        rt.block_on(otelconc_run(
+            need_url(&url),
+            name,
+            ops,
+            handle(providers, &t),
+        ))
     })
 }
 
 pub(crate) fn cases(env: &Env) -> Vec<Case> {
+    // Entries carry their context as `traceparent` (otelconc-telemetry injects with the
+    // global propagator): without it, no `process` span would join the `send` span.
+    global::set_text_map_propagator(TraceContextPropagator::new());
     let url = env.redis_url.clone().unwrap_or_default();
     let raw_url = url.clone();
     vec![Case {

@@ -11,13 +11,17 @@
 //! it finds in the queue's dead-letter stream.
 //!
 //! Both commands set telemetry up as `otelconc demo` does (OTLP from the `OTEL_*`
-//! variables, else the local OTLP/JSON files), so a job's `send` span in the submitting
-//! process and its `process` span in the worker that ran it are one trace.
+//! variables, else the local OTLP/JSON files) and hand the providers to the queue as a
+//! `Telemetry` handle (spans and metrics alike), so a job's `send` span in the
+//! submitting process and its `process` span in the worker that ran it are one trace.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use opentelemetry::metrics::noop::NoopMeterProvider;
+use opentelemetry::trace::noop::NoopTracerProvider;
+use otelconc::telemetry::Telemetry;
 use otelconc_setup::{self as setup, TelemetryGuard};
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +133,18 @@ fn telemetry(
         ),
     );
     Ok((guard, exit_wait))
+}
+
+/// The handle the queue and its worker record through: the providers `guard` built
+/// (with the SDK's bound instruments, as `otelconc-setup` builds them), or the no-op
+/// ones when telemetry is off (`OTEL_SDK_DISABLED=true`).
+fn handle(guard: &TelemetryGuard) -> Telemetry {
+    match (guard.meter_provider(), guard.tracer_provider()) {
+        (Some(mp), Some(tp)) => Telemetry::new(mp, tp).with_bound_instruments(),
+        (Some(mp), None) => Telemetry::new(mp, &NoopTracerProvider::new()).with_bound_instruments(),
+        (None, Some(tp)) => Telemetry::new(&NoopMeterProvider::new(), tp),
+        (None, None) => Telemetry::new(&NoopMeterProvider::new(), &NoopTracerProvider::new()),
+    }
 }
 
 /// Flushes and shuts telemetry down (at most one export timeout), then prints what was

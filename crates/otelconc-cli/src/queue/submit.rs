@@ -19,6 +19,8 @@ use super::{BadFlag, Common, DemoJob, run_key};
 
 /// How often the wait reads the run's counters.
 const POLL: Duration = Duration::from_millis(20);
+/// Jobs per `submit_many` unless `--batch` says otherwise.
+const DEFAULT_BATCH: usize = 100;
 /// The run's counters outlive it by this long, for a look with `redis-cli`.
 const RUN_KEY_TTL_SECS: u64 = 24 * 3600;
 
@@ -35,8 +37,13 @@ pub(crate) struct SubmitArgs {
     /// (what would go to stdout otherwise goes to stderr).
     #[arg(long)]
     json: bool,
-    /// Submits in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Jobs per batch: each batch is one `Queue::submit_many` (its `XADD`s pipelined in
+    /// one round trip, under one `send` span, so the jobs of a batch share one trace;
+    /// `--batch 1` gives each job a trace of its own).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH)]
+    batch: usize,
+    /// Batches in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
     concurrency: usize,
     /// Give up waiting after this many seconds (exit code 1); by default wait until
     /// every job is completed or dead-lettered.
@@ -59,6 +66,12 @@ impl SubmitArgs {
     fn check(&self) -> Result<Option<Duration>, BadFlag> {
         if self.jobs == 0 {
             return Err(BadFlag("--jobs must be at least 1".to_owned()));
+        }
+        if !(1..=10_000).contains(&self.batch) {
+            return Err(BadFlag(format!(
+                "--batch must be 1 to 10000, got {}",
+                self.batch
+            )));
         }
         if !(1..=10_000).contains(&self.concurrency) {
             return Err(BadFlag(format!(
@@ -164,8 +177,9 @@ pub(crate) fn run(args: SubmitArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         "submit",
         args.json,
     )?;
+    let handle = super::handle(&telemetry);
     let outcome: Result<(Summary, bool), Box<dyn std::error::Error>> = rt.block_on(async {
-        let queue = super::connect(&args.common).await?;
+        let queue = super::connect(&args.common).await?.with_telemetry(handle);
         let mut conn = redis::Client::open(args.common.redis.as_str())?
             .get_multiplexed_async_connection()
             .await?;
@@ -173,14 +187,17 @@ pub(crate) fn run(args: SubmitArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         let start_ms = server_ms(&mut conn).await?;
         let n = args.jobs;
         let start = Instant::now();
-        futures::stream::iter(0..n)
-            .map(|i| {
-                let queue = queue.clone();
-                let job = DemoJob {
-                    id: format!("{run}-{i}"),
-                    run: run.clone(),
-                };
-                async move { queue.submit(&job).await }
+        let batch = args.batch as u64;
+        futures::stream::iter((0..n).step_by(args.batch))
+            .map(|first| {
+                // Ids unique per job: the run and the job's sequence number.
+                let jobs: Vec<DemoJob> = (first..(first + batch).min(n))
+                    .map(|i| DemoJob {
+                        id: format!("{run}-{i}"),
+                        run: run.clone(),
+                    })
+                    .collect();
+                queue.submit_many(&jobs)
             })
             .buffer_unordered(args.concurrency)
             .try_for_each(|_| async { Ok(()) })

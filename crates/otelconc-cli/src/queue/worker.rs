@@ -112,7 +112,9 @@ pub(crate) fn run(args: WorkerArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         super::telemetry(&rt, &args.common, "otelconc-queue-worker", "worker", false)?;
     let (job_ms, failure_rate) = (args.job_ms, args.failure_rate);
     let outcome: Result<WorkerReport, Box<dyn std::error::Error>> = rt.block_on(async {
-        let queue = super::connect(&args.common).await?;
+        let queue = super::connect(&args.common)
+            .await?
+            .with_telemetry(super::handle(&telemetry));
         let stream = queue.stream_key().to_owned();
         let worker = Worker::builder(queue, move |job: DemoJob, cx: JobContext| {
             handle(job, cx, job_ms, failure_rate)

@@ -1,0 +1,80 @@
+//! A queue and worker given a `Telemetry` handle send their spans through its tracer
+//! provider, as their metrics go through its meter provider: nothing reaches the global
+//! one. This binary installs only the global propagator (the entries' context is written
+//! with it), never a global tracer provider.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry::global;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use otelconc_redis::{JobContext, Queue, Worker};
+use otelconc_testkit::TestTelemetry;
+use support::{Server, until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_through_the_handle_and_the_handler_runs_under_the_process_span() {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let tt = TestTelemetry::new();
+    let server = Server::start();
+    let q = Queue::<u64>::connect(&server.url(), "h")
+        .await
+        .unwrap()
+        .with_telemetry(tt.telemetry());
+
+    let root = tt.root("request");
+    let one = q.submit_with_context(&1, &root).await.unwrap();
+    root.span().end();
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen_in_job = seen.clone();
+    let worker = Worker::builder(q.clone(), move |_n: u64, _cx: JobContext| {
+        let sc = opentelemetry::Context::current()
+            .span()
+            .span_context()
+            .clone();
+        seen_in_job.lock().unwrap().push(sc);
+        async { Ok::<(), String>(()) }
+    })
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    until(|| async { q.is_empty().await.unwrap() }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.completed, 1, "{report:?}");
+
+    let sends = tt.spans_named("send h");
+    assert_eq!(
+        sends.len(),
+        1,
+        "the send span reached the handle's provider"
+    );
+    assert_eq!(sends[0].span_kind, SpanKind::Producer);
+    let processes = tt.spans_named("process h");
+    assert_eq!(
+        processes.len(),
+        1,
+        "the process span reached the handle's provider"
+    );
+    let p = &processes[0];
+    assert_eq!(p.span_kind, SpanKind::Consumer);
+    assert_eq!(p.parent_span_id, sends[0].span_context.span_id());
+    assert!(
+        p.attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "messaging.message.id" && kv.value.to_string() == one)
+    );
+    // Two spans per job: the process span is the job's span, the pool adds none.
+    assert!(tt.spans_named("otelconc.pool.job").is_empty());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].span_id(),
+        p.span_context.span_id(),
+        "the handler runs under the process span"
+    );
+}
