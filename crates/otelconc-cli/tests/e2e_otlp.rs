@@ -17,23 +17,6 @@ use otelconc_testkit::rotel::{RotelMetric, RotelSpan, attr};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Every variable the program reads, so the caller's environment cannot leak in.
-const OTEL_VARS: &[&str] = &[
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_TRACES_SAMPLER_ARG",
-    "OTEL_METRIC_EXPORT_INTERVAL",
-    "OTEL_SDK_DISABLED",
-    "OTELCONC_TELEMETRY_DIR",
-];
-
 /// A metric of every primitive the demo runs through.
 const PRIMITIVE_METRICS: &[&str] = &[
     "otelconc.channel.sent",
@@ -49,7 +32,7 @@ const PRIMITIVE_METRICS: &[&str] = &[
 fn demo_command(envs: &[(&str, String)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_otelconc"));
     cmd.arg("demo").args(args);
-    for var in OTEL_VARS {
+    for var in otelconc_testkit::rotel::PROGRAM_ENV {
         cmd.env_remove(var);
     }
     cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));

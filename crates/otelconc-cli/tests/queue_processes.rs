@@ -16,23 +16,6 @@ use otelconc_testkit::Rotel;
 use rand::{Rng, SeedableRng};
 use redis::Commands;
 
-/// Every variable the program reads, so the caller's environment cannot leak in.
-const OTEL_VARS: &[&str] = &[
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_TRACES_SAMPLER_ARG",
-    "OTEL_METRIC_EXPORT_INTERVAL",
-    "OTEL_SDK_DISABLED",
-    "OTELCONC_TELEMETRY_DIR",
-];
-
 const EFFECTS: &str = "otelconc:demo:effects";
 /// The bound of every "eventually" below.
 const WAIT: Duration = Duration::from_secs(120);
@@ -120,7 +103,7 @@ impl Drop for Server {
 fn otelconc(dir: &Path, log: &str, envs: &[(&str, String)], args: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_otelconc"));
     cmd.arg("queue").args(args);
-    for var in OTEL_VARS {
+    for var in otelconc_testkit::rotel::PROGRAM_ENV {
         cmd.env_remove(var);
     }
     cmd.env("OTELCONC_TELEMETRY_DIR", dir.join("telemetry"));

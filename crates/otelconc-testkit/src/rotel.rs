@@ -668,6 +668,25 @@ pub fn parse_metrics(output: &str) -> Vec<RotelMetric> {
     metrics
 }
 
+/// Every environment variable the `otelconc` program reads for its telemetry: a test
+/// that runs the program removes them all first, so the caller's environment cannot
+/// leak in.
+pub const PROGRAM_ENV: &[&str] = &[
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_SDK_DISABLED",
+    "OTELCONC_TELEMETRY_DIR",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
