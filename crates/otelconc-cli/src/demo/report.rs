@@ -125,10 +125,12 @@ fn primitive(snap: &Snapshot, prim: &str, secs: f64) -> String {
                     if total == 0.0 {
                         continue;
                     }
-                    let by = breakdown(snap, spec.name, &instance);
+                    // Seconds (busy time) keep two decimals; counts are whole.
+                    let prec = if spec.unit == "s" { 2 } else { 0 };
+                    let by = breakdown(snap, spec.name, &instance, prec);
                     let _ = writeln!(
                         out,
-                        "  {measure:<22} {total:>10.0}  {:>9.0}/s  {by}",
+                        "  {measure:<22} {total:>10.prec$}  {:>9.prec$}/s  {by}",
                         total / secs
                     );
                 }
@@ -230,8 +232,8 @@ fn queues(
 }
 
 /// `outcome=ok 10, outcome=full 2`: a counter's points of one instance by their other
-/// attributes.
-fn breakdown(snap: &Snapshot, metric: &str, instance: &str) -> String {
+/// attributes, with `prec` decimals.
+fn breakdown(snap: &Snapshot, metric: &str, instance: &str, prec: usize) -> String {
     let mut by: BTreeMap<String, f64> = BTreeMap::new();
     for (attrs, v) in snap.sums.get(metric).into_iter().flatten() {
         if !attrs
@@ -259,7 +261,7 @@ fn breakdown(snap: &Snapshot, metric: &str, instance: &str) -> String {
     }
     by.iter()
         .filter(|(_, v)| **v > 0.0)
-        .map(|(k, v)| format!("{k} {v:.0}"))
+        .map(|(k, v)| format!("{k} {v:.prec$}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
