@@ -2,7 +2,6 @@
 //! the wait and queue-time histograms, the observable instruments that read them, and
 //! [`Waited`], which times and counts one wait.
 
-use std::cell::Cell as StdCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,15 +18,15 @@ use crate::telemetry::{Combine, End, Histogram, Observation, Telemetry};
 use crate::util::backlog::Backlog;
 use crate::util::counts::Striped;
 
-/// One message in 256 sent by each thread (every 256th of the thread's sends, over all
-/// channels) carries a send timestamp for the queue-time histogram. Messages sent inside
+/// One message in 256 sent by each thread (every 256th of the thread's sends on the
+/// channel, the stride starting at a random offset per channel) carries a send timestamp for the queue-time histogram. Messages sent inside
 /// a sampled trace carry one too, for their consumer span, but are not added to the
 /// histogram unless they are in the sample: its count stays a fixed fraction of the
 /// traffic.
 pub(super) const SAMPLE_EVERY: u64 = 256;
 
 /// One wait in 64 of each thread (every 64th send wait of the thread, over all channels,
-/// and every 64th receive wait) is timed for the wait histograms: a timestamp costs 20 to
+/// and every 64th receive wait: a fixed stride a channel built per request shares) is timed for the wait histograms: a timestamp costs 20 to
 /// 100 ns here, as much as a whole channel operation, and in a busy channel nearly
 /// every operation of the slower side waits briefly.
 pub(super) const SAMPLE_WAITS: u64 = 64;
@@ -70,10 +69,12 @@ impl Outcome {
 /// add, no line shared between producers and consumers), and collection sums the
 /// stripes.
 ///
-/// The samples are a fixed stride of each thread's operations over every channel (the
-/// thread's [`SEQUENCES`]), not of each channel's: a channel built per request, or a
-/// sender cloned per task, then has its operations timed at the same rate as any other
-/// (1 in N, starting wherever the thread's stride is), never its first one always.
+/// The message sample is a fixed stride of each thread's sends on the channel, kept in
+/// the thread's stripe beside its counts (no second thread-local lookup on the fast
+/// path), starting at a random offset per channel: a channel built per request, or a
+/// sender cloned per task, then has its messages timed at the same rate as any other
+/// (1 in N), never its first one always. The wait samples, taken only by operations
+/// that wait, are a stride of each thread's waits over every channel.
 ///
 /// When nothing observes the channel's metrics (no SDK: the meter dropped the
 /// callbacks), `on` is false and nothing is counted, sampled or timed.
@@ -84,24 +85,30 @@ pub(super) struct Counts {
     /// Which side: the senders count their outcomes, the receivers none (they are not
     /// exported: `otelconc.channel.received` counts messages).
     sending: bool,
-    by: Striped<OUTCOMES>,
+    /// Where this side's samples start in the stride (see [`random_offset`]).
+    offset: u64,
+    by: Striped<SLOTS>,
 }
 
-/// The thread's sequence of messages sent, for the queue-time sample.
-const MESSAGES: usize = 0;
+/// The slot of [`Counts::by`] past the outcomes: the message sequence (queue-time
+/// sample).
+const SEQ: usize = OUTCOMES;
+const SLOTS: usize = OUTCOMES + 1;
+
 /// The thread's sequences of send waits and receive waits, for the wait samples.
-const SEND_WAITS: usize = 1;
-const RECEIVE_WAITS: usize = 2;
+const SEND_WAITS: usize = 0;
+const RECEIVE_WAITS: usize = 1;
 
 thread_local! {
-    /// This thread's sequences (see [`Counts`]), over every channel.
-    static SEQUENCES: [StdCell<u64>; 3] = const { [StdCell::new(0), StdCell::new(0), StdCell::new(0)] };
+    /// This thread's wait sequences, over every channel: only operations that wait
+    /// (and so park) read them, so the thread-local lookup is off the fast path.
+    static WAIT_SEQUENCES: [std::cell::Cell<u64>; 2] =
+        const { [std::cell::Cell::new(0), std::cell::Cell::new(0)] };
 }
 
-/// The next number of this thread's sequence `k` (0 during thread teardown).
-#[inline]
-fn next(k: usize) -> u64 {
-    SEQUENCES
+/// The next number of this thread's wait sequence `k` (0 during thread teardown).
+fn next_wait(k: usize) -> u64 {
+    WAIT_SEQUENCES
         .try_with(|s| {
             let n = s[k].get();
             s[k].set(n.wrapping_add(1));
@@ -110,12 +117,23 @@ fn next(k: usize) -> u64 {
         .unwrap_or(0)
 }
 
+/// A random offset for one side of one channel, so that its samples start anywhere in
+/// the stride: a channel built per request has its first operation sampled 1 time in
+/// N, not always.
+fn random_offset() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 impl Counts {
     /// The counts of one side: the senders' when `sending`.
     pub(super) fn new(sending: bool) -> Self {
         Self {
             on: AtomicBool::new(false),
             sending,
+            offset: random_offset(),
             by: Striped::default(),
         }
     }
@@ -138,14 +156,19 @@ impl Counts {
         } else {
             RECEIVE_WAITS
         };
-        next(k).is_multiple_of(SAMPLE_WAITS).then(Instant::now)
+        next_wait(k).is_multiple_of(SAMPLE_WAITS).then(Instant::now)
     }
 
     /// Notes one more message sent; whether it is the sampled one of this thread's 1 in
     /// [`SAMPLE_EVERY`].
     #[inline]
     pub(super) fn sample_message(&self) -> bool {
-        self.is_on() && next(MESSAGES).is_multiple_of(SAMPLE_EVERY)
+        self.is_on()
+            && self
+                .by
+                .add_seq(SEQ, 1)
+                .wrapping_add(self.offset)
+                .is_multiple_of(SAMPLE_EVERY)
     }
 
     #[inline]

@@ -127,8 +127,9 @@
 //!   earlier collections, with no timestamp per message (see its description in
 //!   [`docs/telemetry.md`][telemetry] for its precision);
 //! - timestamps, which cost as much as a whole channel operation, are taken only for
-//!   1 message in 256 and 1 wait in 64 of each thread (a fixed stride over all the
-//!   thread's channels), and for messages sent inside a
+//!   1 message in 256 of each thread (a fixed stride of the thread's sends on the
+//!   channel, starting at a random offset per channel) and 1 wait in 64 of each thread
+//!   (a fixed stride over all the thread's channels), and for messages sent inside a
 //!   sampled trace (whose queue wait goes on their consumer span, not into the
 //!   histogram, unless they are in the sample);
 //! - receives are not counted at all: `otelconc.channel.received` is derived as

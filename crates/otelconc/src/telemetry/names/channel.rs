@@ -95,7 +95,7 @@ pub const QUEUE_DURATION: InstrumentSpec = InstrumentSpec {
     name: "otelconc.channel.message.queue.duration",
     kind: InstrumentKind::Histogram,
     unit: "s",
-    description: "Seconds a message spent in the channel, for 1 message in 256 (every 256th message each thread sends, over all channels: a fixed stride that a channel built per request shares; messages sent inside a sampled trace are not added beyond it: their queue wait goes on their span)",
+    description: "Seconds a message spent in the channel, for 1 message in 256 (every 256th message each thread sends on the channel, starting at a random offset per channel, so a channel built per request is not always timed first; messages sent inside a sampled trace are not added beyond it: their queue wait goes on their span)",
     attributes: &[ATTR_NAME],
 };
 
