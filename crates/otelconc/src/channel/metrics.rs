@@ -19,16 +19,17 @@ use crate::util::backlog::Backlog;
 use crate::util::counts::Striped;
 
 /// One message in 256 sent by each thread (every 256th of the thread's sends on the
-/// channel, the stride starting at a random offset per channel) carries a send timestamp for the queue-time histogram. Messages sent inside
-/// a sampled trace carry one too, for their consumer span, but are not added to the
-/// histogram unless they are in the sample: its count stays a fixed fraction of the
-/// traffic.
+/// channel, the stride starting at a random offset per channel) carries a send
+/// timestamp for the queue-time histogram. Messages sent inside a sampled trace carry
+/// one too, for their consumer span, but are not added to the histogram unless they
+/// are in the sample: its count stays a fixed fraction of the traffic.
 pub(super) const SAMPLE_EVERY: u64 = 256;
 
-/// One wait in 64 of each thread (every 64th send wait of the thread, over all channels,
-/// and every 64th receive wait: a fixed stride a channel built per request shares) is timed for the wait histograms: a timestamp costs 20 to
-/// 100 ns here, as much as a whole channel operation, and in a busy channel nearly
-/// every operation of the slower side waits briefly.
+/// One wait in 64 of each thread (every 64th send wait of the thread, over all
+/// channels, and every 64th receive wait: a fixed stride a channel built per request
+/// shares) is timed for the wait histograms: a timestamp costs 20 to 100 ns here, as
+/// much as a whole channel operation, and in a busy channel nearly every operation of
+/// the slower side waits briefly.
 pub(super) const SAMPLE_WAITS: u64 = 64;
 
 /// How a send or a receive ended; for a send, its position in `SEND_OUTCOMES` (the
