@@ -15,7 +15,6 @@ use tokio_util::task::TaskTracker;
 
 use super::PipelineError;
 use super::envelope::{Mode, Ordered, Unordered};
-use super::metrics::EnteredRoster;
 use super::output::{OutputRx, PipelineSender, PipelineStream};
 use super::run::RunShared;
 use super::stage::{Shared, worker};
@@ -73,11 +72,14 @@ where
         let input = prev(rx, launch);
         let (tx, out) = async_channel::bounded(buffer);
         let stage = launch.shared.stages[index].clone();
-        let probe: Option<Arc<dyn EnteredRoster>> = if launch.shared.depth_read {
-            Some(launch.run.probe(&stage.metrics, &out, buffer))
-        } else {
-            None
-        };
+        // The items the stage's workers put in `out`, counted for its oldest age.
+        let probe = launch.shared.depth_read.then(|| {
+            launch
+                .run
+                .probe(&stage.metrics, &out, buffer)
+                .entered
+                .clone()
+        });
         for _ in 0..concurrency {
             launch.spawn(worker::<M, _, _, _, _, _>(
                 input.clone(),

@@ -70,7 +70,7 @@ pub(crate) trait BufferProbe: Send + Sync {
 pub(crate) struct RunBuffer<T> {
     rx: WeakReceiver<T>,
     capacity: usize,
-    pub(crate) entered: Roster<1>,
+    pub(crate) entered: Arc<Roster<1>>,
     backlog: Backlog,
 }
 
@@ -255,7 +255,7 @@ impl Metrics {
         let buffer = Arc::new(RunBuffer {
             rx: rx.downgrade(),
             capacity,
-            entered: Roster::default(),
+            entered: Arc::default(),
             backlog: Backlog::default(),
         });
         let handle: ProbeHandle = buffer.clone();
@@ -298,24 +298,13 @@ pub(crate) struct WorkerCounts {
     own: Arc<Owned<COUNTS>>,
     pub(crate) shift: Shift,
     /// The run's output buffer and this worker's count of the items it put there.
-    entered: Option<(Arc<dyn EnteredRoster>, Arc<Owned<1>>)>,
-}
-
-/// The roster of a run buffer's `entered` counts, whatever its item type.
-pub(crate) trait EnteredRoster: Send + Sync {
-    fn roster(&self) -> &Roster<1>;
-}
-
-impl<T: Send> EnteredRoster for RunBuffer<T> {
-    fn roster(&self) -> &Roster<1> {
-        &self.entered
-    }
+    entered: Option<(Arc<Roster<1>>, Arc<Owned<1>>)>,
 }
 
 impl WorkerCounts {
     /// Counts for a new worker of the stage of `metrics`, writing into the run buffer
     /// `buffer` (when it is probed).
-    pub(crate) fn join(metrics: Arc<Metrics>, buffer: Option<Arc<dyn EnteredRoster>>) -> Self {
+    pub(crate) fn join(metrics: Arc<Metrics>, buffer: Option<Arc<Roster<1>>>) -> Self {
         let read = metrics.observed();
         let own = match &metrics.counts {
             Counts::Workers(r) => r.join(),
@@ -323,7 +312,7 @@ impl WorkerCounts {
             Counts::Calls(_) => Arc::default(),
         };
         let entered = buffer.map(|b| {
-            let mine = b.roster().join();
+            let mine = b.join();
             (b, mine)
         });
         Self {
@@ -355,7 +344,7 @@ impl Drop for WorkerCounts {
             r.leave(&self.own);
         }
         if let Some((b, mine)) = &self.entered {
-            b.roster().leave(mine);
+            b.leave(mine);
         }
     }
 }

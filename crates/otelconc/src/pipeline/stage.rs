@@ -14,12 +14,13 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::envelope::Mode;
-use super::metrics::{ERROR, EnteredRoster, Metrics, OK, PANIC, StageKind, TAKEN, WorkerCounts};
+use super::metrics::{ERROR, Metrics, OK, PANIC, StageKind, TAKEN, WorkerCounts};
 use super::run::RunShared;
 use super::{ErrorPolicy, PipelineError};
 use crate::telemetry::names::pipeline::{ATTR_SEQ, ATTR_STAGE, STAGE_SPAN};
 use crate::telemetry::names::{ATTR_NAME, ATTR_QUEUE_WAIT};
 use crate::telemetry::{Carried, End, EndingSpan, Guarded, Telemetry, Trace};
+use crate::util::counts::Roster;
 
 /// One stage of a pipeline (or chain): its name, the attributes of its telemetry and
 /// its instruments, shared by every run of its pipeline (or every call of its chain).
@@ -197,7 +198,7 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
     stage: Arc<StageState>,
     shared: Arc<Shared>,
     run: Arc<RunShared<E>>,
-    probe: Option<Arc<dyn EnteredRoster>>,
+    probe: Option<Arc<Roster<1>>>,
 ) where
     M: Mode,
     M::Env<I>: Send,

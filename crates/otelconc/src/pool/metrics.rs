@@ -126,9 +126,9 @@ impl Metrics {
         idx: usize,
         queued: Instant,
         started: Instant,
-        cx: Option<&opentelemetry::Context>,
+        cx: Option<opentelemetry::Context>,
     ) {
-        let _current = cx.map(|cx| cx.clone().attach());
+        let _current = cx.map(opentelemetry::Context::attach);
         let now = Instant::now();
         self.duration[idx].record((now - started).as_secs_f64());
         self.wait[idx].record((started - queued).as_secs_f64());

@@ -256,7 +256,7 @@ impl InFlight<'_> {
         if let Some((queued, started)) = self.times {
             self.shared
                 .metrics
-                .record_times(idx, queued, started, self.cx.as_ref());
+                .record_times(idx, queued, started, self.cx.take());
         }
         self.shared.settle(cell, self.meta.take(), result);
         self.slot.busy.store(false, Relaxed);
