@@ -1062,16 +1062,23 @@ fn group_lag(v: &redis::Value) -> Option<i64> {
     None
 }
 
-fn fields_as_strings(entry: &StreamId) -> HashMap<String, String> {
-    entry
-        .map
-        .iter()
-        .filter_map(|(k, v)| {
-            redis::from_redis_value_ref::<String>(v)
-                .ok()
-                .map(|v| (k.clone(), v))
-        })
-        .collect()
+/// An entry's fields as a propagation carrier: the propagator reads `traceparent`,
+/// `tracestate` and `baggage` straight from the entry, without copying its other fields
+/// (the job itself among them).
+struct EntryFields<'a>(&'a StreamId);
+
+impl opentelemetry::propagation::Extractor for EntryFields<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match self.0.map.get(key)? {
+            redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+            redis::Value::SimpleString(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.map.keys().map(String::as_str).collect()
+    }
 }
 
 /// What the settler writes on the `process` span (set after the awaits).
@@ -1137,7 +1144,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
                 return;
             }
         };
-        let creation = otelconc::telemetry::extract(&fields_as_strings(&entry));
+        let creation = otelconc::telemetry::extract(&EntryFields(&entry));
         // As everywhere in otelconc, a span only inside a sampled trace: an entry
         // submitted outside one (or with no SDK at the producer) still runs under the
         // context it carried (baggage included), without a span.
