@@ -361,9 +361,10 @@ pub(super) fn record_wait(histogram: &Histogram, since: Option<Instant>) {
 
 pin_project_lite::pin_project! {
     /// Runs a channel operation's future; if it has to wait (returns `Pending`), times
-    /// the wait into `histogram` (one wait in 64 of each thread). Dropped while waiting, it
-    /// counts the operation as `cancelled`, unless [`timed_out`](Self::timed_out)
-    /// counted it first. A future that completes on its first poll costs no timestamp.
+    /// the wait into `histogram` (one wait in 64 of each thread). Dropped while waiting, a
+    /// send counts as `cancelled`, unless [`timed_out`](Self::timed_out) counted it
+    /// first (receivers count no outcomes). A future that completes on its first poll
+    /// costs no timestamp.
     pub(super) struct Waited<'a, F> {
         #[pin]
         fut: F,

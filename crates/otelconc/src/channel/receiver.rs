@@ -490,8 +490,8 @@ impl<T> Receiver<T> {
     }
 }
 
-/// Receives from `rx` within `timeout`, counting a wait given up at the deadline as
-/// `timeout` and a wait whose future is dropped as `cancelled`.
+/// Receives from `rx` within `timeout`, timing a sampled wait (receivers count no
+/// outcomes: `otelconc.channel.received` is derived from the senders' counts).
 async fn recv_within<M>(
     rx: &async_channel::Receiver<M>,
     timeout: Duration,
