@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use otelconc::telemetry::Telemetry;
+use otelconc::telemetry::names::ATTR_ERROR_TYPE;
 
 use crate::error::Error;
 use crate::keys::{ENQUEUED_AT_FIELD, GROUP, JOB_FIELD, Keys};
@@ -279,7 +280,7 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                         span.set_attribute(KeyValue::new("messaging.message.id", id.clone()));
                     }
                     Err(e) => {
-                        span.set_attribute(KeyValue::new("error.type", error_type(e)));
+                        span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, error_type(e)));
                         span.set_status(Status::error(e.to_string()));
                     }
                 }
@@ -366,7 +367,7 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
             if let Some(span_cx) = &span_cx {
                 let span = span_cx.span();
                 if let Some(e) = &failed {
-                    span.set_attribute(KeyValue::new("error.type", error_type(e)));
+                    span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, error_type(e)));
                     span.set_status(Status::error(e.to_string()));
                 }
                 span.end();

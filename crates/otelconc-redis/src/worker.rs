@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use otelconc::pool::{JobError, WorkerPool};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_OUTCOME};
 use otelconc::telemetry::{SpanPolicy, Telemetry};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
@@ -1278,13 +1279,17 @@ impl Shared {
                         self.metrics.settled(Outcome::Duplicate, None);
                     }
                     Ok((_, err)) => {
-                        notes.attributes.push(KeyValue::new("error.type", "effect"));
+                        notes
+                            .attributes
+                            .push(KeyValue::new(ATTR_ERROR_TYPE, "effect"));
                         notes.error = Some(err);
                         bump(&self.counts.dead_lettered);
                         self.metrics.settled(Outcome::DeadLettered, Some("effect"));
                     }
                     Err(e) => {
-                        notes.attributes.push(KeyValue::new("error.type", "commit"));
+                        notes
+                            .attributes
+                            .push(KeyValue::new(ATTR_ERROR_TYPE, "commit"));
                         notes.error = Some(e.to_string());
                         bump(&self.counts.released);
                         self.metrics.settled(Outcome::Released, None);
@@ -1292,7 +1297,7 @@ impl Shared {
                 }
             }
             Ended::Failed(why, et) => {
-                notes.attributes.push(KeyValue::new("error.type", et));
+                notes.attributes.push(KeyValue::new(ATTR_ERROR_TYPE, et));
                 if attempt >= self.max_deliveries {
                     self.dead_letter(id, &why, attempt, et).await;
                     notes
@@ -1327,7 +1332,7 @@ impl Shared {
             Ended::Released => {
                 notes
                     .attributes
-                    .push(KeyValue::new("otelconc.outcome", "released"));
+                    .push(KeyValue::new(ATTR_OUTCOME, "released"));
                 if self.release(id, self.visibility).await == Released::NotOwned {
                     bump(&self.counts.leases_lost);
                 }
