@@ -26,8 +26,8 @@ pub struct JobContext {
 }
 
 struct Inner {
-    id: String,
-    queue: String,
+    id: Arc<str>,
+    queue: Arc<str>,
     attempt: u64,
     token: CancellationToken,
     started: std::time::Instant,
@@ -45,7 +45,12 @@ impl fmt::Debug for JobContext {
 }
 
 impl JobContext {
-    pub(crate) fn new(id: String, queue: String, attempt: u64, token: CancellationToken) -> Self {
+    pub(crate) fn new(
+        id: Arc<str>,
+        queue: Arc<str>,
+        attempt: u64,
+        token: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 id,

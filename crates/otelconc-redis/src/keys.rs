@@ -4,8 +4,6 @@
 pub(crate) const GROUP: &str = "otelconc";
 /// The entry field holding the job's JSON.
 pub(crate) const JOB_FIELD: &str = "job";
-/// The entry field holding the submit time, in milliseconds since the Unix epoch.
-pub(crate) const ENQUEUED_AT_FIELD: &str = "enqueued_at";
 
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {

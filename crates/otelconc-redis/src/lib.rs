@@ -82,10 +82,11 @@
 //! marker (`<stream>:done:<entry id>`, `SET NX PX`, kept for
 //! [`dedup_ttl`](WorkerBuilder::dedup_ttl), 24 h by default), and only if the marker was
 //! new runs the effect commands, then `XACK`s and `XDEL`s the entry. Commits are
-//! batched: one script call commits every job that finished while the previous calls
-//! (up to 4 at once) were out, up to 128 jobs, each with its own marker, effects and
-//! outcome, and acks them with one `XACK` and one `XDEL`; one job's failing effect
-//! dead-letters that job only. A job that ran twice
+//! batched: one commit takes every job that finished while the previous commit was
+//! out, up to 128 jobs. Those with effects go through one script call, each with its
+//! own marker, effects and outcome, acked with one `XACK` and one `XDEL`; one job's
+//! failing effect dead-letters that job only. Those without effects need neither
+//! marker nor script: one `MULTI` / `XACK` / `XDEL` / `EXEC` acks them. A job that ran twice
 //! (reclaimed from a consumer that was slow rather than dead, or whose ack reply was
 //! lost) applies its effects once: the second commit finds the marker and only acks.
 //! A job that added no effect sets no marker (there is nothing to apply once, and a
@@ -122,8 +123,10 @@
 //! # Throughput
 //! Per job, Redis sees one `XADD` (pipelined by [`Queue::submit_many`]: 1,000 per round
 //! trip), a share of one `XREADGROUP` (up to [`read_batch`](WorkerBuilder::read_batch)
-//! entries, 64 by default) and a share of one commit script (up to 128 jobs, one `XACK`
-//! and one `XDEL` for all of them, plus one `SET NX PX` marker per job with effects);
+//! entries, 64 by default) and a share of one commit (up to 128 jobs that finished
+//! while the previous commit was out: for the jobs without effects one `MULTI` /
+//! `XACK` / `XDEL` / `EXEC`, for those with effects one script call with one `SET NX
+//! PX` marker per job, then their effects, one `XACK` and one `XDEL`);
 //! heartbeats, reclaims and the metrics refresh are per interval, not per job. Measured
 //! with `examples/throughput.rs` (200,000 no-op jobs, one producer calling
 //! `submit_many`, two workers of 8 with `read_batch(256)`, all in one process, Redis 7.0

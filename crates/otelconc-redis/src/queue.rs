@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
@@ -17,7 +17,7 @@ use otelconc::telemetry::Telemetry;
 use otelconc::telemetry::names::ATTR_ERROR_TYPE;
 
 use crate::error::Error;
-use crate::keys::{ENQUEUED_AT_FIELD, GROUP, JOB_FIELD, Keys};
+use crate::keys::{GROUP, JOB_FIELD, Keys};
 use crate::metrics::QueueMetrics;
 
 /// A job queue in a Redis stream, typed by its job `J`.
@@ -266,7 +266,7 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
             let span_cx = crate::telemetry::send_span(&inner.telemetry, &cx, &keys.name, None);
             let headers = headers(span_cx.as_ref().unwrap_or(&cx));
             let mut cmd = redis::cmd("XADD");
-            entry(&mut cmd, &keys.stream, &payload, now_ms(), &headers);
+            entry(&mut cmd, &keys.stream, &payload, &headers);
             let mut conn = inner.conn.clone();
             let result: redis::RedisResult<String> = cmd.query_async(&mut conn).await;
             match &result {
@@ -337,7 +337,6 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                 Some(payloads.len()),
             );
             let headers = headers(span_cx.as_ref().unwrap_or(&cx));
-            let now = now_ms();
             let mut conn = inner.conn.clone();
             let mut ids = Vec::with_capacity(payloads.len());
             let mut failed = None;
@@ -345,7 +344,7 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                 let mut pipe = redis::pipe();
                 for p in chunk {
                     let mut cmd = redis::cmd("XADD");
-                    entry(&mut cmd, &keys.stream, p, now, &headers);
+                    entry(&mut cmd, &keys.stream, p, &headers);
                     pipe.add_command(cmd);
                 }
                 match pipe.query_async::<Vec<String>>(&mut conn).await {
@@ -549,13 +548,6 @@ pub(crate) fn error_type(e: &redis::RedisError) -> &'static str {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// The propagation fields of `span_cx` (`traceparent`, `tracestate`, `baggage`).
 fn headers(span_cx: &Context) -> Vec<(String, String)> {
     let mut headers: HashMap<String, String> = HashMap::new();
@@ -564,19 +556,8 @@ fn headers(span_cx: &Context) -> Vec<(String, String)> {
 }
 
 /// The arguments of one entry's `XADD` after the verb.
-fn entry(
-    cmd: &mut redis::Cmd,
-    stream: &str,
-    payload: &[u8],
-    now: u64,
-    headers: &[(String, String)],
-) {
-    cmd.arg(stream)
-        .arg("*")
-        .arg(JOB_FIELD)
-        .arg(payload)
-        .arg(ENQUEUED_AT_FIELD)
-        .arg(now);
+fn entry(cmd: &mut redis::Cmd, stream: &str, payload: &[u8], headers: &[(String, String)]) {
+    cmd.arg(stream).arg("*").arg(JOB_FIELD).arg(payload);
     for (k, v) in headers {
         cmd.arg(k).arg(v);
     }

@@ -42,7 +42,11 @@ pub struct WorkerReport {
     /// long without heartbeats reaching Redis and was reclaimed): counted by heartbeats,
     /// and by retries, dead letters and releases, which then leave the entry alone.
     pub leases_lost: u64,
-    /// The pool's own report (meaningful after shutdown).
+    /// The pool's own report (meaningful after shutdown). Its `failed` counts the
+    /// handlers that panicked; a job past its
+    /// [`job_timeout`](crate::WorkerBuilder::job_timeout) ends inside the pool's job, so
+    /// the pool counts it as completed, while `retried` or `dead_lettered` above count
+    /// it failed.
     pub pool: ShutdownReport,
 }
 

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
+use futures_util::FutureExt as _;
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use otelconc::pool::{JobError, WorkerPool};
+use otelconc::pool::WorkerPool;
 use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_OUTCOME};
 use otelconc::telemetry::{SpanPolicy, Telemetry};
 use redis::aio::ConnectionManager;
@@ -42,37 +43,157 @@ type Run = Box<
     dyn FnOnce(JobContext) -> futures_util::future::BoxFuture<'static, Result<(), String>> + Send,
 >;
 
-/// One delivery as a pool job.
+/// One delivery as a pool job. It settles itself: when the handler returns, fails,
+/// panics or times out, the job hands its [`Ticket`] to the committer with how it
+/// ended, in the pool worker's own task (no task per job waits for it). Dropped
+/// before that (cancelled by a shutdown, or never started), the ticket releases the
+/// entry.
 struct Delivery {
     run: Run,
-    id: String,
-    queue: String,
-    attempt: u64,
-    cx_tx: tokio::sync::oneshot::Sender<JobContext>,
+    queue: Arc<str>,
+    timeout: Option<Duration>,
+    ticket: Ticket,
 }
 
 impl otelconc::pool::Job for Delivery {
-    type Output = Result<(), String>;
+    type Output = ();
 
-    fn run(self, token: CancellationToken) -> impl Future<Output = Self::Output> + Send + 'static {
-        let cx = JobContext::new(self.id, self.queue, self.attempt, token);
-        let _ = self.cx_tx.send(cx.clone());
-        (self.run)(cx)
+    fn run(self, token: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+        let Self {
+            run,
+            queue,
+            timeout,
+            ticket,
+        } = self;
+        async move {
+            // The job's own token under a timeout: the worker cancels it when the job
+            // times out, and the pool's token (a shutdown) still reaches it.
+            let (token, own) = match timeout {
+                Some(_) => {
+                    let own = token.child_token();
+                    (own.clone(), Some(own))
+                }
+                None => (token, None),
+            };
+            let cx = JobContext::new(ticket.id(), queue, ticket.attempt(), token);
+            let handler = std::panic::AssertUnwindSafe(run(cx.clone())).catch_unwind();
+            let ran = match timeout {
+                Some(limit) => tokio::time::timeout(limit, handler).await.ok(),
+                None => Some(handler.await),
+            };
+            let seconds = cx.started().elapsed().as_secs_f64();
+            let metrics = &ticket.shared().metrics;
+            match ran {
+                Some(Ok(Ok(()))) => {
+                    metrics.processed(seconds, None);
+                    ticket.finish(Ended::Ok(cx.take_effects()));
+                }
+                Some(Ok(Err(e))) => {
+                    metrics.processed(seconds, Some("job"));
+                    ticket.finish(Ended::Failed(e, "job"));
+                }
+                Some(Err(panic)) => {
+                    metrics.processed(seconds, Some("panic"));
+                    let why = format!("panicked: {}", panic_message(&*panic));
+                    ticket.finish(Ended::Failed(why, "panic"));
+                    // The pool counts it as the panic it is.
+                    std::panic::resume_unwind(panic);
+                }
+                None => {
+                    if let Some(own) = own {
+                        own.cancel();
+                    }
+                    metrics.processed(seconds, Some("timeout"));
+                    ticket.finish(Ended::Failed("timed out".into(), "timeout"));
+                }
+            }
+        }
     }
 }
 
-type Submitted =
-    Result<otelconc::pool::JobHandle<Result<(), String>>, otelconc::pool::SubmitError<Delivery>>;
+/// The message of a panic payload (`&str` or `String`), as the pool reports it.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
 
-/// Queues the delivery on the pool inside `cx` (the `process` span's context), so the
-/// pool's job span is its child. Boxed at a concrete type: the pool's generic submit
-/// future trips rustc's higher-ranked `Send` inference inside generic async code.
+type Submitted = Result<(), otelconc::pool::SubmitError<Delivery>>;
+
+/// Queues the delivery on the pool inside `cx` (the `process` span's context, under
+/// which the handler runs). Boxed at a concrete type: the pool's generic submit future
+/// trips rustc's higher-ranked `Send` inference inside generic async code.
 fn submit(
     pool: WorkerPool,
     delivery: Delivery,
     cx: Context,
 ) -> futures_util::future::BoxFuture<'static, Submitted> {
-    Box::pin(async move { pool.submit_handle(delivery).with_context(cx).await })
+    Box::pin(async move { pool.submit_with_context(delivery, &cx).await })
+}
+
+/// One delivery's duty to settle: carried by its pool job and consumed once, by
+/// [`Ticket::finish`] with how the job ended, or by its drop (the job was cancelled or
+/// never started: the entry is released).
+struct Ticket {
+    shared: Arc<Shared>,
+    open: Option<Open>,
+}
+
+/// What settling a delivery needs.
+struct Open {
+    id: Arc<str>,
+    attempt: u64,
+    span_cx: Context,
+    /// Its read slot, or its place in the commit room once it finished.
+    permit: OwnedSemaphorePermit,
+}
+
+/// What the committer hears.
+enum Settle {
+    /// A delivery ended.
+    Ended(Open, Ended),
+    /// Every message before this one was heard: answer once all of them are settled.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Ticket {
+    fn id(&self) -> Arc<str> {
+        self.open
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |o| o.id.clone())
+    }
+
+    fn attempt(&self) -> u64 {
+        self.open.as_ref().map_or(1, |o| o.attempt)
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn finish(mut self, ended: Ended) {
+        if let Some(mut open) = self.open.take() {
+            // Done running: while the commit room has space the delivery waits for its
+            // commit there and frees its read slot, so the reader goes on while commits
+            // are out.
+            if let Ok(room) = self.shared.commit_room.clone().try_acquire_owned() {
+                open.permit = room;
+            }
+            self.shared.hand_over(open, ended);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.shared.hand_over(open, Ended::Released);
+        }
+    }
 }
 
 /// Settings of a [`Worker`], from [`Worker::builder`].
@@ -156,6 +277,8 @@ impl fmt::Debug for Worker {
 
 struct Shared {
     keys: Keys,
+    /// The queue's name, shared by every delivery's [`JobContext`].
+    queue: Arc<str>,
     consumer: String,
     conn: ConnectionManager,
     visibility: Duration,
@@ -166,8 +289,8 @@ struct Shared {
     /// Whether the server is a Redis Cluster node (effect keys are then checked).
     cluster: bool,
     /// To the committer task (see [`commit_loop`]).
-    commits: tokio::sync::mpsc::UnboundedSender<Commit>,
-    in_flight: Mutex<HashSet<String>>,
+    settles: tokio::sync::mpsc::UnboundedSender<Settle>,
+    in_flight: Mutex<HashSet<Arc<str>>>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -322,6 +445,12 @@ impl Worker {
         self.loops.close();
         self.loops.wait().await;
         let pool_report = self.pool.shutdown(deadline).await;
+        // Every job has handed its delivery over by now (finished, cancelled or
+        // dropped unstarted): wait until the committer has settled them all.
+        let (flushed, done) = tokio::sync::oneshot::channel();
+        if self.shared.settles.send(Settle::Flush(flushed)).is_ok() {
+            let _ = done.await;
+        }
         self.shared.settlers.close();
         self.shared.settlers.wait().await;
         self.heartbeat_stop.cancel();
@@ -432,7 +561,13 @@ where
         self
     }
 
-    /// A per-job timeout: a job running longer fails (and is retried). Default none.
+    /// A per-job timeout: a job running longer fails with `timed out` (`error.type`
+    /// `timeout`; retried, or dead-lettered at `max_deliveries`). Its handler's future is
+    /// dropped and its [`JobContext::token`] fires. Default none.
+    ///
+    /// The worker enforces it around the handler, not the pool: the pool counts a timed
+    /// out job as completed in [`WorkerReport::pool`], while the worker's own counts,
+    /// metrics and `process` span say it timed out.
     ///
     /// # Examples
     /// ```no_run
@@ -446,8 +581,9 @@ where
     /// Most entries taken per `XREADGROUP`. Default 64.
     ///
     /// A worker reads only as many entries as it has room for: at most
-    /// `workers + max(workers, read_batch)` running or queued for its pool, plus up to
-    /// 512 finished ones waiting for their batched commit (4 calls of up to 128).
+    /// `workers + 2 × max(workers, read_batch)` running, queued for its pool, or read
+    /// and waiting for room in that queue, plus up to 512 finished ones waiting for
+    /// their batched commit (one commit call of up to 128 jobs out at a time).
     ///
     /// # Examples
     /// ```no_run
@@ -556,14 +692,14 @@ where
         // The pool's metrics, but not its `otelconc.pool.job` span: the `process` span
         // already covers the job's run (and its failure), so a third span per job would
         // only add export cost. The handler still runs under the `process` span.
-        let mut pool = WorkerPool::builder(format!("redis:{}", self.queue.name()))
+        // The job timeout is the delivery's own (see `Delivery`), so the job settles
+        // itself as timed out; the pool has none.
+        let pool = WorkerPool::builder(format!("redis:{}", self.queue.name()))
             .telemetry(telemetry.clone().with_span_policy(SpanPolicy::Never))
             .workers(self.workers)
-            .queue_capacity(self.workers.max(self.read_batch));
-        if let Some(t) = self.job_timeout {
-            pool = pool.job_timeout(t);
-        }
-        let pool = pool.build().map_err(|e| Error::Config(e.to_string()))?;
+            .queue_capacity(self.workers.max(self.read_batch))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let client = self.queue.inner.client.clone();
         let url = client.get_connection_info().addr().to_string();
         let (conn, read_conn, cluster) = within_connect_timeout(&url, async {
@@ -586,9 +722,10 @@ where
             Ok((conn, read_conn, cluster))
         })
         .await?;
-        let (commits_tx, commits_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (settles_tx, settles_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             keys: self.queue.keys().clone(),
+            queue: self.queue.keys().name_arc(),
             consumer: self.consumer.clone().unwrap_or_else(unique_consumer),
             conn,
             visibility: self.visibility,
@@ -600,18 +737,20 @@ where
                 .min(self.visibility),
             dedup_ttl: self.dedup_ttl,
             cluster,
-            commits: commits_tx,
+            settles: settles_tx,
             in_flight: Mutex::new(HashSet::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
             telemetry,
-            commit_room: Arc::new(Semaphore::new(COMMIT_BATCH * COMMITS_IN_FLIGHT)),
+            commit_room: Arc::new(Semaphore::new(COMMIT_ROOM)),
         });
-        // In flight at once: what the pool runs plus what its queue holds (finished
+        // In flight at once: what the pool runs, what its queue holds, and one read
+        // batch in the reader's hands waiting for room in that queue, so the next read
+        // can take a whole batch while the pool works through the last one (finished
         // jobs waiting for their commit move to `commit_room` while it has room).
         let slots = Arc::new(Semaphore::new(
-            self.workers + self.workers.max(self.read_batch),
+            self.workers + 2 * self.workers.max(self.read_batch),
         ));
         let stop = CancellationToken::new();
         let loops = TaskTracker::new();
@@ -620,6 +759,7 @@ where
             pool: pool.clone(),
             handler: self.handler.clone(),
             slots: slots.clone(),
+            timeout: self.job_timeout,
         };
         loops.spawn(read_loop(
             d.clone(),
@@ -643,7 +783,7 @@ where
         ));
         hb.spawn(commit_loop(
             shared.clone(),
-            commits_rx,
+            settles_rx,
             hb.clone(),
             heartbeat_stop.clone(),
         ));
@@ -668,6 +808,7 @@ struct Dispatch<J> {
     pool: WorkerPool,
     handler: Handler<J>,
     slots: Arc<Semaphore>,
+    timeout: Option<Duration>,
 }
 
 impl<J> Clone for Dispatch<J> {
@@ -677,6 +818,7 @@ impl<J> Clone for Dispatch<J> {
             pool: self.pool.clone(),
             handler: self.handler.clone(),
             slots: self.slots.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -821,7 +963,7 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        let ids: Vec<String> = match shared.in_flight.lock() {
+        let ids: Vec<Arc<str>> = match shared.in_flight.lock() {
             Ok(g) => g.iter().cloned().collect(),
             Err(p) => p.into_inner().iter().cloned().collect(),
         };
@@ -833,14 +975,17 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
             .arg(GROUP)
             .arg(&shared.consumer);
         for id in &ids {
-            call.arg(id);
+            call.arg(&**id);
         }
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
             // An id acked between the snapshot and the script is not a lost lease.
             let still = match shared.in_flight.lock() {
-                Ok(g) => lost.iter().filter(|id| g.contains(*id)).count(),
-                Err(p) => lost.iter().filter(|id| p.get_ref().contains(*id)).count(),
+                Ok(g) => lost.iter().filter(|id| g.contains(id.as_str())).count(),
+                Err(p) => lost
+                    .iter()
+                    .filter(|id| p.get_ref().contains(id.as_str()))
+                    .count(),
             };
             shared
                 .counts
@@ -850,36 +995,30 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
     }
 }
 
-/// A finished job's commit, for the committer.
-struct Commit {
-    id: String,
-    attempt: u64,
-    effects: Vec<Vec<Vec<u8>>>,
-    /// `(code, error)` as the commit script returns it for this job.
-    reply: tokio::sync::oneshot::Sender<redis::RedisResult<(i64, String)>>,
-}
-
-/// Most jobs committed by one script call.
+/// Most jobs committed by one call.
 const COMMIT_BATCH: usize = 128;
 /// Commit calls in flight at once; while they are all out, finished jobs gather into
-/// the next batch.
-const COMMITS_IN_FLIGHT: usize = 4;
+/// the next batch. One: the batches grow with the load (a group commit), and Redis
+/// pays its per-call cost once per batch instead of once per few jobs.
+const COMMITS_IN_FLIGHT: usize = 1;
+/// Finished jobs that may wait for their commit without holding a read slot.
+const COMMIT_ROOM: usize = 512;
 
-fn stopped_error() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::other("the worker's committer stopped"))
-}
-
-/// Commits finished jobs in batches: one script call (one round trip, one `XACK` and one
-/// `XDEL`) for every job that finished while the previous calls were out, each job
-/// still with its own dedup marker, effects and outcome. Runs until `stop`, which
-/// [`Worker::shutdown`] fires only after every settler has had its reply.
+/// Settles deliveries as their jobs hand them over ([`Ticket`]). Completed ones are
+/// committed in batches: one call for every job that completed while the previous
+/// call was out (up to [`COMMIT_BATCH`]), each job still with its own dedup marker,
+/// effects and outcome; the answer settles each job in the call's own task. Failed and
+/// released ones each get a task of their own (a retry, a dead letter or a release).
+/// Runs until `stop`, which [`Worker::shutdown`] fires only after a
+/// [`Settle::Flush`] was answered.
 async fn commit_loop(
     shared: Arc<Shared>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Commit>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Settle>,
     calls: TaskTracker,
     stop: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
+    let mut batch: Vec<(Open, Vec<Vec<Vec<u8>>>)> = Vec::new();
     loop {
         let permit = tokio::select! {
             () = stop.cancelled() => break,
@@ -887,37 +1026,142 @@ async fn commit_loop(
         };
         let first = tokio::select! {
             () = stop.cancelled() => break,
-            c = rx.recv() => match c { Some(c) => c, None => break },
+            m = rx.recv() => match m { Some(m) => m, None => break },
         };
-        let mut batch = vec![first];
-        while batch.len() < COMMIT_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
+        let mut flush = None;
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Settle::Ended(open, Ended::Ok(effects)) => batch.push((open, effects)),
+                Settle::Ended(open, ended) => {
+                    let shared = shared.clone();
+                    shared.settlers.clone().spawn(async move {
+                        shared.settle_failed(open, ended).await;
+                    });
+                }
+                Settle::Flush(done) => {
+                    flush = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < COMMIT_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let shared = shared.clone();
-        calls.spawn(async move {
-            shared.commit_batch(batch).await;
+        if batch.is_empty() {
             drop(permit);
-        });
+        } else {
+            let jobs = std::mem::take(&mut batch);
+            let shared = shared.clone();
+            calls.spawn(async move {
+                shared.commit_batch(jobs).await;
+                drop(permit);
+            });
+        }
+        if let Some(done) = flush {
+            // Every delivery handed over before the flush is in a call or a settler.
+            let _ = in_flight.acquire_many(COMMITS_IN_FLIGHT as u32).await;
+            shared.settlers.close();
+            shared.settlers.wait().await;
+            let _ = done.send(());
+        }
     }
 }
 
 impl Shared {
-    async fn commit_batch(&self, batch: Vec<Commit>) {
+    /// Hands a delivery to the committer; when the committer is gone (the worker is
+    /// being dropped), settles it here as released: it stays pending in Redis, and is
+    /// reclaimed after the visibility timeout.
+    fn hand_over(&self, open: Open, ended: Ended) {
+        if let Err(e) = self.settles.send(Settle::Ended(open, ended))
+            && let Settle::Ended(open, _) = e.0
+        {
+            bump(&self.counts.released);
+            self.metrics.settled(Outcome::Released, None);
+            let mut notes = Notes::default();
+            notes
+                .attributes
+                .push(KeyValue::new(ATTR_OUTCOME, "released"));
+            self.close(open, notes);
+        }
+    }
+
+    /// The end of a delivery: out of the in-flight set, its span ended with `notes`,
+    /// its slot freed.
+    fn close(&self, open: Open, notes: Notes) {
+        if let Ok(mut g) = self.in_flight.lock() {
+            g.remove(&*open.id);
+        }
+        let span = open.span_cx.span();
+        for kv in notes.attributes {
+            span.set_attribute(kv);
+        }
+        if let Some(e) = notes.error {
+            span.set_status(Status::error(e));
+        }
+        span.end();
+        drop(open.permit);
+    }
+
+    /// Commits one batch and settles each job. Jobs without effects need no dedup
+    /// marker and no script: their entries are acked and deleted by one `MULTI` /
+    /// `XACK` / `XDEL` / `EXEC`, each one completed. Jobs with effects go through the
+    /// commit script, which applies each one's effects at most once. With both kinds in
+    /// a batch the two calls go out together.
+    async fn commit_batch(&self, batch: Vec<(Open, Vec<Vec<Vec<u8>>>)>) {
+        let (plain, effects): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, e)| e.is_empty());
+        tokio::join!(self.commit_plain(plain), self.commit_effects(effects));
+    }
+
+    async fn commit_plain(&self, batch: Vec<(Open, Vec<Vec<Vec<u8>>>)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = batch.iter().map(|(o, _)| &*o.id).collect();
+        let mut conn = self.conn.clone();
+        let r: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .cmd("XACK")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg(&ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.keys.stream)
+            .arg(&ids)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        match r {
+            Ok(()) => {
+                for (open, _) in batch {
+                    self.committed(open, Ok((1, String::new())));
+                }
+            }
+            Err(e) => {
+                for (open, _) in batch {
+                    self.committed(open, Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    async fn commit_effects(&self, batch: Vec<(Open, Vec<Vec<Vec<u8>>>)>) {
+        if batch.is_empty() {
+            return;
+        }
         let mut call = Call::default();
         call.key(&self.keys.stream).key(&self.keys.dead);
-        for c in &batch {
-            call.key(self.keys.done(&c.id));
+        for (open, _) in &batch {
+            call.key(self.keys.done(&open.id));
         }
         call.arg(GROUP)
             .arg(self.dedup_ttl.as_millis() as u64)
             .arg(if self.cluster { "1" } else { "0" })
             .arg(batch.len());
-        for c in &batch {
-            call.arg(&c.id).arg(c.attempt).arg(c.effects.len());
-            for cmd in &c.effects {
+        for (open, effects) in &batch {
+            call.arg(&*open.id).arg(open.attempt).arg(effects.len());
+            for cmd in effects {
                 call.arg(cmd.len());
                 for a in cmd {
                     call.arg(a.as_slice());
@@ -929,8 +1173,8 @@ impl Shared {
             call.invoke(&COMMIT_SCRIPT, &mut conn).await;
         match r {
             Ok(results) if results.len() == batch.len() => {
-                for (c, result) in batch.into_iter().zip(results) {
-                    let _ = c.reply.send(Ok(result));
+                for ((open, _), result) in batch.into_iter().zip(results) {
+                    self.committed(open, Ok(result));
                 }
             }
             Ok(results) => {
@@ -939,16 +1183,53 @@ impl Shared {
                     results.len(),
                     batch.len()
                 )));
-                for c in batch {
-                    let _ = c.reply.send(Err(e.clone()));
+                for (open, _) in batch {
+                    self.committed(open, Err(e.clone()));
                 }
             }
             Err(e) => {
-                for c in batch {
-                    let _ = c.reply.send(Err(e.clone()));
+                for (open, _) in batch {
+                    self.committed(open, Err(e.clone()));
                 }
             }
         }
+    }
+
+    /// Settles a completed delivery by its commit's answer: `(code, error)` as the
+    /// commit script returns it, or the call's error.
+    fn committed(&self, open: Open, r: redis::RedisResult<(i64, String)>) {
+        let mut notes = Notes::default();
+        match r {
+            Ok((1, _)) => {
+                bump(&self.counts.completed);
+                self.metrics.settled(Outcome::Completed, None);
+            }
+            Ok((0, _)) => {
+                notes
+                    .attributes
+                    .push(KeyValue::new("otelconc.job.duplicate", true));
+                bump(&self.counts.duplicates);
+                self.metrics.settled(Outcome::Duplicate, None);
+            }
+            Ok((_, err)) => {
+                notes
+                    .attributes
+                    .push(KeyValue::new(ATTR_ERROR_TYPE, "effect"));
+                notes.error = Some(err);
+                bump(&self.counts.dead_lettered);
+                self.metrics.settled(Outcome::DeadLettered, Some("effect"));
+            }
+            Err(e) => {
+                // Left pending: reclaimed after the visibility timeout.
+                notes
+                    .attributes
+                    .push(KeyValue::new(ATTR_ERROR_TYPE, "commit"));
+                notes.error = Some(e.to_string());
+                bump(&self.counts.released);
+                self.metrics.settled(Outcome::Released, None);
+            }
+        }
+        self.close(open, notes);
     }
 }
 
@@ -1066,11 +1347,11 @@ fn group_lag(v: &redis::Value) -> Option<i64> {
 /// An entry's fields as a propagation carrier: the propagator reads `traceparent`,
 /// `tracestate` and `baggage` straight from the entry, without copying its other fields
 /// (the job itself among them).
-struct EntryFields<'a>(&'a StreamId);
+struct EntryFields<'a>(&'a HashMap<String, redis::Value>);
 
 impl opentelemetry::propagation::Extractor for EntryFields<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        match self.0.map.get(key)? {
+        match self.0.get(key)? {
             redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
             redis::Value::SimpleString(s) => Some(s),
             _ => None,
@@ -1078,22 +1359,24 @@ impl opentelemetry::propagation::Extractor for EntryFields<'_> {
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.map.keys().map(String::as_str).collect()
+        self.0.keys().map(String::as_str).collect()
     }
 }
 
-/// What the settler writes on the `process` span (set after the awaits).
+/// What settling writes on the `process` span.
 #[derive(Default)]
 struct Notes {
     attributes: Vec<KeyValue>,
     error: Option<String>,
 }
 
-/// How a delivery ended, as the settler sees it.
+/// How a delivery ended.
 enum Ended {
-    Ok(JobContext),
+    /// The handler returned `Ok`; the effects it added.
+    Ok(Vec<Vec<Vec<u8>>>),
     /// The error and its `error.type`.
     Failed(String, &'static str),
+    /// Cancelled or never started: left for another consumer.
     Released,
 }
 
@@ -1109,43 +1392,42 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
     }
 
     async fn dispatch_inner(self, entry: StreamId, attempt: u64, permit: OwnedSemaphorePermit) {
-        let s = self.shared.clone();
-        let pool = self.pool.clone();
-        let id = entry.id.clone();
+        let s = self.shared;
+        let StreamId { id, map, .. } = entry;
         if attempt > s.max_deliveries {
             let why = format!(
                 "delivered {} times without an outcome (max_deliveries {}): its consumers were lost",
                 attempt - 1,
                 s.max_deliveries
             );
-            s.clone()
-                .dead_letter_owned(id, why, attempt - 1, "lost")
-                .await;
+            s.dead_letter_owned(id, why, attempt - 1, "lost").await;
             drop(permit);
             return;
         }
-        let decoded: Result<J, String> = match entry.map.get(JOB_FIELD) {
+        let decoded: Result<J, String> = match map.get(JOB_FIELD) {
             None => Err(format!(
                 "decode error: the entry has no `{JOB_FIELD}` field"
             )),
-            Some(v) => match redis::from_redis_value_ref::<Vec<u8>>(v) {
-                Ok(bytes) => {
-                    serde_json::from_slice(&bytes).map_err(|e| format!("decode error: {e}"))
-                }
-                Err(e) => Err(format!("decode error: {e}")),
-            },
+            Some(redis::Value::BulkString(bytes)) => {
+                serde_json::from_slice(bytes).map_err(|e| format!("decode error: {e}"))
+            }
+            Some(redis::Value::SimpleString(text)) => {
+                serde_json::from_str(text).map_err(|e| format!("decode error: {e}"))
+            }
+            Some(_) => Err(format!(
+                "decode error: the `{JOB_FIELD}` field is not a string"
+            )),
         };
         let job = match decoded {
             Ok(job) => job,
             Err(why) => {
-                s.clone()
-                    .dead_letter_owned(id, why, attempt, "decode")
-                    .await;
+                s.dead_letter_owned(id, why, attempt, "decode").await;
                 drop(permit);
                 return;
             }
         };
-        let creation = otelconc::telemetry::extract(&EntryFields(&entry));
+        let id: Arc<str> = id.into();
+        let creation = otelconc::telemetry::extract(&EntryFields(&map));
         // As everywhere in otelconc, a span only inside a sampled trace: an entry
         // submitted outside one (or with no SDK at the producer) still runs under the
         // context it carried (baggage included), without a span.
@@ -1165,136 +1447,40 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         if let Ok(mut g) = s.in_flight.lock() {
             g.insert(id.clone());
         }
-        let handler = self.handler.clone();
-        let queue = s.keys.name.clone();
-        let (cx_tx, cx_rx) = tokio::sync::oneshot::channel::<JobContext>();
-        let job_id = id.clone();
+        let handler = self.handler;
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
         let delivery = Delivery {
             run,
-            id: job_id,
-            queue,
-            attempt,
-            cx_tx,
+            queue: s.queue.clone(),
+            timeout: self.timeout,
+            ticket: Ticket {
+                shared: s,
+                open: Some(Open {
+                    id,
+                    attempt,
+                    span_cx: span_cx.clone(),
+                    permit,
+                }),
+            },
         };
-        let submitted = submit(pool, delivery, span_cx.clone()).await;
-        let shared = self.shared.clone();
-        match submitted {
-            Ok(handle) => {
-                let settle: futures_util::future::BoxFuture<'static, ()> = Box::pin(async move {
-                    let result = handle.await;
-                    // Sent when the job started; an error if it never did.
-                    let cx = cx_rx.await.ok();
-                    let started = cx.as_ref().map(JobContext::started);
-                    let ended = match (result, cx) {
-                        (Ok(Ok(())), Some(cx)) => Ended::Ok(cx),
-                        (Ok(Ok(())), None) => Ended::Released,
-                        (Ok(Err(e)), _) => Ended::Failed(e, "job"),
-                        (Err(JobError::Panicked(m)), _) => {
-                            Ended::Failed(format!("panicked: {m}"), "panic")
-                        }
-                        (Err(JobError::TimedOut), _) => {
-                            Ended::Failed("timed out".into(), "timeout")
-                        }
-                        (Err(_), _) => Ended::Released,
-                    };
-                    if let Some(started) = started {
-                        let seconds = started.elapsed().as_secs_f64();
-                        match &ended {
-                            Ended::Ok(_) => shared.metrics.processed(seconds, None),
-                            Ended::Failed(_, et) => shared.metrics.processed(seconds, Some(et)),
-                            Ended::Released => {}
-                        }
-                    }
-                    // The job is done running: while the commit room has space it
-                    // waits for its commit there and frees its slot, so the reader
-                    // goes on while commits are out.
-                    let permit = match shared.commit_room.clone().try_acquire_owned() {
-                        Ok(room) => room,
-                        Err(_) => permit,
-                    };
-                    shared.settle(&id, attempt, ended, &span_cx).await;
-                    drop(permit);
-                });
-                self.shared.settlers.spawn(settle);
-            }
-            Err(_) => {
-                // The pool closed (shutdown): hand the entry to another consumer.
-                shared
-                    .settle_owned(id, attempt, Ended::Released, span_cx)
-                    .await;
-                drop(permit);
-            }
-        }
+        // A pool that closed (shutdown) hands the delivery back, and dropping it
+        // releases the entry to another consumer.
+        let _ = submit(self.pool, delivery, span_cx).await;
     }
 }
 
 impl Shared {
-    fn settle<'a>(
-        &'a self,
-        id: &'a str,
-        attempt: u64,
-        ended: Ended,
-        span_cx: &'a Context,
-    ) -> futures_util::future::BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let notes = self.settle_inner(id, attempt, ended).await;
-            let span = span_cx.span();
-            for kv in notes.attributes {
-                span.set_attribute(kv);
-            }
-            if let Some(e) = notes.error {
-                span.set_status(Status::error(e));
-            }
-            span.end();
-        })
-    }
-
-    async fn settle_inner(&self, id: &str, attempt: u64, ended: Ended) -> Notes {
+    /// Settles a delivery that failed or was released: a retry with backoff, a dead
+    /// letter, or a release, then its end.
+    async fn settle_failed(&self, open: Open, ended: Ended) {
         let mut notes = Notes::default();
+        let (id, attempt) = (&*open.id, open.attempt);
         match ended {
-            Ended::Ok(cx) => {
-                let (reply, replied) = tokio::sync::oneshot::channel();
-                let commit = Commit {
-                    id: id.to_string(),
-                    attempt,
-                    effects: cx.take_effects(),
-                    reply,
-                };
-                let r = match self.commits.send(commit) {
-                    Ok(()) => replied.await.unwrap_or_else(|_| Err(stopped_error())),
-                    Err(_) => Err(stopped_error()),
-                };
-                match r {
-                    Ok((1, _)) => {
-                        bump(&self.counts.completed);
-                        self.metrics.settled(Outcome::Completed, None);
-                    }
-                    Ok((0, _)) => {
-                        notes
-                            .attributes
-                            .push(KeyValue::new("otelconc.job.duplicate", true));
-                        bump(&self.counts.duplicates);
-                        self.metrics.settled(Outcome::Duplicate, None);
-                    }
-                    Ok((_, err)) => {
-                        notes
-                            .attributes
-                            .push(KeyValue::new(ATTR_ERROR_TYPE, "effect"));
-                        notes.error = Some(err);
-                        bump(&self.counts.dead_lettered);
-                        self.metrics.settled(Outcome::DeadLettered, Some("effect"));
-                    }
-                    Err(e) => {
-                        notes
-                            .attributes
-                            .push(KeyValue::new(ATTR_ERROR_TYPE, "commit"));
-                        notes.error = Some(e.to_string());
-                        bump(&self.counts.released);
-                        self.metrics.settled(Outcome::Released, None);
-                    }
-                }
+            Ended::Ok(effects) => {
+                // The committer batches these; one that reaches here is committed alone.
+                self.commit_batch(vec![(open, effects)]).await;
+                return;
             }
             Ended::Failed(why, et) => {
                 notes.attributes.push(KeyValue::new(ATTR_ERROR_TYPE, et));
@@ -1340,10 +1526,7 @@ impl Shared {
                 self.metrics.settled(Outcome::Released, None);
             }
         }
-        if let Ok(mut g) = self.in_flight.lock() {
-            g.remove(id);
-        }
-        notes
+        self.close(open, notes);
     }
 
     /// Sets the entry's idle time to `idle` (reclaimable after `visibility - idle`),
@@ -1394,16 +1577,6 @@ impl Shared {
             self.dead_letter_inner(&id, &why, deliveries, error_type)
                 .await
         })
-    }
-
-    fn settle_owned(
-        self: Arc<Self>,
-        id: String,
-        attempt: u64,
-        ended: Ended,
-        span_cx: Context,
-    ) -> futures_util::future::BoxFuture<'static, ()> {
-        Box::pin(async move { self.settle(&id, attempt, ended, &span_cx).await })
     }
 
     /// Moves the entry to the dead-letter stream if this consumer still owns it.

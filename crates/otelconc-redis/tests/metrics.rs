@@ -36,8 +36,9 @@ async fn counts_durations_and_levels_reach_the_reader() {
         q.submit(&Job { fail: false }).await.unwrap();
     }
     q.submit_many(&[Job { fail: true }]).await.unwrap();
-    // One job runs, one waits in the pool's queue, both held at the gate: 2 pending,
-    // 4 not yet delivered.
+    // One job runs, one waits in the pool's queue, one in the reader's hands for room
+    // there, all held at the gate: 3 pending (workers + 2 x read batch), 3 not yet
+    // delivered.
     let gate = Arc::new(Semaphore::new(0));
     let g = gate.clone();
     let worker = Worker::builder(q.clone(), move |j: Job, _cx: JobContext| {
@@ -60,8 +61,8 @@ async fn counts_durations_and_levels_reach_the_reader() {
     .unwrap();
     let name = attr("otelconc.name", QUEUE);
     until(|| async {
-        value(&tt, "otelconc.queue.pending", std::slice::from_ref(&name)).await == Some(2.0)
-            && value(&tt, "otelconc.queue.lag", std::slice::from_ref(&name)).await == Some(4.0)
+        value(&tt, "otelconc.queue.pending", std::slice::from_ref(&name)).await == Some(3.0)
+            && value(&tt, "otelconc.queue.lag", std::slice::from_ref(&name)).await == Some(3.0)
     })
     .await;
     let age = value(

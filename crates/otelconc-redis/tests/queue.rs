@@ -469,3 +469,161 @@ async fn only_jobs_with_effects_leave_a_dedup_marker() {
     assert_eq!(markers, vec![format!("otelconc:{{t}}:done:{effectful}")]);
     assert_ne!(plain, effectful);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_its_delivery_and_the_worker_goes_on() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        if j.fail {
+            panic!("job {} blew up", j.n);
+        }
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        Ok::<(), String>(())
+    })
+    .max_deliveries(2)
+    .visibility_timeout(Duration::from_secs(30))
+    .backoff(Duration::from_millis(10), Duration::from_millis(20))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let poison = q
+        .submit(&Job {
+            n: 7,
+            sleep_ms: 0,
+            fail: true,
+        })
+        .await
+        .unwrap();
+    let good = q.submit(&job(8)).await.unwrap();
+    until(|| async { q.dead_letters(10).await.unwrap().len() == 1 }).await;
+    until(|| async { effects(&server).await.get(&good) == Some(&1) }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].source_id, poison);
+    assert_eq!(dead[0].error, "panicked: job 7 blew up");
+    assert_eq!(dead[0].deliveries, 2);
+    assert_eq!(
+        (report.retried, report.dead_lettered, report.completed),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    // The pool still sees each panic.
+    assert_eq!(report.pool.failed, 2, "{report:?}");
+    assert!(report.adds_up(), "{report:?}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_fails_timed_out_and_its_token_fires() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let fired = Arc::new(AtomicU64::new(0));
+    let f = fired.clone();
+    let worker = Worker::builder(q.clone(), move |j: Job, cx: JobContext| {
+        let f = f.clone();
+        async move {
+            let token = cx.token().clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                f.fetch_add(1, Ordering::SeqCst);
+            });
+            tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            Ok::<(), String>(())
+        }
+    })
+    .job_timeout(Duration::from_millis(100))
+    .max_deliveries(2)
+    .visibility_timeout(Duration::from_secs(30))
+    .backoff(Duration::from_millis(10), Duration::from_millis(20))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let slow = q
+        .submit(&Job {
+            n: 1,
+            sleep_ms: 60_000,
+            fail: false,
+        })
+        .await
+        .unwrap();
+    let quick = q.submit(&job(2)).await.unwrap();
+    until(|| async { q.dead_letters(10).await.unwrap().len() == 1 }).await;
+    until(|| async { effects(&server).await.get(&quick) == Some(&1) }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].source_id, slow);
+    assert_eq!(dead[0].error, "timed out");
+    assert_eq!(dead[0].deliveries, 2);
+    // Both deliveries of the slow job had their token fired; the quick job's did not.
+    assert_eq!(fired.load(Ordering::SeqCst), 2);
+    assert!(!effects(&server).await.contains_key(&slow));
+    assert_eq!(
+        (report.retried, report.dead_lettered, report.completed),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_by_the_shutdown_deadline_is_released_to_another_consumer() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let started = Arc::new(AtomicU64::new(0));
+    let make = |started: Arc<AtomicU64>| {
+        move |j: Job, cx: JobContext| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                if cx.attempt() == 1 {
+                    tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
+                }
+                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                Ok::<(), String>(())
+            }
+        }
+    };
+    let first = Worker::builder(q.clone(), make(started.clone()))
+        .workers(1)
+        .visibility_timeout(Duration::from_secs(30))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    // One job runs past the deadline; the other waits in the pool's queue behind it.
+    let long = q
+        .submit(&Job {
+            n: 1,
+            sleep_ms: 60_000,
+            fail: false,
+        })
+        .await
+        .unwrap();
+    let queued = q.submit(&job(2)).await.unwrap();
+    until(|| async { started.load(Ordering::SeqCst) == 1 }).await;
+    let report = first.shutdown(Duration::from_millis(50)).await;
+    assert_eq!((report.received, report.released), (2, 2), "{report:?}");
+    assert_eq!((report.pool.cancelled, report.pool.not_started), (1, 1));
+    assert!(report.adds_up(), "{report:?}");
+    assert_eq!(q.pending().await.unwrap(), 2);
+    // Released with their idle time at the visibility timeout: another consumer
+    // reclaims both at once, and runs them to the end.
+    let second = Worker::builder(q.clone(), make(Arc::new(AtomicU64::new(0))))
+        .visibility_timeout(Duration::from_secs(30))
+        .reclaim_interval(Duration::from_millis(20))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    until(|| async { effects(&server).await.len() == 2 }).await;
+    let done = effects(&server).await;
+    assert_eq!((done.get(&long), done.get(&queued)), (Some(&1), Some(&1)));
+    let report = second.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.reclaimed, report.completed), (2, 2), "{report:?}");
+}
