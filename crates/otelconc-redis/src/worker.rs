@@ -15,7 +15,7 @@ use otelconc::pool::WorkerPool;
 use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_OUTCOME};
 use otelconc::telemetry::{SpanPolicy, Telemetry};
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -846,7 +846,7 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
             p = d.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let count = (d.slots.available_permits() + 1).min(batch);
-        let reply: redis::RedisResult<StreamReadReply> = redis::cmd("XREADGROUP")
+        let reply: redis::RedisResult<redis::Value> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
             .arg(&d.shared.consumer)
@@ -859,12 +859,11 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
             .arg(">")
             .query_async(&mut conn)
             .await;
-        match reply {
-            Ok(reply) => {
+        match reply.map_err(|e| e.to_string()).and_then(read_entries) {
+            Ok(entries) => {
                 let mut first = Some(first);
-                let n: usize = reply.keys.iter().map(|k| k.ids.len()).sum();
-                d.shared.metrics.consumed(n as u64, false);
-                for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                d.shared.metrics.consumed(entries.len() as u64, false);
+                for entry in entries {
                     let permit = match first.take() {
                         Some(p) => p,
                         None => match d.slots.clone().acquire_owned().await {
@@ -877,7 +876,8 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
                 }
             }
             Err(_) => {
-                // Redis unreachable: the connection manager reconnects; try again soon.
+                // Redis unreachable (the connection manager reconnects), or a reply
+                // that is not an XREADGROUP reply: try again soon.
                 drop(first);
                 if !pause(&stop, Duration::from_millis(100)).await {
                     break;
@@ -924,7 +924,7 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
                     bump(&d.shared.counts.received);
                     bump(&d.shared.counts.reclaimed);
                     let attempt = counts.get(&entry.id).copied().unwrap_or(2);
-                    d.dispatch(entry, attempt, permit).await;
+                    d.dispatch(Entry::from(entry), attempt, permit).await;
                 }
             }
             if cursor == "0-0" {
@@ -1344,14 +1344,40 @@ fn group_lag(v: &redis::Value) -> Option<i64> {
     None
 }
 
-/// An entry's fields as a propagation carrier: the propagator reads `traceparent`,
-/// `tracestate` and `baggage` straight from the entry, without copying its other fields
-/// (the job itself among them).
-struct EntryFields<'a>(&'a HashMap<String, redis::Value>);
+/// One stream entry as read: its id and its fields, in the order Redis sent them (a
+/// handful: the job and the trace context, so a scan beats hashing).
+struct Entry {
+    id: String,
+    fields: Vec<(Vec<u8>, redis::Value)>,
+}
 
-impl opentelemetry::propagation::Extractor for EntryFields<'_> {
+impl Entry {
+    fn get(&self, name: &str) -> Option<&redis::Value> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.as_slice() == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+}
+
+impl From<StreamId> for Entry {
+    fn from(s: StreamId) -> Self {
+        Self {
+            id: s.id,
+            fields: s
+                .map
+                .into_iter()
+                .map(|(k, v)| (k.into_bytes(), v))
+                .collect(),
+        }
+    }
+}
+
+/// An entry's fields as a propagation carrier: the propagator reads `traceparent`,
+/// `tracestate` and `baggage` straight from the entry.
+impl opentelemetry::propagation::Extractor for Entry {
     fn get(&self, key: &str) -> Option<&str> {
-        match self.0.get(key)? {
+        match Entry::get(self, key)? {
             redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
             redis::Value::SimpleString(s) => Some(s),
             _ => None,
@@ -1359,7 +1385,78 @@ impl opentelemetry::propagation::Extractor for EntryFields<'_> {
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
+        self.fields
+            .iter()
+            .filter_map(|(k, _)| std::str::from_utf8(k).ok())
+            .collect()
+    }
+}
+
+/// The entries of an `XREADGROUP` reply, taken apart without copying them (the typed
+/// `StreamReadReply` clones every field into a map): RESP2 (an array of `[stream,
+/// entries]` pairs) or RESP3 (a map from stream to entries); nil when the read timed
+/// out.
+fn read_entries(reply: redis::Value) -> Result<Vec<Entry>, String> {
+    use redis::Value;
+    let streams: Vec<Value> = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|pair| match pair {
+                Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
+                    Ok([_, entries]) => Ok(entries),
+                    Err(_) => Err("an XREADGROUP stream is not a [name, entries] pair".to_string()),
+                },
+                _ => Err("an XREADGROUP stream is not a [name, entries] pair".to_string()),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Map(pairs) => pairs.into_iter().map(|(_, entries)| entries).collect(),
+        _ => return Err("the XREADGROUP reply is not an array or a map".to_string()),
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        let Value::Array(entries) = entries else {
+            return Err("an XREADGROUP stream's entries are not an array".to_string());
+        };
+        out.reserve(entries.len());
+        for entry in entries {
+            let Value::Array(parts) = entry else {
+                return Err("an XREADGROUP entry is not an array".to_string());
+            };
+            let mut parts = parts.into_iter();
+            let id = match parts.next() {
+                Some(Value::BulkString(b)) => {
+                    String::from_utf8(b).map_err(|_| "an entry id is not UTF-8".to_string())?
+                }
+                Some(Value::SimpleString(s)) => s,
+                _ => return Err("an XREADGROUP entry has no id".to_string()),
+            };
+            let fields = match parts.next() {
+                Some(Value::Array(flat)) => {
+                    let mut fields = Vec::with_capacity(flat.len() / 2);
+                    let mut flat = flat.into_iter();
+                    while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                        fields.push((field_name(k), v));
+                    }
+                    fields
+                }
+                Some(Value::Map(pairs)) => {
+                    pairs.into_iter().map(|(k, v)| (field_name(k), v)).collect()
+                }
+                // An entry deleted while pending reads as nil fields.
+                _ => Vec::new(),
+            };
+            out.push(Entry { id, fields });
+        }
+    }
+    Ok(out)
+}
+
+fn field_name(v: redis::Value) -> Vec<u8> {
+    match v {
+        redis::Value::BulkString(b) => b,
+        redis::Value::SimpleString(s) => s.into_bytes(),
+        _ => Vec::new(),
     }
 }
 
@@ -1384,27 +1481,27 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
     /// Decodes `entry` and hands it to the pool; an undecodable entry is dead-lettered.
     fn dispatch(
         &self,
-        entry: StreamId,
+        entry: Entry,
         attempt: u64,
         permit: OwnedSemaphorePermit,
     ) -> futures_util::future::BoxFuture<'static, ()> {
         Box::pin(self.clone().dispatch_inner(entry, attempt, permit))
     }
 
-    async fn dispatch_inner(self, entry: StreamId, attempt: u64, permit: OwnedSemaphorePermit) {
+    async fn dispatch_inner(self, entry: Entry, attempt: u64, permit: OwnedSemaphorePermit) {
         let s = self.shared;
-        let StreamId { id, map, .. } = entry;
         if attempt > s.max_deliveries {
             let why = format!(
                 "delivered {} times without an outcome (max_deliveries {}): its consumers were lost",
                 attempt - 1,
                 s.max_deliveries
             );
-            s.dead_letter_owned(id, why, attempt - 1, "lost").await;
+            s.dead_letter_owned(entry.id, why, attempt - 1, "lost")
+                .await;
             drop(permit);
             return;
         }
-        let decoded: Result<J, String> = match map.get(JOB_FIELD) {
+        let decoded: Result<J, String> = match entry.get(JOB_FIELD) {
             None => Err(format!(
                 "decode error: the entry has no `{JOB_FIELD}` field"
             )),
@@ -1421,13 +1518,13 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         let job = match decoded {
             Ok(job) => job,
             Err(why) => {
-                s.dead_letter_owned(id, why, attempt, "decode").await;
+                s.dead_letter_owned(entry.id, why, attempt, "decode").await;
                 drop(permit);
                 return;
             }
         };
-        let id: Arc<str> = id.into();
-        let creation = otelconc::telemetry::extract(&EntryFields(&map));
+        let creation = otelconc::telemetry::extract(&entry);
+        let id: Arc<str> = entry.id.into();
         // As everywhere in otelconc, a span only inside a sampled trace: an entry
         // submitted outside one (or with no SDK at the producer) still runs under the
         // context it carried (baggage included), without a span.
@@ -1617,6 +1714,81 @@ impl Shared {
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::read_entries;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        let flat = fields
+            .iter()
+            .flat_map(|(k, v)| [bulk(k), bulk(v)])
+            .collect();
+        Value::Array(vec![bulk(id), Value::Array(flat)])
+    }
+
+    #[test]
+    fn a_resp2_reply_gives_each_entry_its_fields_in_order() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("otelconc:{q}"),
+            Value::Array(vec![
+                entry("1-0", &[("job", "1"), ("traceparent", "00-x")]),
+                entry("2-0", &[("job", "2")]),
+            ]),
+        ])]);
+        let entries = read_entries(reply).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, "1-0");
+        assert_eq!(entries[0].get("traceparent"), Some(&bulk("00-x")));
+        assert_eq!(entries[1].get("job"), Some(&bulk("2")));
+        assert_eq!(entries[1].get("traceparent"), None);
+    }
+
+    #[test]
+    fn a_resp3_reply_and_a_timed_out_read_are_understood() {
+        let reply = Value::Map(vec![(
+            bulk("otelconc:{q}"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("3-0"),
+                Value::Map(vec![(bulk("job"), bulk("3"))]),
+            ])]),
+        )]);
+        let entries = read_entries(reply).unwrap();
+        assert_eq!(entries[0].id, "3-0");
+        assert_eq!(entries[0].get("job"), Some(&bulk("3")));
+        assert!(read_entries(Value::Nil).unwrap().is_empty());
+        // An entry deleted while pending has nil fields: it reads as an entry without
+        // fields (and is dead-lettered as undecodable).
+        let deleted = Value::Array(vec![Value::Array(vec![
+            bulk("otelconc:{q}"),
+            Value::Array(vec![Value::Array(vec![bulk("4-0"), Value::Nil])]),
+        ])]);
+        let entries = read_entries(deleted).unwrap();
+        assert!(entries[0].fields.is_empty());
+    }
+
+    #[test]
+    fn a_reply_of_another_shape_is_an_error_not_a_panic() {
+        for bad in [
+            Value::Int(1),
+            Value::Array(vec![Value::Int(1)]),
+            Value::Array(vec![Value::Array(vec![bulk("s")])]),
+            Value::Array(vec![Value::Array(vec![bulk("s"), Value::Int(2)])]),
+            Value::Array(vec![Value::Array(vec![
+                bulk("s"),
+                Value::Array(vec![Value::Array(vec![])]),
+            ])]),
+        ] {
+            assert!(read_entries(bad.clone()).is_err(), "{bad:?}");
         }
     }
 }
