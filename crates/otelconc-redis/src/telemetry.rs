@@ -2,17 +2,26 @@
 //! built with the tracer of the [`Telemetry`] handle the queue or worker was given (as
 //! its metrics are), so one handle decides where both go.
 
+use std::sync::Arc;
+
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use otelconc::telemetry::{SpanPolicy, Telemetry};
 
-fn common(queue: &str, operation: &'static str, kind: &'static str) -> Vec<KeyValue> {
-    vec![
+fn common(
+    queue: impl Into<opentelemetry::Value>,
+    operation: &'static str,
+    kind: &'static str,
+    room: usize,
+) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(4 + room);
+    attrs.extend([
         KeyValue::new("messaging.system", "redis"),
         KeyValue::new("messaging.operation.name", operation),
         KeyValue::new("messaging.operation.type", kind),
-        KeyValue::new("messaging.destination.name", queue.to_string()),
-    ]
+        KeyValue::new("messaging.destination.name", queue),
+    ]);
+    attrs
 }
 
 /// A context holding a started `send {queue}` span, child of `parent`; `batch` is the
@@ -28,7 +37,7 @@ pub(crate) fn send_span(
         return None;
     }
     let tracer = t.tracer();
-    let mut attrs = common(queue, "send", "send");
+    let mut attrs = common(queue.to_string(), "send", "send", 1);
     if let Some(n) = batch {
         attrs.push(KeyValue::new("messaging.batch.message_count", n as i64));
     }
@@ -40,32 +49,32 @@ pub(crate) fn send_span(
     Some(parent.with_span(span))
 }
 
-/// A context holding a started `process {queue}` span, child of the entry's creation
-/// context `creation` and linked to it; `None` when the handle's span policy is
-/// [`SpanPolicy::Never`].
+/// A context holding a started `process {queue}` span (named `name`), child of the
+/// entry's creation context `creation` and linked to it; `None` when the handle's span
+/// policy is [`SpanPolicy::Never`]. The strings are shared, not copied, into the span.
 pub(crate) fn process_span(
     t: &Telemetry,
     creation: &Context,
-    queue: &str,
-    id: &str,
-    consumer: &str,
+    name: &str,
+    queue: &Arc<str>,
+    id: &Arc<str>,
+    consumer: &Arc<str>,
     attempt: u64,
 ) -> Option<Context> {
     if t.span_policy() == SpanPolicy::Never {
         return None;
     }
     let tracer = t.tracer();
-    let mut attrs = common(queue, "process", "process");
-    attrs.push(KeyValue::new("messaging.message.id", id.to_string()));
-    attrs.push(KeyValue::new(
-        "messaging.consumer.group.name",
-        crate::keys::GROUP,
-    ));
-    attrs.push(KeyValue::new("messaging.client.id", consumer.to_string()));
-    attrs.push(KeyValue::new("otelconc.job.attempt", attempt as i64));
+    let mut attrs = common(queue.clone(), "process", "process", 4);
+    attrs.extend([
+        KeyValue::new("messaging.message.id", id.clone()),
+        KeyValue::new("messaging.consumer.group.name", crate::keys::GROUP),
+        KeyValue::new("messaging.client.id", consumer.clone()),
+        KeyValue::new("otelconc.job.attempt", attempt as i64),
+    ]);
     let sc = creation.span().span_context().clone();
     let mut builder = tracer
-        .span_builder(format!("process {queue}"))
+        .span_builder(name.to_owned())
         .with_kind(SpanKind::Consumer)
         .with_attributes(attrs);
     if sc.is_valid() {

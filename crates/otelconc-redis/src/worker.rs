@@ -279,7 +279,9 @@ struct Shared {
     keys: Keys,
     /// The queue's name, shared by every delivery's [`JobContext`].
     queue: Arc<str>,
-    consumer: String,
+    consumer: Arc<str>,
+    /// `process {queue}`, the `process` spans' name.
+    process_name: String,
     conn: ConnectionManager,
     visibility: Duration,
     max_deliveries: u64,
@@ -460,7 +462,7 @@ impl Worker {
         let _: redis::RedisResult<i64> = Call::default()
             .key(&self.shared.keys.stream)
             .arg(GROUP)
-            .arg(&self.shared.consumer)
+            .arg(&*self.shared.consumer)
             .invoke(&DELETE_IF_IDLE_SCRIPT, &mut conn)
             .await;
         let mut report = self.stats();
@@ -726,7 +728,8 @@ where
         let shared = Arc::new(Shared {
             keys: self.queue.keys().clone(),
             queue: self.queue.keys().name_arc(),
-            consumer: self.consumer.clone().unwrap_or_else(unique_consumer),
+            consumer: self.consumer.clone().unwrap_or_else(unique_consumer).into(),
+            process_name: format!("process {}", self.queue.name()),
             conn,
             visibility: self.visibility,
             max_deliveries: self.max_deliveries,
@@ -849,7 +852,7 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
         let reply: redis::RedisResult<redis::Value> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
-            .arg(&d.shared.consumer)
+            .arg(&*d.shared.consumer)
             .arg("COUNT")
             .arg(count)
             .arg("BLOCK")
@@ -904,7 +907,7 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
             let reply: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
                 .arg(&d.shared.keys.stream)
                 .arg(GROUP)
-                .arg(&d.shared.consumer)
+                .arg(&*d.shared.consumer)
                 .arg(d.shared.visibility.as_millis() as u64)
                 .arg(&cursor)
                 .arg("COUNT")
@@ -973,7 +976,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         let mut call = Call::default();
         call.key(&shared.keys.stream)
             .arg(GROUP)
-            .arg(&shared.consumer);
+            .arg(&*shared.consumer);
         for id in &ids {
             call.arg(&**id);
         }
@@ -1532,7 +1535,8 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
             crate::telemetry::process_span(
                 &s.telemetry,
                 &creation,
-                &s.keys.name,
+                &s.process_name,
+                &s.queue,
                 &id,
                 &s.consumer,
                 attempt,
@@ -1641,7 +1645,7 @@ impl Shared {
         let r: redis::RedisResult<i64> = Call::default()
             .key(&self.keys.stream)
             .arg(GROUP)
-            .arg(&self.consumer)
+            .arg(&*self.consumer)
             .arg(id)
             .arg(idle.as_millis() as u64)
             .invoke(&RELEASE_SCRIPT, &mut conn)
@@ -1690,7 +1694,7 @@ impl Shared {
             .key(&self.keys.dead)
             .arg(GROUP)
             .arg(id)
-            .arg(&self.consumer)
+            .arg(&*self.consumer)
             .arg(why)
             .arg(deliveries)
             .invoke(&DEAD_LETTER_SCRIPT, &mut conn)
