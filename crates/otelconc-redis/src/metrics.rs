@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, ObservableGauge};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, ObservableGauge};
 use otelconc::telemetry::{SECONDS_BOUNDARIES, Telemetry};
 
 /// Every metric instrument this crate registers, as `(name, kind, unit)`.
@@ -144,8 +144,19 @@ pub(crate) struct WorkerMetrics {
     /// `otelconc.name`: the `otelconc.queue.*` instruments'.
     own: KeyValue,
     pub(crate) levels: Arc<Levels>,
+    /// The two measurements every completed job makes, bound to their attributes when
+    /// the handle records through bound instruments (see
+    /// [`Telemetry::bound_instruments`]).
+    hot: Option<Hot>,
     _gauges: [ObservableGauge<f64>; 1],
     _levels: [ObservableGauge<i64>; 2],
+}
+
+/// `messaging.process.duration` of a job that succeeded, and `otelconc.queue.jobs` with
+/// `otelconc.outcome = completed`, bound.
+struct Hot {
+    processed: BoundHistogram<f64>,
+    completed: BoundCounter<u64>,
 }
 
 impl WorkerMetrics {
@@ -198,6 +209,34 @@ impl WorkerMetrics {
                 }
             })
             .build();
+        let process = m
+            .f64_histogram(PROCESS_DURATION)
+            .with_unit("s")
+            .with_description(
+                "Seconds a handler ran on one delivery, from its start until it returned, failed, panicked or timed out; error.type set on failure",
+            )
+            .with_boundaries(SECONDS_BOUNDARIES.to_vec())
+            .build();
+        let jobs = m
+            .u64_counter(JOBS)
+            .with_unit("{job}")
+            .with_description(
+                "Deliveries a worker settled, by otelconc.outcome: completed (committed with its effects), duplicate (committed by another delivery before; acked only), retried (failed, left pending for a retry after backoff), dead_lettered (moved to the dead-letter stream), released (left pending for another consumer: shutdown deadline or Redis unreachable); error.type on retried and dead_lettered: job, panic, timeout, decode, effect, lost",
+            )
+            .build();
+        let msg = [
+            system(),
+            destination(queue),
+            group(),
+            kv("messaging.operation.name", "process"),
+        ];
+        let hot = t.bound_instruments().then(|| Hot {
+            processed: process.bind(&msg),
+            completed: jobs.bind(&[
+                own.clone(),
+                kv("otelconc.outcome", Outcome::Completed.as_str()),
+            ]),
+        });
         Self {
             consumed: m
                 .u64_counter(CONSUMED)
@@ -206,21 +245,8 @@ impl WorkerMetrics {
                     "Entries a worker took from the stream: new ones (XREADGROUP) and reclaimed ones (XAUTOCLAIM)",
                 )
                 .build(),
-            process: m
-                .f64_histogram(PROCESS_DURATION)
-                .with_unit("s")
-                .with_description(
-                    "Seconds a handler ran on one delivery, from its start until it returned, failed, panicked or timed out; error.type set on failure",
-                )
-                .with_boundaries(SECONDS_BOUNDARIES.to_vec())
-                .build(),
-            jobs: m
-                .u64_counter(JOBS)
-                .with_unit("{job}")
-                .with_description(
-                    "Deliveries a worker settled, by otelconc.outcome: completed (committed with its effects), duplicate (committed by another delivery before; acked only), retried (failed, left pending for a retry after backoff), dead_lettered (moved to the dead-letter stream), released (left pending for another consumer: shutdown deadline or Redis unreachable); error.type on retried and dead_lettered: job, panic, timeout, decode, effect, lost",
-                )
-                .build(),
+            process,
+            jobs,
             redelivered: m
                 .u64_counter(REDELIVERED)
                 .with_unit("{message}")
@@ -228,14 +254,10 @@ impl WorkerMetrics {
                     "Entries a worker reclaimed (XAUTOCLAIM): a crashed or stalled consumer's, or a failed one's after its backoff",
                 )
                 .build(),
-            msg: [
-                system(),
-                destination(queue),
-                group(),
-                kv("messaging.operation.name", "process"),
-            ],
+            msg,
             own,
             levels,
+            hot,
             _gauges: [oldest],
             _levels: [pending, lag],
         }
@@ -250,7 +272,10 @@ impl WorkerMetrics {
 
     pub(crate) fn processed(&self, seconds: f64, error: Option<&'static str>) {
         match error {
-            None => self.process.record(seconds, &self.msg),
+            None => match &self.hot {
+                Some(hot) => hot.processed.record(seconds),
+                None => self.process.record(seconds, &self.msg),
+            },
             Some(e) => {
                 let [a, b, c, d] = self.msg.clone();
                 self.process
@@ -260,6 +285,10 @@ impl WorkerMetrics {
     }
 
     pub(crate) fn settled(&self, outcome: Outcome, error: Option<&'static str>) {
+        if let (Outcome::Completed, None, Some(hot)) = (outcome, error, &self.hot) {
+            hot.completed.add(1);
+            return;
+        }
         let o = kv("otelconc.outcome", outcome.as_str());
         match error {
             None => self.jobs.add(1, &[self.own.clone(), o]),

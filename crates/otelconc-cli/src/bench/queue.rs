@@ -45,8 +45,9 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         (
             "otelconc-nosdk",
             "`Queue::submit_many` (64 jobs a call) and two `Worker`s (4 workers each, read \
-             batch 64): jobs committed by a script in batches of up to 128, 4 calls at \
-             once; a `Telemetry` handle on the no-op providers",
+             batch 64): jobs committed in batches of up to 128, one call out at a time \
+             per worker (these jobs have no effects, so a `MULTI`/`XACK`/`XDEL`/`EXEC` \
+             rather than the commit script); a `Telemetry` handle on the no-op providers",
         ),
         (
             "otelconc-metrics",
