@@ -94,7 +94,7 @@ impl otelconc::pool::Job for Delivery {
                 }
                 Some(Err(panic)) => {
                     metrics.processed(seconds, Some("panic"));
-                    let why = format!("panicked: {}", panic_message(&*panic));
+                    let why = format!("panicked: {}", otelconc::pool::panic_message(&*panic));
                     ticket.finish(Ended::Failed(why, "panic"));
                     // The pool counts it as the panic it is.
                     std::panic::resume_unwind(panic);
@@ -108,17 +108,6 @@ impl otelconc::pool::Job for Delivery {
                 }
             }
         }
-    }
-}
-
-/// The message of a panic payload (`&str` or `String`), as the pool reports it.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }
 

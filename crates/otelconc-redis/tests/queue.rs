@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use otelconc_redis::{JobContext, Queue, Worker};
+use otelconc_redis::{JobContext, Queue, Worker, WorkerBuilder, WorkerReport};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use support::{Server, until};
@@ -470,59 +470,72 @@ async fn only_jobs_with_effects_leave_a_dedup_marker() {
     assert_ne!(plain, effectful);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_handler_fails_its_delivery_and_the_worker_goes_on() {
+/// Runs `bad`, which fails each delivery, and a good job on a worker with `handler`
+/// (tuned by `tune`), two deliveries and quick retries. Checks that `bad` was
+/// dead-lettered after its second delivery, that the good job took effect once and that
+/// the report adds up; returns the dead letter's error and the report.
+async fn failed_twice<H, Fut>(
+    handler: H,
+    bad: Job,
+    tune: impl FnOnce(WorkerBuilder<Job>) -> WorkerBuilder<Job>,
+) -> (String, WorkerReport)
+where
+    H: Fn(Job, JobContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
     let server = Server::start();
     let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
-    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
-        if j.fail {
-            panic!("job {} blew up", j.n);
-        }
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
-        Ok::<(), String>(())
-    })
-    .max_deliveries(2)
-    .visibility_timeout(Duration::from_secs(30))
-    .backoff(Duration::from_millis(10), Duration::from_millis(20))
-    .reclaim_interval(Duration::from_millis(20))
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    let poison = q
-        .submit(&Job {
-            n: 7,
-            sleep_ms: 0,
-            fail: true,
-        })
-        .await
-        .unwrap();
+    let builder = Worker::builder(q.clone(), handler)
+        .max_deliveries(2)
+        .visibility_timeout(Duration::from_secs(30))
+        .backoff(Duration::from_millis(10), Duration::from_millis(20))
+        .reclaim_interval(Duration::from_millis(20))
+        .read_block(Duration::from_millis(50));
+    let worker = tune(builder).start().await.unwrap();
+    let bad = q.submit(&bad).await.unwrap();
     let good = q.submit(&job(8)).await.unwrap();
     until(|| async { q.dead_letters(10).await.unwrap().len() == 1 }).await;
     until(|| async { effects(&server).await.get(&good) == Some(&1) }).await;
     let report = worker.shutdown(Duration::from_secs(5)).await;
     let dead = q.dead_letters(10).await.unwrap();
-    assert_eq!(dead[0].source_id, poison);
-    assert_eq!(dead[0].error, "panicked: job 7 blew up");
+    assert_eq!(dead[0].source_id, bad);
     assert_eq!(dead[0].deliveries, 2);
+    assert!(!effects(&server).await.contains_key(&bad));
     assert_eq!(
         (report.retried, report.dead_lettered, report.completed),
         (1, 1, 1),
         "{report:?}"
     );
-    // The pool still sees each panic.
-    assert_eq!(report.pool.failed, 2, "{report:?}");
     assert!(report.adds_up(), "{report:?}");
     assert_eq!(q.pending().await.unwrap(), 0);
+    (dead[0].error.clone(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_its_delivery_and_the_worker_goes_on() {
+    let handler = |j: Job, cx: JobContext| async move {
+        if j.fail {
+            panic!("job {} blew up", j.n);
+        }
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        Ok(())
+    };
+    let bad = Job {
+        n: 7,
+        sleep_ms: 0,
+        fail: true,
+    };
+    let (error, report) = failed_twice(handler, bad, |b| b).await;
+    assert_eq!(error, "panicked: job 7 blew up");
+    // The pool still sees each panic.
+    assert_eq!(report.pool.failed, 2, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_past_its_timeout_fails_timed_out_and_its_token_fires() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
     let fired = Arc::new(AtomicU64::new(0));
     let f = fired.clone();
-    let worker = Worker::builder(q.clone(), move |j: Job, cx: JobContext| {
+    let handler = move |j: Job, cx: JobContext| {
         let f = f.clone();
         async move {
             let token = cx.token().clone();
@@ -532,43 +545,19 @@ async fn a_job_past_its_timeout_fails_timed_out_and_its_token_fires() {
             });
             tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
             cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
-            Ok::<(), String>(())
+            Ok(())
         }
-    })
-    .job_timeout(Duration::from_millis(100))
-    .max_deliveries(2)
-    .visibility_timeout(Duration::from_secs(30))
-    .backoff(Duration::from_millis(10), Duration::from_millis(20))
-    .reclaim_interval(Duration::from_millis(20))
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    let slow = q
-        .submit(&Job {
-            n: 1,
-            sleep_ms: 60_000,
-            fail: false,
-        })
-        .await
-        .unwrap();
-    let quick = q.submit(&job(2)).await.unwrap();
-    until(|| async { q.dead_letters(10).await.unwrap().len() == 1 }).await;
-    until(|| async { effects(&server).await.get(&quick) == Some(&1) }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
-    let dead = q.dead_letters(10).await.unwrap();
-    assert_eq!(dead[0].source_id, slow);
-    assert_eq!(dead[0].error, "timed out");
-    assert_eq!(dead[0].deliveries, 2);
+    };
+    let slow = Job {
+        n: 1,
+        sleep_ms: 60_000,
+        fail: false,
+    };
+    let (error, _) =
+        failed_twice(handler, slow, |b| b.job_timeout(Duration::from_millis(100))).await;
+    assert_eq!(error, "timed out");
     // Both deliveries of the slow job had their token fired; the quick job's did not.
     assert_eq!(fired.load(Ordering::SeqCst), 2);
-    assert!(!effects(&server).await.contains_key(&slow));
-    assert_eq!(
-        (report.retried, report.dead_lettered, report.completed),
-        (1, 1, 1),
-        "{report:?}"
-    );
-    assert!(report.adds_up(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

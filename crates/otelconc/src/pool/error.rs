@@ -27,6 +27,21 @@ pub enum JobError {
     NotStarted,
 }
 
+/// The message of a caught panic's payload, as [`JobError::Panicked`] carries it: the
+/// `&str` or `String` given to `panic!`, else `panic with a non-string payload`. For a
+/// job that catches its own panics (to settle work of its own before the pool counts
+/// the panic) and wants the text the pool would report.
+///
+/// # Examples
+/// ```
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+/// let payload = catch_unwind(AssertUnwindSafe(|| panic!("bad input {}", 7))).unwrap_err();
+/// assert_eq!(otelconc::pool::panic_message(&*payload), "bad input 7");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    crate::util::panic_payload::message(payload)
+}
+
 impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -123,7 +123,7 @@ mod worker;
 mod worker_pool;
 
 pub use builder::Builder;
-pub use error::{BuildError, JobError, ResizeError, SubmitError, TrySubmitError};
+pub use error::{BuildError, JobError, ResizeError, SubmitError, TrySubmitError, panic_message};
 pub use handle::JobHandle;
 pub use job::{Job, Named, WithToken, with_token};
 pub use outcome::{Outcome, Outcomes};
