@@ -11,8 +11,10 @@
 //! # What is carried
 //! The producer's context whenever it holds a valid span context, sampled or not, or
 //! baggage ([`propagated_context`](super::propagated_context)); the instant the value was
-//! queued when something needs it (a queue-time sample, or the consumer span's
-//! `otelconc.queue.wait` attribute); and, for the pipeline, the item's sequence number.
+//! queued when something needs it: on tokio's clock for a queue-time sample, and, where a
+//! primitive stamps values with [`Trace::stamped`] (channels, pools), on the span clock
+//! for the consumer span's `otelconc.queue_wait` attribute, which then ends at the span's
+//! start; and, for the pipeline, the item's sequence number.
 //!
 //! # The consumer span rule (OpenTelemetry messaging conventions)
 //! The span of the work on the far side of a hop is started by
