@@ -337,8 +337,8 @@ impl Telemetry {
             name: Cow::Borrowed(spec.name),
             start_time: start,
             attributes: Some(attributes),
-            events: None,
             links: (!links.is_empty()).then_some(links),
+            ..SpanBuilder::default()
         };
         let span = self.tracer.build_with_context(builder, parent);
         parent.with_span(span)
