@@ -8,25 +8,27 @@
 //!   ([`Telemetry::capture`](crate::telemetry::Telemetry)): a valid span context, sampled
 //!   or not, or baggage; on a channel built with `producer_spans(true)` and inside a
 //!   sampled trace, its `otelconc.channel.send` span's context instead;
-//! - the instant it was queued, when its queue time is in the sampled 1 message in 256
-//!   of its sending thread (then it goes to the histogram) or when it was sent inside a
-//!   sampled trace (then it goes on its consumer span only): no clock is read for a
-//!   message that only carries an unsampled context or baggage.
+//! - the instant it was queued: on tokio's clock when its queue time is in the sampled 1
+//!   message in 256 of its sending thread (then it goes to the histogram); on the clock
+//!   spans are stamped with when it was sent inside a sampled trace (then it goes on its
+//!   consumer span only, measured to the span's start, so the traced receive reads the
+//!   clock once for both). No clock is read for a message that only carries an
+//!   unsampled context or baggage, nor at a plain receive of a message outside the
+//!   sample.
 //!
 //! A channel nothing observes carries bare messages and no context at all (see
 //! [`queue`](super::queue)).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
-use tokio::time::Instant;
 
 use super::metrics::Outcome;
 use super::received::Received;
 use super::state::Shared;
 use crate::telemetry::names::{self, channel as spec};
-use crate::telemetry::{Carried, EndingSpan, Trace, link_to};
+use crate::telemetry::{Carried, EndingSpan, Trace, link_to, span_start};
 
 impl Shared {
     /// `value` as it goes into the channel, and its producer span (`None` unless the
@@ -77,15 +79,9 @@ impl Shared {
             }
             cx => (cx, None),
         };
-        let trace = Trace {
-            cx,
-            enqueued: (timed || spans).then(Instant::now),
-            timed,
-            seq: 0,
-        };
         let carried = Carried {
             value,
-            trace: Some(Box::new(trace)),
+            trace: Some(Box::new(Trace::stamped(cx, timed, spans))),
         };
         (carried, producer)
     }
@@ -109,8 +105,8 @@ impl Shared {
         self.queue_wait(&trace);
     }
 
-    /// How long the message of `trace` was queued, when its send was timed; recorded
-    /// into the histogram when the message is in the sample.
+    /// How long the message of `trace` was queued, on tokio's clock, when it is in the
+    /// queue-time sample (recorded into the histogram then); no clock is read otherwise.
     #[cold]
     pub(super) fn queue_wait(&self, trace: &Trace) -> Option<Duration> {
         let waited = trace.enqueued?.elapsed();
@@ -126,17 +122,24 @@ impl Shared {
     /// sender's span context is linked), else under the context the sender carried.
     pub(super) fn received<T>(&self, carried: Carried<T>) -> Received<T> {
         let Carried { value, trace } = carried;
-        let (producer, queue_wait) = match trace {
+        let (producer, sampled_wait, sent) = match trace {
             Some(trace) => {
                 let waited = self.queue_wait(&trace);
-                (trace.cx, waited)
+                (trace.cx, waited, trace.sent)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
-        let span = if self.may_span(producer.as_ref()) {
-            self.consumer_span(producer.as_ref(), queue_wait)
+        let (span, queue_wait) = if self.may_span(producer.as_ref()) {
+            // One clock read: the span's start, and the end of the queue wait of a
+            // message sent inside a sampled trace (stamped on the same clock).
+            let (start, waited) = span_start(sent);
+            let queue_wait = waited.or(sampled_wait);
+            (
+                self.consumer_span(producer.as_ref(), start, queue_wait),
+                queue_wait,
+            )
         } else {
-            None
+            (None, sampled_wait)
         };
         let ending = EndingSpan::new(span, producer.as_ref());
         Received::new(value, ending, producer, queue_wait, 0)
@@ -155,15 +158,18 @@ impl Shared {
     fn consumer_span(
         &self,
         producer: Option<&Context>,
+        start: SystemTime,
         queue_wait: Option<Duration>,
     ) -> Option<Context> {
-        let mut attributes = Vec::with_capacity(2);
-        attributes.push(self.name.clone());
-        if let Some(waited) = queue_wait {
-            attributes.push(KeyValue::new(names::ATTR_QUEUE_WAIT, waited.as_secs_f64()));
-        }
         self.telemetry
-            .consumer_span(&spec::RECEIVE_SPAN, producer, attributes)
+            .consumer_span_at(&spec::RECEIVE_SPAN, producer, Some(start), || {
+                let mut attributes = Vec::with_capacity(2);
+                attributes.push(self.name.clone());
+                if let Some(waited) = queue_wait {
+                    attributes.push(KeyValue::new(names::ATTR_QUEUE_WAIT, waited.as_secs_f64()));
+                }
+                attributes
+            })
     }
 
     /// The span of a batch of `len` messages whose contexts `batch` gathered, by the

@@ -131,7 +131,10 @@
 //!   channel, starting at a random offset per channel) and 1 wait in 64 of each thread
 //!   (a fixed stride over all the thread's channels), and for messages sent inside a
 //!   sampled trace (whose queue wait goes on their consumer span, not into the
-//!   histogram, unless they are in the sample);
+//!   histogram, unless they are in the sample): one at the send, on the clock spans are
+//!   stamped with; the wait ends at the consumer span's start, which is the one clock
+//!   read of a traced receive before its span ends, and a plain `recv` of such a
+//!   message reads no clock;
 //! - receives are not counted at all: `otelconc.channel.received` is derived as
 //!   sent minus size at collection time (exact when the channel is quiet, never ahead
 //!   of the truth, monotonic), which saves an add per message;

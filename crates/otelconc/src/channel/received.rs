@@ -179,6 +179,9 @@ impl<T> Received<T> {
     /// sampled trace, or one of the values sampled for the queue-time metric (only when
     /// an SDK reads the metrics). Always `None` for fan-in items.
     ///
+    /// A value with a consumer span was timed on the clock spans are stamped with, up to
+    /// the span's start (the span's `otelconc.queue_wait`); any other on tokio's clock.
+    ///
     /// # Examples
     /// ```
     /// let (tx, rx) = otelconc::channel::bounded::<u32>("jobs", 1);

@@ -67,6 +67,7 @@ impl<T> Traced<T> {
                 Box::new(Trace {
                     cx: Some(cx),
                     enqueued: None,
+                    sent: None,
                     timed: false,
                     seq: 0,
                 })

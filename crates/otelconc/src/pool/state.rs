@@ -137,17 +137,25 @@ impl Shared {
 
     /// Wraps a job for the queue: the submitter's context whenever it is worth carrying
     /// (any valid span context, sampled or not, or baggage: `Telemetry::capture`), and
-    /// the time it was queued when the job carries a context or is in the 1-in-N
-    /// histogram sample. Neither: the job travels bare, with no allocation.
+    /// the time it was queued: on tokio's clock when the job is in the 1-in-N histogram
+    /// sample, on the span clock when the job will get a span (its queue wait goes on
+    /// it). Neither a context nor the sample: the job travels bare, with no allocation.
     #[inline]
     pub(crate) fn carry(&self, cell: Pin<Box<dyn ErasedJob>>) -> Queued {
-        Carried::new(cell, self.telemetry.capture(), self.metrics.tick())
+        self.stamp(cell, self.telemetry.capture())
     }
 
     /// As [`carry`](Self::carry), with the context `cx` handed in by the submitter
     /// instead of the current one.
     pub(crate) fn carry_with(&self, cell: Pin<Box<dyn ErasedJob>>, cx: &Context) -> Queued {
-        Carried::new(cell, self.telemetry.carried(cx), self.metrics.tick())
+        self.stamp(cell, self.telemetry.carried(cx))
+    }
+
+    #[inline]
+    fn stamp(&self, cell: Pin<Box<dyn ErasedJob>>, cx: Option<Context>) -> Queued {
+        let timed = self.metrics.tick();
+        let spanned = cx.as_ref().is_some_and(|c| self.telemetry.spans_under(c));
+        Carried::stamped(cell, cx, timed, spanned)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -18,7 +18,7 @@ use super::metrics::{CANCELLED, OK, PANIC, STARTED, TIMEOUT};
 use super::state::{Queued, Shared, WorkerSlot, Workers, meta_of};
 use crate::telemetry::names::ATTR_QUEUE_WAIT;
 use crate::telemetry::names::pool as names;
-use crate::telemetry::{Carried, End, EndingSpan, Guarded};
+use crate::telemetry::{Carried, End, EndingSpan, Guarded, span_start};
 use crate::util::busy::Shift;
 use crate::util::sync::lock;
 
@@ -116,36 +116,40 @@ async fn run_job(
     queued: Queued,
 ) {
     let Carried { value: cell, trace } = queued;
-    let (carried, enqueued, timed) = match trace {
-        Some(t) => (t.cx, t.enqueued, t.timed),
-        None => (None, None, false),
+    let (carried, enqueued, sent, timed) = match trace {
+        Some(t) => (t.cx, t.enqueued, t.sent, t.timed),
+        None => (None, None, None, false),
     };
     slot.busy.store(true, Relaxed);
     slot.counts.add(STARTED, 1);
     // Whether this job gets a span: a worker runs outside any span, so by the consumer
     // rule only a sampled submitter's context can be its parent. Its attributes (and the
-    // clock read for the queue wait) are built only then.
+    // clock read for its start and queue wait) are built only then.
     let spanned = carried
         .as_ref()
         .is_some_and(|p| shared.telemetry.spans_under(p));
-    let started = enqueued
-        .filter(|_| timed || spanned)
-        .map(|q| (q, Instant::now()));
+    // Jobs in the sample: their times go to the histograms, on tokio's clock. Traced
+    // jobs outside it skip the histograms: their span has the times.
+    let times = enqueued.filter(|_| timed).map(|q| (q, Instant::now()));
     let meta = (spanned || shared.outcomes.is_some()).then(|| meta_of(&*cell));
-    let span = match &carried {
-        Some(producer) => {
-            let attrs = match (&meta, spanned) {
-                (Some(m), true) => job_attributes(slot, m, started.map(|(q, s)| s - q)),
-                _ => Vec::new(),
-            };
+    let span = match (&carried, &meta) {
+        (Some(producer), Some(m)) if spanned => {
+            // One clock read: the span's start, and the end of the job's queue wait.
+            let (start, waited) = span_start(sent);
+            let waited = waited.or(times.map(|(q, s)| s - q));
             shared
                 .telemetry
-                .consumer_span(&names::JOB_SPAN, Some(producer), attrs)
+                .consumer_span_at(&names::JOB_SPAN, Some(producer), Some(start), || {
+                    job_attributes(slot, m, waited)
+                })
         }
-        None => None,
+        (Some(producer), _) => {
+            shared
+                .telemetry
+                .consumer_span(&names::JOB_SPAN, Some(producer), Vec::new())
+        }
+        (None, _) => None,
     };
-    // Traced jobs outside the sample skip the histograms: their span has the times.
-    let times = started.filter(|_| timed);
     // A timed job in a trace records its times under its context (exemplars).
     let cx = times.and_then(|_| span.clone().or_else(|| carried.clone()));
     let mut job = InFlight {

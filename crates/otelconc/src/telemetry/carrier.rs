@@ -11,8 +11,10 @@
 //! # What is carried
 //! The producer's context whenever it holds a valid span context, sampled or not, or
 //! baggage ([`propagated_context`](super::propagated_context)); the instant the value was
-//! queued when something needs it (a queue-time sample, or the consumer span's
-//! `otelconc.queue.wait` attribute); and, for the pipeline, the item's sequence number.
+//! queued when something needs it: on tokio's clock for a queue-time sample, and, where a
+//! primitive stamps values with [`Trace::stamped`] (channels, pools), on the span clock
+//! for the consumer span's `otelconc.queue_wait` attribute, which then ends at the span's
+//! start; and, for the pipeline, the item's sequence number.
 //!
 //! # The consumer span rule (OpenTelemetry messaging conventions)
 //! The span of the work on the far side of a hop is started by
@@ -25,6 +27,8 @@
 //!
 //! The work then runs under the span's context when a span was started, else under the
 //! producer's carried context, so that work nested in it stays in the producer's trace.
+
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
@@ -39,8 +43,14 @@ use super::names::SpanSpec;
 pub(crate) struct Trace {
     /// The producer's context (or its producer span's), when it was worth carrying.
     pub(crate) cx: Option<Context>,
-    /// When the value was queued, when that is needed (see the module docs).
+    /// When the value was queued, on tokio's clock, when that is needed (see the module
+    /// docs).
     pub(crate) enqueued: Option<Instant>,
+    /// When the value was queued, on the clock spans are stamped with
+    /// ([`opentelemetry::time::now`]), where a primitive stamps values that will get a
+    /// consumer span ([`Trace::stamped`]): the span's queue wait then costs the far side
+    /// no clock read of its own, only the span's start, which it hands to the tracer.
+    pub(crate) sent: Option<SystemTime>,
     /// Whether the value is in its primitive's 1-in-N timing sample, so its queue time
     /// goes to the histogram (a traced value outside the sample does not: histogram
     /// counts stay a fixed fraction of the traffic).
@@ -78,11 +88,52 @@ impl<T> Carried<T> {
             trace: Some(Box::new(Trace {
                 cx,
                 enqueued: clocked.then(Instant::now),
+                sent: None,
                 timed,
                 seq: 0,
             })),
         }
     }
+}
+
+impl<T> Carried<T> {
+    /// A value with the producer's context `cx` (if any), stamped as [`Trace::stamped`]
+    /// says: bare when there is neither a context nor a timing sample.
+    #[inline]
+    pub(crate) fn stamped(value: T, cx: Option<Context>, timed: bool, spanned: bool) -> Self {
+        if cx.is_none() && !timed {
+            return Self::bare(value);
+        }
+        Self {
+            value,
+            trace: Some(Box::new(Trace::stamped(cx, timed, spanned))),
+        }
+    }
+}
+
+impl Trace {
+    /// What a value handed over with `cx` carries where its consumer span takes the
+    /// queue wait from [`sent`](Self::sent): tokio's clock is read only when the value
+    /// is `timed` (its queue time goes to a histogram), the span clock only when it is
+    /// `spanned` (a consumer span will be built under `cx`).
+    #[inline]
+    pub(crate) fn stamped(cx: Option<Context>, timed: bool, spanned: bool) -> Self {
+        Self {
+            cx,
+            enqueued: timed.then(Instant::now),
+            sent: spanned.then(opentelemetry::time::now),
+            timed,
+            seq: 0,
+        }
+    }
+}
+
+/// A consumer span's start, read once, and the queue wait of a value stamped `sent`
+/// (see [`Trace::sent`]), measured to it: zero if the wall clock stepped back meanwhile.
+#[inline]
+pub(crate) fn span_start(sent: Option<SystemTime>) -> (SystemTime, Option<Duration>) {
+    let now = opentelemetry::time::now();
+    (now, sent.map(|s| now.duration_since(s).unwrap_or_default()))
 }
 
 impl Telemetry {
@@ -140,6 +191,18 @@ impl Telemetry {
         producer: Option<&Context>,
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Option<Context> {
+        self.consumer_span_at(spec, producer, None, attributes)
+    }
+
+    /// [`consumer_span_with`](Self::consumer_span_with) with the span's start time when
+    /// the caller has read the clock for it already (see [`span_start`]).
+    pub(crate) fn consumer_span_at(
+        &self,
+        spec: &SpanSpec,
+        producer: Option<&Context>,
+        start: Option<SystemTime>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Option<Context> {
         let ambient = self
             .span_parent()
             .filter(|a| a.span().span_context().is_valid());
@@ -148,8 +211,11 @@ impl Telemetry {
             None => producer.filter(|p| self.spans_under(p))?,
         };
         // The link is built only for a span that starts: nothing is cloned otherwise.
-        let links = producer.and_then(link_to).into_iter().collect();
-        Some(self.start_linked_span(spec, parent, links, attributes()))
+        let links = producer
+            .and_then(link_to)
+            .map(|l| vec![l])
+            .unwrap_or_default();
+        Some(self.start_span_at(spec, parent, links, attributes(), start))
     }
 }
 

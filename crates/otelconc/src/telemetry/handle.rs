@@ -1,8 +1,10 @@
 //! [`Telemetry`]: the meter, tracer and span policy a primitive instance uses.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
 use opentelemetry::metrics::{Meter, MeterProvider};
@@ -312,12 +314,32 @@ impl Telemetry {
         links: Vec<Link>,
         attributes: Vec<KeyValue>,
     ) -> Context {
-        let mut builder = SpanBuilder::from_name(spec.name)
-            .with_kind(spec.kind.clone())
-            .with_attributes(attributes);
-        if !links.is_empty() {
-            builder = builder.with_links(links);
-        }
+        self.start_span_at(spec, parent, links, attributes, None)
+    }
+
+    /// [`start_linked_span`](Self::start_linked_span) with the span's start time when the
+    /// caller has already read the clock for it (`None`: the tracer reads it).
+    ///
+    /// Every link must be to a valid span context ([`link_to`](super::link_to) makes only
+    /// those): the builder is filled in one go, without the copies and the link filter
+    /// of its `with_*` chain.
+    pub(crate) fn start_span_at(
+        &self,
+        spec: &SpanSpec,
+        parent: &Context,
+        links: Vec<Link>,
+        attributes: Vec<KeyValue>,
+        start: Option<SystemTime>,
+    ) -> Context {
+        debug_assert!(links.iter().all(|l| l.span_context.is_valid()));
+        let builder = SpanBuilder {
+            span_kind: Some(spec.kind.clone()),
+            name: Cow::Borrowed(spec.name),
+            start_time: start,
+            attributes: Some(attributes),
+            links: (!links.is_empty()).then_some(links),
+            ..SpanBuilder::default()
+        };
         let span = self.tracer.build_with_context(builder, parent);
         parent.with_span(span)
     }

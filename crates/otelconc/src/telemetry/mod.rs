@@ -37,7 +37,7 @@ mod observe;
 mod propagation;
 mod wait;
 
-pub(crate) use carrier::{Carried, Trace, link_to};
+pub(crate) use carrier::{Carried, Trace, link_to, span_start};
 pub use context::{current_context, is_sampled, propagated_context, sampled_context};
 pub(crate) use ending::{End, EndingSpan};
 pub(crate) use guard::{Guarded, poll_guarded};

@@ -2,7 +2,7 @@
 //! real counts, depth and capacity right, spans only inside sampled traces and with the
 //! right parents.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
@@ -281,6 +281,36 @@ async fn traced_messages_are_not_added_to_the_queue_time_sample() {
             .iter()
             .all(|s| attr_of(s, names::ATTR_QUEUE_WAIT).is_some()),
         "every traced message's queue wait is on its span"
+    );
+}
+
+/// The queue wait on a consumer span is on the span's own timeline: the span starts when
+/// the wait ends, so its start minus the wait is the instant the message was sent, even
+/// when tokio's clock was paused and moved on meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_consumer_spans_queue_wait_ends_at_its_start() {
+    let tt = TestTelemetry::new();
+    let (tx, rx) = channel::builder("orders")
+        .telemetry(tt.telemetry())
+        .bounded::<u32>(4);
+    let root = tt.root("submitter");
+    let before = SystemTime::now();
+    tx.send(7).with_context(root.clone()).await.unwrap();
+    let after = SystemTime::now();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let msg = rx.recv_traced().await.unwrap();
+    let waited = msg.queue_wait().expect("a traced message is timed");
+    drop(msg);
+    let spans = tt.spans_named(spec::RECEIVE_SPAN.name);
+    let span = &spans[0];
+    assert_eq!(
+        attr_of(span, names::ATTR_QUEUE_WAIT),
+        Some(&Value::F64(waited.as_secs_f64()))
+    );
+    let sent = span.start_time - waited;
+    assert!(
+        before <= sent && sent <= after,
+        "sent at {sent:?}, not within the send ({before:?} to {after:?})"
     );
 }
 

@@ -1,6 +1,6 @@
 //! `otelconc::pool` telemetry, as an in-memory exporter receives it.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Status, TraceContextExt};
@@ -19,6 +19,55 @@ fn attr_of<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value
 
 fn str_attr(span: &SpanData, key: &str) -> Option<String> {
     attr_of(span, key).map(|v| v.as_str().into_owned())
+}
+
+/// The queue wait on a job's span is on the span's own timeline: the span starts when
+/// the wait ends, so its start minus the wait is the instant the job was submitted, even
+/// when tokio's clock was paused and moved on while the job was queued.
+#[tokio::test(start_paused = true)]
+async fn a_job_spans_queue_wait_ends_at_its_start() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("tel")
+        .workers(1)
+        .queue_capacity(8)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    // The only worker is busy until `release` fires: the traced job waits in the queue.
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let busy = p
+        .submit_handle(|| async move {
+            let _ = held.await;
+        })
+        .await
+        .unwrap();
+    tokio::task::yield_now().await;
+    let root = tt.root("submitter");
+    let before = SystemTime::now();
+    let traced = p
+        .submit_handle(|| async { 1 })
+        .with_context(root.clone())
+        .await
+        .unwrap();
+    let after = SystemTime::now();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    release.send(()).unwrap();
+    busy.await.unwrap();
+    assert_eq!(traced.await, Ok(1));
+    let _ = p.shutdown(Duration::from_secs(5)).await;
+
+    let jobs = tt.spans_named("otelconc.pool.job");
+    assert_eq!(jobs.len(), 1, "only the traced job has a span");
+    let Some(opentelemetry::Value::F64(waited)) = attr_of(&jobs[0], ATTR_QUEUE_WAIT) else {
+        panic!("no queue wait on {:?}", jobs[0]);
+    };
+    let sent = jobs[0].start_time - Duration::from_secs_f64(*waited);
+    // The f64 attribute rounds the wait to well under a microsecond.
+    let slack = Duration::from_micros(1);
+    assert!(
+        before - slack <= sent && sent <= after + slack,
+        "submitted at {sent:?}, not within the submit ({before:?} to {after:?})"
+    );
 }
 
 #[tokio::test(start_paused = true)]
