@@ -57,8 +57,11 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
             message",
         ),
     ],
-    notes: "A traced message costs one SDK span (most of it the SDK's own work and its two \
-        clock reads) plus the queue-wait timestamps, against the seed's two spans and \
+    notes: "A traced message costs one SDK span (most of it the SDK's own work, its \
+        attributes and the link the messaging rule requires) plus two clock reads: one \
+        at the send, and one at the receive that is both the span's start and the end \
+        of the queue wait (the SDK reads the third, the span's end), against the seed's \
+        two spans and \
         four dynamic-attribute records; carrying the context alone \
         (`otelconc-traced-recv`) costs a fraction of either. On the shared 2-core machine \
         of the earlier runs a clock read cost 20 to 100 ns and a locked add about 10 ns, \

@@ -62,24 +62,26 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         ),
     ],
     notes: "A job is, on the client side, its share of a pipelined `XADD` batch, of an \
-        `XREADGROUP` and of a commit script call (per job: the effects and a dedup \
-        marker when it has effects, none here; per call one `XACK` and one `XDEL`; \
-        redis-raw: the same `XACK` + `XDEL` without the script). Redis, on the same 2 \
-        cores, does most of the work. Five release runs on a shared 2-core machine (load \
-        average 1 to 3 from other builds): redis-raw 141,000 to 176,000 jobs/s, \
-        otelconc-nosdk 61,000 to 81,000 (2.07x to 2.31x), otelconc-metrics 50,000 to \
-        73,000 (2.06x to 3.01x), otelconc-traced 44,000 to 65,000 (2.31x to 3.41x): the \
-        target of 1.25x for otelconc-metrics is not reached. What otelconc adds per job \
-        on the client: a Lua script call instead of plain commands, a pool hand-off, a \
-        settle task and an in-flight bound (a worker holds at most workers + read batch \
-        entries not yet finished, plus 512 waiting for their commit; redis-raw holds any \
-        number). Against a Redis with `appendonly yes` and `appendfsync always` \
-        (`--redis URL`, its directory on a virtual disk), one run of an earlier build of \
-        this branch (room for 128 finished jobs): redis-raw 61,281 jobs/s, otelconc-metrics \
-        39,277 (1.56x). End to end across processes, `otelconc queue submit --jobs 50000 \
-        --json` with two `queue worker` processes and `OTEL_SDK_DISABLED=true` gave \
-        36,000 to 72,000 jobs/s with default durability (falling as the 24 h dedup \
-        markers pile up in Redis) and 20,000 to 25,000 with `appendfsync always`.",
+        `XREADGROUP` and of a commit call (these no-op jobs have no effects, so no dedup \
+        marker and no script: one `MULTI`/`XACK`/`XDEL`/`EXEC` per batch; redis-raw: the \
+        same `XACK` + `XDEL` pipelined). Redis, on the same 2 cores, does about half the \
+        work. otelconc's worker parses the `XREADGROUP` reply itself, where redis-raw \
+        uses the `redis` crate's typed `StreamReadReply` (which copies every field into \
+        a map): that and batches that grow with the load (one commit call out at a \
+        time per worker) are why otelconc can come out ahead of redis-raw. Three runs \
+        on a quiet machine (load average under 2.6), each a median of its rounds: \
+        redis-raw 131,000 to 146,000 jobs/s; otelconc-nosdk 145,000 to 163,000 (0.81x \
+        to 0.95x), otelconc-metrics 140,000 to 163,000 (0.90x to 0.96x), \
+        otelconc-traced 99,500 to 118,000 (1.24x to 1.39x). Under load from other \
+        processes the spread is wide (1.2x to 1.3x for otelconc-metrics in runs at a \
+        load average of 3 to 4). End to end across processes with the demo's job \
+        (which has an effect, so its commits run the script): `otelconc queue submit \
+        --jobs 100000 --json` with two `queue worker` processes on the same machine \
+        gave 73,000 to 77,000 jobs/s with `OTEL_SDK_DISABLED=true`, the same with \
+        metrics on and traces sampled out, and 56,500 with every trace kept and \
+        exported to a local rotel; `examples/throughput.rs` of otelconc-redis (no-op \
+        jobs, 2 workers of 8) 140,000 jobs/s against a Redis with `appendonly yes`, \
+        100,000 with `appendfsync always`.",
 };
 
 const FULL: u64 = 20_000;
