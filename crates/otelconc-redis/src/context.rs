@@ -96,8 +96,8 @@ impl JobContext {
         self.inner.attempt
     }
 
-    /// Fires when the job times out or the worker's shutdown deadline passes (the pool
-    /// drops the handler's future then; the token is for work it handed elsewhere).
+    /// Fires when the job times out or the worker's shutdown deadline passes (the
+    /// handler's future is dropped then; the token is for work it handed elsewhere).
     ///
     /// # Examples
     /// ```no_run

@@ -574,7 +574,7 @@ where
     /// A worker reads only as many entries as it has room for: at most
     /// `workers + 2 × max(workers, read_batch)` running, queued for its pool, or read
     /// and waiting for room in that queue, plus up to 512 finished ones waiting for
-    /// their batched commit (one commit call of up to 128 jobs out at a time).
+    /// their batched commit (one commit of up to 128 jobs out at a time).
     ///
     /// # Examples
     /// ```no_run
