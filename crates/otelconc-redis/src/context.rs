@@ -5,6 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use otelconc::pool::CancellationToken;
 
+/// The effect commands a handler added, each as its arguments, in the order added.
+pub(crate) type Effects = Vec<Vec<Vec<u8>>>;
+
 /// One delivery of a job, handed to the handler with the job.
 ///
 /// Cloning is cheap; clones share the effects list.
@@ -31,7 +34,7 @@ struct Inner {
     attempt: u64,
     token: CancellationToken,
     started: std::time::Instant,
-    effects: Mutex<Option<Vec<Vec<Vec<u8>>>>>,
+    effects: Mutex<Option<Effects>>,
 }
 
 impl fmt::Debug for JobContext {
@@ -146,7 +149,7 @@ impl JobContext {
     }
 
     /// The effects, once: later `effect` calls are ignored.
-    pub(crate) fn take_effects(&self) -> Vec<Vec<Vec<u8>>> {
+    pub(crate) fn take_effects(&self) -> Effects {
         match self.inner.effects.lock() {
             Ok(mut guard) => guard.take().unwrap_or_default(),
             Err(poisoned) => poisoned.into_inner().take().unwrap_or_default(),

@@ -273,19 +273,11 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                 Ok(_) => inner.metrics.sent(1, None),
                 Err(e) => inner.metrics.sent(1, Some(error_type(e))),
             }
-            if let Some(span_cx) = &span_cx {
-                let span = span_cx.span();
-                match &result {
-                    Ok(id) => {
-                        span.set_attribute(KeyValue::new("messaging.message.id", id.clone()));
-                    }
-                    Err(e) => {
-                        span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, error_type(e)));
-                        span.set_status(Status::error(e.to_string()));
-                    }
-                }
-                span.end();
-            }
+            end_send(
+                span_cx.as_ref(),
+                result.as_ref().ok(),
+                result.as_ref().err(),
+            );
             Ok(result?)
         }
     }
@@ -363,14 +355,7 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
                     .metrics
                     .sent((payloads.len() - ids.len()) as u64, Some(error_type(e)));
             }
-            if let Some(span_cx) = &span_cx {
-                let span = span_cx.span();
-                if let Some(e) = &failed {
-                    span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, error_type(e)));
-                    span.set_status(Status::error(e.to_string()));
-                }
-                span.end();
-            }
+            end_send(span_cx.as_ref(), None, failed.as_ref());
             match failed {
                 Some(e) => Err(e.into()),
                 None => Ok(ids),
@@ -546,6 +531,21 @@ pub(crate) fn error_type(e: &redis::RedisError) -> &'static str {
     } else {
         "redis"
     }
+}
+
+/// Ends the `send` span in `span_cx`, when one was built: with the entry id of a single
+/// submit, or the error of a failed one.
+fn end_send(span_cx: Option<&Context>, id: Option<&String>, failed: Option<&redis::RedisError>) {
+    let Some(span_cx) = span_cx else { return };
+    let span = span_cx.span();
+    if let Some(id) = id {
+        span.set_attribute(KeyValue::new("messaging.message.id", id.clone()));
+    }
+    if let Some(e) = failed {
+        span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, error_type(e)));
+        span.set_status(Status::error(e.to_string()));
+    }
+    span.end();
 }
 
 /// The propagation fields of `span_cx` (`traceparent`, `tracestate`, `baggage`).

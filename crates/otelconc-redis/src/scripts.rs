@@ -24,10 +24,11 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// Commits a batch of finished jobs, each on its own terms: for each job with effects,
-/// sets its dedup marker (NX, PX ttl) and only when the marker was new runs the job's
-/// effect commands (a job without effects sets no marker and counts as applied); an effect that fails moves the entry to the dead-letter stream `KEYS[2]`
-/// with its error. Then acks and deletes every entry of the batch (one `XACK`, one
+/// Commits a batch of finished jobs that added effects (those without go through a
+/// plain `XACK` + `XDEL`: they need no marker), each on its own terms: sets the job's
+/// dedup marker (NX, PX ttl) and only when the marker was new runs its effect commands;
+/// an effect that fails moves the entry to the dead-letter stream `KEYS[2]` with its
+/// error. Then acks and deletes every entry of the batch (one `XACK`, one
 /// `XDEL`). Returns one {code, error} per job, in order: {1, ''} applied, {0, ''}
 /// duplicate, {2, error} an effect failed (or was refused, below).
 ///
@@ -80,12 +81,7 @@ for j = 1, tonumber(ARGV[4]) do
   end
   local fresh = false
   if not err then
-    if n == 0 then
-      -- Nothing to apply once: no marker (it would only cost memory for the TTL).
-      fresh = true
-    else
-      fresh = redis.call('SET', KEYS[2 + j], '1', 'NX', 'PX', ARGV[2])
-    end
+    fresh = redis.call('SET', KEYS[2 + j], '1', 'NX', 'PX', ARGV[2])
   end
   for c = 1, n do
     local argc = tonumber(ARGV[i])

@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::context::JobContext;
+use crate::context::{Effects, JobContext};
 use crate::error::Error;
 use crate::keys::{GROUP, JOB_FIELD, Keys};
 use crate::metrics::{Outcome, WorkerMetrics};
@@ -90,12 +90,12 @@ impl otelconc::pool::Job for Delivery {
                 }
                 Some(Ok(Err(e))) => {
                     metrics.processed(seconds, Some("job"));
-                    ticket.finish(Ended::Failed(e, "job"));
+                    ticket.finish(Ended::Unfinished(Unfinished::Failed(e, "job")));
                 }
                 Some(Err(panic)) => {
                     metrics.processed(seconds, Some("panic"));
                     let why = format!("panicked: {}", otelconc::pool::panic_message(&*panic));
-                    ticket.finish(Ended::Failed(why, "panic"));
+                    ticket.finish(Ended::Unfinished(Unfinished::Failed(why, "panic")));
                     // The pool counts it as the panic it is.
                     std::panic::resume_unwind(panic);
                 }
@@ -104,7 +104,10 @@ impl otelconc::pool::Job for Delivery {
                         own.cancel();
                     }
                     metrics.processed(seconds, Some("timeout"));
-                    ticket.finish(Ended::Failed("timed out".into(), "timeout"));
+                    ticket.finish(Ended::Unfinished(Unfinished::Failed(
+                        "timed out".into(),
+                        "timeout",
+                    )));
                 }
             }
         }
@@ -180,7 +183,8 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
-            self.shared.hand_over(open, Ended::Released);
+            self.shared
+                .hand_over(open, Ended::Unfinished(Unfinished::Released));
         }
     }
 }
@@ -714,9 +718,11 @@ where
         })
         .await?;
         let (settles_tx, settles_rx) = tokio::sync::mpsc::unbounded_channel();
+        let queue = self.queue.keys().name_arc();
         let shared = Arc::new(Shared {
             keys: self.queue.keys().clone(),
-            queue: self.queue.keys().name_arc(),
+            metrics: WorkerMetrics::new(&telemetry, &queue),
+            queue,
             consumer: self.consumer.clone().unwrap_or_else(unique_consumer).into(),
             process_name: format!("process {}", self.queue.name()),
             conn,
@@ -733,7 +739,6 @@ where
             in_flight: Mutex::new(HashSet::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
-            metrics: WorkerMetrics::new(&telemetry, &self.queue.keys().name_arc()),
             telemetry,
             commit_room: Arc::new(Semaphore::new(COMMIT_ROOM)),
         });
@@ -1010,7 +1015,7 @@ async fn commit_loop(
     stop: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
-    let mut batch: Vec<(Open, Vec<Vec<Vec<u8>>>)> = Vec::new();
+    let mut batch: Vec<(Open, Effects)> = Vec::new();
     loop {
         let permit = tokio::select! {
             () = stop.cancelled() => break,
@@ -1025,10 +1030,10 @@ async fn commit_loop(
         while let Some(m) = next.take() {
             match m {
                 Settle::Ended(open, Ended::Ok(effects)) => batch.push((open, effects)),
-                Settle::Ended(open, ended) => {
+                Settle::Ended(open, Ended::Unfinished(unfinished)) => {
                     let shared = shared.clone();
                     shared.settlers.clone().spawn(async move {
-                        shared.settle_failed(open, ended).await;
+                        shared.settle_unfinished(open, unfinished).await;
                     });
                 }
                 Settle::Flush(done) => {
@@ -1100,12 +1105,12 @@ impl Shared {
     /// `XACK` / `XDEL` / `EXEC`, each one completed. Jobs with effects go through the
     /// commit script, which applies each one's effects at most once. With both kinds in
     /// a batch the two calls go out together.
-    async fn commit_batch(&self, batch: Vec<(Open, Vec<Vec<Vec<u8>>>)>) {
+    async fn commit_batch(&self, batch: Vec<(Open, Effects)>) {
         let (plain, effects): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, e)| e.is_empty());
         tokio::join!(self.commit_plain(plain), self.commit_effects(effects));
     }
 
-    async fn commit_plain(&self, batch: Vec<(Open, Vec<Vec<Vec<u8>>>)>) {
+    async fn commit_plain(&self, batch: Vec<(Open, Effects)>) {
         if batch.is_empty() {
             return;
         }
@@ -1124,21 +1129,11 @@ impl Shared {
             .ignore()
             .query_async(&mut conn)
             .await;
-        match r {
-            Ok(()) => {
-                for (open, _) in batch {
-                    self.committed(open, Ok((1, String::new())));
-                }
-            }
-            Err(e) => {
-                for (open, _) in batch {
-                    self.committed(open, Err(e.clone()));
-                }
-            }
-        }
+        let n = batch.len();
+        self.settle_committed(batch, r.map(|()| vec![(1, String::new()); n]));
     }
 
-    async fn commit_effects(&self, batch: Vec<(Open, Vec<Vec<Vec<u8>>>)>) {
+    async fn commit_effects(&self, batch: Vec<(Open, Effects)>) {
         if batch.is_empty() {
             return;
         }
@@ -1161,22 +1156,32 @@ impl Shared {
             }
         }
         let mut conn = self.conn.clone();
-        let r: redis::RedisResult<Vec<(i64, String)>> =
-            call.invoke(&COMMIT_SCRIPT, &mut conn).await;
-        match r {
-            Ok(results) if results.len() == batch.len() => {
+        let r = call.invoke(&COMMIT_SCRIPT, &mut conn).await;
+        self.settle_committed(batch, r);
+    }
+
+    /// Settles each job of a committed batch by its own `(code, error)` of `results`
+    /// (as the commit script answers; a plain commit answers `(1, "")` for each), or by
+    /// the call's error.
+    fn settle_committed(
+        &self,
+        batch: Vec<(Open, Effects)>,
+        results: redis::RedisResult<Vec<(i64, String)>>,
+    ) {
+        let results = match results {
+            Ok(r) if r.len() != batch.len() => {
+                Err(redis::RedisError::from(std::io::Error::other(format!(
+                    "the commit script answered {} results for {} jobs",
+                    r.len(),
+                    batch.len()
+                ))))
+            }
+            other => other,
+        };
+        match results {
+            Ok(results) => {
                 for ((open, _), result) in batch.into_iter().zip(results) {
                     self.committed(open, Ok(result));
-                }
-            }
-            Ok(results) => {
-                let e = redis::RedisError::from(std::io::Error::other(format!(
-                    "the commit script answered {} results for {} jobs",
-                    results.len(),
-                    batch.len()
-                )));
-                for (open, _) in batch {
-                    self.committed(open, Err(e.clone()));
                 }
             }
             Err(e) => {
@@ -1461,8 +1466,14 @@ struct Notes {
 
 /// How a delivery ended.
 enum Ended {
-    /// The handler returned `Ok`; the effects it added.
-    Ok(Vec<Vec<Vec<u8>>>),
+    /// The handler returned `Ok`; the effects it added. Committed in a batch.
+    Ok(Effects),
+    /// Settled on its own: a retry, a dead letter or a release.
+    Unfinished(Unfinished),
+}
+
+/// A delivery that did not succeed.
+enum Unfinished {
     /// The error and its `error.type`.
     Failed(String, &'static str),
     /// Cancelled or never started: left for another consumer.
@@ -1471,24 +1482,16 @@ enum Ended {
 
 impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
     /// Decodes `entry` and hands it to the pool; an undecodable entry is dead-lettered.
-    fn dispatch(
-        &self,
-        entry: Entry,
-        attempt: u64,
-        permit: OwnedSemaphorePermit,
-    ) -> futures_util::future::BoxFuture<'static, ()> {
-        Box::pin(self.clone().dispatch_inner(entry, attempt, permit))
-    }
-
-    async fn dispatch_inner(self, entry: Entry, attempt: u64, permit: OwnedSemaphorePermit) {
-        let s = self.shared;
+    async fn dispatch(&self, entry: Entry, attempt: u64, permit: OwnedSemaphorePermit) {
+        let s = &self.shared;
         if attempt > s.max_deliveries {
             let why = format!(
                 "delivered {} times without an outcome (max_deliveries {}): its consumers were lost",
                 attempt - 1,
                 s.max_deliveries
             );
-            s.dead_letter_owned(entry.id, why, attempt - 1, "lost")
+            s.clone()
+                .dead_letter_owned(entry.id, why, attempt - 1, "lost")
                 .await;
             drop(permit);
             return;
@@ -1510,7 +1513,9 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         let job = match decoded {
             Ok(job) => job,
             Err(why) => {
-                s.dead_letter_owned(entry.id, why, attempt, "decode").await;
+                s.clone()
+                    .dead_letter_owned(entry.id, why, attempt, "decode")
+                    .await;
                 drop(permit);
                 return;
             }
@@ -1537,7 +1542,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         if let Ok(mut g) = s.in_flight.lock() {
             g.insert(id.clone());
         }
-        let handler = self.handler;
+        let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
         let delivery = Delivery {
@@ -1545,7 +1550,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
             queue: s.queue.clone(),
             timeout: self.timeout,
             ticket: Ticket {
-                shared: s,
+                shared: s.clone(),
                 open: Some(Open {
                     id,
                     attempt,
@@ -1556,23 +1561,18 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         };
         // A pool that closed (shutdown) hands the delivery back, and dropping it
         // releases the entry to another consumer.
-        let _ = submit(self.pool, delivery, span_cx).await;
+        let _ = submit(self.pool.clone(), delivery, span_cx).await;
     }
 }
 
 impl Shared {
     /// Settles a delivery that failed or was released: a retry with backoff, a dead
     /// letter, or a release, then its end.
-    async fn settle_failed(&self, open: Open, ended: Ended) {
+    async fn settle_unfinished(&self, open: Open, unfinished: Unfinished) {
         let mut notes = Notes::default();
         let (id, attempt) = (&*open.id, open.attempt);
-        match ended {
-            Ended::Ok(effects) => {
-                // The committer batches these; one that reaches here is committed alone.
-                self.commit_batch(vec![(open, effects)]).await;
-                return;
-            }
-            Ended::Failed(why, et) => {
+        match unfinished {
+            Unfinished::Failed(why, et) => {
                 notes.attributes.push(KeyValue::new(ATTR_ERROR_TYPE, et));
                 if attempt >= self.max_deliveries {
                     self.dead_letter(id, &why, attempt, et).await;
@@ -1605,7 +1605,7 @@ impl Shared {
                 }
                 notes.error = Some(why);
             }
-            Ended::Released => {
+            Unfinished::Released => {
                 notes
                     .attributes
                     .push(KeyValue::new(ATTR_OUTCOME, "released"));
