@@ -2,12 +2,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use otelconc_redis::{JobContext, Queue, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use support::{Server, until};
+use support::{Server, run_until_empty, until};
 
 #[derive(Serialize, Deserialize)]
 struct Job {
@@ -58,16 +56,14 @@ async fn an_effect_outside_the_queues_hash_slot_fails_its_job_with_a_clear_error
         .await
         .unwrap();
     let good = q.submit(&Job { key: inside.into() }).await.unwrap();
-    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
-        cx.effect(redis::cmd("HINCRBY").arg(&j.key).arg(cx.id()).arg(1));
-        Ok::<(), String>(())
-    })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    until(|| async { q.is_empty().await.unwrap() }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let report = run_until_empty(
+        Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+            cx.effect(redis::cmd("HINCRBY").arg(&j.key).arg(cx.id()).arg(1));
+            Ok::<(), String>(())
+        }),
+        &q,
+    )
+    .await;
     let dead = q.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].source_id, bad);

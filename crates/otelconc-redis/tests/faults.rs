@@ -11,7 +11,7 @@ use std::time::Duration;
 use otelconc_redis::{JobContext, Queue, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use support::{Server, until};
+use support::{Server, run_until_empty, until};
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Job {
@@ -121,16 +121,14 @@ async fn a_job_of_another_type_is_dead_lettered_with_a_decode_error() {
     let good = q.submit(&Job { n: 1 }).await.unwrap();
     let ran = Arc::new(AtomicU64::new(0));
     let r = ran.clone();
-    let worker = Worker::builder(q.clone(), move |_j: Job, _cx: JobContext| {
-        r.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok::<(), String>(()))
-    })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    until(|| async { q.is_empty().await.unwrap() }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let report = run_until_empty(
+        Worker::builder(q.clone(), move |_j: Job, _cx: JobContext| {
+            r.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok::<(), String>(()))
+        }),
+        &q,
+    )
+    .await;
     assert_eq!(ran.load(Ordering::SeqCst), 1, "only the good job ran");
     let dead = q.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");

@@ -6,14 +6,13 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use opentelemetry::global;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use otelconc_redis::{JobContext, Queue, Worker};
 use otelconc_testkit::TestTelemetry;
-use support::{Server, until};
+use support::{Server, run_until_empty};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_go_through_the_handle_and_the_handler_runs_under_the_process_span() {
@@ -31,20 +30,18 @@ async fn spans_go_through_the_handle_and_the_handler_runs_under_the_process_span
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen_in_job = seen.clone();
-    let worker = Worker::builder(q.clone(), move |_n: u64, _cx: JobContext| {
-        let sc = opentelemetry::Context::current()
-            .span()
-            .span_context()
-            .clone();
-        seen_in_job.lock().unwrap().push(sc);
-        async { Ok::<(), String>(()) }
-    })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    until(|| async { q.is_empty().await.unwrap() }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let report = run_until_empty(
+        Worker::builder(q.clone(), move |_n: u64, _cx: JobContext| {
+            let sc = opentelemetry::Context::current()
+                .span()
+                .span_context()
+                .clone();
+            seen_in_job.lock().unwrap().push(sc);
+            async { Ok::<(), String>(()) }
+        }),
+        &q,
+    )
+    .await;
     assert_eq!(report.completed, 1, "{report:?}");
 
     let sends = tt.spans_named("send h");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use otelconc_redis::{JobContext, Queue, Worker, WorkerBuilder, WorkerReport};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use support::{Server, until};
+use support::{Server, run_until_empty, until};
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Job {
@@ -409,7 +409,7 @@ async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails
         (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
     });
     assert_eq!(sorted, ids, "ids in the order of the jobs");
-    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+    let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
         cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
         if j.n == 7 {
             cx.effect(redis::cmd("HINCRBY").arg("test:string").arg("f").arg(1));
@@ -417,13 +417,8 @@ async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails
         Ok::<(), String>(())
     })
     .workers(8)
-    .read_batch(256)
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    until(|| async { q.is_empty().await.unwrap() }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
+    .read_batch(256);
+    let report = run_until_empty(builder, &q).await;
     assert_eq!(
         (report.completed, report.dead_lettered),
         (2499, 1),
@@ -451,18 +446,13 @@ async fn only_jobs_with_effects_leave_a_dedup_marker() {
     let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
     let plain = q.submit(&job(0)).await.unwrap();
     let effectful = q.submit(&job(1)).await.unwrap();
-    let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+    let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
         if j.n == 1 {
             cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
         }
         Ok::<(), String>(())
-    })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    until(|| async { q.is_empty().await.unwrap() }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
+    });
+    let report = run_until_empty(builder, &q).await;
     assert_eq!(report.completed, 2, "{report:?}");
     let mut c = server.conn().await;
     let markers: Vec<String> = c.keys("otelconc:{t}:done:*").await.unwrap();

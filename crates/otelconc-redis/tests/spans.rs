@@ -5,15 +5,13 @@
 
 mod support;
 
-use std::time::Duration;
-
 use opentelemetry::global;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use otelconc_redis::{JobContext, Queue, Worker};
 use otelconc_testkit::TestTelemetry;
 use redis::AsyncCommands;
-use support::{Server, until};
+use support::{Server, run_until_empty};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_one_trace_from_submit_to_process_and_unsampled_entries_get_no_span() {
@@ -51,15 +49,13 @@ async fn a_job_is_one_trace_from_submit_to_process_and_unsampled_entries_get_no_
         .unwrap();
     let bare: String = c.xadd(q.stream_key(), "*", &[("job", "5")]).await.unwrap();
 
-    let worker = Worker::builder(q.clone(), |_n: u64, _cx: JobContext| async {
-        Ok::<(), String>(())
-    })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
-    until(|| async { q.is_empty().await.unwrap() }).await;
-    let report = worker.shutdown(Duration::from_secs(5)).await;
+    let report = run_until_empty(
+        Worker::builder(q.clone(), |_n: u64, _cx: JobContext| async {
+            Ok::<(), String>(())
+        }),
+        &q,
+    )
+    .await;
     assert_eq!(report.completed, 5, "{report:?}");
 
     let root_span = &tt.spans_named("request")[0];

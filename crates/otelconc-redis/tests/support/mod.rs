@@ -115,3 +115,21 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Starts `builder` reading with a short block, waits until `queue` is empty (every
+/// entry committed or dead-lettered), shuts the worker down and returns its report.
+pub async fn run_until_empty<J>(
+    builder: otelconc_redis::WorkerBuilder<J>,
+    queue: &otelconc_redis::Queue<J>,
+) -> otelconc_redis::WorkerReport
+where
+    J: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let worker = builder
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    until(|| async { queue.is_empty().await.unwrap() }).await;
+    worker.shutdown(Duration::from_secs(5)).await
+}
