@@ -12,6 +12,7 @@ use std::sync::{Arc, Weak};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, ObservableGauge};
+use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
 use otelconc::telemetry::{SECONDS_BOUNDARIES, Telemetry};
 
 /// Every metric instrument this crate registers, as `(name, kind, unit)`.
@@ -57,7 +58,7 @@ fn destination(queue: &Arc<str>) -> KeyValue {
 }
 
 fn name(queue: &Arc<str>) -> KeyValue {
-    KeyValue::new("otelconc.name", queue.clone())
+    KeyValue::new(ATTR_NAME, queue.clone())
 }
 
 fn group() -> KeyValue {
@@ -117,7 +118,7 @@ impl QueueMetrics {
             None => self.sent.add(n, &self.attrs),
             Some(e) => {
                 let [a, b, c] = self.attrs.clone();
-                self.sent.add(n, &[a, b, c, kv("error.type", e)]);
+                self.sent.add(n, &[a, b, c, kv(ATTR_ERROR_TYPE, e)]);
             }
         }
     }
@@ -232,10 +233,7 @@ impl WorkerMetrics {
         ];
         let hot = t.bound_instruments().then(|| Hot {
             processed: process.bind(&msg),
-            completed: jobs.bind(&[
-                own.clone(),
-                kv("otelconc.outcome", Outcome::Completed.as_str()),
-            ]),
+            completed: jobs.bind(&[own.clone(), kv(ATTR_OUTCOME, Outcome::Completed.as_str())]),
         });
         Self {
             consumed: m
@@ -279,7 +277,7 @@ impl WorkerMetrics {
             Some(e) => {
                 let [a, b, c, d] = self.msg.clone();
                 self.process
-                    .record(seconds, &[a, b, c, d, kv("error.type", e)]);
+                    .record(seconds, &[a, b, c, d, kv(ATTR_ERROR_TYPE, e)]);
             }
         }
     }
@@ -289,12 +287,12 @@ impl WorkerMetrics {
             hot.completed.add(1);
             return;
         }
-        let o = kv("otelconc.outcome", outcome.as_str());
+        let o = kv(ATTR_OUTCOME, outcome.as_str());
         match error {
             None => self.jobs.add(1, &[self.own.clone(), o]),
             Some(e) => self
                 .jobs
-                .add(1, &[self.own.clone(), o, kv("error.type", e)]),
+                .add(1, &[self.own.clone(), o, kv(ATTR_ERROR_TYPE, e)]),
         }
     }
 }
