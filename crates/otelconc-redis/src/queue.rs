@@ -550,9 +550,18 @@ fn end_send(span_cx: Option<&Context>, id: Option<&String>, failed: Option<&redi
 
 /// The propagation fields of `span_cx` (`traceparent`, `tracestate`, `baggage`).
 fn headers(span_cx: &Context) -> Vec<(String, String)> {
-    let mut headers: HashMap<String, String> = HashMap::new();
-    otelconc::telemetry::inject(span_cx, &mut headers);
-    headers.into_iter().collect()
+    struct Fields(Vec<(String, String)>);
+    impl opentelemetry::propagation::Injector for Fields {
+        fn set(&mut self, key: &str, value: String) {
+            match self.0.iter_mut().find(|(k, _)| k == key) {
+                Some((_, v)) => *v = value,
+                None => self.0.push((key.to_owned(), value)),
+            }
+        }
+    }
+    let mut fields = Fields(Vec::with_capacity(3));
+    otelconc::telemetry::inject(span_cx, &mut fields);
+    fields.0
 }
 
 /// The arguments of one entry's `XADD` after the verb.
