@@ -77,8 +77,8 @@
 //!   consumers' names stay in the group until an operator removes them.
 //!
 //! **Exactly-once effects where the effect lives in Redis.** A handler adds commands to
-//! its [`JobContext`] with [`JobContext::effect`]; they are not sent when added. On
-//! success the worker runs one Lua script (atomic in Redis) that sets a per-job dedup
+//! its [`JobContext`] with [`JobContext::effect`]; they are not sent when added. When
+//! such a job succeeds the worker runs one Lua script (atomic in Redis) that sets a per-job dedup
 //! marker (`<stream>:done:<entry id>`, `SET NX PX`, kept for
 //! [`dedup_ttl`](WorkerBuilder::dedup_ttl), 24 h by default), and only if the marker was
 //! new runs the effect commands, then `XACK`s and `XDEL`s the entry. Commits are
