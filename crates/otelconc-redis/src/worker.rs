@@ -291,8 +291,8 @@ struct Shared {
     metrics: WorkerMetrics,
     /// Where the `process` spans go (the builder's handle, else the queue's).
     telemetry: Telemetry,
-    /// Room for finished jobs waiting for their commit (as many as the commit calls in
-    /// flight can hold), apart from the read slots.
+    /// Room for finished jobs waiting for their commit ([`COMMIT_ROOM`]), apart from the
+    /// read slots.
     commit_room: Arc<Semaphore>,
 }
 
