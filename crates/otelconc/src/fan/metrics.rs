@@ -10,8 +10,11 @@ use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_OUTCOME, fan as names};
 use crate::telemetry::{Observation, Telemetry};
 use crate::util::counts::{Owned, Roster};
 
-/// The outcomes an item is counted under, by index.
-const OUTCOMES: [&str; 3] = ["ok", "error", "panic"];
+/// The outcomes an item is counted under, by index, with the `error.type` the counter
+/// carries: a panic's is known here; a user error's type name is on the item's span
+/// (the counters are built before any item type is known).
+const OUTCOMES: [(&str, Option<&str>); 3] =
+    [("ok", None), ("error", None), ("panic", Some("panic"))];
 
 /// The instruments of one [`FanOut`](super::FanOut): items of `fan_out_items` by
 /// outcome, counted by each stream into counters of its own ([`ItemCounts`]) and summed
@@ -29,14 +32,10 @@ impl Metrics {
         let observers = OUTCOMES
             .iter()
             .enumerate()
-            .map(|(k, outcome)| {
+            .map(|(k, &(outcome, error))| {
                 let r: Weak<Roster<3>> = Arc::downgrade(&items);
-                let mut attrs = vec![name.clone(), KeyValue::new(ATTR_OUTCOME, *outcome)];
-                // A panic's error.type is known here; a user error's type name is on the
-                // item's span (the counters are built before any item type is known).
-                if *outcome == "panic" {
-                    attrs.push(KeyValue::new(ATTR_ERROR_TYPE, "panic"));
-                }
+                let mut attrs = vec![name.clone(), KeyValue::new(ATTR_OUTCOME, outcome)];
+                attrs.extend(error.map(|e| KeyValue::new(ATTR_ERROR_TYPE, e)));
                 telemetry.observable_counter(&names::ITEMS, attrs, move || {
                     r.upgrade().map(|r| r.total(k))
                 })

@@ -135,10 +135,10 @@ impl Drop for TaskGuard {
 /// # Telemetry
 /// Tasks started, finished by outcome (a failure with `error.type`) and active. Each
 /// task runs inside the context current at `spawn` (sampled or not, with its baggage);
-/// inside a sampled trace it runs
-/// in an `otelconc.group.task` span, a child of the spawner's span linked to it, which
-/// ends with status Error and `error.type` when the task fails or panics, and with
-/// status Unset and `otelconc.outcome=cancelled` when it is aborted. See
+/// inside a sampled trace it runs in an `otelconc.group.task` span, a child of the
+/// spawner's span linked to it, which ends with status Error and `error.type` when the
+/// task fails or panics, and with status Unset and `otelconc.outcome=cancelled` when it
+/// is aborted. See
 /// [`docs/telemetry.md`](https://example.invalid/otelconc/blob/main/docs/telemetry.md).
 ///
 /// # Examples

@@ -172,12 +172,12 @@ impl Metrics {
                     Combine::Max,
                     move || {
                         let s = r.upgrade()?;
-                        let ages = s
+                        let oldest = s
                             .live_probes()
                             .iter()
                             .filter_map(|p| p.oldest_age())
-                            .collect::<Vec<_>>();
-                        Some(ages.into_iter().fold(0.0, f64::max))
+                            .fold(0.0, f64::max);
+                        Some(oldest)
                     },
                 ));
                 let r = w.clone();

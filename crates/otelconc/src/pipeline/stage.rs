@@ -232,11 +232,10 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
         let (seq, item) = M::open(env);
         let Some(Carried { value, trace }) = item else {
             // A skipped item's marker (ordered mode): pass it on to the sink.
-            if let Some(skip) = M::skipped(seq) {
-                if tx.send(skip).await.is_err() {
-                    break;
-                }
-                counts.entered();
+            if let Some(skip) = M::skipped(seq)
+                && !put_marker(&tx, skip, &counts).await
+            {
+                break;
             }
             continue;
         };
@@ -283,17 +282,36 @@ pub(crate) async fn worker<M, I, O, E, F, Fut>(
                     }
                     ErrorPolicy::Skip => {
                         run.skipped.fetch_add(1, Ordering::Relaxed);
-                        if let Some(skip) = M::skipped(seq) {
-                            if tx.send(skip).await.is_err() {
-                                break;
-                            }
-                            counts.entered();
+                        if let Some(skip) = M::skipped(seq)
+                            && !put_marker(&tx, skip, &counts).await
+                        {
+                            break;
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// Puts a skipped item's marker in the worker's output buffer as an item goes there:
+/// the worker is idle while it waits for room, and the marker counts as entered. Returns
+/// `false` once the buffer is closed. (Skips are off the item path, so this is a call
+/// of its own.)
+async fn put_marker<T>(tx: &Sender<T>, marker: T, counts: &WorkerCounts) -> bool {
+    match tx.try_send(marker) {
+        Ok(()) => {}
+        Err(TrySendError::Full(marker)) => {
+            // Blocked by the next stage: not busy.
+            counts.shift.idle();
+            if tx.send(marker).await.is_err() {
+                return false;
+            }
+        }
+        Err(TrySendError::Closed(_)) => return false,
+    }
+    counts.entered();
+    true
 }
 
 /// A worker's 1-in-N sample of the items it times for the duration histogram (only

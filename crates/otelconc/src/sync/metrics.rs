@@ -252,7 +252,7 @@ impl<H: Holds> Side<H> {
                 } else {
                     &self.wait_cancelled
                 };
-                h.record(start.elapsed().as_secs_f64());
+                record_since(h, start);
             }
         }
         let outcome = if acquired {

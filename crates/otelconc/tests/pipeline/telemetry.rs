@@ -438,3 +438,38 @@ async fn a_blocked_stage_shows_busy_time_saturation_and_backlog_age() {
     assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(5.0));
     assert_eq!(value("otelconc.pipeline.stage.worker.limit"), Some(0.0));
 }
+
+/// A worker that parks on a full output buffer is idle whatever it puts there: a skipped
+/// item's marker (ordered mode) stops its busy time as an item does.
+#[tokio::test(start_paused = true)]
+async fn a_stage_blocked_on_a_skip_marker_is_idle() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("blocked-skips")
+        .stage("work", 1, 2, |_: u64| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<u64, _>("bad".to_owned())
+        })
+        .ordered(true)
+        .on_error(ErrorPolicy::Skip)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    // Nobody reads the output: the worker fills the buffer with the markers of items 0
+    // and 1 (at 1 s and 2 s), fails item 2 at 3 s and parks on the full buffer.
+    let out = pipeline.run(stream::iter(0..5_u64));
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let stage = [attr(ATTR_NAME, "blocked-skips"), attr(ATTR_STAGE, "work")];
+    let value = |metric: &str| tt.metrics().value(metric, &stage);
+    assert_eq!(value("otelconc.pipeline.stage.buffer.size"), Some(2.0));
+    assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(3.0));
+    let state = |s| {
+        let mut a = stage.to_vec();
+        a.push(attr(ATTR_WORKER_STATE, s));
+        tt.metrics()
+            .value("otelconc.pipeline.stage.worker.count", &a)
+    };
+    assert_eq!((state("busy"), state("idle")), (Some(0.0), Some(1.0)));
+    assert_eq!(out.count().await, 0);
+    // Items 3 and 4 took 1 s each once the buffer had room.
+    assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(5.0));
+}
