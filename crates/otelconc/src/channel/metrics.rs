@@ -234,9 +234,10 @@ pub(super) struct Metrics {
     observed: AtomicBool,
     /// This channel's part in its observable instruments, for as long as it lives.
     observations: OnceLock<Vec<Observation>>,
-    /// Messages in the channel, for the depth gauge. It holds a receiver of the
-    /// channel (not counted as a `Receiver` handle), so it lives exactly as long as the
-    /// handles do; the gauge callbacks hold only a weak reference to the channel's
+    /// Messages in the channel, for its size, the received count and the oldest
+    /// message's age. It holds a receiver of the channel (not counted as a `Receiver`
+    /// handle), so it lives exactly as long as the handles do; the callbacks hold only a
+    /// weak reference to the channel's
     /// state, so a dropped channel is freed, queued messages included, even while the
     /// meter lives on.
     len: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
@@ -330,11 +331,10 @@ impl Metrics {
     /// the channel leaves through a receiver (the channel itself lives as long as this
     /// state), so this is exact when the channel is quiet; while messages move it can
     /// only lag (a send is counted just after its push, and `sent` is read before the
-    /// depth), never run ahead, and it is kept monotonic.
+    /// size), never run ahead, and it is kept monotonic.
     fn received_ok(&self) -> u64 {
         let sent = self.sends.get(Outcome::Ok as usize);
-        let queued = self.len.get().map_or(0, |len| len()) as u64;
-        let estimate = sent.saturating_sub(queued);
+        let estimate = sent.saturating_sub(self.queued());
         let last = self.received_ok.fetch_max(estimate, Ordering::Relaxed);
         last.max(estimate)
     }
@@ -342,9 +342,13 @@ impl Metrics {
     /// Seconds the oldest message still queued has waited, at least (see
     /// [`Backlog`]): the messages that entered are the sends counted `ok`.
     fn oldest_age(&self) -> f64 {
-        let queued = self.len.get().map_or(0, |len| len()) as u64;
         let entered = self.sends.get(Outcome::Ok as usize);
-        self.backlog.oldest_age(entered, queued)
+        self.backlog.oldest_age(entered, self.queued())
+    }
+
+    /// Messages in the channel now (0 before [`set_len`](Self::set_len)).
+    fn queued(&self) -> u64 {
+        self.len.get().map_or(0, |len| len()) as u64
     }
 
     /// Whether an SDK reads these metrics (known once they are registered).
@@ -353,7 +357,7 @@ impl Metrics {
         self.observed.load(Ordering::Relaxed)
     }
 
-    /// Gives the depth gauge its channel: a receiver kept here (not counted as a
+    /// Gives the size reading its channel: a receiver kept here (not counted as a
     /// `Receiver` handle), so it lives exactly as long as the handles do.
     pub(super) fn set_len<M: Send + 'static>(&self, rx: &async_channel::Receiver<M>) {
         let keep = rx.clone();
