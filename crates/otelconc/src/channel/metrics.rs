@@ -32,12 +32,12 @@ pub(super) const SAMPLE_EVERY: u64 = 256;
 /// the slower side waits briefly.
 pub(super) const SAMPLE_WAITS: u64 = 64;
 
-/// How a send or a receive ended; for a send, its position in `SEND_OUTCOMES` (the
-/// receivers' outcomes are not exported: `otelconc.channel.received` counts messages).
+/// How a send ended; its position in `SEND_OUTCOMES` (receives count no outcomes:
+/// `otelconc.channel.received` counts messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
     Ok = 0,
-    /// `full` for sends, `empty` for receives.
+    /// The channel was full (`try_send`).
     Refused = 1,
     Closed = 2,
     Timeout = 3,
@@ -63,12 +63,11 @@ impl Outcome {
     }
 }
 
-/// The counts of one side of a channel (every sender, or every receiver), by outcome.
+/// The senders' counts, by outcome.
 ///
-/// Kept in a [`Striped`] counter: any thread may send or receive through any handle, so
-/// each thread counts on a cache line of its own with a plain load and store (no locked
-/// add, no line shared between producers and consumers), and collection sums the
-/// stripes.
+/// Kept in a [`Striped`] counter: any thread may send through any handle, so each
+/// thread counts on a cache line of its own with a plain load and store (no locked
+/// add, no line shared between producers), and collection sums the stripes.
 ///
 /// The message sample is a fixed stride of each thread's sends on the channel, kept in
 /// the thread's stripe beside its counts (no second thread-local lookup on the fast
@@ -83,12 +82,28 @@ impl Outcome {
 pub(super) struct Counts {
     /// Written once, when the channel's instruments are registered.
     on: AtomicBool,
-    /// Which side: the senders count their outcomes, the receivers none (they are not
-    /// exported: `otelconc.channel.received` counts messages).
-    sending: bool,
-    /// Where this side's samples start in the stride (see [`random_offset`]).
+    /// Where the channel's message samples start in the stride (see [`random_offset`]).
     offset: u64,
     by: Striped<SLOTS>,
+}
+
+/// The receivers' side: they count no outcomes (`otelconc.channel.received` is derived
+/// from the senders' counts) and only sample their waits.
+#[derive(Debug, Default)]
+pub(super) struct Receives {
+    /// Written once, when the channel's instruments are registered.
+    on: AtomicBool,
+}
+
+/// The side a wait belongs to ([`Counts`] or [`Receives`]): where [`Waited`] and
+/// [`timed_blocking`] sample the wait and count how it ended.
+pub(super) trait Side: Sync {
+    /// Notes one more wait; when it is the sampled one of this thread's 1 in
+    /// [`SAMPLE_WAITS`] for this side, the time it starts at (see [`record_wait`]).
+    fn wait_start(&self) -> Option<Instant>;
+
+    /// Counts a wait that ended as `outcome` (nothing for the receivers).
+    fn add(&self, outcome: Outcome, n: u64);
 }
 
 /// The slot of [`Counts::by`] past the outcomes: the message sequence (queue-time
@@ -118,9 +133,9 @@ fn next_wait(k: usize) -> u64 {
         .unwrap_or(0)
 }
 
-/// A random offset for one side of one channel, so that its samples start anywhere in
-/// the stride: a channel built per request has its first operation sampled 1 time in
-/// N, not always.
+/// A random offset for one channel, so that its message samples start anywhere in the
+/// stride: a channel built per request has its first message sampled 1 time in N, not
+/// always.
 fn random_offset() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new()
@@ -129,11 +144,9 @@ fn random_offset() -> u64 {
 }
 
 impl Counts {
-    /// The counts of one side: the senders' when `sending`.
-    pub(super) fn new(sending: bool) -> Self {
+    pub(super) fn new() -> Self {
         Self {
             on: AtomicBool::new(false),
-            sending,
             offset: random_offset(),
             by: Striped::default(),
         }
@@ -143,21 +156,6 @@ impl Counts {
     #[inline]
     pub(super) fn is_on(&self) -> bool {
         self.on.load(Ordering::Relaxed)
-    }
-
-    /// Notes one more wait; when it is the sampled one of this thread's 1 in
-    /// [`SAMPLE_WAITS`], the time it starts at (see [`record_wait`]).
-    #[inline]
-    pub(super) fn wait_start(&self) -> Option<Instant> {
-        if !self.is_on() {
-            return None;
-        }
-        let k = if self.sending {
-            SEND_WAITS
-        } else {
-            RECEIVE_WAITS
-        };
-        next_wait(k).is_multiple_of(SAMPLE_WAITS).then(Instant::now)
     }
 
     /// Notes one more message sent; whether it is the sampled one of this thread's 1 in
@@ -172,17 +170,51 @@ impl Counts {
                 .is_multiple_of(SAMPLE_EVERY)
     }
 
-    #[inline]
-    pub(super) fn add(&self, outcome: Outcome, n: u64) {
-        if self.sending && self.is_on() {
-            self.by.add(outcome as usize, n);
-        }
-    }
-
     /// The count of the outcome at position `outcome`.
     fn get(&self, outcome: usize) -> u64 {
         self.by.get(outcome)
     }
+}
+
+/// The wait sample of this thread's sequence `k`, when `on`.
+#[inline]
+fn wait_start(on: &AtomicBool, k: usize) -> Option<Instant> {
+    if !on.load(Ordering::Relaxed) {
+        return None;
+    }
+    next_wait(k).is_multiple_of(SAMPLE_WAITS).then(Instant::now)
+}
+
+impl Side for Counts {
+    #[inline]
+    fn wait_start(&self) -> Option<Instant> {
+        wait_start(&self.on, SEND_WAITS)
+    }
+
+    #[inline]
+    fn add(&self, outcome: Outcome, n: u64) {
+        if self.is_on() {
+            self.by.add(outcome as usize, n);
+        }
+    }
+}
+
+impl Receives {
+    /// Whether anything reads the channel's metrics.
+    #[inline]
+    pub(super) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+}
+
+impl Side for Receives {
+    #[inline]
+    fn wait_start(&self) -> Option<Instant> {
+        wait_start(&self.on, RECEIVE_WAITS)
+    }
+
+    #[inline]
+    fn add(&self, _: Outcome, _: u64) {}
 }
 
 /// Every instrument of one channel, and the counts its observable instruments read.
@@ -194,17 +226,18 @@ pub(super) struct Metrics {
     backlog: Backlog,
     /// What the senders counted.
     pub(super) sends: Counts,
-    /// What the receivers counted.
-    pub(super) recvs: Counts,
+    /// The receivers' wait samples.
+    pub(super) recvs: Receives,
     /// The last `received{outcome=ok}` reported, to keep the derived count monotonic.
     received_ok: AtomicU64,
     /// Whether the meter kept the metric callbacks, i.e. an SDK will read the counts.
     observed: AtomicBool,
     /// This channel's part in its observable instruments, for as long as it lives.
     observations: OnceLock<Vec<Observation>>,
-    /// Messages in the channel, for the depth gauge. It holds a receiver of the
-    /// channel (not counted as a `Receiver` handle), so it lives exactly as long as the
-    /// handles do; the gauge callbacks hold only a weak reference to the channel's
+    /// Messages in the channel, for its size, the received count and the oldest
+    /// message's age. It holds a receiver of the channel (not counted as a `Receiver`
+    /// handle), so it lives exactly as long as the handles do; the callbacks hold only a
+    /// weak reference to the channel's
     /// state, so a dropped channel is freed, queued messages included, even while the
     /// meter lives on.
     len: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
@@ -218,8 +251,8 @@ impl Metrics {
             recv_wait: telemetry.histogram(&spec::RECEIVE_WAIT_DURATION, &attrs),
             queue_time: telemetry.histogram(&spec::QUEUE_DURATION, &attrs),
             backlog: Backlog::default(),
-            sends: Counts::new(true),
-            recvs: Counts::new(false),
+            sends: Counts::new(),
+            recvs: Receives::default(),
             received_ok: AtomicU64::new(0),
             observed: AtomicBool::new(false),
             observations: OnceLock::new(),
@@ -298,11 +331,10 @@ impl Metrics {
     /// the channel leaves through a receiver (the channel itself lives as long as this
     /// state), so this is exact when the channel is quiet; while messages move it can
     /// only lag (a send is counted just after its push, and `sent` is read before the
-    /// depth), never run ahead, and it is kept monotonic.
+    /// size), never run ahead, and it is kept monotonic.
     fn received_ok(&self) -> u64 {
         let sent = self.sends.get(Outcome::Ok as usize);
-        let queued = self.len.get().map_or(0, |len| len()) as u64;
-        let estimate = sent.saturating_sub(queued);
+        let estimate = sent.saturating_sub(self.queued());
         let last = self.received_ok.fetch_max(estimate, Ordering::Relaxed);
         last.max(estimate)
     }
@@ -310,9 +342,13 @@ impl Metrics {
     /// Seconds the oldest message still queued has waited, at least (see
     /// [`Backlog`]): the messages that entered are the sends counted `ok`.
     fn oldest_age(&self) -> f64 {
-        let queued = self.len.get().map_or(0, |len| len()) as u64;
         let entered = self.sends.get(Outcome::Ok as usize);
-        self.backlog.oldest_age(entered, queued)
+        self.backlog.oldest_age(entered, self.queued())
+    }
+
+    /// Messages in the channel now (0 before [`set_len`](Self::set_len)).
+    fn queued(&self) -> u64 {
+        self.len.get().map_or(0, |len| len()) as u64
     }
 
     /// Whether an SDK reads these metrics (known once they are registered).
@@ -321,7 +357,7 @@ impl Metrics {
         self.observed.load(Ordering::Relaxed)
     }
 
-    /// Gives the depth gauge its channel: a receiver kept here (not counted as a
+    /// Gives the size reading its channel: a receiver kept here (not counted as a
     /// `Receiver` handle), so it lives exactly as long as the handles do.
     pub(super) fn set_len<M: Send + 'static>(&self, rx: &async_channel::Receiver<M>) {
         let keep = rx.clone();
@@ -342,7 +378,7 @@ impl Metrics {
 /// calling thread's sampled wait (one in 64).
 pub(super) fn timed_blocking<R>(
     histogram: &Histogram,
-    counts: &Counts,
+    counts: &impl Side,
     wait: impl FnOnce() -> R,
 ) -> R {
     let start = counts.wait_start();
@@ -372,7 +408,8 @@ pin_project_lite::pin_project! {
         waiting: bool,
         since: Option<Instant>,
         histogram: &'a Histogram,
-        counts: &'a Counts,
+        // A dynamic call, made only by an operation that waits.
+        counts: &'a dyn Side,
     }
 
     impl<F> PinnedDrop for Waited<'_, F> {
@@ -386,7 +423,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<'a, F> Waited<'a, F> {
-    pub(super) fn new(fut: F, histogram: &'a Histogram, counts: &'a Counts) -> Self {
+    pub(super) fn new(fut: F, histogram: &'a Histogram, counts: &'a dyn Side) -> Self {
         Self {
             fut,
             waiting: false,

@@ -11,7 +11,7 @@ use futures_core::Stream;
 
 use super::carry::Batch;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
-use super::metrics::{Counts, Waited, timed_blocking};
+use super::metrics::{Receives, Waited, timed_blocking};
 use super::queue::Rx;
 use super::received::{Received, ReceivedBatch};
 use super::state::Shared;
@@ -73,9 +73,9 @@ impl<T> Clone for Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// What the receivers counted.
+    /// The receivers' wait samples.
     #[inline]
-    fn counts(&self) -> &Counts {
+    fn counts(&self) -> &Receives {
         &self.shared.metrics.recvs
     }
 
@@ -496,7 +496,7 @@ async fn recv_within<M>(
     rx: &async_channel::Receiver<M>,
     timeout: Duration,
     histogram: &Histogram,
-    counts: &Counts,
+    counts: &Receives,
 ) -> Result<M, RecvTimeoutError> {
     match rx.try_recv() {
         Ok(m) => Ok(m),

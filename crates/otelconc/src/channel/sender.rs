@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::carry::end_producer;
 use super::error::{SendError, SendTimeoutError, TrySendError};
-use super::metrics::{Outcome, Waited, record_wait, timed_blocking};
+use super::metrics::{Outcome, Side, Waited, record_wait, timed_blocking};
 use super::permit::Permit;
 use super::queue::Tx;
 use super::space::{Claim, Waiter};

@@ -423,8 +423,9 @@ impl Telemetry {
             .up_down_counter_f64(&self.meter, spec, attrs, observe)
     }
 
-    /// Like [`Telemetry::observable_gauge`] with an `f64` value, the instances of a
-    /// name combining as `combine` says.
+    /// This instance's part in the observable `f64` gauge `spec` with `attrs`, for a
+    /// value that does not add up (an age): the instances of a name combine as `combine`
+    /// says. `observe` should hold only a `Weak` of its instance.
     pub(crate) fn observable_gauge_f64(
         &self,
         spec: &'static InstrumentSpec,
