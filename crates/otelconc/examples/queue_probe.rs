@@ -1,10 +1,11 @@
 //! One-off measurements behind the queue evaluation in `src/channel/queue.rs`:
 //! crossfire against async-channel for the CPU a parked receiver burns while idle,
-//! delivery latency at low load, and 1p1c time and CPU per message. Numbers depend on
-//! the machine; run both back to back and compare.
+//! delivery latency at low load, 1p1c time and CPU per message, and time per message
+//! with 1 and 4 producers and consumers (with a third, prototype queue: `gated`).
+//! Numbers depend on the machine; run them back to back and compare.
 //!
-//! `cargo run --release -p otelconc --example queue_probe [idle|latency|throughput]...`
-//! (all three when none is named). Run it under `taskset -c 0` to see one core.
+//! `cargo run --release -p otelconc --example queue_probe [idle|latency|throughput|mpmc]...`
+//! (all four when none is named). Run it under `taskset -c 0` to see one core.
 
 use std::time::{Duration, Instant};
 
