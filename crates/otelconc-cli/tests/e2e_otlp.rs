@@ -119,10 +119,13 @@ fn assert_queue_metrics(metrics: &[RotelMetric]) {
     }
 }
 
+/// Whether every metric of `names` is among `metrics`.
+fn all_arrived(names: &[&str], metrics: &[RotelMetric]) -> bool {
+    names.iter().all(|n| metrics.iter().any(|m| m.name == *n))
+}
+
 fn metrics_arrived(metrics: &[RotelMetric]) -> bool {
-    PRIMITIVE_METRICS
-        .iter()
-        .all(|n| metrics.iter().any(|m| m.name == *n))
+    all_arrived(PRIMITIVE_METRICS, metrics)
 }
 
 /// The spans of each trace, by trace id.
@@ -278,7 +281,7 @@ fn export_with(protocol: &str) {
     );
     assert!(succeeded(&stdout) > 0);
     rotel.expect("metrics of every primitive", WAIT, |_, m| {
-        metrics_arrived(m) && QUEUE_METRICS.iter().all(|n| m.iter().any(|x| x.name == *n))
+        metrics_arrived(m) && all_arrived(QUEUE_METRICS, m)
     });
     assert_queue_metrics(&rotel.metrics());
     rotel.expect("a complete event trace", WAIT, |spans, _| {

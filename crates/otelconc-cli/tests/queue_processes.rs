@@ -113,6 +113,26 @@ fn otelconc(dir: &Path, log: &str, envs: &[(&str, String)], args: &[&str]) -> Ch
     cmd.spawn().expect("run otelconc")
 }
 
+/// `otelconc queue submit` of `jobs` jobs to the Redis at `url`, with a JSON summary and
+/// a 120 s bound on its wait; logs to `<dir>/submit.out` / `.err`.
+fn submit_jobs(dir: &Path, url: &str, jobs: usize) -> Child {
+    otelconc(
+        dir,
+        "submit",
+        &[],
+        &[
+            "submit",
+            "--redis",
+            url,
+            "--jobs",
+            &jobs.to_string(),
+            "--json",
+            "--timeout",
+            "120",
+        ],
+    )
+}
+
 fn log(dir: &Path, log: &str) -> String {
     let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{log}.{ext}")));
     format!(
@@ -206,21 +226,7 @@ fn a_worker_killed_mid_job_has_its_jobs_reclaimed_by_another_and_applied_once() 
             "1",
         ],
     );
-    let mut submit = otelconc(
-        &dir,
-        "submit",
-        &[],
-        &[
-            "submit",
-            "--redis",
-            &url,
-            "--jobs",
-            &jobs.to_string(),
-            "--json",
-            "--timeout",
-            "120",
-        ],
-    );
+    let mut submit = submit_jobs(&dir, &url, jobs);
     // Killed once it has finished some jobs and holds others.
     eventually("the first worker completes some jobs", || {
         server.effects().len() >= 4
@@ -291,21 +297,7 @@ fn ten_thousand_jobs_complete_once_while_workers_are_killed_and_restarted_at_ran
         otelconc(dir, &format!("worker{started}"), &[], &worker_args)
     };
     let mut workers: Vec<Child> = (0..3).map(|_| spawn(&dir)).collect();
-    let mut submit = otelconc(
-        &dir,
-        "submit",
-        &[],
-        &[
-            "submit",
-            "--redis",
-            &url,
-            "--jobs",
-            &jobs.to_string(),
-            "--json",
-            "--timeout",
-            "120",
-        ],
-    );
+    let mut submit = submit_jobs(&dir, &url, jobs);
     let mut rng = rand::rngs::StdRng::seed_from_u64(15);
     let mut kills = 0;
     let start = Instant::now();
@@ -486,21 +478,7 @@ fn jobs_that_always_fail_are_counted_as_dead_lettered_with_their_redeliveries() 
             "1",
         ],
     );
-    let mut submit = otelconc(
-        &dir,
-        "submit",
-        &[],
-        &[
-            "submit",
-            "--redis",
-            &url,
-            "--jobs",
-            "10",
-            "--json",
-            "--timeout",
-            "120",
-        ],
-    );
+    let mut submit = submit_jobs(&dir, &url, 10);
     assert!(
         wait_exit(&mut submit, "queue submit"),
         "queue submit failed\n{}",

@@ -1,10 +1,11 @@
 //! One-off measurements behind the queue evaluation in `src/channel/queue.rs`:
 //! crossfire against async-channel for the CPU a parked receiver burns while idle,
-//! delivery latency at low load, and 1p1c time and CPU per message. Numbers depend on
-//! the machine; run both back to back and compare.
+//! delivery latency at low load, 1p1c time and CPU per message, and time per message
+//! with 1 and 4 producers and consumers (with a third, prototype queue: `gated`).
+//! Numbers depend on the machine; run them back to back and compare.
 //!
-//! `cargo run --release -p otelconc --example queue_probe [idle|latency|throughput]...`
-//! (all three when none is named). Run it under `taskset -c 0` to see one core.
+//! `cargo run --release -p otelconc --example queue_probe [idle|latency|throughput|mpmc]...`
+//! (all four when none is named). Run it under `taskset -c 0` to see one core.
 
 use std::time::{Duration, Instant};
 
@@ -241,19 +242,20 @@ fn idle() {
     for name in ["async-channel", "crossfire"] {
         let rt = runtime();
         let before = cpu();
+        macro_rules! run {
+            ($make:expr) => {{
+                let (tx, rx) = $make;
+                let t = tokio::spawn(async move { rx.recv().await.is_ok() });
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                drop(tx);
+                t
+            }};
+        }
         rt.block_on(async {
             let task = if name == "crossfire" {
-                let (tx, rx) = crossfire::mpmc::bounded_async::<u64>(1024);
-                let t = tokio::spawn(async move { rx.recv().await.is_ok() });
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                drop(tx);
-                t
+                run!(crossfire::mpmc::bounded_async::<u64>(1024))
             } else {
-                let (tx, rx) = async_channel::bounded::<u64>(1024);
-                let t = tokio::spawn(async move { rx.recv().await.is_ok() });
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                drop(tx);
-                t
+                run!(async_channel::bounded::<u64>(1024))
             };
             assert!(!task.await.unwrap());
         });
@@ -272,38 +274,30 @@ fn latency() {
     const N: usize = 3000;
     for name in ["async-channel", "crossfire"] {
         let rt = runtime();
+        macro_rules! run {
+            ($make:expr, $tick:ident) => {{
+                let (tx, rx) = $make;
+                let r = tokio::spawn(async move {
+                    let mut v = Vec::with_capacity(N);
+                    while let Ok(t) = rx.recv().await {
+                        v.push(t.elapsed());
+                    }
+                    v
+                });
+                for _ in 0..N {
+                    $tick.tick().await;
+                    tx.send(Instant::now()).await.unwrap();
+                }
+                drop(tx);
+                r.await.unwrap()
+            }};
+        }
         let mut lat: Vec<Duration> = rt.block_on(async {
             let mut tick = tokio::time::interval(Duration::from_millis(1));
             if name == "crossfire" {
-                let (tx, rx) = crossfire::mpmc::bounded_async::<Instant>(1024);
-                let r = tokio::spawn(async move {
-                    let mut v = Vec::with_capacity(N);
-                    while let Ok(t) = rx.recv().await {
-                        v.push(t.elapsed());
-                    }
-                    v
-                });
-                for _ in 0..N {
-                    tick.tick().await;
-                    tx.send(Instant::now()).await.unwrap();
-                }
-                drop(tx);
-                r.await.unwrap()
+                run!(crossfire::mpmc::bounded_async::<Instant>(1024), tick)
             } else {
-                let (tx, rx) = async_channel::bounded::<Instant>(1024);
-                let r = tokio::spawn(async move {
-                    let mut v = Vec::with_capacity(N);
-                    while let Ok(t) = rx.recv().await {
-                        v.push(t.elapsed());
-                    }
-                    v
-                });
-                for _ in 0..N {
-                    tick.tick().await;
-                    tx.send(Instant::now()).await.unwrap();
-                }
-                drop(tx);
-                r.await.unwrap()
+                run!(async_channel::bounded::<Instant>(1024), tick)
             }
         });
         lat.sort();
@@ -322,33 +316,27 @@ fn throughput() {
         for cap in [1024usize, 16, 1] {
             let rt = runtime();
             let (c0, t0) = (cpu(), Instant::now());
+            macro_rules! run {
+                ($make:expr) => {{
+                    let (tx, rx) = $make;
+                    let p = tokio::spawn(async move {
+                        for i in 0..N {
+                            tx.send(i).await.unwrap();
+                        }
+                    });
+                    let mut n = 0;
+                    while rx.recv().await.is_ok() {
+                        n += 1;
+                    }
+                    p.await.unwrap();
+                    assert_eq!(n, N);
+                }};
+            }
             rt.block_on(async {
                 if name == "crossfire" {
-                    let (tx, rx) = crossfire::mpmc::bounded_async::<u64>(cap);
-                    let p = tokio::spawn(async move {
-                        for i in 0..N {
-                            tx.send(i).await.unwrap();
-                        }
-                    });
-                    let mut n = 0;
-                    while rx.recv().await.is_ok() {
-                        n += 1;
-                    }
-                    p.await.unwrap();
-                    assert_eq!(n, N);
+                    run!(crossfire::mpmc::bounded_async::<u64>(cap))
                 } else {
-                    let (tx, rx) = async_channel::bounded::<u64>(cap);
-                    let p = tokio::spawn(async move {
-                        for i in 0..N {
-                            tx.send(i).await.unwrap();
-                        }
-                    });
-                    let mut n = 0;
-                    while rx.recv().await.is_ok() {
-                        n += 1;
-                    }
-                    p.await.unwrap();
-                    assert_eq!(n, N);
+                    run!(async_channel::bounded::<u64>(cap))
                 }
             });
             let (wall, cpu_used) = (t0.elapsed(), cpu() - c0);

@@ -172,49 +172,42 @@ impl Wake for CountingWaker {
     }
 }
 
+/// Receiver A parks first, then B; a send wakes A, and A gives up without taking the
+/// message: B must get it, without another send. `$make` builds a channel of `u32`
+/// with room for 4.
+macro_rules! woken_then_cancelled_receiver_passes_the_wake_up_on {
+    ($make:expr) => {{
+        let (tx, rx) = $make;
+        let rx2 = rx.clone();
+        // A parks first, so the send wakes A.
+        let a_waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(a_waker.clone());
+        let mut a = Box::pin(rx.recv());
+        assert!(
+            a.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        // B parks second.
+        let b = tokio::spawn(async move { rx2.recv().await });
+        tokio::task::yield_now().await;
+        tx.try_send(7).unwrap();
+        assert_eq!(a_waker.0.load(Ordering::SeqCst), 1, "the send woke A");
+        // A gives up without taking the message: B must get it, without another send.
+        drop(a);
+        let got = tokio::time::timeout(Duration::from_secs(1), b).await;
+        assert_eq!(got.expect("B was never woken").unwrap(), Ok(7));
+    }};
+}
+
 #[tokio::test(start_paused = true)]
 async fn crossfire_woken_then_cancelled_receiver_passes_the_wake_up_on() {
-    let (tx, rx) = mpmc::bounded_async::<u32>(4);
-    let rx2 = rx.clone();
-    // A parks first, so the send wakes A.
-    let a_waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(a_waker.clone());
-    let mut a = Box::pin(rx.recv());
-    assert!(
-        a.as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending()
-    );
-    // B parks second.
-    let b = tokio::spawn(async move { rx2.recv().await });
-    tokio::task::yield_now().await;
-    tx.try_send(7).unwrap();
-    assert_eq!(a_waker.0.load(Ordering::SeqCst), 1, "the send woke A");
-    // A gives up without taking the message: B must get it, without another send.
-    drop(a);
-    let got = tokio::time::timeout(Duration::from_secs(1), b).await;
-    assert_eq!(got.expect("B was never woken").unwrap(), Ok(7));
+    woken_then_cancelled_receiver_passes_the_wake_up_on!(mpmc::bounded_async::<u32>(4));
 }
 
 #[tokio::test(start_paused = true)]
 async fn async_channel_woken_then_cancelled_receiver_passes_the_wake_up_on() {
-    let (tx, rx) = async_channel::bounded::<u32>(4);
-    let rx2 = rx.clone();
-    let a_waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(a_waker.clone());
-    let mut a = Box::pin(rx.recv());
-    assert!(
-        a.as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending()
-    );
-    let b = tokio::spawn(async move { rx2.recv().await });
-    tokio::task::yield_now().await;
-    tx.try_send(7).unwrap();
-    assert_eq!(a_waker.0.load(Ordering::SeqCst), 1, "the send woke A");
-    drop(a);
-    let got = tokio::time::timeout(Duration::from_secs(1), b).await;
-    assert_eq!(got.expect("B was never woken").unwrap(), Ok(7));
+    woken_then_cancelled_receiver_passes_the_wake_up_on!(async_channel::bounded::<u32>(4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,22 +190,6 @@ fn need_url(url: &str) -> &str {
     url
 }
 
-/// Which providers an otelconc variant hands its queue.
-#[derive(Clone, Copy)]
-enum Providers {
-    None,
-    Metrics,
-    Traced,
-}
-
-fn handle(providers: Providers, t: &BenchTelemetry) -> Telemetry {
-    match providers {
-        Providers::None => t.nosdk(),
-        Providers::Metrics => t.metrics(),
-        Providers::Traced => t.traced(),
-    }
-}
-
 /// The jobs `0..ops` in submit batches.
 fn batches(ops: u64) -> impl Iterator<Item = Vec<u64>> {
     (0..ops)
@@ -408,20 +392,17 @@ async fn raw_run(url: &str, ops: u64) -> Duration {
     took
 }
 
+/// An otelconc variant whose queue records through the handle `providers` makes of
+/// the bench's providers (`BenchTelemetry::nosdk`, `metrics` or `traced`).
 fn otelconc_variant(
     name: &'static str,
     url: String,
-    providers: Providers,
+    providers: fn(&BenchTelemetry) -> Telemetry,
     t: &BenchTelemetry,
 ) -> Variant {
     let t = t.clone();
     Variant::new(name, move |rt: &Runtime, ops| {
-        rt.block_on(otelconc_run(
-            need_url(&url),
-            name,
-            ops,
-            handle(providers, &t),
-        ))
+        rt.block_on(otelconc_run(need_url(&url), name, ops, providers(&t)))
     })
 }
 
@@ -441,16 +422,21 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
             otelconc_variant(
                 "otelconc-nosdk",
                 url.clone(),
-                Providers::None,
+                BenchTelemetry::nosdk,
                 &env.telemetry,
             ),
             otelconc_variant(
                 "otelconc-metrics",
                 url.clone(),
-                Providers::Metrics,
+                BenchTelemetry::metrics,
                 &env.telemetry,
             ),
-            otelconc_variant("otelconc-traced", url, Providers::Traced, &env.telemetry),
+            otelconc_variant(
+                "otelconc-traced",
+                url,
+                BenchTelemetry::traced,
+                &env.telemetry,
+            ),
         ],
     }]
 }
