@@ -42,6 +42,12 @@ pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
 /// members keeps its first 32; a `baggage` header over the W3C limit of 8192 bytes is
 /// dropped, and one within it keeps at most 64 entries.
 ///
+/// The context is built from the carrier alone, on an empty context: nothing of the
+/// caller's current context (its span, its baggage) leaks into it, so a message that
+/// carries no trace extracts to no trace even when `extract` runs inside a span. (The
+/// OpenTelemetry API's `TextMapPropagator::extract` builds on the current context
+/// instead.)
+///
 /// The `traceparent` is checked against the W3C format here before the propagator
 /// reads it: the OpenTelemetry SDK's parser accepts trace and span ids shorter than 32
 /// and 16 hex digits, which would make up an id the sender never sent.
@@ -56,7 +62,7 @@ pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
 /// assert!(!cx.span().span_context().is_valid());
 /// ```
 pub fn extract(carrier: &dyn Extractor) -> Context {
-    global::get_text_map_propagator(|p| p.extract(&Checked(carrier)))
+    global::get_text_map_propagator(|p| p.extract_with_context(&Context::new(), &Checked(carrier)))
 }
 
 /// The `traceparent` header, with the W3C field lengths the SDK's parser does not check.
@@ -82,13 +88,18 @@ impl Extractor for Checked<'_> {
 }
 
 fn well_formed(traceparent: &str) -> bool {
-    let mut fields = traceparent.split('-');
-    let lens = [2, 32, 16, 2];
-    let shape_ok = lens.iter().all(|&len| {
-        fields.next().is_some_and(|f| {
-            f.len() == len && f.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
-    });
-    let version_00 = traceparent.starts_with("00-");
-    shape_ok && !(version_00 && fields.next().is_some())
+    // One pass over the bytes: `vv-<32 hex>-<16 hex>-ff`, then, for a version other
+    // than 00 only, more fields after a dash.
+    let b = traceparent.as_bytes();
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    b.len() >= 55
+        && hex(0..2)
+        && b[2] == b'-'
+        && hex(3..35)
+        && b[35] == b'-'
+        && hex(36..52)
+        && b[52] == b'-'
+        && hex(53..55)
+        && (b.len() == 55 || (!b.starts_with(b"00-") && b[55] == b'-'))
 }

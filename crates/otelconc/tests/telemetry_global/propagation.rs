@@ -99,6 +99,56 @@ async fn malformed_traceparents_extract_to_a_context_without_a_span() {
 }
 
 #[tokio::test]
+async fn a_later_version_may_add_fields_after_the_flags() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    for tp in [
+        "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-more",
+        "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ] {
+        let sc = extract(&headers(tp)).span().span_context().clone();
+        assert!(sc.is_valid(), "{tp:?} was refused");
+        assert_eq!(sc.span_id(), SpanId::from(0xb7ad_6b71_6920_3331_u64));
+    }
+    // But not glued to the flags.
+    let glued = "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01more";
+    assert!(!extract(&headers(glued)).span().span_context().is_valid());
+}
+
+#[tokio::test]
+async fn nothing_of_the_callers_context_leaks_into_an_extracted_one() {
+    let _g = GLOBALS.lock().await;
+    install_w3c();
+    // Extracting inside a sampled span with baggage, say in a request handler that
+    // reads messages from a broker.
+    let _attached = upstream(TraceFlags::SAMPLED).attach();
+    for carrier in [HashMap::new(), headers("garbage")] {
+        let cx = extract(&carrier);
+        assert!(
+            !cx.span().span_context().is_valid(),
+            "{carrier:?} extracted to the caller's span"
+        );
+        assert!(
+            cx.baggage().is_empty(),
+            "{carrier:?} extracted the caller's baggage"
+        );
+    }
+    // A carrier with a trace gets its own, and only its own baggage.
+    let mut h = headers("00-11111111111111111111111111111111-2222222222222222-01");
+    h.insert("baggage".to_owned(), "region=eu".to_owned());
+    let cx = extract(&h);
+    assert_eq!(
+        cx.span().span_context().trace_id(),
+        TraceId::from(0x1111_1111_1111_1111_1111_1111_1111_1111_u128)
+    );
+    assert!(cx.baggage().get("tenant").is_none());
+    assert_eq!(
+        cx.baggage().get("region").map(|v| v.as_str().to_string()),
+        Some("eu".to_owned())
+    );
+}
+
+#[tokio::test]
 async fn an_oversized_tracestate_keeps_its_first_32_members() {
     let _g = GLOBALS.lock().await;
     install_w3c();
