@@ -52,6 +52,13 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
             travels, no span is built",
         ),
         (
+            "carried+bare-span",
+            "every send inside a sampled trace, received with plain `recv`, then one bare \
+            SDK span per message (no attributes, no link, the tracer called directly): the \
+            least a traced message can cost when its context is carried to the consumer \
+            and one span is built there",
+        ),
+        (
             "seed-style",
             "the seed's instrumentation: two spans and four dynamic-attribute records per \
             message",
@@ -208,6 +215,30 @@ fn traced(
     })
 }
 
+/// Traced sends and plain receives, plus one bare SDK span per message on the consumer
+/// under the sampled root: the floor of a traced hop (see the variant's doc).
+fn carried_bare_span(
+    rt: &tokio::runtime::Runtime,
+    ops: u64,
+    p: u64,
+    c: u64,
+    t: &Telemetry,
+    root: &opentelemetry::Context,
+    tracer: &SdkTracer,
+) -> Duration {
+    mpmc!(rt, ops, p, c,
+    (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
+    ctx(cx = (root.clone(), tracer.clone())),
+    send(tx, i) { let _ = tx.send(i).with_context(cx.0.clone()).await; },
+    recv(rx) {
+        let r = rx.recv().await.ok();
+        if r.is_some() {
+            cx.1.start_with_context("bench.span", &cx.0).end();
+        }
+        r
+    })
+}
+
 /// What the seed does per operation: a span, plus a counter and a histogram recorded
 /// with attribute lists built on the spot.
 #[derive(Clone)]
@@ -284,6 +315,8 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         let traced_t = env.telemetry.traced();
         let (root1, root2, root3) = (root.clone(), root.clone(), root.clone());
         let traced_plain = env.telemetry.traced();
+        let (traced_floor, root4) = (env.telemetry.traced(), root.clone());
+        let floor_tracer = seed_ops.tracer.clone();
         let seed_s = seed_ops.clone();
         let mut variants = vec![Variant::new("async-channel", move |rt, ops| {
             raw(rt, ops, p, c)
@@ -308,6 +341,17 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         // Traced sends, plain `recv`: the context travels, no span is built.
         variants.push(Variant::new("otelconc-traced-recv", move |rt, ops| {
             traced(rt, (ops / 20).max(1), p, c, &traced_plain, &root3, false) * 20
+        }));
+        variants.push(Variant::new("carried+bare-span", move |rt, ops| {
+            carried_bare_span(
+                rt,
+                (ops / 20).max(1),
+                p,
+                c,
+                &traced_floor,
+                &root4,
+                &floor_tracer,
+            ) * 20
         }));
         variants.push(Variant::new("seed-style", move |rt, ops| {
             seed(rt, (ops / 20).max(1), p, c, &seed_s, &root2) * 20
