@@ -64,8 +64,8 @@ enum Slow {
 /// used. A request that finds no permit free in a wait mode is not counted as refused:
 /// the free permits are read first, and only a race with another caller between that
 /// read and the take counts once as a refused call (`error.type = would_block`) before
-/// the request queues. In shed mode (unweighted) the take is tried at once, and a
-/// refused request is counted once.
+/// the request queues. In shed mode the take is tried once, at once, and a refused
+/// request is counted once.
 pub struct ConcurrencyLimit<S, W = Unweighted> {
     inner: S,
     semaphore: Semaphore,
@@ -319,16 +319,17 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let n = (self.weight.0)(&req);
-        if let Some(permit) = self.take_now(n) {
-            return ResponseFuture::called(self.inner.call(req), permit);
-        }
         match self.mode {
+            // One take: a failed one is the refusal, counted once by the semaphore.
             Mode::Shed => match self.semaphore.try_acquire_many_owned(n) {
                 Ok(permit) => ResponseFuture::called(self.inner.call(req), permit),
                 Err(TryAcquireError::ExceedsTotal(e)) => ResponseFuture::refused(Box::new(e)),
                 Err(_) => ResponseFuture::refused(self.refusal()),
             },
             Mode::Wait(max) => {
+                if let Some(permit) = self.take_now(n) {
+                    return ResponseFuture::called(self.inner.call(req), permit);
+                }
                 let (acquire, deadline) = self.wait_for(n, max);
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
