@@ -186,6 +186,19 @@ fn otelconc(rt: &tokio::runtime::Runtime, ops: u64, p: u64, c: u64, t: &Telemetr
         recv(rx) { rx.recv().await.ok() })
 }
 
+/// What the consumer of a traced variant does with each message.
+#[derive(Clone)]
+enum Consume {
+    /// `recv_traced`: the message's CONSUMER span.
+    Traced,
+    /// Plain `recv`: the context travels, no span is built.
+    Plain,
+    /// Plain `recv`, then one bare SDK span under the sampled root: the floor of a
+    /// traced message (see the `carried+bare-span` variant's doc).
+    BareSpan(SdkTracer),
+}
+
+/// Every send inside the sampled trace `root`; each message consumed as `consume` says.
 fn traced(
     rt: &tokio::runtime::Runtime,
     ops: u64,
@@ -193,49 +206,24 @@ fn traced(
     c: u64,
     t: &Telemetry,
     root: &opentelemetry::Context,
-    consumer_spans: bool,
-) -> Duration {
-    if !consumer_spans {
-        return mpmc!(rt, ops, p, c,
-            (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
-            ctx(root = root.clone()),
-            send(tx, i) { let _ = tx.send(i).with_context(root.clone()).await; },
-            recv(rx) { rx.recv().await.ok() });
-    }
-    mpmc!(rt, ops, p, c,
-    (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
-    ctx(root = root.clone()),
-    send(tx, i) { let _ = tx.send(i).with_context(root.clone()).await; },
-    recv(rx) {
-        // The consumer side processes each message in its CONSUMER span.
-        match rx.recv_traced().await {
-            Ok(m) => Some(m.into_inner()),
-            Err(_) => None,
-        }
-    })
-}
-
-/// Traced sends and plain receives, plus one bare SDK span per message on the consumer
-/// under the sampled root: the floor of a traced hop (see the variant's doc).
-fn carried_bare_span(
-    rt: &tokio::runtime::Runtime,
-    ops: u64,
-    p: u64,
-    c: u64,
-    t: &Telemetry,
-    root: &opentelemetry::Context,
-    tracer: &SdkTracer,
+    consume: &Consume,
 ) -> Duration {
     mpmc!(rt, ops, p, c,
     (tx, rx) = otelconc::channel::builder("bench").telemetry(t.clone()).bounded::<u64>(CAPACITY),
-    ctx(cx = (root.clone(), tracer.clone())),
+    ctx(cx = (root.clone(), consume.clone())),
     send(tx, i) { let _ = tx.send(i).with_context(cx.0.clone()).await; },
     recv(rx) {
-        let r = rx.recv().await.ok();
-        if r.is_some() {
-            cx.1.start_with_context("bench.span", &cx.0).end();
+        match &cx.1 {
+            Consume::Traced => rx.recv_traced().await.ok().map(|m| m.into_inner()),
+            Consume::Plain => rx.recv().await.ok(),
+            Consume::BareSpan(tracer) => {
+                let r = rx.recv().await.ok();
+                if r.is_some() {
+                    tracer.start_with_context("bench.span", &cx.0).end();
+                }
+                r
+            }
         }
-        r
     })
 }
 
@@ -316,7 +304,7 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         let (root1, root2, root3) = (root.clone(), root.clone(), root.clone());
         let traced_plain = env.telemetry.traced();
         let (traced_floor, root4) = (env.telemetry.traced(), root.clone());
-        let floor_tracer = seed_ops.tracer.clone();
+        let floor = Consume::BareSpan(seed_ops.tracer.clone());
         let seed_s = seed_ops.clone();
         let mut variants = vec![Variant::new("async-channel", move |rt, ops| {
             raw(rt, ops, p, c)
@@ -336,22 +324,30 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
         }));
         // Traced variants do a small fraction of the work: each message costs microseconds.
         variants.push(Variant::new("otelconc-traced", move |rt, ops| {
-            traced(rt, (ops / 20).max(1), p, c, &traced_t, &root1, true) * 20
-        }));
-        // Traced sends, plain `recv`: the context travels, no span is built.
-        variants.push(Variant::new("otelconc-traced-recv", move |rt, ops| {
-            traced(rt, (ops / 20).max(1), p, c, &traced_plain, &root3, false) * 20
-        }));
-        variants.push(Variant::new("carried+bare-span", move |rt, ops| {
-            carried_bare_span(
+            traced(
                 rt,
                 (ops / 20).max(1),
                 p,
                 c,
-                &traced_floor,
-                &root4,
-                &floor_tracer,
+                &traced_t,
+                &root1,
+                &Consume::Traced,
             ) * 20
+        }));
+        // Traced sends, plain `recv`: the context travels, no span is built.
+        variants.push(Variant::new("otelconc-traced-recv", move |rt, ops| {
+            traced(
+                rt,
+                (ops / 20).max(1),
+                p,
+                c,
+                &traced_plain,
+                &root3,
+                &Consume::Plain,
+            ) * 20
+        }));
+        variants.push(Variant::new("carried+bare-span", move |rt, ops| {
+            traced(rt, (ops / 20).max(1), p, c, &traced_floor, &root4, &floor) * 20
         }));
         variants.push(Variant::new("seed-style", move |rt, ops| {
             seed(rt, (ops / 20).max(1), p, c, &seed_s, &root2) * 20
