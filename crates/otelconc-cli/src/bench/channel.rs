@@ -70,7 +70,15 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         of the queue wait (the SDK reads the third, the span's end), against the seed's \
         two spans and \
         four dynamic-attribute records; carrying the context alone \
-        (`otelconc-traced-recv`) costs a fraction of either. On the shared 2-core machine \
+        (`otelconc-traced-recv`) costs a fraction of either. `carried+bare-span` is the \
+        floor under `otelconc-traced`: the same carried context, and a span the SDK \
+        builds without a heap allocation (no attributes, no link, its tracer called \
+        directly). Counted with a counting allocator, the consumer span costs five \
+        allocations that the floor does not: its attribute and link vectors (the link \
+        is the messaging rule's), the box a `BoxedTracer` (the tracer type of a \
+        `Telemetry` handle, as of the global API) puts every span in, and the box and \
+        `Arc` an OpenTelemetry `Context` holds a span in; the attribute and \
+        link vectors are freed on the span processor's thread. On the shared 2-core machine \
         of the earlier runs a clock read cost 20 to 100 ns and a locked add about 10 ns, \
         each a good part of a whole channel operation: that is why the channel samples \
         its timings and counts on cells each handle owns. There the no-SDK and \
