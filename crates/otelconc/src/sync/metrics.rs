@@ -31,7 +31,7 @@ use super::error::TryLockError;
 
 use crate::telemetry::names::sync as names;
 use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
-use crate::telemetry::{Combine, Histogram, Observation, Telemetry, WaitSpans};
+use crate::telemetry::{Histogram, Observation, Telemetry, WaitSpans};
 use crate::util::counts::{Owned, Striped};
 use crate::util::sync::lock;
 
@@ -180,12 +180,9 @@ impl<H: Holds> Side<H> {
             },
             {
                 let w = owner.clone();
-                t.observable_gauge_f64(
-                    &names::HOLD_OLDEST_AGE,
-                    with(&[]),
-                    Combine::Max,
-                    move || w.upgrade().map(|o| side(&o).oldest_age()),
-                )
+                t.observable_gauge_f64(&names::HOLD_OLDEST_AGE, with(&[]), move || {
+                    w.upgrade().map(|o| side(&o).oldest_age())
+                })
             },
         ];
         // A meter without an SDK drops the callbacks at once.

@@ -13,7 +13,7 @@ use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec, SpanSpec};
-use super::observe::{Combine, Observation, Observatory, bound, key};
+use super::observe::{Observation, Observatory, bound, key};
 use super::{SECONDS_BOUNDARIES, current_context, sampled_context};
 
 /// The instrumentation scope name every meter and tracer of this crate uses.
@@ -424,17 +424,17 @@ impl Telemetry {
     }
 
     /// This instance's part in the observable `f64` gauge `spec` with `attrs`, for a
-    /// value that does not add up (an age): the instances of a name combine as `combine`
-    /// says. `observe` should hold only a `Weak` of its instance.
+    /// value that does not add up (an age): the gauge reports the largest value that
+    /// the `observe` of a live instance of the name returns. `observe` should hold only
+    /// a `Weak` of its instance.
     pub(crate) fn observable_gauge_f64(
         &self,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
-        combine: Combine,
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .gauge_f64(&self.meter, spec, attrs, combine, observe)
+            .gauge_f64(&self.meter, spec, attrs, observe)
     }
 
     /// This instance's part in the observable (monotonic) counter `spec` with `attrs`:

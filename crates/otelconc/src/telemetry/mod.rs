@@ -44,7 +44,7 @@ pub(crate) use guard::{Guarded, poll_guarded};
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
 pub use names::{AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
-pub(crate) use observe::{Combine, Observation};
+pub(crate) use observe::Observation;
 pub use propagation::{extract, inject};
 pub(crate) use wait::WaitSpans;
 
