@@ -40,7 +40,7 @@ mod wait;
 
 pub(crate) use carrier::{Carried, Trace, link_to, span_start};
 pub use context::{current_context, is_sampled, propagated_context, sampled_context};
-pub(crate) use ending::{End, EndingSpan};
+pub(crate) use ending::{End, EndingSpan, error_type};
 pub(crate) use grants::{GrantNames, Grants};
 pub(crate) use guard::{Guarded, poll_guarded};
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
