@@ -47,33 +47,28 @@ macro_rules! guard_traits {
 
 /// The body of a guard's `map`: `map_guard!(this, f, Tokio, Guard)` narrows tokio's
 /// guard with `tokio::sync::Tokio::map`, the hold carried across `f` (see [`carry`]),
-/// into a guard of type `Guard` with the same hold.
+/// into a guard of type `Guard` with the same hold. `map_guard!(try this, f, Tokio,
+/// Guard)` is the body of a `try_map`, with `tokio::sync::Tokio::try_map`: when `f`
+/// finds no part, the guard comes back as it was.
 macro_rules! map_guard {
     ($this:ident, $f:ident, $tokio:ident, $to:ident) => {{
-        let Self { hold, guard } = $this;
-        let mut hold = Some(hold);
-        let guard =
-            tokio::sync::$tokio::map(guard, |v| $crate::sync::lock::carry(&mut hold, v, $f));
-        $to {
-            hold: $crate::sync::lock::carried(hold),
-            guard,
-        }
+        let (hold, guard) = map_guard!(@carry $this, $f, $tokio::map);
+        $to { hold, guard }
     }};
-}
-
-/// The body of a guard's `try_map`, as [`map_guard!`] with `tokio::sync::Tokio::try_map`:
-/// when `f` finds no part, the guard comes back as it was.
-macro_rules! try_map_guard {
-    ($this:ident, $f:ident, $tokio:ident, $to:ident) => {{
-        let Self { hold, guard } = $this;
-        let mut hold = Some(hold);
-        let mapped =
-            tokio::sync::$tokio::try_map(guard, |v| $crate::sync::lock::carry(&mut hold, v, $f));
-        let hold = $crate::sync::lock::carried(hold);
+    (try $this:ident, $f:ident, $tokio:ident, $to:ident) => {{
+        let (hold, mapped) = map_guard!(@carry $this, $f, $tokio::try_map);
         match mapped {
             Ok(guard) => Ok($to { hold, guard }),
             Err(guard) => Err(Self { hold, guard }),
         }
+    }};
+    // The hold, and what tokio's function made of the guard.
+    (@carry $this:ident, $f:ident, $tokio:ident::$map:ident) => {{
+        let Self { hold, guard } = $this;
+        let mut hold = Some(hold);
+        let mapped =
+            tokio::sync::$tokio::$map(guard, |v| $crate::sync::lock::carry(&mut hold, v, $f));
+        ($crate::sync::lock::carried(hold), mapped)
     }};
 }
 

@@ -375,7 +375,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        try_map_guard!(this, f, MutexGuard, MappedMutexGuard)
+        map_guard!(try this, f, MutexGuard, MappedMutexGuard)
     }
 }
 
@@ -434,7 +434,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        try_map_guard!(this, f, MappedMutexGuard, MappedMutexGuard)
+        map_guard!(try this, f, MappedMutexGuard, MappedMutexGuard)
     }
 }
 
@@ -495,7 +495,7 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        try_map_guard!(this, f, OwnedMutexGuard, OwnedMappedMutexGuard)
+        map_guard!(try this, f, OwnedMutexGuard, OwnedMappedMutexGuard)
     }
 
     /// The mutex this guard locks.
@@ -572,7 +572,7 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
     where
         F: FnOnce(&mut U) -> Option<&mut S>,
     {
-        try_map_guard!(this, f, OwnedMappedMutexGuard, OwnedMappedMutexGuard)
+        map_guard!(try this, f, OwnedMappedMutexGuard, OwnedMappedMutexGuard)
     }
 
     /// The mutex this guard locks.

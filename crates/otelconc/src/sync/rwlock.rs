@@ -534,7 +534,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     where
         F: FnOnce(&T) -> Option<&U>,
     {
-        try_map_guard!(this, f, RwLockReadGuard, RwLockReadGuard)
+        map_guard!(try this, f, RwLockReadGuard, RwLockReadGuard)
     }
 }
 
@@ -592,7 +592,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        try_map_guard!(this, f, RwLockWriteGuard, RwLockMappedWriteGuard)
+        map_guard!(try this, f, RwLockWriteGuard, RwLockMappedWriteGuard)
     }
 
     /// Turns the write hold into a read hold without letting another writer in
@@ -677,7 +677,7 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        try_map_guard!(this, f, RwLockMappedWriteGuard, RwLockMappedWriteGuard)
+        map_guard!(try this, f, RwLockMappedWriteGuard, RwLockMappedWriteGuard)
     }
 }
 
@@ -738,7 +738,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     where
         F: FnOnce(&U) -> Option<&V>,
     {
-        try_map_guard!(this, f, OwnedRwLockReadGuard, OwnedRwLockReadGuard)
+        map_guard!(try this, f, OwnedRwLockReadGuard, OwnedRwLockReadGuard)
     }
 
     /// The lock this guard reads.
@@ -819,7 +819,7 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        try_map_guard!(this, f, OwnedRwLockWriteGuard, OwnedRwLockMappedWriteGuard)
+        map_guard!(try this, f, OwnedRwLockWriteGuard, OwnedRwLockMappedWriteGuard)
     }
 
     /// Turns the write hold into a read hold without letting another writer in
@@ -930,12 +930,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
     where
         F: FnOnce(&mut U) -> Option<&mut V>,
     {
-        try_map_guard!(
-            this,
-            f,
-            OwnedRwLockMappedWriteGuard,
-            OwnedRwLockMappedWriteGuard
-        )
+        map_guard!(try this, f, OwnedRwLockMappedWriteGuard, OwnedRwLockMappedWriteGuard)
     }
 
     /// The lock this guard writes.
