@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
-use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry::metrics::{
+    Meter, MeterProvider, ObservableCounter, ObservableGauge, ObservableUpDownCounter,
+};
 use opentelemetry::trace::{Link, SpanBuilder, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
@@ -400,8 +402,9 @@ impl Telemetry {
     }
 
     /// This instance's part in the observable up-down counter `spec` with `attrs`: an
-    /// additive level, reported as the sum of what the `observe` of every live instance
-    /// of the name returns. `observe` should hold only a `Weak` of its instance.
+    /// additive level (waiters, holders), reported as the sum of what the `observe` of
+    /// every live instance of the name returns. `observe` should hold only a `Weak` of
+    /// its instance.
     pub(crate) fn observable_up_down_counter(
         &self,
         spec: &'static InstrumentSpec,
@@ -409,10 +412,11 @@ impl Telemetry {
         observe: impl Fn() -> Option<i64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .up_down_counter(&self.meter, spec, attrs, observe)
+            .observe::<ObservableUpDownCounter<i64>>(&self.meter, spec, attrs, observe)
     }
 
-    /// Like [`Telemetry::observable_up_down_counter`] with an `f64` value.
+    /// Like [`Telemetry::observable_up_down_counter`] with an `f64` value: a level that
+    /// need not be whole (tokens, a rate).
     pub(crate) fn observable_up_down_counter_f64(
         &self,
         spec: &'static InstrumentSpec,
@@ -420,7 +424,7 @@ impl Telemetry {
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .up_down_counter_f64(&self.meter, spec, attrs, observe)
+            .observe::<ObservableUpDownCounter<f64>>(&self.meter, spec, attrs, observe)
     }
 
     /// This instance's part in the observable `f64` gauge `spec` with `attrs`, for a
@@ -434,7 +438,7 @@ impl Telemetry {
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .gauge_f64(&self.meter, spec, attrs, observe)
+            .observe::<ObservableGauge<f64>>(&self.meter, spec, attrs, observe)
     }
 
     /// This instance's part in the observable (monotonic) counter `spec` with `attrs`:
@@ -446,10 +450,12 @@ impl Telemetry {
         attrs: Vec<KeyValue>,
         observe: impl Fn() -> Option<u64> + Send + Sync + 'static,
     ) -> Observation {
-        self.observatory.counter(&self.meter, spec, attrs, observe)
+        self.observatory
+            .observe::<ObservableCounter<u64>>(&self.meter, spec, attrs, observe)
     }
 
-    /// Like [`Telemetry::observable_counter`] with an `f64` total (seconds).
+    /// Like [`Telemetry::observable_counter`] with an `f64` total (seconds of busy
+    /// time).
     pub(crate) fn observable_counter_f64(
         &self,
         spec: &'static InstrumentSpec,
@@ -457,7 +463,7 @@ impl Telemetry {
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .counter_f64(&self.meter, spec, attrs, observe)
+            .observe::<ObservableCounter<f64>>(&self.meter, spec, attrs, observe)
     }
 }
 

@@ -44,7 +44,7 @@ use crate::util::sync::lock;
 
 /// How the live sources of one observable instrument combine into the value exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Combine {
+pub(super) enum Combine {
     /// Their sum (additive levels: waiters, queue sizes, permits).
     Sum,
     /// The largest (maxima, such as the age of the oldest running job).
@@ -106,7 +106,7 @@ struct SlotState<V> {
 }
 
 /// One instrument and attribute set: its live sources.
-struct Slot<V> {
+pub(super) struct Slot<V> {
     /// `None` for a counter; how a gauge combines its sources.
     combine: Option<Combine>,
     /// Whether the meter kept the callback, i.e. an SDK will read this slot.
@@ -321,7 +321,7 @@ fn callback<V: Value>(
 /// An observable instrument the observatory registers: the kind the catalogue gives it,
 /// how the sources of one slot combine (`None`: a counter), where its slots are kept,
 /// and how the meter builds it.
-trait Observable: Sized {
+pub(super) trait Observable: Sized {
     type Value: Value;
     const KIND: InstrumentKind;
     const COMBINE: Option<Combine>;
@@ -414,70 +414,10 @@ impl Observatory {
         o
     }
 
-    /// An observable counter for `spec` and `attrs` on `meter`; this instance's count
-    /// is what `read` returns.
-    pub(crate) fn counter(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<u64> + Send + Sync + 'static,
-    ) -> Observation {
-        self.observe::<ObservableCounter<u64>>(meter, spec, attrs, read)
-    }
-
-    /// An observable `f64` counter for `spec` and `attrs` on `meter` (seconds of busy
-    /// time); this instance's cumulative total is what `read` returns.
-    pub(crate) fn counter_f64(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> Observation {
-        self.observe::<ObservableCounter<f64>>(meter, spec, attrs, read)
-    }
-
-    /// An observable `i64` up-down counter for `spec` and `attrs` on `meter`: an
-    /// additive level (waiters, holders); the instances of a name add up.
-    pub(crate) fn up_down_counter(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<i64> + Send + Sync + 'static,
-    ) -> Observation {
-        self.observe::<ObservableUpDownCounter<i64>>(meter, spec, attrs, read)
-    }
-
-    /// An observable `f64` up-down counter for `spec` and `attrs` on `meter`: an
-    /// additive level that need not be whole (tokens, a rate); the instances of a name
-    /// add up.
-    pub(crate) fn up_down_counter_f64(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> Observation {
-        self.observe::<ObservableUpDownCounter<f64>>(meter, spec, attrs, read)
-    }
-
-    /// An observable `f64` gauge for `spec` and `attrs` on `meter`; the instances of a
-    /// name combine into their largest value.
-    pub(crate) fn gauge_f64(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> Observation {
-        self.observe::<ObservableGauge<f64>>(meter, spec, attrs, read)
-    }
-
     /// This instance's source `read` in the `I` instrument for `spec` and `attrs` on
-    /// `meter`, registered the first time an instance asks for it.
-    fn observe<I: Observable>(
+    /// `meter`, registered the first time an instance asks for it (see the module docs
+    /// for how the sources of one instrument combine).
+    pub(super) fn observe<I: Observable>(
         &self,
         meter: &Meter,
         spec: &'static InstrumentSpec,
