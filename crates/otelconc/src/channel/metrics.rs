@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use opentelemetry::KeyValue;
 
 use crate::telemetry::names::{self, channel as spec};
-use crate::telemetry::{Combine, End, Histogram, Observation, Telemetry};
+use crate::telemetry::{End, Histogram, Observation, Telemetry};
 use crate::util::backlog::Backlog;
 use crate::util::counts::Striped;
 
@@ -315,7 +315,6 @@ impl Metrics {
         observations.push(telemetry.observable_gauge_f64(
             &spec::OLDEST_AGE,
             vec![name.clone()],
-            Combine::Max,
             move || Some(metrics_of(&*weak.upgrade()?).oldest_age()),
         ));
         let metrics = metrics_of(owner);

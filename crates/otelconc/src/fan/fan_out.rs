@@ -12,7 +12,7 @@ use super::items::{FanOutItems, FanOutItemsUnordered};
 use super::state::Shared;
 use crate::group::{GroupError, GroupToken, TaskError, TaskGroup};
 use crate::telemetry::names::{ATTR_NAME, fan as names};
-use crate::telemetry::{End, EndingSpan, Telemetry};
+use crate::telemetry::{End, EndingSpan, Telemetry, error_type};
 
 /// Fan-out with a name and a telemetry handle, built once and reused.
 ///
@@ -222,9 +222,7 @@ impl FanOut {
             Ok(_) => End::Ok,
             // Named after the first failure: the worker's error type, or `panic`.
             Err(e) => match e.first() {
-                TaskError::Failed { .. } => {
-                    End::Failed(std::any::type_name::<E>(), e.to_string().into())
-                }
+                TaskError::Failed { .. } => End::Failed(error_type::<E>(), e.to_string().into()),
                 TaskError::Panicked { .. } => End::panic(e.to_string()),
                 _ => End::Cancelled,
             },

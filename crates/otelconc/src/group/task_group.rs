@@ -18,7 +18,7 @@ use super::error::{BuildError, GroupError, SpawnError, TaskError, TrySpawnError}
 use super::metrics::Metrics;
 use super::token::{CancelCause, CauseCell, GroupToken};
 use crate::telemetry::names::{ATTR_NAME, group as names};
-use crate::telemetry::{Counter, End, EndingSpan, Guarded, Telemetry};
+use crate::telemetry::{Counter, End, EndingSpan, Guarded, Telemetry, error_type};
 
 /// What the group's tasks share.
 struct Shared {
@@ -296,7 +296,7 @@ where
             cell: Arc::new(CauseCell::new(token)),
             aborted: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
-            metrics: Metrics::new(&telemetry, &name, std::any::type_name::<E>()),
+            metrics: Metrics::new(&telemetry, &name, error_type::<E>()),
             telemetry,
             name,
         });

@@ -13,7 +13,7 @@ use crate::telemetry::names::pipeline::{
 };
 use crate::telemetry::names::pool::{STATE_BUSY, STATE_IDLE};
 use crate::telemetry::names::{ATTR_OUTCOME, ATTR_WORKER_STATE};
-use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::telemetry::{Histogram, Observation, Telemetry};
 use crate::util::backlog::Backlog;
 use crate::util::busy::{Shift, Workers as BusyWorkers};
 use crate::util::counts::{Owned, Roster, Striped};
@@ -169,7 +169,6 @@ impl Metrics {
                 observers.push(telemetry.observable_gauge_f64(
                     &BUFFER_OLDEST_AGE,
                     attrs.clone(),
-                    Combine::Max,
                     move || {
                         let s = r.upgrade()?;
                         let oldest = s

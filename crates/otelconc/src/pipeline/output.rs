@@ -254,7 +254,7 @@ async fn send_unordered<In: Send + 'static>(
     seq: u64,
     origin: Option<&Context>,
 ) -> Result<(), SendError<In>> {
-    let env = Unordered::item(seq, Carried::new(item, origin.cloned(), false));
+    let env = Unordered::item(seq, Carried::new(item, origin.cloned()));
     tx.send(env).await.map_err(|e| SendError(e.0.value))
 }
 
@@ -274,7 +274,7 @@ async fn send_ordered<In: Send + 'static>(
         Err(_) => return Err(SendError(item)),
     }
     let seq = seq.unwrap_or_else(|| counter.fetch_add(1, Ordering::Relaxed));
-    let item = Carried::new(item, origin.cloned(), false);
+    let item = Carried::new(item, origin.cloned());
     // The queue holds as many items as the window admits, so it is never full here.
     match tx.try_send((seq, Some(item))) {
         Ok(()) => Ok(()),

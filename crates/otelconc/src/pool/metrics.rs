@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::stats::Stats;
 use crate::telemetry::names::pool as names;
 use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_WORKER_STATE};
-use crate::telemetry::{Combine, Histogram, Observation, Telemetry};
+use crate::telemetry::{Histogram, Observation, Telemetry};
 use crate::util::backlog::Backlog;
 use crate::util::busy::Workers as BusyWorkers;
 use crate::util::counts::Striped;
@@ -268,7 +268,6 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
     out.push(t.observable_gauge_f64(
         &names::QUEUE_OLDEST_AGE,
         vec![name()],
-        Combine::Max,
         reader(shared, |s| s.metrics().oldest_queued_age(s.queued())),
     ));
     out.push(t.observable_up_down_counter(
@@ -295,7 +294,6 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
     out.push(t.observable_gauge_f64(
         &names::MAX_JOB_AGE,
         vec![name()],
-        Combine::Max,
         reader(shared, S::max_age),
     ));
     let observed = out.iter().any(Observation::observed);

@@ -195,11 +195,11 @@ impl RateLimiter {
         let s = &*self.shared;
         match s.gcra.try_take(1, || s.now_ns()) {
             Take::Granted => {
-                s.metrics.admitted(1);
+                s.metrics.grants.granted(1);
                 Ok(())
             }
             Take::Wait(wait_ns) => {
-                s.metrics.rate_limited(1);
+                s.metrics.grants.unavailable(1);
                 Err(RateLimited { wait_ns })
             }
             // The burst is at least 1.
@@ -227,15 +227,15 @@ impl RateLimiter {
         let s = &*self.shared;
         match s.gcra.try_take(u64::from(n), || s.now_ns()) {
             Take::Granted => {
-                s.metrics.admitted(u64::from(n));
+                s.metrics.grants.granted(u64::from(n));
                 Ok(())
             }
             Take::Wait(wait_ns) => {
-                s.metrics.rate_limited(u64::from(n));
+                s.metrics.grants.unavailable(u64::from(n));
                 Err(TryAcquireError::RateLimited(RateLimited { wait_ns }))
             }
             Take::ExceedsBurst(burst) => {
-                s.metrics.exceeds_burst(u64::from(n));
+                s.metrics.grants.too_large(u64::from(n));
                 Err(TryAcquireError::ExceedsBurst(ExceedsBurst {
                     requested: n,
                     burst: burst as u32,
@@ -312,11 +312,11 @@ impl RateLimiter {
         let s = &*self.shared;
         match s.gcra.try_take(u64::from(n), || s.now_ns()) {
             Take::Granted => {
-                s.metrics.admitted(u64::from(n));
+                s.metrics.grants.granted(u64::from(n));
                 return Ok(());
             }
             Take::ExceedsBurst(burst) => {
-                s.metrics.exceeds_burst(u64::from(n));
+                s.metrics.grants.too_large(u64::from(n));
                 return Err(ExceedsBurst {
                     requested: n,
                     burst: burst as u32,

@@ -67,7 +67,7 @@ impl Reservation {
         match s.gcra.reserve(u64::from(n), now) {
             Err(burst) => {
                 drop(list);
-                s.metrics.exceeds_burst(u64::from(n));
+                s.metrics.grants.too_large(u64::from(n));
                 Err(ExceedsBurst {
                     requested: n,
                     burst: burst as u32,
@@ -186,7 +186,7 @@ impl Reservation {
             }
         };
         drop(list);
-        s.metrics.cancelled(n);
+        s.metrics.grants.cancelled(n);
         if moved {
             s.changed.notify_waiters();
         }
@@ -199,7 +199,7 @@ impl Reservation {
         if let Some(id) = self.id {
             s.list().entries.remove(&id);
         }
-        s.metrics.admitted(u64::from(self.n));
+        s.metrics.grants.granted(u64::from(self.n));
     }
 
     /// Sleeps until the tokens are due, re-timed by any rate change or cancellation

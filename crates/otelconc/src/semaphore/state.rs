@@ -97,7 +97,7 @@ impl Shared {
     }
 
     fn refuse_total(&self, e: ExceedsTotal) -> ExceedsTotal {
-        self.metrics.exceeds_total(e.requested);
+        self.metrics.grants.too_large(u64::from(e.requested));
         e
     }
 
@@ -107,13 +107,13 @@ impl Shared {
         match self.sem.try_acquire_many(n) {
             Ok(p) => {
                 p.forget(); // released by our guard
-                self.metrics.granted(n);
+                self.metrics.grants.granted(u64::from(n));
                 Ok(())
             }
             Err(_) => match self.exceeds(n) {
                 Some(e) => Err(TryAcquireError::ExceedsTotal(self.refuse_total(e))),
                 None => {
-                    self.metrics.unavailable(n);
+                    self.metrics.grants.unavailable(u64::from(n));
                     Err(TryAcquireError::Unavailable)
                 }
             },
@@ -150,7 +150,7 @@ impl Shared {
             if let Ok(p) = r {
                 p.forget(); // released by our guard
             }
-            self.metrics.granted(n);
+            self.metrics.grants.granted(u64::from(n));
             if let Some(guard) = &mut wait {
                 guard.end = End::Granted;
             }

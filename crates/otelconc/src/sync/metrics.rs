@@ -27,9 +27,11 @@ use std::task::{Context as TaskContext, Poll};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 
+use super::error::TryLockError;
+
 use crate::telemetry::names::sync as names;
 use crate::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
-use crate::telemetry::{Combine, Histogram, Observation, Telemetry, WaitSpans};
+use crate::telemetry::{Histogram, Observation, Telemetry, WaitSpans};
 use crate::util::counts::{Owned, Striped};
 use crate::util::sync::lock;
 
@@ -178,12 +180,9 @@ impl<H: Holds> Side<H> {
             },
             {
                 let w = owner.clone();
-                t.observable_gauge_f64(
-                    &names::HOLD_OLDEST_AGE,
-                    with(&[]),
-                    Combine::Max,
-                    move || w.upgrade().map(|o| side(&o).oldest_age()),
-                )
+                t.observable_gauge_f64(&names::HOLD_OLDEST_AGE, with(&[]), move || {
+                    w.upgrade().map(|o| side(&o).oldest_age())
+                })
             },
         ];
         // A meter without an SDK drops the callbacks at once.
@@ -211,12 +210,13 @@ impl<H: Holds> Side<H> {
         }
     }
 
-    /// Counts a `try_` call that found the lock taken.
+    /// Counts a `try_` call that found the lock taken, and returns its error.
     #[inline]
-    pub(super) fn refused(&self) {
+    pub(super) fn refused(&self) -> TryLockError {
         if self.counting {
             self.cold.add(REFUSED, 1);
         }
+        TryLockError(())
     }
 
     /// Starts a real wait (the lock was taken when the call looked): counts it (one
@@ -362,31 +362,6 @@ impl<S: Holder> Hold<S> {
     /// What the hold reaches its side through.
     pub(super) fn holder(&self) -> &S {
         &self.holder
-    }
-}
-
-/// Calls `f(a)` with the hold taken out of `slot` and puts it back afterwards, for a
-/// guard's `map`: if `f` panics, the hold ends inside it, while the lock is still held
-/// (the lock's own guard is released only as the panic unwinds out of its `map`), so
-/// the single-writer counts stay exact.
-pub(super) fn carry<S: Holder, A, B>(
-    slot: &mut Option<Hold<S>>,
-    a: A,
-    f: impl FnOnce(A) -> B,
-) -> B {
-    let hold = slot.take();
-    let b = f(a);
-    *slot = hold;
-    b
-}
-
-/// The hold [`carry`] put back.
-pub(super) fn carried<S: Holder>(slot: Option<Hold<S>>) -> Hold<S> {
-    match slot {
-        Some(hold) => hold,
-        // `carry` puts it back whenever `f` returns, and a guard's `map` calls `f`
-        // exactly once before it returns.
-        None => unreachable!("a guard's map returned without calling its function"),
     }
 }
 

@@ -96,43 +96,13 @@
 //! [telemetry]: https://example.invalid/otelconc/blob/main/docs/telemetry.md
 //! [costs]: https://example.invalid/otelconc/blob/main/docs/costs.md
 
-/// Implements `Deref` and `Debug` (the value's) for a guard, and `DerefMut` for a
-/// `mut` one.
-macro_rules! guard_traits {
-    ($guard:ident <$($lt:lifetime,)? $($p:ident),*> => $target:ident) => {
-        impl<$($lt,)? $($p: ?Sized),*> std::ops::Deref for $guard<$($lt,)? $($p),*> {
-            type Target = $target;
-            #[inline]
-            fn deref(&self) -> &$target {
-                &self.guard
-            }
-        }
-
-        impl<$($lt,)? $($p: ?Sized),*> std::fmt::Debug for $guard<$($lt,)? $($p),*>
-        where
-            $target: std::fmt::Debug,
-        {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(&**self, f)
-            }
-        }
-    };
-    (mut $guard:ident <$($lt:lifetime,)? $($p:ident),*> => $target:ident) => {
-        guard_traits!($guard<$($lt,)? $($p),*> => $target);
-
-        impl<$($lt,)? $($p: ?Sized),*> std::ops::DerefMut for $guard<$($lt,)? $($p),*> {
-            #[inline]
-            fn deref_mut(&mut self) -> &mut $target {
-                &mut self.guard
-            }
-        }
-    };
-}
-
-// `mutex.rs` and `rwlock.rs`: the locks, their builders and guards; `metrics.rs`: the
-// telemetry of one side of a lock (counts, timings, spans, the oldest hold);
-// `error.rs`.
+// `mutex.rs` and `rwlock.rs`: the locks, their builders and guards; `lock.rs`: what
+// both share (the builders' body, the guards' traits and `map`/`try_map` bodies, as
+// macros both use); `metrics.rs`: the telemetry of one side of a lock (counts,
+// timings, spans, the oldest hold); `error.rs`.
 mod error;
+#[macro_use]
+mod lock;
 mod metrics;
 mod mutex;
 mod rwlock;

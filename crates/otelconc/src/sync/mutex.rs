@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::error::{BuildError, TryLockError};
-use super::metrics::{Hold, Holder, Side, carried, carry, itself};
+use super::lock::{Build, fmt_lock, only, only_mut};
+use super::metrics::{Hold, Holder, Side, itself};
 use crate::telemetry::Telemetry;
 use crate::telemetry::names::sync::MODE_EXCLUSIVE;
 use crate::util::counts::Owned;
@@ -50,14 +51,7 @@ pub struct Mutex<T: ?Sized> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        d.field("name", &self.side.name);
-        // Tokio's own `try_lock`: a look at the value is not an acquisition.
-        match self.inner.try_lock() {
-            Ok(value) => d.field("data", &&*value),
-            Err(_) => d.field("data", &format_args!("<locked>")),
-        };
-        d.finish()
+        fmt_lock(f, "Mutex", &self.side.name, self.inner.try_lock())
     }
 }
 
@@ -74,17 +68,11 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 /// # Ok::<(), otelconc::sync::BuildError>(())
 /// ```
 #[must_use = "a builder does nothing until .build()"]
-pub struct MutexBuilder<T> {
-    name: Arc<str>,
-    value: T,
-    telemetry: Option<Telemetry>,
-}
+pub struct MutexBuilder<T>(Build<T>);
 
 impl<T> fmt::Debug for MutexBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MutexBuilder")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        self.0.fmt(f, "MutexBuilder")
     }
 }
 
@@ -99,7 +87,7 @@ impl<T> MutexBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
-        self.telemetry = Some(telemetry);
+        self.0.telemetry(telemetry);
         self
     }
 
@@ -114,14 +102,11 @@ impl<T> MutexBuilder<T> {
     /// assert!(Mutex::builder("", 0).build().is_err());
     /// ```
     pub fn build(self) -> Result<Mutex<T>, BuildError> {
-        if self.name.is_empty() {
-            return Err(BuildError::EmptyName);
-        }
-        let t = self.telemetry.unwrap_or_else(Telemetry::global);
-        let side = Arc::new_cyclic(|w| Side::new(&t, &self.name, MODE_EXCLUSIVE, w, itself));
+        let (name, value, t) = self.0.parts()?;
+        let side = Arc::new_cyclic(|w| Side::new(&t, &name, MODE_EXCLUSIVE, w, itself));
         Ok(Mutex {
             side,
-            inner: Arc::new(tokio::sync::Mutex::new(self.value)),
+            inner: Arc::new(tokio::sync::Mutex::new(value)),
         })
     }
 }
@@ -154,11 +139,7 @@ impl<T> Mutex<T> {
     /// # Ok::<(), otelconc::sync::BuildError>(())
     /// ```
     pub fn builder(name: impl Into<Arc<str>>, value: T) -> MutexBuilder<T> {
-        MutexBuilder {
-            name: name.into(),
-            value,
-            telemetry: None,
-        }
+        MutexBuilder(Build::new(name.into(), value))
     }
 
     /// Consumes the mutex and returns the value it protects.
@@ -171,11 +152,7 @@ impl<T> Mutex<T> {
     /// # Ok::<(), otelconc::sync::BuildError>(())
     /// ```
     pub fn into_inner(self) -> T {
-        match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner.into_inner(),
-            // See the field's docs: no owned guard or owned call can outlive `self`.
-            Err(_) => unreachable!("an owned guard outlived its mutex"),
-        }
+        only(self.inner).into_inner()
     }
 }
 
@@ -235,10 +212,7 @@ impl<T: ?Sized> Mutex<T> {
                 hold: Hold::start(&*self.side),
                 guard,
             }),
-            Err(_) => {
-                self.side.refused();
-                Err(TryLockError(()))
-            }
+            Err(_) => Err(self.side.refused()),
         }
     }
 
@@ -295,10 +269,7 @@ impl<T: ?Sized> Mutex<T> {
                 hold: Hold::start(ByArc(self)),
                 guard,
             }),
-            Err(_) => {
-                self.side.refused();
-                Err(TryLockError(()))
-            }
+            Err(_) => Err(self.side.refused()),
         }
     }
 
@@ -314,12 +285,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # Ok::<(), otelconc::sync::BuildError>(())
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.get_mut(),
-            // See the field's docs: no owned guard or owned call can outlive a borrow
-            // of the mutex.
-            None => unreachable!("an owned guard outlived a borrow of its mutex"),
-        }
+        only_mut(&mut self.inner).get_mut()
     }
 
     /// The name given at construction.
@@ -388,13 +354,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let MutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::MutexGuard::map(guard, |v| carry(&mut hold, v, f));
-        MappedMutexGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, MutexGuard, MappedMutexGuard)
     }
 
     /// Like [`MutexGuard::map`], when `f` may find no part to lend: then the original
@@ -415,14 +375,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let MutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::MutexGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(MappedMutexGuard { hold, guard }),
-            Err(guard) => Err(MutexGuard { hold, guard }),
-        }
+        map_guard!(try this, f, MutexGuard, MappedMutexGuard)
     }
 }
 
@@ -461,13 +414,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let MappedMutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::MappedMutexGuard::map(guard, |v| carry(&mut hold, v, f));
-        MappedMutexGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, MappedMutexGuard, MappedMutexGuard)
     }
 
     /// Narrows the guard further if `f` finds a part, as [`MutexGuard::try_map`].
@@ -487,14 +434,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let MappedMutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::MappedMutexGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(MappedMutexGuard { hold, guard }),
-            Err(guard) => Err(MappedMutexGuard { hold, guard }),
-        }
+        map_guard!(try this, f, MappedMutexGuard, MappedMutexGuard)
     }
 }
 
@@ -534,13 +474,7 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let OwnedMutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::OwnedMutexGuard::map(guard, |v| carry(&mut hold, v, f));
-        OwnedMappedMutexGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, OwnedMutexGuard, OwnedMappedMutexGuard)
     }
 
     /// Like [`OwnedMutexGuard::map`], when `f` may find no part to lend.
@@ -561,14 +495,7 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let OwnedMutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::OwnedMutexGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(OwnedMappedMutexGuard { hold, guard }),
-            Err(guard) => Err(OwnedMutexGuard { hold, guard }),
-        }
+        map_guard!(try this, f, OwnedMutexGuard, OwnedMappedMutexGuard)
     }
 
     /// The mutex this guard locks.
@@ -624,13 +551,7 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
     where
         F: FnOnce(&mut U) -> &mut S,
     {
-        let OwnedMappedMutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::OwnedMappedMutexGuard::map(guard, |v| carry(&mut hold, v, f));
-        OwnedMappedMutexGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, OwnedMappedMutexGuard, OwnedMappedMutexGuard)
     }
 
     /// Narrows the guard further if `f` finds a part, as [`MutexGuard::try_map`].
@@ -651,14 +572,7 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
     where
         F: FnOnce(&mut U) -> Option<&mut S>,
     {
-        let OwnedMappedMutexGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::OwnedMappedMutexGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(OwnedMappedMutexGuard { hold, guard }),
-            Err(guard) => Err(OwnedMappedMutexGuard { hold, guard }),
-        }
+        map_guard!(try this, f, OwnedMappedMutexGuard, OwnedMappedMutexGuard)
     }
 
     /// The mutex this guard locks.

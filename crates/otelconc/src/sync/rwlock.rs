@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::error::{BuildError, TryLockError};
-use super::metrics::{Hold, Holder, Side, carried, carry};
+use super::lock::{Build, fmt_lock, only, only_mut};
+use super::metrics::{Hold, Holder, Side};
 use crate::telemetry::Telemetry;
 use crate::telemetry::names::sync::{MODE_EXCLUSIVE, MODE_SHARED};
 use crate::util::counts::{Owned, Striped};
@@ -103,14 +104,12 @@ pub struct RwLock<T: ?Sized> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        d.field("name", &self.sides.exclusive.name);
-        // Tokio's own `try_read`: a look at the value is not an acquisition.
-        match self.inner.try_read() {
-            Ok(value) => d.field("data", &&*value),
-            Err(_) => d.field("data", &format_args!("<locked>")),
-        };
-        d.finish()
+        fmt_lock(
+            f,
+            "RwLock",
+            &self.sides.exclusive.name,
+            self.inner.try_read(),
+        )
     }
 }
 
@@ -125,17 +124,11 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 /// # Ok::<(), otelconc::sync::BuildError>(())
 /// ```
 #[must_use = "a builder does nothing until .build()"]
-pub struct RwLockBuilder<T> {
-    name: Arc<str>,
-    value: T,
-    telemetry: Option<Telemetry>,
-}
+pub struct RwLockBuilder<T>(Build<T>);
 
 impl<T> fmt::Debug for RwLockBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLockBuilder")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        self.0.fmt(f, "RwLockBuilder")
     }
 }
 
@@ -150,7 +143,7 @@ impl<T> RwLockBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
-        self.telemetry = Some(telemetry);
+        self.0.telemetry(telemetry);
         self
     }
 
@@ -165,18 +158,14 @@ impl<T> RwLockBuilder<T> {
     /// assert!(RwLock::builder("", 0).build().is_err());
     /// ```
     pub fn build(self) -> Result<RwLock<T>, BuildError> {
-        if self.name.is_empty() {
-            return Err(BuildError::EmptyName);
-        }
-        let t = self.telemetry.unwrap_or_else(Telemetry::global);
-        let name = &self.name;
+        let (name, value, t) = self.0.parts()?;
         let sides = Arc::new_cyclic(|w| Sides {
-            exclusive: Side::new(&t, name, MODE_EXCLUSIVE, w, exclusive),
-            shared: Side::new(&t, name, MODE_SHARED, w, shared),
+            exclusive: Side::new(&t, &name, MODE_EXCLUSIVE, w, exclusive),
+            shared: Side::new(&t, &name, MODE_SHARED, w, shared),
         });
         Ok(RwLock {
             sides,
-            inner: Arc::new(tokio::sync::RwLock::new(self.value)),
+            inner: Arc::new(tokio::sync::RwLock::new(value)),
         })
     }
 }
@@ -209,11 +198,7 @@ impl<T> RwLock<T> {
     /// # Ok::<(), otelconc::sync::BuildError>(())
     /// ```
     pub fn builder(name: impl Into<Arc<str>>, value: T) -> RwLockBuilder<T> {
-        RwLockBuilder {
-            name: name.into(),
-            value,
-            telemetry: None,
-        }
+        RwLockBuilder(Build::new(name.into(), value))
     }
 
     /// Consumes the lock and returns the value it protects.
@@ -225,11 +210,7 @@ impl<T> RwLock<T> {
     /// # Ok::<(), otelconc::sync::BuildError>(())
     /// ```
     pub fn into_inner(self) -> T {
-        match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner.into_inner(),
-            // See the field's docs: no owned guard or owned call can outlive `self`.
-            Err(_) => unreachable!("an owned guard outlived its lock"),
-        }
+        only(self.inner).into_inner()
     }
 }
 
@@ -289,10 +270,7 @@ impl<T: ?Sized> RwLock<T> {
                 hold: Hold::start(Reader(&*self.sides)),
                 guard,
             }),
-            Err(_) => {
-                self.sides.shared.refused();
-                Err(TryLockError(()))
-            }
+            Err(_) => Err(self.sides.shared.refused()),
         }
     }
 
@@ -349,10 +327,7 @@ impl<T: ?Sized> RwLock<T> {
                 hold: Hold::start(Reader(self)),
                 guard,
             }),
-            Err(_) => {
-                self.sides.shared.refused();
-                Err(TryLockError(()))
-            }
+            Err(_) => Err(self.sides.shared.refused()),
         }
     }
 
@@ -410,10 +385,7 @@ impl<T: ?Sized> RwLock<T> {
                 hold: Hold::start(Writer(&*self.sides)),
                 guard,
             }),
-            Err(_) => {
-                self.sides.exclusive.refused();
-                Err(TryLockError(()))
-            }
+            Err(_) => Err(self.sides.exclusive.refused()),
         }
     }
 
@@ -473,10 +445,7 @@ impl<T: ?Sized> RwLock<T> {
                 hold: Hold::start(Writer(self)),
                 guard,
             }),
-            Err(_) => {
-                self.sides.exclusive.refused();
-                Err(TryLockError(()))
-            }
+            Err(_) => Err(self.sides.exclusive.refused()),
         }
     }
 
@@ -492,12 +461,7 @@ impl<T: ?Sized> RwLock<T> {
     /// # Ok::<(), otelconc::sync::BuildError>(())
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.get_mut(),
-            // See the field's docs: no owned guard or owned call can outlive a borrow
-            // of the lock.
-            None => unreachable!("an owned guard outlived a borrow of its lock"),
-        }
+        only_mut(&mut self.inner).get_mut()
     }
 
     /// The name given at construction.
@@ -549,13 +513,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     where
         F: FnOnce(&T) -> &U,
     {
-        let RwLockReadGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::RwLockReadGuard::map(guard, |v| carry(&mut hold, v, f));
-        RwLockReadGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, RwLockReadGuard, RwLockReadGuard)
     }
 
     /// Like [`RwLockReadGuard::map`], when `f` may find no part to lend: then the
@@ -576,14 +534,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     where
         F: FnOnce(&T) -> Option<&U>,
     {
-        let RwLockReadGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::RwLockReadGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(RwLockReadGuard { hold, guard }),
-            Err(guard) => Err(RwLockReadGuard { hold, guard }),
-        }
+        map_guard!(try this, f, RwLockReadGuard, RwLockReadGuard)
     }
 }
 
@@ -621,13 +572,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let RwLockWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::RwLockWriteGuard::map(guard, |v| carry(&mut hold, v, f));
-        RwLockMappedWriteGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, RwLockWriteGuard, RwLockMappedWriteGuard)
     }
 
     /// Like [`RwLockWriteGuard::map`], when `f` may find no part to lend: then the
@@ -647,14 +592,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let RwLockWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::RwLockWriteGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(RwLockMappedWriteGuard { hold, guard }),
-            Err(guard) => Err(RwLockWriteGuard { hold, guard }),
-        }
+        map_guard!(try this, f, RwLockWriteGuard, RwLockMappedWriteGuard)
     }
 
     /// Turns the write hold into a read hold without letting another writer in
@@ -719,13 +657,7 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let RwLockMappedWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::RwLockMappedWriteGuard::map(guard, |v| carry(&mut hold, v, f));
-        RwLockMappedWriteGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, RwLockMappedWriteGuard, RwLockMappedWriteGuard)
     }
 
     /// Narrows the guard further if `f` finds a part, as [`RwLockWriteGuard::try_map`].
@@ -745,15 +677,7 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let RwLockMappedWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped =
-            tokio::sync::RwLockMappedWriteGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(RwLockMappedWriteGuard { hold, guard }),
-            Err(guard) => Err(RwLockMappedWriteGuard { hold, guard }),
-        }
+        map_guard!(try this, f, RwLockMappedWriteGuard, RwLockMappedWriteGuard)
     }
 }
 
@@ -793,13 +717,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     where
         F: FnOnce(&U) -> &V,
     {
-        let OwnedRwLockReadGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::OwnedRwLockReadGuard::map(guard, |v| carry(&mut hold, v, f));
-        OwnedRwLockReadGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, OwnedRwLockReadGuard, OwnedRwLockReadGuard)
     }
 
     /// Like [`OwnedRwLockReadGuard::map`], when `f` may find no part to lend.
@@ -820,14 +738,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     where
         F: FnOnce(&U) -> Option<&V>,
     {
-        let OwnedRwLockReadGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::OwnedRwLockReadGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(OwnedRwLockReadGuard { hold, guard }),
-            Err(guard) => Err(OwnedRwLockReadGuard { hold, guard }),
-        }
+        map_guard!(try this, f, OwnedRwLockReadGuard, OwnedRwLockReadGuard)
     }
 
     /// The lock this guard reads.
@@ -884,13 +795,7 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let OwnedRwLockWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard = tokio::sync::OwnedRwLockWriteGuard::map(guard, |v| carry(&mut hold, v, f));
-        OwnedRwLockMappedWriteGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(this, f, OwnedRwLockWriteGuard, OwnedRwLockMappedWriteGuard)
     }
 
     /// Like [`OwnedRwLockWriteGuard::map`], when `f` may find no part to lend.
@@ -914,14 +819,7 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let OwnedRwLockWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped = tokio::sync::OwnedRwLockWriteGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(OwnedRwLockMappedWriteGuard { hold, guard }),
-            Err(guard) => Err(OwnedRwLockWriteGuard { hold, guard }),
-        }
+        map_guard!(try this, f, OwnedRwLockWriteGuard, OwnedRwLockMappedWriteGuard)
     }
 
     /// Turns the write hold into a read hold without letting another writer in
@@ -1003,14 +901,12 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
     where
         F: FnOnce(&mut U) -> &mut V,
     {
-        let OwnedRwLockMappedWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let guard =
-            tokio::sync::OwnedRwLockMappedWriteGuard::map(guard, |v| carry(&mut hold, v, f));
-        OwnedRwLockMappedWriteGuard {
-            hold: carried(hold),
-            guard,
-        }
+        map_guard!(
+            this,
+            f,
+            OwnedRwLockMappedWriteGuard,
+            OwnedRwLockMappedWriteGuard
+        )
     }
 
     /// Narrows the guard further if `f` finds a part, as [`RwLockWriteGuard::try_map`].
@@ -1034,15 +930,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
     where
         F: FnOnce(&mut U) -> Option<&mut V>,
     {
-        let OwnedRwLockMappedWriteGuard { hold, guard } = this;
-        let mut hold = Some(hold);
-        let mapped =
-            tokio::sync::OwnedRwLockMappedWriteGuard::try_map(guard, |v| carry(&mut hold, v, f));
-        let hold = carried(hold);
-        match mapped {
-            Ok(guard) => Ok(OwnedRwLockMappedWriteGuard { hold, guard }),
-            Err(guard) => Err(OwnedRwLockMappedWriteGuard { hold, guard }),
-        }
+        map_guard!(try this, f, OwnedRwLockMappedWriteGuard, OwnedRwLockMappedWriteGuard)
     }
 
     /// The lock this guard writes.

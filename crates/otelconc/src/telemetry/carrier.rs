@@ -74,22 +74,23 @@ impl<T> Carried<T> {
         Self { value, trace: None }
     }
 
-    /// A value with the producer's context `cx` (if any) and, when it is `timed` or
-    /// `cx` is sampled (its consumer span gets the queue wait), the instant it is
-    /// queued: a value that only carries an unsampled context reads no clock.
+    /// A value with the producer's context `cx` (if any) and, when `cx` is sampled
+    /// (its consumer span gets the queue wait), the instant it is queued: a value that
+    /// only carries an unsampled context reads no clock. It is not in the timing
+    /// sample ([`Carried::stamped`] makes one that is).
     #[inline]
-    pub(crate) fn new(value: T, cx: Option<Context>, timed: bool) -> Self {
-        if cx.is_none() && !timed {
+    pub(crate) fn new(value: T, cx: Option<Context>) -> Self {
+        if cx.is_none() {
             return Self::bare(value);
         }
-        let clocked = timed || cx.as_ref().is_some_and(is_sampled_context);
+        let clocked = cx.as_ref().is_some_and(is_sampled_context);
         Self {
             value,
             trace: Some(Box::new(Trace {
                 cx,
                 enqueued: clocked.then(Instant::now),
                 sent: None,
-                timed,
+                timed: false,
                 seq: 0,
             })),
         }

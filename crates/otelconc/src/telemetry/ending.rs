@@ -30,10 +30,15 @@ pub(crate) enum End {
     Cancelled,
 }
 
+/// The `error.type` of a user error of type `E`: its type name.
+pub(crate) fn error_type<E: ?Sized>() -> &'static str {
+    std::any::type_name::<E>()
+}
+
 impl End {
-    /// A user error: `error.type` is its type name.
+    /// A user error: `error.type` is its type name ([`error_type`]).
     pub(crate) fn error<E: fmt::Display + ?Sized>(error: &E) -> Self {
-        Self::Failed(std::any::type_name::<E>(), error.to_string().into())
+        Self::Failed(error_type::<E>(), error.to_string().into())
     }
 
     /// A panic with `message`.

@@ -7,13 +7,15 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
-use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry::metrics::{
+    Meter, MeterProvider, ObservableCounter, ObservableGauge, ObservableUpDownCounter,
+};
 use opentelemetry::trace::{Link, SpanBuilder, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec, SpanSpec};
-use super::observe::{Combine, Observation, Observatory, bound, key};
+use super::observe::{Observation, Observatory, bound, key};
 use super::{SECONDS_BOUNDARIES, current_context, sampled_context};
 
 /// The instrumentation scope name every meter and tracer of this crate uses.
@@ -400,8 +402,9 @@ impl Telemetry {
     }
 
     /// This instance's part in the observable up-down counter `spec` with `attrs`: an
-    /// additive level, reported as the sum of what the `observe` of every live instance
-    /// of the name returns. `observe` should hold only a `Weak` of its instance.
+    /// additive level (waiters, holders), reported as the sum of what the `observe` of
+    /// every live instance of the name returns. `observe` should hold only a `Weak` of
+    /// its instance.
     pub(crate) fn observable_up_down_counter(
         &self,
         spec: &'static InstrumentSpec,
@@ -409,10 +412,11 @@ impl Telemetry {
         observe: impl Fn() -> Option<i64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .up_down_counter(&self.meter, spec, attrs, observe)
+            .observe::<ObservableUpDownCounter<i64>>(&self.meter, spec, attrs, observe)
     }
 
-    /// Like [`Telemetry::observable_up_down_counter`] with an `f64` value.
+    /// Like [`Telemetry::observable_up_down_counter`] with an `f64` value: a level that
+    /// need not be whole (tokens, a rate).
     pub(crate) fn observable_up_down_counter_f64(
         &self,
         spec: &'static InstrumentSpec,
@@ -420,21 +424,21 @@ impl Telemetry {
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .up_down_counter_f64(&self.meter, spec, attrs, observe)
+            .observe::<ObservableUpDownCounter<f64>>(&self.meter, spec, attrs, observe)
     }
 
     /// This instance's part in the observable `f64` gauge `spec` with `attrs`, for a
-    /// value that does not add up (an age): the instances of a name combine as `combine`
-    /// says. `observe` should hold only a `Weak` of its instance.
+    /// value that does not add up (an age): the gauge reports the largest value that
+    /// the `observe` of a live instance of the name returns. `observe` should hold only
+    /// a `Weak` of its instance.
     pub(crate) fn observable_gauge_f64(
         &self,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
-        combine: Combine,
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .gauge_f64(&self.meter, spec, attrs, combine, observe)
+            .observe::<ObservableGauge<f64>>(&self.meter, spec, attrs, observe)
     }
 
     /// This instance's part in the observable (monotonic) counter `spec` with `attrs`:
@@ -446,10 +450,12 @@ impl Telemetry {
         attrs: Vec<KeyValue>,
         observe: impl Fn() -> Option<u64> + Send + Sync + 'static,
     ) -> Observation {
-        self.observatory.counter(&self.meter, spec, attrs, observe)
+        self.observatory
+            .observe::<ObservableCounter<u64>>(&self.meter, spec, attrs, observe)
     }
 
-    /// Like [`Telemetry::observable_counter`] with an `f64` total (seconds).
+    /// Like [`Telemetry::observable_counter`] with an `f64` total (seconds of busy
+    /// time).
     pub(crate) fn observable_counter_f64(
         &self,
         spec: &'static InstrumentSpec,
@@ -457,7 +463,7 @@ impl Telemetry {
         observe: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) -> Observation {
         self.observatory
-            .counter_f64(&self.meter, spec, attrs, observe)
+            .observe::<ObservableCounter<f64>>(&self.meter, spec, attrs, observe)
     }
 }
 

@@ -29,6 +29,7 @@
 mod carrier;
 mod context;
 mod ending;
+mod grants;
 mod guard;
 mod handle;
 mod instruments;
@@ -39,12 +40,13 @@ mod wait;
 
 pub(crate) use carrier::{Carried, Trace, link_to, span_start};
 pub use context::{current_context, is_sampled, propagated_context, sampled_context};
-pub(crate) use ending::{End, EndingSpan};
+pub(crate) use ending::{End, EndingSpan, error_type};
+pub(crate) use grants::{GrantNames, Grants};
 pub(crate) use guard::{Guarded, poll_guarded};
 pub use handle::{SCOPE_NAME, SpanPolicy, Telemetry};
 pub(crate) use instruments::{Counter, Histogram, UpDownCounter};
 pub use names::{AttributeSpec, InstrumentKind, InstrumentSpec, SpanSpec};
-pub(crate) use observe::{Combine, Observation};
+pub(crate) use observe::Observation;
 pub use propagation::{extract, inject};
 pub(crate) use wait::WaitSpans;
 

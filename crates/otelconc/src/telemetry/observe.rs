@@ -33,7 +33,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider};
+use opentelemetry::metrics::{
+    AsyncInstrument, AsyncInstrumentBuilder, Meter, MeterProvider, ObservableCounter,
+    ObservableGauge, ObservableUpDownCounter,
+};
 
 use super::instruments::{Counter, Histogram, UpDownCounter};
 use super::names::{InstrumentKind, InstrumentSpec};
@@ -41,7 +44,7 @@ use crate::util::sync::lock;
 
 /// How the live sources of one observable instrument combine into the value exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Combine {
+pub(super) enum Combine {
     /// Their sum (additive levels: waiters, queue sizes, permits).
     Sum,
     /// The largest (maxima, such as the age of the oldest running job).
@@ -103,7 +106,7 @@ struct SlotState<V> {
 }
 
 /// One instrument and attribute set: its live sources.
-struct Slot<V> {
+pub(super) struct Slot<V> {
     /// `None` for a counter; how a gauge combines its sources.
     combine: Option<Combine>,
     /// Whether the meter kept the callback, i.e. an SDK will read this slot.
@@ -315,19 +318,70 @@ fn callback<V: Value>(
     }
 }
 
-/// Builds the asynchronous instrument of `builder` (with `spec`'s unit and
-/// description) whose callback reports the slot's value `cb` with `attrs`; evaluates to
-/// whether the meter kept the callback (an SDK does; a no-op meter drops it at once).
-macro_rules! register {
-    ($builder:expr, $spec:expr, $attrs:expr, $cb:expr) => {{
-        let probe = Arc::new(());
-        let _ = $builder
-            .with_unit($spec.unit)
-            .with_description($spec.description)
-            .with_callback(callback($attrs, $cb, &probe))
-            .build();
-        Arc::strong_count(&probe) > 1
-    }};
+/// An observable instrument the observatory registers: the kind the catalogue gives it,
+/// how the sources of one slot combine (`None`: a counter), where its slots are kept,
+/// and how the meter builds it.
+pub(super) trait Observable: Sized {
+    type Value: Value;
+    const KIND: InstrumentKind;
+    const COMBINE: Option<Combine>;
+    fn slots(o: &Observatory) -> &Mutex<HashMap<Key, Weak<Slot<Self::Value>>>>;
+    fn builder<'m>(
+        meter: &'m Meter,
+        name: &'static str,
+    ) -> AsyncInstrumentBuilder<'m, Self, Self::Value>;
+    fn build(builder: AsyncInstrumentBuilder<'_, Self, Self::Value>) -> Self;
+}
+
+/// Implements [`Observable`], one instrument a row: the instrument (its name is its
+/// catalogue kind too) and value type, how its sources combine, the observatory's
+/// field that keeps its slots, and the meter's builder method.
+macro_rules! observable {
+    ($($inst:ident<$value:ty>: $combine:expr, $slots:ident, $builder:ident;)*) => {$(
+        impl Observable for $inst<$value> {
+            type Value = $value;
+            const KIND: InstrumentKind = InstrumentKind::$inst;
+            const COMBINE: Option<Combine> = $combine;
+            fn slots(o: &Observatory) -> &Mutex<HashMap<Key, Weak<Slot<$value>>>> {
+                &o.$slots
+            }
+            fn builder<'m>(
+                meter: &'m Meter,
+                name: &'static str,
+            ) -> AsyncInstrumentBuilder<'m, Self, $value> {
+                meter.$builder(name)
+            }
+            fn build(builder: AsyncInstrumentBuilder<'_, Self, $value>) -> Self {
+                builder.build()
+            }
+        }
+    )*};
+}
+
+observable! {
+    ObservableCounter<u64>: None, counters, u64_observable_counter;
+    ObservableCounter<f64>: None, counters_f64, f64_observable_counter;
+    ObservableUpDownCounter<i64>: Some(Combine::Sum), up_down, i64_observable_up_down_counter;
+    ObservableUpDownCounter<f64>: Some(Combine::Sum), up_down_f64, f64_observable_up_down_counter;
+    ObservableGauge<f64>: Some(Combine::Max), gauges_f64, f64_observable_gauge;
+}
+
+/// Builds the `I` instrument for `spec` (with its unit and description) whose callback
+/// reports the slot's value `cb` with `attrs`; returns whether the meter kept the
+/// callback (an SDK does; a no-op meter drops it at once).
+fn register<I: Observable>(
+    meter: &Meter,
+    spec: &'static InstrumentSpec,
+    attrs: Vec<KeyValue>,
+    cb: Callback<I::Value>,
+) -> bool {
+    let probe = Arc::new(());
+    let builder = I::builder(meter, spec.name)
+        .with_unit(spec.unit)
+        .with_description(spec.description)
+        .with_callback(callback(attrs, cb, &probe));
+    let _ = I::build(builder);
+    Arc::strong_count(&probe) > 1
 }
 
 /// The instrument under `key` in `map`, made by `make` the first time.
@@ -360,138 +414,23 @@ impl Observatory {
         o
     }
 
-    /// An observable counter for `spec` and `attrs` on `meter`; this instance's count
-    /// is what `read` returns.
-    pub(crate) fn counter(
+    /// This instance's source `read` in the `I` instrument for `spec` and `attrs` on
+    /// `meter`, registered the first time an instance asks for it (see the module docs
+    /// for how the sources of one instrument combine).
+    pub(super) fn observe<I: Observable>(
         &self,
         meter: &Meter,
         spec: &'static InstrumentSpec,
         attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<u64> + Send + Sync + 'static,
+        read: impl Fn() -> Option<I::Value> + Send + Sync + 'static,
     ) -> Observation {
-        debug_assert_eq!(
-            spec.kind,
-            InstrumentKind::ObservableCounter,
-            "{}",
-            spec.name
-        );
+        debug_assert_eq!(spec.kind, I::KIND, "{}", spec.name);
         let k = key(spec, &attrs);
         observe_in(
-            &self.counters,
+            I::slots(self),
             k,
-            None,
-            |cb| register!(meter.u64_observable_counter(spec.name), spec, attrs, cb),
-            Arc::new(read),
-        )
-    }
-
-    /// An observable `f64` counter for `spec` and `attrs` on `meter` (seconds of busy
-    /// time); this instance's cumulative total is what `read` returns.
-    pub(crate) fn counter_f64(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> Observation {
-        debug_assert_eq!(
-            spec.kind,
-            InstrumentKind::ObservableCounter,
-            "{}",
-            spec.name
-        );
-        let k = key(spec, &attrs);
-        observe_in(
-            &self.counters_f64,
-            k,
-            None,
-            |cb| register!(meter.f64_observable_counter(spec.name), spec, attrs, cb),
-            Arc::new(read),
-        )
-    }
-
-    /// An observable `i64` up-down counter for `spec` and `attrs` on `meter`: an
-    /// additive level (waiters, holders); the instances of a name add up.
-    pub(crate) fn up_down_counter(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<i64> + Send + Sync + 'static,
-    ) -> Observation {
-        debug_assert_eq!(
-            spec.kind,
-            InstrumentKind::ObservableUpDownCounter,
-            "{}",
-            spec.name
-        );
-        let k = key(spec, &attrs);
-        observe_in(
-            &self.up_down,
-            k,
-            Some(Combine::Sum),
-            |cb| {
-                register!(
-                    meter.i64_observable_up_down_counter(spec.name),
-                    spec,
-                    attrs,
-                    cb
-                )
-            },
-            Arc::new(read),
-        )
-    }
-
-    /// An observable `f64` up-down counter for `spec` and `attrs` on `meter`: an
-    /// additive level that need not be whole (tokens, a rate); the instances of a name
-    /// add up.
-    pub(crate) fn up_down_counter_f64(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> Observation {
-        debug_assert_eq!(
-            spec.kind,
-            InstrumentKind::ObservableUpDownCounter,
-            "{}",
-            spec.name
-        );
-        let k = key(spec, &attrs);
-        observe_in(
-            &self.up_down_f64,
-            k,
-            Some(Combine::Sum),
-            |cb| {
-                register!(
-                    meter.f64_observable_up_down_counter(spec.name),
-                    spec,
-                    attrs,
-                    cb
-                )
-            },
-            Arc::new(read),
-        )
-    }
-
-    /// An observable `f64` gauge for `spec` and `attrs` on `meter`; the instances of a
-    /// name combine as `combine` says.
-    pub(crate) fn gauge_f64(
-        &self,
-        meter: &Meter,
-        spec: &'static InstrumentSpec,
-        attrs: Vec<KeyValue>,
-        combine: Combine,
-        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
-    ) -> Observation {
-        debug_assert_eq!(spec.kind, InstrumentKind::ObservableGauge, "{}", spec.name);
-        let k = key(spec, &attrs);
-        observe_in(
-            &self.gauges_f64,
-            k,
-            Some(combine),
-            |cb| register!(meter.f64_observable_gauge(spec.name), spec, attrs, cb),
+            I::COMBINE,
+            |cb| register::<I>(meter, spec, attrs, cb),
             Arc::new(read),
         )
     }
