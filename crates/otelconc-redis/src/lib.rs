@@ -192,14 +192,16 @@
 //! `docs/telemetry.md` says what each means.
 //!
 //! What it costs, measured end to end with `otelconc queue` (one submitting and two
-//! worker processes, the demo's job, a local OTLP collector, all on one 2-core
-//! machine), against `OTEL_SDK_DISABLED=true` (73,000 to 77,000 jobs/s): metrics with
-//! every trace sampled out (the context still travels in each entry) cost nothing
-//! measurable; `parentbased_traceidratio` at 0.1 costs 8% to 20% of the jobs per
-//! second; every trace kept, about 25%. A kept trace is a `process` span per job (and
-//! a `send` span per submit call), built and exported on the same cores; each costs
-//! about as much CPU as the job's own trip through Redis, so sample traces where the
-//! rate is high.
+//! worker processes, the demo's job, a local OTLP collector over OTLP/HTTP, all on one
+//! 2-core machine), against `OTEL_SDK_DISABLED=true` (82,000 to 85,000 jobs/s in the
+//! quietest runs): metrics with every trace sampled out cost about 10% of the jobs per
+//! second, most of it the context each entry carries (the `traceparent` field that Redis
+//! stores and the worker parses and extracts); `parentbased_traceidratio` at 0.1 costs
+//! about 14%; every trace kept, about 29%. A kept trace is a `process` span per job (and
+//! a `send` span per submit call), built and exported on the same cores: exporting a
+//! span alone (the SDK's exporter threads and the collector) takes about a quarter of
+//! the CPU the job takes with telemetry off. Sample traces where the rate is high, and
+//! run the collector off the workers' cores.
 
 #![forbid(unsafe_code)]
 #![warn(

@@ -76,10 +76,19 @@ pub(crate) static DOC: SuiteDoc = SuiteDoc {
         processes the spread is wide (1.2x to 1.3x for otelconc-metrics in runs at a \
         load average of 3 to 4). End to end across processes with the demo's job \
         (which has an effect, so its commits run the script): `otelconc queue submit \
-        --jobs 100000 --json` with two `queue worker` processes on the same machine \
-        gave 73,000 to 77,000 jobs/s with `OTEL_SDK_DISABLED=true`, the same with \
-        metrics on and traces sampled out, and 56,500 with every trace kept and \
-        exported to a local rotel; `examples/throughput.rs` of otelconc-redis (no-op \
+        --jobs 200000 --json` with two `queue worker` processes on the same machine, \
+        exporting over OTLP/HTTP (the default) to a local rotel, three quiet rounds: \
+        82,000 to 85,000 jobs/s with `OTEL_SDK_DISABLED=true` (19.0 to 19.3 us of CPU \
+        per job, all processes together); 74,600 to 75,700 (0.90x) with metrics on and \
+        every trace sampled out, most of it the context every entry carries (a \
+        `traceparent` field Redis stores and the worker parses and extracts); 70,000 to \
+        75,000 (0.86x) with `parentbased_traceidratio` at 0.1; 57,700 to 60,000 (0.71x) \
+        with every trace kept. With every trace kept, exporting a span costs the SDK's \
+        exporter threads 2.4 to 2.5 us of CPU and the collector 1.9 to 2.0 us, together \
+        about 23% of the CPU a job takes with telemetry off, before the span is built: \
+        on the same 2 cores, that alone puts a kept trace per job beyond a 10% cost \
+        (over gRPC it was 3.2 to 3.7 and 2.5 to 2.8 us). `examples/throughput.rs` of \
+        otelconc-redis (no-op \
         jobs, 2 workers of 8) 140,000 jobs/s against a Redis with `appendonly yes`, \
         100,000 with `appendfsync always`.",
 };
