@@ -107,7 +107,9 @@ struct SlotState<V> {
 
 /// One instrument and attribute set: its live sources.
 pub(super) struct Slot<V> {
-    /// `None` for a counter; how a gauge combines its sources.
+    /// `None` for a counter (its sources summed, with what the departed ones counted);
+    /// else how the live sources of a level combine: summed for an up-down counter, the
+    /// largest for a gauge.
     combine: Option<Combine>,
     /// Whether the meter kept the callback, i.e. an SDK will read this slot.
     kept: AtomicBool,

@@ -85,6 +85,16 @@ impl Extractor for Checked<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys()
     }
+
+    /// Every value of `key` the carrier holds (a propagator that reads repeated headers
+    /// gets them all); for `traceparent`, only the well-formed ones.
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let mut all = self.0.get_all(key)?;
+        if key.eq_ignore_ascii_case(TRACEPARENT) {
+            all.retain(|v| well_formed(v.trim()));
+        }
+        (!all.is_empty()).then_some(all)
+    }
 }
 
 fn well_formed(traceparent: &str) -> bool {

@@ -148,6 +148,72 @@ async fn nothing_of_the_callers_context_leaks_into_an_extracted_one() {
     );
 }
 
+/// A carrier with repeated headers, as HTTP allows.
+struct Repeated(Vec<(&'static str, &'static str)>);
+
+impl opentelemetry::propagation::Extractor for Repeated {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| *k).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let all: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect();
+        (!all.is_empty()).then_some(all)
+    }
+}
+
+/// A propagator that reads every value of a header: it puts the values it saw in the
+/// context, one string per value, joined with `|`.
+#[derive(Debug)]
+struct ReadsAll(&'static str);
+
+#[derive(Debug, PartialEq)]
+struct Seen(String);
+
+impl opentelemetry::propagation::TextMapPropagator for ReadsAll {
+    fn inject_context(&self, _: &Context, _: &mut dyn opentelemetry::propagation::Injector) {}
+
+    fn extract_with_context(
+        &self,
+        cx: &Context,
+        extractor: &dyn opentelemetry::propagation::Extractor,
+    ) -> Context {
+        let all = extractor.get_all(self.0).unwrap_or_default();
+        cx.with_value(Seen(all.join("|")))
+    }
+
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(&[])
+    }
+}
+
+#[tokio::test]
+async fn a_propagator_reading_repeated_headers_gets_them_all_but_bad_traceparents() {
+    let _g = GLOBALS.lock().await;
+    let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let carrier = Repeated(vec![
+        ("baggage", "a=1"),
+        ("baggage", "b=2"),
+        ("traceparent", "garbage"),
+        ("traceparent", good),
+    ]);
+    for (header, want) in [("baggage", "a=1|b=2"), ("traceparent", good)] {
+        global::set_text_map_propagator(ReadsAll(header));
+        let cx = extract(&carrier);
+        assert_eq!(cx.get::<Seen>(), Some(&Seen(want.to_owned())), "{header}");
+    }
+    install_w3c();
+}
+
 #[tokio::test]
 async fn an_oversized_tracestate_keeps_its_first_32_members() {
     let _g = GLOBALS.lock().await;
