@@ -308,11 +308,7 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
     for (name, p, c, full) in [("1p1c", 1, 1, 2_000_000), ("4p4c", 4, 4, 2_000_000)] {
         let nosdk = env.telemetry.nosdk();
         let metrics = env.telemetry.metrics();
-        let traced_t = env.telemetry.traced();
-        let (root1, root2, root3) = (root.clone(), root.clone(), root.clone());
-        let traced_plain = env.telemetry.traced();
-        let (traced_floor, root4) = (env.telemetry.traced(), root.clone());
-        let floor = Consume::BareSpan(seed_ops.tracer.clone());
+        let root2 = root.clone();
         let seed_s = seed_ops.clone();
         let mut variants = vec![Variant::new("async-channel", move |rt, ops| {
             raw(rt, ops, p, c)
@@ -331,32 +327,20 @@ pub(crate) fn cases(env: &Env) -> Vec<Case> {
             otelconc(rt, ops, p, c, &metrics)
         }));
         // Traced variants do a small fraction of the work: each message costs microseconds.
-        variants.push(Variant::new("otelconc-traced", move |rt, ops| {
-            traced(
-                rt,
-                (ops / 20).max(1),
-                p,
-                c,
-                &traced_t,
-                &root1,
-                &Consume::Traced,
-            ) * 20
-        }));
-        // Traced sends, plain `recv`: the context travels, no span is built.
-        variants.push(Variant::new("otelconc-traced-recv", move |rt, ops| {
-            traced(
-                rt,
-                (ops / 20).max(1),
-                p,
-                c,
-                &traced_plain,
-                &root3,
-                &Consume::Plain,
-            ) * 20
-        }));
-        variants.push(Variant::new("carried+bare-span", move |rt, ops| {
-            traced(rt, (ops / 20).max(1), p, c, &traced_floor, &root4, &floor) * 20
-        }));
+        // Each has a handle of its own, as every variant does.
+        for (variant, consume) in [
+            ("otelconc-traced", Consume::Traced),
+            ("otelconc-traced-recv", Consume::Plain),
+            (
+                "carried+bare-span",
+                Consume::BareSpan(seed_ops.tracer.clone()),
+            ),
+        ] {
+            let (t, root) = (env.telemetry.traced(), root.clone());
+            variants.push(Variant::new(variant, move |rt, ops| {
+                traced(rt, (ops / 20).max(1), p, c, &t, &root, &consume) * 20
+            }));
+        }
         variants.push(Variant::new("seed-style", move |rt, ops| {
             seed(rt, (ops / 20).max(1), p, c, &seed_s, &root2) * 20
         }));
