@@ -141,12 +141,9 @@ async fn run_job(
                     job_attributes(slot, m, waited)
                 })
         }
-        (Some(producer), _) => {
-            shared
-                .telemetry
-                .consumer_span(&names::JOB_SPAN, Some(producer), Vec::new())
-        }
-        (None, _) => None,
+        // No span outside a sampled submitter's trace: the job runs under the
+        // context it carried, and no ambient context is looked up per job.
+        _ => None,
     };
     // A timed job in a trace records its times under its context (exemplars).
     let cx = times.and_then(|_| span.clone().or_else(|| carried.clone()));
