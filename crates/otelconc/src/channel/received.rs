@@ -179,8 +179,10 @@ impl<T> Received<T> {
     /// sampled trace, or one of the values sampled for the queue-time metric (only when
     /// an SDK reads the metrics). Always `None` for fan-in items.
     ///
-    /// A value with a consumer span was timed on the clock spans are stamped with, up to
-    /// the span's start (the span's `otelconc.queue_wait`); any other on tokio's clock.
+    /// A value sent inside a sampled trace was timed on the clock spans are stamped with,
+    /// up to its consumer span's start (the span's `otelconc.queue_wait`); any other on
+    /// tokio's clock (a value sent outside a sampled trace and received under the
+    /// receiver's sampled span included: its span gets that time).
     ///
     /// # Examples
     /// ```

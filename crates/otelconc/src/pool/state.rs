@@ -151,6 +151,9 @@ impl Shared {
         self.stamp(cell, self.telemetry.carried(cx))
     }
 
+    /// The job and `cx`, stamped on the span clock exactly when the job will get a span
+    /// (the worker reads that from the stamp) and on tokio's clock when it is in the
+    /// sample.
     #[inline]
     fn stamp(&self, cell: Pin<Box<dyn ErasedJob>>, cx: Option<Context>) -> Queued {
         let timed = self.metrics.tick();

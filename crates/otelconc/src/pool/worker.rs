@@ -123,11 +123,10 @@ async fn run_job(
     slot.busy.store(true, Relaxed);
     slot.counts.add(STARTED, 1);
     // Whether this job gets a span: a worker runs outside any span, so by the consumer
-    // rule only a sampled submitter's context can be its parent. Its attributes (and the
+    // rule only a sampled submitter's context can be its parent, and the submit stamped
+    // the job on the span clock exactly then (`Shared::stamp`). Its attributes (and the
     // clock read for its start and queue wait) are built only then.
-    let spanned = carried
-        .as_ref()
-        .is_some_and(|p| shared.telemetry.spans_under(p));
+    let spanned = sent.is_some();
     // Jobs in the sample: their times go to the histograms, on tokio's clock. Traced
     // jobs outside it skip the histograms: their span has the times.
     let times = enqueued.filter(|_| timed).map(|q| (q, Instant::now()));
@@ -136,19 +135,15 @@ async fn run_job(
         (Some(producer), Some(m)) if spanned => {
             // One clock read: the span's start, and the end of the job's queue wait.
             let (start, waited) = span_start(sent);
-            let waited = waited.or(times.map(|(q, s)| s - q));
             shared
                 .telemetry
                 .consumer_span_at(&names::JOB_SPAN, Some(producer), Some(start), || {
                     job_attributes(slot, m, waited)
                 })
         }
-        (Some(producer), _) => {
-            shared
-                .telemetry
-                .consumer_span(&names::JOB_SPAN, Some(producer), Vec::new())
-        }
-        (None, _) => None,
+        // No span outside a sampled submitter's trace: the job runs under the
+        // context it carried, and no ambient context is looked up per job.
+        _ => None,
     };
     // A timed job in a trace records its times under its context (exemplars).
     let cx = times.and_then(|_| span.clone().or_else(|| carried.clone()));

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use opentelemetry::Value;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, Status, TraceContextExt};
+use opentelemetry::{KeyValue, Value};
 use otelconc::pipeline::{ErrorPolicy, Pipeline};
 use otelconc::telemetry::names::pipeline::ATTR_STAGE;
 use otelconc::telemetry::names::{
@@ -394,6 +394,17 @@ async fn traced_items_are_not_added_to_the_duration_sample() {
     assert_eq!(count, 2, "items 10 and 20 of the worker, traced or not");
 }
 
+/// The stage's `worker.count` as (busy, idle).
+fn workers_by_state(tt: &TestTelemetry, stage: &[KeyValue]) -> (Option<f64>, Option<f64>) {
+    let state = |s| {
+        let mut a = stage.to_vec();
+        a.push(attr(ATTR_WORKER_STATE, s));
+        tt.metrics()
+            .value("otelconc.pipeline.stage.worker.count", &a)
+    };
+    (state("busy"), state("idle"))
+}
+
 /// A stage's busy time runs while a worker works and stops when it parks on a full
 /// output buffer; the buffer reports its size, its capacity and its oldest item's age,
 /// and the stage its workers by state.
@@ -418,13 +429,7 @@ async fn a_blocked_stage_shows_busy_time_saturation_and_backlog_age() {
     assert_eq!(value("otelconc.pipeline.stage.buffer.capacity"), Some(2.0));
     assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(3.0));
     assert_eq!(value("otelconc.pipeline.stage.worker.limit"), Some(1.0));
-    let state = |s| {
-        let mut a = stage.to_vec();
-        a.push(attr(ATTR_WORKER_STATE, s));
-        tt.metrics()
-            .value("otelconc.pipeline.stage.worker.count", &a)
-    };
-    assert_eq!((state("busy"), state("idle")), (Some(0.0), Some(1.0)));
+    assert_eq!(workers_by_state(&tt, &stage), (Some(0.0), Some(1.0)));
     // The collection at 3.5 s was the first after items 0 and 1 went in.
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(
@@ -462,13 +467,7 @@ async fn a_stage_blocked_on_a_skip_marker_is_idle() {
     let value = |metric: &str| tt.metrics().value(metric, &stage);
     assert_eq!(value("otelconc.pipeline.stage.buffer.size"), Some(2.0));
     assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(3.0));
-    let state = |s| {
-        let mut a = stage.to_vec();
-        a.push(attr(ATTR_WORKER_STATE, s));
-        tt.metrics()
-            .value("otelconc.pipeline.stage.worker.count", &a)
-    };
-    assert_eq!((state("busy"), state("idle")), (Some(0.0), Some(1.0)));
+    assert_eq!(workers_by_state(&tt, &stage), (Some(0.0), Some(1.0)));
     assert_eq!(out.count().await, 0);
     // Items 3 and 4 took 1 s each once the buffer had room.
     assert_eq!(value("otelconc.pipeline.stage.busy.time"), Some(5.0));
