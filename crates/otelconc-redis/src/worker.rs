@@ -50,7 +50,6 @@ type Run = Box<
 /// entry.
 struct Delivery {
     run: Run,
-    queue: Arc<str>,
     timeout: Option<Duration>,
     ticket: Ticket,
 }
@@ -61,7 +60,6 @@ impl otelconc::pool::Job for Delivery {
     fn run(self, token: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
         let Self {
             run,
-            queue,
             timeout,
             ticket,
         } = self;
@@ -75,14 +73,19 @@ impl otelconc::pool::Job for Delivery {
                 }
                 None => (token, None),
             };
-            let cx = JobContext::new(ticket.id(), queue, ticket.attempt(), token);
+            let cx = JobContext::new(
+                ticket.id(),
+                ticket.shared.queue.clone(),
+                ticket.attempt(),
+                token,
+            );
             let handler = std::panic::AssertUnwindSafe(run(cx.clone())).catch_unwind();
             let ran = match timeout {
                 Some(limit) => tokio::time::timeout(limit, handler).await.ok(),
                 None => Some(handler.await),
             };
             let seconds = cx.started().elapsed().as_secs_f64();
-            let metrics = &ticket.shared().metrics;
+            let metrics = &ticket.shared.metrics;
             match ran {
                 Some(Ok(Ok(()))) => {
                     metrics.processed(seconds, None);
@@ -161,10 +164,6 @@ impl Ticket {
 
     fn attempt(&self) -> u64 {
         self.open.as_ref().map_or(1, |o| o.attempt)
-    }
-
-    fn shared(&self) -> &Shared {
-        &self.shared
     }
 
     fn finish(mut self, ended: Ended) {
@@ -1547,7 +1546,6 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         let run: Run = Box::new(move |cx| handler(job, cx));
         let delivery = Delivery {
             run,
-            queue: s.queue.clone(),
             timeout: self.timeout,
             ticket: Ticket {
                 shared: s.clone(),
