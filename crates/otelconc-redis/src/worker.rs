@@ -168,9 +168,9 @@ impl Ticket {
 
     fn finish(mut self, ended: Ended) {
         if let Some(mut open) = self.open.take() {
-            // Done running: while the commit room has space the delivery waits for its
-            // commit there and frees its read slot, so the reader goes on while commits
-            // are out.
+            // Done running: while the commit room has space the delivery waits there to
+            // be settled (its commit, retry or dead letter) and frees its read slot, so
+            // the reader goes on while commits are out.
             if let Ok(room) = self.shared.commit_room.clone().try_acquire_owned() {
                 open.permit = room;
             }
@@ -290,7 +290,7 @@ struct Shared {
     metrics: WorkerMetrics,
     /// Where the `process` spans go (the builder's handle, else the queue's).
     telemetry: Telemetry,
-    /// Room for finished jobs waiting for their commit ([`COMMIT_ROOM`]), apart from the
+    /// Room for finished jobs waiting to be settled ([`COMMIT_ROOM`]), apart from the
     /// read slots.
     commit_room: Arc<Semaphore>,
 }
@@ -576,8 +576,9 @@ where
     ///
     /// A worker reads only as many entries as it has room for: at most
     /// `workers + 2 × max(workers, read_batch)` running, queued for its pool, or read
-    /// and waiting for room in that queue, plus up to 512 finished ones waiting for
-    /// their batched commit (one commit of up to 128 jobs out at a time).
+    /// and waiting for room in that queue, plus up to 512 finished ones waiting to be
+    /// settled: committed in batches (one commit of up to 128 jobs out at a time), or
+    /// retried or dead-lettered.
     ///
     /// # Examples
     /// ```no_run
@@ -997,13 +998,16 @@ const COMMIT_BATCH: usize = 128;
 /// the next batch. One: the batches grow with the load (a group commit), and Redis
 /// pays its per-call cost once per batch instead of once per few jobs.
 const COMMITS_IN_FLIGHT: usize = 1;
-/// Finished jobs that may wait for their commit without holding a read slot.
+/// Finished jobs that may wait to be settled (committed, retried or dead-lettered)
+/// without holding a read slot.
 const COMMIT_ROOM: usize = 512;
 
 /// Settles deliveries as their jobs hand them over ([`Ticket`]). Completed ones are
-/// committed in batches: one call for every job that completed while the previous
-/// call was out (up to [`COMMIT_BATCH`]), each job still with its own dedup marker,
-/// effects and outcome; the answer settles each job in the call's own task. Failed and
+/// committed in batches: one commit ([`Shared::commit_batch`]: a call for the jobs
+/// without effects and one for those with, sent together) for every job that completed
+/// while the previous commit was out (up to [`COMMIT_BATCH`]), each job still with its
+/// own dedup marker, effects and outcome; the answers settle each job in the commit's
+/// own task. Failed and
 /// released ones each get a task of their own (a retry, a dead letter or a release).
 /// Runs until `stop`, which [`Worker::shutdown`] fires only after a
 /// [`Settle::Flush`] was answered.
