@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt as _;
@@ -960,10 +960,7 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        let ids: Vec<Arc<str>> = match shared.in_flight.lock() {
-            Ok(g) => g.iter().cloned().collect(),
-            Err(p) => p.into_inner().iter().cloned().collect(),
-        };
+        let ids: Vec<Arc<str>> = shared.in_flight().iter().cloned().collect();
         if ids.is_empty() {
             continue;
         }
@@ -977,12 +974,11 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
             // An id acked between the snapshot and the script is not a lost lease.
-            let still = match shared.in_flight.lock() {
-                Ok(g) => lost.iter().filter(|id| g.contains(id.as_str())).count(),
-                Err(p) => lost
-                    .iter()
-                    .filter(|id| p.get_ref().contains(id.as_str()))
-                    .count(),
+            let still = {
+                let in_flight = shared.in_flight();
+                lost.iter()
+                    .filter(|id| in_flight.contains(id.as_str()))
+                    .count()
             };
             shared
                 .counts
@@ -1069,6 +1065,14 @@ async fn commit_loop(
 }
 
 impl Shared {
+    /// The ids of the deliveries running or waiting to be settled, for the heartbeats.
+    /// Nothing panics while holding it, so a poisoned lock still holds a whole set.
+    fn in_flight(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Hands a delivery to the committer; when the committer is gone (the worker is
     /// being dropped), settles it here as released: it stays pending in Redis, and is
     /// reclaimed after the visibility timeout.
@@ -1089,9 +1093,7 @@ impl Shared {
     /// The end of a delivery: out of the in-flight set, its span ended with `notes`,
     /// its slot freed.
     fn close(&self, open: Open, notes: Notes) {
-        if let Ok(mut g) = self.in_flight.lock() {
-            g.remove(&*open.id);
-        }
+        self.in_flight().remove(&*open.id);
         let span = open.span_cx.span();
         for kv in notes.attributes {
             span.set_attribute(kv);
@@ -1542,9 +1544,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        if let Ok(mut g) = s.in_flight.lock() {
-            g.insert(id.clone());
-        }
+        s.in_flight().insert(id.clone());
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
