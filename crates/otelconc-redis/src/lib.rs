@@ -166,9 +166,10 @@
 //! [`Queue::submit`] runs in a `send {queue}` PRODUCER span and injects its context
 //! (`traceparent`, `tracestate`, `baggage`) into the entry's fields. The worker runs each
 //! delivery in a `process {queue}` CONSUMER span, a child of that context (and linked to
-//! it; built only when that context is sampled, as every otelconc span), so one trace
-//! follows a job from the process that submitted it to the one that ran it, every retry
-//! included. The handler runs under the `process` span, which is the job's span: the
+//! it; built only when that context is sampled, as every otelconc span, or for every
+//! delivery under [`SpanPolicy::Always`](otelconc::telemetry::SpanPolicy::Always)), so
+//! one trace follows a job from the process that submitted it to the one that ran it,
+//! every retry included. The handler runs under the `process` span, which is the job's span: the
 //! worker's pool records its metrics but builds no `otelconc.pool.job` span of its own,
 //! so a job costs two spans (`send`, `process`), not three.
 //!

@@ -1527,10 +1527,13 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         };
         let creation = otelconc::telemetry::extract(&entry);
         let id: Arc<str> = entry.id.into();
-        // As everywhere in otelconc, a span only inside a sampled trace: an entry
-        // submitted outside one (or with no SDK at the producer) still runs under the
-        // context it carried (baggage included), without a span.
-        let span_cx = if creation.span().span_context().is_sampled() {
+        // As everywhere in otelconc, a span only inside a sampled trace (unless the
+        // handle's span policy is `Always`; `process_span` builds none under `Never`):
+        // an entry submitted outside one (or with no SDK at the producer) still runs
+        // under the context it carried (baggage included), without a span.
+        let span_cx = if s.telemetry.span_policy() == SpanPolicy::Always
+            || creation.span().span_context().is_sampled()
+        {
             crate::telemetry::process_span(
                 &s.telemetry,
                 &creation,
