@@ -1082,11 +1082,7 @@ impl Shared {
         {
             bump(&self.counts.released);
             self.metrics.settled(Outcome::Released, None);
-            let mut notes = Notes::default();
-            notes
-                .attributes
-                .push(KeyValue::new(ATTR_OUTCOME, "released"));
-            self.close(open, notes);
+            self.close(open, Notes::released());
         }
     }
 
@@ -1095,7 +1091,10 @@ impl Shared {
     fn close(&self, open: Open, notes: Notes) {
         self.in_flight().remove(&*open.id);
         let span = open.span_cx.span();
-        for kv in notes.attributes {
+        if let Some(et) = notes.error_type {
+            span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, et));
+        }
+        if let Some(kv) = notes.mark {
             span.set_attribute(kv);
         }
         if let Some(e) = notes.error {
@@ -1207,25 +1206,19 @@ impl Shared {
                 self.metrics.settled(Outcome::Completed, None);
             }
             Ok((0, _)) => {
-                notes
-                    .attributes
-                    .push(KeyValue::new("otelconc.job.duplicate", true));
+                notes.mark = Some(KeyValue::new("otelconc.job.duplicate", true));
                 bump(&self.counts.duplicates);
                 self.metrics.settled(Outcome::Duplicate, None);
             }
             Ok((_, err)) => {
-                notes
-                    .attributes
-                    .push(KeyValue::new(ATTR_ERROR_TYPE, "effect"));
+                notes.error_type = Some("effect");
                 notes.error = Some(err);
                 bump(&self.counts.dead_lettered);
                 self.metrics.settled(Outcome::DeadLettered, Some("effect"));
             }
             Err(e) => {
                 // Left pending: reclaimed after the visibility timeout.
-                notes
-                    .attributes
-                    .push(KeyValue::new(ATTR_ERROR_TYPE, "commit"));
+                notes.error_type = Some("commit");
                 notes.error = Some(e.to_string());
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
@@ -1462,11 +1455,24 @@ fn field_name(v: redis::Value) -> Vec<u8> {
     }
 }
 
-/// What settling writes on the `process` span.
+/// What settling writes on the `process` span: at most an `error.type`, one mark
+/// (duplicate, dead-lettered or released) and an error status. Fixed fields, so a
+/// delivery with no span (outside a sampled trace) allocates nothing for them.
 #[derive(Default)]
 struct Notes {
-    attributes: Vec<KeyValue>,
+    error_type: Option<&'static str>,
+    mark: Option<KeyValue>,
     error: Option<String>,
+}
+
+impl Notes {
+    /// A delivery left for another consumer.
+    fn released() -> Self {
+        Self {
+            mark: Some(KeyValue::new(ATTR_OUTCOME, "released")),
+            ..Self::default()
+        }
+    }
 }
 
 /// How a delivery ended.
@@ -1578,12 +1584,10 @@ impl Shared {
         let (id, attempt) = (&*open.id, open.attempt);
         match unfinished {
             Unfinished::Failed(why, et) => {
-                notes.attributes.push(KeyValue::new(ATTR_ERROR_TYPE, et));
+                notes.error_type = Some(et);
                 if attempt >= self.max_deliveries {
                     self.dead_letter(id, &why, attempt, et).await;
-                    notes
-                        .attributes
-                        .push(KeyValue::new("otelconc.job.dead_lettered", true));
+                    notes.mark = Some(KeyValue::new("otelconc.job.dead_lettered", true));
                 } else {
                     let shift = (attempt - 1).min(20) as u32;
                     let backoff = self
@@ -1611,9 +1615,7 @@ impl Shared {
                 notes.error = Some(why);
             }
             Unfinished::Released => {
-                notes
-                    .attributes
-                    .push(KeyValue::new(ATTR_OUTCOME, "released"));
+                notes = Notes::released();
                 if self.release(id, self.visibility).await == Released::NotOwned {
                     bump(&self.counts.leases_lost);
                 }
