@@ -82,7 +82,7 @@
 //! marker (`<stream>:done:<entry id>`, `SET NX PX`, kept for
 //! [`dedup_ttl`](WorkerBuilder::dedup_ttl), 24 h by default), and only if the marker was
 //! new runs the effect commands, then `XACK`s and `XDEL`s the entry. Commits are
-//! batched: one commit takes every job that finished while the previous commit was
+//! batched: one commit takes every job that succeeded while the previous commit was
 //! out, up to 128 jobs. Those with effects go through one script call, each with its
 //! own marker, effects and outcome, acked with one `XACK` and one `XDEL`; one job's
 //! failing effect dead-letters that job only. Those without effects need neither
@@ -123,7 +123,7 @@
 //! # Throughput
 //! Per job, Redis sees one `XADD` (pipelined by [`Queue::submit_many`]: 1,000 per round
 //! trip), a share of one `XREADGROUP` (up to [`read_batch`](WorkerBuilder::read_batch)
-//! entries, 64 by default) and a share of one commit (up to 128 jobs that finished
+//! entries, 64 by default) and a share of one commit (up to 128 jobs that succeeded
 //! while the previous commit was out: for the jobs without effects one `MULTI` /
 //! `XACK` / `XDEL` / `EXEC`, for those with effects one script call with one `SET NX
 //! PX` marker per job, then their effects, one `XACK` and one `XDEL`);
@@ -166,9 +166,10 @@
 //! [`Queue::submit`] runs in a `send {queue}` PRODUCER span and injects its context
 //! (`traceparent`, `tracestate`, `baggage`) into the entry's fields. The worker runs each
 //! delivery in a `process {queue}` CONSUMER span, a child of that context (and linked to
-//! it; built only when that context is sampled, as every otelconc span), so one trace
-//! follows a job from the process that submitted it to the one that ran it, every retry
-//! included. The handler runs under the `process` span, which is the job's span: the
+//! it; built only when that context is sampled, as every otelconc span, or for every
+//! delivery under [`SpanPolicy::Always`](otelconc::telemetry::SpanPolicy::Always)), so
+//! one trace follows a job from the process that submitted it to the one that ran it,
+//! every retry included. The handler runs under the `process` span, which is the job's span: the
 //! worker's pool records its metrics but builds no `otelconc.pool.job` span of its own,
 //! so a job costs two spans (`send`, `process`), not three.
 //!

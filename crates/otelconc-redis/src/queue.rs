@@ -282,8 +282,8 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
         }
     }
 
-    /// Appends every job of `jobs` in one pipelined round trip (`XADD`s sent together,
-    /// in chunks of 1,000), in one `send {queue}` PRODUCER span (child of the current
+    /// Appends every job of `jobs` in pipelined round trips (`XADD`s sent together, 1,000
+    /// per round trip), in one `send {queue}` PRODUCER span (child of the current
     /// context, with `messaging.batch.message_count`) whose context every entry
     /// carries. Returns the entry ids, in the order of `jobs`. For producers that have
     /// many jobs at hand: one round trip per chunk instead of one per job.

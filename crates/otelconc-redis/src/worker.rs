@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt as _;
@@ -50,7 +50,6 @@ type Run = Box<
 /// entry.
 struct Delivery {
     run: Run,
-    queue: Arc<str>,
     timeout: Option<Duration>,
     ticket: Ticket,
 }
@@ -61,7 +60,6 @@ impl otelconc::pool::Job for Delivery {
     fn run(self, token: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
         let Self {
             run,
-            queue,
             timeout,
             ticket,
         } = self;
@@ -75,14 +73,19 @@ impl otelconc::pool::Job for Delivery {
                 }
                 None => (token, None),
             };
-            let cx = JobContext::new(ticket.id(), queue, ticket.attempt(), token);
+            let cx = JobContext::new(
+                ticket.id(),
+                ticket.shared.queue.clone(),
+                ticket.attempt(),
+                token,
+            );
             let handler = std::panic::AssertUnwindSafe(run(cx.clone())).catch_unwind();
             let ran = match timeout {
                 Some(limit) => tokio::time::timeout(limit, handler).await.ok(),
                 None => Some(handler.await),
             };
             let seconds = cx.started().elapsed().as_secs_f64();
-            let metrics = &ticket.shared().metrics;
+            let metrics = &ticket.shared.metrics;
             match ran {
                 Some(Ok(Ok(()))) => {
                     metrics.processed(seconds, None);
@@ -163,15 +166,11 @@ impl Ticket {
         self.open.as_ref().map_or(1, |o| o.attempt)
     }
 
-    fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     fn finish(mut self, ended: Ended) {
         if let Some(mut open) = self.open.take() {
-            // Done running: while the commit room has space the delivery waits for its
-            // commit there and frees its read slot, so the reader goes on while commits
-            // are out.
+            // Done running: while the commit room has space the delivery waits there to
+            // be settled (its commit, retry or dead letter) and frees its read slot, so
+            // the reader goes on while commits are out.
             if let Ok(room) = self.shared.commit_room.clone().try_acquire_owned() {
                 open.permit = room;
             }
@@ -291,7 +290,7 @@ struct Shared {
     metrics: WorkerMetrics,
     /// Where the `process` spans go (the builder's handle, else the queue's).
     telemetry: Telemetry,
-    /// Room for finished jobs waiting for their commit ([`COMMIT_ROOM`]), apart from the
+    /// Room for finished jobs waiting to be settled ([`COMMIT_ROOM`]), apart from the
     /// read slots.
     commit_room: Arc<Semaphore>,
 }
@@ -577,8 +576,9 @@ where
     ///
     /// A worker reads only as many entries as it has room for: at most
     /// `workers + 2 × max(workers, read_batch)` running, queued for its pool, or read
-    /// and waiting for room in that queue, plus up to 512 finished ones waiting for
-    /// their batched commit (one commit of up to 128 jobs out at a time).
+    /// and waiting for room in that queue, plus up to 512 finished ones waiting to be
+    /// settled: committed in batches (one commit of up to 128 jobs out at a time), or
+    /// retried or dead-lettered.
     ///
     /// # Examples
     /// ```no_run
@@ -960,10 +960,7 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        let ids: Vec<Arc<str>> = match shared.in_flight.lock() {
-            Ok(g) => g.iter().cloned().collect(),
-            Err(p) => p.into_inner().iter().cloned().collect(),
-        };
+        let ids: Vec<Arc<str>> = shared.in_flight().iter().cloned().collect();
         if ids.is_empty() {
             continue;
         }
@@ -977,12 +974,11 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
             // An id acked between the snapshot and the script is not a lost lease.
-            let still = match shared.in_flight.lock() {
-                Ok(g) => lost.iter().filter(|id| g.contains(id.as_str())).count(),
-                Err(p) => lost
-                    .iter()
-                    .filter(|id| p.get_ref().contains(id.as_str()))
-                    .count(),
+            let still = {
+                let in_flight = shared.in_flight();
+                lost.iter()
+                    .filter(|id| in_flight.contains(id.as_str()))
+                    .count()
             };
             shared
                 .counts
@@ -998,13 +994,16 @@ const COMMIT_BATCH: usize = 128;
 /// the next batch. One: the batches grow with the load (a group commit), and Redis
 /// pays its per-call cost once per batch instead of once per few jobs.
 const COMMITS_IN_FLIGHT: usize = 1;
-/// Finished jobs that may wait for their commit without holding a read slot.
+/// Finished jobs that may wait to be settled (committed, retried or dead-lettered)
+/// without holding a read slot.
 const COMMIT_ROOM: usize = 512;
 
 /// Settles deliveries as their jobs hand them over ([`Ticket`]). Completed ones are
-/// committed in batches: one call for every job that completed while the previous
-/// call was out (up to [`COMMIT_BATCH`]), each job still with its own dedup marker,
-/// effects and outcome; the answer settles each job in the call's own task. Failed and
+/// committed in batches: one commit ([`Shared::commit_batch`]: a call for the jobs
+/// without effects and one for those with, sent together) for every job that completed
+/// while the previous commit was out (up to [`COMMIT_BATCH`]), each job still with its
+/// own dedup marker, effects and outcome; the answers settle each job in the commit's
+/// own task. Failed and
 /// released ones each get a task of their own (a retry, a dead letter or a release).
 /// Runs until `stop`, which [`Worker::shutdown`] fires only after a
 /// [`Settle::Flush`] was answered.
@@ -1066,6 +1065,14 @@ async fn commit_loop(
 }
 
 impl Shared {
+    /// The ids of the deliveries running or waiting to be settled, for the heartbeats.
+    /// Nothing panics while holding it, so a poisoned lock still holds a whole set.
+    fn in_flight(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Hands a delivery to the committer; when the committer is gone (the worker is
     /// being dropped), settles it here as released: it stays pending in Redis, and is
     /// reclaimed after the visibility timeout.
@@ -1075,22 +1082,19 @@ impl Shared {
         {
             bump(&self.counts.released);
             self.metrics.settled(Outcome::Released, None);
-            let mut notes = Notes::default();
-            notes
-                .attributes
-                .push(KeyValue::new(ATTR_OUTCOME, "released"));
-            self.close(open, notes);
+            self.close(open, Notes::released());
         }
     }
 
     /// The end of a delivery: out of the in-flight set, its span ended with `notes`,
     /// its slot freed.
     fn close(&self, open: Open, notes: Notes) {
-        if let Ok(mut g) = self.in_flight.lock() {
-            g.remove(&*open.id);
-        }
+        self.in_flight().remove(&*open.id);
         let span = open.span_cx.span();
-        for kv in notes.attributes {
+        if let Some(et) = notes.error_type {
+            span.set_attribute(KeyValue::new(ATTR_ERROR_TYPE, et));
+        }
+        if let Some(kv) = notes.mark {
             span.set_attribute(kv);
         }
         if let Some(e) = notes.error {
@@ -1202,25 +1206,19 @@ impl Shared {
                 self.metrics.settled(Outcome::Completed, None);
             }
             Ok((0, _)) => {
-                notes
-                    .attributes
-                    .push(KeyValue::new("otelconc.job.duplicate", true));
+                notes.mark = Some(KeyValue::new("otelconc.job.duplicate", true));
                 bump(&self.counts.duplicates);
                 self.metrics.settled(Outcome::Duplicate, None);
             }
             Ok((_, err)) => {
-                notes
-                    .attributes
-                    .push(KeyValue::new(ATTR_ERROR_TYPE, "effect"));
+                notes.error_type = Some("effect");
                 notes.error = Some(err);
                 bump(&self.counts.dead_lettered);
                 self.metrics.settled(Outcome::DeadLettered, Some("effect"));
             }
             Err(e) => {
                 // Left pending: reclaimed after the visibility timeout.
-                notes
-                    .attributes
-                    .push(KeyValue::new(ATTR_ERROR_TYPE, "commit"));
+                notes.error_type = Some("commit");
                 notes.error = Some(e.to_string());
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
@@ -1457,11 +1455,24 @@ fn field_name(v: redis::Value) -> Vec<u8> {
     }
 }
 
-/// What settling writes on the `process` span.
+/// What settling writes on the `process` span: at most an `error.type`, one mark
+/// (duplicate, dead-lettered or released) and an error status. Fixed fields, so a
+/// delivery with no span (outside a sampled trace) allocates nothing for them.
 #[derive(Default)]
 struct Notes {
-    attributes: Vec<KeyValue>,
+    error_type: Option<&'static str>,
+    mark: Option<KeyValue>,
     error: Option<String>,
+}
+
+impl Notes {
+    /// A delivery left for another consumer.
+    fn released() -> Self {
+        Self {
+            mark: Some(KeyValue::new(ATTR_OUTCOME, "released")),
+            ..Self::default()
+        }
+    }
 }
 
 /// How a delivery ended.
@@ -1522,10 +1533,13 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         };
         let creation = otelconc::telemetry::extract(&entry);
         let id: Arc<str> = entry.id.into();
-        // As everywhere in otelconc, a span only inside a sampled trace: an entry
-        // submitted outside one (or with no SDK at the producer) still runs under the
-        // context it carried (baggage included), without a span.
-        let span_cx = if creation.span().span_context().is_sampled() {
+        // As everywhere in otelconc, a span only inside a sampled trace (unless the
+        // handle's span policy is `Always`; `process_span` builds none under `Never`):
+        // an entry submitted outside one (or with no SDK at the producer) still runs
+        // under the context it carried (baggage included), without a span.
+        let span_cx = if s.telemetry.span_policy() == SpanPolicy::Always
+            || creation.span().span_context().is_sampled()
+        {
             crate::telemetry::process_span(
                 &s.telemetry,
                 &creation,
@@ -1539,15 +1553,12 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        if let Ok(mut g) = s.in_flight.lock() {
-            g.insert(id.clone());
-        }
+        s.in_flight().insert(id.clone());
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
         let delivery = Delivery {
             run,
-            queue: s.queue.clone(),
             timeout: self.timeout,
             ticket: Ticket {
                 shared: s.clone(),
@@ -1573,12 +1584,10 @@ impl Shared {
         let (id, attempt) = (&*open.id, open.attempt);
         match unfinished {
             Unfinished::Failed(why, et) => {
-                notes.attributes.push(KeyValue::new(ATTR_ERROR_TYPE, et));
+                notes.error_type = Some(et);
                 if attempt >= self.max_deliveries {
                     self.dead_letter(id, &why, attempt, et).await;
-                    notes
-                        .attributes
-                        .push(KeyValue::new("otelconc.job.dead_lettered", true));
+                    notes.mark = Some(KeyValue::new("otelconc.job.dead_lettered", true));
                 } else {
                     let shift = (attempt - 1).min(20) as u32;
                     let backoff = self
@@ -1606,9 +1615,7 @@ impl Shared {
                 notes.error = Some(why);
             }
             Unfinished::Released => {
-                notes
-                    .attributes
-                    .push(KeyValue::new(ATTR_OUTCOME, "released"));
+                notes = Notes::released();
                 if self.release(id, self.visibility).await == Released::NotOwned {
                     bump(&self.counts.leases_lost);
                 }

@@ -75,3 +75,89 @@ async fn spans_go_through_the_handle_and_the_handler_runs_under_the_process_span
         "the handler runs under the process span"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_with_span_policy_always_gives_an_entry_outside_any_trace_a_process_span() {
+    use opentelemetry::trace::SpanId;
+    use otelconc::telemetry::SpanPolicy;
+    use redis::AsyncCommands;
+
+    let tt = TestTelemetry::new();
+    let server = Server::start();
+    let q = Queue::<u64>::connect(&server.url(), "always")
+        .await
+        .unwrap()
+        .with_telemetry(tt.telemetry());
+    // An entry from a producer with no SDK: no trace context at all.
+    let mut c = server.conn().await;
+    let bare: String = c.xadd(q.stream_key(), "*", &[("job", "7")]).await.unwrap();
+
+    let report = run_until_empty(
+        Worker::builder(q.clone(), |_n: u64, _cx: JobContext| async {
+            Ok::<(), String>(())
+        })
+        .telemetry(tt.telemetry().with_span_policy(SpanPolicy::Always)),
+        &q,
+    )
+    .await;
+    assert_eq!(report.completed, 1, "{report:?}");
+
+    let processes = tt.spans_named("process always");
+    assert_eq!(
+        processes.len(),
+        1,
+        "SpanPolicy::Always asks for a span for every delivery"
+    );
+    let p = &processes[0];
+    assert_eq!(
+        p.parent_span_id,
+        SpanId::INVALID,
+        "a new root: no context came"
+    );
+    assert!(p.links.links.is_empty(), "nothing to link to");
+    let id = p
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "messaging.message.id")
+        .map(|kv| kv.value.to_string());
+    assert_eq!(id.as_deref(), Some(bare.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_delivery_says_why_on_its_process_span() {
+    use opentelemetry::trace::Status;
+
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let tt = TestTelemetry::new();
+    let server = Server::start();
+    let q = Queue::<u64>::connect(&server.url(), "fails")
+        .await
+        .unwrap()
+        .with_telemetry(tt.telemetry());
+    let root = tt.root("request");
+    q.submit_with_context(&1, &root).await.unwrap();
+    root.span().end();
+
+    let report = run_until_empty(
+        Worker::builder(q.clone(), |_n: u64, _cx: JobContext| async {
+            Err::<(), String>("no".into())
+        })
+        .max_deliveries(1),
+        &q,
+    )
+    .await;
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+
+    let processes = tt.spans_named("process fails");
+    assert_eq!(processes.len(), 1, "{processes:?}");
+    let p = &processes[0];
+    let attr = |key: &str| {
+        p.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attr("error.type").as_deref(), Some("job"));
+    assert_eq!(attr("otelconc.job.dead_lettered").as_deref(), Some("true"));
+    assert_eq!(p.status, Status::error("no"));
+}

@@ -37,8 +37,8 @@ pub(crate) struct SubmitArgs {
     /// (what would go to stdout otherwise goes to stderr).
     #[arg(long)]
     json: bool,
-    /// Jobs per batch: each batch is one `Queue::submit_many` (its `XADD`s pipelined in
-    /// one round trip, under one `send` span, so the jobs of a batch share one trace;
+    /// Jobs per batch: each batch is one `Queue::submit_many` (its `XADD`s pipelined,
+    /// 1,000 per round trip, under one `send` span, so the jobs of a batch share one trace;
     /// `--batch 1` gives each job a trace of its own).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH)]
     batch: usize,
