@@ -34,7 +34,8 @@ pub struct WorkerReport {
     pub dead_lettered: u64,
     /// Of `dead_lettered`, entries that could not be decoded.
     pub decode_errors: u64,
-    /// Entries left pending for another consumer: cancelled by a shutdown deadline,
+    /// Entries left pending for another consumer: cancelled by a shutdown deadline (or
+    /// read and still waiting for room in the pool's queue when the shutdown began),
     /// whose commit or retry could not reach Redis, or whose retry or dead letter found
     /// the entry owned by another consumer by then (left to it, untouched).
     pub released: u64,

@@ -418,7 +418,8 @@ impl Worker {
 
     /// Stops reading and reclaiming, lets running and queued jobs finish until
     /// `deadline` (each committed, retried or dead-lettered as usual), cancels the rest
-    /// (released: left pending, reclaimable at once by another consumer), stops the
+    /// (released: left pending, reclaimable at once by another consumer; so are entries
+    /// read but still waiting for room in the pool's queue, at once), stops the
     /// heartbeats, removes this consumer from the group if it holds no entry, and
     /// returns the final counts. Waits up to the read block time (1 s by default) for a
     /// read in progress to return.
@@ -757,6 +758,7 @@ where
             handler: self.handler.clone(),
             slots: slots.clone(),
             timeout: self.job_timeout,
+            stop: stop.clone(),
         };
         loops.spawn(read_loop(
             d.clone(),
@@ -806,6 +808,9 @@ struct Dispatch<J> {
     handler: Handler<J>,
     slots: Arc<Semaphore>,
     timeout: Option<Duration>,
+    /// The reader's and reclaimer's stop: a delivery still waiting for room in the pool
+    /// when it fires is released instead (the pool may have no room until a job ends).
+    stop: CancellationToken,
 }
 
 impl<J> Clone for Dispatch<J> {
@@ -816,6 +821,19 @@ impl<J> Clone for Dispatch<J> {
             handler: self.handler.clone(),
             slots: self.slots.clone(),
             timeout: self.timeout,
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+impl<J> Dispatch<J> {
+    /// A read slot, waiting for one while they are all taken; `None` once `stop` fired
+    /// (the slots free up only as jobs end, which a shutdown need not wait for).
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            p = self.slots.clone().acquire_owned() => p.ok(),
+            () = self.stop.cancelled() => None,
         }
     }
 }
@@ -860,12 +878,21 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
             Ok(entries) => {
                 let mut first = Some(first);
                 d.shared.metrics.consumed(entries.len() as u64, false);
-                for entry in entries {
+                let mut entries = entries.into_iter();
+                while let Some(entry) = entries.next() {
                     let permit = match first.take() {
                         Some(p) => p,
-                        None => match d.slots.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
+                        None => match d.slot().await {
+                            Some(p) => p,
+                            None => {
+                                // Stopped while waiting for a slot: what was read and
+                                // not dispatched goes back to the group.
+                                for e in std::iter::once(entry).chain(entries) {
+                                    bump(&d.shared.counts.received);
+                                    d.shared.release_undispatched(&e.id).await;
+                                }
+                                return;
+                            }
                         },
                     };
                     bump(&d.shared.counts.received);
@@ -914,8 +941,16 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
             if !claimed.is_empty() {
                 d.shared.metrics.consumed(claimed.len() as u64, true);
                 let counts = delivery_counts(&mut conn, &d.shared.keys.stream, &claimed).await;
-                for entry in claimed {
-                    let Ok(permit) = d.slots.clone().acquire_owned().await else {
+                let mut claimed = claimed.into_iter();
+                while let Some(entry) = claimed.next() {
+                    let Some(permit) = d.slot().await else {
+                        // Stopped while waiting for a slot: what was claimed and not
+                        // dispatched goes back to the group.
+                        for e in std::iter::once(entry).chain(claimed) {
+                            bump(&d.shared.counts.received);
+                            bump(&d.shared.counts.reclaimed);
+                            d.shared.release_undispatched(&e.id).await;
+                        }
                         return;
                     };
                     bump(&d.shared.counts.received);
@@ -1571,8 +1606,14 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
             },
         };
         // A pool that closed (shutdown) hands the delivery back, and dropping it
-        // releases the entry to another consumer.
-        let _ = submit(self.pool.clone(), delivery, span_cx).await;
+        // releases the entry to another consumer. So does a stop while the delivery
+        // waits for room in the pool's queue (room comes only as jobs end, and a
+        // shutdown must not wait for that): the dropped submit never queued it.
+        tokio::select! {
+            biased;
+            _ = submit(self.pool.clone(), delivery, span_cx) => {}
+            () = self.stop.cancelled() => {}
+        }
     }
 }
 
@@ -1624,6 +1665,16 @@ impl Shared {
             }
         }
         self.close(open, notes);
+    }
+
+    /// Releases an entry read or claimed but never handed to the pool (the worker
+    /// stopped first): reclaimable at once by another consumer.
+    async fn release_undispatched(&self, id: &str) {
+        if self.release(id, self.visibility).await == Released::NotOwned {
+            bump(&self.counts.leases_lost);
+        }
+        bump(&self.counts.released);
+        self.metrics.settled(Outcome::Released, None);
     }
 
     /// Sets the entry's idle time to `idle` (reclaimable after `visibility - idle`),

@@ -606,3 +606,76 @@ async fn a_job_cancelled_by_the_shutdown_deadline_is_released_to_another_consume
     let report = second.shutdown(Duration::from_secs(5)).await;
     assert_eq!((report.reclaimed, report.completed), (2, 2), "{report:?}");
 }
+
+/// The consumers of the queue's group, by name, with the number of entries each holds.
+async fn consumers(server: &Server, q: &Queue<Job>) -> std::collections::HashMap<String, u64> {
+    let mut c = server.conn().await;
+    let infos: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    infos
+        .into_iter()
+        .map(|i| {
+            let name: String = redis::from_redis_value_ref(&i["name"]).unwrap();
+            let pending: u64 = redis::from_redis_value_ref(&i["pending"]).unwrap();
+            (name, pending)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_releases_it() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    // One worker, a queue of one: the first entry runs (and never ends), the second
+    // waits in the pool's queue, the third is read and waits for room in it.
+    for n in 0..3 {
+        q.submit(&job(n)).await.unwrap();
+    }
+    let first = Worker::builder(q.clone(), |_j: Job, _cx: JobContext| async {
+        std::future::pending::<()>().await;
+        Ok::<(), String>(())
+    })
+    .workers(1)
+    .read_batch(1)
+    .visibility_timeout(Duration::from_secs(30))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let name = first.consumer().to_string();
+    until(|| async { q.pending().await.unwrap() == 3 }).await;
+    // "Stops at once": a generous bound, not a threshold; without it a hang would hang
+    // the test binary.
+    let report = tokio::time::timeout(Duration::from_secs(60), first.abort())
+        .await
+        .expect("abort returns");
+    assert_eq!((report.received, report.released), (3, 3), "{report:?}");
+    assert!(report.adds_up(), "{report:?}");
+    // Never deleted while it holds entries (deleting it would drop them from the PEL).
+    assert_eq!(consumers(&server, &q).await.get(&name), Some(&3));
+    // Released with their idle time at the visibility timeout: another consumer
+    // reclaims all three at once and runs them.
+    let second = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        Ok::<(), String>(())
+    })
+    .visibility_timeout(Duration::from_secs(30))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let second_name = second.consumer().to_string();
+    until(|| async { effects(&server).await.len() == 3 }).await;
+    let report = second.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.reclaimed, report.completed), (3, 3), "{report:?}");
+    // A consumer holding nothing is removed at shutdown; a dead one's name stays.
+    let left = consumers(&server, &q).await;
+    assert!(!left.contains_key(&second_name), "{left:?}");
+    assert_eq!(left.get(&name), Some(&0), "{left:?}");
+}
