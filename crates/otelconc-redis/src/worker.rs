@@ -558,7 +558,8 @@ where
 
     /// A per-job timeout: a job running longer fails with `timed out` (`error.type`
     /// `timeout`; retried, or dead-lettered at `max_deliveries`). Its handler's future is
-    /// dropped and its [`JobContext::token`] fires. Default none.
+    /// dropped and its [`JobContext::token`] fires. Default none; at least 1 ms
+    /// ([`start`](Self::start) refuses a shorter one).
     ///
     /// The worker enforces it around the handler, not the pool: the pool counts a timed
     /// out job as completed in [`WorkerReport::pool`], while the worker's own counts,
@@ -603,7 +604,8 @@ where
     }
 
     /// How long a job's dedup marker is kept after its commit: a duplicate delivery
-    /// committing later than this applies its effects again. Default 24 h. Each marker
+    /// committing later than this applies its effects again. Default 24 h; at least 1 ms
+    /// (it is set in milliseconds; [`start`](Self::start) refuses a shorter one). Each marker
     /// holds about 150 bytes of Redis memory for this long (only jobs with effects set
     /// one): see the [crate docs](crate#delivery-semantics).
     ///
@@ -647,8 +649,10 @@ where
     /// connections.
     ///
     /// # Errors
-    /// [`Error::Config`] for a setting out of range (zero workers, batch, block or
-    /// deliveries; a heartbeat not shorter than the visibility timeout; a zero timeout);
+    /// [`Error::Config`] for a setting out of range: zero workers, read batch or
+    /// deliveries; a visibility timeout, read block, heartbeat, reclaim interval,
+    /// metrics refresh, job timeout or dedup TTL under 1 ms; a heartbeat not shorter
+    /// than the visibility timeout;
     /// [`Error::Redis`] when Redis cannot be reached (within
     /// [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)).
     ///
@@ -665,14 +669,19 @@ where
                 "workers, read_batch and max_deliveries must be at least 1".into(),
             ));
         }
-        if self.visibility < Duration::from_millis(1)
-            || self.block < Duration::from_millis(1)
+        let ms = Duration::from_millis(1);
+        // The dedup TTL is a `SET ... PX` in milliseconds, which Redis refuses at 0: a
+        // shorter one would fail every commit of a job with effects.
+        if self.visibility < ms
+            || self.block < ms
             || heartbeat.is_zero()
             || self.reclaim_interval.is_zero()
             || self.metrics_refresh.is_zero()
+            || self.job_timeout.is_some_and(|t| t < ms)
+            || self.dedup_ttl < ms
         {
             return Err(Error::Config(
-                "visibility timeout, read block, heartbeat, reclaim interval and metrics refresh must be at least 1 ms".into(),
+                "visibility timeout, read block, heartbeat, reclaim interval, metrics refresh, job timeout and dedup TTL must be at least 1 ms".into(),
             ));
         }
         if heartbeat >= self.visibility {

@@ -679,3 +679,55 @@ async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_release
     assert!(!left.contains_key(&second_name), "{left:?}");
     assert_eq!(left.get(&name), Some(&0), "{left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_out_of_range_are_config_errors_at_start() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    type Tune = fn(WorkerBuilder<Job>) -> WorkerBuilder<Job>;
+    let cases: [(&str, Tune); 12] = [
+        ("zero workers", |b| b.workers(0)),
+        ("zero read batch", |b| b.read_batch(0)),
+        ("zero deliveries", |b| b.max_deliveries(0)),
+        ("zero read block", |b| b.read_block(Duration::ZERO)),
+        ("zero visibility timeout", |b| {
+            b.visibility_timeout(Duration::ZERO)
+        }),
+        ("zero heartbeat", |b| b.heartbeat(Duration::ZERO)),
+        ("heartbeat equal to the visibility timeout", |b| {
+            b.visibility_timeout(Duration::from_millis(300))
+                .heartbeat(Duration::from_millis(300))
+        }),
+        ("heartbeat longer than the visibility timeout", |b| {
+            b.visibility_timeout(Duration::from_millis(300))
+                .heartbeat(Duration::from_millis(400))
+        }),
+        ("zero reclaim interval", |b| {
+            b.reclaim_interval(Duration::ZERO)
+        }),
+        ("zero metrics refresh", |b| {
+            b.metrics_refresh(Duration::ZERO)
+        }),
+        ("zero job timeout", |b| b.job_timeout(Duration::ZERO)),
+        ("zero dedup ttl", |b| b.dedup_ttl(Duration::ZERO)),
+    ];
+    for (what, tune) in cases {
+        let builder = tune(Worker::builder(
+            q.clone(),
+            |_j: Job, _cx: JobContext| async { Ok::<(), String>(()) },
+        ));
+        match builder.start().await {
+            Err(e @ otelconc_redis::Error::Config(_)) => {
+                assert!(
+                    e.to_string().starts_with("invalid configuration: "),
+                    "{what}: {e}"
+                );
+            }
+            Err(e) => panic!("{what}: not a configuration error: {e}"),
+            Ok(w) => {
+                w.abort().await;
+                panic!("{what}: started");
+            }
+        }
+    }
+}
