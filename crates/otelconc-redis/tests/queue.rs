@@ -731,3 +731,118 @@ async fn settings_out_of_range_are_config_errors_at_start() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_delivered_max_deliveries_times_without_an_outcome_is_dead_lettered_unrun() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    // Two consumers took it and died without a word: delivered twice, idle for a minute.
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("otelconc")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(q.stream_key())
+        .arg(">")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("ghost")
+        .arg(0)
+        .arg(&id)
+        .arg("IDLE")
+        .arg(60_000)
+        .arg("RETRYCOUNT")
+        .arg(2)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicU64::new(0));
+    let r = ran.clone();
+    let builder = Worker::builder(q.clone(), move |_j: Job, _cx: JobContext| {
+        r.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<(), String>(()))
+    })
+    .max_deliveries(2)
+    .visibility_timeout(Duration::from_secs(30))
+    .reclaim_interval(Duration::from_millis(20));
+    let report = run_until_empty(builder, &q).await;
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a job that kills its process is not run again"
+    );
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].source_id, id);
+    assert_eq!(dead[0].deliveries, 2);
+    assert!(
+        dead[0].error.contains("without an outcome"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(
+        dead[0].fields.get("job").map(String::as_str),
+        Some(r#"{"n":1,"sleep_ms":0,"fail":false}"#)
+    );
+    assert_eq!(
+        (
+            report.received,
+            report.reclaimed,
+            report.dead_lettered,
+            report.decode_errors
+        ),
+        (1, 1, 1, 0),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+}
+
+/// A job whose serialization always fails.
+#[derive(Deserialize, Debug)]
+struct Unserializable;
+
+impl Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refused"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_does_not_serialize_is_an_encode_error_and_nothing_is_sent() {
+    let server = Server::start();
+    let q = Queue::<Unserializable>::connect(&server.url(), "t")
+        .await
+        .unwrap();
+    let err = q.submit(&Unserializable).await.unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Encode(_)), "{err}");
+    assert!(
+        err.to_string().starts_with("could not encode the job: "),
+        "{err}"
+    );
+    let err = q
+        .submit_many(&[Unserializable, Unserializable])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Encode(_)), "{err}");
+    assert_eq!(q.len().await.unwrap(), 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_key_of_another_type_is_a_redis_error() {
+    let server = Server::start();
+    let mut c = server.conn().await;
+    let _: () = c.set("otelconc:{t}", "not a stream").await.unwrap();
+    let err = Queue::<Job>::connect(&server.url(), "t").await.unwrap_err();
+    match &err {
+        otelconc_redis::Error::Redis(e) => assert_eq!(e.code(), Some("WRONGTYPE"), "{e:?}"),
+        other => panic!("{other}"),
+    }
+}
