@@ -40,8 +40,9 @@ pub struct WorkerReport {
     /// the entry owned by another consumer by then (left to it, untouched).
     pub released: u64,
     /// Entries this worker found owned by another consumer by then (the job ran too
-    /// long without heartbeats reaching Redis and was reclaimed): counted by heartbeats,
-    /// and by retries, dead letters and releases, which then leave the entry alone.
+    /// long without heartbeats reaching Redis and was reclaimed): found by heartbeats,
+    /// or by retries, dead letters and releases, which then leave the entry alone; one
+    /// delivery counts once, however many of them found it.
     pub leases_lost: u64,
     /// The pool's own report (meaningful after shutdown). Its `failed` counts the
     /// handlers that panicked; a job past its

@@ -1,7 +1,7 @@
 //! [`Worker`]: reads a queue's entries, runs them on a worker pool, commits, retries,
 //! dead-letters and reclaims.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -284,7 +284,9 @@ struct Shared {
     cluster: bool,
     /// To the committer task (see [`commit_loop`]).
     settles: tokio::sync::mpsc::UnboundedSender<Settle>,
-    in_flight: Mutex<HashSet<Arc<str>>>,
+    /// The deliveries running or waiting to be settled, each with whether its lease
+    /// was found lost (so one entry counts once in `leases_lost`).
+    in_flight: Mutex<HashMap<Arc<str>, bool>>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -746,7 +748,7 @@ where
             dedup_ttl: self.dedup_ttl,
             cluster,
             settles: settles_tx,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             telemetry,
@@ -1004,7 +1006,13 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        let ids: Vec<Arc<str>> = shared.in_flight().iter().cloned().collect();
+        // Not those known lost: they are another consumer's now.
+        let ids: Vec<Arc<str>> = shared
+            .in_flight()
+            .iter()
+            .filter(|(_, lost)| !**lost)
+            .map(|(id, _)| id.clone())
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -1018,16 +1026,14 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
             // An id acked between the snapshot and the script is not a lost lease.
-            let still = {
-                let in_flight = shared.in_flight();
-                lost.iter()
-                    .filter(|id| in_flight.contains(id.as_str()))
-                    .count()
-            };
-            shared
-                .counts
-                .leases_lost
-                .fetch_add(still as u64, Ordering::Relaxed);
+            let mut in_flight = shared.in_flight();
+            for id in &lost {
+                if let Some(known) = in_flight.get_mut(id.as_str())
+                    && !std::mem::replace(known, true)
+                {
+                    bump(&shared.counts.leases_lost);
+                }
+            }
         }
     }
 }
@@ -1109,12 +1115,25 @@ async fn commit_loop(
 }
 
 impl Shared {
-    /// The ids of the deliveries running or waiting to be settled, for the heartbeats.
-    /// Nothing panics while holding it, so a poisoned lock still holds a whole set.
-    fn in_flight(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+    /// The ids of the deliveries running or waiting to be settled, for the heartbeats,
+    /// each with whether its lease was found lost. Nothing panics while holding it, so a
+    /// poisoned lock still holds a whole map.
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, bool>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a lease found lost on entry `id`, unless a heartbeat or an earlier
+    /// settling step already counted this delivery's.
+    fn lease_lost(&self, id: &str) {
+        let first = match self.in_flight().get_mut(id) {
+            Some(known) => !std::mem::replace(known, true),
+            None => true,
+        };
+        if first {
+            bump(&self.counts.leases_lost);
+        }
     }
 
     /// Hands a delivery to the committer; when the committer is gone (the worker is
@@ -1597,7 +1616,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        s.in_flight().insert(id.clone());
+        s.in_flight().insert(id.clone(), false);
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
@@ -1652,7 +1671,7 @@ impl Shared {
                         }
                         Released::NotOwned => {
                             // Another consumer reclaimed it meanwhile: its retry is theirs.
-                            bump(&self.counts.leases_lost);
+                            self.lease_lost(id);
                             bump(&self.counts.released);
                             self.metrics.settled(Outcome::Released, None);
                         }
@@ -1667,7 +1686,7 @@ impl Shared {
             Unfinished::Released => {
                 notes = Notes::released();
                 if self.release(id, self.visibility).await == Released::NotOwned {
-                    bump(&self.counts.leases_lost);
+                    self.lease_lost(id);
                 }
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
@@ -1766,7 +1785,7 @@ impl Shared {
             }
             Ok(_) => {
                 // Another consumer reclaimed it meanwhile: the verdict is theirs.
-                bump(&self.counts.leases_lost);
+                self.lease_lost(id);
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
             }

@@ -846,3 +846,89 @@ async fn a_queue_key_of_another_type_is_a_redis_error() {
         other => panic!("{other}"),
     }
 }
+
+/// The idle time (ms) and delivery count of entry `id`, and the consumer holding it.
+async fn pending_entry(server: &Server, q: &Queue<Job>, id: &str) -> (u64, u64, String) {
+    let mut c = server.conn().await;
+    let p: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let e = &p.ids[0];
+    (
+        e.last_delivered_ms as u64,
+        e.times_delivered as u64,
+        e.consumer.clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicU64::new(0));
+    let (g, s) = (go.clone(), started.clone());
+    let worker = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        let (g, s) = (g.clone(), s.clone());
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            let _ = g.acquire().await.unwrap();
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            Ok::<(), String>(())
+        }
+    })
+    .visibility_timeout(Duration::from_secs(600))
+    .heartbeat(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let stolen = q.submit(&job(1)).await.unwrap();
+    let kept = q.submit(&job(2)).await.unwrap();
+    until(|| async { started.load(Ordering::SeqCst) == 2 }).await;
+    // Another consumer takes one entry over (as after a stall of this one).
+    let mut c = server.conn().await;
+    let claim = |id: String, to: String, idle: u64| {
+        redis::cmd("XCLAIM")
+            .arg(q.stream_key())
+            .arg("otelconc")
+            .arg(to)
+            .arg(0)
+            .arg(id)
+            .arg("IDLE")
+            .arg(idle)
+            .arg("JUSTID")
+            .clone()
+    };
+    let _: redis::Value = claim(stolen.clone(), "other".into(), 0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    until(|| async { worker.stats().leases_lost == 1 }).await;
+    // Make sure more heartbeats ran since: the other entry's idle time, set high, is
+    // reset by one.
+    for _ in 0..2 {
+        let _: redis::Value = claim(kept.clone(), worker.consumer().to_string(), 500_000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        until(|| async { pending_entry(&server, &q, &kept).await.0 < 100_000 }).await;
+    }
+    // Never taken back from its new owner.
+    assert_eq!(pending_entry(&server, &q, &stolen).await.2, "other");
+    go.add_permits(2);
+    until(|| async { effects(&server).await.len() == 2 }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        report.leases_lost, 1,
+        "one entry lost, counted once: {report:?}"
+    );
+    assert_eq!(report.completed, 2, "{report:?}");
+    assert!(report.adds_up(), "{report:?}");
+}
