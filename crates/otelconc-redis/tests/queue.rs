@@ -868,6 +868,61 @@ async fn pending_entry(server: &Server, q: &Queue<Job>, id: &str) -> (u64, u64, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = attempts.clone();
+    let worker = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        a.lock().unwrap().push(cx.attempt());
+        std::future::ready(Err::<(), _>("fails"))
+    })
+    .visibility_timeout(Duration::from_secs(600))
+    .backoff(Duration::from_secs(10), Duration::from_secs(15))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    until(|| async { worker.stats().retried == 1 }).await;
+    // Attempt 1: a backoff of the base, 10 s: idle set to 600 - 10 s. (It grows from
+    // there: the bound above holds for the 10 s this takes at most.)
+    let (idle, deliveries, owner) = pending_entry(&server, &q, &id).await;
+    assert!((590_000..600_000).contains(&idle), "idle {idle} ms");
+    assert_eq!((deliveries, owner.as_str()), (1, worker.consumer()));
+    // Two deliveries counted and reclaimable now: the reclaim makes it attempt 3, whose
+    // backoff, 40 s, is capped at 15 s.
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg(worker.consumer())
+        .arg(0)
+        .arg(&id)
+        .arg("IDLE")
+        .arg(600_000)
+        .arg("RETRYCOUNT")
+        .arg(2)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    until(|| async { worker.stats().retried == 2 }).await;
+    let (idle, deliveries, _) = pending_entry(&server, &q, &id).await;
+    assert!((585_000..590_000).contains(&idle), "idle {idle} ms");
+    assert_eq!(deliveries, 3);
+    let report = worker.abort().await;
+    assert_eq!(*attempts.lock().unwrap(), vec![1, 3]);
+    assert_eq!(
+        (report.received, report.reclaimed, report.retried),
+        (2, 1, 2),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
     let server = Server::start();
     let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
