@@ -791,6 +791,16 @@ async fn an_entry_delivered_max_deliveries_times_without_an_outcome_is_dead_lett
         dead[0].fields.get("job").map(String::as_str),
         Some(r#"{"n":1,"sleep_ms":0,"fail":false}"#)
     );
+    // The fields are the dead-letter entry's: the original's and the three added.
+    assert_eq!(dead[0].fields.get("otelconc.source_id"), Some(&id));
+    assert_eq!(
+        dead[0]
+            .fields
+            .get("otelconc.deliveries")
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(dead[0].fields.get("otelconc.error"), Some(&dead[0].error));
     assert_eq!(
         (
             report.received,
