@@ -997,3 +997,66 @@ async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
     assert_eq!(report.completed, 2, "{report:?}");
     assert!(report.adds_up(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_a_duplicate() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicU64::new(0));
+    // The first delivery waits for `go`; a later one runs through.
+    let make = |go: Arc<tokio::sync::Semaphore>, started: Arc<AtomicU64>| {
+        move |_j: Job, cx: JobContext| {
+            let (go, started) = (go.clone(), started.clone());
+            async move {
+                if cx.attempt() == 1 {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = go.acquire().await.unwrap();
+                }
+                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                Ok::<(), String>(())
+            }
+        }
+    };
+    let slow = Worker::builder(q.clone(), make(go.clone(), started.clone()))
+        .visibility_timeout(Duration::from_secs(600))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    until(|| async { started.load(Ordering::SeqCst) == 1 }).await;
+    // The slow consumer looks dead to the group: its entry is idle past the timeout.
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg(slow.consumer())
+        .arg(0)
+        .arg(&id)
+        .arg("IDLE")
+        .arg(600_000)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let fast = Worker::builder(q.clone(), make(go.clone(), started.clone()))
+        .visibility_timeout(Duration::from_secs(600))
+        .reclaim_interval(Duration::from_millis(20))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    until(|| async { fast.stats().completed == 1 }).await;
+    // The slow delivery ends too, and commits second.
+    go.add_permits(1);
+    until(|| async { slow.stats().duplicates == 1 }).await;
+    let rs = slow.shutdown(Duration::from_secs(5)).await;
+    let rf = fast.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((rf.reclaimed, rf.completed), (1, 1), "{rf:?}");
+    assert_eq!((rs.completed, rs.duplicates), (0, 1), "{rs:?}");
+    assert!(rs.adds_up() && rf.adds_up(), "{rs:?} {rf:?}");
+    assert_eq!(effects(&server).await.get(&id), Some(&1), "applied once");
+    assert_eq!(q.pending().await.unwrap(), 0);
+    assert!(q.is_empty().await.unwrap());
+}
