@@ -636,9 +636,19 @@ async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_release
     for n in 0..3 {
         q.submit(&job(n)).await.unwrap();
     }
-    let first = Worker::builder(q.clone(), |_j: Job, _cx: JobContext| async {
-        std::future::pending::<()>().await;
-        Ok::<(), String>(())
+    let fired = Arc::new(AtomicU64::new(0));
+    let f = fired.clone();
+    let first = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        let f = f.clone();
+        async move {
+            let token = cx.token().clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                f.fetch_add(1, Ordering::SeqCst);
+            });
+            std::future::pending::<()>().await;
+            Ok::<(), String>(())
+        }
     })
     .workers(1)
     .read_batch(1)
@@ -656,6 +666,8 @@ async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_release
         .expect("abort returns");
     assert_eq!((report.received, report.released), (3, 3), "{report:?}");
     assert!(report.adds_up(), "{report:?}");
+    // The running job's token fired when the (zero) deadline passed.
+    until(|| async { fired.load(Ordering::SeqCst) == 1 }).await;
     // Never deleted while it holds entries (deleting it would drop them from the PEL).
     assert_eq!(consumers(&server, &q).await.get(&name), Some(&3));
     // Released with their idle time at the visibility timeout: another consumer
