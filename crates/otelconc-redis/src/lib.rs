@@ -170,8 +170,11 @@
 //! it; built only when that context is sampled, as every otelconc span, or for every
 //! delivery under [`SpanPolicy::Always`](otelconc::telemetry::SpanPolicy::Always)), so
 //! one trace follows a job from the process that submitted it to the one that ran it,
-//! every retry included. The handler runs under the `process` span, which is the job's span: the
-//! worker's pool records its metrics but builds no `otelconc.pool.job` span of its own,
+//! every retry included. An entry dead-lettered before it runs (undecodable, or
+//! delivered `max_deliveries` times without an outcome) gets no `process` span: its
+//! dead letter and `otelconc.queue.jobs` (`error.type` `decode` or `lost`) record it.
+//! The handler runs under the `process` span, which is the job's span: the worker's pool
+//! records its metrics but builds no `otelconc.pool.job` span of its own,
 //! so a job costs two spans (`send`, `process`), not three.
 //!
 //! Spans and metrics come from one [`Telemetry`](otelconc::telemetry::Telemetry) handle:
