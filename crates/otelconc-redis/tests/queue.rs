@@ -999,6 +999,8 @@ async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
     }
     // Never taken back from its new owner.
     assert_eq!(pending_entry(&server, &q, &stolen).await.2, "other");
+    // Heartbeats reset the idle time without counting a delivery.
+    assert_eq!(pending_entry(&server, &q, &kept).await.1, 1);
     go.add_permits(2);
     until(|| async { effects(&server).await.len() == 2 }).await;
     let report = worker.shutdown(Duration::from_secs(5)).await;
