@@ -141,10 +141,12 @@
 //! [`Worker::shutdown`] stops reading, lets the pool drain until a deadline (running
 //! jobs finish, and are committed or retried as usual), cancels what is left, and
 //! returns a [`WorkerReport`] whose counts add up to the entries it received. A job
-//! cancelled by the deadline, an entry read but still waiting for room in the pool's
-//! queue when the shutdown began, or a job whose commit could not reach Redis, is
-//! *released*: left pending with its idle time set to the visibility timeout, so
-//! another consumer reclaims it at once. [`Worker::abort`] is the same with no deadline.
+//! cancelled by the deadline, or an entry read but still waiting for room in the pool's
+//! queue when the shutdown began, is *released*: left pending with its idle time set to
+//! the visibility timeout, so another consumer reclaims it at once. A job whose commit
+//! could not reach Redis is released too, as it is: another consumer reclaims it once
+//! it has been idle for the visibility timeout. [`Worker::abort`] is the same with no
+//! deadline.
 //!
 //! # Keys
 //! A queue named `N` lives in the stream `otelconc:{N}`, consumer group `otelconc`,
