@@ -141,9 +141,12 @@
 //! [`Worker::shutdown`] stops reading, lets the pool drain until a deadline (running
 //! jobs finish, and are committed or retried as usual), cancels what is left, and
 //! returns a [`WorkerReport`] whose counts add up to the entries it received. A job
-//! cancelled by the deadline, or whose commit could not reach Redis, is *released*: left
-//! pending with its idle time set to the visibility timeout, so another consumer
-//! reclaims it at once. [`Worker::abort`] is the same with no deadline.
+//! cancelled by the deadline, or an entry read but still waiting for room in the pool's
+//! queue when the shutdown began, is *released*: left pending with its idle time set to
+//! the visibility timeout, so another consumer reclaims it at once. A job whose commit
+//! could not reach Redis is released too, as it is: another consumer reclaims it once
+//! it has been idle for the visibility timeout. [`Worker::abort`] is the same with no
+//! deadline.
 //!
 //! # Keys
 //! A queue named `N` lives in the stream `otelconc:{N}`, consumer group `otelconc`,
@@ -169,8 +172,11 @@
 //! it; built only when that context is sampled, as every otelconc span, or for every
 //! delivery under [`SpanPolicy::Always`](otelconc::telemetry::SpanPolicy::Always)), so
 //! one trace follows a job from the process that submitted it to the one that ran it,
-//! every retry included. The handler runs under the `process` span, which is the job's span: the
-//! worker's pool records its metrics but builds no `otelconc.pool.job` span of its own,
+//! every retry included. An entry dead-lettered before it runs (undecodable, or
+//! delivered `max_deliveries` times without an outcome) gets no `process` span: its
+//! dead letter and `otelconc.queue.jobs` (`error.type` `decode` or `lost`) record it.
+//! The handler runs under the `process` span, which is the job's span: the worker's pool
+//! records its metrics but builds no `otelconc.pool.job` span of its own,
 //! so a job costs two spans (`send`, `process`), not three.
 //!
 //! Spans and metrics come from one [`Telemetry`](otelconc::telemetry::Telemetry) handle:

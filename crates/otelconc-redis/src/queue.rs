@@ -116,7 +116,9 @@ pub struct DeadLetter {
     pub error: String,
     /// How often it had been delivered.
     pub deliveries: u64,
-    /// Every field of the original entry (`job`, `traceparent`, ...).
+    /// Every field of the dead-letter entry whose value is UTF-8: those of the original
+    /// entry (`job`, `traceparent`, ...) and the three this crate adds
+    /// (`otelconc.source_id`, `otelconc.error`, `otelconc.deliveries`).
     pub fields: HashMap<String, String>,
 }
 

@@ -34,13 +34,15 @@ pub struct WorkerReport {
     pub dead_lettered: u64,
     /// Of `dead_lettered`, entries that could not be decoded.
     pub decode_errors: u64,
-    /// Entries left pending for another consumer: cancelled by a shutdown deadline,
+    /// Entries left pending for another consumer: cancelled by a shutdown deadline (or
+    /// read and still waiting for room in the pool's queue when the shutdown began),
     /// whose commit or retry could not reach Redis, or whose retry or dead letter found
     /// the entry owned by another consumer by then (left to it, untouched).
     pub released: u64,
     /// Entries this worker found owned by another consumer by then (the job ran too
-    /// long without heartbeats reaching Redis and was reclaimed): counted by heartbeats,
-    /// and by retries, dead letters and releases, which then leave the entry alone.
+    /// long without heartbeats reaching Redis and was reclaimed): found by heartbeats,
+    /// or by retries, dead letters and releases, which then leave the entry alone; one
+    /// delivery counts once, however many of them found it.
     pub leases_lost: u64,
     /// The pool's own report (meaningful after shutdown). Its `failed` counts the
     /// handlers that panicked; a job past its

@@ -1,7 +1,7 @@
 //! [`Worker`]: reads a queue's entries, runs them on a worker pool, commits, retries,
 //! dead-letters and reclaims.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -284,7 +284,9 @@ struct Shared {
     cluster: bool,
     /// To the committer task (see [`commit_loop`]).
     settles: tokio::sync::mpsc::UnboundedSender<Settle>,
-    in_flight: Mutex<HashSet<Arc<str>>>,
+    /// The deliveries running or waiting to be settled, each with whether its lease
+    /// was found lost (so one entry counts once in `leases_lost`).
+    in_flight: Mutex<HashMap<Arc<str>, bool>>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -418,7 +420,8 @@ impl Worker {
 
     /// Stops reading and reclaiming, lets running and queued jobs finish until
     /// `deadline` (each committed, retried or dead-lettered as usual), cancels the rest
-    /// (released: left pending, reclaimable at once by another consumer), stops the
+    /// (released: left pending, reclaimable at once by another consumer; so are entries
+    /// read but still waiting for room in the pool's queue, at once), stops the
     /// heartbeats, removes this consumer from the group if it holds no entry, and
     /// returns the final counts. Waits up to the read block time (1 s by default) for a
     /// read in progress to return.
@@ -557,7 +560,8 @@ where
 
     /// A per-job timeout: a job running longer fails with `timed out` (`error.type`
     /// `timeout`; retried, or dead-lettered at `max_deliveries`). Its handler's future is
-    /// dropped and its [`JobContext::token`] fires. Default none.
+    /// dropped and its [`JobContext::token`] fires. Default none; at least 1 ms
+    /// ([`start`](Self::start) refuses a shorter one).
     ///
     /// The worker enforces it around the handler, not the pool: the pool counts a timed
     /// out job as completed in [`WorkerReport::pool`], while the worker's own counts,
@@ -602,7 +606,8 @@ where
     }
 
     /// How long a job's dedup marker is kept after its commit: a duplicate delivery
-    /// committing later than this applies its effects again. Default 24 h. Each marker
+    /// committing later than this applies its effects again. Default 24 h; at least 1 ms
+    /// (it is set in milliseconds; [`start`](Self::start) refuses a shorter one). Each marker
     /// holds about 150 bytes of Redis memory for this long (only jobs with effects set
     /// one): see the [crate docs](crate#delivery-semantics).
     ///
@@ -646,8 +651,10 @@ where
     /// connections.
     ///
     /// # Errors
-    /// [`Error::Config`] for a setting out of range (zero workers, batch, block or
-    /// deliveries; a heartbeat not shorter than the visibility timeout; a zero timeout);
+    /// [`Error::Config`] for a setting out of range: zero workers, read batch or
+    /// deliveries; a visibility timeout, read block, heartbeat, reclaim interval,
+    /// metrics refresh, job timeout or dedup TTL under 1 ms; a heartbeat not shorter
+    /// than the visibility timeout;
     /// [`Error::Redis`] when Redis cannot be reached (within
     /// [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)).
     ///
@@ -664,14 +671,19 @@ where
                 "workers, read_batch and max_deliveries must be at least 1".into(),
             ));
         }
-        if self.visibility < Duration::from_millis(1)
-            || self.block < Duration::from_millis(1)
+        let ms = Duration::from_millis(1);
+        // The dedup TTL is a `SET ... PX` in milliseconds, which Redis refuses at 0: a
+        // shorter one would fail every commit of a job with effects.
+        if self.visibility < ms
+            || self.block < ms
             || heartbeat.is_zero()
             || self.reclaim_interval.is_zero()
             || self.metrics_refresh.is_zero()
+            || self.job_timeout.is_some_and(|t| t < ms)
+            || self.dedup_ttl < ms
         {
             return Err(Error::Config(
-                "visibility timeout, read block, heartbeat, reclaim interval and metrics refresh must be at least 1 ms".into(),
+                "visibility timeout, read block, heartbeat, reclaim interval, metrics refresh, job timeout and dedup TTL must be at least 1 ms".into(),
             ));
         }
         if heartbeat >= self.visibility {
@@ -736,7 +748,7 @@ where
             dedup_ttl: self.dedup_ttl,
             cluster,
             settles: settles_tx,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             telemetry,
@@ -757,6 +769,7 @@ where
             handler: self.handler.clone(),
             slots: slots.clone(),
             timeout: self.job_timeout,
+            stop: stop.clone(),
         };
         loops.spawn(read_loop(
             d.clone(),
@@ -806,6 +819,9 @@ struct Dispatch<J> {
     handler: Handler<J>,
     slots: Arc<Semaphore>,
     timeout: Option<Duration>,
+    /// The reader's and reclaimer's stop: a delivery still waiting for room in the pool
+    /// when it fires is released instead (the pool may have no room until a job ends).
+    stop: CancellationToken,
 }
 
 impl<J> Clone for Dispatch<J> {
@@ -816,6 +832,19 @@ impl<J> Clone for Dispatch<J> {
             handler: self.handler.clone(),
             slots: self.slots.clone(),
             timeout: self.timeout,
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+impl<J> Dispatch<J> {
+    /// A read slot, waiting for one while they are all taken; `None` once `stop` fired
+    /// (the slots free up only as jobs end, which a shutdown need not wait for).
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            p = self.slots.clone().acquire_owned() => p.ok(),
+            () = self.stop.cancelled() => None,
         }
     }
 }
@@ -860,12 +889,21 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
             Ok(entries) => {
                 let mut first = Some(first);
                 d.shared.metrics.consumed(entries.len() as u64, false);
-                for entry in entries {
+                let mut entries = entries.into_iter();
+                while let Some(entry) = entries.next() {
                     let permit = match first.take() {
                         Some(p) => p,
-                        None => match d.slots.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
+                        None => match d.slot().await {
+                            Some(p) => p,
+                            None => {
+                                // Stopped while waiting for a slot: what was read and
+                                // not dispatched goes back to the group.
+                                for e in std::iter::once(entry).chain(entries) {
+                                    bump(&d.shared.counts.received);
+                                    d.shared.release_undispatched(&e.id).await;
+                                }
+                                return;
+                            }
                         },
                     };
                     bump(&d.shared.counts.received);
@@ -914,8 +952,16 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
             if !claimed.is_empty() {
                 d.shared.metrics.consumed(claimed.len() as u64, true);
                 let counts = delivery_counts(&mut conn, &d.shared.keys.stream, &claimed).await;
-                for entry in claimed {
-                    let Ok(permit) = d.slots.clone().acquire_owned().await else {
+                let mut claimed = claimed.into_iter();
+                while let Some(entry) = claimed.next() {
+                    let Some(permit) = d.slot().await else {
+                        // Stopped while waiting for a slot: what was claimed and not
+                        // dispatched goes back to the group.
+                        for e in std::iter::once(entry).chain(claimed) {
+                            bump(&d.shared.counts.received);
+                            bump(&d.shared.counts.reclaimed);
+                            d.shared.release_undispatched(&e.id).await;
+                        }
                         return;
                     };
                     bump(&d.shared.counts.received);
@@ -960,7 +1006,13 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        let ids: Vec<Arc<str>> = shared.in_flight().iter().cloned().collect();
+        // Not those known lost: they are another consumer's now.
+        let ids: Vec<Arc<str>> = shared
+            .in_flight()
+            .iter()
+            .filter(|(_, lost)| !**lost)
+            .map(|(id, _)| id.clone())
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -974,16 +1026,14 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
             // An id acked between the snapshot and the script is not a lost lease.
-            let still = {
-                let in_flight = shared.in_flight();
-                lost.iter()
-                    .filter(|id| in_flight.contains(id.as_str()))
-                    .count()
-            };
-            shared
-                .counts
-                .leases_lost
-                .fetch_add(still as u64, Ordering::Relaxed);
+            let mut in_flight = shared.in_flight();
+            for id in &lost {
+                if let Some(known) = in_flight.get_mut(id.as_str())
+                    && !std::mem::replace(known, true)
+                {
+                    bump(&shared.counts.leases_lost);
+                }
+            }
         }
     }
 }
@@ -1065,12 +1115,25 @@ async fn commit_loop(
 }
 
 impl Shared {
-    /// The ids of the deliveries running or waiting to be settled, for the heartbeats.
-    /// Nothing panics while holding it, so a poisoned lock still holds a whole set.
-    fn in_flight(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+    /// The ids of the deliveries running or waiting to be settled, for the heartbeats,
+    /// each with whether its lease was found lost. Nothing panics while holding it, so a
+    /// poisoned lock still holds a whole map.
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, bool>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a lease found lost on entry `id`, unless a heartbeat or an earlier
+    /// settling step already counted this delivery's.
+    fn lease_lost(&self, id: &str) {
+        let first = match self.in_flight().get_mut(id) {
+            Some(known) => !std::mem::replace(known, true),
+            None => true,
+        };
+        if first {
+            bump(&self.counts.leases_lost);
+        }
     }
 
     /// Hands a delivery to the committer; when the committer is gone (the worker is
@@ -1553,7 +1616,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        s.in_flight().insert(id.clone());
+        s.in_flight().insert(id.clone(), false);
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
@@ -1571,8 +1634,14 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
             },
         };
         // A pool that closed (shutdown) hands the delivery back, and dropping it
-        // releases the entry to another consumer.
-        let _ = submit(self.pool.clone(), delivery, span_cx).await;
+        // releases the entry to another consumer. So does a stop while the delivery
+        // waits for room in the pool's queue (room comes only as jobs end, and a
+        // shutdown must not wait for that): the dropped submit never queued it.
+        tokio::select! {
+            biased;
+            _ = submit(self.pool.clone(), delivery, span_cx) => {}
+            () = self.stop.cancelled() => {}
+        }
     }
 }
 
@@ -1602,7 +1671,7 @@ impl Shared {
                         }
                         Released::NotOwned => {
                             // Another consumer reclaimed it meanwhile: its retry is theirs.
-                            bump(&self.counts.leases_lost);
+                            self.lease_lost(id);
                             bump(&self.counts.released);
                             self.metrics.settled(Outcome::Released, None);
                         }
@@ -1617,13 +1686,23 @@ impl Shared {
             Unfinished::Released => {
                 notes = Notes::released();
                 if self.release(id, self.visibility).await == Released::NotOwned {
-                    bump(&self.counts.leases_lost);
+                    self.lease_lost(id);
                 }
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
             }
         }
         self.close(open, notes);
+    }
+
+    /// Releases an entry read or claimed but never handed to the pool (the worker
+    /// stopped first): reclaimable at once by another consumer.
+    async fn release_undispatched(&self, id: &str) {
+        if self.release(id, self.visibility).await == Released::NotOwned {
+            bump(&self.counts.leases_lost);
+        }
+        bump(&self.counts.released);
+        self.metrics.settled(Outcome::Released, None);
     }
 
     /// Sets the entry's idle time to `idle` (reclaimable after `visibility - idle`),
@@ -1706,7 +1785,7 @@ impl Shared {
             }
             Ok(_) => {
                 // Another consumer reclaimed it meanwhile: the verdict is theirs.
-                bump(&self.counts.leases_lost);
+                self.lease_lost(id);
                 bump(&self.counts.released);
                 self.metrics.settled(Outcome::Released, None);
             }

@@ -161,3 +161,35 @@ async fn a_dead_lettered_delivery_says_why_on_its_process_span() {
     assert_eq!(attr("otelconc.job.dead_lettered").as_deref(), Some("true"));
     assert_eq!(p.status, Status::error("no"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_dead_lettered_before_it_runs_gets_no_process_span() {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let tt = TestTelemetry::new();
+    let server = Server::start();
+    // A producer of another job type, inside a sampled trace.
+    let wrong = Queue::<String>::connect(&server.url(), "undecodable")
+        .await
+        .unwrap()
+        .with_telemetry(tt.telemetry());
+    let root = tt.root("request");
+    wrong
+        .submit_with_context(&"not a number".to_string(), &root)
+        .await
+        .unwrap();
+    root.span().end();
+    let q = Queue::<u64>::connect(&server.url(), "undecodable")
+        .await
+        .unwrap()
+        .with_telemetry(tt.telemetry());
+    let report = run_until_empty(
+        Worker::builder(q.clone(), |_n: u64, _cx: JobContext| async {
+            Ok::<(), String>(())
+        }),
+        &q,
+    )
+    .await;
+    assert_eq!(report.decode_errors, 1, "{report:?}");
+    assert_eq!(tt.spans_named("send undecodable").len(), 1);
+    assert!(tt.spans_named("process undecodable").is_empty());
+}

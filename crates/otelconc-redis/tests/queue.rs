@@ -606,3 +606,471 @@ async fn a_job_cancelled_by_the_shutdown_deadline_is_released_to_another_consume
     let report = second.shutdown(Duration::from_secs(5)).await;
     assert_eq!((report.reclaimed, report.completed), (2, 2), "{report:?}");
 }
+
+/// The consumers of the queue's group, by name, with the number of entries each holds.
+async fn consumers(server: &Server, q: &Queue<Job>) -> std::collections::HashMap<String, u64> {
+    let mut c = server.conn().await;
+    let infos: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    infos
+        .into_iter()
+        .map(|i| {
+            let name: String = redis::from_redis_value_ref(&i["name"]).unwrap();
+            let pending: u64 = redis::from_redis_value_ref(&i["pending"]).unwrap();
+            (name, pending)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_releases_it() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    // One worker, a queue of one: the first entry runs (and never ends), the second
+    // waits in the pool's queue, the third is read and waits for room in it.
+    for n in 0..3 {
+        q.submit(&job(n)).await.unwrap();
+    }
+    let fired = Arc::new(AtomicU64::new(0));
+    let f = fired.clone();
+    let first = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        let f = f.clone();
+        async move {
+            let token = cx.token().clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                f.fetch_add(1, Ordering::SeqCst);
+            });
+            std::future::pending::<()>().await;
+            Ok::<(), String>(())
+        }
+    })
+    .workers(1)
+    .read_batch(1)
+    .visibility_timeout(Duration::from_secs(30))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let name = first.consumer().to_string();
+    until(|| async { q.pending().await.unwrap() == 3 }).await;
+    // "Stops at once": a generous bound, not a threshold; without it a hang would hang
+    // the test binary.
+    let report = tokio::time::timeout(Duration::from_secs(60), first.abort())
+        .await
+        .expect("abort returns");
+    assert_eq!((report.received, report.released), (3, 3), "{report:?}");
+    assert!(report.adds_up(), "{report:?}");
+    // The running job's token fired when the (zero) deadline passed.
+    until(|| async { fired.load(Ordering::SeqCst) == 1 }).await;
+    // Never deleted while it holds entries (deleting it would drop them from the PEL).
+    assert_eq!(consumers(&server, &q).await.get(&name), Some(&3));
+    // Released with their idle time at the visibility timeout: another consumer
+    // reclaims all three at once and runs them.
+    let second = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
+        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        Ok::<(), String>(())
+    })
+    .visibility_timeout(Duration::from_secs(30))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let second_name = second.consumer().to_string();
+    until(|| async { effects(&server).await.len() == 3 }).await;
+    let report = second.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.reclaimed, report.completed), (3, 3), "{report:?}");
+    // A consumer holding nothing is removed at shutdown; a dead one's name stays.
+    let left = consumers(&server, &q).await;
+    assert!(!left.contains_key(&second_name), "{left:?}");
+    assert_eq!(left.get(&name), Some(&0), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_out_of_range_are_config_errors_at_start() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    type Tune = fn(WorkerBuilder<Job>) -> WorkerBuilder<Job>;
+    let cases: [(&str, Tune); 12] = [
+        ("zero workers", |b| b.workers(0)),
+        ("zero read batch", |b| b.read_batch(0)),
+        ("zero deliveries", |b| b.max_deliveries(0)),
+        ("zero read block", |b| b.read_block(Duration::ZERO)),
+        ("zero visibility timeout", |b| {
+            b.visibility_timeout(Duration::ZERO)
+        }),
+        ("zero heartbeat", |b| b.heartbeat(Duration::ZERO)),
+        ("heartbeat equal to the visibility timeout", |b| {
+            b.visibility_timeout(Duration::from_millis(300))
+                .heartbeat(Duration::from_millis(300))
+        }),
+        ("heartbeat longer than the visibility timeout", |b| {
+            b.visibility_timeout(Duration::from_millis(300))
+                .heartbeat(Duration::from_millis(400))
+        }),
+        ("zero reclaim interval", |b| {
+            b.reclaim_interval(Duration::ZERO)
+        }),
+        ("zero metrics refresh", |b| {
+            b.metrics_refresh(Duration::ZERO)
+        }),
+        ("zero job timeout", |b| b.job_timeout(Duration::ZERO)),
+        ("zero dedup ttl", |b| b.dedup_ttl(Duration::ZERO)),
+    ];
+    for (what, tune) in cases {
+        let builder = tune(Worker::builder(
+            q.clone(),
+            |_j: Job, _cx: JobContext| async { Ok::<(), String>(()) },
+        ));
+        match builder.start().await {
+            Err(e @ otelconc_redis::Error::Config(_)) => {
+                assert!(
+                    e.to_string().starts_with("invalid configuration: "),
+                    "{what}: {e}"
+                );
+            }
+            Err(e) => panic!("{what}: not a configuration error: {e}"),
+            Ok(w) => {
+                w.abort().await;
+                panic!("{what}: started");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_delivered_max_deliveries_times_without_an_outcome_is_dead_lettered_unrun() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    // Two consumers took it and died without a word: delivered twice, idle for a minute.
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("otelconc")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(q.stream_key())
+        .arg(">")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg("ghost")
+        .arg(0)
+        .arg(&id)
+        .arg("IDLE")
+        .arg(60_000)
+        .arg("RETRYCOUNT")
+        .arg(2)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicU64::new(0));
+    let r = ran.clone();
+    let builder = Worker::builder(q.clone(), move |_j: Job, _cx: JobContext| {
+        r.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<(), String>(()))
+    })
+    .max_deliveries(2)
+    .visibility_timeout(Duration::from_secs(30))
+    .reclaim_interval(Duration::from_millis(20));
+    let report = run_until_empty(builder, &q).await;
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a job that kills its process is not run again"
+    );
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].source_id, id);
+    assert_eq!(dead[0].deliveries, 2);
+    assert!(
+        dead[0].error.contains("without an outcome"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(
+        dead[0].fields.get("job").map(String::as_str),
+        Some(r#"{"n":1,"sleep_ms":0,"fail":false}"#)
+    );
+    // The fields are the dead-letter entry's: the original's and the three added.
+    assert_eq!(dead[0].fields.get("otelconc.source_id"), Some(&id));
+    assert_eq!(
+        dead[0]
+            .fields
+            .get("otelconc.deliveries")
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(dead[0].fields.get("otelconc.error"), Some(&dead[0].error));
+    assert_eq!(
+        (
+            report.received,
+            report.reclaimed,
+            report.dead_lettered,
+            report.decode_errors
+        ),
+        (1, 1, 1, 0),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+}
+
+/// A job whose serialization always fails.
+#[derive(Deserialize, Debug)]
+struct Unserializable;
+
+impl Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refused"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_does_not_serialize_is_an_encode_error_and_nothing_is_sent() {
+    let server = Server::start();
+    let q = Queue::<Unserializable>::connect(&server.url(), "t")
+        .await
+        .unwrap();
+    let err = q.submit(&Unserializable).await.unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Encode(_)), "{err}");
+    assert!(
+        err.to_string().starts_with("could not encode the job: "),
+        "{err}"
+    );
+    let err = q
+        .submit_many(&[Unserializable, Unserializable])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Encode(_)), "{err}");
+    assert_eq!(q.len().await.unwrap(), 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_key_of_another_type_is_a_redis_error() {
+    let server = Server::start();
+    let mut c = server.conn().await;
+    let _: () = c.set("otelconc:{t}", "not a stream").await.unwrap();
+    let err = Queue::<Job>::connect(&server.url(), "t").await.unwrap_err();
+    match &err {
+        otelconc_redis::Error::Redis(e) => assert_eq!(e.code(), Some("WRONGTYPE"), "{e:?}"),
+        other => panic!("{other}"),
+    }
+}
+
+/// The idle time (ms) and delivery count of entry `id`, and the consumer holding it.
+async fn pending_entry(server: &Server, q: &Queue<Job>, id: &str) -> (u64, u64, String) {
+    let mut c = server.conn().await;
+    let p: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let e = &p.ids[0];
+    (
+        e.last_delivered_ms as u64,
+        e.times_delivered as u64,
+        e.consumer.clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = attempts.clone();
+    let worker = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        a.lock().unwrap().push(cx.attempt());
+        std::future::ready(Err::<(), _>("fails"))
+    })
+    .visibility_timeout(Duration::from_secs(600))
+    .backoff(Duration::from_secs(10), Duration::from_secs(15))
+    .reclaim_interval(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    until(|| async { worker.stats().retried == 1 }).await;
+    // Attempt 1: a backoff of the base, 10 s: idle set to 600 - 10 s. (It grows from
+    // there: the bound above holds for the 10 s this takes at most.)
+    let (idle, deliveries, owner) = pending_entry(&server, &q, &id).await;
+    assert!((590_000..600_000).contains(&idle), "idle {idle} ms");
+    assert_eq!((deliveries, owner.as_str()), (1, worker.consumer()));
+    // Two deliveries counted and reclaimable now: the reclaim makes it attempt 3, whose
+    // backoff, 40 s, is capped at 15 s.
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg(worker.consumer())
+        .arg(0)
+        .arg(&id)
+        .arg("IDLE")
+        .arg(600_000)
+        .arg("RETRYCOUNT")
+        .arg(2)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    until(|| async { worker.stats().retried == 2 }).await;
+    let (idle, deliveries, _) = pending_entry(&server, &q, &id).await;
+    assert!((585_000..590_000).contains(&idle), "idle {idle} ms");
+    assert_eq!(deliveries, 3);
+    let report = worker.abort().await;
+    assert_eq!(*attempts.lock().unwrap(), vec![1, 3]);
+    assert_eq!(
+        (report.received, report.reclaimed, report.retried),
+        (2, 1, 2),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicU64::new(0));
+    let (g, s) = (go.clone(), started.clone());
+    let worker = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
+        let (g, s) = (g.clone(), s.clone());
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            let _ = g.acquire().await.unwrap();
+            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            Ok::<(), String>(())
+        }
+    })
+    .visibility_timeout(Duration::from_secs(600))
+    .heartbeat(Duration::from_millis(20))
+    .read_block(Duration::from_millis(50))
+    .start()
+    .await
+    .unwrap();
+    let stolen = q.submit(&job(1)).await.unwrap();
+    let kept = q.submit(&job(2)).await.unwrap();
+    until(|| async { started.load(Ordering::SeqCst) == 2 }).await;
+    // Another consumer takes one entry over (as after a stall of this one).
+    let mut c = server.conn().await;
+    let claim = |id: String, to: String, idle: u64| {
+        redis::cmd("XCLAIM")
+            .arg(q.stream_key())
+            .arg("otelconc")
+            .arg(to)
+            .arg(0)
+            .arg(id)
+            .arg("IDLE")
+            .arg(idle)
+            .arg("JUSTID")
+            .clone()
+    };
+    let _: redis::Value = claim(stolen.clone(), "other".into(), 0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    until(|| async { worker.stats().leases_lost == 1 }).await;
+    // Make sure more heartbeats ran since: the other entry's idle time, set high, is
+    // reset by one.
+    for _ in 0..2 {
+        let _: redis::Value = claim(kept.clone(), worker.consumer().to_string(), 500_000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        until(|| async { pending_entry(&server, &q, &kept).await.0 < 100_000 }).await;
+    }
+    // Never taken back from its new owner.
+    assert_eq!(pending_entry(&server, &q, &stolen).await.2, "other");
+    // Heartbeats reset the idle time without counting a delivery.
+    assert_eq!(pending_entry(&server, &q, &kept).await.1, 1);
+    go.add_permits(2);
+    until(|| async { effects(&server).await.len() == 2 }).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        report.leases_lost, 1,
+        "one entry lost, counted once: {report:?}"
+    );
+    assert_eq!(report.completed, 2, "{report:?}");
+    assert!(report.adds_up(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_a_duplicate() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicU64::new(0));
+    // The first delivery waits for `go`; a later one runs through.
+    let make = |go: Arc<tokio::sync::Semaphore>, started: Arc<AtomicU64>| {
+        move |_j: Job, cx: JobContext| {
+            let (go, started) = (go.clone(), started.clone());
+            async move {
+                if cx.attempt() == 1 {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = go.acquire().await.unwrap();
+                }
+                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                Ok::<(), String>(())
+            }
+        }
+    };
+    let slow = Worker::builder(q.clone(), make(go.clone(), started.clone()))
+        .visibility_timeout(Duration::from_secs(600))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let id = q.submit(&job(1)).await.unwrap();
+    until(|| async { started.load(Ordering::SeqCst) == 1 }).await;
+    // The slow consumer looks dead to the group: its entry is idle past the timeout.
+    let mut c = server.conn().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("otelconc")
+        .arg(slow.consumer())
+        .arg(0)
+        .arg(&id)
+        .arg("IDLE")
+        .arg(600_000)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let fast = Worker::builder(q.clone(), make(go.clone(), started.clone()))
+        .visibility_timeout(Duration::from_secs(600))
+        .reclaim_interval(Duration::from_millis(20))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    until(|| async { fast.stats().completed == 1 }).await;
+    // The slow delivery ends too, and commits second.
+    go.add_permits(1);
+    until(|| async { slow.stats().duplicates == 1 }).await;
+    let rs = slow.shutdown(Duration::from_secs(5)).await;
+    let rf = fast.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((rf.reclaimed, rf.completed), (1, 1), "{rf:?}");
+    assert_eq!((rs.completed, rs.duplicates), (0, 1), "{rs:?}");
+    assert!(rs.adds_up() && rf.adds_up(), "{rs:?} {rf:?}");
+    assert_eq!(effects(&server).await.get(&id), Some(&1), "applied once");
+    assert_eq!(q.pending().await.unwrap(), 0);
+    assert!(q.is_empty().await.unwrap());
+}
