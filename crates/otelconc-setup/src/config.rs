@@ -336,7 +336,24 @@ pub(crate) fn resolve(
 
     let headers = match get(OTEL_EXPORTER_OTLP_HEADERS) {
         None => Vec::new(),
-        Some(v) => parse_pairs(OTEL_EXPORTER_OTLP_HEADERS, &v)?,
+        Some(v) => {
+            let headers = parse_pairs(OTEL_EXPORTER_OTLP_HEADERS, &v)?;
+            // The HTTP exporter silently drops a header it cannot send; refuse it here,
+            // for every protocol, so it is named instead.
+            let sendable = |(k, v): &(String, String)| {
+                http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                    && http::HeaderValue::from_str(v).is_ok()
+            };
+            if !headers.iter().all(sendable) {
+                return Err(invalid(
+                    OTEL_EXPORTER_OTLP_HEADERS,
+                    &v,
+                    "key=value pairs that are valid HTTP header names and values once decoded \
+                     (names of letters, digits and !#$%&'*+-.^_`|~; values of visible ASCII)",
+                ));
+            }
+            headers
+        }
     };
 
     let mut resource_attributes = match get(OTEL_RESOURCE_ATTRIBUTES) {
@@ -444,7 +461,15 @@ fn check_url(variable: &'static str, value: &str) -> Result<String, SetupError> 
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' ') => {
+        // The exporters parse it as a URI (gRPC) and as a URL (HTTP requests); one they
+        // would refuse, or fail every export on, is refused here, by name.
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(' ')
+                && v.parse::<http::Uri>().is_ok()
+                && reqwest::Url::parse(v).is_ok() =>
+        {
             Ok(v.to_owned())
         }
         _ => Err(invalid(

@@ -420,6 +420,58 @@ fn invalid_values_name_the_variable_the_value_and_the_accepted_values() {
     );
 }
 
+/// Headers and endpoints that parse as `key=value` pairs or as `http://` URLs but that no
+/// exporter can send are invalid values too, for every protocol: the HTTP exporter would
+/// otherwise drop such a header without a word, and report such an endpoint without
+/// naming the variable.
+#[test]
+fn headers_and_endpoints_no_exporter_can_use_are_invalid_values() {
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1");
+    for protocol in ["http/protobuf", "http/json", "grpc"] {
+        for header in ["bad key=v", "k=line%0Abreak", "k\u{e9}=v"] {
+            let vars = [
+                endpoint,
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_HEADERS", header),
+            ];
+            let err = env(&vars).config().expect_err(&header);
+            assert!(
+                matches!(
+                    &err,
+                    SetupError::InvalidValue {
+                        variable: "OTEL_EXPORTER_OTLP_HEADERS",
+                        ..
+                    }
+                ),
+                "{protocol} {header:?}: {err:?}"
+            );
+            let err = env(&vars).build().expect_err(&header);
+            assert!(
+                err.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"),
+                "{protocol} {header:?}: {err}"
+            );
+        }
+    }
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://col:port"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://col:4318/v1/traces?x=\"y\"",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "https://[::1/v1/metrics",
+        ),
+    ] {
+        let err = env(&[(var, value)]).config().expect_err(value);
+        assert!(
+            matches!(&err, SetupError::InvalidValue { variable, .. } if variable == &var),
+            "{var}={value}: {err:?}"
+        );
+        assert!(err.to_string().contains("http:// or https:// URL"), "{err}");
+    }
+}
+
 #[test]
 fn variable_names_are_public_constants() {
     assert_eq!(
