@@ -35,7 +35,8 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X
 /// names it.
 ///
 /// # Spans
-/// Named `{method}` (the client does not know the server's route), kind CLIENT, a child
+/// Named `{method}` (the client does not know the server's route; `HTTP` for a method
+/// outside the standard ones, as the conventions say), kind CLIENT, a child
 /// of the current context ([`otelconc::telemetry::current_context`], which also reads the
 /// current `tracing` span with otelconc's `tracing` feature), with the HTTP semantic
 /// conventions' attributes: `http.request.method` (`_OTHER` and
