@@ -312,6 +312,14 @@ pub(crate) fn resolve(
     };
 
     let metric_export_interval = match o.metric_export_interval {
+        // The SDK's reader would take zero as "unset" and use its own default instead.
+        Some(t) if t.is_zero() => {
+            return Err(invalid(
+                "metric_export_interval (set in code)",
+                &format!("{t:?}"),
+                "a positive duration",
+            ));
+        }
         Some(t) => t,
         None => match get(OTEL_METRIC_EXPORT_INTERVAL) {
             None => DEFAULT_METRIC_EXPORT_INTERVAL,

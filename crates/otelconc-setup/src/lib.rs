@@ -321,6 +321,8 @@ impl SetupBuilder {
     }
 
     /// Sets the time between metric exports (overrides `OTEL_METRIC_EXPORT_INTERVAL`).
+    /// Zero is refused by [`config`](Self::config) and [`install`](Self::install), as the
+    /// variable's `0` is.
     ///
     /// # Examples
     ///

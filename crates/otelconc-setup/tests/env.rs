@@ -472,6 +472,30 @@ fn headers_and_endpoints_no_exporter_can_use_are_invalid_values() {
     }
 }
 
+/// A zero metric export interval set in code is refused, as `OTEL_METRIC_EXPORT_INTERVAL=0`
+/// is: the SDK's reader would silently use 60 s (or the process environment's value)
+/// while `config()` said zero.
+#[test]
+fn a_zero_interval_set_in_code_is_refused_as_the_variable_is() {
+    let err = env(&[])
+        .metric_export_interval(Duration::ZERO)
+        .config()
+        .unwrap_err();
+    assert!(
+        matches!(&err, SetupError::InvalidValue { variable, .. } if variable.contains("metric_export_interval")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("positive"), "{err}");
+    let dir = std::env::temp_dir().join("otelconc-setup-zero-interval");
+    assert!(
+        env(&[])
+            .files_dir(&dir)
+            .metric_export_interval(Duration::ZERO)
+            .build()
+            .is_err()
+    );
+}
+
 #[test]
 fn variable_names_are_public_constants() {
     assert_eq!(
