@@ -338,6 +338,15 @@ pub(crate) fn resolve(
     };
 
     let sampler = match o.sampler {
+        Some(s @ (Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r)))
+            if !(0.0..=1.0).contains(&r) =>
+        {
+            return Err(invalid(
+                "sampler (set in code)",
+                &s.to_string(),
+                "a ratio from 0 to 1 (the fraction of traces to sample)",
+            ));
+        }
         Some(s) => s,
         None => parse_sampler(get(OTEL_TRACES_SAMPLER), get(OTEL_TRACES_SAMPLER_ARG))?,
     };

@@ -305,7 +305,9 @@ impl SetupBuilder {
         self
     }
 
-    /// Sets the trace sampler (overrides `OTEL_TRACES_SAMPLER` and its argument).
+    /// Sets the trace sampler (overrides `OTEL_TRACES_SAMPLER` and its argument). A
+    /// ratio outside `[0, 1]` is refused by [`config`](Self::config) and
+    /// [`install`](Self::install), as `OTEL_TRACES_SAMPLER_ARG`'s is.
     ///
     /// # Examples
     ///

@@ -496,6 +496,31 @@ fn a_zero_interval_set_in_code_is_refused_as_the_variable_is() {
     );
 }
 
+/// A sampler ratio set in code is checked as `OTEL_TRACES_SAMPLER_ARG` is: outside
+/// `[0, 1]` (or NaN) it is refused, naming the value, instead of reaching the SDK.
+#[test]
+fn a_sampler_ratio_set_in_code_is_checked_as_the_variable_is() {
+    for sampler in [
+        Sampler::TraceIdRatio(2.0),
+        Sampler::TraceIdRatio(-0.1),
+        Sampler::ParentBasedTraceIdRatio(f64::NAN),
+    ] {
+        let err = env(&[]).sampler(sampler).config().unwrap_err();
+        assert!(
+            matches!(&err, SetupError::InvalidValue { variable, .. } if variable.contains("sampler")),
+            "{sampler}: {err:?}"
+        );
+        assert!(err.to_string().contains("0 to 1"), "{err}");
+    }
+    for ok in [0.0, 0.25, 1.0] {
+        let c = env(&[])
+            .sampler(Sampler::TraceIdRatio(ok))
+            .config()
+            .unwrap();
+        assert_eq!(c.sampler, Sampler::TraceIdRatio(ok));
+    }
+}
+
 #[test]
 fn variable_names_are_public_constants() {
     assert_eq!(
