@@ -59,7 +59,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; HTTP appends `/v1/traces`, `/v1/metrics` | none: local files |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._METRICS_ENDPOINT` | per-signal URL, used as is | the base URL |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._METRICS_ENDPOINT` | per-signal URL, used as is | the base URL; with only the other signal's set, the protocol's local default (`http://localhost:4318`, gRPC `:4317`) |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc`, `http/protobuf`, `http/json` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | `key=value,...`, percent-encoded | none |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT` | export timeout, ms | 10000 |
