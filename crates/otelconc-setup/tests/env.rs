@@ -434,7 +434,7 @@ fn headers_and_endpoints_no_exporter_can_use_are_invalid_values() {
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
                 ("OTEL_EXPORTER_OTLP_HEADERS", header),
             ];
-            let err = env(&vars).config().expect_err(&header);
+            let err = env(&vars).config().expect_err(header);
             assert!(
                 matches!(
                     &err,
@@ -445,7 +445,7 @@ fn headers_and_endpoints_no_exporter_can_use_are_invalid_values() {
                 ),
                 "{protocol} {header:?}: {err:?}"
             );
-            let err = env(&vars).build().expect_err(&header);
+            let err = env(&vars).build().expect_err(header);
             assert!(
                 err.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"),
                 "{protocol} {header:?}: {err}"

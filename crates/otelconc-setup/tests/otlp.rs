@@ -169,7 +169,9 @@ fn headers_go_with_every_http_export() {
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let addr = listener.local_addr().expect("its address");
-    let requests: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    /// A request line and its header lines, lower-cased.
+    type Seen = Vec<(String, Vec<String>)>;
+    let requests: Arc<Mutex<Seen>> = Arc::default();
     std::thread::spawn({
         let requests = requests.clone();
         move || {
