@@ -244,6 +244,20 @@ async fn client_spans_name_odd_methods_refusals_and_errors() {
             .is_err()
     );
 
+    // A 4xx is the client's error: on the CLIENT span it sets error.type and Error.
+    let mut not_found = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|_req: http::Request<String>| async {
+            let mut res = http::Response::new(String::new());
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            Ok::<_, std::io::Error>(res)
+        }));
+    let req = http::Request::get("http://geo/missing")
+        .body(String::new())
+        .unwrap();
+    let res = not_found.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(res.status(), 404);
+
     // Dropped before the response comes: the span still ends.
     let mut hanging = ServiceBuilder::new()
         .layer(layer)
@@ -315,6 +329,14 @@ async fn client_spans_name_odd_methods_refusals_and_errors() {
     assert!(matches!(io[0].status, Status::Error { .. }));
     let boxed = by_path("/boxed");
     assert_eq!(attr(boxed[0], "error.type"), Some(&Value::from("_OTHER")));
+
+    let missing = by_path("/missing");
+    assert_eq!(attr(missing[0], "error.type"), Some(&Value::from("404")));
+    assert_eq!(
+        attr(missing[0], "http.response.status_code"),
+        Some(&Value::I64(404))
+    );
+    assert!(matches!(missing[0].status, Status::Error { .. }));
 
     let hang = by_path("/hang");
     assert_eq!(hang.len(), 1, "a dropped response future ends its span");
