@@ -258,6 +258,19 @@ async fn client_spans_name_odd_methods_refusals_and_errors() {
     let res = not_found.ready().await.unwrap().call(req).await.unwrap();
     assert_eq!(res.status(), 404);
 
+    // A request in origin form (no scheme or authority in its URI) names its server in
+    // the Host header: address and port come from there.
+    for (host, path) in [
+        ("geo.internal:8080", "/origin-form"),
+        ("[::1]", "/origin-v6"),
+    ] {
+        let req = http::Request::get(path)
+            .header(http::header::HOST, host)
+            .body(String::new())
+            .unwrap();
+        not_found.ready().await.unwrap().call(req).await.unwrap();
+    }
+
     // Dropped before the response comes: the span still ends.
     let mut hanging = ServiceBuilder::new()
         .layer(layer)
@@ -337,6 +350,16 @@ async fn client_spans_name_odd_methods_refusals_and_errors() {
         Some(&Value::I64(404))
     );
     assert!(matches!(missing[0].status, Status::Error { .. }));
+
+    let origin = by_path("/origin-form");
+    assert_eq!(
+        attr(origin[0], "server.address"),
+        Some(&Value::from("geo.internal"))
+    );
+    assert_eq!(attr(origin[0], "server.port"), Some(&Value::I64(8080)));
+    let v6 = by_path("/origin-v6");
+    assert_eq!(attr(v6[0], "server.address"), Some(&Value::from("[::1]")));
+    assert_eq!(attr(v6[0], "server.port"), None, "no port in the header");
 
     let hang = by_path("/hang");
     assert_eq!(hang.len(), 1, "a dropped response future ends its span");

@@ -273,15 +273,23 @@ fn request_attributes<B>(req: &http::Request<B>) -> (Cow<'static, str>, Vec<KeyV
         }
     };
     let uri = req.uri();
-    let host = uri.host().map(str::to_owned).or_else(|| {
+    // A URI in origin form (`/path`) names its server in the `Host` header instead.
+    let host_header = || {
         req.headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host).to_owned())
-    });
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+    };
+    let (host, port) = match uri.host() {
+        Some(host) => (Some(host.to_owned()), uri.port_u16()),
+        None => match host_header() {
+            Some(a) => (Some(a.host().to_owned()), a.port_u16()),
+            None => (None, None),
+        },
+    };
     if let Some(host) = host {
         attrs.push(KeyValue::new("server.address", host));
-        let port = uri.port_u16().or(match uri.scheme_str() {
+        let port = port.or(match uri.scheme_str() {
             Some("https") => Some(443),
             Some("http") => Some(80),
             _ => None,
