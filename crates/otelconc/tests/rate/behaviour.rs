@@ -535,3 +535,29 @@ async fn runtime_changes_keep_the_quotas_rules_and_the_edges_hold() {
         }))
     );
 }
+
+/// `RateLimited::retry_after` is how long until the tokens asked for are in the bucket,
+/// if nobody else takes them: exact on the paused clock, counting `n` tokens and any
+/// debt that pending reservations hold.
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_the_time_until_the_tokens_asked_for_are_there() {
+    let ms = Duration::from_millis;
+    let l = limiter(10.0, 5);
+    drain(&l);
+    let wait = |n: u32| match l.try_acquire_many(n) {
+        Err(TryAcquireError::RateLimited(e)) => e.retry_after(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(wait(3), ms(300));
+    assert_eq!(l.try_acquire().unwrap_err().retry_after(), ms(100));
+    advance(ms(299)).await;
+    assert_eq!(wait(3), ms(1));
+    advance(ms(1)).await;
+    l.try_acquire_many(3).expect("due now");
+    // A reservation of 2 puts the bucket in debt: 1 token now takes 300 ms.
+    let r = l.reserve_many(2).expect("within the burst");
+    assert_eq!(r.delay(), ms(200));
+    assert_eq!(wait(1), ms(300));
+    r.cancel();
+    assert_eq!(wait(1), ms(100));
+}
