@@ -312,6 +312,14 @@ pub(crate) fn resolve(
     };
 
     let metric_export_interval = match o.metric_export_interval {
+        // The SDK's reader would take zero as "unset" and use its own default instead.
+        Some(t) if t.is_zero() => {
+            return Err(invalid(
+                "metric_export_interval (set in code)",
+                &format!("{t:?}"),
+                "a positive duration",
+            ));
+        }
         Some(t) => t,
         None => match get(OTEL_METRIC_EXPORT_INTERVAL) {
             None => DEFAULT_METRIC_EXPORT_INTERVAL,
@@ -330,13 +338,39 @@ pub(crate) fn resolve(
     };
 
     let sampler = match o.sampler {
+        Some(s @ (Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r)))
+            if !(0.0..=1.0).contains(&r) =>
+        {
+            return Err(invalid(
+                "sampler (set in code)",
+                &s.to_string(),
+                "a ratio from 0 to 1 (the fraction of traces to sample)",
+            ));
+        }
         Some(s) => s,
         None => parse_sampler(get(OTEL_TRACES_SAMPLER), get(OTEL_TRACES_SAMPLER_ARG))?,
     };
 
     let headers = match get(OTEL_EXPORTER_OTLP_HEADERS) {
         None => Vec::new(),
-        Some(v) => parse_pairs(OTEL_EXPORTER_OTLP_HEADERS, &v)?,
+        Some(v) => {
+            let headers = parse_pairs(OTEL_EXPORTER_OTLP_HEADERS, &v)?;
+            // The HTTP exporter silently drops a header it cannot send; refuse it here,
+            // for every protocol, so it is named instead.
+            let sendable = |(k, v): &(String, String)| {
+                http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                    && http::HeaderValue::from_str(v).is_ok()
+            };
+            if !headers.iter().all(sendable) {
+                return Err(invalid(
+                    OTEL_EXPORTER_OTLP_HEADERS,
+                    &v,
+                    "key=value pairs that are valid HTTP header names and values once decoded \
+                     (names of letters, digits and !#$%&'*+-.^_`|~; values of visible ASCII)",
+                ));
+            }
+            headers
+        }
     };
 
     let mut resource_attributes = match get(OTEL_RESOURCE_ATTRIBUTES) {
@@ -444,7 +478,15 @@ fn check_url(variable: &'static str, value: &str) -> Result<String, SetupError> 
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' ') => {
+        // The exporters parse it as a URI (gRPC) and as a URL (HTTP requests); one they
+        // would refuse, or fail every export on, is refused here, by name.
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(' ')
+                && v.parse::<http::Uri>().is_ok()
+                && reqwest::Url::parse(v).is_ok() =>
+        {
             Ok(v.to_owned())
         }
         _ => Err(invalid(

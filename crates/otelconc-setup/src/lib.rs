@@ -59,7 +59,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; HTTP appends `/v1/traces`, `/v1/metrics` | none: local files |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._METRICS_ENDPOINT` | per-signal URL, used as is | the base URL |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._METRICS_ENDPOINT` | per-signal URL, used as is | the base URL; with only the other signal's set, the protocol's local default (`http://localhost:4318`, gRPC `:4317`) |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc`, `http/protobuf`, `http/json` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | `key=value,...`, percent-encoded | none |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT` | export timeout, ms | 10000 |
@@ -305,7 +305,9 @@ impl SetupBuilder {
         self
     }
 
-    /// Sets the trace sampler (overrides `OTEL_TRACES_SAMPLER` and its argument).
+    /// Sets the trace sampler (overrides `OTEL_TRACES_SAMPLER` and its argument). A
+    /// ratio outside `[0, 1]` is refused by [`config`](Self::config) and
+    /// [`install`](Self::install), as `OTEL_TRACES_SAMPLER_ARG`'s is.
     ///
     /// # Examples
     ///
@@ -321,6 +323,8 @@ impl SetupBuilder {
     }
 
     /// Sets the time between metric exports (overrides `OTEL_METRIC_EXPORT_INTERVAL`).
+    /// Zero is refused by [`config`](Self::config) and [`install`](Self::install), as the
+    /// variable's `0` is.
     ///
     /// # Examples
     ///

@@ -420,6 +420,107 @@ fn invalid_values_name_the_variable_the_value_and_the_accepted_values() {
     );
 }
 
+/// Headers and endpoints that parse as `key=value` pairs or as `http://` URLs but that no
+/// exporter can send are invalid values too, for every protocol: the HTTP exporter would
+/// otherwise drop such a header without a word, and report such an endpoint without
+/// naming the variable.
+#[test]
+fn headers_and_endpoints_no_exporter_can_use_are_invalid_values() {
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1");
+    for protocol in ["http/protobuf", "http/json", "grpc"] {
+        for header in ["bad key=v", "k=line%0Abreak", "k\u{e9}=v"] {
+            let vars = [
+                endpoint,
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_HEADERS", header),
+            ];
+            let err = env(&vars).config().expect_err(header);
+            assert!(
+                matches!(
+                    &err,
+                    SetupError::InvalidValue {
+                        variable: "OTEL_EXPORTER_OTLP_HEADERS",
+                        ..
+                    }
+                ),
+                "{protocol} {header:?}: {err:?}"
+            );
+            let err = env(&vars).build().expect_err(header);
+            assert!(
+                err.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"),
+                "{protocol} {header:?}: {err}"
+            );
+        }
+    }
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://col:port"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://col:4318/v1/traces?x=\"y\"",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "https://[::1/v1/metrics",
+        ),
+    ] {
+        let err = env(&[(var, value)]).config().expect_err(value);
+        assert!(
+            matches!(&err, SetupError::InvalidValue { variable, .. } if variable == &var),
+            "{var}={value}: {err:?}"
+        );
+        assert!(err.to_string().contains("http:// or https:// URL"), "{err}");
+    }
+}
+
+/// A zero metric export interval set in code is refused, as `OTEL_METRIC_EXPORT_INTERVAL=0`
+/// is: the SDK's reader would silently use 60 s (or the process environment's value)
+/// while `config()` said zero.
+#[test]
+fn a_zero_interval_set_in_code_is_refused_as_the_variable_is() {
+    let err = env(&[])
+        .metric_export_interval(Duration::ZERO)
+        .config()
+        .unwrap_err();
+    assert!(
+        matches!(&err, SetupError::InvalidValue { variable, .. } if variable.contains("metric_export_interval")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("positive"), "{err}");
+    let dir = std::env::temp_dir().join("otelconc-setup-zero-interval");
+    assert!(
+        env(&[])
+            .files_dir(&dir)
+            .metric_export_interval(Duration::ZERO)
+            .build()
+            .is_err()
+    );
+}
+
+/// A sampler ratio set in code is checked as `OTEL_TRACES_SAMPLER_ARG` is: outside
+/// `[0, 1]` (or NaN) it is refused, naming the value, instead of reaching the SDK.
+#[test]
+fn a_sampler_ratio_set_in_code_is_checked_as_the_variable_is() {
+    for sampler in [
+        Sampler::TraceIdRatio(2.0),
+        Sampler::TraceIdRatio(-0.1),
+        Sampler::ParentBasedTraceIdRatio(f64::NAN),
+    ] {
+        let err = env(&[]).sampler(sampler).config().unwrap_err();
+        assert!(
+            matches!(&err, SetupError::InvalidValue { variable, .. } if variable.contains("sampler")),
+            "{sampler}: {err:?}"
+        );
+        assert!(err.to_string().contains("0 to 1"), "{err}");
+    }
+    for ok in [0.0, 0.25, 1.0] {
+        let c = env(&[])
+            .sampler(Sampler::TraceIdRatio(ok))
+            .config()
+            .unwrap();
+        assert_eq!(c.sampler, Sampler::TraceIdRatio(ok));
+    }
+}
+
 #[test]
 fn variable_names_are_public_constants() {
     assert_eq!(

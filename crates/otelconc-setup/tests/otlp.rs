@@ -158,3 +158,98 @@ async fn grpc_from_inside_a_runtime() {
 async fn http_from_inside_a_runtime() {
     from_inside_a_runtime("http/protobuf").await;
 }
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` goes, decoded, with every OTLP/HTTP export, traces and
+/// metrics alike, to the signal paths under the base URL. Asserted from the requests a
+/// bare HTTP/1.1 listener received (rotel does not show headers).
+#[test]
+fn headers_go_with_every_http_export() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    /// A request line and its header lines, lower-cased.
+    type Seen = Vec<(String, Vec<String>)>;
+    let requests: Arc<Mutex<Seen>> = Arc::default();
+    std::thread::spawn({
+        let requests = requests.clone();
+        move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let requests = requests.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let request_line = line.trim_end().to_owned();
+                        let mut headers = Vec::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end().to_ascii_lowercase();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = h.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push(h);
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        requests.lock().unwrap().push((request_line, headers));
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        if reader.get_mut().write_all(ok).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    });
+
+    let env = HashMap::from([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}/otlp")),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "Authorization=Bearer%20abc,x-tenant=t1".to_owned(),
+        ),
+    ]);
+    let guard = setup::builder()
+        .env_lookup(move |k| env.get(k).cloned())
+        .build()
+        .expect("setup");
+    let tracer = guard.tracer_provider().expect("tracer").tracer("headers");
+    tracer.start("with-headers").end();
+    let meter = guard.meter_provider().expect("meter").meter("headers");
+    meter.u64_counter("headers.events").build().add(1, &[]);
+    guard
+        .shutdown_with_deadline(Duration::from_secs(10))
+        .expect("the listener answers every export");
+    assert_eq!(guard.export_failures(), 0);
+
+    let requests = requests.lock().unwrap().clone();
+    let paths: Vec<&str> = requests.iter().map(|(line, _)| line.as_str()).collect();
+    assert!(
+        paths.contains(&"POST /otlp/v1/traces HTTP/1.1"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"POST /otlp/v1/metrics HTTP/1.1"),
+        "{paths:?}"
+    );
+    for (line, headers) in &requests {
+        for want in ["authorization: bearer abc", "x-tenant: t1"] {
+            assert!(headers.iter().any(|h| h == want), "{line}: {headers:?}");
+        }
+    }
+}

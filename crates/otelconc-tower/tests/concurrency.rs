@@ -401,3 +401,61 @@ async fn the_semaphore_counts_a_refusal_only_when_the_layer_refuses() {
     assert_eq!(refused("would_block"), Some(1.0));
     assert_eq!(refused("exceeds_total"), Some(1.0));
 }
+
+/// Weighted requests: a weight of 0 passes while every permit is held; a bounded wait
+/// gives up after `max_wait` without calling the inner service and leaves the queue;
+/// shed mode refuses at once with the layer's hint; an unbounded wait calls the inner
+/// service once its permits come, and holds them until its response is done.
+#[tokio::test(start_paused = true)]
+async fn weighted_requests_wait_shed_and_pass_as_the_docs_say() {
+    let sem = Semaphore::new("weighted", 3).expect("permits");
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = {
+        let calls = calls.clone();
+        tower::service_fn(move |n: u32| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, std::convert::Infallible>(n) }
+        })
+    };
+    let layer = ConcurrencyLimitLayer::new(sem.clone()).weight(|n: &u32| *n);
+    let held = sem.try_acquire_many_owned(3).expect("every permit");
+
+    let mut zero = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner.clone());
+    assert_eq!(zero.ready().await.unwrap().call(0).await.unwrap(), 0);
+
+    let mut bounded = ServiceBuilder::new()
+        .layer(layer.clone().max_wait(Duration::from_millis(50)))
+        .service(inner.clone());
+    let start = tokio::time::Instant::now();
+    let err = bounded.ready().await.unwrap().call(2).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+    assert!(err.is::<ConcurrencyLimited>(), "{err}");
+
+    let mut shed = ServiceBuilder::new()
+        .layer(layer.clone().shed().retry_after(Duration::from_secs(1)))
+        .service(inner.clone());
+    let err = shed.ready().await.unwrap().call(1).await.unwrap_err();
+    let refusal = err.downcast_ref::<ConcurrencyLimited>().expect("refused");
+    assert_eq!(refusal.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "only the weight-0 call ran"
+    );
+
+    let mut waiting = ServiceBuilder::new().layer(layer).service(inner);
+    let fut = waiting.ready().await.unwrap().call(2);
+    let task = tokio::spawn(fut);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!task.is_finished(), "waits as long as it takes");
+    drop(held);
+    assert_eq!(task.await.unwrap().unwrap(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        sem.available_permits(),
+        3,
+        "the wait that gave up left the queue"
+    );
+}

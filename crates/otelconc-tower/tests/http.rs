@@ -176,3 +176,192 @@ async fn a_client_span_has_the_server_span_as_its_child_in_one_trace() {
             .any(|c| c.span_context.span_id() == outside_server.parent_span_id)
     );
 }
+
+/// What the CLIENT span says of requests that are not a plain GET that succeeds: a
+/// method outside the standard ones, the port a scheme implies, a refusal of a limit
+/// layer below and another transport error, a response future dropped before its
+/// response. No globals: the spans come from a handle with `SpanPolicy::Always`.
+#[tokio::test(start_paused = true)]
+async fn client_spans_name_odd_methods_refusals_and_errors() {
+    use otelconc::rate::{Rate, RateLimiter};
+    use otelconc::telemetry::SpanPolicy;
+    use otelconc_tower::rate::RateLimitLayer;
+
+    let t = TestTelemetry::new();
+    let layer =
+        HttpClientLayer::new().telemetry(t.telemetry().with_span_policy(SpanPolicy::Always));
+    let ok = tower::service_fn(|_req: http::Request<String>| async {
+        Ok::<_, std::io::Error>(http::Response::new(String::new()))
+    });
+    let mut client = ServiceBuilder::new().layer(layer.clone()).service(ok);
+    let purge = http::Request::builder()
+        .method(http::Method::from_bytes(b"PURGE").unwrap())
+        .uri("https://cache.internal/item?sig=abc&x=1")
+        .body(String::new())
+        .unwrap();
+    client.ready().await.unwrap().call(purge).await.unwrap();
+
+    // Refused by a shed-mode rate limit below, after its one token is spent.
+    let limiter = RateLimiter::new("edge", Rate::per_second(1).burst(1).unwrap());
+    let mut limited = ServiceBuilder::new()
+        .layer(layer.clone())
+        .layer(RateLimitLayer::new(limiter).shed())
+        .service(tower::service_fn(|_req: http::Request<String>| async {
+            Ok::<_, std::io::Error>(http::Response::new(String::new()))
+        }));
+    for _ in 0..2 {
+        let req = http::Request::get("http://geo:8080/limited")
+            .body(String::new())
+            .unwrap();
+        let _ = limited.ready().await.unwrap().call(req).await;
+    }
+
+    // A transport error of a concrete type, and a boxed one that is none of the layers'.
+    let mut io_failing = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|_req: http::Request<String>| async {
+            Err::<http::Response<String>, _>(std::io::Error::other("reset"))
+        }));
+    let req = http::Request::get("http://geo/io")
+        .body(String::new())
+        .unwrap();
+    assert!(io_failing.ready().await.unwrap().call(req).await.is_err());
+    let mut boxed_failing = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|_req: http::Request<String>| async {
+            Err::<http::Response<String>, otelconc_tower::BoxError>("dns".into())
+        }));
+    let req = http::Request::get("http://geo/boxed")
+        .body(String::new())
+        .unwrap();
+    assert!(
+        boxed_failing
+            .ready()
+            .await
+            .unwrap()
+            .call(req)
+            .await
+            .is_err()
+    );
+
+    // A 4xx is the client's error: on the CLIENT span it sets error.type and Error.
+    let mut not_found = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|_req: http::Request<String>| async {
+            let mut res = http::Response::new(String::new());
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            Ok::<_, std::io::Error>(res)
+        }));
+    let req = http::Request::get("http://geo/missing")
+        .body(String::new())
+        .unwrap();
+    let res = not_found.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // A request in origin form (no scheme or authority in its URI) names its server in
+    // the Host header: address and port come from there.
+    for (host, path) in [
+        ("geo.internal:8080", "/origin-form"),
+        ("[::1]", "/origin-v6"),
+    ] {
+        let req = http::Request::get(path)
+            .header(http::header::HOST, host)
+            .body(String::new())
+            .unwrap();
+        not_found.ready().await.unwrap().call(req).await.unwrap();
+    }
+
+    // Dropped before the response comes: the span still ends.
+    let mut hanging = ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::service_fn(|_req: http::Request<String>| {
+            std::future::pending::<Result<http::Response<String>, std::io::Error>>()
+        }));
+    let req = http::Request::get("http://geo/hang")
+        .body(String::new())
+        .unwrap();
+    let fut = hanging.ready().await.unwrap().call(req);
+    drop(fut);
+
+    let spans = t.spans();
+    let by_path = |path: &str| {
+        spans
+            .iter()
+            .filter(|s| match attr(s, "url.full") {
+                Some(Value::String(u)) => u.as_str().contains(path),
+                _ => false,
+            })
+            .collect::<Vec<_>>()
+    };
+    let purge = by_path("/item");
+    assert_eq!(purge.len(), 1);
+    let purge = purge[0];
+    assert_eq!(purge.span_kind, SpanKind::Client);
+    assert_eq!(
+        purge.name, "HTTP",
+        "the semantic conventions' name for _OTHER"
+    );
+    assert_eq!(
+        attr(purge, "http.request.method"),
+        Some(&Value::from("_OTHER"))
+    );
+    assert_eq!(
+        attr(purge, "http.request.method_original"),
+        Some(&Value::from("PURGE"))
+    );
+    assert_eq!(
+        attr(purge, "server.address"),
+        Some(&Value::from("cache.internal"))
+    );
+    assert_eq!(attr(purge, "server.port"), Some(&Value::I64(443)));
+    assert_eq!(
+        attr(purge, "url.full"),
+        Some(&Value::from("https://cache.internal/item?sig=REDACTED&x=1"))
+    );
+
+    let limited = by_path("/limited");
+    assert_eq!(limited.len(), 2);
+    let refused: Vec<_> = limited
+        .iter()
+        .filter(|s| matches!(s.status, Status::Error { .. }))
+        .collect();
+    assert_eq!(refused.len(), 1, "one of the two was refused");
+    let refusal = attr(refused[0], "error.type").map(|v| v.as_str().into_owned());
+    assert!(
+        refusal
+            .as_deref()
+            .is_some_and(|t| t.ends_with("RateLimited")),
+        "the refusal is named: {refusal:?}"
+    );
+
+    let io = by_path("/io");
+    assert_eq!(
+        attr(io[0], "error.type"),
+        Some(&Value::from(std::any::type_name::<std::io::Error>()))
+    );
+    assert!(matches!(io[0].status, Status::Error { .. }));
+    let boxed = by_path("/boxed");
+    assert_eq!(attr(boxed[0], "error.type"), Some(&Value::from("_OTHER")));
+
+    let missing = by_path("/missing");
+    assert_eq!(attr(missing[0], "error.type"), Some(&Value::from("404")));
+    assert_eq!(
+        attr(missing[0], "http.response.status_code"),
+        Some(&Value::I64(404))
+    );
+    assert!(matches!(missing[0].status, Status::Error { .. }));
+
+    let origin = by_path("/origin-form");
+    assert_eq!(
+        attr(origin[0], "server.address"),
+        Some(&Value::from("geo.internal"))
+    );
+    assert_eq!(attr(origin[0], "server.port"), Some(&Value::I64(8080)));
+    let v6 = by_path("/origin-v6");
+    assert_eq!(attr(v6[0], "server.address"), Some(&Value::from("[::1]")));
+    assert_eq!(attr(v6[0], "server.port"), None, "no port in the header");
+
+    let hang = by_path("/hang");
+    assert_eq!(hang.len(), 1, "a dropped response future ends its span");
+    assert_eq!(attr(hang[0], "http.response.status_code"), None);
+}

@@ -155,3 +155,82 @@ async fn the_shed_mode_refuses_in_call_with_the_time_until_the_next_token() {
         .expect("a token again");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A clone starts with no token of its original's; a token taken by `poll_ready` and
+/// never used is spent; in wait mode only the first request to find the bucket empty
+/// after a plentiful spell counts as refused, and the ones queueing behind it do not.
+#[tokio::test(start_paused = true)]
+async fn wait_mode_tokens_belong_to_one_handle_and_queueing_is_not_a_refusal() {
+    use otelconc::telemetry::names::{ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME};
+    use otelconc_testkit::{TestTelemetry, attr};
+
+    let tt = TestTelemetry::new();
+    let limiter = RateLimiter::builder("edge", Rate::per_second(10).burst(2).expect("a quota"))
+        .clock(Clock::tokio())
+        .telemetry(tt.telemetry())
+        .build();
+    let mut svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(limiter.clone()))
+        .service_fn(|()| async { Ok::<_, std::convert::Infallible>(()) });
+    svc.ready().await.expect("a token");
+    let mut clone = svc.clone();
+    clone.ready().await.expect("its own token, the second");
+    assert!(
+        limiter.tokens().abs() < 1e-9,
+        "two tokens taken, one per handle"
+    );
+    svc.call(()).await.expect("admitted");
+    clone.call(()).await.expect("admitted");
+
+    // Ready, then dropped without a call: the token stays spent.
+    advance_to_full(&limiter).await;
+    let mut dropped = svc.clone();
+    dropped.ready().await.expect("a token");
+    drop(dropped);
+    assert!((limiter.tokens() - 1.0).abs() < 1e-9);
+
+    // Four requests in a row: one token left, then three waits of 100 ms each.
+    let start = Instant::now();
+    for _ in 0..4 {
+        svc.ready()
+            .await
+            .expect("ready")
+            .call(())
+            .await
+            .expect("admitted");
+    }
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+
+    let m = tt.metrics();
+    let name = attr(ATTR_NAME, "edge");
+    let refused = m.value(
+        "otelconc.rate.acquisitions",
+        &[
+            name.clone(),
+            attr(ATTR_OUTCOME, "refused"),
+            attr(ATTR_ERROR_TYPE, "rate_limited"),
+        ],
+    );
+    assert_eq!(
+        refused,
+        Some(1.0),
+        "only the first to find the bucket empty"
+    );
+    assert_eq!(
+        m.value("otelconc.rate.contended", std::slice::from_ref(&name)),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.value(
+            "otelconc.rate.acquisitions",
+            &[name, attr(ATTR_OUTCOME, "ok")]
+        ),
+        Some(7.0)
+    );
+}
+
+/// Lets the bucket refill completely.
+async fn advance_to_full(limiter: &RateLimiter) {
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!((limiter.tokens() - f64::from(limiter.burst())).abs() < 1e-9);
+}

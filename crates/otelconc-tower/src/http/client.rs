@@ -35,7 +35,8 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X
 /// names it.
 ///
 /// # Spans
-/// Named `{method}` (the client does not know the server's route), kind CLIENT, a child
+/// Named `{method}` (the client does not know the server's route; `HTTP` for a method
+/// outside the standard ones, as the conventions say), kind CLIENT, a child
 /// of the current context ([`otelconc::telemetry::current_context`], which also reads the
 /// current `tracing` span with otelconc's `tracing` feature), with the HTTP semantic
 /// conventions' attributes: `http.request.method` (`_OTHER` and
@@ -272,15 +273,23 @@ fn request_attributes<B>(req: &http::Request<B>) -> (Cow<'static, str>, Vec<KeyV
         }
     };
     let uri = req.uri();
-    let host = uri.host().map(str::to_owned).or_else(|| {
+    // A URI in origin form (`/path`) names its server in the `Host` header instead.
+    let host_header = || {
         req.headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host).to_owned())
-    });
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+    };
+    let (host, port) = match uri.host() {
+        Some(host) => (Some(host.to_owned()), uri.port_u16()),
+        None => match host_header() {
+            Some(a) => (Some(a.host().to_owned()), a.port_u16()),
+            None => (None, None),
+        },
+    };
     if let Some(host) = host {
         attrs.push(KeyValue::new("server.address", host));
-        let port = uri.port_u16().or(match uri.scheme_str() {
+        let port = port.or(match uri.scheme_str() {
             Some("https") => Some(443),
             Some("http") => Some(80),
             _ => None,

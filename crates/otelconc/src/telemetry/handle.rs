@@ -25,14 +25,15 @@ pub const SCOPE_NAME: &str = "otelconc";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SpanPolicy {
-    /// Only for work inside a sampled trace (the default): outside one, no span is built
-    /// and no context is carried.
+    /// Only for work inside a sampled trace (the default): outside one, no span is
+    /// built, but work still carries a context that holds a valid span context (sampled
+    /// or not) or baggage, so it stays in its trace and sees the baggage.
     #[default]
     Sampled,
     /// For every operation; work outside any trace starts a new root span, which the
     /// tracer provider's sampler then decides on.
     Always,
-    /// Never; metrics only.
+    /// Never; metrics only. Contexts are still carried, as under [`SpanPolicy::Sampled`].
     Never,
 }
 

@@ -111,3 +111,62 @@ async fn the_parent_token_cancels_the_group() {
     assert!(group.wait().await.is_err());
     assert!(!parent.is_cancelled());
 }
+
+/// Each way the group ends names its cause on the token: `wait` (even when every task
+/// succeeded), `cancel`, `shutdown`, and dropping a `wait` future, which also aborts
+/// the tasks still running. After `cancel`, both kinds of spawn hand the task back.
+#[tokio::test(start_paused = true)]
+async fn every_way_the_group_ends_names_its_cause() {
+    let mut group: TaskGroup<u32, String> = TaskGroup::new();
+    let token = group.token();
+    group.spawn(async { Ok(1) }).await.unwrap();
+    assert_eq!(token.cause(), None);
+    assert_eq!(group.wait().await.unwrap(), vec![1]);
+    assert_eq!(token.cause(), Some(CancelCause::Finished));
+
+    let mut group: TaskGroup<u32, String> = TaskGroup::builder().limit(4).build().unwrap();
+    group.cancel();
+    assert_eq!(group.token().cause(), Some(CancelCause::Cancelled));
+    let back = group.spawn(async { Ok(2) }).await.unwrap_err().into_inner();
+    assert_eq!(back.await, Ok(2), "spawn hands the task back, not started");
+    let back = group.try_spawn(async { Ok(3) }).unwrap_err();
+    assert!(matches!(back, TrySpawnError::Cancelled(_)));
+    assert_eq!(back.into_inner().await, Ok(3));
+    assert!(group.is_empty());
+    assert_eq!(group.wait().await.unwrap(), Vec::<u32>::new());
+
+    let mut group: TaskGroup<u32, String> = TaskGroup::new();
+    let token = group.token();
+    group.spawn(async { Ok(4) }).await.unwrap();
+    assert_eq!(
+        group.shutdown(Duration::from_secs(1)).await.unwrap(),
+        vec![4]
+    );
+    assert_eq!(token.cause(), Some(CancelCause::Shutdown));
+
+    let alive = Arc::new(AtomicUsize::new(0));
+    let mut group: TaskGroup<u32, String> = TaskGroup::new();
+    let token = group.token();
+    let guard = Alive::new(&alive);
+    group
+        .spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok(5)
+        })
+        .await
+        .unwrap();
+    assert_eq!(group.len(), 1);
+    let waited = tokio::time::timeout(Duration::from_secs(1), group.wait()).await;
+    assert!(waited.is_err(), "the task never ends");
+    assert!(
+        token.is_cancelled(),
+        "dropping a wait future fires the token"
+    );
+    assert_eq!(token.cause(), Some(CancelCause::Dropped));
+    assert_eq!(
+        settle(&alive).await,
+        0,
+        "the task outlived its dropped wait"
+    );
+}

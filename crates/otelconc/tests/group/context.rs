@@ -6,6 +6,7 @@ use std::sync::Arc;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{TraceContextExt, TraceId};
 use otelconc::group::TaskGroup;
+use otelconc::telemetry::SpanPolicy;
 use otelconc_testkit::{BAGGAGE_VALUE, TestTelemetry, UNSAMPLED_TRACE_ID, seen_context};
 
 fn group<T: Send + 'static>(tt: &TestTelemetry) -> TaskGroup<T, String> {
@@ -64,6 +65,39 @@ async fn a_task_sees_the_spawners_unsampled_trace_id_and_baggage() {
         assert_eq!(trace, Some(TraceId::from(UNSAMPLED_TRACE_ID)));
         assert_eq!(baggage.as_deref(), Some(BAGGAGE_VALUE));
     }
+}
+
+/// `SpanPolicy::Never` turns spans off, not the context: a task spawned inside a
+/// sampled trace still runs in that trace, and under an unsampled one still sees its
+/// trace id and baggage, with no `otelconc.group.task` span either way.
+#[tokio::test]
+async fn without_spans_a_task_still_runs_in_the_spawners_context() {
+    let tt = TestTelemetry::parent_based();
+    let mut g: TaskGroup<_, String> = TaskGroup::builder()
+        .name("context")
+        .telemetry(tt.telemetry().with_span_policy(SpanPolicy::Never))
+        .build()
+        .unwrap();
+    g.spawn(async { Ok(seen_context()) })
+        .with_context(TestTelemetry::unsampled_parent())
+        .await
+        .unwrap();
+    let root = tt.root("caller");
+    let root_trace = root.span().span_context().trace_id();
+    g.spawn(async { Ok(seen_context()) })
+        .with_context(root)
+        .await
+        .unwrap();
+    let seen = g.wait().await.unwrap();
+    assert_eq!(
+        seen[0],
+        (
+            Some(TraceId::from(UNSAMPLED_TRACE_ID)),
+            Some(BAGGAGE_VALUE.to_owned())
+        )
+    );
+    assert_eq!(seen[1].0, Some(root_trace));
+    assert!(tt.spans_named("otelconc.group.task").is_empty());
 }
 
 /// A `tracing` event written in a task, spawned from inside a `tracing` span whose

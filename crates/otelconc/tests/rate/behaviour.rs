@@ -477,3 +477,87 @@ async fn a_panic_in_executed_work_leaves_the_limiter_consistent() {
         Some(2.0)
     );
 }
+
+/// Edges of the quota the docs promise and nothing else checks: a runtime change that
+/// would make the window too long is refused like a quota (and changes nothing); a wait
+/// for more than a burst lowered meanwhile still completes; `n == 0` passes even while
+/// the bucket is in debt; with no limit the burst still bounds `n`.
+#[tokio::test(start_paused = true)]
+async fn runtime_changes_keep_the_quotas_rules_and_the_edges_hold() {
+    let l = limiter(0.001, 1); // one token every 1000 s
+    assert!(matches!(
+        l.set_burst(100_000), // 1e8 s of tokens: over the ~208-day window
+        Err(BuildError::WindowTooLong { .. })
+    ));
+    let l2 = limiter(1.0, 1_000);
+    assert!(matches!(
+        l2.set_rate(Rate::per_second(1e-6)),
+        Err(BuildError::WindowTooLong { .. })
+    ));
+    assert_eq!((l.burst(), l2.rate()), (1, Rate::per_second(1.0)));
+
+    let l = limiter(10.0, 5);
+    drain(&l);
+    let start = Instant::now();
+    let big = tokio::spawn({
+        let l = l.clone();
+        async move { l.acquire_many(5).await.map(|()| start.elapsed()) }
+    });
+    tokio::task::yield_now().await;
+    assert!(l.tokens() < 0.0, "the wait holds a debt");
+    assert!(l.try_acquire_many(0).is_ok(), "n == 0 always passes");
+    l.set_burst(2).expect("valid");
+    assert_eq!(
+        big.await.expect("no panic"),
+        Ok(Duration::from_millis(500)),
+        "a wait above the new burst still completes, on time"
+    );
+    assert_eq!(
+        l.acquire_many(3).await,
+        Err(ExceedsBurst {
+            requested: 3,
+            burst: 2
+        }),
+        "new calls are checked against the new burst"
+    );
+
+    let free = RateLimiter::builder("free", Rate::Unlimited.burst(3).expect("valid"))
+        .clock(Clock::tokio())
+        .build();
+    for _ in 0..100 {
+        free.try_acquire_many(3).expect("no limit");
+    }
+    assert_eq!(
+        free.try_acquire_many(4),
+        Err(TryAcquireError::ExceedsBurst(ExceedsBurst {
+            requested: 4,
+            burst: 3
+        }))
+    );
+}
+
+/// `RateLimited::retry_after` is how long until the tokens asked for are in the bucket,
+/// if nobody else takes them: exact on the paused clock, counting `n` tokens and any
+/// debt that pending reservations hold.
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_the_time_until_the_tokens_asked_for_are_there() {
+    let ms = Duration::from_millis;
+    let l = limiter(10.0, 5);
+    drain(&l);
+    let wait = |n: u32| match l.try_acquire_many(n) {
+        Err(TryAcquireError::RateLimited(e)) => e.retry_after(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(wait(3), ms(300));
+    assert_eq!(l.try_acquire().unwrap_err().retry_after(), ms(100));
+    advance(ms(299)).await;
+    assert_eq!(wait(3), ms(1));
+    advance(ms(1)).await;
+    l.try_acquire_many(3).expect("due now");
+    // A reservation of 2 puts the bucket in debt: 1 token now takes 300 ms.
+    let r = l.reserve_many(2).expect("within the burst");
+    assert_eq!(r.delay(), ms(200));
+    assert_eq!(wait(1), ms(300));
+    r.cancel();
+    assert_eq!(wait(1), ms(100));
+}

@@ -65,6 +65,36 @@ async fn more_than_the_total_fails_at_once_with_a_clear_error() {
     );
 }
 
+/// Every permit forgotten: the total is 0, so even one permit can never come, and
+/// `acquire` fails at once as its docs say, while `n == 0` still passes; growing the
+/// semaphore again makes it usable.
+#[tokio::test]
+async fn with_every_permit_forgotten_acquire_fails_at_once() {
+    let sem = Semaphore::new("drained", 2).expect("valid");
+    sem.try_acquire().expect("free").forget();
+    assert_eq!(sem.forget_permits(5), 1);
+    assert_eq!((sem.total_permits(), sem.available_permits()), (0, 0));
+    let want = ExceedsTotal {
+        requested: 1,
+        total: 0,
+    };
+    assert_eq!(sem.acquire().await.unwrap_err(), want);
+    assert_eq!(sem.acquire_owned().await.unwrap_err(), want);
+    assert_eq!(
+        sem.try_acquire().unwrap_err(),
+        TryAcquireError::ExceedsTotal(want)
+    );
+    assert_eq!(
+        sem.acquire_many(0)
+            .await
+            .expect("nothing asked")
+            .num_permits(),
+        0
+    );
+    sem.add_permits(1).expect("fits");
+    assert_eq!(sem.acquire().await.expect("one again").num_permits(), 1);
+}
+
 #[tokio::test]
 async fn guards_give_their_permits_back_on_drop() {
     let sem = Semaphore::new("db", 5).expect("valid");

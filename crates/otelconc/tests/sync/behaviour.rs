@@ -400,6 +400,48 @@ async fn a_panicking_map_releases_the_lock_and_ends_the_hold() {
     }
 }
 
+/// No poisoning: a task that panics while it holds a guard releases the lock, and its
+/// hold ends (the oldest-hold gauge does not keep it).
+#[tokio::test]
+async fn a_task_that_panics_holding_a_guard_releases_the_lock() {
+    let tt = TestTelemetry::new();
+    let m = Arc::new(
+        Mutex::builder("m", 0)
+            .telemetry(tt.telemetry())
+            .build()
+            .expect("valid"),
+    );
+    let l = Arc::new(
+        RwLock::builder("l", 0)
+            .telemetry(tt.telemetry())
+            .build()
+            .expect("valid"),
+    );
+    let task = tokio::spawn({
+        let (m, l) = (m.clone(), l.clone());
+        async move {
+            let _g = m.lock_owned().await;
+            let _w = l.write().await;
+            panic!("the task fails while holding both");
+        }
+    });
+    assert!(task.await.expect_err("it panicked").is_panic());
+    assert_eq!(*m.try_lock().expect("released"), 0);
+    assert_eq!(*l.try_write().expect("released"), 0);
+    for _ in 0..2 {
+        let metrics = tt.metrics();
+        for name in ["m", "l"] {
+            assert_eq!(
+                metrics.value(
+                    "otelconc.lock.hold.oldest.age",
+                    &side(name, "exclusive", None)
+                ),
+                Some(0.0)
+            );
+        }
+    }
+}
+
 #[test]
 fn locks_and_guards_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}

@@ -371,3 +371,36 @@ async fn rwlock_wait_spans_carry_the_mode() {
         .collect();
     assert_eq!(modes, vec!["shared", "exclusive"]);
 }
+
+/// A write guard's downgrade counts as a shared acquisition (the docs' table), and it
+/// ends the exclusive hold: once the read guard drops too, neither side reports a hold
+/// still going.
+#[tokio::test]
+async fn a_downgrade_counts_as_a_shared_acquisition_and_ends_the_exclusive_hold() {
+    let tt = TestTelemetry::new();
+    let l = Arc::new(
+        RwLock::builder("cfg", 0)
+            .telemetry(tt.telemetry())
+            .build()
+            .expect("valid"),
+    );
+    let r = l.write().await.downgrade();
+    assert!(l.try_read().is_ok(), "shared now");
+    let metrics = tt.metrics();
+    let ok = |mode| metrics.value("otelconc.lock.acquisitions", &side("cfg", mode, Some("ok")));
+    assert_eq!(ok("exclusive"), Some(1.0));
+    assert_eq!(ok("shared"), Some(2.0), "the downgrade and the try_read");
+    drop(r);
+    let r = l.clone().write_owned().await.downgrade();
+    drop(r);
+    for _ in 0..2 {
+        let metrics = tt.metrics();
+        for mode in ["exclusive", "shared"] {
+            assert_eq!(
+                metrics.value("otelconc.lock.hold.oldest.age", &side("cfg", mode, None)),
+                Some(0.0),
+                "{mode}"
+            );
+        }
+    }
+}
