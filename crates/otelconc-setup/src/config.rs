@@ -140,8 +140,9 @@ impl std::error::Error for UnknownValue {}
 impl FromStr for Protocol {
     type Err = UnknownValue;
 
+    /// Case-insensitive, as the specification asks of enum values.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
+        match s.trim().to_ascii_lowercase().as_str() {
             "grpc" => Ok(Protocol::Grpc),
             "http/protobuf" => Ok(Protocol::HttpProtobuf),
             "http/json" => Ok(Protocol::HttpJson),
@@ -521,7 +522,8 @@ fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, S
     let Some(name) = name else {
         return Ok(Sampler::default());
     };
-    Ok(match name.trim() {
+    // Case-insensitive, as the specification asks of enum values.
+    Ok(match name.trim().to_ascii_lowercase().as_str() {
         "always_on" => Sampler::AlwaysOn,
         "always_off" => Sampler::AlwaysOff,
         "traceidratio" => Sampler::TraceIdRatio(ratio()?),

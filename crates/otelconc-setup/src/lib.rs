@@ -53,7 +53,9 @@
 //! # Configuration
 //!
 //! Values set on the builder override the environment; the environment overrides the
-//! defaults. An empty variable counts as unset. An invalid value is a
+//! defaults. An empty variable counts as unset; the names in `OTEL_EXPORTER_OTLP_PROTOCOL`,
+//! `OTEL_TRACES_SAMPLER` and `OTEL_SDK_DISABLED` are read case-insensitively, as the
+//! specification asks of enum values. An invalid value is a
 //! [`SetupError::InvalidValue`] naming the variable, the value and what is accepted.
 //!
 //! | variable | meaning | default |

@@ -85,6 +85,13 @@ fn generic_endpoint_gets_signal_paths_for_http_only() {
     let (t, _, p, _, _) = otlp(&c);
     assert_eq!(p, Protocol::HttpJson);
     assert_eq!(t, "https://col/v1/traces");
+
+    // Enum values are case-insensitive, as the specification asks.
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://col:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC"),
+    ]);
+    assert_eq!(otlp(&c).2, Protocol::Grpc);
 }
 
 #[test]
@@ -194,6 +201,18 @@ fn samplers_and_their_argument() {
                 ("OTEL_TRACES_SAMPLER_ARG", "0"),
             ],
             Sampler::ParentBasedTraceIdRatio(0.0),
+        ),
+        // Enum values are case-insensitive, as the specification asks.
+        (
+            &[
+                ("OTEL_TRACES_SAMPLER", "ParentBased_TraceIdRatio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+            ],
+            Sampler::ParentBasedTraceIdRatio(0.5),
+        ),
+        (
+            &[("OTEL_TRACES_SAMPLER", " ALWAYS_OFF ")],
+            Sampler::AlwaysOff,
         ),
         // The argument of a sampler that takes none is ignored.
         (
