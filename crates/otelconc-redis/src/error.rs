@@ -17,7 +17,7 @@ pub enum Error {
     Redis(redis::RedisError),
     /// The job could not be serialized to JSON.
     Encode(serde_json::Error),
-    /// A builder setting is out of range.
+    /// A builder setting is out of range, or the queue name is empty.
     Config(String),
 }
 

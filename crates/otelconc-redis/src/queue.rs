@@ -128,6 +128,8 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// (`XGROUP CREATE ... 0 MKSTREAM`, so entries added before any worker started are delivered too; an existing group is kept as it is).
     ///
     /// # Errors
+    /// [`Error::Config`] for an empty `name` (its hash tag `{}` would not keep the
+    /// queue's keys in one Redis Cluster slot), before connecting.
     /// [`Error::Redis`] for a malformed URL, a key of the wrong type, or a server that
     /// cannot be reached: at once for a refused connection, and after at most 10 s
     /// ([`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)) for one that does not answer (an
@@ -140,6 +142,11 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// # let _ = q; Ok(()) }
     /// ```
     pub async fn connect(url: &str, name: &str) -> Result<Self, Error> {
+        if name.is_empty() {
+            return Err(Error::Config(
+                "the queue name must not be empty (it is the hash tag of the queue's keys)".into(),
+            ));
+        }
         let client = redis::Client::open(url)?;
         let keys = Keys::new(name);
         within_connect_timeout(url, Self::connect_inner(client, keys)).await

@@ -322,6 +322,16 @@ async fn an_unreachable_url_is_an_error() {
     assert!(matches!(err, otelconc_redis::Error::Redis(_)), "{err}");
 }
 
+#[tokio::test]
+async fn an_empty_queue_name_is_refused_before_connecting() {
+    // No server: the name is checked first.
+    let err = Queue::<Job>::connect("redis://127.0.0.1:1", "")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, otelconc_redis::Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("queue name"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_another_consumer_reclaimed_is_left_to_it() {
     let server = Server::start();
