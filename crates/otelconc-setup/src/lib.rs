@@ -75,8 +75,12 @@
 //! Not handled here, but read from the process environment by the SDK and exporter
 //! crates themselves: the batch processor's `OTEL_BSP_*`, the per-signal
 //! `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_{HEADERS,COMPRESSION}` and
-//! `OTEL_EXPORTER_OTLP_COMPRESSION`. The per-signal `_PROTOCOL` and `_TIMEOUT` forms are
-//! not supported: the generic ones apply to both signals.
+//! `OTEL_EXPORTER_OTLP_COMPRESSION`. The exporters also read
+//! `OTEL_EXPORTER_OTLP_HEADERS` (when the signal's own variable is unset) from the
+//! process environment themselves, after the headers configured here (a key set in both
+//! takes the process environment's value), even when [`SetupBuilder::env_lookup`]
+//! supplies the configuration. The per-signal `_PROTOCOL` and `_TIMEOUT` forms are not
+//! supported: the generic ones apply to both signals.
 //!
 //! # Where telemetry goes
 //!
