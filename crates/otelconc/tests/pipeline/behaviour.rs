@@ -427,3 +427,36 @@ async fn a_panicking_input_stream_fails_the_run_instead_of_ending_it() {
     drop(out);
     tasks.wait().await;
 }
+
+/// Ordered output admits at most `input_buffer + Σ (concurrency + buffer)` items, so a
+/// stuck first item cannot make the reorder buffer grow: the input is polled that many
+/// times plus the one item the feeder holds while it waits for room.
+#[tokio::test(start_paused = true)]
+async fn an_ordered_run_with_a_stuck_first_item_pulls_no_more_than_its_bound() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let pipeline = Pipeline::builder("window")
+        .stage("a", 2, 2, |n: u64| async move {
+            if n == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, Infallible>(n)
+        })
+        .input_buffer(1)
+        .ordered(true)
+        .build()
+        .unwrap();
+    let mut out = pipeline.run(counted_input(
+        pulled.clone(),
+        Arc::new(AtomicBool::new(false)),
+    ));
+    // Polling the stream drains the output buffer into the reorder buffer: the items
+    // behind the stuck one finish and wait there.
+    for _ in 0..3 {
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), out.next())
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(pulled.load(Ordering::SeqCst), 1 + (2 + 2) + 1);
+}
