@@ -88,13 +88,16 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
             Err(async_channel::TryRecvError::Empty) => {
                 shift.idle();
                 let wake = slot.wake.notified();
+                // The retire wake first: a worker told to retire while parked must not
+                // take a job queued before it ran again (`resize` says it exits without
+                // taking another).
                 tokio::select! {
                     biased;
+                    () = wake => continue,
                     r = shared.rx.recv() => match r {
                         Ok(queued) => queued,
                         Err(_) => break,
                     },
-                    () = wake => continue,
                 }
             }
         };

@@ -386,6 +386,40 @@ fn resize_under_load_loses_and_duplicates_nothing() {
     });
 }
 
+/// Shrinking takes effect at once, idle workers included: a surplus worker parked on the
+/// empty queue exits without taking a job queued right after the resize, so the pool
+/// never runs more jobs at once than it was resized to.
+#[tokio::test(start_paused = true)]
+async fn an_idle_surplus_worker_takes_no_job_queued_after_a_shrink() {
+    let p = pool("shrink", 3, 64);
+    for _ in 0..10 {
+        tokio::task::yield_now().await; // every worker parks on the empty queue
+    }
+    p.resize(1).unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (running, peak) = (running.clone(), peak.clone());
+        handles.push(
+            p.submit_handle(move || async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!(p.stats().workers, 1);
+    assert_eq!(p.shutdown(Duration::from_secs(1)).await.completed, 6);
+}
+
 /// A job that submits to its own full pool does not deadlock it. `try_submit` hands the
 /// job back with `Full`; a waiting `submit` is ended by the per-job timeout (documented
 /// on `WorkerPool::submit`), and the job it was submitting was never queued.
