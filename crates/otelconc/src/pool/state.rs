@@ -212,16 +212,14 @@ impl Shared {
             .is_ok();
         if !drained {
             self.abort_now();
+            // The queued jobs end now, not once the workers are gone: the abort has
+            // happened even if this call is cancelled while it waits for them.
+            drop(self.drop_queued());
             self.tracker.wait().await;
         }
         // Workers exit only once the queue is empty, unless aborted: what is left never
         // started.
-        let _finishing = lock(&self.finishing);
-        while let Ok(queued) = self.rx.try_recv() {
-            self.metrics.not_started();
-            let meta = self.outcomes.as_ref().map(|_| meta_of(&*queued.value));
-            self.settle(queued.value, meta, Err(JobError::NotStarted));
-        }
+        let _finishing = self.drop_queued();
         if let Some((tx, _)) = &self.outcomes {
             tx.close();
         }
@@ -233,6 +231,18 @@ impl Shared {
             not_started: s.not_started,
             deadline_passed: self.aborted.load(Relaxed),
         }
+    }
+
+    /// Ends every job still in the queue as never started; returns the `finishing`
+    /// guard, so that concurrent shutdowns drain and read the counts one at a time.
+    fn drop_queued(&self) -> std::sync::MutexGuard<'_, ()> {
+        let finishing = lock(&self.finishing);
+        while let Ok(queued) = self.rx.try_recv() {
+            self.metrics.not_started();
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*queued.value));
+            self.settle(queued.value, meta, Err(JobError::NotStarted));
+        }
+        finishing
     }
 
     pub(crate) fn stats(&self) -> Stats {

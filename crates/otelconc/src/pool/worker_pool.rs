@@ -473,7 +473,9 @@ impl WorkerPool {
     ///
     /// # Cancel safety
     /// This method is cancel safe, as [`WorkerPool::shutdown`]. The abort itself has
-    /// happened once this is first polled.
+    /// happened once this is first polled: running jobs are cancelled and queued ones
+    /// have ended with [`JobError::NotStarted`](super::JobError::NotStarted), also when
+    /// the call is dropped before it returns.
     ///
     /// # Examples
     /// ```

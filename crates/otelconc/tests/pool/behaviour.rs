@@ -625,3 +625,65 @@ async fn stats_report_no_workers_once_every_worker_exited() {
     assert_eq!(p.stats().workers, 0);
     assert_eq!(p.stats().completed, 2);
 }
+
+/// Lets every task that can run do so.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The abort has happened once `abort` is first polled: the pool is closed, its workers
+/// are counted out, running jobs are cancelled and queued ones end as never started,
+/// even when the call is dropped after that first poll.
+#[tokio::test(start_paused = true)]
+async fn abort_takes_effect_at_its_first_poll() {
+    let p = pool("aborted", 2, 8);
+    let (seen_tx, seen_rx) = oneshot::channel::<()>();
+    let running = p
+        .submit_handle(with_token(move |token| async move {
+            tokio::spawn(async move {
+                token.cancelled().await;
+                let _ = seen_tx.send(());
+            });
+            std::future::pending::<()>().await
+        }))
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(p.submit_handle(std::future::pending::<()>).await.unwrap());
+    }
+    settle().await;
+    {
+        let mut abort = std::pin::pin!(p.abort());
+        let _ = futures::poll!(abort.as_mut());
+        assert!(p.is_closed());
+        assert_eq!(
+            p.stats().workers,
+            0,
+            "an abort counts every worker out at once"
+        );
+    }
+    // The future was dropped at once: still, the running job is cancelled and the
+    // queued ones end as never started, without another call.
+    seen_rx.await.expect("the running job's token fired");
+    let wait = Duration::from_secs(1);
+    let mut ended = Vec::new();
+    for h in std::iter::once(running).chain(queued) {
+        let r = tokio::time::timeout(wait, h).await;
+        ended.push(r.expect("the job ended with the abort").unwrap_err());
+    }
+    assert_eq!(
+        ended,
+        [
+            JobError::Cancelled,
+            JobError::Cancelled,
+            JobError::NotStarted,
+            JobError::NotStarted
+        ]
+    );
+    let report = p.abort().await;
+    assert!(report.deadline_passed);
+    assert_eq!((report.cancelled, report.not_started), (2, 2));
+}
