@@ -633,6 +633,25 @@ async fn settle() {
     }
 }
 
+/// Called from inside one of the pool's own jobs, `shutdown` waits for that job too, so
+/// its deadline passes and the job is cancelled; the deadline counts as passed although
+/// the queue was already empty.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_from_inside_a_job_cancels_that_job_at_the_deadline() {
+    let p = pool("inner", 2, 8);
+    let inner = p.clone();
+    let h = p
+        .submit_handle(move || async move {
+            inner.shutdown(Duration::from_millis(50)).await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.await, Err(JobError::Cancelled));
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!((report.cancelled, report.accepted()), (1, 1));
+    assert!(report.deadline_passed);
+}
+
 /// The abort has happened once `abort` is first polled: the pool is closed, its workers
 /// are counted out, running jobs are cancelled and queued ones end as never started,
 /// even when the call is dropped after that first poll.
