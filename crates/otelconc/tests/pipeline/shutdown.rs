@@ -319,3 +319,28 @@ async fn a_run_read_to_its_end_leaves_no_task() {
         .await
         .expect("every task of the run ended");
 }
+
+/// `stop` stops the run at its first poll: dropped right after it, the run's tasks
+/// still end and its sender refuses input.
+#[tokio::test(start_paused = true)]
+async fn a_stop_dropped_after_its_first_poll_still_stops_the_run() {
+    let pipeline = Pipeline::builder("stopped")
+        .stage("stuck", 2, 2, |n: u64| async move {
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(n)
+        })
+        .build()
+        .unwrap();
+    let (tx, out) = pipeline.start();
+    tx.send(1).await.unwrap();
+    let tasks = out.tasks();
+    {
+        let mut stop = std::pin::pin!(out.stop());
+        let _ = futures::poll!(stop.as_mut());
+    }
+    tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .expect("every task of the run ended");
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(2).await.unwrap_err().into_inner(), 2);
+}
