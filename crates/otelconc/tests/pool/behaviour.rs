@@ -988,3 +988,22 @@ async fn a_jobs_name_is_not_called_when_nothing_uses_it() {
         Some("counted")
     );
 }
+
+/// The builder's defaults: one worker per available CPU and a queue of 1,024 jobs.
+#[tokio::test(start_paused = true)]
+async fn by_default_a_pool_has_a_worker_per_cpu_and_a_queue_of_1024() {
+    let p = WorkerPool::builder("defaults").build().unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(p.stats().workers, cpus);
+    for _ in 0..cpus {
+        p.submit(std::future::pending::<()>).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(p.stats().busy, cpus);
+    let mut queued = 0;
+    while p.try_submit(|| async {}).is_ok() {
+        queued += 1;
+    }
+    assert_eq!(queued, 1024);
+    p.abort().await;
+}
