@@ -169,6 +169,20 @@ impl Shared {
         self.rx.len()
     }
 
+    /// A worker told to retire leaves the list, unless a `resize` that grew the pool
+    /// took it back since; `true` if it left. Decided under the list's lock, so a
+    /// worker never exits after `resize` counted it back in.
+    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot>) -> bool {
+        let mut w = lock(&self.workers);
+        if !slot.retire.load(Relaxed) {
+            return false;
+        }
+        if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
+            w.live.swap_remove(i);
+        }
+        true
+    }
+
     /// A worker exits: it leaves the list, and its counts are folded into the totals.
     pub(crate) fn exited(&self, slot: &Arc<WorkerSlot>) {
         let mut w = lock(&self.workers);

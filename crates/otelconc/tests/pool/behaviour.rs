@@ -1007,3 +1007,37 @@ async fn by_default_a_pool_has_a_worker_per_cpu_and_a_queue_of_1024() {
     assert_eq!(queued, 1024);
     p.abort().await;
 }
+
+/// Growing after a shrink, while the surplus workers still finish their job, keeps the
+/// number of jobs running at once within the new worker count.
+#[tokio::test(start_paused = true)]
+async fn growing_back_while_surplus_workers_finish_keeps_the_new_count() {
+    let p = pool("regrow", 3, 64);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let job = |ms: u64| {
+        let (running, peak) = (running.clone(), peak.clone());
+        move || async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(p.submit_handle(job(100)).await.unwrap());
+    }
+    settle().await;
+    p.resize(1).unwrap();
+    p.resize(3).unwrap();
+    for _ in 0..6 {
+        handles.push(p.submit_handle(job(10)).await.unwrap());
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    assert_eq!(p.stats().workers, 3);
+    assert_eq!(p.shutdown(Duration::from_secs(1)).await.completed, 9);
+}
