@@ -20,7 +20,10 @@
 //! - **Backpressure end to end**: a full buffer makes the stage before it wait, up to
 //!   the input, which then waits too (the input stream is not polled, or
 //!   [`PipelineSender::send`] waits). At most `input_buffer + Σ (concurrency + buffer)`
-//!   items are inside a run at once, whatever the consumer's speed.
+//!   items are inside a run at once, whatever the consumer's speed; the feeder of
+//!   [`Pipeline::run`] may hold one more, pulled from the input stream and waiting for
+//!   room (so the input is polled at most that bound plus one times ahead of the
+//!   consumer).
 //! - **Ordered output** ([`ordered(true)`](PipelineBuilder::ordered)): items carry a
 //!   sequence number and the output stream puts them back in input order. The input
 //!   admits at most the bound above (a semaphore permit per item, returned as items

@@ -169,6 +169,20 @@ impl Shared {
         self.rx.len()
     }
 
+    /// A worker told to retire leaves the list, unless a `resize` that grew the pool
+    /// took it back since; `true` if it left. Decided under the list's lock, so a
+    /// worker never exits after `resize` counted it back in.
+    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot>) -> bool {
+        let mut w = lock(&self.workers);
+        if !slot.retire.load(Relaxed) {
+            return false;
+        }
+        if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
+            w.live.swap_remove(i);
+        }
+        true
+    }
+
     /// A worker exits: it leaves the list, and its counts are folded into the totals.
     pub(crate) fn exited(&self, slot: &Arc<WorkerSlot>) {
         let mut w = lock(&self.workers);
@@ -212,16 +226,14 @@ impl Shared {
             .is_ok();
         if !drained {
             self.abort_now();
+            // The queued jobs end now, not once the workers are gone: the abort has
+            // happened even if this call is cancelled while it waits for them.
+            drop(self.drop_queued());
             self.tracker.wait().await;
         }
         // Workers exit only once the queue is empty, unless aborted: what is left never
         // started.
-        let _finishing = lock(&self.finishing);
-        while let Ok(queued) = self.rx.try_recv() {
-            self.metrics.not_started();
-            let meta = self.outcomes.as_ref().map(|_| meta_of(&*queued.value));
-            self.settle(queued.value, meta, Err(JobError::NotStarted));
-        }
+        let _finishing = self.drop_queued();
         if let Some((tx, _)) = &self.outcomes {
             tx.close();
         }
@@ -233,6 +245,18 @@ impl Shared {
             not_started: s.not_started,
             deadline_passed: self.aborted.load(Relaxed),
         }
+    }
+
+    /// Ends every job still in the queue as never started; returns the `finishing`
+    /// guard, so that concurrent shutdowns drain and read the counts one at a time.
+    fn drop_queued(&self) -> std::sync::MutexGuard<'_, ()> {
+        let finishing = lock(&self.finishing);
+        while let Ok(queued) = self.rx.try_recv() {
+            self.metrics.not_started();
+            let meta = self.outcomes.as_ref().map(|_| meta_of(&*queued.value));
+            self.settle(queued.value, meta, Err(JobError::NotStarted));
+        }
+        finishing
     }
 
     pub(crate) fn stats(&self) -> Stats {

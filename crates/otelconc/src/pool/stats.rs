@@ -79,7 +79,9 @@ pub struct ShutdownReport {
     /// Jobs accepted but never started: still queued at abort or deadline, dropped
     /// without starting (each ended with [`JobError::NotStarted`](super::JobError::NotStarted)).
     pub not_started: u64,
-    /// Whether the deadline passed (or `abort` was called) before the queue drained.
+    /// Whether the deadline passed (or `abort` was called) before every worker had
+    /// exited: jobs still running then were cancelled (even with the queue already
+    /// empty), and jobs still queued never started.
     pub deadline_passed: bool,
 }
 

@@ -49,7 +49,21 @@ impl Shared {
             return false;
         }
         if n > w.active {
-            let more = n - w.active;
+            let mut more = n - w.active;
+            // Workers told to retire by an earlier shrink that have not exited yet (they
+            // finish their job, or have not run since) stay instead: new ones on top of
+            // them would run more jobs at once than `n`.
+            let mut kept = 0;
+            for (slot, _) in &w.live {
+                if kept == more {
+                    break;
+                }
+                if slot.retire.swap(false, Relaxed) {
+                    kept += 1;
+                }
+            }
+            w.active += kept;
+            more -= kept;
             self.spawn_workers(&mut w, more);
         } else {
             let mut fewer = w.active - n;
@@ -79,7 +93,7 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
     let shift = Shift::begin(&shared.metrics.busy, shared.metrics.observed.load(Relaxed));
     let mut token = shared.root.child_token();
     loop {
-        if slot.retire.load(Relaxed) {
+        if slot.retire.load(Relaxed) && shared.retire(&slot) {
             break;
         }
         let queued = match shared.rx.try_recv() {
@@ -88,13 +102,16 @@ async fn worker(shared: Arc<Shared>, slot: Arc<WorkerSlot>) {
             Err(async_channel::TryRecvError::Empty) => {
                 shift.idle();
                 let wake = slot.wake.notified();
+                // The retire wake first: a worker told to retire while parked must not
+                // take a job queued before it ran again (`resize` says it exits without
+                // taking another).
                 tokio::select! {
                     biased;
+                    () = wake => continue,
                     r = shared.rx.recv() => match r {
                         Ok(queued) => queued,
                         Err(_) => break,
                     },
-                    () = wake => continue,
                 }
             }
         };

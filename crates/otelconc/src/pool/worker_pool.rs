@@ -337,8 +337,9 @@ impl WorkerPool {
 
     /// Sets the number of workers. Growing starts workers at once; shrinking lets the
     /// surplus workers finish the job they are running and exit without taking another.
-    /// No job is lost or run twice: jobs stay in the queue until exactly one worker takes
-    /// them.
+    /// Growing again before they have exited keeps them instead of starting new ones, so
+    /// no more than the new number of jobs run at once. No job is lost or run twice:
+    /// jobs stay in the queue until exactly one worker takes them.
     ///
     /// # Errors
     /// [`ResizeError::ZeroWorkers`] for 0, [`ResizeError::Closed`] after
@@ -473,7 +474,9 @@ impl WorkerPool {
     ///
     /// # Cancel safety
     /// This method is cancel safe, as [`WorkerPool::shutdown`]. The abort itself has
-    /// happened once this is first polled.
+    /// happened once this is first polled: running jobs are cancelled and queued ones
+    /// have ended with [`JobError::NotStarted`](super::JobError::NotStarted), also when
+    /// the call is dropped before it returns.
     ///
     /// # Examples
     /// ```

@@ -489,3 +489,60 @@ async fn random_cancellation_on_virtual_time_loses_and_duplicates_nothing() {
     let tt = otelconc_testkit::TestTelemetry::new();
     storm(3, 4, 1_000, 2, 13, Some(&tt)).await;
 }
+
+/// `recv_many` with a limit of 0 returns 0 at once, even on an empty open channel.
+#[tokio::test(start_paused = true)]
+async fn recv_many_with_limit_zero_does_not_wait() {
+    let (_tx, rx) = channel::bounded::<u32>("q", 4);
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(1), rx.recv_many(&mut buf, 0)).await;
+    assert_eq!(n.ok(), Some(0));
+    let batch =
+        tokio::time::timeout(Duration::from_secs(1), rx.recv_many_traced(&mut buf, 0)).await;
+    assert_eq!(batch.map(|b| b.len()).ok(), Some(0));
+}
+
+/// A zero timeout still succeeds when the slot or the message is there already.
+#[tokio::test(start_paused = true)]
+async fn zero_timeouts_succeed_when_nothing_has_to_wait() {
+    let (tx, rx) = channel::bounded::<u32>("q", 1);
+    assert_eq!(tx.send_timeout(1, Duration::ZERO).await, Ok(()));
+    assert_eq!(
+        tx.send_timeout(2, Duration::ZERO).await,
+        Err(SendTimeoutError::Timeout(2))
+    );
+    assert_eq!(rx.recv_timeout(Duration::ZERO).await, Ok(1));
+    assert_eq!(
+        rx.recv_timeout(Duration::ZERO).await,
+        Err(RecvTimeoutError::Timeout)
+    );
+}
+
+/// `SendLossless::cancel` returns `None` after a failed send: the error handed the
+/// message back already.
+#[tokio::test]
+async fn cancel_after_a_failed_lossless_send_returns_nothing() {
+    let (tx, rx) = channel::bounded::<u32>("q", 1);
+    drop(rx);
+    let mut send = tx.send_lossless(5);
+    assert_eq!((&mut send).await, Err(SendError(5)));
+    assert_eq!(send.cancel(), None);
+}
+
+/// `Sender::closed` resolves when a receiver closes the channel.
+#[tokio::test(start_paused = true)]
+async fn closed_resolves_when_the_receiver_side_closes() {
+    let (tx, rx) = channel::bounded::<u32>("q", 1);
+    let waiting = tokio::spawn({
+        let tx = tx.clone();
+        async move { tx.closed().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    assert!(rx.close());
+    tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("closed() resolved")
+        .unwrap();
+    assert!(!tx.close(), "already closed");
+}

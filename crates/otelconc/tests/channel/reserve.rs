@@ -197,3 +197,89 @@ async fn cancelled_reservations_lose_nothing_and_leak_no_slot() {
     );
     assert_eq!(free_slots(&tx), CAPACITY, "final capacity == initial");
 }
+
+/// `n` tasks waiting in `reserve` on a full channel.
+async fn waiting_reservers(tx: &Sender<u64>, n: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    let waiting: Vec<_> = (0..n)
+        .map(|i| {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.reserve().await.unwrap().send(100 + i).unwrap() })
+        })
+        .collect();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        waiting.iter().all(|h| !h.is_finished()),
+        "the channel is full"
+    );
+    waiting
+}
+
+async fn each_gets_its_slot(waiting: Vec<tokio::task::JoinHandle<()>>) {
+    tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(waiting))
+        .await
+        .expect("every waiting reserver got a slot");
+}
+
+/// Every way of receiving frees a slot that a waiting `reserve` gets, and a batch
+/// receive wakes as many waiters as it freed slots.
+#[tokio::test(start_paused = true)]
+async fn every_receive_wakes_waiting_reservers() {
+    use futures::StreamExt;
+    let (tx, rx) = channel::bounded::<u64>("q", 3);
+    for i in 0..3 {
+        tx.send(i).await.unwrap();
+    }
+    let waiting = waiting_reservers(&tx, 1).await;
+    rx.try_recv().unwrap();
+    each_gets_its_slot(waiting).await;
+
+    let waiting = waiting_reservers(&tx, 1).await;
+    rx.recv_timeout(Duration::from_secs(1)).await.unwrap();
+    each_gets_its_slot(waiting).await;
+
+    let waiting = waiting_reservers(&tx, 1).await;
+    drop(rx.recv_traced().await.unwrap());
+    each_gets_its_slot(waiting).await;
+
+    let mut buf = Vec::new();
+    let waiting = waiting_reservers(&tx, 3).await;
+    assert_eq!(rx.recv_many(&mut buf, 3).await, 3);
+    each_gets_its_slot(waiting).await;
+
+    let waiting = waiting_reservers(&tx, 3).await;
+    assert_eq!(rx.recv_many_traced(&mut buf, 3).await.len(), 3);
+    each_gets_its_slot(waiting).await;
+
+    let waiting = waiting_reservers(&tx, 1).await;
+    let mut stream = std::pin::pin!(rx.clone());
+    stream.next().await.unwrap();
+    each_gets_its_slot(waiting).await;
+
+    let waiting = waiting_reservers(&tx, 1).await;
+    otelconc::select::first([&rx]).await.unwrap();
+    each_gets_its_slot(waiting).await;
+
+    let waiting = waiting_reservers(&tx, 1).await;
+    let blocking = rx.clone();
+    tokio::task::spawn_blocking(move || blocking.recv_blocking().unwrap())
+        .await
+        .unwrap();
+    each_gets_its_slot(waiting).await;
+    assert_eq!(rx.len(), 3);
+
+    // Lossless senders too.
+    let waiting: Vec<_> = (0..3)
+        .map(|i| {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send_lossless(200 + i).await.unwrap() })
+        })
+        .collect();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(rx.recv_many(&mut buf, 3).await, 3);
+    each_gets_its_slot(waiting).await;
+    assert_eq!(rx.len(), 3);
+}

@@ -187,3 +187,58 @@ async fn fan_in_memory_stays_bounded_when_the_consumer_is_slow() {
     assert_eq!(out.next().await.map(|m| m.into_inner()), Some(0));
     out.shutdown().await;
 }
+
+/// A fan-in of no input ends at once (it ends when every input has ended).
+#[tokio::test]
+async fn a_fan_in_of_no_input_ends_at_once() {
+    let none: Vec<stream::Iter<std::vec::IntoIter<u8>>> = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), fan_in(none).count()).await;
+    assert_eq!(n.ok(), Some(0));
+    let built = FanIn::<u8>::builder("empty").build().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), built.count()).await;
+    assert_eq!(n.ok(), Some(0));
+}
+
+/// In input order, results that finished ahead of their turn count against
+/// `concurrency`: behind a slow first item, only `concurrency` items ever start.
+#[tokio::test(start_paused = true)]
+async fn results_waiting_for_their_turn_count_against_the_concurrency() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let mut out = fan_out_items(0..10u64, 2, move |i| {
+        s.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if i == 0 {
+                sleep(Duration::from_secs(10)).await;
+            }
+            Ok::<_, String>(i)
+        }
+    })
+    .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), out.next())
+            .await
+            .is_err()
+    );
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    assert_eq!(out.next().await, Some(Ok(0)));
+    assert_eq!(out.next().await, Some(Ok(1)));
+}
+
+/// `fan_in`'s buffer holds 32 items by default.
+#[tokio::test]
+async fn fan_in_buffers_32_items_by_default() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let input = stream::iter(0u64..).map(move |i| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        i
+    });
+    let out = fan_in([input]);
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+    // The buffer (32) plus the one item the merge task holds while it waits.
+    assert_eq!(pulled.load(Ordering::SeqCst), 33);
+    out.shutdown().await;
+}

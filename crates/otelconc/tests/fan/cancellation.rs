@@ -73,3 +73,44 @@ async fn dropping_the_fan_in_output_mid_stream_leaves_no_task_alive() {
     out.shutdown().await;
     assert_eq!(alive.load(Ordering::SeqCst), 0);
 }
+
+/// A `fan_out` future dropped before it finished aborts the workers still running.
+#[tokio::test(start_paused = true)]
+async fn dropping_a_fan_out_call_aborts_its_running_workers() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let a = alive.clone();
+    let call = otelconc::fan::fan_out((), 3, move |(), _, _| {
+        let guard = Alive::new(&a);
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        }
+    });
+    let r = tokio::time::timeout(Duration::from_millis(5), call).await;
+    assert!(r.is_err());
+    assert_eq!(
+        settle(&alive).await,
+        0,
+        "a worker outlived its fan_out call"
+    );
+}
+
+/// `FanIn::shutdown` drops the items already merged and not yet received.
+#[tokio::test]
+async fn fan_in_shutdown_drops_the_merged_items_nobody_received() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let a = alive.clone();
+    let input = stream::iter(0..5).map(move |_| Alive::new(&a));
+    let out = otelconc::fan::FanIn::builder("buffered")
+        .capacity(8)
+        .input("a", input)
+        .build()
+        .unwrap();
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(alive.load(Ordering::SeqCst), 5, "all five merged");
+    out.shutdown().await;
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+}

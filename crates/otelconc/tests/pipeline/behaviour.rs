@@ -427,3 +427,65 @@ async fn a_panicking_input_stream_fails_the_run_instead_of_ending_it() {
     drop(out);
     tasks.wait().await;
 }
+
+/// Ordered output admits at most `input_buffer + Σ (concurrency + buffer)` items, so a
+/// stuck first item cannot make the reorder buffer grow: the input is polled that many
+/// times plus the one item the feeder holds while it waits for room.
+#[tokio::test(start_paused = true)]
+async fn an_ordered_run_with_a_stuck_first_item_pulls_no_more_than_its_bound() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let pipeline = Pipeline::builder("window")
+        .stage("a", 2, 2, |n: u64| async move {
+            if n == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, Infallible>(n)
+        })
+        .input_buffer(1)
+        .ordered(true)
+        .build()
+        .unwrap();
+    let mut out = pipeline.run(counted_input(
+        pulled.clone(),
+        Arc::new(AtomicBool::new(false)),
+    ));
+    // Polling the stream drains the output buffer into the reorder buffer: the items
+    // behind the stuck one finish and wait there.
+    for _ in 0..3 {
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), out.next())
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(pulled.load(Ordering::SeqCst), 1 + (2 + 2) + 1);
+}
+
+/// For ordered output a cancelled `send` takes no sequence number: the items sent
+/// after it come out without the output waiting for the lost one.
+#[tokio::test(start_paused = true)]
+async fn an_ordered_send_cancelled_while_waiting_leaves_no_gap() {
+    let pipeline = Pipeline::builder("gap")
+        .stage("a", 1, 1, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .input_buffer(1)
+        .ordered(true)
+        .build()
+        .unwrap();
+    let (tx, mut out) = pipeline.start();
+    for i in 0..3 {
+        tx.send(i).await.unwrap(); // input 1 + stage (1 + 1): the run is full
+    }
+    tokio::select! {
+        _ = tx.send(99) => panic!("the run is full"),
+        () = tokio::time::sleep(Duration::from_millis(1)) => {}
+    }
+    let sender = tokio::spawn(async move { tx.send(3).await.unwrap() });
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let next = tokio::time::timeout(Duration::from_secs(5), out.next()).await;
+        got.push(next.expect("no gap to wait for").unwrap().unwrap());
+    }
+    sender.await.unwrap();
+    assert_eq!(got, [0, 1, 2, 3]);
+    assert!(out.next().await.is_none());
+}

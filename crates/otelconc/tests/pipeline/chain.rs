@@ -176,3 +176,28 @@ async fn chain_stage_duration_is_read_from_tokios_clock() {
         .unwrap();
     assert_eq!(duration, (1, 2.0));
 }
+
+/// `Parallel::execute` runs its chains at once on the calling task, and `Chain::execute`
+/// runs its stages one after the other: two chains of two 1 s stages take 2 s.
+#[tokio::test(start_paused = true)]
+async fn parallel_chains_run_at_once_and_a_chains_stages_in_turn() {
+    let slow = |name: &'static str| {
+        let sleep = |n: u32| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, Infallible>(n + 1)
+        };
+        Chain::builder(name)
+            .stage("one", sleep)
+            .stage("two", sleep)
+            .build()
+            .unwrap()
+    };
+    let all = Parallel::new("at-once").chain(slow("a")).chain(slow("b"));
+    let start = tokio::time::Instant::now();
+    let results = all.execute(0).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(
+        results.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        [2, 2]
+    );
+}

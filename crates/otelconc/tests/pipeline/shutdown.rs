@@ -249,3 +249,98 @@ async fn cancelling_the_token_stops_the_run_and_refuses_input() {
     assert!(tx.is_closed());
     assert_eq!(tx.send(9).await.unwrap_err().into_inner(), 9);
 }
+
+/// A run started after the pipeline's token was cancelled stops at once: its output
+/// ends with `Cancelled` and its sender refuses input.
+#[tokio::test(start_paused = true)]
+async fn a_run_started_after_the_token_fired_ends_cancelled() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let pipeline = Pipeline::builder("late")
+        .stage("a", 1, 1, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .cancellation_token(token)
+        .build()
+        .unwrap();
+    let mut out = pipeline.run(stream::iter(0..3u64));
+    assert!(matches!(
+        out.next().await,
+        Some(Err(PipelineError::Cancelled))
+    ));
+    assert!(out.next().await.is_none());
+    let (tx, mut out) = pipeline.start();
+    assert!(matches!(
+        out.next().await,
+        Some(Err(PipelineError::Cancelled))
+    ));
+    assert_eq!(tx.send(1).await.unwrap_err().into_inner(), 1);
+}
+
+/// After a fail-fast error the run has stopped: its sender refuses input.
+#[tokio::test(start_paused = true)]
+async fn after_a_fail_fast_error_the_sender_refuses_input() {
+    let pipeline = Pipeline::builder("ff-sender")
+        .stage("a", 1, 1, |n: u64| async move {
+            if n == 1 { Err("bad") } else { Ok(n) }
+        })
+        .build()
+        .unwrap();
+    let (tx, mut out) = pipeline.start();
+    let tasks = out.tasks();
+    tx.send(0).await.unwrap();
+    tx.send(1).await.unwrap();
+    assert_eq!(out.next().await.unwrap().unwrap(), 0);
+    assert!(matches!(
+        out.next().await,
+        Some(Err(PipelineError::Stage { .. }))
+    ));
+    assert!(out.next().await.is_none());
+    tasks.wait().await;
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(7).await.unwrap_err().into_inner(), 7);
+}
+
+/// A run over a finite stream ends all its tasks once the stream is read to its end.
+#[tokio::test(start_paused = true)]
+async fn a_run_read_to_its_end_leaves_no_task() {
+    let pipeline = Pipeline::builder("finite")
+        .stage("a", 2, 2, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .build()
+        .unwrap();
+    let mut out = pipeline.run(stream::iter(0..5u64));
+    let tasks = out.tasks();
+    assert!(tasks.is_closed());
+    let mut n = 0;
+    while let Some(r) = out.next().await {
+        r.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 5);
+    tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .expect("every task of the run ended");
+}
+
+/// `stop` stops the run at its first poll: dropped right after it, the run's tasks
+/// still end and its sender refuses input.
+#[tokio::test(start_paused = true)]
+async fn a_stop_dropped_after_its_first_poll_still_stops_the_run() {
+    let pipeline = Pipeline::builder("stopped")
+        .stage("stuck", 2, 2, |n: u64| async move {
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(n)
+        })
+        .build()
+        .unwrap();
+    let (tx, out) = pipeline.start();
+    tx.send(1).await.unwrap();
+    let tasks = out.tasks();
+    {
+        let mut stop = std::pin::pin!(out.stop());
+        let _ = futures::poll!(stop.as_mut());
+    }
+    tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .expect("every task of the run ended");
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(2).await.unwrap_err().into_inner(), 2);
+}

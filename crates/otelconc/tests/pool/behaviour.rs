@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use otelconc::pool::{
-    BuildError, CancellationToken, Job, JobError, Named, ResizeError, TrySubmitError, WorkerPool,
-    with_token,
+    BuildError, CancellationToken, Job, JobError, Named, ResizeError, SubmitError, TrySubmitError,
+    WorkerPool, with_token,
 };
 use tokio::sync::{Barrier, Notify, oneshot};
 
@@ -386,6 +386,40 @@ fn resize_under_load_loses_and_duplicates_nothing() {
     });
 }
 
+/// Shrinking takes effect at once, idle workers included: a surplus worker parked on the
+/// empty queue exits without taking a job queued right after the resize, so the pool
+/// never runs more jobs at once than it was resized to.
+#[tokio::test(start_paused = true)]
+async fn an_idle_surplus_worker_takes_no_job_queued_after_a_shrink() {
+    let p = pool("shrink", 3, 64);
+    for _ in 0..10 {
+        tokio::task::yield_now().await; // every worker parks on the empty queue
+    }
+    p.resize(1).unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (running, peak) = (running.clone(), peak.clone());
+        handles.push(
+            p.submit_handle(move || async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!(p.stats().workers, 1);
+    assert_eq!(p.shutdown(Duration::from_secs(1)).await.completed, 6);
+}
+
 /// A job that submits to its own full pool does not deadlock it. `try_submit` hands the
 /// job back with `Full`; a waiting `submit` is ended by the per-job timeout (documented
 /// on `WorkerPool::submit`), and the job it was submitting was never queued.
@@ -590,4 +624,420 @@ async fn stats_report_no_workers_once_every_worker_exited() {
     }
     assert_eq!(p.stats().workers, 0);
     assert_eq!(p.stats().completed, 2);
+}
+
+/// Lets every task that can run do so.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Dropping the last clone closes the pool: queued jobs still run, the workers exit, and
+/// the outcomes stream ends once it is read.
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_clone_runs_queued_jobs_and_ends_the_outcomes_stream() {
+    let p = WorkerPool::builder("dropped")
+        .workers(1)
+        .outcomes(8)
+        .build()
+        .unwrap();
+    let outcomes = p.outcomes().unwrap();
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    let first = p
+        .submit_handle(move || async move {
+            g.notified().await;
+            1
+        })
+        .await
+        .unwrap();
+    let second = p.submit_handle(|| async { 2 }).await.unwrap();
+    drop(p);
+    gate.notify_one();
+    assert_eq!(first.await, Ok(1));
+    assert_eq!(second.await, Ok(2));
+    let mut ended = 0;
+    while let Some(o) = outcomes.recv().await {
+        assert_eq!(o.result, Ok(()));
+        ended += 1;
+    }
+    assert_eq!(ended, 2);
+}
+
+/// `shutdown` is cancel safe: losing a `select!` leaves the pool closed and draining,
+/// and a later call reports every job.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_that_loses_a_select_keeps_draining_and_a_later_call_reports() {
+    let p = pool("raced", 1, 8);
+    submit_sleeps(&p, 3, Duration::from_millis(10)).await;
+    tokio::select! {
+        _ = p.shutdown(Duration::from_secs(5)) => panic!("the jobs take 30 ms"),
+        () = tokio::time::sleep(Duration::from_millis(5)) => {}
+    }
+    assert!(p.is_closed());
+    assert!(p.try_submit(|| async {}).unwrap_err().is_closed());
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.completed, report.accepted()), (3, 3));
+    assert!(!report.deadline_passed);
+}
+
+/// Called from inside one of the pool's own jobs, `shutdown` waits for that job too, so
+/// its deadline passes and the job is cancelled; the deadline counts as passed although
+/// the queue was already empty.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_from_inside_a_job_cancels_that_job_at_the_deadline() {
+    let p = pool("inner", 2, 8);
+    let inner = p.clone();
+    let h = p
+        .submit_handle(move || async move {
+            inner.shutdown(Duration::from_millis(50)).await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.await, Err(JobError::Cancelled));
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!((report.cancelled, report.accepted()), (1, 1));
+    assert!(report.deadline_passed);
+}
+
+/// A `JobHandle` polled by `&mut` loses nothing when another branch wins; a dropped
+/// handle does not cancel its job.
+#[tokio::test(start_paused = true)]
+async fn a_job_handle_keeps_its_output_across_select_and_dropping_it_cancels_nothing() {
+    let p = pool("handles", 2, 8);
+    let mut h = p
+        .submit_handle(|| async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            5
+        })
+        .await
+        .unwrap();
+    tokio::select! {
+        _ = &mut h => panic!("the job takes 10 ms"),
+        () = tokio::time::sleep(Duration::from_millis(1)) => {}
+    }
+    assert_eq!(h.await, Ok(5));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let dropped = p
+        .submit_handle(move || async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    drop(dropped);
+    let report = p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    assert_eq!(report.completed, 2);
+}
+
+/// A job's closure is called when a worker starts it, not at submit.
+#[tokio::test(start_paused = true)]
+async fn a_job_closure_is_called_when_a_worker_starts_it() {
+    let p = pool("lazy", 1, 8);
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    p.submit(move || async move { g.notified().await })
+        .await
+        .unwrap();
+    let called = Arc::new(AtomicUsize::new(0));
+    let c = called.clone();
+    p.submit(move || {
+        c.fetch_add(1, Ordering::SeqCst);
+        async {}
+    })
+    .await
+    .unwrap();
+    settle().await;
+    assert_eq!(called.load(Ordering::SeqCst), 0, "still queued");
+    gate.notify_one();
+    p.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(called.load(Ordering::SeqCst), 1);
+}
+
+/// The abort has happened once `abort` is first polled: the pool is closed, its workers
+/// are counted out, running jobs are cancelled and queued ones end as never started,
+/// even when the call is dropped after that first poll.
+#[tokio::test(start_paused = true)]
+async fn abort_takes_effect_at_its_first_poll() {
+    let p = pool("aborted", 2, 8);
+    let (seen_tx, seen_rx) = oneshot::channel::<()>();
+    let running = p
+        .submit_handle(with_token(move |token| async move {
+            tokio::spawn(async move {
+                token.cancelled().await;
+                let _ = seen_tx.send(());
+            });
+            std::future::pending::<()>().await
+        }))
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(p.submit_handle(std::future::pending::<()>).await.unwrap());
+    }
+    settle().await;
+    {
+        let mut abort = std::pin::pin!(p.abort());
+        let _ = futures::poll!(abort.as_mut());
+        assert!(p.is_closed());
+        assert_eq!(
+            p.stats().workers,
+            0,
+            "an abort counts every worker out at once"
+        );
+    }
+    // The future was dropped at once: still, the running job is cancelled and the
+    // queued ones end as never started, without another call.
+    seen_rx.await.expect("the running job's token fired");
+    let wait = Duration::from_secs(1);
+    let mut ended = Vec::new();
+    for h in std::iter::once(running).chain(queued) {
+        let r = tokio::time::timeout(wait, h).await;
+        ended.push(r.expect("the job ended with the abort").unwrap_err());
+    }
+    assert_eq!(
+        ended,
+        [
+            JobError::Cancelled,
+            JobError::Cancelled,
+            JobError::NotStarted,
+            JobError::NotStarted
+        ]
+    );
+    let report = p.abort().await;
+    assert!(report.deadline_passed);
+    assert_eq!((report.cancelled, report.not_started), (2, 2));
+}
+
+/// `graceful_shutdown` uses the builder's deadline: 30 s by default, and zero aborts at
+/// once.
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_waits_the_builders_deadline_30_s_by_default() {
+    let p = pool("default", 1, 8);
+    p.submit(std::future::pending::<()>).await.unwrap();
+    settle().await;
+    let start = tokio::time::Instant::now();
+    let report = p.graceful_shutdown().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    assert_eq!(report.cancelled, 1);
+
+    let p = WorkerPool::builder("zero")
+        .workers(1)
+        .shutdown_deadline(Duration::ZERO)
+        .build()
+        .unwrap();
+    p.submit(std::future::pending::<()>).await.unwrap();
+    p.submit(|| async {}).await.unwrap();
+    settle().await;
+    let start = tokio::time::Instant::now();
+    let report = p.graceful_shutdown().await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!((report.cancelled, report.not_started), (1, 1));
+    assert!(report.deadline_passed);
+}
+
+/// Every clone of the outcomes stream gets a share (each outcome goes to one reader),
+/// and an outcome carries the job's name and id.
+#[tokio::test(start_paused = true)]
+async fn outcomes_clones_share_the_stream_and_outcomes_carry_name_and_id() {
+    let p = WorkerPool::builder("o")
+        .workers(1)
+        .outcomes(8)
+        .build()
+        .unwrap();
+    let a = p.outcomes().unwrap();
+    let b = p.outcomes().unwrap();
+    p.submit(Named::new("n", || async {}).with_id("7"))
+        .await
+        .unwrap();
+    p.submit(Named::new("n", || async { panic!("x") }).with_id("8"))
+        .await
+        .unwrap();
+    p.shutdown(Duration::from_secs(1)).await;
+    let first = a.recv().await.unwrap();
+    let second = b.recv().await.unwrap();
+    assert_eq!(
+        (first.name.as_deref(), first.id.as_deref(), first.result),
+        (Some("n"), Some("7"), Ok(()))
+    );
+    assert_eq!(
+        (second.id.as_deref(), second.result),
+        (Some("8"), Err(JobError::Panicked("x".into())))
+    );
+    assert!(a.recv().await.is_none());
+    assert!(b.recv().await.is_none());
+}
+
+/// A `submit` waiting for queue space fails with the job when the pool closes, and
+/// `Stats::rejected` counts every refusal (full, closed while waiting, closed).
+#[tokio::test(start_paused = true)]
+async fn a_submit_waiting_for_space_fails_when_the_pool_closes_and_refusals_are_counted() {
+    let p = pool("refusals", 1, 1);
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    p.submit(move || async move { g.notified().await })
+        .await
+        .unwrap();
+    settle().await;
+    p.submit(|| async { 1 }).await.unwrap(); // the queue is full
+    assert!(p.try_submit(|| async { 2 }).unwrap_err().is_full());
+    let waiting = tokio::spawn({
+        let p = p.clone();
+        async move {
+            p.submit(|| async { 3 })
+                .await
+                .map_err(SubmitError::into_inner)
+        }
+    });
+    settle().await;
+    assert!(!waiting.is_finished());
+    p.close();
+    let job = waiting.await.unwrap().unwrap_err();
+    assert_eq!(job().await, 3, "the job is handed back");
+    assert!(p.submit(|| async { 4 }).await.is_err());
+    gate.notify_one();
+    assert_eq!(p.shutdown(Duration::from_secs(5)).await.completed, 2);
+    let s = p.stats();
+    assert_eq!((s.submitted, s.rejected), (2, 3));
+}
+
+/// Shrinking a busy pool lets the surplus workers finish their job and exit without
+/// taking another: the queued jobs then run one at a time.
+#[tokio::test(start_paused = true)]
+async fn shrinking_a_busy_pool_lets_surplus_workers_finish_their_job_and_exit() {
+    let p = pool("shrink-busy", 3, 64);
+    let gate = Arc::new(Notify::new());
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let g = gate.clone();
+        first.push(
+            p.submit_handle(move || async move { g.notified().await })
+                .await
+                .unwrap(),
+        );
+    }
+    settle().await;
+    assert_eq!(p.stats().busy, 3);
+    p.resize(1).unwrap();
+    assert_eq!(p.stats().workers, 1);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut later = Vec::new();
+    for _ in 0..6 {
+        let (running, peak) = (running.clone(), peak.clone());
+        later.push(
+            p.submit_handle(move || async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    gate.notify_waiters();
+    for h in first.into_iter().chain(later) {
+        h.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!(p.stats().completed, 9);
+}
+
+struct NameCounted(Arc<AtomicUsize>);
+
+impl Job for NameCounted {
+    type Output = ();
+
+    async fn run(self, _token: CancellationToken) {}
+
+    fn name(&self) -> Option<Cow<'static, str>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Some("counted".into())
+    }
+}
+
+/// `Job::name` is called only when the name is used: for a span, or for the outcomes
+/// stream.
+#[tokio::test]
+async fn a_jobs_name_is_not_called_when_nothing_uses_it() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let p = pool("no-outcomes", 1, 4);
+    p.submit_handle(NameCounted(calls.clone()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let p = WorkerPool::builder("outcomes")
+        .workers(1)
+        .outcomes(4)
+        .build()
+        .unwrap();
+    p.submit_handle(NameCounted(calls.clone()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        p.outcomes().unwrap().try_recv().unwrap().name.as_deref(),
+        Some("counted")
+    );
+}
+
+/// The builder's defaults: one worker per available CPU and a queue of 1,024 jobs.
+#[tokio::test(start_paused = true)]
+async fn by_default_a_pool_has_a_worker_per_cpu_and_a_queue_of_1024() {
+    let p = WorkerPool::builder("defaults").build().unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(p.stats().workers, cpus);
+    for _ in 0..cpus {
+        p.submit(std::future::pending::<()>).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(p.stats().busy, cpus);
+    let mut queued = 0;
+    while p.try_submit(|| async {}).is_ok() {
+        queued += 1;
+    }
+    assert_eq!(queued, 1024);
+    p.abort().await;
+}
+
+/// Growing after a shrink, while the surplus workers still finish their job, keeps the
+/// number of jobs running at once within the new worker count.
+#[tokio::test(start_paused = true)]
+async fn growing_back_while_surplus_workers_finish_keeps_the_new_count() {
+    let p = pool("regrow", 3, 64);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let job = |ms: u64| {
+        let (running, peak) = (running.clone(), peak.clone());
+        move || async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(p.submit_handle(job(100)).await.unwrap());
+    }
+    settle().await;
+    p.resize(1).unwrap();
+    p.resize(3).unwrap();
+    for _ in 0..6 {
+        handles.push(p.submit_handle(job(10)).await.unwrap());
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    assert_eq!(p.stats().workers, 3);
+    assert_eq!(p.shutdown(Duration::from_secs(1)).await.completed, 9);
 }

@@ -435,3 +435,61 @@ async fn traced_jobs_outside_the_timing_sample_skip_the_histograms() {
         2
     );
 }
+
+/// The worker limit follows `resize` and falls to 0 once the pool is shut down; idle
+/// workers are the configured ones not running a job; a `try_submit` on a full queue is
+/// refused with `queue_full`.
+#[tokio::test(start_paused = true)]
+async fn the_worker_limit_follows_resize_and_refusals_carry_their_error_type() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("sized")
+        .workers(2)
+        .queue_capacity(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let name = [attr(ATTR_NAME, "sized")];
+    let state = |s| [attr(ATTR_NAME, "sized"), attr(ATTR_WORKER_STATE, s)];
+    p.resize(5).unwrap();
+    let m = tt.metrics();
+    assert_eq!(m.value("otelconc.pool.worker.limit", &name), Some(5.0));
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("idle")),
+        Some(5.0)
+    );
+    p.resize(1).unwrap();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let m = tt.metrics();
+    assert_eq!(m.value("otelconc.pool.worker.limit", &name), Some(1.0));
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("idle")),
+        Some(1.0)
+    );
+    p.submit(std::future::pending::<()>).await.unwrap();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    p.submit(|| async {}).await.unwrap(); // the queue is full
+    assert!(p.try_submit(|| async {}).unwrap_err().is_full());
+    let m = tt.metrics();
+    assert_eq!(
+        m.value(
+            "otelconc.pool.submissions",
+            &[
+                attr(ATTR_NAME, "sized"),
+                attr(ATTR_OUTCOME, "refused"),
+                attr(ATTR_ERROR_TYPE, "queue_full")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("busy")),
+        Some(1.0)
+    );
+    p.shutdown(Duration::from_millis(10)).await;
+    let m = tt.metrics();
+    assert_eq!(m.value("otelconc.pool.worker.limit", &name), Some(0.0));
+}
