@@ -28,6 +28,17 @@ fn job(n: u64) -> Job {
 
 const EFFECTS: &str = "test:effects";
 
+/// Adds the job's effect: its entry id counted once in `EFFECTS`.
+fn count(cx: &JobContext) {
+    cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+}
+
+/// A handler that only adds the job's effect.
+async fn counting(_j: Job, cx: JobContext) -> Result<(), String> {
+    count(&cx);
+    Ok(())
+}
+
 async fn effects(server: &Server) -> std::collections::HashMap<String, i64> {
     let mut c = server.conn().await;
     c.hgetall(EFFECTS).await.unwrap()
@@ -42,7 +53,7 @@ async fn jobs_complete_with_effects_applied_once() {
         ids.push(q.submit(&job(n)).await.unwrap());
     }
     let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        count(&cx);
         let _ = j;
         Ok::<(), String>(())
     })
@@ -74,7 +85,7 @@ async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
     let first = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
         let s1 = s1.clone();
         async move {
-            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            count(&cx);
             s1.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<()>().await;
             Ok::<(), String>(())
@@ -106,17 +117,14 @@ async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let second = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
-        Ok::<(), String>(())
-    })
-    .visibility_timeout(Duration::from_millis(300))
-    .heartbeat(Duration::from_millis(100))
-    .reclaim_interval(Duration::from_millis(50))
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
+    let second = Worker::builder(q.clone(), counting)
+        .visibility_timeout(Duration::from_millis(300))
+        .heartbeat(Duration::from_millis(100))
+        .reclaim_interval(Duration::from_millis(50))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
     until(|| async { effects(&server).await.get(&id) == Some(&1) }).await;
     let report = second.shutdown(Duration::from_secs(5)).await;
     assert_eq!((report.reclaimed, report.completed), (1, 1), "{report:?}");
@@ -135,7 +143,7 @@ async fn a_slow_job_on_a_live_consumer_is_not_reclaimed() {
             async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
-                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                count(&cx);
                 Ok::<(), String>(())
             }
         }
@@ -238,14 +246,11 @@ async fn malformed_entries_are_dead_lettered_with_a_decode_error() {
         .await
         .unwrap();
     let good = q.submit(&job(1)).await.unwrap();
-    let worker = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
-        Ok::<(), String>(())
-    })
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
+    let worker = Worker::builder(q.clone(), counting)
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
     until(|| async { effects(&server).await.get(&good) == Some(&1) }).await;
     until(|| async { q.dead_letters(10).await.unwrap().len() == 3 }).await;
     let report = worker.shutdown(Duration::from_secs(5)).await;
@@ -279,7 +284,7 @@ async fn graceful_shutdown_finishes_and_acks_in_flight_jobs() {
         async move {
             s.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
-            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            count(&cx);
             Ok::<(), String>(())
         }
     })
@@ -420,7 +425,7 @@ async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails
     });
     assert_eq!(sorted, ids, "ids in the order of the jobs");
     let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        count(&cx);
         if j.n == 7 {
             cx.effect(redis::cmd("HINCRBY").arg("test:string").arg("f").arg(1));
         }
@@ -458,7 +463,7 @@ async fn only_jobs_with_effects_leave_a_dedup_marker() {
     let effectful = q.submit(&job(1)).await.unwrap();
     let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
         if j.n == 1 {
-            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            count(&cx);
         }
         Ok::<(), String>(())
     });
@@ -517,7 +522,7 @@ async fn a_panicking_handler_fails_its_delivery_and_the_worker_goes_on() {
         if j.fail {
             panic!("job {} blew up", j.n);
         }
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+        count(&cx);
         Ok(())
     };
     let bad = Job {
@@ -544,7 +549,7 @@ async fn a_job_past_its_timeout_fails_timed_out_and_its_token_fires() {
                 f.fetch_add(1, Ordering::SeqCst);
             });
             tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
-            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            count(&cx);
             Ok(())
         }
     };
@@ -573,7 +578,7 @@ async fn a_job_cancelled_by_the_shutdown_deadline_is_released_to_another_consume
                 if cx.attempt() == 1 {
                     tokio::time::sleep(Duration::from_millis(j.sleep_ms)).await;
                 }
-                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                count(&cx);
                 Ok::<(), String>(())
             }
         }
@@ -682,16 +687,13 @@ async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_release
     assert_eq!(consumers(&server, &q).await.get(&name), Some(&3));
     // Released with their idle time at the visibility timeout: another consumer
     // reclaims all three at once and runs them.
-    let second = Worker::builder(q.clone(), |_j: Job, cx: JobContext| async move {
-        cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
-        Ok::<(), String>(())
-    })
-    .visibility_timeout(Duration::from_secs(30))
-    .reclaim_interval(Duration::from_millis(20))
-    .read_block(Duration::from_millis(50))
-    .start()
-    .await
-    .unwrap();
+    let second = Worker::builder(q.clone(), counting)
+        .visibility_timeout(Duration::from_secs(30))
+        .reclaim_interval(Duration::from_millis(20))
+        .read_block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
     let second_name = second.consumer().to_string();
     until(|| async { effects(&server).await.len() == 3 }).await;
     let report = second.shutdown(Duration::from_secs(5)).await;
@@ -966,7 +968,7 @@ async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
         async move {
             s.fetch_add(1, Ordering::SeqCst);
             let _ = g.acquire().await.unwrap();
-            cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+            count(&cx);
             Ok::<(), String>(())
         }
     })
@@ -1037,7 +1039,7 @@ async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_
                     started.fetch_add(1, Ordering::SeqCst);
                     let _ = go.acquire().await.unwrap();
                 }
-                cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
+                count(&cx);
                 Ok::<(), String>(())
             }
         }
