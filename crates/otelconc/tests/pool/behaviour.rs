@@ -26,6 +26,44 @@ async fn submit_sleeps(p: &WorkerPool, n: usize, each: Duration) {
     }
 }
 
+/// Counts how many of the jobs it queued run at once.
+#[derive(Default)]
+struct AtOnce {
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl AtOnce {
+    /// Queues `n` jobs that each sleep `ms` milliseconds; returns their handles.
+    async fn submit(
+        &self,
+        p: &WorkerPool,
+        n: usize,
+        ms: u64,
+    ) -> Vec<otelconc::pool::JobHandle<()>> {
+        let mut handles = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (running, peak) = (self.running.clone(), self.peak.clone());
+            handles.push(
+                p.submit_handle(move || async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        handles
+    }
+
+    /// The most jobs that ran at once.
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
 #[tokio::test]
 async fn invalid_configuration_is_rejected_with_a_clear_error() {
     let e = WorkerPool::builder("p").workers(0).build().unwrap_err();
@@ -396,26 +434,12 @@ async fn an_idle_surplus_worker_takes_no_job_queued_after_a_shrink() {
         tokio::task::yield_now().await; // every worker parks on the empty queue
     }
     p.resize(1).unwrap();
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::new();
-    for _ in 0..6 {
-        let (running, peak) = (running.clone(), peak.clone());
-        handles.push(
-            p.submit_handle(move || async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-            })
-            .await
-            .unwrap(),
-        );
-    }
+    let at_once = AtOnce::default();
+    let handles = at_once.submit(&p, 6, 10).await;
     for h in handles {
         h.await.unwrap();
     }
-    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!(at_once.peak(), 1);
     assert_eq!(p.stats().workers, 1);
     assert_eq!(p.shutdown(Duration::from_secs(1)).await.completed, 6);
 }
@@ -923,27 +947,13 @@ async fn shrinking_a_busy_pool_lets_surplus_workers_finish_their_job_and_exit() 
     assert_eq!(p.stats().busy, 3);
     p.resize(1).unwrap();
     assert_eq!(p.stats().workers, 1);
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let mut later = Vec::new();
-    for _ in 0..6 {
-        let (running, peak) = (running.clone(), peak.clone());
-        later.push(
-            p.submit_handle(move || async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-            })
-            .await
-            .unwrap(),
-        );
-    }
+    let at_once = AtOnce::default();
+    let later = at_once.submit(&p, 6, 10).await;
     gate.notify_waiters();
     for h in first.into_iter().chain(later) {
         h.await.unwrap();
     }
-    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!(at_once.peak(), 1);
     assert_eq!(p.stats().completed, 9);
 }
 
@@ -1013,31 +1023,16 @@ async fn by_default_a_pool_has_a_worker_per_cpu_and_a_queue_of_1024() {
 #[tokio::test(start_paused = true)]
 async fn growing_back_while_surplus_workers_finish_keeps_the_new_count() {
     let p = pool("regrow", 3, 64);
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let job = |ms: u64| {
-        let (running, peak) = (running.clone(), peak.clone());
-        move || async move {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            running.fetch_sub(1, Ordering::SeqCst);
-        }
-    };
-    let mut handles = Vec::new();
-    for _ in 0..3 {
-        handles.push(p.submit_handle(job(100)).await.unwrap());
-    }
+    let at_once = AtOnce::default();
+    let mut handles = at_once.submit(&p, 3, 100).await;
     settle().await;
     p.resize(1).unwrap();
     p.resize(3).unwrap();
-    for _ in 0..6 {
-        handles.push(p.submit_handle(job(10)).await.unwrap());
-    }
+    handles.extend(at_once.submit(&p, 6, 10).await);
     for h in handles {
         h.await.unwrap();
     }
-    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    assert_eq!(at_once.peak(), 3);
     assert_eq!(p.stats().workers, 3);
     assert_eq!(p.shutdown(Duration::from_secs(1)).await.completed, 9);
 }
