@@ -13,6 +13,24 @@ use tokio::time::{sleep, timeout};
 
 use crate::{settle, side};
 
+/// No lock of `names` is held any more: their oldest-hold gauge reads 0, at this
+/// collection and the next.
+fn no_hold_left(tt: &TestTelemetry, names: &[&'static str]) {
+    for _ in 0..2 {
+        let metrics = tt.metrics();
+        for name in names {
+            assert_eq!(
+                metrics.value(
+                    "otelconc.lock.hold.oldest.age",
+                    &side(name, "exclusive", None)
+                ),
+                Some(0.0),
+                "{name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn an_empty_name_is_refused_with_a_clear_error() {
     let err = Mutex::new("", 1).unwrap_err();
@@ -96,15 +114,7 @@ fn the_mutex_excludes_under_8_threads_and_100k_increments_each() {
         ),
         Some((TASKS * EACH + 1) as f64)
     );
-    for _ in 0..2 {
-        assert_eq!(
-            tt.metrics().value(
-                "otelconc.lock.hold.oldest.age",
-                &side("counter", "exclusive", None)
-            ),
-            Some(0.0)
-        );
-    }
+    no_hold_left(&tt, &["counter"]);
 }
 
 /// Writers update two fields with an `.await` between them; readers on other threads
@@ -386,18 +396,7 @@ async fn a_panicking_map_releases_the_lock_and_ends_the_hold() {
     assert!(r.is_err());
     assert!(m.try_lock().is_ok());
     assert!(l.try_write().is_ok());
-    for _ in 0..2 {
-        let metrics = tt.metrics();
-        for name in ["m", "l"] {
-            assert_eq!(
-                metrics.value(
-                    "otelconc.lock.hold.oldest.age",
-                    &side(name, "exclusive", None)
-                ),
-                Some(0.0)
-            );
-        }
-    }
+    no_hold_left(&tt, &["m", "l"]);
 }
 
 /// No poisoning: a task that panics while it holds a guard releases the lock, and its
@@ -428,18 +427,7 @@ async fn a_task_that_panics_holding_a_guard_releases_the_lock() {
     assert!(task.await.expect_err("it panicked").is_panic());
     assert_eq!(*m.try_lock().expect("released"), 0);
     assert_eq!(*l.try_write().expect("released"), 0);
-    for _ in 0..2 {
-        let metrics = tt.metrics();
-        for name in ["m", "l"] {
-            assert_eq!(
-                metrics.value(
-                    "otelconc.lock.hold.oldest.age",
-                    &side(name, "exclusive", None)
-                ),
-                Some(0.0)
-            );
-        }
-    }
+    no_hold_left(&tt, &["m", "l"]);
 }
 
 #[test]
