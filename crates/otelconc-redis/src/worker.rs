@@ -284,9 +284,9 @@ struct Shared {
     cluster: bool,
     /// To the committer task (see [`commit_loop`]).
     settles: tokio::sync::mpsc::UnboundedSender<Settle>,
-    /// The deliveries running or waiting to be settled, each with whether its lease
-    /// was found lost (so one entry counts once in `leases_lost`).
-    in_flight: Mutex<HashMap<Arc<str>, bool>>,
+    /// The deliveries running or waiting to be settled, each with where its lease
+    /// stands.
+    in_flight: Mutex<HashMap<Arc<str>, Lease>>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -1006,11 +1006,12 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        // Not those known lost: they are another consumer's now.
+        // Only those held: not those being settled, nor those known lost (another
+        // consumer's now).
         let ids: Vec<Arc<str>> = shared
             .in_flight()
             .iter()
-            .filter(|(_, lost)| !**lost)
+            .filter(|(_, lease)| **lease == Lease::Held)
             .map(|(id, _)| id.clone())
             .collect();
         if ids.is_empty() {
@@ -1025,17 +1026,33 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         }
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
-            // An id acked between the snapshot and the script is not a lost lease.
+            // Only a delivery still held counts: one whose commit (or retry, release,
+            // dead letter) went out between the snapshot and the script may have been
+            // acked by it, and the settling step finds a lost lease itself.
             let mut in_flight = shared.in_flight();
             for id in &lost {
-                if let Some(known) = in_flight.get_mut(id.as_str())
-                    && !std::mem::replace(known, true)
+                if let Some(lease) = in_flight.get_mut(id.as_str())
+                    && *lease == Lease::Held
                 {
+                    *lease = Lease::Lost;
                     bump(&shared.counts.leases_lost);
                 }
             }
         }
     }
+}
+
+/// Where a delivery's lease stands, for the heartbeats and `leases_lost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lease {
+    /// Running, or finished and waiting for its commit: the heartbeats keep its entry.
+    Held,
+    /// Its commit, retry, release or dead letter is on its way: the heartbeats leave it
+    /// (an entry acked meanwhile is not a lost lease, and a heartbeat after a release
+    /// would undo the idle time the release set).
+    Settling,
+    /// Another consumer owns its entry now: counted once in `leases_lost`.
+    Lost,
 }
 
 /// Most jobs committed by one call.
@@ -1116,19 +1133,32 @@ async fn commit_loop(
 
 impl Shared {
     /// The ids of the deliveries running or waiting to be settled, for the heartbeats,
-    /// each with whether its lease was found lost. Nothing panics while holding it, so a
-    /// poisoned lock still holds a whole map.
-    fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, bool>> {
+    /// each with where its lease stands. Nothing panics while holding it, so a poisoned
+    /// lock still holds a whole map.
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, Lease>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the deliveries of `ids` as being settled: the heartbeats leave their
+    /// entries from now on (see [`Lease::Settling`]).
+    fn settling<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut in_flight = self.in_flight();
+        for id in ids {
+            if let Some(lease) = in_flight.get_mut(id)
+                && *lease == Lease::Held
+            {
+                *lease = Lease::Settling;
+            }
+        }
     }
 
     /// Counts a lease found lost on entry `id`, unless a heartbeat or an earlier
     /// settling step already counted this delivery's.
     fn lease_lost(&self, id: &str) {
         let first = match self.in_flight().get_mut(id) {
-            Some(known) => !std::mem::replace(known, true),
+            Some(lease) => std::mem::replace(lease, Lease::Lost) != Lease::Lost,
             None => true,
         };
         if first {
@@ -1173,6 +1203,7 @@ impl Shared {
     /// commit script, which applies each one's effects at most once. With both kinds in
     /// a batch the two calls go out together.
     async fn commit_batch(&self, batch: Vec<(Open, Effects)>) {
+        self.settling(batch.iter().map(|(open, _)| &*open.id));
         let (plain, effects): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, e)| e.is_empty());
         tokio::join!(self.commit_plain(plain), self.commit_effects(effects));
     }
@@ -1616,7 +1647,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        s.in_flight().insert(id.clone(), false);
+        s.in_flight().insert(id.clone(), Lease::Held);
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
@@ -1651,6 +1682,9 @@ impl Shared {
     async fn settle_unfinished(&self, open: Open, unfinished: Unfinished) {
         let mut notes = Notes::default();
         let (id, attempt) = (&*open.id, open.attempt);
+        // From here the heartbeats leave the entry: one reaching Redis after the release
+        // below would undo the idle time it sets.
+        self.settling([id]);
         match unfinished {
             Unfinished::Failed(why, et) => {
                 notes.error_type = Some(et);

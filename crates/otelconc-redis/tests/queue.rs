@@ -1086,3 +1086,27 @@ async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_
     assert_eq!(q.pending().await.unwrap(), 0);
     assert!(q.is_empty().await.unwrap());
 }
+
+/// A heartbeat that meets an entry a commit acked while it was on its way has not found
+/// a lost lease: with one consumer and nothing reclaimed, none is counted, however
+/// often heartbeats and commits cross.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_crossing_commits_count_no_lost_lease() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let jobs: Vec<Job> = (0..10_000).map(job).collect();
+    q.submit_many(&jobs).await.unwrap();
+    let report = run_until_empty(
+        Worker::builder(q.clone(), counting)
+            .workers(8)
+            .visibility_timeout(Duration::from_secs(600))
+            .heartbeat(Duration::from_millis(1)),
+        &q,
+    )
+    .await;
+    assert_eq!(
+        (report.completed, report.reclaimed, report.leases_lost),
+        (10_000, 0, 0),
+        "{report:?}"
+    );
+}
