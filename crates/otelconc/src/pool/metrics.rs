@@ -193,6 +193,9 @@ pub(crate) trait Observed: Send + Sync + 'static {
     fn metrics(&self) -> &Metrics;
     fn stats(&self) -> Stats;
     fn queued(&self) -> usize;
+    /// Workers of the configured count waiting for a job (a worker retiring after a
+    /// shrink is not one of them, even while it finishes its job).
+    fn idle_workers(&self) -> usize;
     fn max_age(&self) -> f64;
 }
 
@@ -284,7 +287,9 @@ pub(crate) fn register_observables<S: Observed>(shared: &Arc<S>, t: &Telemetry, 
     out.push(t.observable_up_down_counter(
         &names::WORKER_COUNT,
         state(names::STATE_IDLE),
-        level(|s| s.workers.saturating_sub(s.busy)),
+        reader(shared, |s| {
+            i64::try_from(s.idle_workers()).unwrap_or(i64::MAX)
+        }),
     ));
     out.push(t.observable_counter_f64(
         &names::WORKER_BUSY_TIME,

@@ -320,6 +320,14 @@ impl Observed for Shared {
         Shared::queued(self)
     }
 
+    fn idle_workers(&self) -> usize {
+        let w = lock(&self.workers);
+        w.live
+            .iter()
+            .filter(|(slot, _)| !slot.busy.load(Relaxed) && !slot.retire.load(Relaxed))
+            .count()
+    }
+
     fn max_age(&self) -> f64 {
         let w = lock(&self.workers);
         let running = w

@@ -295,6 +295,46 @@ async fn levels_show_busy_and_idle_workers_the_queue_and_the_stuck_job_age() {
     assert_eq!(m.value("otelconc.pool.job.max_age", &name), Some(0.0));
 }
 
+/// A worker retiring after a shrink is busy while it finishes its job, and is not one of
+/// the configured workers: `idle` counts the configured workers not running a job.
+#[tokio::test]
+async fn a_retiring_worker_is_busy_but_the_idle_count_is_the_configured_workers() {
+    let tt = TestTelemetry::new();
+    let p = WorkerPool::builder("shrunk")
+        .workers(1)
+        .telemetry(tt.telemetry())
+        .build()
+        .unwrap();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    p.submit(move || async move {
+        let _ = started_tx.send(());
+        let _ = go_rx.await;
+    })
+    .await
+    .unwrap();
+    started_rx.await.unwrap();
+    // A second worker joins, idle; the shrink then retires the first, still busy.
+    p.resize(2).unwrap();
+    p.resize(1).unwrap();
+    let state = |s| [attr(ATTR_NAME, "shrunk"), attr(ATTR_WORKER_STATE, s)];
+    let m = tt.metrics();
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("busy")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.pool.worker.count", &state("idle")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("otelconc.pool.worker.limit", &[attr(ATTR_NAME, "shrunk")]),
+        Some(1.0)
+    );
+    go_tx.send(()).unwrap();
+    assert_eq!(p.shutdown(Duration::from_secs(5)).await.completed, 1);
+}
+
 /// Busy time is exact: the sum of the stretches each worker spent between taking a job
 /// and finding the queue empty, the one still going included. The oldest queued job's
 /// age counts from the first collection after it was submitted.

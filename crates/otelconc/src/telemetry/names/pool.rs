@@ -119,7 +119,7 @@ pub const WORKER_COUNT: InstrumentSpec = InstrumentSpec {
     name: "otelconc.pool.worker.count",
     kind: InstrumentKind::ObservableUpDownCounter,
     unit: "{worker}",
-    description: "Workers by state at collection time: busy (running a job), idle (the configured workers not running one)",
+    description: "Workers by state at collection time: busy (running a job, a worker retiring after a shrink included until it exits), idle (the configured workers not running one)",
     attributes: &[ATTR_NAME, ATTR_WORKER_STATE],
 };
 
