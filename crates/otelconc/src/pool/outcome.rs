@@ -40,8 +40,10 @@ pub struct Outcome {
 /// `otelconc.pool.outcomes.dropped` and [`Stats::outcomes_dropped`](super::Stats). So when
 /// nobody reads the stream, the first `capacity` outcomes stay buffered and every later
 /// one is dropped and counted; workers run at full speed either way. Every clone receives
-/// a share of the outcomes (each outcome goes to one reader). The stream ends after the
-/// pool has shut down and the buffer is read.
+/// a share of the outcomes (each outcome goes to one reader). The stream ends once the
+/// pool is done and the buffer is read: after a shutdown or an abort, or once every
+/// worker has exited after [`close`](super::WorkerPool::close) (or after the last clone
+/// of the pool was dropped).
 ///
 /// # Examples
 /// ```

@@ -184,6 +184,8 @@ impl Shared {
     }
 
     /// A worker exits: it leaves the list, and its counts are folded into the totals.
+    /// The last worker of a closed pool to exit (they exit only once the queue is empty,
+    /// unless aborted) ends the outcomes stream: no job is left to report.
     pub(crate) fn exited(&self, slot: &Arc<WorkerSlot>) {
         let mut w = lock(&self.workers);
         if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
@@ -192,8 +194,18 @@ impl Shared {
                 w.active = w.active.saturating_sub(1);
             }
         }
+        let last = w.closed && w.live.is_empty();
         drop(w);
         self.counts.leave(&slot.counts);
+        // After an abort, the shutdown ends the stream once it has reported the jobs
+        // left in the queue.
+        if last
+            && self.rx.is_empty()
+            && !self.aborted.load(Relaxed)
+            && let Some((tx, _)) = &self.outcomes
+        {
+            tx.close();
+        }
     }
 
     /// Stops intake; `true` if this call closed the pool.

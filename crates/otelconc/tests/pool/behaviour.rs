@@ -689,6 +689,37 @@ async fn dropping_the_last_clone_runs_queued_jobs_and_ends_the_outcomes_stream()
     assert_eq!(ended, 2);
 }
 
+/// `close` with a clone still alive: queued jobs run, and once the workers have exited
+/// the outcomes stream ends (no job is left to report), without a shutdown.
+#[tokio::test(start_paused = true)]
+async fn the_outcomes_stream_ends_once_a_closed_pool_has_run_its_queue() {
+    let p = WorkerPool::builder("closed")
+        .workers(2)
+        .outcomes(8)
+        .build()
+        .unwrap();
+    let outcomes = p.outcomes().unwrap();
+    for _ in 0..3 {
+        p.submit(|| tokio::time::sleep(Duration::from_millis(5)))
+            .await
+            .unwrap();
+    }
+    assert!(p.close());
+    let read = async {
+        let mut ended = 0;
+        while let Some(o) = outcomes.recv().await {
+            assert_eq!(o.result, Ok(()));
+            ended += 1;
+        }
+        ended
+    };
+    // The timeout only bounds a failure: the paused clock reaches it at once if the
+    // stream never ends.
+    let ended = tokio::time::timeout(Duration::from_secs(60), read).await;
+    assert_eq!(ended, Ok(3));
+    assert_eq!(p.stats().workers, 0);
+}
+
 /// `shutdown` is cancel safe: losing a `select!` leaves the pool closed and draining,
 /// and a later call reports every job.
 #[tokio::test(start_paused = true)]
