@@ -287,7 +287,12 @@ fn the_same_seed_injects_the_same_faults() {
 
 /// Starts a long, rate-limited run and waits until it has started working.
 fn start_long_run(tag: &str, args: &[&str]) -> std::process::Child {
-    let mut child = demo_command(tag, &[&["--events", "1000000"][..], args].concat())
+    start_run(tag, &[&["--events", "1000000"][..], args].concat())
+}
+
+/// Starts a run and waits until it has started working.
+fn start_run(tag: &str, args: &[&str]) -> std::process::Child {
+    let mut child = demo_command(tag, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -370,6 +375,37 @@ fn a_second_ctrl_c_aborts_and_still_accounts_for_every_accepted_event() {
     assert!(
         c["cancelled"] > 0,
         "events in flight at the abort are cancelled: {c:?}"
+    );
+}
+
+#[test]
+fn a_ctrl_c_after_the_input_ended_drains_within_the_deadline() {
+    // 300 events, all accepted at once, and 30 lookups a second (three an event): the
+    // run is still draining its backlog, for about half a minute, when Ctrl-C comes.
+    let child = start_run(
+        "sigint-drain",
+        &[
+            "--events",
+            "300",
+            "--rate",
+            "30",
+            "--failure-rate",
+            "0",
+            "--drain-deadline",
+            "1",
+        ],
+    );
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, c) = succeeded_and_accounted(&out);
+    assert_eq!(c["accepted"], 300, "the input had ended: {c:?}");
+    assert!(
+        stdout.contains(", aborted)"),
+        "the drain stopped at --drain-deadline:\n{stdout}"
+    );
+    assert!(
+        c["cancelled"] > 0,
+        "events still queued at the deadline are cancelled: {c:?}"
     );
 }
 

@@ -356,7 +356,9 @@ pub(crate) async fn run(
     let input_error = intake(&run, source, ingest_tx, &stop_intake).await;
 
     // Drain: everything downstream ends when its input closes, unless the drain
-    // deadline passes (once intake was stopped) or a second Ctrl-C aborts.
+    // deadline passes after a stop (one that stopped intake, or one that came when the
+    // input had already ended and the run was draining anyway) or a second Ctrl-C
+    // aborts.
     let drained = async {
         while let Some(joined) = tasks.join_next().await {
             joined?;
@@ -364,11 +366,8 @@ pub(crate) async fn run(
         Ok::<(), tokio::task::JoinError>(())
     };
     let deadline = async {
-        if stop_intake.is_cancelled() {
-            tokio::time::sleep(run.settings.drain_deadline).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
+        stop_intake.cancelled().await;
+        tokio::time::sleep(run.settings.drain_deadline).await;
     };
     let aborted = tokio::select! {
         r = drained => { r?; false }
