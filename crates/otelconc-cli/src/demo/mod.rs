@@ -54,7 +54,8 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_name = "N", conflicts_with = "input")]
     events: Option<u64>,
     /// Read events from a JSON-lines file instead of generating them. Blank lines are
-    /// skipped; a line that is not UTF-8 or not a JSON object is a malformed event. A
+    /// skipped; a line that is not UTF-8, not a JSON object, or whose `id`, `user` or
+    /// `kind` is not a string is a malformed event. A
     /// regular file is read once more first, to count its events for the trace sampler
     /// (~300 traces a run); from a pipe such as /dev/stdin the count is unknown and the
     /// sampler keeps 1.5% of events, as for 20000.
