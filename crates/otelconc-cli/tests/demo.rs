@@ -95,6 +95,9 @@ fn bad_flags_are_refused_with_a_message_naming_the_flag() {
         ),
         (&["--rate=-5"][..], "--rate must be a positive number"),
         (&["--rate", "NaN"][..], "--rate must be a positive number"),
+        (&["--rate", "inf"][..], "--rate must be a positive number"),
+        (&["--rate", "1e12"][..], "--rate must be at most 1e9"),
+        (&["--rate", "1e-9"][..], "--rate is too low"),
         (
             &["--failure-rate", "1.5"][..],
             "--failure-rate must be between 0 and 1",

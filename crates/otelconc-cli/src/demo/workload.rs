@@ -33,7 +33,7 @@ use otelconc::fan::{FanIn, Traced};
 use otelconc::group::TaskGroup;
 use otelconc::pipeline::{ErrorPolicy, Pipeline, PipelineStream};
 use otelconc::pool::{JobError, WorkerPool};
-use otelconc::rate::{Rate, RateLimiter};
+use otelconc::rate::{Quota, RateLimiter};
 use otelconc::select;
 use otelconc::semaphore::Semaphore;
 use otelconc::telemetry::Telemetry;
@@ -48,7 +48,8 @@ use super::faults::Faults;
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) workers: usize,
-    pub(crate) rate: f64,
+    /// The downstream API quota (`--rate`).
+    pub(crate) quota: Quota,
     pub(crate) concurrency: usize,
     /// Sink workers, and connections of the simulated store.
     pub(crate) writers: usize,
@@ -283,10 +284,7 @@ pub(crate) async fn run(
         latency_failed: latency.bind(&[KeyValue::new("demo.outcome", "failed")]),
     };
     let connections = Semaphore::new("downstream-connections", settings.concurrency as u32)?;
-    let quota = RateLimiter::new(
-        "downstream-quota",
-        Rate::per_second(settings.rate).burst((settings.rate / 100.0).clamp(1.0, 1_000.0) as u32)?,
-    );
+    let quota = RateLimiter::new("downstream-quota", settings.quota);
     let run = Arc::new(Run {
         downstream: downstream::client(connections, quota),
         server: downstream::start(settings.faults).await?,
