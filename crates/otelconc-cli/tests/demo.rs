@@ -106,6 +106,14 @@ fn bad_flags_are_refused_with_a_message_naming_the_flag() {
             &["--duration", "0"][..],
             "--duration must be a positive number of seconds",
         ),
+        (
+            &["--drain-deadline", "1e-10"][..],
+            "--drain-deadline must be a positive number of seconds, from 1 ns to 2^64 s",
+        ),
+        (
+            &["--duration", "1e300"][..],
+            "--duration must be a positive number of seconds, from 1 ns to 2^64 s",
+        ),
         (&["--events", "0"][..], "--events must be at least 1"),
         (
             &["--events", "5", "--input", "x.jsonl"][..],

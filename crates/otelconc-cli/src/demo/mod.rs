@@ -115,7 +115,7 @@ fn seconds(flag: &str, v: f64) -> Result<Duration, BadFlag> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             BadFlag(format!(
-                "{flag} must be a positive number of seconds, got {v}"
+                "{flag} must be a positive number of seconds, from 1 ns to 2^64 s, got {v}"
             ))
         })
 }
