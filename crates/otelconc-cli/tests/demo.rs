@@ -282,6 +282,21 @@ fn a_missing_input_file_is_an_error_that_names_it() {
 }
 
 #[test]
+fn a_directory_as_input_is_an_error_that_names_it() {
+    let dir = std::env::temp_dir();
+    let out = run("input-dir", &["--input", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot read --input {}: it is a directory",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_same_seed_injects_the_same_faults() {
     let faults = |seed: &str| {
         let out = run(
