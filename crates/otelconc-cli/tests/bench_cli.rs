@@ -83,6 +83,23 @@ fn an_unknown_suite_is_an_error_that_lists_the_suites() {
 }
 
 #[test]
+fn a_redis_url_that_cannot_be_used_is_an_error_that_names_it() {
+    // Nothing listens on port 1; the other is not a URL at all.
+    for url in ["redis://127.0.0.1:1", "not-a-url"] {
+        let out = otelconc(&["bench", "queue", "--quick", "--redis", url]);
+        assert_eq!(out.status.code(), Some(1), "{url}: {out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "otelconc: error: bench queue cannot use the Redis server of --redis {url}: "
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn markdown_goes_to_stdout_as_a_report_with_the_run_header_and_a_table_per_suite() {
     let out = otelconc(&["bench", "telemetry", "--quick", "--markdown"]);
     assert!(

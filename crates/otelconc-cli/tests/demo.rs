@@ -95,6 +95,9 @@ fn bad_flags_are_refused_with_a_message_naming_the_flag() {
         ),
         (&["--rate=-5"][..], "--rate must be a positive number"),
         (&["--rate", "NaN"][..], "--rate must be a positive number"),
+        (&["--rate", "inf"][..], "--rate must be a positive number"),
+        (&["--rate", "1e12"][..], "--rate must be at most 1e9"),
+        (&["--rate", "1e-9"][..], "--rate is too low"),
         (
             &["--failure-rate", "1.5"][..],
             "--failure-rate must be between 0 and 1",
@@ -102,6 +105,14 @@ fn bad_flags_are_refused_with_a_message_naming_the_flag() {
         (
             &["--duration", "0"][..],
             "--duration must be a positive number of seconds",
+        ),
+        (
+            &["--drain-deadline", "1e-10"][..],
+            "--drain-deadline must be a positive number of seconds, from 1 ns to 2^64 s",
+        ),
+        (
+            &["--duration", "1e300"][..],
+            "--duration must be a positive number of seconds, from 1 ns to 2^64 s",
         ),
         (&["--events", "0"][..], "--events must be at least 1"),
         (
@@ -271,6 +282,21 @@ fn a_missing_input_file_is_an_error_that_names_it() {
 }
 
 #[test]
+fn a_directory_as_input_is_an_error_that_names_it() {
+    let dir = std::env::temp_dir();
+    let out = run("input-dir", &["--input", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot read --input {}: it is a directory",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_same_seed_injects_the_same_faults() {
     let faults = |seed: &str| {
         let out = run(
@@ -287,7 +313,12 @@ fn the_same_seed_injects_the_same_faults() {
 
 /// Starts a long, rate-limited run and waits until it has started working.
 fn start_long_run(tag: &str, args: &[&str]) -> std::process::Child {
-    let mut child = demo_command(tag, &[&["--events", "1000000"][..], args].concat())
+    start_run(tag, &[&["--events", "1000000"][..], args].concat())
+}
+
+/// Starts a run and waits until it has started working.
+fn start_run(tag: &str, args: &[&str]) -> std::process::Child {
+    let mut child = demo_command(tag, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -370,6 +401,37 @@ fn a_second_ctrl_c_aborts_and_still_accounts_for_every_accepted_event() {
     assert!(
         c["cancelled"] > 0,
         "events in flight at the abort are cancelled: {c:?}"
+    );
+}
+
+#[test]
+fn a_ctrl_c_after_the_input_ended_drains_within_the_deadline() {
+    // 300 events, all accepted at once, and 30 lookups a second (three an event): the
+    // run is still draining its backlog, for about half a minute, when Ctrl-C comes.
+    let child = start_run(
+        "sigint-drain",
+        &[
+            "--events",
+            "300",
+            "--rate",
+            "30",
+            "--failure-rate",
+            "0",
+            "--drain-deadline",
+            "1",
+        ],
+    );
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, c) = succeeded_and_accounted(&out);
+    assert_eq!(c["accepted"], 300, "the input had ended: {c:?}");
+    assert!(
+        stdout.contains(", aborted)"),
+        "the drain stopped at --drain-deadline:\n{stdout}"
+    );
+    assert!(
+        c["cancelled"] > 0,
+        "events still queued at the deadline are cancelled: {c:?}"
     );
 }
 

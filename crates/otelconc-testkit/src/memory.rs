@@ -264,7 +264,8 @@ impl MetricsSnapshot {
     }
 
     /// The count and sum of a histogram over the data points whose attributes include
-    /// all of `attrs`.
+    /// all of `attrs`; `None` for an integer histogram (every otelconc histogram records
+    /// `f64` values).
     pub fn histogram(&self, name: &str, attrs: &[KeyValue]) -> Option<(u64, f64)> {
         let AggregatedMetrics::F64(MetricData::Histogram(h)) = self.metric(name)?.data() else {
             return None;
@@ -331,10 +332,12 @@ impl MetricsSnapshot {
 }
 
 impl TestTelemetry {
-    /// Asserts that every metric collected now and every span ended so far is one the
-    /// catalogue ([`otelconc::telemetry::names`]) lists, with the catalogue's unit and
-    /// kind (a gauge in the catalogue is exported as a gauge, a counter as a monotonic
-    /// sum, an up-down counter as a non-monotonic one).
+    /// Asserts that every metric collected now and every span of otelconc's scope
+    /// ([`otelconc::telemetry::SCOPE_NAME`]) ended so far is one the catalogue
+    /// ([`otelconc::telemetry::names`]) lists, metrics with the catalogue's unit and kind
+    /// (a gauge in the catalogue is exported as a gauge, a counter as a monotonic sum, an
+    /// up-down counter as a non-monotonic one). Spans of other scopes (a test's own, a
+    /// user's in a job) are not checked.
     pub fn assert_all_cataloged(&self) {
         let snapshot = self.metrics();
         for name in snapshot.names() {

@@ -195,7 +195,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     // The queue suite's Redis: the one named, else a private server kept for the run.
     let mut own_redis = None;
     let redis_url = match (&args.redis, selected("queue")) {
-        (Some(url), _) => Some(url.clone()),
+        (Some(url), true) => {
+            queue::check_url(url)?;
+            Some(url.clone())
+        }
+        (Some(url), false) => Some(url.clone()),
         (None, true) => {
             let server = queue::RedisServer::start()?;
             let url = server.url().to_owned();

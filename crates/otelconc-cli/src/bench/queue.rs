@@ -154,11 +154,7 @@ impl RedisServer {
             url: format!("redis://127.0.0.1:{port}"),
         };
         let start = Instant::now();
-        while redis::Client::open(server.url.as_str())
-            .and_then(|c| c.get_connection())
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_err()
-        {
+        while ping(&server.url).is_err() {
             if start.elapsed() > Duration::from_secs(10) {
                 return Err(format!("redis-server did not answer on {}", server.url));
             }
@@ -178,6 +174,21 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Whether the Redis server at `url` answers a `PING` (connecting for at most 5 s).
+fn ping(url: &str) -> redis::RedisResult<()> {
+    let mut c = redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(5))?;
+    redis::cmd("PING").query::<String>(&mut c).map(drop)
+}
+
+/// Checks that the server of `--redis URL` answers, so that a wrong URL is an error
+/// naming it before any suite runs.
+///
+/// # Errors
+/// A message naming the URL and why it cannot be used.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    ping(url).map_err(|e| format!("bench queue cannot use the Redis server of --redis {url}: {e}"))
 }
 
 /// Each run uses queues of its own.

@@ -106,8 +106,9 @@ pub(crate) fn read_file(
 pub(crate) fn count_events(path: &Path) -> io::Result<Option<u64>> {
     // Looked up without opening: opening a named pipe would connect to its writer and
     // lose what it sent when the pipe is closed again. A path that cannot be looked up
-    // (missing, no permission) is opened anyway, for `open`'s error naming it.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+    // (missing, no permission) is opened anyway, for `open`'s error naming it, and so
+    // is a directory.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         return Ok(None);
     }
     let file = open(path)?;
@@ -119,12 +120,20 @@ pub(crate) fn count_events(path: &Path) -> io::Result<Option<u64>> {
 }
 
 fn open(path: &Path) -> io::Result<File> {
-    File::open(path).map_err(|e| {
+    let file = File::open(path).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot open --input {}: {e}", path.display()),
         )
-    })
+    })?;
+    // A directory opens, and fails only when read, without its name.
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot read --input {}: it is a directory", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// The lines of `reader` as bytes, without their `\n` or `\r\n` (what

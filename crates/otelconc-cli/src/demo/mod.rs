@@ -22,6 +22,7 @@ use std::time::Duration;
 use clap::Args;
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::metrics::reader::MetricReader as _;
+use otelconc::rate::{BuildError, Rate};
 use otelconc_setup::{self as setup, Export, Sampler, ShutdownError, TelemetryGuard};
 
 mod downstream;
@@ -54,7 +55,8 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_name = "N", conflicts_with = "input")]
     events: Option<u64>,
     /// Read events from a JSON-lines file instead of generating them. Blank lines are
-    /// skipped; a line that is not UTF-8 or not a JSON object is a malformed event. A
+    /// skipped; a line that is not UTF-8, not a JSON object, or whose `id`, `user` or
+    /// `kind` is not a string is a malformed event. A
     /// regular file is read once more first, to count its events for the trace sampler
     /// (~300 traces a run); from a pipe such as /dev/stdin the count is unknown and the
     /// sampler keeps 1.5% of events, as for 20000.
@@ -66,7 +68,7 @@ pub(crate) struct DemoArgs {
     /// Workers of the CPU worker pool.
     #[arg(long, value_name = "N", default_value_t = 4)]
     workers: usize,
-    /// Downstream API quota, lookups per second (the rate limiter).
+    /// Downstream API quota, lookups per second (the rate limiter), at most 1e9.
     #[arg(long, value_name = "PER_SEC", default_value_t = 5_000.0)]
     rate: f64,
     /// Downstream connections (the semaphore) and events enriched at once per shard.
@@ -113,7 +115,7 @@ fn seconds(flag: &str, v: f64) -> Result<Duration, BadFlag> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             BadFlag(format!(
-                "{flag} must be a positive number of seconds, got {v}"
+                "{flag} must be a positive number of seconds, from 1 ns to 2^64 s, got {v}"
             ))
         })
 }
@@ -138,12 +140,24 @@ impl DemoArgs {
                 self.writers
             )));
         }
-        if !(self.rate.is_finite() && self.rate > 0.0) {
-            return Err(BadFlag(format!(
-                "--rate must be a positive number of lookups per second, got {}",
-                self.rate
-            )));
-        }
+        // The limiter's burst: a hundredth of a second's quota, 1 to 1000 tokens.
+        let burst = (self.rate / 100.0).clamp(1.0, 1_000.0) as u32;
+        let quota = Rate::per_second(self.rate)
+            .burst(burst)
+            .map_err(|e| match e {
+                BuildError::RateTooHigh(_) => BadFlag(format!(
+                    "--rate must be at most 1e9 lookups per second, got {}",
+                    self.rate
+                )),
+                BuildError::WindowTooLong { .. } => BadFlag(format!(
+                    "--rate is too low: one lookup would wait more than 208 days, got {}",
+                    self.rate
+                )),
+                _ => BadFlag(format!(
+                    "--rate must be a positive number of lookups per second, got {}",
+                    self.rate
+                )),
+            })?;
         if !(0.0..=1.0).contains(&self.failure_rate) {
             return Err(BadFlag(format!(
                 "--failure-rate must be between 0 and 1, got {}",
@@ -159,7 +173,7 @@ impl DemoArgs {
             .transpose()?;
         let settings = Settings {
             workers: self.workers,
-            rate: self.rate,
+            quota,
             concurrency: self.concurrency,
             writers: self.writers,
             faults: Faults::new(self.seed, self.failure_rate),

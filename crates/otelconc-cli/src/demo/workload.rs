@@ -33,7 +33,7 @@ use otelconc::fan::{FanIn, Traced};
 use otelconc::group::TaskGroup;
 use otelconc::pipeline::{ErrorPolicy, Pipeline, PipelineStream};
 use otelconc::pool::{JobError, WorkerPool};
-use otelconc::rate::{Rate, RateLimiter};
+use otelconc::rate::{Quota, RateLimiter};
 use otelconc::select;
 use otelconc::semaphore::Semaphore;
 use otelconc::telemetry::Telemetry;
@@ -48,7 +48,8 @@ use super::faults::Faults;
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) workers: usize,
-    pub(crate) rate: f64,
+    /// The downstream API quota (`--rate`).
+    pub(crate) quota: Quota,
     pub(crate) concurrency: usize,
     /// Sink workers, and connections of the simulated store.
     pub(crate) writers: usize,
@@ -283,10 +284,7 @@ pub(crate) async fn run(
         latency_failed: latency.bind(&[KeyValue::new("demo.outcome", "failed")]),
     };
     let connections = Semaphore::new("downstream-connections", settings.concurrency as u32)?;
-    let quota = RateLimiter::new(
-        "downstream-quota",
-        Rate::per_second(settings.rate).burst((settings.rate / 100.0).clamp(1.0, 1_000.0) as u32)?,
-    );
+    let quota = RateLimiter::new("downstream-quota", settings.quota);
     let run = Arc::new(Run {
         downstream: downstream::client(connections, quota),
         server: downstream::start(settings.faults).await?,
@@ -356,7 +354,9 @@ pub(crate) async fn run(
     let input_error = intake(&run, source, ingest_tx, &stop_intake).await;
 
     // Drain: everything downstream ends when its input closes, unless the drain
-    // deadline passes (once intake was stopped) or a second Ctrl-C aborts.
+    // deadline passes after a stop (one that stopped intake, or one that came when the
+    // input had already ended and the run was draining anyway) or a second Ctrl-C
+    // aborts.
     let drained = async {
         while let Some(joined) = tasks.join_next().await {
             joined?;
@@ -364,11 +364,8 @@ pub(crate) async fn run(
         Ok::<(), tokio::task::JoinError>(())
     };
     let deadline = async {
-        if stop_intake.is_cancelled() {
-            tokio::time::sleep(run.settings.drain_deadline).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
+        stop_intake.cancelled().await;
+        tokio::time::sleep(run.settings.drain_deadline).await;
     };
     let aborted = tokio::select! {
         r = drained => { r?; false }

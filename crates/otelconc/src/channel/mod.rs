@@ -107,10 +107,11 @@
 //! and span is in [`docs/telemetry.md`][telemetry].
 //!
 //! # Cost
-//! A message costs about what it costs in `async-channel` with no SDK (0.8-1.0x),
-//! 1.1-1.6x with SDK metrics (four producers and consumers, or one of each), 2-5x when it
-//! carries a sampled context to a plain `recv`, and 5-15x when it is received with a
-//! span (one SDK span); see [`docs/costs.md`][costs].
+//! A message costs about what it costs in `async-channel` with no SDK (0.9-1.1x), about
+//! 1.0-1.2x with SDK metrics (one recorded run read 2.0x with one producer and one
+//! consumer), 1.7-4x when it carries a sampled context to a plain `recv`, and 4-13x when
+//! it is received with a span (one SDK span), the lower figures with four producers and
+//! four consumers; see [`docs/costs.md`][costs].
 //!
 //! It is `async-channel` underneath: a well-kept MPMC channel with `Sync` handles and a
 //! `Stream` receiver, which tokio's channels (single consumer, or broadcast) are not.

@@ -16,7 +16,7 @@
 //!   [`TaskGroup::spawn`] stops waiting for a slot when the group is cancelled.
 //!
 //! # Cost
-//! A task costs about 1.0-1.1x a bare `JoinSet` spawn over repeated runs, with or
+//! A task costs about 0.9-1.1x a bare `JoinSet` spawn over repeated runs, with or
 //! without SDK metrics (single runs on a busy machine have read up to 1.7x); see
 //! [`docs/costs.md`][costs].
 //!

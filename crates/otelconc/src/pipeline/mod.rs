@@ -85,9 +85,9 @@
 //! for the instruments' sake.
 //!
 //! # What it costs
-//! An item costs about 1.0x a hand-written pipeline of tokio tasks and `async-channel`s,
-//! with no SDK or with SDK metrics, and about 7x when every item is in a sampled trace
-//! (one SDK span per stage); see [`docs/costs.md`][costs].
+//! An item costs about 1.0-1.15x a hand-written pipeline of tokio tasks and
+//! `async-channel`s, with no SDK or with SDK metrics, and about 6.5x when every item is
+//! in a sampled trace (one SDK span per stage); see [`docs/costs.md`][costs].
 //!
 //! The stage plumbing is what a hand-written pipeline does: worker tasks joined by
 //! bounded `async-channel`s, nothing else on the path. What crosses a channel is the

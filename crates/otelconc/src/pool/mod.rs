@@ -59,8 +59,9 @@
 //! # What it costs
 //! A job costs about what it costs in a hand-written pool of 4 tasks over an
 //! `async-channel` with a results channel (1.0-1.1x, with or without SDK metrics), and
-//! about 3-6x when submitted inside a sampled trace (one SDK span per job, linked to the
-//! submitter; the more work the job does, the less the span weighs); see
+//! about 2-4.5x when submitted inside a sampled trace (one SDK span per job, linked to
+//! the submitter; the more work the job does, the less the span weighs: 4.5x for a no-op
+//! job, 2x for one that yields once); see
 //! [`docs/costs.md`][costs].
 //!
 //! The hot path is lean by construction: one allocation per job (the type-erased job and

@@ -64,8 +64,9 @@
 //! whole limiter under tokio's paused clock.
 //!
 //! # Cost
-//! A `try_acquire` costs about what governor's `check()` costs (0.96-1.03x, with or
-//! without SDK metrics); see [`docs/costs.md`][costs]. The hot path is one clock read,
+//! A `try_acquire` costs about what governor's `check()` costs (0.85-1.08x, with or
+//! without SDK metrics, granted or denied, from one task or two); see
+//! [`docs/costs.md`][costs]. The hot path is one clock read,
 //! one load of the word and its parameter slot, one CAS and one counter add on a
 //! per-thread stripe (plain stores, no locked instruction): no lock, no allocation, no
 //! span, no SDK call.

@@ -47,8 +47,8 @@
 //! must grow: a wait writes no cache line another core writes too.
 //!
 //! # Cost
-//! An uncontended `try_acquire` + release costs about 0.55x `tokio::sync::Semaphore`'s,
-//! and a contended acquire about 1.1x with no SDK and 1.2-1.3x with SDK metrics; see
+//! An uncontended `try_acquire` + release costs about 0.5x `tokio::sync::Semaphore`'s,
+//! and a contended acquire about 1.0-1.1x with no SDK and 1.1-1.2x with SDK metrics; see
 //! [`docs/costs.md`][costs]. An acquire that does not wait adds one counter add on a
 //! per-thread stripe (no locked instruction). A wait adds a `SeqCst` store to a
 //! per-thread count when it starts and a plain one when it ends (the announcement for

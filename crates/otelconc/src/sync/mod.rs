@@ -42,11 +42,11 @@
 //! account. Put a `tokio::task::yield_now().await` (or `consume_budget`) in such a loop.
 //!
 //! # Cost
-//! In one run on a shared 2-core machine (tokio: 25 ns per uncontended call) an
-//! uncontended `lock` + unlock took 0.52x tokio's time with no SDK and 0.65x with SDK
-//! metrics, a `read` 0.51x and 0.66x, a `write` 0.52x and 0.66x (the `try_` fast path
-//! skips tokio's future); with 8 tasks contending the `Mutex` took 1.02x and 1.06x, the
-//! `RwLock` 1.02x and 1.11x; see [`docs/costs.md`][costs] (suite `lock`). Those
+//! In the run [`docs/costs.md`][costs] records (suite `lock`), on a shared 2-core
+//! machine (tokio: 25 ns per uncontended call), an uncontended `lock` + unlock took
+//! 0.51x tokio's time with no SDK and 0.65x with SDK metrics, a `read` 0.54x and 0.70x, a
+//! `write` 0.54x and 0.70x (the `try_` fast path skips tokio's future); with 8 tasks
+//! contending the `Mutex` took 0.99x and 1.06x, the `RwLock` 1.02x and 1.13x. Those
 //! uncontended figures are for a call the compiler inlines into its caller: where it
 //! does not, the guard (32 to 48 bytes, tokio's 8 to 24) comes back through memory,
 //! which cost about 13 ns per call more in the bench.
