@@ -161,6 +161,23 @@ fn markdown_to_a_file_keeps_the_tables_on_stdout() {
 }
 
 #[test]
+fn a_markdown_file_that_cannot_be_written_is_refused_before_the_run() {
+    let file = std::env::temp_dir()
+        .join(format!("otelconc-no-such-dir-{}", std::process::id()))
+        .join("costs.md");
+    let arg = format!("--markdown={}", file.display());
+    let out = otelconc(&["bench", "--quick", &arg, "telemetry"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("--markdown: cannot write {}", file.display())),
+        "{stderr}"
+    );
+    // Nothing ran: no table was printed.
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
+}
+
+#[test]
 fn markdown_and_json_cannot_be_asked_for_together() {
     let out = otelconc(&["bench", "telemetry", "--quick", "--json", "--markdown"]);
     assert!(!out.status.success());

@@ -192,6 +192,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         }
     }
     let selected = |name: &str| args.suites.is_empty() || args.suites.iter().any(|n| n == name);
+    // A file that cannot be written is said now, not after the whole run.
+    if let Some(path) = args.markdown.as_deref().filter(|p| p.as_os_str() != "-") {
+        check_writable(path)?;
+    }
     // The queue suite's Redis: the one named, else a private server kept for the run.
     let mut own_redis = None;
     let redis_url = match (&args.redis, selected("queue")) {
@@ -262,6 +266,27 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `path` can take the markdown at the end of the run, checked without changing
+/// it: an existing file is opened for appending (nothing is written); a new one is
+/// created and removed again.
+fn check_writable(path: &std::path::Path) -> Result<(), String> {
+    let cannot = |e: std::io::Error| format!("--markdown: cannot write {}: {e}", path.display());
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(cannot)
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(cannot)?;
+        std::fs::remove_file(path).map_err(cannot)
+    }
 }
 
 fn measure(rt: &Runtime, suite: &'static str, case: &Case, rounds: usize) -> Vec<Measurement> {
