@@ -119,6 +119,10 @@ fn bad_flags_are_refused_with_a_message_naming_the_flag() {
             &["--events", "5", "--input", "x.jsonl"][..],
             "cannot be used with",
         ),
+        (
+            &["--quick", "--input", "x.jsonl"][..],
+            "cannot be used with",
+        ),
     ] {
         let out = run("flags", args);
         assert!(!out.status.success(), "{args:?} was accepted");

@@ -56,10 +56,10 @@ pub(crate) struct DemoArgs {
     events: Option<u64>,
     /// Read events from a JSON-lines file instead of generating them. Blank lines are
     /// skipped; a line that is not UTF-8, not a JSON object, or whose `id`, `user` or
-    /// `kind` is not a string is a malformed event. A
-    /// regular file is read once more first, to count its events for the trace sampler
-    /// (~300 traces a run); from a pipe such as /dev/stdin the count is unknown and the
-    /// sampler keeps 1.5% of events, as for 20000.
+    /// `kind` is not a string is a malformed event. A regular file is read once more
+    /// first, to count its events for the trace sampler (~300 traces a run); from a pipe
+    /// such as /dev/stdin the count is unknown and the sampler keeps 1.5% of events, as
+    /// for 20000.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Seed of the generator and of the fault plan: same seed, same run.
@@ -84,8 +84,9 @@ pub(crate) struct DemoArgs {
     /// Stop taking events after this many seconds (then drain).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// A small run that finishes in a few seconds.
-    #[arg(long)]
+    /// A small run that finishes in a few seconds (2000 generated events; not with
+    /// --input, whose file sets the run's size).
+    #[arg(long, conflicts_with = "input")]
     quick: bool,
     /// How long a stop (Ctrl-C, --duration) may drain before in-flight work is aborted,
     /// in seconds.
