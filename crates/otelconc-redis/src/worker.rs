@@ -284,9 +284,9 @@ struct Shared {
     cluster: bool,
     /// To the committer task (see [`commit_loop`]).
     settles: tokio::sync::mpsc::UnboundedSender<Settle>,
-    /// The deliveries running or waiting to be settled, each with whether its lease
-    /// was found lost (so one entry counts once in `leases_lost`).
-    in_flight: Mutex<HashMap<Arc<str>, bool>>,
+    /// The deliveries running or waiting to be settled, each with what is known of its
+    /// lease.
+    in_flight: Mutex<HashMap<Arc<str>, Lease>>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -1006,11 +1006,12 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        // Not those known lost: they are another consumer's now.
+        // Not those known lost: they are another consumer's now. Nor those being
+        // settled: the settling call decides their idle time (a retry's backoff).
         let ids: Vec<Arc<str>> = shared
             .in_flight()
             .iter()
-            .filter(|(_, lost)| !**lost)
+            .filter(|(_, lease)| !lease.lost && !lease.settling)
             .map(|(id, _)| id.clone())
             .collect();
         if ids.is_empty() {
@@ -1025,11 +1026,14 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         }
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
-            // An id acked between the snapshot and the script is not a lost lease.
+            // An id this worker acked between the snapshot and the script is not a lost
+            // lease: its settling call was out by then (and may still be, its answer
+            // not read yet), or it is settled and out of the set.
             let mut in_flight = shared.in_flight();
             for id in &lost {
-                if let Some(known) = in_flight.get_mut(id.as_str())
-                    && !std::mem::replace(known, true)
+                if let Some(lease) = in_flight.get_mut(id.as_str())
+                    && !lease.settling
+                    && !std::mem::replace(&mut lease.lost, true)
                 {
                     bump(&shared.counts.leases_lost);
                 }
@@ -1114,21 +1118,43 @@ async fn commit_loop(
     }
 }
 
+/// What a worker knows of the lease on one of its deliveries.
+#[derive(Debug, Default, Clone, Copy)]
+struct Lease {
+    /// Found owned by another consumer (so one entry counts once in `leases_lost`).
+    lost: bool,
+    /// The call that settles it (commit, retry, dead letter or release) is out: it acks
+    /// the entry or sets its idle time, and finds by itself whether another consumer
+    /// owns it. Heartbeats leave the entry alone from then on, and a heartbeat that
+    /// finds it no longer pending (acked by that call) has found no lost lease.
+    settling: bool,
+}
+
 impl Shared {
     /// The ids of the deliveries running or waiting to be settled, for the heartbeats,
-    /// each with whether its lease was found lost. Nothing panics while holding it, so a
+    /// each with what is known of its lease. Nothing panics while holding it, so a
     /// poisoned lock still holds a whole map.
-    fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, bool>> {
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, Lease>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks deliveries whose settling call is about to go out (see [`Lease::settling`]).
+    fn settling<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut in_flight = self.in_flight();
+        for id in ids {
+            if let Some(lease) = in_flight.get_mut(id) {
+                lease.settling = true;
+            }
+        }
     }
 
     /// Counts a lease found lost on entry `id`, unless a heartbeat or an earlier
     /// settling step already counted this delivery's.
     fn lease_lost(&self, id: &str) {
         let first = match self.in_flight().get_mut(id) {
-            Some(known) => !std::mem::replace(known, true),
+            Some(lease) => !std::mem::replace(&mut lease.lost, true),
             None => true,
         };
         if first {
@@ -1173,6 +1199,7 @@ impl Shared {
     /// commit script, which applies each one's effects at most once. With both kinds in
     /// a batch the two calls go out together.
     async fn commit_batch(&self, batch: Vec<(Open, Effects)>) {
+        self.settling(batch.iter().map(|(open, _)| &*open.id));
         let (plain, effects): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, e)| e.is_empty());
         tokio::join!(self.commit_plain(plain), self.commit_effects(effects));
     }
@@ -1616,7 +1643,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        s.in_flight().insert(id.clone(), false);
+        s.in_flight().insert(id.clone(), Lease::default());
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
@@ -1649,6 +1676,7 @@ impl Shared {
     /// Settles a delivery that failed or was released: a retry with backoff, a dead
     /// letter, or a release, then its end.
     async fn settle_unfinished(&self, open: Open, unfinished: Unfinished) {
+        self.settling([&*open.id]);
         let mut notes = Notes::default();
         let (id, attempt) = (&*open.id, open.attempt);
         match unfinished {

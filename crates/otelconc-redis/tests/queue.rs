@@ -1102,3 +1102,33 @@ async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_
     assert_eq!(q.pending().await.unwrap(), 0);
     assert!(q.is_empty().await.unwrap());
 }
+
+/// An entry this worker acks itself is no lost lease, though a heartbeat that read it
+/// running may reach Redis after the ack (and its answer this worker before the
+/// ack's): heartbeats every millisecond over many quick jobs, with and without effects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_a_worker_settles_itself_are_no_lost_leases() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let jobs: Vec<Job> = (0..3000).map(job).collect();
+    q.submit_many(&jobs).await.unwrap();
+    let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        match j.n % 3 {
+            0 => count(&cx),
+            1 => return Err(format!("job {} fails", j.n)),
+            _ => {}
+        }
+        Ok::<(), String>(())
+    })
+    .workers(8)
+    .max_deliveries(1)
+    .visibility_timeout(Duration::from_secs(600))
+    .heartbeat(Duration::from_millis(1));
+    let report = run_until_empty(builder, &q).await;
+    assert_eq!(
+        (report.completed, report.dead_lettered, report.leases_lost),
+        (2000, 1000, 0),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+}
