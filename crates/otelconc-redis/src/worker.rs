@@ -287,6 +287,9 @@ struct Shared {
     /// The deliveries running or waiting to be settled, each with what is known of its
     /// lease.
     in_flight: Mutex<HashMap<Arc<str>, Lease>>,
+    /// Held by the heartbeat from its snapshot of `in_flight` until its call's answer
+    /// is read: a retry or release waits for it (see [`Shared::settling`]).
+    heartbeat_call: tokio::sync::Mutex<()>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -749,6 +752,7 @@ where
             cluster,
             settles: settles_tx,
             in_flight: Mutex::new(HashMap::new()),
+            heartbeat_call: tokio::sync::Mutex::new(()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             telemetry,
@@ -1006,6 +1010,7 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
+        let _call = shared.heartbeat_call.lock().await;
         // Not those known lost: they are another consumer's now. Nor those being
         // settled: the settling call decides their idle time (a retry's backoff).
         let ids: Vec<Arc<str>> = shared
@@ -1677,6 +1682,11 @@ impl Shared {
     /// letter, or a release, then its end.
     async fn settle_unfinished(&self, open: Open, unfinished: Unfinished) {
         self.settling([&*open.id]);
+        // A heartbeat call that read this delivery as running must not reach Redis
+        // after the retry (or release) below: it would reset the idle time that sets
+        // the backoff, and hold the retry back for the whole visibility timeout. Later
+        // heartbeats skip it.
+        drop(self.heartbeat_call.lock().await);
         let mut notes = Notes::default();
         let (id, attempt) = (&*open.id, open.attempt);
         match unfinished {

@@ -1132,3 +1132,36 @@ async fn entries_a_worker_settles_itself_are_no_lost_leases() {
     );
     assert!(report.adds_up(), "{report:?}");
 }
+
+/// A failed delivery's retry comes after its backoff: a heartbeat that read the job
+/// running does not reset the idle time its retry set (which would hold the retry back
+/// for the whole visibility timeout). Heartbeats every millisecond over many jobs that
+/// fail once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_does_not_hold_back_a_retry() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let jobs: Vec<Job> = (0..1000).map(job).collect();
+    q.submit_many(&jobs).await.unwrap();
+    let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        if cx.attempt() == 1 {
+            return Err(format!("job {} fails once", j.n));
+        }
+        count(&cx);
+        Ok::<(), String>(())
+    })
+    .workers(8)
+    .visibility_timeout(Duration::from_secs(3600))
+    .heartbeat(Duration::from_millis(1))
+    .backoff(Duration::from_millis(1), Duration::from_millis(1))
+    .reclaim_interval(Duration::from_millis(10));
+    // A bound for a hang, not a threshold: a retry held back waits an hour.
+    let report = tokio::time::timeout(Duration::from_secs(120), run_until_empty(builder, &q))
+        .await
+        .expect("every retry came after its backoff");
+    assert_eq!(
+        (report.retried, report.completed),
+        (1000, 1000),
+        "{report:?}"
+    );
+}
