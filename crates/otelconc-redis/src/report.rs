@@ -42,7 +42,9 @@ pub struct WorkerReport {
     /// Entries this worker found owned by another consumer by then (the job ran too
     /// long without heartbeats reaching Redis and was reclaimed): found by heartbeats,
     /// or by retries, dead letters and releases, which then leave the entry alone; one
-    /// delivery counts once, however many of them found it.
+    /// delivery counts once, however many of them found it. An entry this worker acked
+    /// itself is none, even when a heartbeat finds it gone before the ack's answer is
+    /// back.
     pub leases_lost: u64,
     /// The pool's own report (meaningful after shutdown). Its `failed` counts the
     /// handlers that panicked; a job past its

@@ -284,9 +284,12 @@ struct Shared {
     cluster: bool,
     /// To the committer task (see [`commit_loop`]).
     settles: tokio::sync::mpsc::UnboundedSender<Settle>,
-    /// The deliveries running or waiting to be settled, each with where its lease
-    /// stands.
+    /// The deliveries running or waiting to be settled, each with what is known of its
+    /// lease.
     in_flight: Mutex<HashMap<Arc<str>, Lease>>,
+    /// Held by the heartbeat from its snapshot of `in_flight` until its call's answer
+    /// is read: a retry or release waits for it (see [`Shared::settling`]).
+    heartbeat_call: tokio::sync::Mutex<()>,
     settlers: TaskTracker,
     counts: Counts,
     metrics: WorkerMetrics,
@@ -749,6 +752,7 @@ where
             cluster,
             settles: settles_tx,
             in_flight: Mutex::new(HashMap::new()),
+            heartbeat_call: tokio::sync::Mutex::new(()),
             settlers: TaskTracker::new(),
             counts: Counts::default(),
             telemetry,
@@ -1006,12 +1010,13 @@ async fn delivery_counts(
 async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
     let mut conn = shared.conn.clone();
     while pause(&stop, every).await {
-        // Only those held: not those being settled, nor those known lost (another
-        // consumer's now).
+        let _call = shared.heartbeat_call.lock().await;
+        // Not those known lost: they are another consumer's now. Nor those being
+        // settled: the settling call decides their idle time (a retry's backoff).
         let ids: Vec<Arc<str>> = shared
             .in_flight()
             .iter()
-            .filter(|(_, lease)| **lease == Lease::Held)
+            .filter(|(_, lease)| !lease.lost && !lease.settling)
             .map(|(id, _)| id.clone())
             .collect();
         if ids.is_empty() {
@@ -1026,33 +1031,20 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, stop: Cancellation
         }
         let lost: redis::RedisResult<Vec<String>> = call.invoke(&HEARTBEAT_SCRIPT, &mut conn).await;
         if let Ok(lost) = lost {
-            // Only a delivery still held counts: one whose commit (or retry, release,
-            // dead letter) went out between the snapshot and the script may have been
-            // acked by it, and the settling step finds a lost lease itself.
+            // An id this worker acked between the snapshot and the script is not a lost
+            // lease: its settling call was out by then (and may still be, its answer
+            // not read yet), or it is settled and out of the set.
             let mut in_flight = shared.in_flight();
             for id in &lost {
                 if let Some(lease) = in_flight.get_mut(id.as_str())
-                    && *lease == Lease::Held
+                    && !lease.settling
+                    && !std::mem::replace(&mut lease.lost, true)
                 {
-                    *lease = Lease::Lost;
                     bump(&shared.counts.leases_lost);
                 }
             }
         }
     }
-}
-
-/// Where a delivery's lease stands, for the heartbeats and `leases_lost`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lease {
-    /// Running, or finished and waiting for its commit: the heartbeats keep its entry.
-    Held,
-    /// Its commit, retry, release or dead letter is on its way: the heartbeats leave it
-    /// (an entry acked meanwhile is not a lost lease, and a heartbeat after a release
-    /// would undo the idle time the release set).
-    Settling,
-    /// Another consumer owns its entry now: counted once in `leases_lost`.
-    Lost,
 }
 
 /// Most jobs committed by one call.
@@ -1131,25 +1123,34 @@ async fn commit_loop(
     }
 }
 
+/// What a worker knows of the lease on one of its deliveries.
+#[derive(Debug, Default, Clone, Copy)]
+struct Lease {
+    /// Found owned by another consumer (so one entry counts once in `leases_lost`).
+    lost: bool,
+    /// The call that settles it (commit, retry, dead letter or release) is out: it acks
+    /// the entry or sets its idle time, and finds by itself whether another consumer
+    /// owns it. Heartbeats leave the entry alone from then on, and a heartbeat that
+    /// finds it no longer pending (acked by that call) has found no lost lease.
+    settling: bool,
+}
+
 impl Shared {
     /// The ids of the deliveries running or waiting to be settled, for the heartbeats,
-    /// each with where its lease stands. Nothing panics while holding it, so a poisoned
-    /// lock still holds a whole map.
+    /// each with what is known of its lease. Nothing panics while holding it, so a
+    /// poisoned lock still holds a whole map.
     fn in_flight(&self) -> MutexGuard<'_, HashMap<Arc<str>, Lease>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks the deliveries of `ids` as being settled: the heartbeats leave their
-    /// entries from now on (see [`Lease::Settling`]).
+    /// Marks deliveries whose settling call is about to go out (see [`Lease::settling`]).
     fn settling<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut in_flight = self.in_flight();
         for id in ids {
-            if let Some(lease) = in_flight.get_mut(id)
-                && *lease == Lease::Held
-            {
-                *lease = Lease::Settling;
+            if let Some(lease) = in_flight.get_mut(id) {
+                lease.settling = true;
             }
         }
     }
@@ -1158,7 +1159,7 @@ impl Shared {
     /// settling step already counted this delivery's.
     fn lease_lost(&self, id: &str) {
         let first = match self.in_flight().get_mut(id) {
-            Some(lease) => std::mem::replace(lease, Lease::Lost) != Lease::Lost,
+            Some(lease) => !std::mem::replace(&mut lease.lost, true),
             None => true,
         };
         if first {
@@ -1647,7 +1648,7 @@ impl<J: DeserializeOwned + Send + 'static> Dispatch<J> {
         } else {
             creation
         };
-        s.in_flight().insert(id.clone(), Lease::Held);
+        s.in_flight().insert(id.clone(), Lease::default());
         let handler = self.handler.clone();
         // Erases `J` before the pool sees the job.
         let run: Run = Box::new(move |cx| handler(job, cx));
@@ -1680,11 +1681,14 @@ impl Shared {
     /// Settles a delivery that failed or was released: a retry with backoff, a dead
     /// letter, or a release, then its end.
     async fn settle_unfinished(&self, open: Open, unfinished: Unfinished) {
+        self.settling([&*open.id]);
+        // A heartbeat call that read this delivery as running must not reach Redis
+        // after the retry (or release) below: it would reset the idle time that sets
+        // the backoff, and hold the retry back for the whole visibility timeout. Later
+        // heartbeats skip it.
+        drop(self.heartbeat_call.lock().await);
         let mut notes = Notes::default();
         let (id, attempt) = (&*open.id, open.attempt);
-        // From here the heartbeats leave the entry: one reaching Redis after the release
-        // below would undo the idle time it sets.
-        self.settling([id]);
         match unfinished {
             Unfinished::Failed(why, et) => {
                 notes.error_type = Some(et);

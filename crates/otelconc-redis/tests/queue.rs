@@ -93,6 +93,10 @@ async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
     })
     .visibility_timeout(Duration::from_millis(300))
     .heartbeat(Duration::from_millis(100))
+    // A crashed process reclaims nothing. Its reclaimer still runs in this process:
+    // left at its 1 s default, it could take the entry back before the second consumer
+    // does and hang it in the handler above, where no effect ever commits.
+    .reclaim_interval(Duration::from_secs(3600))
     .read_block(Duration::from_millis(50))
     .start()
     .await
@@ -103,9 +107,11 @@ async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
     // A crash: the worker's runtime goes away without a word to Redis.
     std::mem::forget(first);
     // Simulate the dead process: stop its heartbeats by handing its entry's ownership
-    // nowhere; the second consumer reclaims once the entry is idle past the timeout.
+    // nowhere; the second consumer reclaims it, idle past the timeout.
     // (Its tasks still run in this process, so make its heartbeats fail by claiming the
-    // entry to a tombstone consumer first, as a dead process's entry would sit.)
+    // entry to a tombstone consumer first, idle for a minute, as a dead process's entry
+    // would sit. The second consumer's timeout is long, so that no stall of this
+    // machine lets it reclaim the entry from itself while it runs it.)
     let mut c = server.conn().await;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(q.stream_key())
@@ -113,13 +119,14 @@ async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
         .arg("dead-consumer")
         .arg(0)
         .arg(&id)
+        .arg("IDLE")
+        .arg(60_000)
         .arg("JUSTID")
         .query_async(&mut c)
         .await
         .unwrap();
     let second = Worker::builder(q.clone(), counting)
-        .visibility_timeout(Duration::from_millis(300))
-        .heartbeat(Duration::from_millis(100))
+        .visibility_timeout(Duration::from_secs(30))
         .reclaim_interval(Duration::from_millis(50))
         .read_block(Duration::from_millis(50))
         .start()
@@ -561,7 +568,9 @@ async fn a_job_past_its_timeout_fails_timed_out_and_its_token_fires() {
     let (error, _) =
         failed_twice(handler, slow, |b| b.job_timeout(Duration::from_millis(100))).await;
     assert_eq!(error, "timed out");
-    // Both deliveries of the slow job had their token fired; the quick job's did not.
+    // Both deliveries of the slow job had their token fired (each seen by a task of its
+    // own, which may not have run yet); the quick job's did not.
+    until(|| async { fired.load(Ordering::SeqCst) >= 2 }).await;
     assert_eq!(fired.load(Ordering::SeqCst), 2);
 }
 
@@ -600,7 +609,10 @@ async fn a_job_cancelled_by_the_shutdown_deadline_is_released_to_another_consume
         .await
         .unwrap();
     let queued = q.submit(&job(2)).await.unwrap();
-    until(|| async { started.load(Ordering::SeqCst) == 1 }).await;
+    // Both read (the second may come in a read of its own, after the first started):
+    // a shutdown stops reading, and an entry not read yet is not this worker's.
+    until(|| async { started.load(Ordering::SeqCst) == 1 && q.pending().await.unwrap() == 2 })
+        .await;
     let report = first.shutdown(Duration::from_millis(50)).await;
     assert_eq!((report.received, report.released), (2, 2), "{report:?}");
     assert_eq!((report.pool.cancelled, report.pool.not_started), (1, 1));
@@ -911,8 +923,8 @@ async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff
         a.lock().unwrap().push(cx.attempt());
         std::future::ready(Err::<(), _>("fails"))
     })
-    .visibility_timeout(Duration::from_secs(600))
-    .backoff(Duration::from_secs(10), Duration::from_secs(15))
+    .visibility_timeout(Duration::from_secs(3600))
+    .backoff(Duration::from_secs(100), Duration::from_secs(150))
     .reclaim_interval(Duration::from_millis(20))
     .read_block(Duration::from_millis(50))
     .start()
@@ -920,13 +932,14 @@ async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff
     .unwrap();
     let id = q.submit(&job(1)).await.unwrap();
     until(|| async { worker.stats().retried == 1 }).await;
-    // Attempt 1: a backoff of the base, 10 s: idle set to 600 - 10 s. (It grows from
-    // there: the bound above holds for the 10 s this takes at most.)
+    // Attempt 1: a backoff of the base, 100 s: idle set to 3600 - 100 s. (It grows from
+    // there in real time: the bounds are backoffs long, so that only a stall of more
+    // than a minute could carry it past them and let a reclaim run early.)
     let (idle, deliveries, owner) = pending_entry(&server, &q, &id).await;
-    assert!((590_000..600_000).contains(&idle), "idle {idle} ms");
+    assert!((3_500_000..3_600_000).contains(&idle), "idle {idle} ms");
     assert_eq!((deliveries, owner.as_str()), (1, worker.consumer()));
     // Two deliveries counted and reclaimable now: the reclaim makes it attempt 3, whose
-    // backoff, 40 s, is capped at 15 s.
+    // backoff, 400 s, is capped at 150 s.
     let mut c = server.conn().await;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(q.stream_key())
@@ -935,7 +948,7 @@ async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff
         .arg(0)
         .arg(&id)
         .arg("IDLE")
-        .arg(600_000)
+        .arg(3_600_000)
         .arg("RETRYCOUNT")
         .arg(2)
         .arg("JUSTID")
@@ -944,7 +957,7 @@ async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff
         .unwrap();
     until(|| async { worker.stats().retried == 2 }).await;
     let (idle, deliveries, _) = pending_entry(&server, &q, &id).await;
-    assert!((585_000..590_000).contains(&idle), "idle {idle} ms");
+    assert!((3_450_000..3_500_000).contains(&idle), "idle {idle} ms");
     assert_eq!(deliveries, 3);
     let report = worker.abort().await;
     assert_eq!(*attempts.lock().unwrap(), vec![1, 3]);
@@ -1046,6 +1059,9 @@ async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_
     };
     let slow = Worker::builder(q.clone(), make(go.clone(), started.clone()))
         .visibility_timeout(Duration::from_secs(600))
+        // Only the fast consumer reclaims: at the 1 s default, the slow one could claim
+        // its own entry back once it is made idle below, and run it through itself.
+        .reclaim_interval(Duration::from_secs(3600))
         .read_block(Duration::from_millis(50))
         .start()
         .await
@@ -1087,26 +1103,65 @@ async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_
     assert!(q.is_empty().await.unwrap());
 }
 
-/// A heartbeat that meets an entry a commit acked while it was on its way has not found
-/// a lost lease: with one consumer and nothing reclaimed, none is counted, however
-/// often heartbeats and commits cross.
+/// An entry this worker acks itself is no lost lease, though a heartbeat that read it
+/// running may reach Redis after the ack (and its answer this worker before the
+/// ack's): heartbeats every millisecond over many quick jobs, with and without effects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeats_crossing_commits_count_no_lost_lease() {
+async fn entries_a_worker_settles_itself_are_no_lost_leases() {
     let server = Server::start();
     let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
-    let jobs: Vec<Job> = (0..10_000).map(job).collect();
+    let jobs: Vec<Job> = (0..3000).map(job).collect();
     q.submit_many(&jobs).await.unwrap();
-    let report = run_until_empty(
-        Worker::builder(q.clone(), counting)
-            .workers(8)
-            .visibility_timeout(Duration::from_secs(600))
-            .heartbeat(Duration::from_millis(1)),
-        &q,
-    )
-    .await;
+    let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        match j.n % 3 {
+            0 => count(&cx),
+            1 => return Err(format!("job {} fails", j.n)),
+            _ => {}
+        }
+        Ok::<(), String>(())
+    })
+    .workers(8)
+    .max_deliveries(1)
+    .visibility_timeout(Duration::from_secs(600))
+    .heartbeat(Duration::from_millis(1));
+    let report = run_until_empty(builder, &q).await;
     assert_eq!(
-        (report.completed, report.reclaimed, report.leases_lost),
-        (10_000, 0, 0),
+        (report.completed, report.dead_lettered, report.leases_lost),
+        (2000, 1000, 0),
+        "{report:?}"
+    );
+    assert!(report.adds_up(), "{report:?}");
+}
+
+/// A failed delivery's retry comes after its backoff: a heartbeat that read the job
+/// running does not reset the idle time its retry set (which would hold the retry back
+/// for the whole visibility timeout). Heartbeats every millisecond over many jobs that
+/// fail once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_does_not_hold_back_a_retry() {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let jobs: Vec<Job> = (0..1000).map(job).collect();
+    q.submit_many(&jobs).await.unwrap();
+    let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
+        if cx.attempt() == 1 {
+            return Err(format!("job {} fails once", j.n));
+        }
+        count(&cx);
+        Ok::<(), String>(())
+    })
+    .workers(8)
+    .visibility_timeout(Duration::from_secs(3600))
+    .heartbeat(Duration::from_millis(1))
+    .backoff(Duration::from_millis(1), Duration::from_millis(1))
+    .reclaim_interval(Duration::from_millis(10));
+    // A bound for a hang, not a threshold: a retry held back waits an hour.
+    let report = tokio::time::timeout(Duration::from_secs(120), run_until_empty(builder, &q))
+        .await
+        .expect("every retry came after its backoff");
+    assert_eq!(
+        (report.retried, report.completed),
+        (1000, 1000),
         "{report:?}"
     );
 }

@@ -183,7 +183,7 @@ async fn a_client_span_has_the_server_span_as_its_child_in_one_trace() {
 /// response. No globals: the spans come from a handle with `SpanPolicy::Always`.
 #[tokio::test(start_paused = true)]
 async fn client_spans_name_odd_methods_refusals_and_errors() {
-    use otelconc::rate::{Rate, RateLimiter};
+    use otelconc::rate::{Clock, Rate, RateLimiter};
     use otelconc::telemetry::SpanPolicy;
     use otelconc_tower::rate::RateLimitLayer;
 
@@ -201,8 +201,12 @@ async fn client_spans_name_odd_methods_refusals_and_errors() {
         .unwrap();
     client.ready().await.unwrap().call(purge).await.unwrap();
 
-    // Refused by a shed-mode rate limit below, after its one token is spent.
-    let limiter = RateLimiter::new("edge", Rate::per_second(1).burst(1).unwrap());
+    // Refused by a shed-mode rate limit below, after its one token is spent. On the
+    // paused clock: on the real one, a stall of a second between the two requests would
+    // refill the token and neither would be refused.
+    let limiter = RateLimiter::builder("edge", Rate::per_second(1).burst(1).unwrap())
+        .clock(Clock::tokio())
+        .build();
     let mut limited = ServiceBuilder::new()
         .layer(layer.clone())
         .layer(RateLimitLayer::new(limiter).shed())

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub struct Server {
@@ -20,24 +22,37 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// Picks a free loopback port and starts a server there. The port is free when it
+    /// is picked, not when the server binds it: a server of a test running alongside
+    /// may take it first, and then this one exits and the other answers on its port.
+    /// So a port counts only once this very server answers on it; else another is
+    /// picked.
     pub fn start_with(extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        let dir =
-            std::env::temp_dir().join(format!("otelconc-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a private directory");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn(port, &dir, &extra);
-        let server = Self {
-            child,
-            port,
-            dir,
-            extra,
-        };
-        server.wait_listening();
-        server
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free loopback port");
+            // Two servers of this process never share a directory, even on one port.
+            static STARTED: AtomicUsize = AtomicUsize::new(0);
+            let n = STARTED.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("otelconc-redis-{}-{port}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a private directory");
+            let child = spawn(port, &dir, &extra);
+            let mut server = Self {
+                child,
+                port,
+                dir,
+                extra: extra.clone(),
+            };
+            if server.wait_listening() {
+                return server;
+            }
+            // Dropped: killed, and its directory removed.
+        }
+        panic!("redis-server found no free port in 10 tries");
     }
 
     /// Kills the server with SIGKILL (no shutdown, no final write) and reaps it.
@@ -50,15 +65,31 @@ impl Server {
     /// arguments (so it reloads its append-only file), and waits until it listens.
     pub fn restart(&mut self) {
         self.child = spawn(self.port, &self.dir, &self.extra);
-        self.wait_listening();
+        assert!(
+            self.wait_listening(),
+            "port {} was taken while redis-server was down",
+            self.port
+        );
     }
 
-    /// Up to 30 s: a generous bound for a loaded machine, not a threshold.
-    fn wait_listening(&self) {
+    /// Waits until this server's own process answers on its port: true; false if
+    /// another process answers there, or this one exited (the port was taken). Up to
+    /// 30 s: a generous bound for a loaded machine, not a threshold.
+    fn wait_listening(&mut self) -> bool {
         let port = self.port;
         for _ in 0..3000 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port))
+                && let Some(pid) = process_id(stream)
+            {
+                if pid == self.child.id() {
+                    return true;
+                }
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -76,6 +107,28 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+/// The `process_id` that the server on `stream` reports (`INFO server`), or `None`
+/// when it gives no clear answer (still starting, say).
+fn process_id(stream: TcpStream) -> Option<u32> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .ok()?;
+    let mut header = String::new();
+    reader.read_line(&mut header).ok()?;
+    let len: usize = header.strip_prefix('$')?.trim_end().parse().ok()?;
+    let mut info = vec![0; len];
+    reader.read_exact(&mut info).ok()?;
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
