@@ -320,13 +320,9 @@ async fn graceful_shutdown_finishes_and_acks_in_flight_jobs() {
 
 #[tokio::test]
 async fn an_unreachable_url_is_an_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Nothing listens there now.
-    let err = Queue::<Job>::connect(&format!("redis://127.0.0.1:{port}"), "t")
+    // Port 1 (tcpmux) is privileged and unused: nothing listens there, and no test's
+    // server can take it, as it could a port just freed.
+    let err = Queue::<Job>::connect("redis://127.0.0.1:1", "t")
         .await
         .unwrap_err();
     assert!(matches!(err, otelconc_redis::Error::Redis(_)), "{err}");
