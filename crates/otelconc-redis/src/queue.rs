@@ -131,7 +131,8 @@ impl<J: Serialize + DeserializeOwned> Queue<J> {
     /// [`Error::Config`] for an empty `name` (its hash tag `{}` would not keep the
     /// queue's keys in one Redis Cluster slot), before connecting.
     /// [`Error::Redis`] for a malformed URL, a key of the wrong type, or a server that
-    /// cannot be reached: at once for a refused connection, and after at most 10 s
+    /// cannot be reached: for a refused connection after four quick retries (about
+    /// 1.2 s in all, in case the server is just starting), and after at most 10 s
     /// ([`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)) for one that does not answer (an
     /// error whose `is_timeout()` is true, naming the URL).
     ///
