@@ -463,12 +463,14 @@ fn unknown_service() -> String {
     }
 }
 
-/// The generic endpoint plus the signal path for HTTP; gRPC uses the base as is.
+/// The generic endpoint plus the signal path for HTTP (appended to the URL's path, before
+/// any query); gRPC uses the base as is.
 fn signal_url(base: &str, protocol: Protocol, path: &str) -> String {
     match protocol {
         Protocol::Grpc => base.to_owned(),
         Protocol::HttpProtobuf | Protocol::HttpJson => {
-            format!("{}{}", base.trim_end_matches('/'), path)
+            let (before, query) = base.split_at(base.find('?').unwrap_or(base.len()));
+            format!("{}{path}{query}", before.trim_end_matches('/'))
         }
     }
 }

@@ -92,6 +92,12 @@ fn generic_endpoint_gets_signal_paths_for_http_only() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC"),
     ]);
     assert_eq!(otlp(&c).2, Protocol::Grpc);
+
+    // The signal path goes on the URL's path, before a query.
+    let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://col/otlp/?tenant=a")]);
+    let (t, m, _, _, _) = otlp(&c);
+    assert_eq!(t, "https://col/otlp/v1/traces?tenant=a");
+    assert_eq!(m, "https://col/otlp/v1/metrics?tenant=a");
 }
 
 #[test]
