@@ -904,7 +904,7 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
                                 // not dispatched goes back to the group.
                                 for e in std::iter::once(entry).chain(entries) {
                                     bump(&d.shared.counts.received);
-                                    d.shared.release_undispatched(&e.id).await;
+                                    d.shared.release_now(&e.id).await;
                                 }
                                 return;
                             }
@@ -964,7 +964,7 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
                         for e in std::iter::once(entry).chain(claimed) {
                             bump(&d.shared.counts.received);
                             bump(&d.shared.counts.reclaimed);
-                            d.shared.release_undispatched(&e.id).await;
+                            d.shared.release_now(&e.id).await;
                         }
                         return;
                     };
@@ -1174,8 +1174,7 @@ impl Shared {
         if let Err(e) = self.settles.send(Settle::Ended(open, ended))
             && let Settle::Ended(open, _) = e.0
         {
-            bump(&self.counts.released);
-            self.metrics.settled(Outcome::Released, None);
+            self.count_released();
             self.close(open, Notes::released());
         }
     }
@@ -1315,8 +1314,7 @@ impl Shared {
                 // Left pending: reclaimed after the visibility timeout.
                 notes.error_type = Some("commit");
                 notes.error = Some(e.to_string());
-                bump(&self.counts.released);
-                self.metrics.settled(Outcome::Released, None);
+                self.count_released();
             }
         }
         self.close(open, notes);
@@ -1710,12 +1708,10 @@ impl Shared {
                         Released::NotOwned => {
                             // Another consumer reclaimed it meanwhile: its retry is theirs.
                             self.lease_lost(id);
-                            bump(&self.counts.released);
-                            self.metrics.settled(Outcome::Released, None);
+                            self.count_released();
                         }
                         Released::Unreachable => {
-                            bump(&self.counts.released);
-                            self.metrics.settled(Outcome::Released, None);
+                            self.count_released();
                         }
                     }
                 }
@@ -1723,22 +1719,24 @@ impl Shared {
             }
             Unfinished::Released => {
                 notes = Notes::released();
-                if self.release(id, self.visibility).await == Released::NotOwned {
-                    self.lease_lost(id);
-                }
-                bump(&self.counts.released);
-                self.metrics.settled(Outcome::Released, None);
+                self.release_now(id).await;
             }
         }
         self.close(open, notes);
     }
 
-    /// Releases an entry read or claimed but never handed to the pool (the worker
-    /// stopped first): reclaimable at once by another consumer.
-    async fn release_undispatched(&self, id: &str) {
+    /// Releases entry `id` to another consumer at once (its idle time set to the
+    /// visibility timeout), counted as released: a delivery cancelled, or an entry read
+    /// or claimed but never handed to the pool (the worker stopped first).
+    async fn release_now(&self, id: &str) {
         if self.release(id, self.visibility).await == Released::NotOwned {
-            bump(&self.counts.leases_lost);
+            self.lease_lost(id);
         }
+        self.count_released();
+    }
+
+    /// Counts a delivery left pending for another consumer.
+    fn count_released(&self) {
         bump(&self.counts.released);
         self.metrics.settled(Outcome::Released, None);
     }
@@ -1824,12 +1822,10 @@ impl Shared {
             Ok(_) => {
                 // Another consumer reclaimed it meanwhile: the verdict is theirs.
                 self.lease_lost(id);
-                bump(&self.counts.released);
-                self.metrics.settled(Outcome::Released, None);
+                self.count_released();
             }
             Err(_) => {
-                bump(&self.counts.released);
-                self.metrics.settled(Outcome::Released, None);
+                self.count_released();
             }
         }
     }
