@@ -71,6 +71,19 @@ pub(crate) struct Workers {
     pub(crate) live: Vec<(Arc<WorkerSlot>, AbortHandle)>,
 }
 
+impl Workers {
+    /// Takes `slot` off the list; `false` if it was not on it.
+    fn unlist(&mut self, slot: &Arc<WorkerSlot>) -> bool {
+        match self.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
+            Some(i) => {
+                self.live.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 pub(crate) struct Config {
     pub(crate) name: Arc<str>,
     pub(crate) capacity: usize,
@@ -177,9 +190,7 @@ impl Shared {
         if !slot.retire.load(Relaxed) {
             return false;
         }
-        if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
-            w.live.swap_remove(i);
-        }
+        w.unlist(slot);
         true
     }
 
@@ -188,11 +199,9 @@ impl Shared {
     /// unless aborted) ends the outcomes stream: no job is left to report.
     pub(crate) fn exited(&self, slot: &Arc<WorkerSlot>) {
         let mut w = lock(&self.workers);
-        if let Some(i) = w.live.iter().position(|(s, _)| Arc::ptr_eq(s, slot)) {
-            let (s, _) = w.live.swap_remove(i);
-            if !s.retire.load(Relaxed) {
-                w.active = w.active.saturating_sub(1);
-            }
+        // A retiring worker left the list (and the active count) when it retired.
+        if w.unlist(slot) && !slot.retire.load(Relaxed) {
+            w.active = w.active.saturating_sub(1);
         }
         let last = w.closed && w.live.is_empty();
         drop(w);
