@@ -851,6 +851,18 @@ impl<J> Dispatch<J> {
             () = self.stop.cancelled() => None,
         }
     }
+
+    /// Stopped while waiting for a slot: the entries read (or, `reclaimed`, claimed)
+    /// and not dispatched go back to the group, counted as received and released.
+    async fn give_back(&self, ids: impl Iterator<Item = String>, reclaimed: bool) {
+        for id in ids {
+            bump(&self.shared.counts.received);
+            if reclaimed {
+                bump(&self.shared.counts.reclaimed);
+            }
+            self.shared.release_now(&id).await;
+        }
+    }
 }
 
 /// Waits for `d`, or returns false when `stop` fires first.
@@ -900,12 +912,11 @@ async fn read_loop<J: DeserializeOwned + Send + 'static>(
                         None => match d.slot().await {
                             Some(p) => p,
                             None => {
-                                // Stopped while waiting for a slot: what was read and
-                                // not dispatched goes back to the group.
-                                for e in std::iter::once(entry).chain(entries) {
-                                    bump(&d.shared.counts.received);
-                                    d.shared.release_now(&e.id).await;
-                                }
+                                d.give_back(
+                                    std::iter::once(entry).chain(entries).map(|e| e.id),
+                                    false,
+                                )
+                                .await;
                                 return;
                             }
                         },
@@ -959,13 +970,8 @@ async fn reclaim_loop<J: DeserializeOwned + Send + 'static>(
                 let mut claimed = claimed.into_iter();
                 while let Some(entry) = claimed.next() {
                     let Some(permit) = d.slot().await else {
-                        // Stopped while waiting for a slot: what was claimed and not
-                        // dispatched goes back to the group.
-                        for e in std::iter::once(entry).chain(claimed) {
-                            bump(&d.shared.counts.received);
-                            bump(&d.shared.counts.reclaimed);
-                            d.shared.release_now(&e.id).await;
-                        }
+                        d.give_back(std::iter::once(entry).chain(claimed).map(|e| e.id), true)
+                            .await;
                         return;
                     };
                     bump(&d.shared.counts.received);
