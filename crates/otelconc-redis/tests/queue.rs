@@ -28,6 +28,13 @@ fn job(n: u64) -> Job {
 
 const EFFECTS: &str = "test:effects";
 
+/// A private server and the queue `t` on it.
+async fn queue_t() -> (Server, Queue<Job>) {
+    let server = Server::start();
+    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    (server, q)
+}
+
 /// Adds the job's effect: its entry id counted once in `EFFECTS`.
 fn count(cx: &JobContext) {
     cx.effect(redis::cmd("HINCRBY").arg(EFFECTS).arg(cx.id()).arg(1));
@@ -46,8 +53,7 @@ async fn effects(server: &Server) -> std::collections::HashMap<String, i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_with_effects_applied_once() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let mut ids = Vec::new();
     for n in 0..50 {
         ids.push(q.submit(&job(n)).await.unwrap());
@@ -76,8 +82,7 @@ async fn jobs_complete_with_effects_applied_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let started = Arc::new(AtomicU64::new(0));
     // First consumer: takes the job and hangs in it; its tasks are then dropped with no
     // heartbeat (as a crashed process), leaving the entry pending under its name.
@@ -141,8 +146,7 @@ async fn a_killed_consumers_job_is_reclaimed_and_applied_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_job_on_a_live_consumer_is_not_reclaimed() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let runs = Arc::new(AtomicU64::new(0));
     let make = |runs: Arc<AtomicU64>| {
         move |j: Job, cx: JobContext| {
@@ -187,8 +191,7 @@ async fn a_slow_job_on_a_live_consumer_is_not_reclaimed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_job_is_dead_lettered_after_max_deliveries_with_its_error() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (_server, q) = queue_t().await;
     let worker = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
         if j.fail {
             return Err(format!(
@@ -236,8 +239,7 @@ async fn a_poison_job_is_dead_lettered_after_max_deliveries_with_its_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_entries_are_dead_lettered_with_a_decode_error() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let mut c = server.conn().await;
     // Not ours (no `job` field), bad JSON, and a job of another type.
     let foreign: String = c
@@ -282,8 +284,7 @@ async fn malformed_entries_are_dead_lettered_with_a_decode_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_and_acks_in_flight_jobs() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let started = Arc::new(AtomicU64::new(0));
     let s = started.clone();
     let worker = Worker::builder(q.clone(), move |j: Job, cx: JobContext| {
@@ -342,8 +343,7 @@ async fn an_empty_queue_name_is_refused_before_connecting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_another_consumer_reclaimed_is_left_to_it() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let started = Arc::new(tokio::sync::Notify::new());
     let go = Arc::new(tokio::sync::Notify::new());
     let (s, g) = (started.clone(), go.clone());
@@ -412,8 +412,7 @@ async fn a_failed_job_another_consumer_reclaimed_is_left_to_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails_only_its_job() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let mut c = server.conn().await;
     // A string where job 7 expects a hash: its effect fails with WRONGTYPE.
     let _: () = c.set("test:string", "x").await.unwrap();
@@ -460,8 +459,7 @@ async fn many_jobs_submitted_in_batches_complete_once_and_a_failing_effect_fails
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_jobs_with_effects_leave_a_dedup_marker() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let plain = q.submit(&job(0)).await.unwrap();
     let effectful = q.submit(&job(1)).await.unwrap();
     let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
@@ -491,8 +489,7 @@ where
     H: Fn(Job, JobContext) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
 {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let builder = Worker::builder(q.clone(), handler)
         .max_deliveries(2)
         .visibility_timeout(Duration::from_secs(30))
@@ -572,8 +569,7 @@ async fn a_job_past_its_timeout_fails_timed_out_and_its_token_fires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_cancelled_by_the_shutdown_deadline_is_released_to_another_consumer() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let started = Arc::new(AtomicU64::new(0));
     let make = |started: Arc<AtomicU64>| {
         move |j: Job, cx: JobContext| {
@@ -652,8 +648,7 @@ async fn consumers(server: &Server, q: &Queue<Job>) -> std::collections::HashMap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_releases_it() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     // One worker, a queue of one: the first entry runs (and never ends), the second
     // waits in the pool's queue, the third is read and waits for room in it.
     for n in 0..3 {
@@ -714,8 +709,7 @@ async fn abort_returns_while_a_read_entry_waits_for_room_in_the_pool_and_release
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_out_of_range_are_config_errors_at_start() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (_server, q) = queue_t().await;
     type Tune = fn(WorkerBuilder<Job>) -> WorkerBuilder<Job>;
     let cases: [(&str, Tune); 12] = [
         ("zero workers", |b| b.workers(0)),
@@ -766,8 +760,7 @@ async fn settings_out_of_range_are_config_errors_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_delivered_max_deliveries_times_without_an_outcome_is_dead_lettered_unrun() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let id = q.submit(&job(1)).await.unwrap();
     // Two consumers took it and died without a word: delivered twice, idle for a minute.
     let mut c = server.conn().await;
@@ -911,8 +904,7 @@ async fn pending_entry(server: &Server, q: &Queue<Job>, id: &str) -> (u64, u64, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let a = attempts.clone();
     let worker = Worker::builder(q.clone(), move |_j: Job, cx: JobContext| {
@@ -967,8 +959,7 @@ async fn a_failed_delivery_becomes_reclaimable_after_its_doubling_capped_backoff
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let go = Arc::new(tokio::sync::Semaphore::new(0));
     let started = Arc::new(AtomicU64::new(0));
     let (g, s) = (go.clone(), started.clone());
@@ -1035,8 +1026,7 @@ async fn a_lease_lost_during_a_run_is_counted_once_and_never_taken_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_a_duplicate() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (server, q) = queue_t().await;
     let go = Arc::new(tokio::sync::Semaphore::new(0));
     let started = Arc::new(AtomicU64::new(0));
     // The first delivery waits for `go`; a later one runs through.
@@ -1104,8 +1094,7 @@ async fn a_job_that_ran_twice_applies_its_effects_once_and_its_second_commit_is_
 /// ack's): heartbeats every millisecond over many quick jobs, with and without effects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_a_worker_settles_itself_are_no_lost_leases() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (_server, q) = queue_t().await;
     let jobs: Vec<Job> = (0..3000).map(job).collect();
     q.submit_many(&jobs).await.unwrap();
     let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
@@ -1135,8 +1124,7 @@ async fn entries_a_worker_settles_itself_are_no_lost_leases() {
 /// fail once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_does_not_hold_back_a_retry() {
-    let server = Server::start();
-    let q = Queue::<Job>::connect(&server.url(), "t").await.unwrap();
+    let (_server, q) = queue_t().await;
     let jobs: Vec<Job> = (0..1000).map(job).collect();
     q.submit_many(&jobs).await.unwrap();
     let builder = Worker::builder(q.clone(), |j: Job, cx: JobContext| async move {
