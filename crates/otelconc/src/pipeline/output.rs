@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::envelope::{Mode, Ordered, Unordered};
 use super::run::RunShared;
 use super::{PipelineError, SendError};
-use crate::telemetry::{Carried, Telemetry};
+use crate::telemetry::Telemetry;
 use crate::util::sync::lock;
 
 /// Feeds one run of a [`Pipeline`](super::Pipeline) started with
@@ -197,10 +197,19 @@ impl<In: Send + 'static> PipelineSender<In> {
         match &self.tx {
             Tx::Unordered(tx) => {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                send_unordered(tx, item, seq, origin.as_ref()).await
+                send_unordered(tx, &self.telemetry, item, seq, origin.as_ref()).await
             }
             Tx::Ordered(tx, window) => {
-                send_ordered(tx, window, &self.seq, None, item, origin.as_ref()).await
+                send_ordered(
+                    tx,
+                    &self.telemetry,
+                    window,
+                    &self.seq,
+                    None,
+                    item,
+                    origin.as_ref(),
+                )
+                .await
             }
         }
     }
@@ -214,9 +223,18 @@ impl<In: Send + 'static> PipelineSender<In> {
         origin: Option<&Context>,
     ) -> Result<(), SendError<In>> {
         match &self.tx {
-            Tx::Unordered(tx) => send_unordered(tx, item, seq, origin).await,
+            Tx::Unordered(tx) => send_unordered(tx, &self.telemetry, item, seq, origin).await,
             Tx::Ordered(tx, window) => {
-                send_ordered(tx, window, &self.seq, Some(seq), item, origin).await
+                send_ordered(
+                    tx,
+                    &self.telemetry,
+                    window,
+                    &self.seq,
+                    Some(seq),
+                    item,
+                    origin,
+                )
+                .await
             }
         }
     }
@@ -250,11 +268,12 @@ impl<In> PipelineSender<In> {
 
 async fn send_unordered<In: Send + 'static>(
     tx: &Sender<UnorderedEnv<In>>,
+    telemetry: &Telemetry,
     item: In,
     seq: u64,
     origin: Option<&Context>,
 ) -> Result<(), SendError<In>> {
-    let env = Unordered::item(seq, Carried::new(item, origin.cloned()));
+    let env = Unordered::item(seq, telemetry.carry(item, origin.cloned()));
     tx.send(env).await.map_err(|e| SendError(e.0.value))
 }
 
@@ -263,6 +282,7 @@ async fn send_unordered<In: Send + 'static>(
 /// `seq` is given by a single feeder, else taken from the shared counter.
 async fn send_ordered<In: Send + 'static>(
     tx: &Sender<OrderedEnv<In>>,
+    telemetry: &Telemetry,
     window: &Semaphore,
     counter: &AtomicU64,
     seq: Option<u64>,
@@ -274,7 +294,7 @@ async fn send_ordered<In: Send + 'static>(
         Err(_) => return Err(SendError(item)),
     }
     let seq = seq.unwrap_or_else(|| counter.fetch_add(1, Ordering::Relaxed));
-    let item = Carried::new(item, origin.cloned());
+    let item = telemetry.carry(item, origin.cloned());
     // The queue holds as many items as the window admits, so it is never full here.
     match tx.try_send((seq, Some(item))) {
         Ok(()) => Ok(()),

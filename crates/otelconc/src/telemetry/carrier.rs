@@ -74,30 +74,6 @@ impl<T> Carried<T> {
         Self { value, trace: None }
     }
 
-    /// A value with the producer's context `cx` (if any) and, when `cx` is sampled
-    /// (its consumer span gets the queue wait), the instant it is queued: a value that
-    /// only carries an unsampled context reads no clock. It is not in the timing
-    /// sample ([`Carried::stamped`] makes one that is).
-    #[inline]
-    pub(crate) fn new(value: T, cx: Option<Context>) -> Self {
-        if cx.is_none() {
-            return Self::bare(value);
-        }
-        let clocked = cx.as_ref().is_some_and(is_sampled_context);
-        Self {
-            value,
-            trace: Some(Box::new(Trace {
-                cx,
-                enqueued: clocked.then(Instant::now),
-                sent: None,
-                timed: false,
-                seq: 0,
-            })),
-        }
-    }
-}
-
-impl<T> Carried<T> {
     /// A value with the producer's context `cx` (if any), stamped as [`Trace::stamped`]
     /// says: bare when there is neither a context nor a timing sample.
     #[inline]
@@ -158,6 +134,29 @@ impl Telemetry {
         match self.span_policy() {
             SpanPolicy::Always => Some(cx.clone()),
             _ => super::context::is_worth_carrying(cx).then(|| cx.clone()),
+        }
+    }
+
+    /// `value` with the producer's context `cx` (if any) and, when a consumer span may
+    /// be built under `cx` ([`spans_under`](Self::spans_under)), the instant it is
+    /// queued, for that span's queue wait: a value that carries a context no span will
+    /// be built under reads no clock. It is not in the timing sample
+    /// ([`Carried::stamped`] makes one that is).
+    #[inline]
+    pub(crate) fn carry<T>(&self, value: T, cx: Option<Context>) -> Carried<T> {
+        let Some(cx) = cx else {
+            return Carried::bare(value);
+        };
+        let clocked = self.spans_under(&cx);
+        Carried {
+            value,
+            trace: Some(Box::new(Trace {
+                cx: Some(cx),
+                enqueued: clocked.then(Instant::now),
+                sent: None,
+                timed: false,
+                seq: 0,
+            })),
         }
     }
 

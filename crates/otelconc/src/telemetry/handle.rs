@@ -27,13 +27,17 @@ pub const SCOPE_NAME: &str = "otelconc";
 pub enum SpanPolicy {
     /// Only for work inside a sampled trace (the default): outside one, no span is
     /// built, but work still carries a context that holds a valid span context (sampled
-    /// or not) or baggage, so it stays in its trace and sees the baggage.
+    /// or not) or baggage, so it stays in its trace and sees the baggage. The one
+    /// exception is a channel nothing observes (no SDK reads its metrics and its tracer
+    /// builds no spans): it carries bare messages and no context (see
+    /// [`channel`](crate::channel)).
     #[default]
     Sampled,
     /// For every operation; work outside any trace starts a new root span, which the
     /// tracer provider's sampler then decides on.
     Always,
-    /// Never; metrics only. Contexts are still carried, as under [`SpanPolicy::Sampled`].
+    /// Never; metrics only. Contexts are still carried, as under [`SpanPolicy::Sampled`]
+    /// (so a channel whose metrics no SDK reads carries none).
     Never,
 }
 

@@ -260,47 +260,6 @@ impl std::fmt::Debug for Observatory {
     }
 }
 
-/// Finds the slot of `key` in `slots` or makes it, registering its callback through
-/// `register` (which returns whether the meter kept it), then adds `read` to it.
-///
-/// A slot lives as long as the meter keeps its callback (an SDK keeps it for good) or
-/// an observation holds it; the map only points at it, so with a no-op meter a slot
-/// goes once its last instance does.
-fn observe_in<V: Value>(
-    slots: &Mutex<HashMap<Key, Weak<Slot<V>>>>,
-    key: Key,
-    combine: Option<Combine>,
-    register: impl FnOnce(Callback<V>) -> bool,
-    read: Read<V>,
-) -> Observation {
-    let mut map = lock(slots);
-    let slot = match map.get(&key).and_then(Weak::upgrade) {
-        Some(slot) => slot,
-        None => {
-            let slot = Arc::new(Slot {
-                combine,
-                kept: AtomicBool::new(false),
-                state: Mutex::new(SlotState {
-                    next_id: 0,
-                    sources: Vec::new(),
-                    retired: V::ZERO,
-                }),
-            });
-            let held = slot.clone();
-            let kept = register(Box::new(move || held.observe()));
-            slot.kept.store(kept, Ordering::Relaxed);
-            map.retain(|_, w| w.strong_count() > 0);
-            map.insert(key, Arc::downgrade(&slot));
-            slot
-        }
-    };
-    drop(map);
-    let observed = slot.kept.load(Ordering::Relaxed);
-    // Nobody reads an unkept slot: keep no source in it.
-    let id = if observed { slot.add(read) } else { u64::MAX };
-    Observation { slot, id, observed }
-}
-
 /// What a slot's instrument callback runs: the slot's combined value.
 type Callback<V> = Box<dyn Fn() -> Option<V> + Send + Sync>;
 
@@ -417,8 +376,12 @@ impl Observatory {
     }
 
     /// This instance's source `read` in the `I` instrument for `spec` and `attrs` on
-    /// `meter`, registered the first time an instance asks for it (see the module docs
-    /// for how the sources of one instrument combine).
+    /// `meter` (see the module docs for how the sources of one instrument combine).
+    ///
+    /// The instrument is registered the first time an instance asks for it. Its slot
+    /// lives as long as the meter keeps its callback (an SDK keeps it for good) or an
+    /// observation holds it; the map only points at it, so with a no-op meter a slot goes
+    /// once its last instance does.
     pub(super) fn observe<I: Observable>(
         &self,
         meter: &Meter,
@@ -428,12 +391,35 @@ impl Observatory {
     ) -> Observation {
         debug_assert_eq!(spec.kind, I::KIND, "{}", spec.name);
         let k = key(spec, &attrs);
-        observe_in(
-            I::slots(self),
-            k,
-            I::COMBINE,
-            |cb| register::<I>(meter, spec, attrs, cb),
-            Arc::new(read),
-        )
+        let mut map = lock(I::slots(self));
+        let slot = match map.get(&k).and_then(Weak::upgrade) {
+            Some(slot) => slot,
+            None => {
+                let slot = Arc::new(Slot {
+                    combine: I::COMBINE,
+                    kept: AtomicBool::new(false),
+                    state: Mutex::new(SlotState {
+                        next_id: 0,
+                        sources: Vec::new(),
+                        retired: I::Value::ZERO,
+                    }),
+                });
+                let held = slot.clone();
+                let kept = register::<I>(meter, spec, attrs, Box::new(move || held.observe()));
+                slot.kept.store(kept, Ordering::Relaxed);
+                map.retain(|_, w| w.strong_count() > 0);
+                map.insert(k, Arc::downgrade(&slot));
+                slot
+            }
+        };
+        drop(map);
+        let observed = slot.kept.load(Ordering::Relaxed);
+        // Nobody reads an unkept slot: keep no source in it.
+        let id = if observed {
+            slot.add(Arc::new(read))
+        } else {
+            u64::MAX
+        };
+        Observation { slot, id, observed }
     }
 }

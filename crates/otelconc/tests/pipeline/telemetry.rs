@@ -10,6 +10,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, Status, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
 use otelconc::pipeline::{ErrorPolicy, Pipeline};
+use otelconc::telemetry::SpanPolicy;
 use otelconc::telemetry::names::pipeline::ATTR_STAGE;
 use otelconc::telemetry::names::{
     ATTR_ERROR_TYPE, ATTR_NAME, ATTR_OUTCOME, ATTR_QUEUE_WAIT, ATTR_WORKER_STATE,
@@ -227,6 +228,25 @@ async fn each_sent_item_is_traced_from_its_own_senders_context() {
         item_spans(&spans, 1).is_empty(),
         "unsampled item has no span"
     );
+}
+
+/// Under `SpanPolicy::Always` an item sent outside any trace still gets its stage spans,
+/// and the first one has the item's wait in the input queue, as a traced item's has.
+#[tokio::test]
+async fn under_span_policy_always_an_untraced_items_first_span_has_its_queue_wait() {
+    let tt = TestTelemetry::new();
+    let pipeline = Pipeline::builder("always")
+        .stage("a", 1, 4, |n: u64| async move { Ok::<_, Infallible>(n) })
+        .telemetry(tt.telemetry().with_span_policy(SpanPolicy::Always))
+        .build()
+        .unwrap();
+    let (tx, out) = pipeline.start();
+    tx.send(0).await.unwrap();
+    drop(tx);
+    assert_eq!(out.count().await, 1);
+    let chain = item_spans(&tt.spans(), 0);
+    assert_eq!(chain.len(), 1);
+    assert!(matches!(attr_of(&chain[0], ATTR_QUEUE_WAIT), Some(Value::F64(w)) if *w >= 0.0));
 }
 
 #[tokio::test]
