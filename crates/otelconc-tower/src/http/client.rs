@@ -280,14 +280,11 @@ fn request_attributes<B>(req: &http::Request<B>) -> (Cow<'static, str>, Vec<KeyV
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.parse::<http::uri::Authority>().ok())
     };
-    let (host, port) = match uri.host() {
-        Some(host) => (Some(host.to_owned()), uri.port_u16()),
-        None => match host_header() {
-            Some(a) => (Some(a.host().to_owned()), a.port_u16()),
-            None => (None, None),
-        },
+    let server = match uri.host() {
+        Some(host) => Some((host.to_owned(), uri.port_u16())),
+        None => host_header().map(|a| (a.host().to_owned(), a.port_u16())),
     };
-    if let Some(host) = host {
+    if let Some((host, port)) = server {
         attrs.push(KeyValue::new("server.address", host));
         let port = port.or(match uri.scheme_str() {
             Some("https") => Some(443),
