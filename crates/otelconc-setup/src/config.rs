@@ -358,11 +358,7 @@ pub(crate) fn resolve(
             let headers = parse_pairs(OTEL_EXPORTER_OTLP_HEADERS, &v)?;
             // The HTTP exporter silently drops a header it cannot send; refuse it here,
             // for every protocol, so it is named instead.
-            let sendable = |(k, v): &(String, String)| {
-                http::HeaderName::from_bytes(k.as_bytes()).is_ok()
-                    && http::HeaderValue::from_str(v).is_ok()
-            };
-            if !headers.iter().all(sendable) {
+            if header_map(&headers).is_none() {
                 return Err(invalid(
                     OTEL_EXPORTER_OTLP_HEADERS,
                     &v,
@@ -536,6 +532,19 @@ fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, S
     })
 }
 
+/// `headers` as HTTP headers (names lowercased), or `None` when a name or value is not
+/// one HTTP allows: what the HTTP exporter can send and gRPC metadata can carry.
+pub(crate) fn header_map(headers: &[(String, String)]) -> Option<http::HeaderMap> {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        map.append(
+            http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+            http::HeaderValue::from_str(v).ok()?,
+        );
+    }
+    Some(map)
+}
+
 /// Parses the W3C-baggage-like `key=value,key2=value2` list, percent-decoding both sides.
 fn parse_pairs(variable: &'static str, value: &str) -> Result<Vec<(String, String)>, SetupError> {
     const ACCEPTED: &str = "comma-separated key=value pairs, values percent-encoded (a=1,b=x%20y)";
@@ -586,5 +595,18 @@ mod tests {
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%2"), None);
         assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+    }
+
+    /// gRPC metadata takes the map as is, so its names must come out lowercased.
+    #[test]
+    fn header_map_lowercases_names_and_refuses_what_http_does_not_allow() {
+        let pair = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let map = header_map(&pair("X-Api-Key", "a b")).expect("valid");
+        assert_eq!(
+            map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-api-key"]
+        );
+        assert!(header_map(&pair("bad name", "v")).is_none());
+        assert!(header_map(&pair("k", "line\nbreak")).is_none());
     }
 }
