@@ -41,7 +41,8 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X
 /// current `tracing` span with otelconc's `tracing` feature), with the HTTP semantic
 /// conventions' attributes: `http.request.method` (`_OTHER` and
 /// `http.request.method_original` for a method outside the standard ones),
-/// `server.address`, `server.port`, `url.full` (user and password replaced with
+/// `server.address` and `server.port` (from the URI, or from the `Host` header when the
+/// URI is in origin form, `/path`), `url.full` (user and password replaced with
 /// `REDACTED`, as are the values of the query keys the conventions name), and, when the
 /// response headers arrive, `http.response.status_code`. A 4xx or 5xx response sets
 /// `error.type` to the status code and the span's status to Error; a transport error sets
