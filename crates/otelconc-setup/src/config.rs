@@ -473,26 +473,20 @@ fn signal_url(base: &str, protocol: Protocol, path: &str) -> String {
 
 fn check_url(variable: &'static str, value: &str) -> Result<String, SetupError> {
     let v = value.trim();
-    let rest = v
-        .strip_prefix("http://")
-        .or_else(|| v.strip_prefix("https://"));
-    match rest {
-        // The exporters parse it as a URI (gRPC) and as a URL (HTTP requests); one they
-        // would refuse, or fail every export on, is refused here, by name.
-        Some(rest)
-            if !rest.is_empty()
-                && !rest.starts_with('/')
-                && !rest.contains(' ')
-                && v.parse::<http::Uri>().is_ok()
-                && reqwest::Url::parse(v).is_ok() =>
-        {
-            Ok(v.to_owned())
-        }
-        _ => Err(invalid(
+    // The exporters parse it as a URI (gRPC) and as a URL (HTTP requests); one they
+    // would refuse, or fail every export on, is refused here, by name. The URI parse
+    // also refuses a missing host (`http://`, `http:///path`) and spaces.
+    if (v.starts_with("http://") || v.starts_with("https://"))
+        && v.parse::<http::Uri>().is_ok()
+        && reqwest::Url::parse(v).is_ok()
+    {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
             variable,
             value,
             "an http:// or https:// URL such as http://localhost:4318",
-        )),
+        ))
     }
 }
 
@@ -608,5 +602,30 @@ mod tests {
         );
         assert!(header_map(&pair("bad name", "v")).is_none());
         assert!(header_map(&pair("k", "line\nbreak")).is_none());
+    }
+
+    /// What the scheme check and the two parses refuse, and what they let through.
+    #[test]
+    fn check_url_takes_only_urls_both_exporters_can_use() {
+        for bad in [
+            "http://",
+            "https://",
+            "http:///v1",
+            "http://a b",
+            "http://h:4318/a b",
+            "http:// h",
+            "ftp://h",
+            "localhost:4318",
+            "http://h:port",
+        ] {
+            assert!(check_url("V", bad).is_err(), "{bad}");
+        }
+        for good in [
+            "http://localhost:4318",
+            " https://h/base?x=1 ",
+            "http://[::1]:4317",
+        ] {
+            assert_eq!(check_url("V", good).expect(good), good.trim());
+        }
     }
 }
