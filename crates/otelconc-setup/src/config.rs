@@ -358,11 +358,7 @@ pub(crate) fn resolve(
             let headers = parse_pairs(OTEL_EXPORTER_OTLP_HEADERS, &v)?;
             // The HTTP exporter silently drops a header it cannot send; refuse it here,
             // for every protocol, so it is named instead.
-            let sendable = |(k, v): &(String, String)| {
-                http::HeaderName::from_bytes(k.as_bytes()).is_ok()
-                    && http::HeaderValue::from_str(v).is_ok()
-            };
-            if !headers.iter().all(sendable) {
+            if header_map(&headers).is_none() {
                 return Err(invalid(
                     OTEL_EXPORTER_OTLP_HEADERS,
                     &v,
@@ -477,26 +473,20 @@ fn signal_url(base: &str, protocol: Protocol, path: &str) -> String {
 
 fn check_url(variable: &'static str, value: &str) -> Result<String, SetupError> {
     let v = value.trim();
-    let rest = v
-        .strip_prefix("http://")
-        .or_else(|| v.strip_prefix("https://"));
-    match rest {
-        // The exporters parse it as a URI (gRPC) and as a URL (HTTP requests); one they
-        // would refuse, or fail every export on, is refused here, by name.
-        Some(rest)
-            if !rest.is_empty()
-                && !rest.starts_with('/')
-                && !rest.contains(' ')
-                && v.parse::<http::Uri>().is_ok()
-                && reqwest::Url::parse(v).is_ok() =>
-        {
-            Ok(v.to_owned())
-        }
-        _ => Err(invalid(
+    // The exporters parse it as a URI (gRPC) and as a URL (HTTP requests); one they
+    // would refuse, or fail every export on, is refused here, by name. The URI parse
+    // also refuses a missing host (`http://`, `http:///path`) and spaces.
+    if (v.starts_with("http://") || v.starts_with("https://"))
+        && v.parse::<http::Uri>().is_ok()
+        && reqwest::Url::parse(v).is_ok()
+    {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
             variable,
             value,
             "an http:// or https:// URL such as http://localhost:4318",
-        )),
+        ))
     }
 }
 
@@ -534,6 +524,19 @@ fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, S
         "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(ratio()?),
         _ => return Err(invalid(OTEL_TRACES_SAMPLER, &name, Sampler::ACCEPTED)),
     })
+}
+
+/// `headers` as HTTP headers (names lowercased), or `None` when a name or value is not
+/// one HTTP allows: what the HTTP exporter can send and gRPC metadata can carry.
+pub(crate) fn header_map(headers: &[(String, String)]) -> Option<http::HeaderMap> {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        map.append(
+            http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+            http::HeaderValue::from_str(v).ok()?,
+        );
+    }
+    Some(map)
 }
 
 /// Parses the W3C-baggage-like `key=value,key2=value2` list, percent-decoding both sides.
@@ -586,5 +589,43 @@ mod tests {
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%2"), None);
         assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+    }
+
+    /// gRPC metadata takes the map as is, so its names must come out lowercased.
+    #[test]
+    fn header_map_lowercases_names_and_refuses_what_http_does_not_allow() {
+        let pair = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let map = header_map(&pair("X-Api-Key", "a b")).expect("valid");
+        assert_eq!(
+            map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-api-key"]
+        );
+        assert!(header_map(&pair("bad name", "v")).is_none());
+        assert!(header_map(&pair("k", "line\nbreak")).is_none());
+    }
+
+    /// What the scheme check and the two parses refuse, and what they let through.
+    #[test]
+    fn check_url_takes_only_urls_both_exporters_can_use() {
+        for bad in [
+            "http://",
+            "https://",
+            "http:///v1",
+            "http://a b",
+            "http://h:4318/a b",
+            "http:// h",
+            "ftp://h",
+            "localhost:4318",
+            "http://h:port",
+        ] {
+            assert!(check_url("V", bad).is_err(), "{bad}");
+        }
+        for good in [
+            "http://localhost:4318",
+            " https://h/base?x=1 ",
+            "http://[::1]:4317",
+        ] {
+            assert_eq!(check_url("V", good).expect(good), good.trim());
+        }
     }
 }

@@ -665,18 +665,16 @@ impl SetupBuilder {
 fn grpc_metadata(
     headers: &[(String, String)],
 ) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, SetupError> {
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        let bad = || SetupError::InvalidValue {
-            variable: OTEL_EXPORTER_OTLP_HEADERS,
-            value: format!("{k}={v}"),
-            accepted: "header names and values valid in HTTP/2 (gRPC metadata)".to_owned(),
-        };
-        let name =
-            http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|_| bad())?;
-        let value = http::HeaderValue::from_str(v).map_err(|_| bad())?;
-        map.append(name, value);
-    }
+    // `config::resolve` has refused headers HTTP does not allow; this only converts.
+    let map = config::header_map(headers).ok_or_else(|| SetupError::InvalidValue {
+        variable: OTEL_EXPORTER_OTLP_HEADERS,
+        value: headers
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        accepted: "header names and values valid in HTTP/2 (gRPC metadata)".to_owned(),
+    })?;
     Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
 }
 

@@ -192,18 +192,23 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         }
     }
     let selected = |name: &str| args.suites.is_empty() || args.suites.iter().any(|n| n == name);
+    let markdown_to_stdout = args
+        .markdown
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
     // A file that cannot be written is said now, not after the whole run.
-    if let Some(path) = args.markdown.as_deref().filter(|p| p.as_os_str() != "-") {
+    if let Some(path) = args.markdown.as_deref().filter(|_| !markdown_to_stdout) {
         check_writable(path)?;
     }
     // The queue suite's Redis: the one named, else a private server kept for the run.
     let mut own_redis = None;
     let redis_url = match (&args.redis, selected("queue")) {
-        (Some(url), true) => {
-            queue::check_url(url)?;
+        (Some(url), queue_selected) => {
+            if queue_selected {
+                queue::check_url(url)?;
+            }
             Some(url.clone())
         }
-        (Some(url), false) => Some(url.clone()),
         (None, true) => {
             let server = queue::RedisServer::start()?;
             let url = server.url().to_owned();
@@ -222,10 +227,6 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         redis_url,
     };
     let rounds = if args.quick { 3 } else { 5 };
-    let markdown_to_stdout = args
-        .markdown
-        .as_deref()
-        .is_some_and(|p| p.as_os_str() == "-");
     let mut reports = Vec::new();
     for suite in all.iter().filter(|s| selected(s.name)) {
         let mut report = markdown::SuiteReport {

@@ -41,7 +41,8 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X
 /// current `tracing` span with otelconc's `tracing` feature), with the HTTP semantic
 /// conventions' attributes: `http.request.method` (`_OTHER` and
 /// `http.request.method_original` for a method outside the standard ones),
-/// `server.address`, `server.port`, `url.full` (user and password replaced with
+/// `server.address` and `server.port` (from the URI, or from the `Host` header when the
+/// URI is in origin form, `/path`), `url.full` (user and password replaced with
 /// `REDACTED`, as are the values of the query keys the conventions name), and, when the
 /// response headers arrive, `http.response.status_code`. A 4xx or 5xx response sets
 /// `error.type` to the status code and the span's status to Error; a transport error sets
@@ -280,14 +281,11 @@ fn request_attributes<B>(req: &http::Request<B>) -> (Cow<'static, str>, Vec<KeyV
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.parse::<http::uri::Authority>().ok())
     };
-    let (host, port) = match uri.host() {
-        Some(host) => (Some(host.to_owned()), uri.port_u16()),
-        None => match host_header() {
-            Some(a) => (Some(a.host().to_owned()), a.port_u16()),
-            None => (None, None),
-        },
+    let server = match uri.host() {
+        Some(host) => Some((host.to_owned(), uri.port_u16())),
+        None => host_header().map(|a| (a.host().to_owned(), a.port_u16())),
     };
-    if let Some(host) = host {
+    if let Some((host, port)) = server {
         attrs.push(KeyValue::new("server.address", host));
         let port = port.or(match uri.scheme_str() {
             Some("https") => Some(443),
